@@ -1,0 +1,39 @@
+"""rectrain: train PaddleOCR text-recognition models locally or on Amazon SageMaker.
+
+The public Python API keeps the names users know; each is imported lazily so that
+``import rectrain`` and the CLI start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Dict
+
+__version__ = "0.1.0"
+
+_API: Dict[str, str] = {
+    "upload_recognition_data_to_s3": "rectrain.storage.api",
+    "download_recognition_data_from_s3": "rectrain.storage.api",
+    "sync_recognition_checkpoints_to_s3": "rectrain.checkpoints.api",
+    "download_recognition_checkpoints_from_s3": "rectrain.checkpoints.api",
+    "validate_recognition_annotation_format": "rectrain.data.validate",
+    "convert_detection_to_recognition_format": "rectrain.data.convert",
+    "create_recognition_training_config": "rectrain.config.build",
+    "start_recognition_training": "rectrain.training.runner",
+    "monitor_recognition_training_progress": "rectrain.monitor.follow",
+    "run_doctor": "rectrain.doctor",
+    "run_demo": "rectrain.demo",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rectrain' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list:
+    return __all__

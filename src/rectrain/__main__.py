@@ -1,0 +1,3 @@
+from rectrain.cli.main import run
+
+run()

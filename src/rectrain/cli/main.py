@@ -1,0 +1,81 @@
+"""The ``rectrain`` command: wiring only. Each command family lives in its own module with a
+``register(subparsers)`` function that adds its parser and sets ``func`` to a thin handler
+over the library (as accelerate's ``commands/``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import List, Optional
+
+from rectrain import __version__
+from rectrain.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, RectrainError
+from rectrain.logs import get_logger, setup_logging
+
+# Command-family modules under rectrain.cli, in the order they appear in --help.
+COMMAND_MODULES = [
+    "doctor",
+    "engine",
+    "demo",
+    "s3",
+    "data",
+    "config",
+    "train",
+    "monitor",
+    "ckpt",
+    "model",
+    "sagemaker",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rectrain",
+        description="Train PaddleOCR text-recognition models, locally or on Amazon SageMaker, "
+        "with S3 as the system of record.",
+    )
+    parser.add_argument("--version", action="version", version=f"rectrain {__version__}")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-format", default="human", choices=["human", "json"],
+                        help="human-readable logs (default) or one JSON object per line")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"rectrain.cli.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    log = get_logger("cli")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USER_ERROR
+    try:
+        result = args.func(args)
+    except RectrainError as exc:
+        log.error("error: %s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted. Fix: rerun the same command; finished work is kept.")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
+        log.error("internal error: %s: %s. Fix: rerun with --log-level debug and report it "
+                  "with the output.", type(exc).__name__, exc)
+        if args.log_level == "debug":
+            raise
+        return EXIT_INTERNAL_ERROR
+    return int(result or 0)
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
