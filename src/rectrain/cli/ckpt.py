@@ -1,0 +1,7 @@
+"""CLI wiring for `rectrain ckpt` (placeholder until its issue lands)."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:  # noqa: ANN001
+    pass

@@ -1,0 +1,47 @@
+"""Atomic file writes: nothing half-written is ever left where a rerun would trust it."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Iterator, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@contextmanager
+def atomic_open(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO[Any]]:
+    """Write to a temporary file beside ``path`` and rename it over ``path`` on success."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=str(target.parent))
+    try:
+        if "b" in mode:
+            fh = os.fdopen(fd, mode)
+        else:
+            fh = os.fdopen(fd, mode, encoding=encoding, newline="")
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_text_atomic(path: PathLike, text: str) -> None:
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+def write_json_atomic(path: PathLike, data: Any) -> None:
+    with atomic_open(path, "w") as fh:
+        json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=False)
+        fh.write("\n")
