@@ -1,7 +1,23 @@
-"""CLI wiring for `rectrain demo` (placeholder until its issue lands)."""
+"""CLI wiring for ``rectrain demo``."""
 
 from __future__ import annotations
 
+from rectrain.demo import run_demo
+
 
 def register(sub) -> None:  # noqa: ANN001
-    pass
+    p = sub.add_parser("demo", help="run the whole loop on the CPU against an embedded S3 (~10 min)")
+    p.add_argument("--workdir", default="rectrain-demo", help="where everything goes (default ./rectrain-demo)")
+    p.add_argument("--minutes", type=float, default=10.0, help="time budget in minutes (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--endpoint-url", help="use this S3 endpoint instead of the embedded one")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the previous demo training instead of starting clean")
+    p.set_defaults(func=_demo)
+
+
+def _demo(args) -> int:  # noqa: ANN001
+    display = "json" if args.log_format == "json" else "rich"
+    run_demo(args.workdir, args.minutes, seed=args.seed, endpoint_url=args.endpoint_url,
+             resume=args.resume, display=display)
+    return 0

@@ -1,0 +1,214 @@
+"""``rectrain demo``: the whole recognition-training loop, for real, on embedded defaults.
+
+synthesize Thai words -> S3 (embedded SeaweedFS or the configured endpoint) -> download and
+validate -> config from the ``crnn-mv3`` preset -> CPU training with checkpoints synced to S3
+-> export with the engine's exporter -> evaluate the exported model on held-out words ->
+``report.json`` and ``curves.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from rectrain.errors import DataError, UserError
+from rectrain.fsutil import write_json_atomic, write_text_atomic
+from rectrain.logs import get_logger
+
+log = get_logger("demo")
+
+DEMO_BUCKET = "rectrain-demo"
+DEMO_PREFIX = "demo"
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Sizes chosen so that 2 CPU cores learn visibly within the budget."""
+
+    vocabulary_size: int = 20  # the most frequent Thai characters among short corpus words
+    min_len: int = 2
+    max_len: int = 5
+    val_words: int = 150
+    train_images: int = 3000
+    batch_size: int = 32
+    lr: float = 0.003
+    image_height: int = 32
+
+
+def choose_words(plan: DemoPlan, seed: int) -> Tuple[List[str], List[str], List[str]]:
+    """Train words, held-out words (disjoint) and the character set, from pythainlp's corpus."""
+    from rectrain.data.synth import thai_words
+
+    words = [w for w in thai_words() if plan.min_len <= len(w) <= plan.max_len
+             and all("\u0e01" <= c <= "\u0e5b" for c in w)]
+    counts = Counter(c for w in words for c in w)
+    charset = sorted(c for c, _ in counts.most_common(plan.vocabulary_size))
+    allowed = set(charset)
+    words = sorted({w for w in words if set(w) <= allowed})
+    random.Random(seed).shuffle(words)
+    if len(words) < plan.val_words * 3:
+        raise DataError(f"the word corpus yields only {len(words)} usable words",
+                        "reinstall pythainlp (pip install pythainlp) and rerun.")
+    return words[plan.val_words:], words[:plan.val_words], charset
+
+
+def _reset(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int = 0,
+             endpoint_url: Optional[str] = None, resume: bool = False,
+             plan: Optional[DemoPlan] = None, display: str = "rich") -> Dict[str, object]:
+    """Run the demo; returns the report (also written to ``workdir/report.json``)."""
+    from rectrain.config.build import create_recognition_training_config
+    from rectrain.data.dictionary import check_dictionary
+    from rectrain.data.synth import synthesize
+    from rectrain.data.validate import validate_recognition_annotation_format
+    from rectrain.engine import find_engine
+    from rectrain.model.evaluate import evaluate_model
+    from rectrain.model.export import export_model
+    from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
+    from rectrain.storage.server import start_embedded
+    from rectrain.storage.transfer import delete_prefix, list_objects
+    from rectrain.training.runner import start_recognition_training
+
+    plan = plan or DemoPlan()
+    started = time.monotonic()
+    work = Path(workdir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    engine = find_engine()
+    budget_s = minutes * 60.0
+
+    with ExitStack() as stack:
+        # a. synthetic dataset, with held-out words never seen in training
+        source = work / "source"
+        dataset_stamp = source / "dataset.json"
+        if not dataset_stamp.is_file():
+            _reset(source)
+            train_words, val_words, charset = choose_words(plan, seed)
+            log.info("[1/7] synthesizing %d training images of %d words and %d held-out words "
+                     "(%d characters)", plan.train_images, len(train_words), len(val_words), len(charset))
+            synthesize(train_words, source / "train", plan.train_images, seed=seed,
+                       height=plan.image_height, effects="light")
+            synthesize(val_words, source / "val", len(val_words), seed=seed + 1,
+                       height=plan.image_height, effects="light")
+            write_text_atomic(source / "dict.txt", "\n".join(charset) + "\n")
+            write_json_atomic(dataset_stamp, {"seed": seed, "train_words": len(train_words),
+                                              "val_words": len(val_words), "charset": charset})
+        else:
+            log.info("[1/7] reusing the synthetic dataset in %s", source)
+
+        # b. S3: the configured endpoint, or an embedded SeaweedFS on loopback
+        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            log.info("[2/7] using the configured S3 endpoint %s", endpoint)
+        else:
+            server = stack.enter_context(start_embedded(work / "s3"))
+            endpoint = server.endpoint_url
+            for key, value in server.env.items():
+                os.environ[key] = value
+            log.info("[2/7] started the embedded S3 (SeaweedFS) at %s", endpoint)
+        from rectrain.storage.s3 import make_client
+
+        client = make_client(endpoint)
+        try:
+            client.head_bucket(Bucket=DEMO_BUCKET)
+        except Exception:  # noqa: BLE001 - create it when it is not there
+            client.create_bucket(Bucket=DEMO_BUCKET)
+        data_uri = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}/dataset"
+        ckpt_uri = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}/checkpoints"
+        upload_recognition_data_to_s3(str(source), data_uri, endpoint_url=endpoint)
+        log.info("      uploaded the dataset to %s", data_uri)
+
+        # c. download and validate, as a training job would
+        data = work / "data"
+        download_recognition_data_from_s3(data_uri, str(data), endpoint_url=endpoint)
+        dict_path = data / "dict.txt"
+        bad_dict = [f for f in check_dictionary(str(dict_path)) if f.severity == "error"]
+        if bad_dict:
+            raise DataError(bad_dict[0].message, bad_dict[0].fix, path=str(dict_path), line=bad_dict[0].line)
+        for split in ("train", "val"):
+            report = validate_recognition_annotation_format(
+                [str(data / split / "labels.txt")], dict_path=str(dict_path), progress=False)
+            if report.errors:
+                raise DataError(f"{report.errors} error(s) in the downloaded {split} set",
+                                f"run `rectrain data validate {data / split / 'labels.txt'} --dict "
+                                f"{dict_path}` for details.")
+            log.info("[3/7] validated %s: %d samples, %d images, 0 errors", split, report.samples,
+                     report.images_checked)
+
+        # d. training config from the CRNN preset with the dataset's own dictionary
+        run_dir = work / "run"
+        if not resume:
+            _reset(run_dir)
+            delete_prefix(ckpt_uri, endpoint_url=endpoint)
+        train_budget_s = max(60.0, budget_s - (time.monotonic() - started) - 90.0)
+        epochs = _epochs_for_budget(train_budget_s, plan)
+        built = create_recognition_training_config(
+            "crnn-mv3", [str(data / "train" / "labels.txt")], [str(data / "val" / "labels.txt")],
+            str(dict_path), str(work / "config.yml"), epochs=epochs, lr=plan.lr,
+            batch_size=plan.batch_size, device="cpu")
+        log.info("[4/7] built %s from the crnn-mv3 preset (%d epochs)", built.path, epochs)
+
+        # e./f. train on the CPU; checkpoints go to S3 as they appear
+        log.info("[5/7] training on the CPU for about %.0f minutes", train_budget_s / 60)
+        t0 = time.monotonic()
+        result = start_recognition_training(
+            str(built.path), str(run_dir), device="cpu", checkpoint_s3=ckpt_uri,
+            endpoint_url=endpoint, resume=resume, display=display,
+            max_seconds=train_budget_s)
+        train_seconds = time.monotonic() - t0
+
+        # g. export with the engine's exporter, evaluate the exported model on held-out words
+        model_dir = work / "model"
+        export_model(str(run_dir), out_dir=str(model_dir))
+        log.info("[6/7] exported the inference model to %s", model_dir)
+        evaluation = evaluate_model(str(model_dir), str(data / "val" / "labels.txt"),
+                                    json_out=str(work / "evaluation.json"),
+                                    grid_png=str(work / "worst.png"))
+        keys = sorted(o.key for o in list_objects(ckpt_uri, endpoint_url=endpoint))
+
+    # h. the report
+    curves = run_dir / "curves.png"
+    if curves.is_file():
+        shutil.copyfile(curves, work / "curves.png")
+    report_data: Dict[str, object] = {
+        "word_accuracy": evaluation.word_accuracy,
+        "cer": evaluation.cer,
+        "norm_edit_dis": evaluation.norm_edit_dis,
+        "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.monotonic() - started, 1),
+        "samples_train": plan.train_images,
+        "samples_val": evaluation.samples,
+        "global_step": result.global_step,
+        "epochs": epochs,
+        "s3_endpoint": endpoint,
+        "s3_checkpoint_keys": keys,
+        "engine": {"kind": engine.kind, "version": engine.version},
+        "model_dir": str(model_dir),
+        "curves_png": str(work / "curves.png"),
+    }
+    write_json_atomic(work / "report.json", report_data)
+    log.info("[7/7] held-out word accuracy %.1f%%, CER %.3f (exported model, %d unseen words)",
+             100 * evaluation.word_accuracy, evaluation.cer, evaluation.samples)
+    log.info("      report: %s", work / "report.json")
+    log.info("      curves: %s", work / "curves.png")
+    return report_data
+
+
+def _epochs_for_budget(seconds: float, plan: DemoPlan, samples_per_second: float = 45.0) -> int:
+    """Epochs that fit the budget at a conservative 2-core CPU speed; the runner also stops
+    at the time limit, so a slower machine still ends on time."""
+    epochs = int(seconds * samples_per_second / plan.train_images)
+    if epochs < 1:
+        raise UserError(f"a {seconds:.0f}-second training budget is too short for the demo",
+                        "pass --minutes 5 or more.")
+    return epochs

@@ -1,0 +1,85 @@
+"""The CLI itself: help for every family, doctor and engine info answering truthfully,
+user errors as one line and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rectrain.cli.main import COMMAND_MODULES, main
+
+
+def run_cli(*args: str, env=None) -> subprocess.CompletedProcess:  # noqa: ANN001
+    return subprocess.run([sys.executable, "-m", "rectrain", *args], capture_output=True,
+                          text=True, timeout=300, env=env)
+
+
+def test_help_lists_every_family(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for name in ("doctor", "engine", "demo", "s3", "data", "config", "train"):
+        assert name in out
+    assert len(COMMAND_MODULES) == len(set(COMMAND_MODULES))
+
+
+def test_engine_info_json() -> None:
+    proc = run_cli("engine", "info", "--json")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["kind"] == "unstructured-paddleocr"
+    assert info["version"] == "2.10.0"
+    assert info["paddle"].startswith("3.")
+
+
+def test_engine_info_bad_dir_is_one_line_user_error(tmp_path) -> None:  # noqa: ANN001
+    proc = run_cli("engine", "info", "--paddleocr-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "not a PaddleOCR training engine" in proc.stderr and "Fix:" in proc.stderr
+
+
+def test_doctor_is_truthful_about_this_machine() -> None:
+    from rectrain.gpu import paddle_build, query_gpus
+
+    proc = run_cli("doctor", "--json", "--device", "cpu")
+    report = json.loads(proc.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    build = paddle_build()
+    assert checks["paddle"]["detail"].startswith(build.version)
+    assert ("CUDA build" in checks["paddle"]["detail"]) == build.cuda_build
+    has_gpu = bool(query_gpus().gpus)
+    assert (checks["gpu"]["status"] == "ok") == has_gpu
+    assert checks["engine"]["status"] == "ok"
+    assert proc.returncode == (0 if report["ok"] else 1)
+    if not has_gpu:
+        gpu_proc = run_cli("doctor", "--json")  # default: planning GPU training
+        assert gpu_proc.returncode == 1
+        assert json.loads(gpu_proc.stdout)["ok"] is False
+
+
+def test_doctor_reports_unreachable_s3(tmp_path) -> None:  # noqa: ANN001
+    import os
+
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y", AWS_DEFAULT_REGION="us-east-1")
+    proc = run_cli("doctor", "--json", "--device", "cpu", "--endpoint-url", "http://127.0.0.1:9", env=env)
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["s3"]["status"] == "fail"
+    assert "unreachable" in checks["s3"]["detail"]
+    assert proc.returncode == 1
+
+
+@pytest.mark.gpu
+def test_doctor_sees_the_gpu() -> None:
+    from rectrain.gpu import query_gpus
+
+    if not query_gpus().gpus:
+        pytest.skip("no NVIDIA GPU on this machine")
+    proc = run_cli("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    assert checks["gpu"]["status"] == "ok"
+    assert "MiB" in checks["gpu"]["detail"]
