@@ -1,0 +1,205 @@
+"""Config structure checks: PaddleOCR 1.x configs, and module names/parameters that the
+selected engine does not know (read from the engine by :mod:`rectrain.config.knowledge`)."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Dict, Iterable, List, Optional
+
+from rectrain.config.knowledge import EngineKnowledge
+from rectrain.errors import ConfigError
+
+V2_FIX = ("start from a PaddleOCR 2.x config: a preset (`rectrain config presets`, e.g. --base "
+          "crnn-mv3) or a configs/rec/*.yml from PaddleOCR 2.x/3.x.")
+
+
+def refuse_v1(config: Dict[str, Any], source: str) -> None:
+    """PaddleOCR 1.x configs name classes as ``function: module,Class`` and read data through
+    ``reader_yml``; a 2.x engine cannot run them and they cannot be converted faithfully."""
+    hits: List[str] = []
+    for section, value in config.items():
+        if isinstance(value, dict) and "function" in value:
+            hits.append(f"{section}.function: {value['function']}")
+    glob: Dict[str, Any] = config["Global"] if isinstance(config.get("Global"), dict) else {}
+    for key in ("reader_yml", "train_batch_size_per_card", "loss_type", "pretrain_weights"):
+        if key in glob:
+            hits.append(f"Global.{key}")
+    if hits:
+        raise ConfigError(
+            f"{source} is a PaddleOCR 1.x config ({'; '.join(hits[:3])}); the 2.x training "
+            "engine cannot run 1.x configs (2.x names modules with Architecture.algorithm and "
+            "Backbone/Neck/Head 'name', and data with Train/Eval sections).", V2_FIX)
+
+
+def require_sections(config: Dict[str, Any], source: str) -> None:
+    missing = [s for s in ("Global", "Architecture", "Loss", "Optimizer", "PostProcess",
+                           "Metric", "Train", "Eval") if not isinstance(config.get(s), dict)]
+    if missing:
+        raise ConfigError(f"{source}: missing section(s) {', '.join(missing)}; a PaddleOCR "
+                          "recognition training config needs Global, Architecture, Loss, "
+                          "Optimizer, PostProcess, Metric, Train and Eval.", V2_FIX)
+    arch = config["Architecture"]
+    mtype = arch.get("model_type")
+    if mtype != "rec":
+        raise ConfigError(
+            f"{source}: Architecture.model_type is {mtype!r}; rectrain trains text recognition "
+            "(model_type: rec) only.", "use a recognition config (configs/rec/*.yml) or a preset.")
+    for mode in ("Train", "Eval"):
+        sec = config[mode]
+        if not isinstance(sec.get("dataset"), dict) or not isinstance(sec.get("loader"), dict):
+            raise ConfigError(f"{source}: {mode} needs 'dataset' and 'loader' mappings.",
+                              f"add {mode}.dataset (name, transforms) and {mode}.loader "
+                              "(batch_size_per_card, shuffle, drop_last, num_workers).")
+
+
+def _unknown(field: str, kind: str, name: Any, known: Iterable[str], engine: str) -> ConfigError:
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    shown = ", ".join(known) if len(known) <= 40 else ", ".join(known[:40]) + ", ..."
+    return ConfigError(
+        f"{field}: {kind} {name!r} is not known to the selected engine ({engine}); it knows: "
+        f"{shown}.",
+        f"{hint}use a {kind} this engine has, or select an engine that has {name!r} "
+        "(--paddleocr-dir / PADDLEOCR_HOME pointing at a PaddleOCR checkout).")
+
+
+def _check_params(k: EngineKnowledge, kind: str, name: str, params: Dict[str, Any],
+                  field: str) -> None:
+    info = k.classes.get((kind, name))
+    if info is None or info.params is None or info.var_kw:
+        return
+    extra = [p for p in params if p not in info.params]
+    if extra:
+        raise ConfigError(
+            f"{field}.{extra[0]}: the selected engine's {name} ({k.engine_name}, module "
+            f"{info.module.lstrip('.')}) takes no {extra[0]!r} parameter (it takes: "
+            f"{', '.join(info.params) or 'none'}); this config was written for another "
+            f"PaddleOCR version whose {name} differs.",
+            f"use a base this engine can run (see `rectrain config presets`), or select an engine "
+            f"whose {name} accepts {extra[0]!r} (--paddleocr-dir / PADDLEOCR_HOME pointing at a "
+            "newer PaddleOCR checkout).")
+
+
+def _name_of(section: Any) -> Optional[str]:
+    if isinstance(section, dict):
+        name = section.get("name")
+        return None if name is None else str(name)
+    return None
+
+
+def _check_model(k: EngineKnowledge, arch: Dict[str, Any], prefix: str) -> None:
+    algo = arch.get("algorithm")
+    if algo is None:
+        raise ConfigError(f"{prefix}.algorithm is missing.",
+                          "set it (e.g. CRNN, SVTR, SVTR_LCNet) as in the official configs.")
+    if k.algorithms and algo not in k.algorithms:
+        raise _unknown(f"{prefix}.algorithm", "algorithm", algo, k.algorithms, k.engine_name)
+    if algo == "Distillation":
+        models = arch.get("Models") or {}
+        for key, sub in models.items():
+            if isinstance(sub, dict):
+                _check_model(k, sub, f"{prefix}.Models.{key}")
+        return
+    for part, kind, known in (("Transform", "transform", k.transforms),
+                              ("Backbone", "backbone", k.backbones),
+                              ("Neck", "neck", k.necks), ("Head", "head", k.heads)):
+        sec = arch.get(part)
+        name = _name_of(sec)
+        if name is None:
+            if part in ("Backbone", "Head") and not sec:
+                raise ConfigError(f"{prefix}.{part}.name is missing.",
+                                  f"name the {kind}, e.g. as in the official configs.")
+            continue
+        assert isinstance(sec, dict)
+        if known and name not in known:
+            raise _unknown(f"{prefix}.{part}.name", kind, name, known, k.engine_name)
+        params = {key: v for key, v in sec.items() if key != "name"}
+        _check_params(k, kind, name, params, f"{prefix}.{part}")
+        if kind == "neck" and name == "SequenceEncoder":
+            enc = sec.get("encoder_type")
+            if k.sequence_encoders and enc not in k.sequence_encoders:
+                raise _unknown(f"{prefix}.Neck.encoder_type", "sequence encoder", enc,
+                               k.sequence_encoders, k.engine_name)
+        if kind == "head" and name == "MultiHead":
+            for i, entry in enumerate(sec.get("head_list") or []):
+                if not isinstance(entry, dict) or len(entry) != 1:
+                    raise ConfigError(f"{prefix}.Head.head_list[{i}] must be a one-key mapping "
+                                      "such as 'CTCHead: {...}'.", "fix that entry.")
+                sub = next(iter(entry))
+                if k.multi_head_parts and sub not in k.multi_head_parts:
+                    raise _unknown(f"{prefix}.Head.head_list[{i}]", "MultiHead part", sub,
+                                   k.multi_head_parts, k.engine_name)
+                neck = (entry[sub] or {}).get("Neck") if isinstance(entry[sub], dict) else None
+                enc = _name_of(neck)
+                if enc is not None and k.sequence_encoders and enc not in k.sequence_encoders:
+                    raise _unknown(f"{prefix}.Head.head_list[{i}].{sub}.Neck.name",
+                                   "sequence encoder", enc, k.sequence_encoders, k.engine_name)
+
+
+def check_modules(config: Dict[str, Any], k: EngineKnowledge, datasets: bool = True) -> None:
+    """Every algorithm, module, loss, transform, dataset, sampler, post-process, metric and
+    optimizer the config names must exist in the selected engine."""
+    _check_model(k, config["Architecture"], "Architecture")
+
+    loss = config["Loss"]
+    name = _name_of(loss)
+    if name is None:
+        raise ConfigError("Loss.name is missing.", "name the loss, e.g. CTCLoss.")
+    if k.losses and name not in k.losses:
+        raise _unknown("Loss.name", "loss", name, k.losses, k.engine_name)
+    for i, entry in enumerate(loss.get("loss_config_list") or []):
+        sub = next(iter(entry)) if isinstance(entry, dict) and entry else entry
+        if k.loss_parts and sub not in k.loss_parts:
+            raise _unknown(f"Loss.loss_config_list[{i}]", "loss", sub, k.loss_parts,
+                           k.engine_name)
+
+    for section, kind, known in (("PostProcess", "post-process", k.postprocess),
+                                 ("Metric", "metric", k.metrics)):
+        name = _name_of(config[section])
+        if name is None:
+            raise ConfigError(f"{section}.name is missing.", "set it as in the official configs.")
+        if known and name not in known and name != "None":
+            raise _unknown(f"{section}.name", kind, name, known, k.engine_name)
+
+    opt = config["Optimizer"]
+    name = _name_of(opt)
+    if k.optimizers and name not in k.optimizers:
+        raise _unknown("Optimizer.name", "optimizer", name, k.optimizers, k.engine_name)
+    lr = opt.get("lr")
+    if isinstance(lr, dict):
+        lr_name = lr.get("name", "Const")
+        if k.lr_schedulers and lr_name not in k.lr_schedulers:
+            raise _unknown("Optimizer.lr.name", "learning-rate schedule", lr_name,
+                           k.lr_schedulers, k.engine_name)
+    reg = opt.get("regularizer")
+    if isinstance(reg, dict) and reg.get("name") is not None and k.regularizers:
+        rname = str(reg["name"])
+        if rname not in k.regularizers and rname + "Decay" not in k.regularizers:
+            raise _unknown("Optimizer.regularizer.name", "regularizer", rname,
+                           {r[:-5] if r.endswith("Decay") else r for r in k.regularizers},
+                           k.engine_name)
+
+    for mode in ("Train", "Eval"):
+        ds = config[mode]["dataset"]
+        name = _name_of(ds)
+        if datasets and k.datasets and name not in k.datasets:
+            raise _unknown(f"{mode}.dataset.name", "dataset", name, k.datasets, k.engine_name)
+        transforms = ds.get("transforms")
+        if not isinstance(transforms, list) or not transforms:
+            raise ConfigError(f"{mode}.dataset.transforms must be a non-empty list of "
+                              "operators.", "copy the transforms of an official config.")
+        for i, op in enumerate(transforms):
+            if not isinstance(op, dict) or len(op) != 1:
+                raise ConfigError(f"{mode}.dataset.transforms[{i}] must be a one-key mapping "
+                                  "such as 'DecodeImage: {img_mode: BGR}'.", "fix that entry.")
+            op_name = next(iter(op))
+            if k.data_ops and op_name not in k.data_ops:
+                raise _unknown(f"{mode}.dataset.transforms[{i}]", "data operator", op_name,
+                               {n for n in k.data_ops if n[:1].isupper()}, k.engine_name)
+        sampler = config[mode].get("sampler")
+        if isinstance(sampler, dict):
+            sname = _name_of(sampler)
+            if k.samplers and sname not in k.samplers:
+                raise _unknown(f"{mode}.sampler.name", "sampler", sname, k.samplers,
+                               k.engine_name)

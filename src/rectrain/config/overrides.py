@@ -1,0 +1,50 @@
+"""``--set Section.key=value`` overrides (values parsed as YAML, as the engine's ``-o`` does)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+import yaml
+
+from rectrain.config.edit import Key, format_path, get_path
+from rectrain.errors import ConfigError
+
+Override = Tuple[Tuple[Key, ...], Any]
+
+
+def parse_overrides(items: Sequence[str], config: Dict[str, Any]) -> List[Override]:
+    out: List[Override] = []
+    for item in items:
+        text = str(item)
+        if "=" not in text:
+            raise ConfigError(f"--set {text!r}: expected Section.key=value.",
+                              "write e.g. --set Global.save_epoch_step=5.")
+        key, raw = text.split("=", 1)
+        parts: List[Key] = []
+        for part in key.strip().split("."):
+            if not part:
+                raise ConfigError(f"--set {text!r}: empty name in {key!r}.",
+                                  "write e.g. --set Train.loader.num_workers=2.")
+            parts.append(int(part) if part.lstrip("-").isdigit() else part)
+        if len(parts) < 2:
+            raise ConfigError(f"--set {text!r}: name a field inside a section "
+                              "(Section.key=value).", "write e.g. --set Global.epoch_num=10.")
+        section = parts[0]
+        if section not in config:
+            raise ConfigError(
+                f"--set {text!r}: {section!r} is not a section of this config (sections: "
+                f"{', '.join(str(s) for s in config)}).",
+                "use one of those sections; names are case-sensitive (Global, not global).")
+        parent = get_path(config, parts[:-1], None)
+        if not isinstance(parent, (dict, list)):
+            raise ConfigError(
+                f"--set {text!r}: {format_path(parts[:-1])} does not exist in this config.",
+                "set an existing field or a new key of an existing section; list items are "
+                "addressed by index (Train.dataset.transforms.2.RecResizeImg.image_shape=...).")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc}).",
+                              "quote strings and write lists as [a, b].") from None
+        out.append((tuple(parts), value))
+    return out
