@@ -1,7 +1,239 @@
-"""CLI wiring for `rectrain sagemaker` (placeholder until its issue lands)."""
+"""CLI wiring for ``rectrain sagemaker``: launch, status, logs, stop, download, image,
+entrypoint (the container's command), run-local."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from typing import Any, Dict
+
+from rectrain.errors import EXIT_OK
+
 
 def register(sub) -> None:  # noqa: ANN001
-    pass
+    p = sub.add_parser("sagemaker", help="train on Amazon SageMaker: launch, follow, the container",
+                       description="Train on Amazon SageMaker (boto3 create_training_job). "
+                       "See docs/sagemaker.md.")
+    s = p.add_subparsers(dest="sagemaker_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    launch = s.add_parser("launch", help="start a training job (--dry-run: print the request only)")
+    _job_flags(launch)
+    launch.add_argument("--dry-run", action="store_true",
+                        help="print the exact CreateTrainingJob request as JSON on stdout; send nothing")
+    launch.add_argument("--no-preflight", action="store_true",
+                        help="do not check that the S3 input prefixes hold data before launching")
+    launch.set_defaults(func=_launch)
+
+    status = s.add_parser("status", help="job status, status history, metrics, cost estimate")
+    status.add_argument("job")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    _aws_flags(status)
+    status.set_defaults(func=_status)
+
+    logs = s.add_parser("logs", help="CloudWatch logs of every host of the job")
+    logs.add_argument("job")
+    logs.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
+    logs.add_argument("--poll", type=float, default=10.0, help="seconds between polls with --follow")
+    _aws_flags(logs)
+    logs.set_defaults(func=_logs)
+
+    stop = s.add_parser("stop", help="stop a job (the container saves a checkpoint first)")
+    stop.add_argument("job")
+    _aws_flags(stop)
+    stop.set_defaults(func=_stop)
+
+    dl = s.add_parser("download", help="download model.tar.gz (unpacked) and, optionally, checkpoints")
+    dl.add_argument("job")
+    dl.add_argument("--out", "-o", default=None, help="folder (default: ./<job>)")
+    dl.add_argument("--checkpoints", action="store_true", help="also download the checkpoint prefix")
+    dl.add_argument("--no-extract", action="store_true", help="keep model.tar.gz packed")
+    _aws_flags(dl)
+    dl.set_defaults(func=_download)
+
+    image = s.add_parser("image", help="print (or run) the ECR build and push commands")
+    image.add_argument("--repository", default="rectrain")
+    image.add_argument("--tag", default=None, help="image tag (default: the rectrain version)")
+    image.add_argument("--account", default=None, help="AWS account id (default: from STS)")
+    image.add_argument("--region", default=None)
+    image.add_argument("--context", default=None, help="docker build context (the repository root)")
+    image.add_argument("--build", action="store_true", help="run docker build")
+    image.add_argument("--push", action="store_true", help="log in to ECR and push")
+    image.set_defaults(func=_image)
+
+    for name in ("entrypoint", "train"):
+        ep = s.add_parser(name, help="the training container's command (SageMaker contract)"
+                          if name == "entrypoint" else "same as entrypoint")
+        ep.add_argument("mode", nargs="?", default="train", choices=["train"],
+                        help="SageMaker passes 'train'")
+        ep.add_argument("--ml-root", default=None,
+                        help="the /opt/ml folder (default: $RECTRAIN_ML_ROOT or /opt/ml)")
+        ep.add_argument("--paddleocr-dir", default=None)
+        ep.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
+        ep.set_defaults(func=_entrypoint)
+
+    local = s.add_parser("run-local", help="run the job's container contract on this machine (CPU)")
+    _job_flags(local)
+    local.add_argument("--interrupt-after", action="append", default=None, metavar="SECONDS",
+                       help="simulate a spot interruption SECONDS after a start: SIGTERM, then a "
+                       "restart from the checkpoints in S3. Repeat it (or give 30,30) to interrupt "
+                       "several starts")
+    local.add_argument("--work-dir", default=None, help="keep the emulated /opt/ml tree here")
+    local.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")
+    local.set_defaults(func=_run_local)
+
+
+def _aws_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--region", default=None)
+    p.add_argument("--profile", default=None)
+
+
+def _job_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--job-config", default=None, help="job.yaml with every option (flags win)")
+    p.add_argument("--name", default=None, help="job name prefix (a timestamp is appended)")
+    p.add_argument("--role", default=None, help="IAM role ARN for the job")
+    p.add_argument("--image", default=None, help="ECR image URI")
+    p.add_argument("--instance-type", default=None)
+    p.add_argument("--instance-count", type=int, default=None)
+    p.add_argument("--volume-gb", type=int, default=None)
+    p.add_argument("--train", default=None, help="s3:// prefix of the training set")
+    p.add_argument("--val", default=None, help="s3:// prefix of the validation set")
+    p.add_argument("--checkpoint-s3", default=None, help="s3:// prefix for checkpoints (spot resume)")
+    p.add_argument("--output", default=None, help="s3:// prefix for model.tar.gz")
+    p.add_argument("--spot", dest="spot", action="store_true", default=None, help="managed spot training")
+    p.add_argument("--on-demand", dest="spot", action="store_false", help="no spot (overrides spot: true)")
+    p.add_argument("--max-run", default=None, help="max training time: 12h, 90m, seconds")
+    p.add_argument("--max-wait", default=None, help="spot: max total time incl. waiting (> --max-run)")
+    p.add_argument("--preset", default=None, help="training preset (rectrain config presets)")
+    p.add_argument("--base-config", default=None, help="or a base config file in the config channel")
+    p.add_argument("--dict", default=None, help="dictionary file name in the train channel")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--pretrained", default=None, help="s3:// prefix of .pdparams weights")
+    p.add_argument("--region", default=None)
+    p.add_argument("--profile", default=None)
+    p.add_argument("--endpoint-url", default=None, help="S3 endpoint (a local S3 server)")
+
+
+def _job(args: argparse.Namespace) -> Any:
+    from rectrain.sagemaker.jobconfig import JobConfig, load_job_config, merge_overrides
+
+    job = load_job_config(args.job_config) if args.job_config else JobConfig()
+    overrides: Dict[str, Any] = {
+        "name": args.name, "role": args.role, "image": args.image,
+        "instance_type": args.instance_type, "instance_count": args.instance_count,
+        "volume_gb": args.volume_gb, "train": args.train, "val": args.val,
+        "checkpoint_s3": args.checkpoint_s3, "output": args.output, "spot": args.spot,
+        "max_run": args.max_run, "max_wait": args.max_wait, "region": args.region,
+        "profile": args.profile, "endpoint_url": args.endpoint_url,
+        "training.preset": args.preset, "training.base_config": args.base_config,
+        "training.dict": args.dict, "training.epochs": args.epochs, "training.lr": args.lr,
+        "training.batch_size": args.batch_size, "training.pretrained": args.pretrained,
+    }
+    return merge_overrides(job, overrides)
+
+
+def _launch(args: argparse.Namespace) -> int:
+    from rectrain.sagemaker.launch import launch_training_job
+    from rectrain.sagemaker.request import request_json
+
+    job = _job(args)
+    result = launch_training_job(job, dry_run=args.dry_run, preflight=not args.no_preflight)
+    if args.dry_run:
+        sys.stdout.write(request_json(result.request) + "\n")
+        return EXIT_OK
+    print(f"started {result.job_name}")
+    print(f"  arn: {result.arn}")
+    print(f"  follow: rectrain sagemaker logs {result.job_name} --follow")
+    return EXIT_OK
+
+
+def _clients(args: argparse.Namespace, *services: str) -> Any:
+    from rectrain.sagemaker import aws
+
+    return [aws.client(s, args.region, args.profile) for s in services]
+
+
+def _status(args: argparse.Namespace) -> int:
+    from rectrain.sagemaker.follow import describe_job, format_status
+
+    (sm,) = _clients(args, "sagemaker")
+    status = describe_job(args.job, sm)
+    if args.json:
+        print(json.dumps(status.as_dict(), indent=2, default=str))
+    else:
+        print(format_status(status))
+    return EXIT_OK
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from rectrain.sagemaker.follow import follow_job
+
+    sm, logs = _clients(args, "sagemaker", "logs")
+    status = follow_job(args.job, sagemaker_client=sm, logs_client=logs, follow=args.follow,
+                        poll_seconds=args.poll)
+    return status.exit_code if args.follow else EXIT_OK
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from rectrain.sagemaker.follow import stop_job
+
+    (sm,) = _clients(args, "sagemaker")
+    stop_job(args.job, sm)
+    print(f"stopping {args.job}: the container gets SIGTERM and saves its checkpoint")
+    return EXIT_OK
+
+
+def _download(args: argparse.Namespace) -> int:
+    from rectrain.sagemaker.follow import download_job
+
+    sm, s3 = _clients(args, "sagemaker", "s3")
+    written = download_job(args.job, args.out or args.job, sagemaker_client=sm, s3_client=s3,
+                           checkpoints=args.checkpoints, extract=not args.no_extract)
+    for name, where in written.items():
+        print(f"{name}: {where}")
+    return EXIT_OK
+
+
+def _image(args: argparse.Namespace) -> int:
+    from rectrain.sagemaker.image import build_and_push, plan_image
+
+    plan = plan_image(account=args.account, region=args.region, repository=args.repository,
+                      tag=args.tag, context=args.context)
+    if args.build or args.push:
+        uri = build_and_push(plan, build=args.build, push=args.push)
+        print(uri)
+        return EXIT_OK
+    print("# build and push the training image to Amazon ECR (run from the repository root):")
+    for line in plan.commands():
+        print(line)
+    print(f"# then: rectrain sagemaker launch --image {plan.uri} ...")
+    return EXIT_OK
+
+
+def _entrypoint(args: argparse.Namespace) -> int:
+    from rectrain.sagemaker.entrypoint import run_entrypoint
+
+    return run_entrypoint(args.ml_root, paddleocr_dir=args.paddleocr_dir, max_steps=args.max_steps)
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from rectrain.errors import UserError
+    from rectrain.sagemaker.local import run_local
+
+    job = _job(args)
+    interrupts = []
+    for text in args.interrupt_after or []:
+        for part in str(text).split(","):
+            try:
+                interrupts.append(float(part))
+            except ValueError as exc:
+                raise UserError(f"--interrupt-after {text!r}: not a number of seconds.",
+                                "pass --interrupt-after 30 (repeat it for several interruptions).") from exc
+    result = run_local(job, interrupt_after=interrupts, work_dir=args.work_dir,
+                       device=args.device, max_steps=args.max_steps)
+    print(result.summary())
+    return result.exit_code

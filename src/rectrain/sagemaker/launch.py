@@ -1,0 +1,81 @@
+"""Send a training job: build the request, check the inputs exist, ``create_training_job``."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from rectrain.errors import DataError
+from rectrain.logs import get_logger
+from rectrain.sagemaker import aws
+from rectrain.sagemaker.jobconfig import JobConfig
+from rectrain.sagemaker.request import build_training_job_request
+
+log = get_logger("sagemaker.launch")
+
+
+@dataclass
+class LaunchResult:
+    job_name: str
+    request: Dict[str, Any]
+    sent: bool
+    arn: Optional[str] = None
+    warnings: List[str] = field(default_factory=list)
+
+
+def _split(uri: str):  # noqa: ANN202
+    rest = uri[len("s3://"):]
+    bucket, _, key = rest.partition("/")
+    return bucket, key
+
+
+def preflight_inputs(request: Dict[str, Any], s3_client: Any) -> None:
+    """Every input channel must hold at least one object: a typo in a prefix otherwise costs an
+    instance start-up (minutes) before SageMaker fails. Raises :class:`DataError`."""
+    for channel in request.get("InputDataConfig", []):
+        uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+        bucket, key = _split(uri)
+        try:
+            resp = s3_client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+        except Exception as exc:  # noqa: BLE001 - turned into a user message
+            raise aws.aws_error(exc, "s3:ListBucket", uri) from exc
+        if not resp.get("KeyCount") and not resp.get("Contents"):
+            raise DataError(f"channel '{channel['ChannelName']}' is empty: nothing under {uri}.",
+                            "upload the data first (`rectrain s3 push` / `rectrain data pack`), or fix "
+                            "the prefix.", path=uri)
+
+
+def gpu_warnings(job: JobConfig) -> List[str]:
+    family = job.instance_type.split(".")[1] if job.instance_type.count(".") >= 2 else ""
+    if family and family[0] not in ("g", "p"):
+        return [f"{job.instance_type} has no GPU: training will run on the CPU (slow). "
+                "Use ml.g5.xlarge or another GPU instance (docs/sagemaker.md)."]
+    return []
+
+
+def launch_training_job(job: JobConfig, *, dry_run: bool = False, sagemaker_client: Any = None,
+                        s3_client: Any = None, preflight: bool = True,
+                        now: Optional[_dt.datetime] = None) -> LaunchResult:
+    """Build and (unless ``dry_run``) send the ``CreateTrainingJob`` request.
+
+    With ``dry_run`` nothing is contacted. Returns the request and the job ARN."""
+    request = build_training_job_request(job, now)
+    result = LaunchResult(job_name=request["TrainingJobName"], request=request, sent=False,
+                          warnings=gpu_warnings(job))
+    if dry_run:
+        return result
+    for warning in result.warnings:
+        log.warning("warning: %s", warning)
+    if preflight:
+        s3 = s3_client or aws.client("s3", job.region, job.profile, job.endpoint_url)
+        preflight_inputs(request, s3)
+    sm = sagemaker_client or aws.client("sagemaker", job.region, job.profile)
+    try:
+        response = sm.create_training_job(**request)
+    except Exception as exc:  # noqa: BLE001 - turned into a user message
+        raise aws.aws_error(exc, "sagemaker:CreateTrainingJob", request["TrainingJobName"]) from exc
+    result.sent = True
+    result.arn = response.get("TrainingJobArn")
+    log.info("started %s (%s)", result.job_name, result.arn)
+    return result

@@ -1,0 +1,354 @@
+"""``rectrain sagemaker run-local``: the SageMaker container contract on this machine.
+
+What SageMaker does around the container, done here against S3 (AWS or a local server):
+
+- an ``/opt/ml`` tree under a temp dir: ``input/config/hyperparameters.json`` (the request's
+  HyperParameters, all strings), ``resourceconfig.json``, ``inputdataconfig.json``;
+- every input channel downloaded from its S3 prefix to ``input/data/<channel>`` (File mode);
+- ``/opt/ml/checkpoints`` restored from ``CheckpointConfig.S3Uri`` before each start and
+  uploaded to it while the container runs and after it stops;
+- the real entrypoint (``rectrain sagemaker entrypoint train``) as a subprocess, on the CPU;
+- ``--interrupt-after SECONDS``: SIGTERM, the 120-second grace, SIGKILL, then a fresh start
+  with the checkpoints restored from S3 (a spot interruption);
+- on success ``model/`` packed as ``model.tar.gz`` and ``output/data`` as ``output.tar.gz``
+  under ``<output>/<job>/output/``, as SageMaker uploads them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
+from rectrain.logs import get_logger
+from rectrain.paths import MLPaths
+from rectrain.sagemaker import aws
+from rectrain.sagemaker.jobconfig import JobConfig
+from rectrain.sagemaker.request import build_training_job_request
+
+log = get_logger("sagemaker.local")
+GRACE_SECONDS = 120.0
+SYNC_EVERY_SECONDS = 2.0
+LOCAL_ROLE = "arn:aws:iam::000000000000:role/rectrain-run-local"
+LOCAL_IMAGE = "000000000000.dkr.ecr.us-east-1.amazonaws.com/rectrain:run-local"
+
+
+@dataclass
+class Attempt:
+    number: int
+    exit_code: int
+    seconds: float
+    interrupted: bool
+    restored_files: int
+    uploaded_files: int
+
+
+@dataclass
+class LocalRunResult:
+    job_name: str
+    ml_root: str
+    exit_code: int
+    attempts: List[Attempt] = field(default_factory=list)
+    model_dir: Optional[str] = None
+    model_s3: Optional[str] = None
+    checkpoint_s3: Optional[str] = None
+    failure: Optional[str] = None
+
+    def summary(self) -> str:
+        lines = [f"{self.job_name}: exit {self.exit_code} after {len(self.attempts)} start(s)"]
+        for a in self.attempts:
+            what = "interrupted (SIGTERM)" if a.interrupted else f"exit {a.exit_code}"
+            lines.append(f"  start {a.number}: {what} after {a.seconds:.0f} s; restored "
+                         f"{a.restored_files} checkpoint file(s), uploaded {a.uploaded_files}")
+        if self.model_dir:
+            lines.append(f"  model: {self.model_dir}")
+        if self.model_s3:
+            lines.append(f"  model.tar.gz: {self.model_s3}")
+        if self.checkpoint_s3:
+            lines.append(f"  checkpoints: {self.checkpoint_s3}")
+        if self.failure:
+            lines.append(f"  failure: {self.failure}")
+        lines.append(f"  /opt/ml: {self.ml_root}")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ S3 helpers
+def _split(uri: str) -> Tuple[str, str]:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def download_prefix(s3: Any, uri: str, dest: Path) -> int:
+    """Every object under ``uri`` into ``dest`` (relative paths kept); returns the count."""
+    bucket, key = _split(uri)
+    base = key if (not key or key.endswith("/")) else key + "/"
+    count = 0
+    try:
+        paginator = s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=base):
+            for obj in page.get("Contents", []):
+                rel = obj["Key"][len(base):]
+                if not rel or rel.endswith("/"):
+                    continue
+                target = dest / rel
+                if ".." in Path(rel).parts:
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.part")
+                s3.download_file(bucket, obj["Key"], str(tmp))
+                os.replace(tmp, target)
+                count += 1
+    except Exception as exc:  # noqa: BLE001
+        raise aws.aws_error(exc, "s3:GetObject", uri) from exc
+    return count
+
+
+class TreeSync:
+    """Upload the files of a folder that are new or changed since the last call (as the
+    SageMaker agent does for ``/opt/ml/checkpoints``).
+
+    While training runs (``settled_only``) a file is uploaded only once its size and mtime
+    have not changed between two scans, and from a snapshot of its bytes: the engine rewrites
+    checkpoints in place, and a file read while it is written would be corrupt in S3."""
+
+    def __init__(self, s3: Any, folder: Path, uri: str) -> None:
+        self.s3 = s3
+        self.folder = folder
+        self.bucket, key = _split(uri)
+        self.key = key.rstrip("/")
+        self.state: Dict[str, Tuple[int, int]] = {}
+        self.seen: Dict[str, Tuple[int, int]] = {}
+        self.uploaded = 0
+        self.lock = threading.Lock()
+
+    def mark_present(self) -> None:
+        """What is there now is already in S3 (just restored from it)."""
+        for rel, path in self._files():
+            st = path.stat()
+            self.state[rel] = (st.st_size, st.st_mtime_ns)
+
+    def _files(self) -> List[Tuple[str, Path]]:
+        if not self.folder.is_dir():
+            return []
+        return [(p.relative_to(self.folder).as_posix(), p) for p in sorted(self.folder.rglob("*"))
+                if p.is_file() and not p.name.endswith(".part")]
+
+    def sync(self, settled_only: bool = False) -> int:
+        with self.lock:
+            return self._sync(settled_only)
+
+    def _sync(self, settled_only: bool) -> int:
+        n = 0
+        for rel, path in self._files():
+            try:
+                st = path.stat()
+            except FileNotFoundError:  # replaced meanwhile
+                continue
+            sig = (st.st_size, st.st_mtime_ns)
+            if self.state.get(rel) == sig:
+                continue
+            previous, self.seen[rel] = self.seen.get(rel), sig
+            if settled_only and previous != sig:
+                continue  # changed since the last scan: maybe still being written
+            try:
+                data = path.read_bytes()
+                if (path.stat().st_size, path.stat().st_mtime_ns) != sig:
+                    continue  # written while read: next time
+            except FileNotFoundError:
+                continue
+            key = f"{self.key}/{rel}" if self.key else rel
+            try:
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
+            except Exception as exc:  # noqa: BLE001
+                raise aws.aws_error(exc, "s3:PutObject", f"s3://{self.bucket}/{key}") from exc
+            self.state[rel] = sig
+            n += 1
+        self.uploaded += n
+        return n
+
+
+class _BackgroundSync(threading.Thread):
+    def __init__(self, sync: TreeSync, every: float) -> None:
+        super().__init__(daemon=True, name="checkpoint-sync")
+        self.tree = sync
+        self.every = every
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.every):
+            try:
+                self.tree.sync(settled_only=True)
+            except Exception as exc:  # noqa: BLE001 - retried next round and at the end
+                log.warning("run-local: checkpoint upload will be retried: %s", exc)
+
+
+# ------------------------------------------------------------------ the emulation
+def local_request(job: JobConfig) -> Dict[str, Any]:
+    """The job's request, with placeholders for what only AWS needs (role, image)."""
+    if not job.output and not job.checkpoint_s3:
+        raise ConfigError("run-local needs output: (or checkpoint_s3:) to keep checkpoints in S3.",
+                          "pass --output s3://bucket/rectrain/jobs.")
+    import dataclasses
+
+    filled = dataclasses.replace(job, role=job.role or LOCAL_ROLE, image=job.image or LOCAL_IMAGE,
+                                 output=job.output or job.checkpoint_s3)
+    return build_training_job_request(filled)
+
+
+def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo-1",
+                   hosts: Sequence[str] = ("algo-1",)) -> None:
+    """The three files SageMaker writes in ``/opt/ml/input/config``."""
+    from rectrain.fsutil import write_json_atomic
+
+    write_json_atomic(paths.hyperparameters, {k: str(v) for k, v in request["HyperParameters"].items()})
+    write_json_atomic(paths.resource_config, {
+        "current_host": host, "current_instance_type": request["ResourceConfig"]["InstanceType"],
+        "current_group_name": "homogeneousCluster", "hosts": list(hosts),
+        "instance_groups": [{"instance_group_name": "homogeneousCluster",
+                             "instance_type": request["ResourceConfig"]["InstanceType"],
+                             "hosts": list(hosts)}],
+        "network_interface_name": "eth0"})
+    write_json_atomic(paths.input_data_config, {
+        c["ChannelName"]: {"TrainingInputMode": c.get("InputMode", "File"),
+                           "S3DistributionType": c["DataSource"]["S3DataSource"]["S3DataDistributionType"],
+                           "RecordWrapperType": "None"}
+        for c in request["InputDataConfig"]})
+
+
+def _entrypoint_argv(root: Path, max_steps: Optional[int]) -> List[str]:
+    argv = [sys.executable, "-m", "rectrain", "sagemaker", "entrypoint", "train", "--ml-root", str(root)]
+    if max_steps:
+        argv += ["--max-steps", str(max_steps)]
+    return argv
+
+
+def _run_attempt(argv: List[str], env: Dict[str, str], sync: TreeSync,
+                 interrupt_after: Optional[float], grace: float) -> Tuple[int, bool]:
+    proc = subprocess.Popen(argv, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    background = _BackgroundSync(sync, SYNC_EVERY_SECONDS)
+    background.start()
+    started = time.monotonic()
+    interrupted = False
+    term_at: Optional[float] = None
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if interrupt_after is not None and not interrupted and now - started >= interrupt_after:
+                log.warning("run-local: simulated spot interruption: SIGTERM after %.0f s", now - started)
+                proc.send_signal(signal.SIGTERM)
+                interrupted, term_at = True, now
+            if term_at is not None and now - term_at > grace:
+                log.error("run-local: still running %.0f s after SIGTERM: SIGKILL (SageMaker does the same)",
+                          grace)
+                proc.kill()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        background.stopped.set()
+        background.join()
+    sync.sync()  # the container has stopped: everything it left is final
+    return code, interrupted
+
+
+def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir: Optional[str] = None,
+              device: str = "cpu", max_steps: Optional[int] = None, s3_client: Any = None,
+              grace_seconds: float = GRACE_SECONDS, max_starts: Optional[int] = None,
+              extra_env: Optional[Dict[str, str]] = None) -> LocalRunResult:
+    """Emulate the job: one start per entry of ``interrupt_after`` (each interrupted after that
+    many seconds), then a last start that runs to the end."""
+    request = local_request(job)
+    name = request["TrainingJobName"]
+    checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
+    s3 = s3_client or aws.client("s3", job.region, job.profile, job.endpoint_url)
+    root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"rectrain-{name}-"))
+    root.mkdir(parents=True, exist_ok=True)
+    paths = MLPaths.resolve(str(root))
+    write_contract(paths, request)
+    for channel in request["InputDataConfig"]:
+        uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+        dest = paths.channel(channel["ChannelName"])
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        n = download_prefix(s3, uri, dest)
+        log.info("run-local: channel %s: %d file(s) from %s", channel["ChannelName"], n, uri)
+    for folder in (paths.model, paths.output_data, paths.failure.parent):
+        folder.mkdir(parents=True, exist_ok=True)
+
+    env = dict(os.environ)
+    env.update({"RECTRAIN_ML_ROOT": str(root), "RECTRAIN_DEVICE": device, "PYTHONUNBUFFERED": "1",
+                "SM_CURRENT_HOST": "algo-1", "TRAINING_JOB_NAME": name})
+    env.update(request.get("Environment", {}))
+    env.update(extra_env or {})
+    argv = _entrypoint_argv(root, max_steps)
+    plan = list(interrupt_after) + [None]
+    if max_starts:
+        plan = plan[:max_starts]
+    result = LocalRunResult(job_name=name, ml_root=str(root), exit_code=EXIT_OK, checkpoint_s3=checkpoint_uri)
+    for number, after in enumerate(plan, start=1):
+        # a new instance: empty checkpoint dir, filled from S3
+        if paths.checkpoints.exists():
+            shutil.rmtree(paths.checkpoints)
+        paths.checkpoints.mkdir(parents=True)
+        restored = download_prefix(s3, checkpoint_uri, paths.checkpoints)
+        if paths.failure.exists():
+            paths.failure.unlink()
+        sync = TreeSync(s3, paths.checkpoints, checkpoint_uri)
+        sync.mark_present()
+        log.info("run-local: start %d (%s), %d checkpoint file(s) restored from %s", number,
+                 f"interrupt after {after:.0f} s" if after is not None else "to the end", restored,
+                 checkpoint_uri)
+        started = time.monotonic()
+        code, interrupted = _run_attempt(argv, env, sync, after, grace_seconds)
+        result.attempts.append(Attempt(number, code, time.monotonic() - started, interrupted,
+                                       restored, sync.uploaded))
+        result.exit_code = code
+        if not interrupted:
+            break
+        if code == EXIT_OK:
+            log.warning("run-local: the job finished before the interruption took effect")
+            break
+        if code != EXIT_INTERRUPTED:
+            log.warning("run-local: exit code %s after SIGTERM (expected %s: stopped after saving)",
+                        code, EXIT_INTERRUPTED)
+        # SageMaker restarts an interrupted spot job on a new instance
+    if paths.failure.is_file():
+        result.failure = paths.failure.read_text(encoding="utf-8", errors="replace")
+    if result.exit_code == EXIT_OK and any(paths.model.iterdir()):
+        result.model_dir = str(paths.model)
+        out_prefix = f"{str(job.output or job.checkpoint_s3).rstrip('/')}/{name}/output"
+        result.model_s3 = _upload_tar(s3, paths.model, f"{out_prefix}/model.tar.gz")
+        if paths.output_data.is_dir() and any(paths.output_data.iterdir()):
+            _upload_tar(s3, paths.output_data, f"{out_prefix}/output.tar.gz")
+    return result
+
+
+def _upload_tar(s3: Any, folder: Path, uri: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / Path(uri).name
+        with tarfile.open(archive, "w:gz") as tar:
+            for item in sorted(folder.iterdir()):
+                tar.add(item, arcname=item.name)
+        bucket, key = _split(uri)
+        try:
+            s3.upload_file(str(archive), bucket, key)
+        except Exception as exc:  # noqa: BLE001
+            raise aws.aws_error(exc, "s3:PutObject", uri) from exc
+    return uri
