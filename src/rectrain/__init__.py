@@ -21,6 +21,12 @@ _API: Dict[str, str] = {
     "create_recognition_training_config": "rectrain.config.build",
     "start_recognition_training": "rectrain.training.runner",
     "monitor_recognition_training_progress": "rectrain.monitor.follow",
+    "export_model": "rectrain.model.export",
+    "evaluate_model": "rectrain.model.evaluate",
+    "predict": "rectrain.model.predict",
+    "launch_training_job": "rectrain.sagemaker.launch",
+    "follow_job": "rectrain.sagemaker.follow",
+    "run_local": "rectrain.sagemaker.local",
     "run_doctor": "rectrain.doctor",
     "run_demo": "rectrain.demo",
 }

@@ -12,6 +12,13 @@ from typing import IO, Any, Iterator, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def _default_mode() -> int:
+    """The mode a plain ``open()`` would give (mkstemp's temp files are owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_open(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO[Any]]:
     """Write to a temporary file beside ``path`` and rename it over ``path`` on success."""
@@ -27,6 +34,7 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> Ite
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, target)
     except BaseException:
         try:

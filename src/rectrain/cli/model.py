@@ -1,7 +1,91 @@
-"""CLI wiring for `rectrain model` (placeholder until its issue lands)."""
+"""CLI wiring for ``rectrain export``, ``rectrain evaluate`` and ``rectrain predict``."""
 
 from __future__ import annotations
 
+import json
+
+from rectrain.errors import EXIT_OK
+
 
 def register(sub) -> None:  # noqa: ANN001
-    pass
+    p = sub.add_parser("export", help="export a checkpoint to an inference model folder "
+                       "(the engine's exporter, plus dictionary, config and model.json)")
+    p.add_argument("--run-dir", help="training run folder (holds config.yml and checkpoints/)")
+    p.add_argument("--checkpoint", default="best_accuracy",
+                   help="checkpoint name in the run (best_accuracy, latest, best_of_run, "
+                        "iter_epoch_N) or a path prefix of a .pdparams file (default best_accuracy)")
+    p.add_argument("--config", help="training config (default: RUN_DIR/config.yml)")
+    p.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="folder to create")
+    p.add_argument("--force", action="store_true", help="replace MODEL_DIR if it exists")
+    p.add_argument("--paddleocr-dir", help="an official PaddleOCR checkout to use as the engine")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("evaluate", help="evaluate an exported model on a labelled set: word "
+                       "accuracy, CER, normalized edit distance, confusions, worst samples")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="folder from `rectrain export`")
+    p.add_argument("--labels", required=True, help="label file (IMAGE_PATH<TAB>LABEL per line)")
+    p.add_argument("--images-root", help="folder the image paths are relative to "
+                   "(default: the label file's folder)")
+    p.add_argument("--json", dest="json_out", metavar="OUT", help="write the full report as JSON")
+    p.add_argument("--grid", metavar="OUT.png", help="write a PNG grid of the worst samples")
+    p.add_argument("--worst", type=int, default=24, help="samples in the grid (default 24)")
+    p.add_argument("--top", type=int, default=10, help="confused pairs to print (default 10)")
+    p.add_argument("--keep-spaces", action="store_true",
+                   help="compare spaces too (the engine's metric ignores them by default)")
+    p.add_argument("--batch-size", type=int, default=6, help="images per inference batch")
+    p.add_argument("--device", choices=["auto", "gpu", "cpu"], default="auto")
+    p.add_argument("--paddleocr-dir", help="an official PaddleOCR checkout to use as the engine")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="read the text in images with an exported model")
+    p.add_argument("--model", required=True, metavar="MODEL_DIR", help="folder from `rectrain export`")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--batch-size", type=int, default=6, help="images per inference batch")
+    p.add_argument("--device", choices=["auto", "gpu", "cpu"], default="auto")
+    p.add_argument("--paddleocr-dir", help="an official PaddleOCR checkout to use as the engine")
+    p.set_defaults(func=_predict)
+
+
+def _use_gpu(device: str):  # noqa: ANN202
+    return None if device == "auto" else device == "gpu"
+
+
+def _export(args) -> int:  # noqa: ANN001
+    from rectrain.model.export import export_model
+    from rectrain.model.info import read_model_info
+    from rectrain.model.predict import model_summary
+
+    out = export_model(args.run_dir, checkpoint=args.checkpoint, config=args.config,
+                       out_dir=args.out, paddleocr_dir=args.paddleocr_dir, overwrite=args.force)
+    info = read_model_info(out)
+    ckpt = info["checkpoint"]
+    metrics = info.get("metrics") or {}
+    print(f"exported {ckpt['path']} (epoch {ckpt.get('epoch')}, step {ckpt.get('global_step')}"
+          + (f", eval acc {metrics['acc']:.4f}" if "acc" in metrics else "") + f") to {out}")
+    print(model_summary(info))
+    return EXIT_OK
+
+
+def _evaluate(args) -> int:  # noqa: ANN001
+    from rectrain.model.evaluate import evaluate_model
+
+    report = evaluate_model(args.model, args.labels, args.images_root, json_out=args.json_out,
+                            grid_png=args.grid, paddleocr_dir=args.paddleocr_dir,
+                            batch_size=args.batch_size, ignore_space=not args.keep_spaces,
+                            worst=args.worst, use_gpu=_use_gpu(args.device))
+    print(report.summary(top=args.top))
+    return EXIT_OK
+
+
+def _predict(args) -> int:  # noqa: ANN001
+    from rectrain.model.predict import predict
+
+    predictions = predict(args.model, args.images, paddleocr_dir=args.paddleocr_dir,
+                          batch_size=args.batch_size, use_gpu=_use_gpu(args.device))
+    for p in predictions:
+        if args.json:
+            print(json.dumps(p.as_dict(), ensure_ascii=False))
+        else:
+            print(f"{p.path}\t{p.text}\t{p.score:.4f}")
+    return EXIT_OK
