@@ -186,7 +186,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
         log.info("[4/7] built %s from the crnn-mv3 preset (%d epochs)", built.path, epochs)
 
         # e./f. train on the CPU; checkpoints go to S3 as they appear
-        log.info("[5/7] training on the CPU for about %.0f minutes", train_budget_s / 60)
+        log.info("[5/7] training on the CPU for at most %.1f minutes", train_budget_s / 60)
         t0 = time.monotonic()
         result = start_recognition_training(
             str(built.path), str(run_dir), device="cpu", checkpoint_s3=ckpt_uri,
@@ -214,7 +214,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.monotonic() - started, 1),
         "samples_train": plan.train_images,
-        "samples_val": evaluation.samples,
+        "samples_val": evaluation.total,
         "global_step": result.global_step,
         "epochs": epochs,
         "s3_endpoint": endpoint,
@@ -225,7 +225,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
     }
     write_json_atomic(work / "report.json", report_data)
     log.info("[7/7] held-out word accuracy %.1f%%, CER %.3f (exported model, %d unseen words)",
-             100 * evaluation.word_accuracy, evaluation.cer, evaluation.samples)
+             100 * evaluation.word_accuracy, evaluation.cer, evaluation.total)
     log.info("      report: %s", work / "report.json")
     log.info("      curves: %s", work / "curves.png")
     return report_data

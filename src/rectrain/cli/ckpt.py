@@ -1,7 +1,98 @@
-"""CLI wiring for `rectrain ckpt` (placeholder until its issue lands)."""
+"""CLI wiring for `rectrain ckpt list|pull|push|prune`."""
 
 from __future__ import annotations
 
+import json
+import time
+
 
 def register(sub) -> None:  # noqa: ANN001
-    pass
+    p = sub.add_parser("ckpt", help="list, pull, push and prune training checkpoints (local or S3)")
+    ck = p.add_subparsers(dest="ckpt_command", metavar="ACTION")
+
+    ls = ck.add_parser("list", help="complete checkpoints: name, epoch, step, metric, size, time")
+    ls.add_argument("source", help="run folder, checkpoint folder or s3://prefix")
+    ls.add_argument("--endpoint-url")
+    ls.set_defaults(func=handle_list)
+
+    pull = ck.add_parser("pull", help="download a complete checkpoint (verified)")
+    pull.add_argument("source", help="s3://prefix (the --checkpoint-s3 of the run)")
+    pull.add_argument("dest", help="local folder")
+    pull.add_argument("--name", help="checkpoint name (default: the newest epoch-end one)")
+    pull.add_argument("--endpoint-url")
+    pull.set_defaults(func=handle_pull)
+
+    push = ck.add_parser("push", help="upload the complete checkpoints of a run (marker last)")
+    push.add_argument("source", help="run folder or checkpoint folder")
+    push.add_argument("dest", help="s3://prefix")
+    push.add_argument("--endpoint-url")
+    push.set_defaults(func=handle_push)
+
+    prune = ck.add_parser("prune", help="delete old iter_epoch_N checkpoints (never best/latest)")
+    prune.add_argument("source", help="run folder, checkpoint folder or s3://prefix")
+    prune.add_argument("--keep-last", type=int, required=True, metavar="N")
+    prune.add_argument("--dry-run", action="store_true")
+    prune.add_argument("--endpoint-url")
+    prune.set_defaults(func=handle_prune)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def handle_list(args) -> int:  # noqa: ANN001
+    from rectrain.checkpoints.api import list_checkpoints
+
+    infos = list_checkpoints(args.source, endpoint_url=args.endpoint_url)
+    if getattr(args, "log_format", "human") == "json":
+        for info in infos:
+            print(json.dumps(info.as_dict(), ensure_ascii=False))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"checkpoints in {args.source}")
+    for col in ("name", "epoch", "step", "metric", "size", "time"):
+        table.add_column(col, justify="right" if col in ("epoch", "step", "size") else "left")
+    for info in infos:
+        short = {"acc": "acc", "norm_edit_dis": "ned"}
+        metric = " ".join(f"{short[k]}={v:.4f}" for k, v in info.metric.items()
+                          if k in short and isinstance(v, (int, float)) and not isinstance(v, bool))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info.time)) if info.time else "-"
+        table.add_row(info.name, str(info.epoch), str(info.global_step), metric, _size(info.size), stamp)
+    Console().print(table)
+    if not infos:
+        print("no complete checkpoint")
+    return 0
+
+
+def handle_pull(args) -> int:  # noqa: ANN001
+    from rectrain.checkpoints.api import download_recognition_checkpoints_from_s3
+
+    prefix = download_recognition_checkpoints_from_s3(args.source, args.dest, name=args.name,
+                                                      endpoint_url=args.endpoint_url)
+    print(prefix)
+    return 0
+
+
+def handle_push(args) -> int:  # noqa: ANN001
+    from rectrain.checkpoints.api import sync_recognition_checkpoints_to_s3
+
+    keys = sync_recognition_checkpoints_to_s3(args.source, args.dest, endpoint_url=args.endpoint_url)
+    print(f"uploaded {len(keys)} object(s)")
+    return 0
+
+
+def handle_prune(args) -> int:  # noqa: ANN001
+    from rectrain.checkpoints.api import prune_checkpoints
+
+    removed = prune_checkpoints(args.source, args.keep_last, endpoint_url=args.endpoint_url,
+                                dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    print(f"{verb} {len(removed)}: {', '.join(removed) if removed else '-'}")
+    return 0

@@ -11,9 +11,10 @@ def register(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("export", help="export a checkpoint to an inference model folder "
                        "(the engine's exporter, plus dictionary, config and model.json)")
     p.add_argument("--run-dir", help="training run folder (holds config.yml and checkpoints/)")
-    p.add_argument("--checkpoint", default="best_accuracy",
-                   help="checkpoint name in the run (best_accuracy, latest, best_of_run, "
-                        "iter_epoch_N) or a path prefix of a .pdparams file (default best_accuracy)")
+    p.add_argument("--checkpoint", default="best",
+                   help="checkpoint name in the run (default best: best_of_run if the run kept "
+                        "one across resumes, else best_accuracy; or best_accuracy, latest, best_of_run, "
+                        "iter_epoch_N) or a path prefix of a .pdparams file")
     p.add_argument("--config", help="training config (default: RUN_DIR/config.yml)")
     p.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="folder to create")
     p.add_argument("--force", action="store_true", help="replace MODEL_DIR if it exists")

@@ -1,7 +1,73 @@
-"""CLI wiring for `rectrain train` (placeholder until its issue lands)."""
+"""CLI wiring for `rectrain train`."""
 
 from __future__ import annotations
 
+import argparse
+from typing import List, Optional
+
+from rectrain.errors import EXIT_INTERRUPTED, UserError
+from rectrain.logs import get_logger
+
+
+def _gpus(text: Optional[str]) -> Optional[List[int]]:
+    if not text:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise UserError(f"--gpus {text!r} is not a list of GPU indices.",
+                        "write it as 0 or 0,1,2,3.") from exc
+
 
 def register(sub) -> None:  # noqa: ANN001
-    pass
+    p = sub.add_parser("train", help="train a recognition model (the PaddleOCR engine, streamed, "
+                                     "checkpoints to S3, resumable)",
+                       description="Run PaddleOCR's tools/train.py on CONFIG with live progress, "
+                                   "metrics.jsonl, checkpoints uploaded to S3 as they are saved, "
+                                   "and --resume after an interruption (exit 75).")
+    p.add_argument("--config", required=True, help="the training config (rectrain config create)")
+    p.add_argument("--run-dir", required=True, help="folder for train.log, metrics.jsonl, checkpoints")
+    p.add_argument("--device", choices=["gpu", "cpu"], default="gpu",
+                   help="gpu (default; refused without a GPU) or cpu (slow, for smoke tests)")
+    p.add_argument("--gpus", help="GPU indices, e.g. 0,1 (several: paddle.distributed.launch)")
+    p.add_argument("--checkpoint-s3", help="s3://bucket/prefix to upload checkpoints to")
+    p.add_argument("--checkpoint-dir", help="where the engine writes checkpoints "
+                                            "(default RUN_DIR/checkpoints)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest complete checkpoint (local or in S3)")
+    p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="MIN",
+                   help="save at least every MIN minutes (sub-epochs; default 30)")
+    p.add_argument("--sub-epochs", type=int, default=None, metavar="K",
+                   help="split each epoch into K engine epochs (default: from --checkpoint-every)")
+    p.add_argument("--endpoint-url", help="S3 endpoint (SeaweedFS, MinIO); default: AWS config")
+    p.add_argument("--paddleocr-dir", help="an official PaddleOCR checkout to use as the engine")
+    p.add_argument("--max-steps", type=int, help="train about N steps then stop cleanly (tests, demos)")
+    p.add_argument("--max-seconds", type=float, metavar="S",
+                   help="stop at the first checkpoint saved after S seconds (time budgets)")
+    p.add_argument("--nnodes", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--node-rank", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--master", help=argparse.SUPPRESS)
+    p.add_argument("--display", choices=["rich", "plain", "json", "none"], default=None,
+                   help="live panel (default on a terminal), plain engine lines, or JSON lines")
+    p.set_defaults(func=handle)
+
+
+def handle(args) -> int:  # noqa: ANN001
+    from rectrain.training.runner import start_recognition_training
+
+    display = args.display or ("json" if getattr(args, "log_format", "human") == "json" else "rich")
+    result = start_recognition_training(
+        args.config, args.run_dir, device=args.device, gpus=_gpus(args.gpus),
+        checkpoint_s3=args.checkpoint_s3, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+        checkpoint_every_min=args.checkpoint_every, endpoint_url=args.endpoint_url,
+        paddleocr_dir=args.paddleocr_dir, nnodes=args.nnodes, node_rank=args.node_rank,
+        master=args.master, display=display, max_steps=args.max_steps, sub_epochs=args.sub_epochs,
+        max_seconds=args.max_seconds)
+    log = get_logger("train")
+    if result.exit_code == EXIT_INTERRUPTED:
+        log.warning("interrupted at step %d; checkpoints are saved. Fix: rerun the same command "
+                    "with --resume.", result.global_step)
+    else:
+        log.info("%s: step %d, epoch %d. best: %s  metrics: %s", result.status, result.global_step,
+                 result.epoch, result.best_checkpoint, result.metrics_path)
+    return result.exit_code

@@ -286,14 +286,16 @@ def _place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
     os.replace(tmp, out_dir)
 
 
-def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best_accuracy",
+def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                  config: Optional[str] = None, out_dir: str, paddleocr_dir: Optional[str] = None,
                  overwrite: bool = False) -> Path:
     """Export ``checkpoint`` of a run to an inference model folder ``out_dir``; returns it.
 
     ``run_dir`` holds ``config.yml`` and ``checkpoints/``; ``config`` overrides the config
     file; ``checkpoint`` is a name in the run (best_accuracy, latest, best_of_run,
-    iter_epoch_N) or a path prefix of ``.pdparams``."""
+    iter_epoch_N) or a path prefix of ``.pdparams``. The default, ``best``, is the best model
+    of the whole run: ``best_of_run`` (kept by ``rectrain train`` across resumes) when the run
+    has one, else the engine's ``best_accuracy``."""
     run_path = Path(run_dir).resolve() if run_dir else None
     if run_path is not None and not run_path.is_dir():
         raise UserError(f"run dir {run_path} does not exist.", "pass the --run-dir of a training run.")
@@ -306,7 +308,13 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best_accur
                         "pass --run-dir DIR (or --config CFG with --checkpoint PATH_PREFIX).")
     cfg = _load_config(config_path)
     engine = find_engine(paddleocr_dir)
-    prefix = resolve_checkpoint(checkpoint, run_path, cfg)
+    if checkpoint == "best":
+        try:
+            prefix = resolve_checkpoint("best_of_run", run_path, cfg)
+        except UserError:
+            checkpoint = "best_accuracy"
+    if checkpoint != "best":
+        prefix = resolve_checkpoint(checkpoint, run_path, cfg)
     if checkpoint == "best_accuracy":
         _warn_if_run_has_a_better_best(prefix, run_path, cfg)
     dict_path = _resolve_dictionary(cfg, config_path, run_path, engine)

@@ -1,0 +1,176 @@
+"""Follow a running or finished training run from anywhere: a run folder, a metrics.jsonl or
+an ``s3://`` checkpoint prefix (the runner uploads metrics.jsonl and run-state.json beside the
+checkpoints). Reads only metrics.jsonl / run-state.json, so it never disturbs the run.
+
+Hook for SageMaker jobs: a source that is neither a path nor ``s3://`` is handed to
+:func:`_follow_job` (the SageMaker module extends it).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+
+from rectrain.errors import UserError
+from rectrain.training.plots import continuous, plot_curves
+from rectrain.training.state import STATE_FILE
+
+FINAL_STATES = ("completed", "interrupted", "failed", "stopped")
+
+
+def summarize(records: List[Dict[str, Any]], state: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The numbers a person asks for: where the run is and how good it is."""
+    records = continuous(records)
+    train = [r for r in records if r.get("type") == "train"]
+    evals = [r for r in records if r.get("type") == "eval"]
+    last = train[-1] if train else {}
+    summary: Dict[str, Any] = {
+        "status": (state or {}).get("status", "unknown" if not records else "running?"),
+        "global_step": max((r.get("global_step", 0) for r in records), default=0),
+        "epoch": last.get("epoch"), "epochs": last.get("epochs"),
+        "loss": last.get("loss"), "train_acc": last.get("acc"), "lr": last.get("lr"),
+        "ips": last.get("ips"), "eta_s": last.get("eta_s"),
+        "evals": len(evals), "last_eval_acc": evals[-1].get("acc") if evals else None,
+        "last_eval_norm_edit_dis": evals[-1].get("norm_edit_dis") if evals else None,
+        "segments": len({r.get("segment", 0) for r in records}) if records else 0,
+        "records": len(records),
+    }
+    if evals:
+        def acc(r: Dict[str, Any]) -> float:
+            value = r.get("acc")
+            return float(value) if isinstance(value, (int, float)) else -1.0
+
+        best = max(evals, key=acc)
+        summary["best_eval_acc"] = best.get("acc")
+        summary["best_step"] = best.get("global_step")
+    if state:
+        summary["best_of_run_metric"] = state.get("best_metric")
+        summary["sub_epochs"] = state.get("sub_epochs")
+    return summary
+
+
+class _Source:
+    """Reads metrics.jsonl and run-state.json from a folder, a file or S3."""
+
+    def __init__(self, source: str, endpoint_url: Optional[str] = None) -> None:
+        self.source = source
+        self.s3 = source.startswith("s3://")
+        self.endpoint_url = endpoint_url
+        self._client: Any = None
+        if self.s3:
+            from rectrain.storage.s3 import make_client
+
+            self._client = make_client(endpoint_url)
+            self.metrics_path: Optional[Path] = None
+        else:
+            p = Path(source)
+            if p.is_file():
+                self.metrics_path, self.state_path = p, p.parent / STATE_FILE
+            elif p.is_dir():
+                self.metrics_path, self.state_path = p / "metrics.jsonl", p / STATE_FILE
+            else:
+                raise UserError(f"{source}: no such run folder or metrics file.",
+                                "give the --run-dir of `rectrain train`, or the s3:// prefix given "
+                                "as --checkpoint-s3.")
+
+    def _s3_get(self, name: str) -> Optional[bytes]:
+        from rectrain.storage.s3 import S3Uri
+
+        uri = S3Uri.parse(self.source).join(name)
+        try:
+            return self._client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
+        except Exception:  # noqa: BLE001 - not there (yet)
+            return None
+
+    def read(self) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
+        if self.s3:
+            raw = self._s3_get("metrics.jsonl") or b""
+            state_raw = self._s3_get(STATE_FILE)
+            lines = raw.decode("utf-8", errors="replace").splitlines()
+        else:
+            assert self.metrics_path is not None
+            lines = (self.metrics_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                     if self.metrics_path.is_file() else [])
+            state_raw = self.state_path.read_bytes() if self.state_path.is_file() else None
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a line being written
+        state = None
+        if state_raw:
+            try:
+                state = json.loads(state_raw.decode("utf-8"))
+            except ValueError:
+                state = None
+        return records, state
+
+
+def _follow_job(source: str, **kwargs: Any) -> Optional[Dict[str, Any]]:
+    """SageMaker job names: extended by rectrain.sagemaker (returns None when not a job)."""
+    return None
+
+
+def monitor_recognition_training_progress(
+    source: Union[str, Path], *, follow: bool = False, plot: Optional[Union[str, Path]] = None,
+    endpoint_url: Optional[str] = None, display: str = "rich", poll_s: float = 2.0,
+    timeout_s: Optional[float] = None,
+    on_record: Optional[Callable[[Dict[str, Any]], None]] = None,
+) -> Dict[str, Any]:
+    """Summary dict of a run (see :func:`summarize`); with ``follow`` shows new records live
+    until the run ends (run-state.json says completed/interrupted/failed) or ``timeout_s``;
+    ``plot`` writes the loss/accuracy/lr curves as PNG."""
+    text = str(source)
+    if not text.startswith("s3://") and not Path(text).exists():
+        job = _follow_job(text, follow=follow, plot=plot, endpoint_url=endpoint_url)
+        if job is not None:
+            return job
+    src = _Source(text, endpoint_url)
+    records, state = src.read()
+    if follow:
+        from rectrain.training.display import RichDisplay, make_display
+
+        disp = make_display(display)
+        disp.start(f"rectrain monitor  {text}", {"sub_epochs": (state or {}).get("sub_epochs", 1)})
+        for record in records:
+            disp.record(record)
+        seen = len(records)
+        start = time.monotonic()
+        try:
+            while (state or {}).get("status") not in FINAL_STATES:
+                if timeout_s is not None and time.monotonic() - start > timeout_s:
+                    break
+                time.sleep(poll_s)
+                records, state = src.read()
+                for record in records[seen:]:
+                    disp.record(record)
+                    if on_record:
+                        on_record(record)
+                    if isinstance(disp, RichDisplay):
+                        pass
+                seen = max(seen, len(records))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            disp.stop()
+    summary = summarize(records, state)
+    summary["source"] = text
+    if plot:
+        out = Path(plot)
+        if records:
+            plot_curves(records, out)
+            summary["plot"] = str(out)
+    return summary
+
+
+def download_metrics(source: str, dest: Union[str, Path], endpoint_url: Optional[str] = None) -> Path:
+    """metrics.jsonl of an s3:// run, saved locally (for notebooks)."""
+    records, _ = _Source(source, endpoint_url).read()
+    path = Path(dest) if dest else Path(tempfile.mkdtemp()) / "metrics.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    return path

@@ -1,0 +1,150 @@
+"""Classify engine failures from its output: one message with the fix, and a problem-log entry."""
+
+from __future__ import annotations
+
+import collections
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Deque, List, Optional, Pattern, Tuple, Union
+
+from rectrain.training.metrics import strip_line
+
+
+@dataclass
+class Failure:
+    kind: str
+    message: str
+    fix: str
+    evidence: str = ""
+    fatal: bool = True
+
+
+# (kind, pattern, message, fix); the first match in the output wins, most specific first.
+RULES: List[Tuple[str, Pattern[str], str, str]] = [
+    ("out_of_gpu_memory",
+     re.compile(r"(Out of memory error on GPU|ResourceExhaustedError|CUDA out of memory|"
+                r"cudaErrorMemoryAllocation|out of memory)", re.I),
+     "the GPU ran out of memory.",
+     "lower Train.loader.batch_size_per_card (e.g. halve it), turn on AMP (--amp in `rectrain "
+     "config create`), or shorten the image width in RecResizeImg / max_text_length."),
+    ("gpu_not_available",
+     re.compile(r"cannot be set as true while your paddle is not compiled with cuda", re.I),
+     "the config asks for a GPU but this Paddle is a CPU build.",
+     "install paddlepaddle-gpu (see `rectrain doctor`) or run with --device cpu."),
+    ("shared_memory",
+     re.compile(r"(DataLoader (reader thread|worker).*(raised|exit|fail)|Bus error|"
+                r"shared memory|/dev/shm|received signal SIGBUS|worker\(s\) exited unexpectedly)", re.I),
+     "a DataLoader worker crashed (usually too little shared memory, /dev/shm).",
+     "run the container with a larger --shm-size (e.g. --shm-size=8g), or set "
+     "Train.loader.num_workers to 0-2 and Train.loader.use_shared_memory to false."),
+    ("unknown_config_key",
+     re.compile(r"(the sub_keys can only be one of global_config|got an unexpected keyword argument "
+                r"'?\w+'?|DataSet only support|only support|KeyError: '[^']+'|"
+                r"NameError: name '\w+' is not defined)"),
+     "the config has a key or a name the engine does not know (a misspelled section, class "
+     "or transform name, or a missing required key).",
+     "check the spelling of the key named above against the PaddleOCR 2.10 docs and the presets "
+     "(`rectrain config presets`); -o overrides must name existing sections."),
+    ("dictionary_head_mismatch",
+     re.compile(r"(shape of model params .*head.* not matched|out_channels|"
+                r"Tensor holds the wrong type|label.*out of range|index out of range.*character)", re.I),
+     "the character dictionary does not match the model head (number of classes).",
+     "use the dictionary the pretrained/checkpoint model was trained with, or fine-tune without "
+     "Global.pretrained_model; check it with `rectrain data check-dict`."),
+    ("missing_file",
+     re.compile(r"(FileNotFoundError|No such file or directory|does not exists?!|"
+                r"No Images in train dataset)", re.I),
+     "a file the config points to is missing (or the label file lists no usable image).",
+     "check Train/Eval label_file_list, data_dir and Global.character_dict_path (paths are "
+     "relative to the folder you run rectrain from); validate with `rectrain data validate`."),
+    ("engine_import_error",
+     re.compile(r"(ModuleNotFoundError|ImportError): .*"),
+     "the engine could not import one of its modules.",
+     "reinstall the engine with ./setup.sh (or `rectrain doctor` to see what is missing)."),
+    ("engine_crash",
+     re.compile(r"(Segmentation fault|SIGSEGV|core dumped|Fatal Python error|C\+\+ Traceback)"),
+     "the engine crashed inside Paddle.",
+     "rerun with --resume; if it repeats, check `rectrain doctor` (driver, CUDA, Paddle versions) "
+     "and report the tail of train.log."),
+]
+
+NAN_FIX = ("lower the learning rate (Optimizer.lr.learning_rate), add warmup (warmup_epoch), "
+           "check labels for characters missing from the dictionary, or turn AMP off.")
+
+
+class FailureClassifier:
+    """Feed it every engine line; ask it after the engine exits."""
+
+    def __init__(self, tail: int = 400, nan_patience: int = 3) -> None:
+        self.tail: Deque[str] = collections.deque(maxlen=tail)
+        self.nan_streak = 0
+        self.nan_patience = nan_patience
+        self.warnings: List[Failure] = []
+        self.first_match: Optional[Failure] = None
+
+    def feed(self, raw: str) -> Optional[Failure]:
+        """Returns a Failure when the run must be stopped now (NaN loss)."""
+        text = strip_line(raw)["text"] or ""
+        self.tail.append(text)
+        if "global_step:" in text and re.search(r"\bloss: (nan|inf|-inf)\b", text, re.I):
+            self.nan_streak += 1
+            if self.nan_streak >= self.nan_patience:
+                return Failure("nan_loss", f"the loss is NaN/inf for {self.nan_streak} "
+                                           "logged steps in a row.", NAN_FIX, text)
+        elif "global_step:" in text:
+            self.nan_streak = 0
+        if "not matched with loaded params" in text and not self.warnings:
+            self.warnings.append(Failure(
+                "dictionary_head_mismatch",
+                "some pretrained weights do not fit the model (usually the head: the dictionary "
+                "has a different number of characters) and were not loaded.",
+                "use the dictionary the pretrained model was trained with if you meant to keep "
+                "its head; otherwise this is expected.", text, fatal=False))
+        if self.first_match is None and not text.startswith("eval model"):
+            for kind, pattern, message, fix in RULES:
+                if pattern.search(text) and not _benign(kind, text):
+                    self.first_match = Failure(kind, message, fix, text)
+                    break
+        return None
+
+    def classify(self, returncode: int) -> Optional[Failure]:
+        """The failure of a finished engine, or None if it succeeded."""
+        no_images = any("No Images in train dataset" in line for line in self.tail)
+        if returncode == 0 and not no_images:
+            return None
+        if self.first_match is not None and (returncode != 0 or self.first_match.kind == "missing_file"):
+            return self.first_match
+        evidence = next((line for line in reversed(self.tail) if line.strip()), "")
+        if returncode < 0 or returncode in (137, 139):
+            return Failure("killed", f"the engine was killed (exit status {returncode}); often the "
+                                     "machine ran out of memory.",
+                           "lower batch_size_per_card or num_workers; check `dmesg` for the OOM "
+                           "killer; then rerun with --resume.", evidence)
+        return Failure("unknown", f"the engine failed (exit status {returncode}).",
+                       "read the end of train.log in the run folder; rerun with --resume once "
+                       "fixed.", evidence)
+
+
+def _benign(kind: str, text: str) -> bool:
+    # lines that mention these words but are not failures
+    if kind == "missing_file" and "Skipping import of the encryption module" in text:
+        return True
+    # a warning (pretrained head), reported separately
+    return kind == "dictionary_head_mismatch" and "not matched with loaded params" in text
+
+
+def append_problem_log(path: Union[str, Path], failure: Failure, *, context: str = "") -> None:
+    """Append one entry (date, symptom, cause, fix) to a run's problem-log.md in one write."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
+    evidence = failure.evidence.strip().replace("`", "'")[:400]
+    entry = (f"\n## {stamp} — {failure.kind}\n"
+             f"- Symptom: `{evidence}`\n"
+             f"- Cause: {failure.message}\n"
+             f"- Fix: {failure.fix}\n"
+             + (f"- Context: {context}\n" if context else ""))
+    with p.open("a", encoding="utf-8") as fh:
+        fh.write(entry)

@@ -1,0 +1,54 @@
+"""The run-state file (``DIR/run-state.json``): what must survive interruptions.
+
+It holds the sub-epoch factor K (resumes must use the same), the segment count, and the best
+metric of the WHOLE run (the engine forgets it on resume: ``load_model`` sets ``acc`` to 0, so
+the first eval after a resume overwrites ``best_accuracy`` even when worse; rectrain keeps
+``best_of_run/`` and only replaces it when a new best beats it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional, Union
+
+from rectrain.fsutil import write_json_atomic
+
+STATE_FILE = "run-state.json"
+
+
+@dataclass
+class RunState:
+    run_id: str = ""
+    sub_epochs: int = 1
+    epochs: int = 0
+    engine_epochs: int = 0
+    segments: int = 0
+    status: str = "new"
+    global_step: int = 0
+    engine_epoch: int = 0
+    best_metric: Optional[float] = None
+    best_metric_name: str = "acc"
+    best_global_step: Optional[int] = None
+    best_epoch: Optional[int] = None
+    main_indicator: str = "acc"
+    checkpoint_s3: Optional[str] = None
+    updated: float = 0.0
+    history: list = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> Optional[RunState]:
+        p = Path(path)
+        if not p.is_file():
+            return None
+        try:
+            data: Dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def save(self, path: Union[str, Path]) -> None:
+        self.updated = time.time()
+        write_json_atomic(path, asdict(self))

@@ -1,0 +1,191 @@
+"""Checkpoint detection, snapshots, S3 upload with the marker last, list/pull/prune, and the
+best-of-run rule. Checkpoint files are written the way the engine's save_model writes them
+(.pdopt, .pdparams, then the .states pickle); S3 is a real SeaweedFS."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+from rectrain.checkpoints.api import (
+    download_recognition_checkpoints_from_s3,
+    list_checkpoints,
+    prune_checkpoints,
+    sync_recognition_checkpoints_to_s3,
+)
+from rectrain.checkpoints.local import MARKER, is_complete, read_states, scan_local, snapshot, verify_snapshot
+from rectrain.checkpoints.remote import list_remote, upload_snapshot
+from rectrain.checkpoints.sync import CheckpointSync
+from rectrain.errors import IntegrityError
+
+
+def save(ckdir: Path, name: str, *, epoch: int, step: int, acc: float, old: bool = True) -> None:
+    """Write a checkpoint as ppocr/utils/save_load.py does; ``old`` backdates it (settled)."""
+    ckdir.mkdir(parents=True, exist_ok=True)
+    (ckdir / f"{name}.pdopt").write_bytes(os.urandom(2048))
+    (ckdir / f"{name}.pdparams").write_bytes(os.urandom(4096))
+    with open(ckdir / f"{name}.states", "wb") as fh:
+        pickle.dump({"best_model_dict": {"acc": acc, "norm_edit_dis": acc / 2, "best_epoch": epoch},
+                     "epoch": epoch, "global_step": step}, fh, protocol=2)
+    if old:
+        past = time.time() - 60
+        for suffix in (".pdopt", ".pdparams", ".states"):
+            os.utime(ckdir / f"{name}{suffix}", (past, past))
+
+
+def test_complete_only_when_states_written_last_and_settled(tmp_path: Path) -> None:
+    save(tmp_path, "latest", epoch=2, step=20, acc=0.5)
+    assert is_complete(tmp_path, "latest")
+    # a new save in progress: .pdopt rewritten, .states still the old one
+    (tmp_path / "latest.pdopt").write_bytes(b"new")
+    assert not is_complete(tmp_path, "latest", settle_s=0)
+    save(tmp_path, "iter_epoch_3", epoch=3, step=30, acc=0.5, old=False)
+    assert not is_complete(tmp_path, "iter_epoch_3", settle_s=5)  # just written
+    (tmp_path / "best_accuracy.pdparams").write_bytes(b"x")  # no .states: never complete
+    assert [i.name for i in scan_local(tmp_path, settle_s=5)] == []
+
+
+def test_snapshot_marker_and_tamper_detection(tmp_path: Path) -> None:
+    save(tmp_path / "ck", "latest", epoch=4, step=40, acc=0.25)
+    info = snapshot(tmp_path / "ck", "latest", tmp_path / "snaps", sub_epochs=2)
+    assert info.epoch == 2 and info.engine_epoch == 4 and info.global_step == 40
+    assert verify_snapshot(tmp_path / "snaps" / "latest").metric["acc"] == 0.25
+    (tmp_path / "snaps" / "latest" / "latest.pdparams").write_bytes(b"tampered")
+    with pytest.raises(IntegrityError, match="checksum"):
+        verify_snapshot(tmp_path / "snaps" / "latest")
+    bad = tmp_path / "bad.states"
+    bad.write_bytes(pickle.dumps(os.system))  # a .states must never run code
+    with pytest.raises(IntegrityError):
+        read_states(bad)
+
+
+def test_upload_list_pull_with_marker_last(tmp_path: Path, s3_client: Any, s3_bucket: str,
+                                          s3_env: dict) -> None:
+    prefix = f"s3://{s3_bucket}/run1"
+    ck = tmp_path / "ck"
+    save(ck, "latest", epoch=1, step=10, acc=0.1)
+    snapshot(ck, "latest", ck / "snapshots")
+    keys = upload_snapshot(ck / "snapshots" / "latest", prefix, client=s3_client)
+    assert keys[-1] == "run1/latest/_COMPLETE.json"  # the marker goes last
+    # files without a marker (an upload cut short) do not count
+    s3_client.put_object(Bucket=s3_bucket, Key="run1/iter_epoch_9/iter_epoch_9.pdparams", Body=b"x")
+    infos = list_remote(prefix, client=s3_client)
+    assert [(i.name, i.global_step) for i in infos] == [("latest", 10)]
+    # replacing `latest`: the old marker is retracted before the new files go up
+    save(ck, "latest", epoch=2, step=20, acc=0.2)
+    snapshot(ck, "latest", ck / "snapshots")
+    upload_snapshot(ck / "snapshots" / "latest", prefix, client=s3_client)
+    assert list_remote(prefix, client=s3_client)[0].global_step == 20
+    got = download_recognition_checkpoints_from_s3(prefix, tmp_path / "pulled",
+                                                   endpoint_url=s3_client.meta.endpoint_url)
+    assert got == tmp_path / "pulled" / "latest" / "latest"
+    assert read_states(str(got) + ".states")["global_step"] == 20
+    # a corrupted object in S3 is refused at download
+    s3_client.put_object(Bucket=s3_bucket, Key="run1/latest/latest.pdopt", Body=b"corrupt")
+    with pytest.raises(IntegrityError):
+        download_recognition_checkpoints_from_s3(prefix, tmp_path / "pulled2",
+                                                 endpoint_url=s3_client.meta.endpoint_url)
+    assert not (tmp_path / "pulled2" / "latest").exists()
+
+
+def test_sync_and_prune_never_touch_best(tmp_path: Path, s3_client: Any, s3_bucket: str,
+                                         s3_env: dict) -> None:
+    ck = tmp_path / "ck"
+    for epoch in range(1, 6):
+        save(ck, f"iter_epoch_{epoch}", epoch=epoch, step=epoch * 10, acc=0.1 * epoch)
+    save(ck, "latest", epoch=5, step=50, acc=0.5)
+    save(ck, "best_accuracy", epoch=3, step=30, acc=0.9)
+    prefix = f"s3://{s3_bucket}/run2"
+    endpoint = s3_client.meta.endpoint_url
+    keys = sync_recognition_checkpoints_to_s3(ck, prefix, endpoint_url=endpoint)
+    assert sum(k.endswith(MARKER) for k in keys) == 7
+    assert sync_recognition_checkpoints_to_s3(ck, prefix, endpoint_url=endpoint) == []  # up to date
+    removed = prune_checkpoints(prefix, keep_last=2, endpoint_url=endpoint)
+    assert sorted(removed) == ["iter_epoch_1", "iter_epoch_2", "iter_epoch_3"]
+    left = {i.name for i in list_remote(prefix, client=s3_client)}
+    assert left == {"latest", "best_accuracy", "iter_epoch_4", "iter_epoch_5"}
+    assert not s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="run2/iter_epoch_1/").get("Contents")
+    removed = prune_checkpoints(ck, keep_last=0)
+    assert len(removed) == 5
+    assert {i.name for i in list_checkpoints(ck)} == {"latest", "best_accuracy"}
+
+
+def test_best_of_run_survives_a_worse_best_after_resume(tmp_path: Path, s3_client: Any,
+                                                        s3_bucket: str, s3_env: dict) -> None:
+    """The engine resets best acc to 0 on resume: its first eval overwrites best_accuracy even
+    when worse. best_of_run/ (and best_accuracy in S3) must keep the run's best."""
+    ck = tmp_path / "ck"
+    prefix = f"s3://{s3_bucket}/run3"
+    bests: Dict[str, Any] = {}
+    sync = CheckpointSync(ck, tmp_path, s3_prefix=prefix, endpoint_url=s3_client.meta.endpoint_url,
+                          on_best=lambda info: bests.update(step=info.global_step))
+    save(ck, "best_accuracy", epoch=2, step=20, acc=0.8)
+    sync.on_save("best_accuracy")
+    assert sync.close(timeout=60)
+    assert bests["step"] == 20
+    # "resume": a new segment knows the run's best (from run-state.json)
+    sync = CheckpointSync(ck, tmp_path, s3_prefix=prefix, endpoint_url=s3_client.meta.endpoint_url,
+                          best_so_far=0.8)
+    save(ck, "best_accuracy", epoch=3, step=30, acc=0.3)  # worse, but the engine saved it
+    sync.on_save("best_accuracy")
+    assert sync.close(timeout=60)
+    assert verify_snapshot(ck / "best_of_run").global_step == 20
+    remote = {i.name: i for i in list_remote(prefix, client=s3_client)}
+    assert remote["best_of_run"].metric["acc"] == 0.8 and remote["best_accuracy"].global_step == 20
+    save(ck, "best_accuracy", epoch=4, step=40, acc=0.95)  # a real improvement replaces it
+    sync = CheckpointSync(ck, tmp_path, best_so_far=0.8)
+    sync.on_save("best_accuracy")
+    assert verify_snapshot(ck / "best_of_run").global_step == 40
+
+
+def test_ckpt_cli_list_push_pull(tmp_path: Path, s3_client: Any, s3_bucket: str, s3_env: dict,
+                                 capsys: Any) -> None:
+    from rectrain.cli.main import main
+
+    ck = tmp_path / "run" / "checkpoints"
+    save(ck, "latest", epoch=2, step=20, acc=0.5)
+    save(ck, "iter_epoch_2", epoch=2, step=20, acc=0.5)
+    prefix = f"s3://{s3_bucket}/cli"
+    assert main(["ckpt", "push", str(tmp_path / "run"), prefix]) == 0
+    assert main(["--log-format", "json", "ckpt", "list", prefix]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("{")]
+    assert {(r["name"], r["global_step"]) for r in rows} == {("latest", 20), ("iter_epoch_2", 20)}
+    assert main(["ckpt", "pull", prefix, str(tmp_path / "pulled"), "--name", "latest"]) == 0
+    assert capsys.readouterr().out.strip().endswith("latest/latest")
+    assert main(["ckpt", "prune", prefix, "--keep-last", "0", "--dry-run"]) == 0
+    assert "would remove 1: iter_epoch_2" in capsys.readouterr().out
+
+
+def test_resume_picks_the_newest_complete_checkpoint_of_this_run(tmp_path: Path, s3_client: Any,
+                                                                 s3_bucket: str, s3_env: dict) -> None:
+    from rectrain.training.runner import find_resume_checkpoint
+
+    ck = tmp_path / "ck"
+    prefix = f"s3://{s3_bucket}/resume"
+    # an older run left a far-advanced checkpoint under the same prefix
+    save(tmp_path / "old", "iter_epoch_50", epoch=50, step=500, acc=0.9)
+    snapshot(tmp_path / "old", "iter_epoch_50", tmp_path / "old" / "snaps", run_id="oldrun")
+    upload_snapshot(tmp_path / "old" / "snaps" / "iter_epoch_50", prefix, client=s3_client)
+    # this run: latest at step 20 locally, iter_epoch_3 (step 30) only in S3
+    save(ck, "latest", epoch=2, step=20, acc=0.5)
+    snapshot(ck, "latest", ck / "snapshots", run_id="thisrun")
+    save(tmp_path / "other", "iter_epoch_3", epoch=3, step=30, acc=0.6)
+    snapshot(tmp_path / "other", "iter_epoch_3", tmp_path / "other" / "snaps", run_id="thisrun")
+    upload_snapshot(tmp_path / "other" / "snaps" / "iter_epoch_3", prefix, client=s3_client)
+    # a newer best_accuracy is never a resume point (saved mid-epoch)
+    save(ck, "best_accuracy", epoch=4, step=45, acc=0.7)
+    got = find_resume_checkpoint(ck, prefix, run_id="thisrun")
+    assert got == ck / "snapshots" / "iter_epoch_3" / "iter_epoch_3"  # downloaded and verified
+    assert read_states(str(got) + ".states")["global_step"] == 30
+    assert find_resume_checkpoint(ck, None, run_id="thisrun") == got  # now local, no S3 needed
+    shutil.rmtree(ck / "snapshots" / "iter_epoch_3")
+    assert find_resume_checkpoint(ck, None, run_id="thisrun") == ck / "snapshots" / "latest" / "latest"
+    assert find_resume_checkpoint(tmp_path / "empty", None) is None

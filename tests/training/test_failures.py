@@ -1,0 +1,71 @@
+"""Failure classification: on lines the engine really prints, and on induced real failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import yaml
+
+from rectrain.errors import EngineFailure
+from rectrain.training.failures import FailureClassifier
+from rectrain.training.runner import start_recognition_training
+
+
+def _classify(lines: list, rc: int = 1):
+    c = FailureClassifier()
+    for line in lines:
+        c.feed(line)
+    return c.classify(rc)
+
+
+def test_known_failures_from_output() -> None:
+    oom = ["[2026/11/25 20:00:00] ppocr INFO: epoch: [1/10], global_step: 3, loss: 5.0",
+           "MemoryError: (ResourceExhausted) Out of memory error on GPU 0. Cannot allocate 2.0GB"]
+    assert _classify(oom).kind == "out_of_gpu_memory"
+    shm = ["SystemError: (Fatal) DataLoader reader thread raised an exception.",
+           "ERROR: Unexpected BUS error encountered in DataLoader worker. This might be caused by "
+           "insufficient shared memory (shm)"]
+    assert _classify(shm).kind == "shared_memory"
+    key = ["TypeError: MobileNetV3.__init__() got an unexpected keyword argument 'bogus'"]
+    assert _classify(key).kind == "unknown_config_key"
+    assert _classify(["all good"], rc=0) is None
+    killed = _classify(["[2026/11/25 20:00:00] ppocr INFO: epoch: [1/1], global_step: 1"], rc=-9)
+    assert killed.kind == "killed"
+
+
+def test_nan_loss_stops_the_run() -> None:
+    c = FailureClassifier(nan_patience=3)
+    line = ("[2026/11/25 20:00:00] ppocr INFO: epoch: [1/10], global_step: {}, lr: 0.1, "
+            "loss: nan, avg_reader_cost: 0.1 s")
+    assert c.feed(line.format(1)) is None and c.feed(line.format(2)) is None
+    failure = c.feed(line.format(3))
+    assert failure is not None and failure.kind == "nan_loss" and "learning rate" in failure.fix
+
+
+@pytest.mark.slow
+def test_missing_label_file_is_classified(engine, make_config: Callable[..., Path], tmp_path: Path) -> None:
+    cfg = make_config()
+    data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    data["Train"]["dataset"]["label_file_list"] = [str(tmp_path / "nope.txt")]
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    run = tmp_path / "run"
+    with pytest.raises(EngineFailure) as info:
+        start_recognition_training(cfg, run, device="cpu", display="none")
+    assert info.value.kind == "missing_file" and "label_file_list" in str(info.value)
+    log = (run / "problem-log.md").read_text(encoding="utf-8")
+    assert "missing_file" in log and "nope.txt" in log and "- Fix:" in log
+
+
+@pytest.mark.slow
+def test_unknown_config_key_is_classified(engine, make_config: Callable[..., Path], tmp_path: Path) -> None:
+    cfg = make_config()
+    data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    # the engine ignores unknown keyword keys (**kwargs) but not an unknown class name
+    data["Architecture"]["Backbone"]["name"] = "MobileNetV33"
+    cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(EngineFailure) as info:
+        start_recognition_training(cfg, tmp_path / "run", device="cpu", display="none")
+    assert info.value.kind == "unknown_config_key" and "backbone only support" in str(info.value)
+    assert info.value.exit_code == 4
