@@ -110,9 +110,26 @@ class _Source:
         return records, state
 
 
-def _follow_job(source: str, **kwargs: Any) -> Optional[Dict[str, Any]]:
-    """SageMaker job names: extended by rectrain.sagemaker (returns None when not a job)."""
-    return None
+def _follow_job(source: str, *, follow: bool = False, **_: Any) -> Optional[Dict[str, Any]]:
+    """A SageMaker training job name: its status, metrics and (with ``follow``) its logs from
+    every host until it ends. None when ``source`` cannot be a job name."""
+    from rectrain.sagemaker.follow import follow_job
+    from rectrain.sagemaker.jobconfig import JOB_NAME_RE
+
+    if not JOB_NAME_RE.match(source):
+        return None
+    from rectrain.errors import RectrainError
+
+    try:
+        status = follow_job(source, follow=follow)
+    except RectrainError as exc:
+        raise UserError(f"{source!r} is not a run folder nor an s3:// URI, and as a SageMaker "
+                        f"job name: {exc.message}", exc.fix) from exc
+    return {"source": source, "kind": "sagemaker-job", "status": status.status,
+            "secondary_status": status.secondary_status, "metrics": dict(status.metrics),
+            "billable_seconds": status.billable_seconds, "failure_reason": status.failure_reason,
+            "model_artifacts": status.model_artifacts, "checkpoint_s3": status.checkpoint_s3,
+            "exit_code": status.exit_code}
 
 
 def monitor_recognition_training_progress(
