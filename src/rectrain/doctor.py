@@ -46,7 +46,7 @@ class DoctorReport:
 
 def _python() -> Check:
     version = platform.python_version()
-    if sys.version_info < (3, 9):
+    if sys.version_info < (3, 9):  # noqa: UP036 - an old interpreter can still import this
         return Check("python", FAIL, version, "install Python 3.9 or newer.", True)
     return Check("python", OK, f"{version} ({sys.executable})")
 

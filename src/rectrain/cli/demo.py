@@ -7,7 +7,8 @@ from rectrain.demo import run_demo
 
 def register(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("demo", help="run the whole loop on the CPU against an embedded S3 (~10 min)")
-    p.add_argument("--workdir", default="rectrain-demo", help="where everything goes (default ./rectrain-demo)")
+    p.add_argument("--workdir", default="rectrain-demo",
+                   help="where everything goes (default ./rectrain-demo)")
     p.add_argument("--minutes", type=float, default=10.0, help="time budget in minutes (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--endpoint-url", help="use this S3 endpoint instead of the embedded one")

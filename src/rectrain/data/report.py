@@ -49,12 +49,10 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
                    images_root: Optional[PathLike] = None, samples: int = 24, seed: int = 0,
                    max_images: int = 5000, top_chars: int = 60) -> List[Path]:
     """Write label_length.png, char_frequency.png, image_size.png and samples.png to ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib import font_manager
     from PIL import Image
+
+    from rectrain.plotting import subplots
 
     files = [labels] if isinstance(labels, (str, os.PathLike)) else list(labels)
     for f in files:
@@ -99,7 +97,7 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
         family = font_manager.FontProperties(fname=font_path).get_name()
     written: List[Path] = []
 
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = subplots(figsize=(8, 4))
     ks = sorted(lengths)
     ax.bar(ks, [lengths[k] for k in ks], color="#4472c4")
     ax.set_xlabel("label length (code points)")
@@ -108,7 +106,7 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
     written.append(_save(fig, out / "label_length.png"))
 
     common = chars.most_common(top_chars)
-    fig, ax = plt.subplots(figsize=(max(8, len(common) * 0.22), 4))
+    fig, ax = subplots(figsize=(max(8, len(common) * 0.22), 4))
     ax.bar(range(len(common)), [n for _, n in common], color="#ed7d31")
     ax.set_xticks(range(len(common)))
     ax.set_xticklabels([_tick(c) for c, _ in common], fontsize=9, family=family)
@@ -116,7 +114,7 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
     ax.set_title(f"Most frequent characters ({len(chars)} distinct; top {len(common)})")
     written.append(_save(fig, out / "char_frequency.png"))
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
+    fig, axes = subplots(1, 3, figsize=(12, 3.5))
     if sizes:
         ws, hs = [s[0] for s in sizes], [s[1] for s in sizes]
         axes[0].hist(hs, bins=30, color="#70ad47")
@@ -134,12 +132,10 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
 
 
 def _save(fig, path: Path) -> Path:  # noqa: ANN001
-    import matplotlib.pyplot as plt
 
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.part.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     os.replace(tmp, path)
     return path
 

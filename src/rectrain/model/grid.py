@@ -37,12 +37,10 @@ def _order(samples: Sequence[Any]) -> List[Any]:
 def worst_samples_grid(samples: Sequence[Any], out: str, *, limit: int = 24, columns: int = 3) -> Path:
     """Write the ``limit`` worst samples (objects with path, label, prediction, score, correct,
     norm_edit_distance) as a PNG grid; returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib import font_manager
-    from matplotlib import pyplot as plt
     from PIL import Image
+
+    from rectrain.plotting import subplots
 
     chosen = _order(samples)[:limit]
     font_file = thai_font_path()
@@ -52,7 +50,7 @@ def worst_samples_grid(samples: Sequence[Any], out: str, *, limit: int = 24, col
         log.warning("no Thai font found (fontpkg-sarabun); Thai labels may show as boxes.")
         prop = font_manager.FontProperties(size=11)
     rows = max(1, -(-len(chosen) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 1.9 * rows), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(4.2 * columns, 1.9 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, sample in zip(axes.flat, chosen):
@@ -72,5 +70,4 @@ def worst_samples_grid(samples: Sequence[Any], out: str, *, limit: int = 24, col
     path = Path(out).resolve()
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=100)
-    plt.close(fig)
     return path

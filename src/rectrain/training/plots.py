@@ -22,10 +22,7 @@ def continuous(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def plot_curves(metrics: Union[str, Path, List[Dict[str, Any]]], out: Union[str, Path]) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from rectrain.plotting import subplots
 
     records = read_metrics(metrics) if isinstance(metrics, (str, Path)) else metrics
     records = continuous(records)
@@ -37,7 +34,7 @@ def plot_curves(metrics: Union[str, Path, List[Dict[str, Any]]], out: Union[str,
                and not isinstance(r.get(key), bool)]
         return [p[0] for p in pts], [p[1] for p in pts]
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = subplots(1, 3, figsize=(15, 4))
     x, y = series(train, "loss")
     axes[0].plot(x, y, label="train loss")
     axes[0].set_title("loss")
@@ -66,6 +63,5 @@ def plot_curves(metrics: Union[str, Path, List[Dict[str, Any]]], out: Union[str,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     tmp.replace(path)
     return path

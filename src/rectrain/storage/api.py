@@ -1,0 +1,80 @@
+"""The Python API names users know, over :mod:`rectrain.storage.transfer` and
+:mod:`rectrain.storage.pack` (the CLI calls the same functions)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from rectrain.storage.pack import pack_dataset
+from rectrain.storage.transfer import pull, push
+
+
+def upload_recognition_data_to_s3(
+    local_dir: Any,
+    s3_uri: str,
+    *,
+    endpoint_url: Optional[str] = None,
+    packed: bool = False,
+    shard_size: Any = "128MB",
+    workers: int = 16,
+    progress: bool = True,
+    client: Any = None,
+) -> Dict[str, Any]:
+    """Upload a recognition dataset folder (images + label files + dictionary) to ``s3_uri`` with its
+    ``manifest.jsonl`` (written last). ``packed=True`` first packs it into tar shards (the
+    format for SageMaker channels); a folder made by ``rectrain data pack`` is uploaded as it is.
+    Reruns resume: what is already there is skipped. Returns the transfer summary."""
+    if packed:
+        with tempfile.TemporaryDirectory(prefix="rectrain-pack-") as tmp:
+            pack = pack_dataset(local_dir, Path(tmp) / "packed", shard_size, progress=progress)
+            result = push(
+                Path(tmp) / "packed",
+                s3_uri,
+                client=client,
+                endpoint_url=endpoint_url,
+                workers=workers,
+                progress=progress,
+                manifest=True,
+            )
+            out = result.to_dict()
+            out.update({"packed": True, "shards": len(pack.shards), "files": pack.files, "bytes": pack.bytes})
+            return out
+    result = push(
+        local_dir,
+        s3_uri,
+        client=client,
+        endpoint_url=endpoint_url,
+        workers=workers,
+        progress=progress,
+        manifest=True,
+    )
+    out = result.to_dict()
+    out.update({"files": result.files_total, "bytes": result.bytes_total})
+    return out
+
+
+def download_recognition_data_from_s3(
+    s3_uri: str,
+    local_dir: Any,
+    *,
+    endpoint_url: Optional[str] = None,
+    workers: int = 16,
+    progress: bool = True,
+    client: Any = None,
+) -> Dict[str, Any]:
+    """Download a dataset from ``s3_uri`` into ``local_dir``, checked against its manifest. A packed
+    dataset is detected and unpacked on the fly into the original tree. Reruns resume."""
+    result = pull(
+        s3_uri,
+        local_dir,
+        client=client,
+        endpoint_url=endpoint_url,
+        workers=workers,
+        progress=progress,
+        unpack=True,
+    )
+    out = result.to_dict()
+    out.update({"files": result.files_total, "bytes": result.bytes_total})
+    return out

@@ -1,0 +1,93 @@
+"""Shared fixtures: a real SeaweedFS S3 server on loopback (never a mock).
+
+- ``s3_server``: one server for the whole session (``.endpoint_url``, ``.access_key``,
+  ``.secret_key``, ``.env``; also a read-only identity: ``.read_only_env``, ``.client(read_only=True)``).
+- ``s3_client``: a boto3 S3 client for it (admin identity).
+- ``s3_bucket``: a fresh, empty bucket for each test (its name), removed afterwards.
+- ``s3_env``: the server's AWS_* variables set in ``os.environ`` for the test (for CLI tests).
+- ``seaweed_factory``: ``seaweed_factory(data_dir=None, port=None, read_only_identity=False)``
+  starts a dedicated server (for stop/restart tests); all are stopped after the test.
+
+Every server is stopped at the end of the session, whatever happens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable, Iterator, List, Optional
+
+import pytest
+
+
+def _start(data_dir: Any, port: Optional[int] = None, read_only_identity: bool = True) -> Any:
+    from rectrain.errors import EnvironmentProblem
+    from rectrain.storage.server import SeaweedServer
+
+    try:
+        return SeaweedServer(data_dir, port=port, read_only_identity=read_only_identity).start()
+    except EnvironmentProblem as exc:
+        pytest.skip(f"SeaweedFS is not available: {exc}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Any:
+    server = _start(tmp_path_factory.mktemp("seaweed"))
+    request.addfinalizer(server.stop)
+    return server
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_server: Any) -> Any:
+    return s3_server.client()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: Any, s3_client: Any) -> Iterator[str]:
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    s3_client.create_bucket(Bucket=name)
+    yield name
+    try:
+        paginator = s3_client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=name):
+            keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if keys:
+                s3_client.delete_objects(Bucket=name, Delete={"Objects": keys, "Quiet": True})
+        s3_client.delete_bucket(Bucket=name)
+    except Exception:  # noqa: BLE001 - the server may have been stopped by the test
+        pass
+
+
+@pytest.fixture
+def s3_env(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> dict:
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    return dict(s3_server.env)
+
+
+@pytest.fixture
+def seaweed_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
+    started: List[Any] = []
+
+    def factory(data_dir: Any = None, port: Optional[int] = None, read_only_identity: bool = False) -> Any:
+        server = _start(
+            data_dir or tmp_path_factory.mktemp("seaweed-own"),
+            port=port,
+            read_only_identity=read_only_identity,
+        )
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No SeaweedFS server outlives the test session."""
+    import sys
+
+    module = sys.modules.get("rectrain.storage.server")
+    if module is not None:
+        module.stop_all()

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from rectrain.errors import ConfigError, DataError, IntegrityError
+from rectrain.storage.manifest import MANIFEST_NAME, Manifest
+from rectrain.storage.pack import pack_dataset, parse_size, unpack_dataset
+from rectrain.storage.transfer import list_objects, pull, push
+
+from .helpers import make_tree, tree_digest
+
+
+def test_parse_size():
+    assert parse_size("128MB") == 128_000_000
+    assert parse_size("1.5 GB") == 1_500_000_000
+    assert parse_size("64MiB") == 64 * 1024 * 1024
+    assert parse_size("4096") == 4096
+    with pytest.raises(ConfigError):
+        parse_size("big")
+    with pytest.raises(ConfigError):
+        parse_size("10B")
+
+
+def test_pack_unpack_round_trip_is_the_exact_tree(tmp_path):
+    src = tmp_path / "src"
+    files = make_tree(src, files=30, size=900)
+    packed = tmp_path / "packed"
+    result = pack_dataset(src, packed, "8KB", progress=False)
+    assert len(result.shards) > 2 and result.files == len(files)
+    assert sorted(p.name for p in packed.iterdir()) == sorted(result.shards + [MANIFEST_NAME])
+    manifest = Manifest.read(packed / MANIFEST_NAME)
+    assert manifest.kind == "packed" and manifest.dirs == ["empty_dir"]
+    with tarfile.open(packed / result.shards[0]) as tar:  # plain tar files, UTF-8 names
+        assert all(m.isfile() for m in tar.getmembers())
+    out = tmp_path / "out"
+    info = unpack_dataset(packed, out, progress=False)
+    assert info["shards_extracted"] == len(result.shards)
+    assert tree_digest(out) == tree_digest(src)
+    again = unpack_dataset(packed, out, progress=False)
+    assert again["shards_extracted"] == 0
+
+
+def test_repack_removes_stale_shards(tmp_path):
+    src = tmp_path / "src"
+    make_tree(src, files=20)
+    packed = tmp_path / "packed"
+    many = pack_dataset(src, packed, "4KB", progress=False)
+    few = pack_dataset(src, packed, "1MB", progress=False)
+    assert len(few.shards) == 1 < len(many.shards)
+    assert sorted(p.name for p in packed.iterdir()) == ["manifest.jsonl", "shard-00000.tar"]
+
+
+def test_pack_refuses_output_inside_the_dataset(tmp_path):
+    src = tmp_path / "src"
+    make_tree(src, files=2)
+    with pytest.raises(DataError):
+        pack_dataset(src, src / "packed", progress=False)
+
+
+def test_damaged_shard_member_is_refused_and_not_kept(tmp_path):
+    src = tmp_path / "src"
+    make_tree(src, files=3)
+    packed = tmp_path / "packed"
+    result = pack_dataset(src, packed, "1MB", progress=False)
+    shard = packed / result.shards[0]
+    data = bytearray(shard.read_bytes())
+    # flip a byte inside the first member's data (just after its header blocks)
+    with tarfile.open(shard) as tar:
+        first = tar.getmembers()[0]
+    data[first.offset_data + 10] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    with pytest.raises(IntegrityError) as info:
+        unpack_dataset(packed, out, progress=False, workers=1)
+    assert first.name in str(info.value)
+    assert not (out / first.name).exists()
+    assert not list(out.rglob("*.rectrain-part"))
+
+
+def test_shard_with_unlisted_or_escaping_member_is_refused(tmp_path):
+    src = tmp_path / "src"
+    make_tree(src, files=2)
+    packed = tmp_path / "packed"
+    result = pack_dataset(src, packed, "1MB", progress=False)
+    evil = io.BytesIO()
+    with tarfile.open(fileobj=evil, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("../evil.txt")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    (packed / result.shards[0]).write_bytes(evil.getvalue())
+    out = tmp_path / "out"
+    with pytest.raises(IntegrityError):
+        unpack_dataset(packed, out, progress=False)
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_packed_push_and_pull_unpack(s3_client, s3_bucket, tmp_path):
+    src = tmp_path / "src"
+    make_tree(src, files=40, size=1500)
+    packed = tmp_path / "packed"
+    result = pack_dataset(src, packed, "16KB", progress=False)
+    uri = f"s3://{s3_bucket}/packed/thai"
+    pushed = push(packed, uri, client=s3_client, progress=False)
+    assert pushed.packed and pushed.transferred == len(result.shards)
+    keys = sorted(o.key.rsplit("/", 1)[1] for o in list_objects(uri, client=s3_client))
+    assert keys == sorted(result.shards + [MANIFEST_NAME])
+
+    out = tmp_path / "out"
+    pulled = pull(uri, out, client=s3_client, unpack=True, progress=False, workers=3)
+    assert pulled.packed and pulled.transferred == result.files
+    assert tree_digest(out) == tree_digest(src)  # exactly the original tree, nothing more
+    again = pull(uri, out, client=s3_client, unpack=True, progress=False)
+    assert again.transferred == 0 and again.skipped == result.files
+
+    raw = tmp_path / "raw"
+    plain = pull(uri, raw, client=s3_client, progress=False)  # without --unpack: the shards themselves
+    assert plain.transferred == len(result.shards)
+    assert tree_digest(raw) == tree_digest(packed)
+
+
+def test_api_names_round_trip_packed(s3_server, s3_client, s3_bucket, tmp_path):
+    import rectrain
+
+    src = tmp_path / "src"
+    make_tree(src, files=12)
+    up = rectrain.upload_recognition_data_to_s3(
+        src,
+        f"s3://{s3_bucket}/api",
+        packed=True,
+        shard_size="4KB",
+        progress=False,
+        endpoint_url=s3_server.endpoint_url,
+        client=s3_client,
+    )
+    assert up["packed"] and up["shards"] > 1
+    down = rectrain.download_recognition_data_from_s3(
+        f"s3://{s3_bucket}/api", tmp_path / "out", progress=False, client=s3_client
+    )
+    assert down["packed"] and tree_digest(tmp_path / "out") == tree_digest(src)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError
+
+from rectrain.errors import IntegrityError, PermissionProblem, StorageError
+from rectrain.storage.s3 import S3Uri, iam_statement, make_client, translate_error
+
+
+def test_s3uri_parse_join_and_prefix():
+    uri = S3Uri.parse("s3://my-bucket/datasets/thai/")
+    assert (uri.bucket, uri.key, uri.prefix) == ("my-bucket", "datasets/thai/", "datasets/thai/")
+    assert str(uri.join("train", "/a.png")) == "s3://my-bucket/datasets/thai/train/a.png"
+    root = S3Uri.parse("s3://my-bucket")
+    assert root.key == "" and root.prefix == "" and str(root.join("x")) == "s3://my-bucket/x"
+    assert S3Uri.parse("s3://b-1/k").name == "k"
+    for bad in ("my-bucket/x", "s3:///x", "s3://a/x", "https://b/x"):
+        with pytest.raises(StorageError):
+            S3Uri.parse(bad)
+
+
+def test_translate_error_names_action_resource_and_keeps_cause():
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+    err = translate_error(denied, "s3:PutObject", "s3://bkt/data")
+    assert isinstance(err, PermissionProblem)
+    assert err.action == "s3:PutObject" and err.resource == "s3://bkt/data"
+    assert "arn:aws:s3:::bkt/data/*" in str(err)
+    codes = {
+        "NoSuchBucket": "does not exist",
+        "InvalidAccessKeyId": "access key",
+        "SignatureDoesNotMatch": "secret key",
+        "ExpiredToken": "expired",
+        "SlowDown": "SlowDown",
+    }
+    for code, words in codes.items():
+        err = translate_error(ClientError({"Error": {"Code": code}}, "GetObject"), "s3:GetObject", "s3://b/k")
+        assert isinstance(err, StorageError) and words in str(err), (code, str(err))
+    bad = translate_error(
+        ClientError({"Error": {"Code": "BadDigest"}}, "PutObject"), "s3:PutObject", "s3://b/k"
+    )
+    assert isinstance(bad, IntegrityError)
+    with pytest.raises(StorageError) as info:
+        try:
+            raise denied
+        except ClientError as exc:
+            raise translate_error(exc, "s3:PutObject", "s3://b/k") from exc
+    assert info.value.__cause__ is denied
+
+
+def test_iam_statements():
+    assert iam_statement("s3:ListBucket", "s3://bkt/ds") == {
+        "Effect": "Allow",
+        "Action": ["s3:ListBucket"],
+        "Resource": ["arn:aws:s3:::bkt"],
+        "Condition": {"StringLike": {"s3:prefix": ["ds/*"]}},
+    }
+    assert iam_statement("s3:GetObject", "s3://bkt")["Resource"] == ["arn:aws:s3:::bkt/*"]
+
+
+def test_endpoint_comes_from_standard_aws_configuration(monkeypatch):
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9999")
+    assert make_client().meta.endpoint_url == "http://127.0.0.1:9999"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9998")  # the service-specific one wins
+    assert make_client().meta.endpoint_url == "http://127.0.0.1:9998"
+    assert make_client("http://127.0.0.1:9997").meta.endpoint_url == "http://127.0.0.1:9997"
+
+
+def test_unknown_profile_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    with pytest.raises(StorageError) as info:
+        make_client(profile="no-such-profile")
+    assert "no-such-profile" in str(info.value)
