@@ -39,6 +39,10 @@ def setup_logging(level: str = "info", fmt: str = "human") -> None:
     logger.addHandler(handler)
     logger.setLevel(getattr(logging, level.upper(), logging.INFO))
     logger.propagate = False
+    # Paddle configures the root logger at INFO when the engine's inference code is imported;
+    # keep the AWS SDK's chatter ("Found credentials in environment variables") out of it.
+    for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     _CONFIGURED = True
 
 
