@@ -29,9 +29,9 @@ def engine_env(engine: Engine, base: Optional[Mapping[str, str]] = None,
     env["PYTHONIOENCODING"] = "utf-8"
     env["PYTHONPATH"] = os.pathsep.join(
         [str(engine.root)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    # Paddle's CPU build spawns one thread per core for each op; the data loader workers
-    # would fight them. Leave user settings alone.
-    env.setdefault("OMP_NUM_THREADS", str(max(1, os.cpu_count() or 1)))
+    # OMP_NUM_THREADS is deliberately left as the user has it: setting it to the core count
+    # made CPU training 33% slower on 2 cores (OpenMP spin-waits against the data-loader
+    # workers; see docs/problem-log.md).
     if extra:
         env.update(extra)
     return env
