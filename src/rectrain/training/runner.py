@@ -244,10 +244,11 @@ def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
 MIRRORED = ("metrics.jsonl", STATE_FILE, "problem-log.md")
 
 
-def _mirror_run_files(run: Path, ckdir: Path) -> None:
+def _mirror_run_files(run: Path, ckdir: Path, node_rank: int = 0) -> None:
     """When the checkpoints live outside the run folder (SageMaker: /opt/ml/checkpoints, which
-    SageMaker syncs and restores), keep a copy of the run's history beside them."""
-    if run in ckdir.parents:
+    SageMaker syncs and restores), keep a copy of the run's history beside them. Only the
+    first host does: on several hosts every /opt/ml/checkpoints syncs to the same S3 prefix."""
+    if node_rank != 0 or run in ckdir.parents:
         return
     dest = ckdir / "run"
     dest.mkdir(parents=True, exist_ok=True)
@@ -439,7 +440,9 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
         state.best_epoch = info.epoch
         state.save(state_path)
 
-    sync = CheckpointSync(ckdir, run, s3_prefix=checkpoint_s3, endpoint_url=endpoint_url,
+    # the engine saves checkpoints on rank 0 only; other hosts upload nothing
+    sync = CheckpointSync(ckdir, run, s3_prefix=checkpoint_s3 if node_rank == 0 else None,
+                          endpoint_url=endpoint_url,
                           sub_epochs=plan.sub_epochs, main_indicator=main_indicator,
                           best_so_far=state.best_metric, on_best=on_best, run_id=state.run_id)
     metrics = MetricsWriter(run / "metrics.jsonl")
@@ -512,7 +515,7 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
                     state.engine_epoch = record["engine_epoch"]
                     state.save(state_path)
                     if record["name"] == "latest":
-                        _mirror_run_files(run, ckdir)
+                        _mirror_run_files(run, ckdir, node_rank)
                         if budget.is_set():
                             disp.message(f"--max-seconds {max_seconds:g} reached: stopping after "
                                          f"the checkpoint at step {record['global_step']}")
@@ -556,7 +559,7 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
         result.status, result.exit_code = "interrupted", EXIT_INTERRUPTED
         state.status = "interrupted"
         state.save(state_path)
-        _mirror_run_files(run, ckdir)
+        _mirror_run_files(run, ckdir, node_rank)
         disp.message(f"interrupted by signal {stopper.signum}; uploading what is new "
                      f"(at most {INTERRUPT_UPLOAD_S:.0f} s)")
         done = sync.close(timeout=INTERRUPT_UPLOAD_S)
@@ -574,7 +577,7 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
         append_problem_log(run / "problem-log.md", failure,
                            context=f"segment {segment}, step {tracker.global_step}, "
                                    f"engine exit status {rc}")
-        _mirror_run_files(run, ckdir)
+        _mirror_run_files(run, ckdir, node_rank)
         sync.close(timeout=INTERRUPT_UPLOAD_S)
         raise EngineFailure(f"training failed: {failure.message} (see {run / 'train.log'}; "
                             f"last engine line: {failure.evidence.strip()[:200]})",
@@ -585,7 +588,7 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
         result.status = "stopped"
     state.status = "completed" if result.status == "completed" else result.status
     state.save(state_path)
-    _mirror_run_files(run, ckdir)
+    _mirror_run_files(run, ckdir, node_rank)
     try:
         from rectrain.training.plots import plot_curves
 
