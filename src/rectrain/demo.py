@@ -13,10 +13,10 @@ import random
 import shutil
 import time
 from collections import Counter
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import write_json_atomic, write_text_atomic
@@ -84,6 +84,21 @@ def choose_words(plan: DemoPlan, seed: int) -> Tuple[List[str], List[str], List[
     return words[plan.val_words:], words[:plan.val_words], charset
 
 
+@contextmanager
+def _environ(values: Dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of the block, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
 def _reset(path: Path) -> None:
     if path.exists():
         shutil.rmtree(path)
@@ -140,8 +155,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
         else:
             server = stack.enter_context(start_embedded(work / "s3"))
             endpoint = server.endpoint_url
-            for key, value in server.env.items():
-                os.environ[key] = value
+            stack.enter_context(_environ(server.env))  # its credentials, for this run only
             log.info("[2/7] started the embedded S3 (SeaweedFS) at %s", endpoint)
         from rectrain.storage.s3 import make_client
 

@@ -58,7 +58,8 @@ def test_interrupted_twice_then_finished(s3_server, s3_client, s3_bucket, tmp_pa
     pack_dataset(data["root"], tmp_path / "packed", "20KB", progress=False)  # train: a packed dataset
     _upload_tree(s3_client, tmp_path / "packed", s3_bucket, "datasets/thai/train")
     _upload_tree(s3_client, data["root"], s3_bucket, "datasets/thai/val")  # val: plain files
-    job = _job(s3_bucket, s3_server.endpoint_url, epochs=16)
+    # long enough that neither 18-second attempt can finish, even on a fast idle machine
+    job = _job(s3_bucket, s3_server.endpoint_url, epochs=48)
 
     result = run_local(job, interrupt_after=[18, 18], work_dir=str(tmp_path / "ml"), s3_client=s3_client,
                        grace_seconds=120)
@@ -77,7 +78,7 @@ def test_interrupted_twice_then_finished(s3_server, s3_client, s3_bucket, tmp_pa
     resumes = [r for r in records if r.get("type") == "resume"]
     assert resumes and max(r["global_step"] for r in resumes) > 0
     steps = [r["global_step"] for r in records if r.get("type") == "train"]
-    assert max(steps) == 32  # 16 epochs x 2 steps, not more: resumed, not restarted
+    assert max(steps) == 96  # 48 epochs x 2 steps, not more: resumed, not restarted
 
     # /opt/ml/model as SageMaker packs it, uploaded where SageMaker puts model.tar.gz
     assert result.model_s3 == f"s3://{s3_bucket}/jobs/{result.job_name}/output/model.tar.gz"

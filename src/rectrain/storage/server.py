@@ -407,7 +407,9 @@ class SeaweedServer:
                     client = self.client()
                 try:
                     client.list_buckets()
-                    return
+                    if self._volume_server_registered():
+                        return
+                    last_error = "no volume server registered with the master yet"
                 except Exception as exc:  # noqa: BLE001 - not ready yet
                     last_error = f"{type(exc).__name__}: {exc}"
             time.sleep(0.2)
@@ -416,6 +418,20 @@ class SeaweedServer:
             f"{self.startup_timeout:.0f} s (last error: {last_error or 'no answer'}).",
             f"see {self.log_path}.",
         )
+
+    def _volume_server_registered(self) -> bool:
+        """S3 answers before the volume server has registered with the master; until it has,
+        reads of existing objects fail with InternalError (seen after a restart)."""
+        master = self.ports.get("master.port")
+        if not master:
+            return True
+        try:
+            with urllib.request.urlopen(f"http://{HOST}:{master}/dir/status", timeout=2) as resp:  # noqa: S310
+                topology = json.loads(resp.read().decode("utf-8")).get("Topology", {})
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        return any(node for dc in topology.get("DataCenters") or [] for rack in dc.get("Racks") or []
+                   for node in rack.get("DataNodes") or [])
 
     def _http_up(self) -> bool:
         try:
