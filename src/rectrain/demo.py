@@ -211,7 +211,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
 
         # g. export with the engine's exporter, evaluate the exported model on held-out words
         model_dir = work / "model"
-        export_model(str(run_dir), out_dir=str(model_dir))
+        export_model(str(run_dir), out_dir=str(model_dir), overwrite=True)
         log.info("[6/7] exported the inference model to %s", model_dir)
         evaluation = evaluate_model(str(model_dir), str(data / "val" / "labels.txt"),
                                     json_out=str(work / "evaluation.json"),
