@@ -25,7 +25,7 @@ def register(sub) -> None:  # noqa: ANN001
                        description="Run PaddleOCR's tools/train.py on CONFIG with live progress, "
                                    "metrics.jsonl, checkpoints uploaded to S3 as they are saved, "
                                    "and --resume after an interruption (exit 75).")
-    p.add_argument("--config", required=True, help="the training config (rectrain config create)")
+    p.add_argument("--config", required=True, help="the training config (rectrain config build)")
     p.add_argument("--run-dir", required=True, help="folder for train.log, metrics.jsonl, checkpoints")
     p.add_argument("--device", choices=["gpu", "cpu"], default="gpu",
                    help="gpu (default; refused without a GPU) or cpu (slow, for smoke tests)")

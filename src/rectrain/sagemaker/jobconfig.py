@@ -13,7 +13,7 @@ are refused with the closest known key, so a typo never silently drops a setting
     spot: true
     max_run: 12h
     training:
-      preset: th_PP-OCRv5_mobile
+      preset: th-ppocrv5-mobile
       dict: dict.txt
       epochs: 50
 """

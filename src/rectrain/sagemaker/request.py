@@ -99,7 +99,7 @@ def build_training_job_request(job: JobConfig, now: Optional[_dt.datetime] = Non
                           "it prints.")
     if not (job.training.preset or job.training.base_config):
         raise ConfigError("the job has no training.preset or training.base_config.",
-                          "pass --preset th_PP-OCRv5_mobile (see `rectrain config presets`) or set "
+                          "pass --preset th-ppocrv5-mobile (see `rectrain config presets`) or set "
                           "training.preset in the job config.")
     name = job_name(job, now)
     channels = [_channel("train", train, job.input_mode)]

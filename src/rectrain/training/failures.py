@@ -28,7 +28,7 @@ RULES: List[Tuple[str, Pattern[str], str, str]] = [
                 r"cudaErrorMemoryAllocation|out of memory)", re.I),
      "the GPU ran out of memory.",
      "lower Train.loader.batch_size_per_card (e.g. halve it), turn on AMP (--amp in `rectrain "
-     "config create`), or shorten the image width in RecResizeImg / max_text_length."),
+     "config build`), or shorten the image width in RecResizeImg / max_text_length."),
     ("gpu_not_available",
      re.compile(r"cannot be set as true while your paddle is not compiled with cuda", re.I),
      "the config asks for a GPU but this Paddle is a CPU build.",

@@ -118,14 +118,14 @@ def _load_config(config: Union[str, Path]) -> Dict[str, Any]:
     path = Path(config)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found.",
-                          "create one with `rectrain config create`.")
+                          "create one with `rectrain config build`.")
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc}).", "fix the YAML syntax.") from exc
     if not isinstance(data, dict) or "Global" not in data or "Train" not in data:
         raise ConfigError(f"{path}: not a PaddleOCR training config (no Global/Train sections).",
-                          "create one with `rectrain config create`.")
+                          "create one with `rectrain config build`.")
     return data
 
 
