@@ -16,7 +16,7 @@ from collections import Counter
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import write_json_atomic, write_text_atomic
@@ -26,8 +26,8 @@ log = get_logger("demo")
 
 DEMO_BUCKET = "rectrain-demo"
 # Mild, realistic noise: the model must generalise past one rendering, yet learn in minutes.
-DEMO_EFFECTS_SPEC = dict(blur=0.2, noise=0.2, rotation=1.0, perspective=0.0, jpeg=0.2,
-                         background=False, colors=False)
+DEMO_EFFECTS_SPEC: Dict[str, Any] = dict(blur=0.2, noise=0.2, rotation=1.0, perspective=0.0,
+                                         jpeg=0.2, background=False, colors=False)
 DEMO_PREFIX = "demo"
 
 
