@@ -8,7 +8,7 @@ trained once by each, alternately (``--repeats`` pairs). Reported:
 - start-up: seconds from process start to the first train line; extra = rectrain - bare;
 - wall: seconds to the end of the process.
 
-    venv/bin/python benchmarks/bench_train_overhead.py [--images 64] [--epochs 4] [--repeats 1]
+    venv/bin/python benchmarks/bench_train_overhead.py [--images 128] [--epochs 8] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -58,10 +58,10 @@ def _run(argv: List[str], env: Dict[str, str]) -> Dict[str, float]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--images", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)  # one short pair is too noisy
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     args = ap.parse_args()
 
