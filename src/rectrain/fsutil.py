@@ -19,6 +19,14 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
+def remove_quietly(path: PathLike) -> None:
+    """Remove a (temporary) file if it is there; for clean-up on a failure path."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 @contextmanager
 def atomic_open(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO[Any]]:
     """Write to a temporary file beside ``path`` and rename it over ``path`` on success."""
@@ -34,10 +42,7 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> Ite
         os.chmod(tmp, _default_mode())
         os.replace(tmp, target)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        remove_quietly(tmp)
         raise
 
 

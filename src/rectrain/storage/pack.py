@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Set
 
 from rectrain.errors import ConfigError, DataError, IntegrityError, RectrainError, StorageError
-from rectrain.fsutil import write_text_atomic
+from rectrain.fsutil import remove_quietly, write_text_atomic
 from rectrain.logs import get_logger
 from rectrain.storage.manifest import (
     CHUNK,
@@ -190,10 +190,7 @@ def pack_dataset(
                 sha, _, shard_bytes = file_digests(tmp)
                 os.replace(tmp, out / name)
             except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+                remove_quietly(tmp)
                 raise
             shards.append(ManifestEntry(name, shard_bytes, sha))
     keep = {s.path for s in shards}
@@ -264,10 +261,7 @@ class _Writer:
                 out.write(data)
             _finish_file(tmp, target, mtime, mode)
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            remove_quietly(tmp)
             raise
 
     def _raise_failed(self) -> None:
@@ -388,10 +382,7 @@ def _write_verified(
         _verify(size, sha.hexdigest(), entry, where)
         _finish_file(tmp, target, mtime, mode)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        remove_quietly(tmp)
         raise
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from rectrain.errors import DataError, IntegrityError, PermissionProblem, RectrainError, StorageError
+from rectrain.fsutil import atomic_open, remove_quietly
 from rectrain.logs import get_logger
 from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import (
@@ -381,10 +382,7 @@ def _download_once(
             )
         os.replace(tmp, dest)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        remove_quietly(tmp)
         raise
     return size
 
@@ -859,8 +857,6 @@ def pull(
                 f"Cannot delete {dst / rel}: {exc}.", "check the folder's permissions."
             ) from exc
     if dataset is not None:
-        from rectrain.fsutil import atomic_open
-
         with atomic_open(dst / MANIFEST_NAME, "wb") as fh:
             fh.write(manifest_raw)
     result.seconds = time.monotonic() - started
