@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Dict
 
-__version__ = "0.1.0"
+from rectrain._version import __version__
 
 _API: Dict[str, str] = {
     "upload_recognition_data_to_s3": "rectrain.storage.api",

@@ -1,7 +1,9 @@
-"""Atomic file writes: nothing half-written is ever left where a rerun would trust it."""
+"""Atomic file writes (nothing half-written is ever left where a rerun would trust it), file
+digests and human-readable sizes: the small file helpers every layer shares."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -12,11 +14,47 @@ from typing import IO, Any, Iterator, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _default_mode() -> int:
-    """The mode a plain ``open()`` would give (mkstemp's temp files are owner-only)."""
-    umask = os.umask(0)
+def _read_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux exposes it in
+    /proc/self/status); elsewhere set-and-restore once, at import, before any thread runs."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+_UMASK = _read_umask()
+
+
+def _default_mode() -> int:
+    """The mode a plain ``open()`` would give (mkstemp's temp files are owner-only). The umask is
+    read once: flipping it on every write would race with other threads creating files."""
+    return 0o666 & ~_UMASK
+
+
+def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in ``chunk``-sized blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def format_size(n: float) -> str:
+    """Bytes as a human-readable size with IEC units (1 KiB = 1024 B): ``"512 B"``, ``"1.5 MiB"``."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"
 
 
 def remove_quietly(path: PathLike) -> None:

@@ -17,18 +17,42 @@ def _engine_chars(path: Path, use_space_char: bool = False):
 
 
 def test_official_thai_dict_read_like_the_engine(thai_dict):
+    """The current upstream file: 524 lines, ก and ω on lines of their own; with the space
+    class and the CTC blank that is the released model's 526 output classes."""
     d = read_dictionary(thai_dict)
     assert d.chars == _engine_chars(thai_dict)
+    assert len(d.chars) == 524
+    assert d.num_classes_ctc == 525
+    assert d.chars[239] == ""  # line 240 is empty and still a class
+    assert d.chars[440] == "ω" and d.chars[441] == "ก"
+    assert all(len(c) <= 1 for c in d.chars)
+    assert "ก" in d.encodable
+    d2 = read_dictionary(thai_dict, use_space_char=True)
+    assert d2.chars[-1] == " " and len(d2.chars) == 525
+    assert d2.num_classes_ctc == 526  # the released th_PP-OCRv5_mobile_rec head
+
+
+def test_stale_thai_dict_read_like_the_engine(stale_thai_dict):
+    d = read_dictionary(stale_thai_dict)
+    assert d.chars == _engine_chars(stale_thai_dict)
     assert len(d.chars) == 523
     assert d.num_classes_ctc == 524
-    assert d.chars[239] == ""  # line 240 is empty and still a class
+    assert d.chars[239] == ""
     assert "ωก" in d.chars
-    d2 = read_dictionary(thai_dict, use_space_char=True)
-    assert d2.chars[-1] == " " and len(d2.chars) == 524
 
 
 def test_official_thai_dict_quirks_reported(thai_dict):
-    findings = check_dictionary(thai_dict)
+    by_code = {}
+    for f in check_dictionary(thai_dict):
+        by_code.setdefault(f.code, []).append(f.line)
+    assert by_code["dict-empty-line"] == [240]
+    assert by_code["dict-duplicate"] == [248, 379]
+    assert "dict-multi-char" not in by_code
+    assert "dict-crlf" not in by_code
+
+
+def test_stale_thai_dict_quirks_reported(stale_thai_dict):
+    findings = check_dictionary(stale_thai_dict)
     by_code = {}
     for f in findings:
         by_code.setdefault(f.code, []).append(f.line)
@@ -40,7 +64,7 @@ def test_official_thai_dict_quirks_reported(thai_dict):
     multi = [f for f in findings if f.code == "dict-multi-char"][0].message
     assert "U+03C9" in multi
     assert "U+0E01" in multi and "no line of their own" in multi  # KO KAI is only inside 'ωก'
-    assert "ก" not in read_dictionary(thai_dict).encodable
+    assert "ก" not in read_dictionary(stale_thai_dict).encodable
 
 
 def test_engine_index_last_duplicate_wins(tmp_path):

@@ -107,12 +107,16 @@ def test_clean_file_validates_clean(corpus):
     assert rep.counts == {"duplicate": 1}
 
 
-def test_official_thai_dict_findings_are_warnings(tmp_path, thai_dict):
+def test_official_thai_dict_findings_are_warnings(tmp_path, thai_dict, stale_thai_dict):
     Image.new("RGB", (60, 32), "white").save(tmp_path / "a.png")
-    (tmp_path / "l.txt").write_text("a.png\tสวัสดี\n", encoding="utf-8")
+    (tmp_path / "l.txt").write_text("a.png\tกสวัสดี\n", encoding="utf-8")
     rep = validate_recognition_annotation_format(tmp_path / "l.txt", dict_path=thai_dict, progress=False)
-    assert rep.ok
+    assert rep.ok  # the current file: ก has its own line, only the two duplicates are reported
+    assert "dict-multi-char" not in rep.counts and rep.counts["dict-duplicate"] == 2
+    rep = validate_recognition_annotation_format(tmp_path / "l.txt", dict_path=stale_thai_dict,
+                                                 progress=False)
     assert rep.counts["dict-multi-char"] == 1 and rep.counts["dict-duplicate"] == 2
+    assert rep.counts["unknown-char"] == 1  # the stale file drops ก from the label
 
 
 def test_cli_exit_codes(corpus, capsys):

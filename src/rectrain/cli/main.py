@@ -9,7 +9,7 @@ import importlib
 import sys
 from typing import List, Optional
 
-from rectrain import __version__
+from rectrain._version import __version__
 from rectrain.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, RectrainError
 from rectrain.logs import get_logger, setup_logging
 

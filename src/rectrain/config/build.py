@@ -22,6 +22,7 @@ from rectrain.config.report import write_diff
 from rectrain.config.yamlio import write_yaml
 from rectrain.data.dictionary import read_dictionary
 from rectrain.engine import find_engine
+from rectrain.engine.datasets import LABEL_DATASETS
 from rectrain.errors import ConfigError
 from rectrain.fsutil import write_text_atomic
 from rectrain.logs import get_logger
@@ -29,7 +30,6 @@ from rectrain.logs import get_logger
 log = get_logger("config")
 
 PathLike = Union[str, Path]
-LABEL_DATASETS = ("SimpleDataSet", "MultiScaleDataSet", "TextRecDataset", "MSTextRecDataset")
 
 
 @dataclass

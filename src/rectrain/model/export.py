@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Set
 
 import yaml
 
-from rectrain import __version__
+from rectrain._version import __version__
 from rectrain.engine import Engine, engine_command, find_engine
 from rectrain.errors import ConfigError, EngineFailure, UserError
 from rectrain.fsutil import write_json_atomic

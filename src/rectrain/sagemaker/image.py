@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
-from rectrain import __version__
+from rectrain._version import __version__
 from rectrain.errors import EngineFailure, EnvironmentProblem, UserError
 from rectrain.logs import get_logger
 

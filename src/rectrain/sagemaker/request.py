@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, Dict, List, Optional
 
-from rectrain import __version__
+from rectrain._version import __version__
 from rectrain.errors import ConfigError
 from rectrain.sagemaker.jobconfig import DEFAULT_LOCAL_CHECKPOINTS, JOB_NAME_RE, JobConfig
 from rectrain.sagemaker.metrics import metric_definitions

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-RATIO_DATASETS = {"SimpleDataSet", "MultiScaleDataSet", "TextRecDataset", "MSTextRecDataset"}
+from rectrain.engine.datasets import LABEL_DATASETS
+
 # Conservative throughput guesses (samples/s per device) used before anything is measured.
 ASSUMED_IPS = {"gpu": 250.0, "cpu": 15.0}
 
@@ -47,7 +48,7 @@ class TrainPlan:
 def count_train_samples(config: Dict[str, Any], base_dir: Optional[Path] = None) -> Optional[int]:
     """Lines of the train label files, or None when the dataset is not label-file based."""
     dataset = (config.get("Train") or {}).get("dataset") or {}
-    if dataset.get("name") not in RATIO_DATASETS:
+    if dataset.get("name") not in LABEL_DATASETS:
         return None
     files = dataset.get("label_file_list") or []
     if isinstance(files, str):
