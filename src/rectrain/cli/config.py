@@ -91,7 +91,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rectrain.config.build import check_training_config
+    from rectrain.config.checks import check_training_config
     from rectrain.config.yamlio import load_yaml
 
     path = Path(args.config)

@@ -4,6 +4,7 @@ images exist under ``data_dir``, label characters are in the dictionary, and lab
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -130,7 +131,6 @@ def has_size_fields(files: Sequence[str], delimiter: str = "\t") -> bool:
 
 def _image_paths(path: str) -> List[str]:
     if path.startswith("["):
-        import json
         try:
             items = json.loads(path)
             if isinstance(items, list) and items:

@@ -8,6 +8,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rectrain.config.edit import Editor, get_path, walk
+from rectrain.config.knowledge import ClassInfo
 from rectrain.errors import ConfigError
 
 Shape = Tuple[int, int, int]
@@ -238,3 +239,131 @@ def ctc_columns(cfg: Dict[str, Any]) -> Optional[Tuple[int, str]]:
     if name == "PPLCNetV3":
         return 40, "PPLCNetV3 pools training features to 40 columns"
     return None
+
+
+# --- schedule: learning rate, decay epochs, warm-up, intervals -------------------------------
+
+def set_learning_rate(ed: Editor, lr: float) -> None:
+    """``--lr``: the schedule's base rate; a Piecewise schedule's values scale by the same
+    factor; a plain number becomes a Const schedule."""
+    opt_lr = get_path(ed.config, ("Optimizer", "lr"))
+    if not isinstance(opt_lr, dict):
+        ed.set(("Optimizer", "lr"), {"name": "Const", "learning_rate": float(lr)}, "--lr")
+        return
+    old = opt_lr.get("learning_rate")
+    values = opt_lr.get("values")
+    if old is not None or not isinstance(values, list):
+        ed.set(("Optimizer", "lr", "learning_rate"), float(lr), "--lr")
+    ref = old if isinstance(old, (int, float)) and old else (
+        values[0] if isinstance(values, list) and values else None)
+    if isinstance(values, list) and values and ref:
+        ed.set(("Optimizer", "lr", "values"), [v * float(lr) / ref for v in values],
+               "--lr: piecewise values scaled by the same factor")
+
+
+def scale_piecewise(ed: Editor, lr: Dict[str, Any], base_epochs: int, epochs: int) -> None:
+    """Piecewise decay: one more value than decay epochs (Paddle refuses otherwise, at start),
+    and decay epochs inside the run when --epochs shortens it."""
+    if lr.get("name") != "Piecewise":
+        return
+    decay, values = lr.get("decay_epochs"), lr.get("values")
+    if not isinstance(decay, list) or not isinstance(values, list):
+        raise ConfigError("Optimizer.lr: Piecewise needs decay_epochs and values lists.",
+                          "set e.g. decay_epochs: [6, 8] and values: [0.001, 0.0001, 0.00001].")
+    if len(values) != len(decay) + 1:
+        example = list(values[: len(decay) + 1])
+        while len(example) < len(decay) + 1:
+            example.append((example[-1] if example else 0.001) * 0.1)
+        shown = ", ".join(f"{v:g}" for v in example)
+        raise ConfigError(
+            f"Optimizer.lr.values has {len(values)} value(s) for {len(decay)} decay epoch(s) "
+            f"{decay}; Paddle's PiecewiseDecay needs one value per interval, i.e. "
+            f"{len(decay) + 1}, and stops at start otherwise.",
+            f"--set 'Optimizer.lr.values=[{shown}]' (or drop a decay epoch).")
+    if epochs != base_epochs and decay and max(decay) <= base_epochs:
+        new: List[int] = []
+        for e in decay:
+            v = max(1, int(round(e * epochs / base_epochs)))
+            new.append(max(v, new[-1] + 1) if new else v)
+        if new != decay:
+            ed.set(("Optimizer", "lr", "decay_epochs"), new,
+                   f"decays at the same fraction of the run ({base_epochs} -> {epochs} epochs)")
+
+
+def shorten_warmup(ed: Editor, lr: Dict[str, Any], epochs: int) -> None:
+    """A warm-up not shorter than the run would never reach the target rate: 10% of the run."""
+    warm = lr.get("warmup_epoch")
+    if isinstance(warm, (int, float)) and warm and warm >= epochs:
+        ed.set(("Optimizer", "lr", "warmup_epoch"), round(epochs * 0.1, 2),
+               f"a {warm}-epoch warm-up is not shorter than the whole run ({epochs} "
+               f"epoch{'s' if epochs != 1 else ''}): the learning rate would never "
+               "reach its target; 10% of the run")
+
+
+def set_intervals(ed: Editor, steps: int, epochs: int) -> None:
+    """Evaluate at least once per epoch (so that best_accuracy is saved), log twice."""
+    g = ed.config["Global"]
+    total = steps * epochs
+    if g.get("eval_batch_epoch") is None:
+        cur = g.get("eval_batch_step")
+        if isinstance(cur, list) and len(cur) >= 2:
+            start, every = int(cur[0]), int(cur[1])
+        else:
+            start, every = 0, int(cur or 2000)
+        new_every = max(1, min(every, steps))
+        new_start = start if start < total else 0
+        if [new_start, new_every] != cur:
+            ed.set(("Global", "eval_batch_step"), [new_start, new_every],
+                   f"{steps} steps per epoch on 1 card ({total} in all): evaluate at least once "
+                   "per epoch so that best_accuracy is saved")
+        if new_every < every:
+            ed.set(("Global", "eval_batch_epoch"), 1,
+                   "the engine then derives the interval from the real steps per epoch, which "
+                   "shrink with the number of cards")
+    pbs = g.get("print_batch_step")
+    if isinstance(pbs, int) and pbs > max(1, steps // 2):
+        ed.set(("Global", "print_batch_step"), max(1, steps // 2),
+               f"log at least twice per epoch ({steps} steps per epoch)")
+
+
+# --- text length and classes ------------------------------------------------------------------
+
+def set_head_lengths(ed: Editor, classes: Dict[Tuple[str, str], ClassInfo], mtl: int) -> None:
+    """A head that decodes up to a maximum length it takes as a parameter (NRTR's Transformer
+    ``max_len``, ABINet/VisionLAN ``max_length``) but that the config leaves at its default:
+    set it, or inference stops at the default length. ``classes``: the engine's
+    ``(kind, name) -> ClassInfo``."""
+    for prefix, model in model_parts(ed.config["Architecture"]):
+        head = model.get("Head")
+        if not isinstance(head, dict) or head.get("name") in (None, "MultiHead"):
+            continue
+        info = classes.get(("head", head["name"]))
+        if info is None or not info.params:
+            continue
+        for alias in ("max_text_length", "max_length", "max_len"):
+            if alias in info.params and alias not in head:
+                ed.set(prefix + ("Head", alias), mtl,
+                       f"{head['name']} decodes at most {alias} tokens (its default is shorter "
+                       "than the new max_text_length)")
+                break
+
+
+def fix_ignore_index(ed: Editor, n_classes: int) -> None:
+    """CE-style losses take a fixed ``ignore_index`` (ABINet: 100, 'must be greater than the
+    number of character classes'); a larger dictionary turns a real class into padding."""
+    cfg = ed.config
+    # only where ignore_index is a padding id above the classes; elsewhere 0 (NRTR) or the
+    # engine's own value (SAR, SATRN) is meant
+    if (cfg.get("PostProcess") or {}).get("name") not in ("ABINetLabelDecode",
+                                                           "CPPDLabelDecode"):
+        return
+    need = n_classes + 4  # classes + blank/sos/eos/unk at most
+    hits = [(path, value) for section in ("Loss", "Train", "Eval")
+            for path, key, value in walk(cfg.get(section), (section,))
+            if key == "ignore_index" and isinstance(value, int) and 1 <= value < need]
+    if not hits:
+        return
+    new = ((need // 100) + 1) * 100
+    for path, value in hits:
+        ed.set(path, new, f"ignore_index {value} would be a real class with {n_classes} "
+                          "dictionary classes; it must be greater than the number of classes")

@@ -88,6 +88,14 @@ def _name_of(section: Any) -> Optional[str]:
     return None
 
 
+def _one_key(entry: Any, where: str, example: str) -> Any:
+    """The name of an entry of an operator or head list: a one-key mapping ``{Name: params}``."""
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise ConfigError(f"{where} must be a one-key mapping such as '{example}'.",
+                          "fix that entry.")
+    return next(iter(entry))
+
+
 def _check_model(k: EngineKnowledge, arch: Dict[str, Any], prefix: str) -> None:
     algo = arch.get("algorithm")
     if algo is None:
@@ -123,10 +131,7 @@ def _check_model(k: EngineKnowledge, arch: Dict[str, Any], prefix: str) -> None:
                                k.sequence_encoders, k.engine_name)
         if kind == "head" and name == "MultiHead":
             for i, entry in enumerate(sec.get("head_list") or []):
-                if not isinstance(entry, dict) or len(entry) != 1:
-                    raise ConfigError(f"{prefix}.Head.head_list[{i}] must be a one-key mapping "
-                                      "such as 'CTCHead: {...}'.", "fix that entry.")
-                sub = next(iter(entry))
+                sub = _one_key(entry, f"{prefix}.Head.head_list[{i}]", "CTCHead: {...}")
                 if k.multi_head_parts and sub not in k.multi_head_parts:
                     raise _unknown(f"{prefix}.Head.head_list[{i}]", "MultiHead part", sub,
                                    k.multi_head_parts, k.engine_name)
@@ -190,10 +195,8 @@ def check_modules(config: Dict[str, Any], k: EngineKnowledge, datasets: bool = T
             raise ConfigError(f"{mode}.dataset.transforms must be a non-empty list of "
                               "operators.", "copy the transforms of an official config.")
         for i, op in enumerate(transforms):
-            if not isinstance(op, dict) or len(op) != 1:
-                raise ConfigError(f"{mode}.dataset.transforms[{i}] must be a one-key mapping "
-                                  "such as 'DecodeImage: {img_mode: BGR}'.", "fix that entry.")
-            op_name = next(iter(op))
+            op_name = _one_key(op, f"{mode}.dataset.transforms[{i}]",
+                               "DecodeImage: {img_mode: BGR}")
             if k.data_ops and op_name not in k.data_ops:
                 raise _unknown(f"{mode}.dataset.transforms[{i}]", "data operator", op_name,
                                {n for n in k.data_ops if n[:1].isupper()}, k.engine_name)

@@ -48,3 +48,39 @@ def parse_overrides(items: Sequence[str], config: Dict[str, Any]) -> List[Overri
                               "quote strings and write lists as [a, b].") from None
         out.append((tuple(parts), value))
     return out
+
+
+# --set fields that others derive from act like the builder's option of the same meaning
+OPTION_FIELDS = {
+    "Global.max_text_length": "max_text_length",
+    "Global.epoch_num": "epochs",
+    "Train.loader.batch_size_per_card": "batch_size",
+    "Train.sampler.first_bs": "batch_size",
+    "Optimizer.lr.learning_rate": "lr",
+    "Global.pretrained_model": "pretrained",
+}
+
+
+def take_options(sets: List[Override], options: Dict[str, Any]) -> List[Override]:
+    """Move each ``--set`` of an ``OPTION_FIELDS`` field into ``options`` where that option is
+    not given (None); return the other overrides."""
+    rest: List[Override] = []
+    for path, value in sets:
+        key = ".".join(str(p) for p in path)
+        name = OPTION_FIELDS.get(key)
+        if name is None or options[name] is not None or (name == "pretrained" and not value):
+            rest.append((path, value))
+        elif name == "pretrained":
+            options[name] = str(value)
+        elif name == "lr":
+            options[name] = _number(key, value)
+        else:
+            options[name] = int(_number(key, value))
+    return rest
+
+
+def _number(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"--set {key}={value!r}: expected a number.",
+                          f"write e.g. --set {key}=10.")
+    return float(value)

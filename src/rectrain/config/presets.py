@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from rectrain.config.knowledge import engine_knowledge
+from rectrain.config.modules import check_modules
 from rectrain.config.yamlio import load_yaml, load_yaml_text
+from rectrain.engine import find_engine
 from rectrain.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -127,10 +130,6 @@ def base_text(name_or_path: str) -> str:
 
 def preset_support(preset: Preset, paddleocr_dir: Optional[str] = None) -> Tuple[bool, str]:
     """Whether the selected engine knows every module the preset names: ``(ok, reason)``."""
-    from rectrain.config.knowledge import engine_knowledge
-    from rectrain.config.modules import check_modules
-    from rectrain.engine import find_engine
-
     try:
         check_modules(preset.load(), engine_knowledge(find_engine(paddleocr_dir)))
     except ConfigError as exc:
