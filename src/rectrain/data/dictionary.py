@@ -24,6 +24,7 @@ from typing import Dict, Iterable, List, Optional, Union
 from rectrain.data.findings import WARNING, Finding, codepoints, describe_char, show_value
 from rectrain.errors import DataError
 from rectrain.fsutil import write_text_atomic
+from rectrain.outputs import refuse_output_over_inputs
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -213,6 +214,8 @@ def build_dictionary(labels: Iterable[PathLike], base: Optional[PathLike] = None
     """
     from rectrain.data.labels import iter_label_file
 
+    labels = [str(lf) for lf in labels]
+    refuse_output_over_inputs(out, [("label file", lf) for lf in labels] + [("base dictionary", base)])
     seen: set = set()
     has_space = False
     for lf in labels:
