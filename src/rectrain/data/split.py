@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Pattern, Union
 
 from rectrain.data.labels import iter_label_file
+from rectrain.data.sniff import check_label_file
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
@@ -42,6 +43,7 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
     src = Path(labels)
     if not src.is_file():
         raise DataError("label file not found.", "check the path.", path=str(src))
+    check_label_file(src)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out} is a file, not a folder.", "pass the folder for train.txt and val.txt.")

@@ -21,6 +21,7 @@ from rectrain.data.dictionary import Dictionary, read_dictionary
 from rectrain.data.findings import ERROR, Finding, describe_chars, show_value
 from rectrain.data.images import MIN_HEIGHT, MIN_WIDTH, check_image, load_decoder, quiet_worker
 from rectrain.data.labels import LabelLine, iter_label_file, parse_line
+from rectrain.data.sniff import check_label_file
 from rectrain.data.text import is_normalized, normalize_label, thai_issues
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import atomic_open, write_json_atomic
@@ -398,6 +399,7 @@ def validate_recognition_annotation_format(
                             "check the path.", path=f)
         if not os.access(f, os.R_OK):
             raise DataError("label file is not readable.", "check its permissions.", path=f)
+        check_label_file(f)
     inputs = [("label file", f) for f in files] + [("dictionary", dict_path)]
     refuse_output_over_inputs(json_out, inputs, flag="--json")
     refuse_output_over_inputs(write_clean, inputs, flag="--write-clean")
