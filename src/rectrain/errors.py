@@ -8,6 +8,8 @@ Every message is written for a user and ends with the fix.
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Optional
 
 # Exit codes, shared by every command.
@@ -15,7 +17,8 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1  # the command ran and found problems (validate, doctor, s3 check)
 EXIT_USER_ERROR = 2  # could not run: usage, bad input, bad config, missing permission
 EXIT_INTERNAL_ERROR = 3  # a bug or an unexpected failure
-EXIT_INTERRUPTED = 75  # stopped by SIGTERM/SIGINT after saving state; rerun with --resume
+EXIT_INTERRUPTED = 75  # stopped by SIGTERM/SIGINT (Ctrl-C), any command, after keeping finished work;
+# training: rerun with --resume; other commands: rerun the same command
 EXIT_ENGINE_FAILED = 4  # the training engine failed (classified failure)
 
 
@@ -100,3 +103,37 @@ class InternalError(RectrainError):
     """A bug in rectrain."""
 
     exit_code = EXIT_INTERNAL_ERROR
+
+
+_OS_FIXES = {
+    errno.ENOENT: "check the path (it does not exist).",
+    errno.EACCES: "check the permissions of the path (or choose a folder you can write to).",
+    errno.EPERM: "check the permissions of the path (or choose a folder you can write to).",
+    errno.EROFS: "the file system is read-only: choose a writable folder.",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: fix the path.",
+    errno.EISDIR: "the path is a folder where a file is expected: pass a file path.",
+    errno.EEXIST: "the path exists already: choose another one or remove it.",
+    errno.ENOSPC: "the disk is full: free space (or use another disk) and rerun.",
+    errno.EDQUOT: "the disk quota is exceeded: free space and rerun.",
+    errno.ENAMETOOLONG: "the path is too long: use a shorter one.",
+    errno.ELOOP: "the path has a symbolic-link loop: fix the link.",
+}
+
+
+def user_os_error(exc: OSError) -> Optional[UserError]:
+    """An OS error about a path the user gave (missing, not writable, disk full, ...) as a
+    :class:`UserError` naming the path and the fix; ``None`` for other OS errors (bugs)."""
+    fix = _OS_FIXES.get(exc.errno) if exc.errno is not None else None
+    if fix is None or (exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT)):
+        return None
+    if exc.errno == errno.EEXIST and exc.filename is not None and os.path.isfile(exc.filename):
+        fix = "a folder is needed there: choose another path, or move that file away."
+        err = UserError(f"{exc.filename} is a file, not a folder.", fix)
+        err.__cause__ = exc
+        return err
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    if getattr(exc, "filename2", None):
+        where = f"{exc.filename} -> {exc.filename2}: "
+    err = UserError(f"{where}{exc.strerror or exc}.", fix)
+    err.__cause__ = exc
+    return err

@@ -8,6 +8,7 @@ from PIL import Image
 
 from rectrain.cli.main import main
 from rectrain.data.validate import validate_recognition_annotation_format
+from rectrain.errors import DataError
 
 # (line bytes, expected codes). Every line uses its own image so no duplicates arise by accident.
 CORPUS = [
@@ -174,7 +175,8 @@ def test_random_bytes_never_crash(tmp_path):
     import random
 
     rng = random.Random(0)
-    alphabet = [b"\t", b"\n", b"\r", b"\xef\xbb\xbf", b"\xff", b"\x00", b"a.png", b"../", b"/", b"[", b"]",
+    # NUL bytes make a binary file, refused as a whole before any line is read (tests/hostile)
+    alphabet = [b"\t", b"\n", b"\r", b"\xef\xbb\xbf", b"\xff", b"\x01", b"a.png", b"../", b"/", b"[", b"]",
                 b'"', "ก".encode(), "\u0e4d".encode(), b" ", b"x", b"\xe0\xb8"]
     (tmp_path / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     for i in range(20):
@@ -184,6 +186,10 @@ def test_random_bytes_never_crash(tmp_path):
     rep = validate_recognition_annotation_format(files, dict_path=None, max_text_length=5, workers=2,
                                                  write_clean=tmp_path / "clean.txt", progress=False)
     assert rep.samples > 0 and rep.errors > 0
+    if not (tmp_path / "clean.txt").read_bytes().strip():  # no line survived: an empty file is an error
+        with pytest.raises(DataError, match="no samples"):
+            validate_recognition_annotation_format(tmp_path / "clean.txt", progress=False, workers=1)
+        return
     clean = validate_recognition_annotation_format(tmp_path / "clean.txt", max_text_length=5, progress=False,
                                                    workers=1)
     assert clean.counts.get("not-utf8", 0) == 0 and clean.counts.get("no-tab", 0) == 0

@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from typing import List, Optional
 
 from rectrain._version import __version__
-from rectrain.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, RectrainError
+from rectrain.errors import (
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    RectrainError,
+    UserError,
+    user_os_error,
+)
 from rectrain.logs import get_logger, setup_logging
 
 # Command-family modules under rectrain.cli, in the order they appear in --help.
@@ -54,23 +63,59 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USER_ERROR
+    previous = _terminate_like_interrupt()
     try:
         result = args.func(args)
     except RectrainError as exc:
         log.error("error: %s", exc)
+        if args.log_level == "debug" and not isinstance(exc, UserError):
+            log.debug("traceback:", exc_info=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        log.error("interrupted. Fix: rerun the same command; finished work is kept.")
-        return 130
+        log.error("interrupted: work already finished is kept (every file is written whole or not "
+                  "at all). Fix: rerun the same command to continue.")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
     except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into a message
+        user = user_os_error(exc) if isinstance(exc, OSError) else None
+        if user is not None:  # a path the user gave: missing, not writable, disk full
+            log.error("error: %s", user)
+            if args.log_level == "debug":
+                log.debug("traceback:", exc_info=True)
+            return user.exit_code
         log.error("internal error: %s: %s. Fix: rerun with --log-level debug and report it "
                   "with the output.", type(exc).__name__, exc)
         if args.log_level == "debug":
             raise
         return EXIT_INTERNAL_ERROR
+    finally:
+        _restore_signal(previous)
     return int(result or 0)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the same clean-up, message and exit code."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated()
+
+
+def _terminate_like_interrupt() -> object:
+    """SIGTERM and SIGINT mean the same to every command (exit 75, documented in errors.py).
+    Commands that supervise a process (train) install their own handlers on top."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except (ValueError, OSError):
+        return None
+
+
+def _restore_signal(previous: object) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
 
 
 def run() -> None:

@@ -38,6 +38,7 @@ from rectrain.engine.datasets import LABEL_DATASETS
 from rectrain.errors import ConfigError
 from rectrain.fsutil import write_text_atomic
 from rectrain.logs import get_logger
+from rectrain.outputs import refuse_outputs_over_inputs
 
 log = get_logger("config")
 
@@ -77,6 +78,12 @@ def create_recognition_training_config(
     if source == str(out_path):
         raise ConfigError(f"-o {out_path} is the base config itself.",
                           "write the built config to another file; the base stays as it was.")
+    refuse_outputs_over_inputs(
+        [out_path, _sidecar(out_path, ".base.yml"), _sidecar(out_path, ".diff.md")],
+        [("base config", source if Path(source).is_file() else None), ("dictionary", dict_path),
+         ("pretrained weights", pretrained)]
+        + [("train label file", p) for p in _as_list(train_labels)]
+        + [("val label file", p) for p in _as_list(val_labels)])
     refuse_v1(base_cfg, source)
     require_sections(base_cfg, source)
     check_options(device=device, amp=amp, epochs=epochs, batch_size=batch_size,

@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rectrain.data.findings import describe_char
 from rectrain.data.labels import iter_label_file
+from rectrain.data.sniff import check_label_file, refuse_bom
 from rectrain.errors import ConfigError, DataError
 
 # Label encoder -> slots it reserves inside max_text_length (sos/eos...): a label is dropped
@@ -218,6 +219,8 @@ def resolve_inputs(label_files: Sequence[str], images_root: Optional[str],
             raise DataError(f"{flag}: label file not found.",
                             "pass an existing label file (lines `image_path<TAB>label`).",
                             path=str(p))
+        check_label_file(p, what=f"{flag} label file")
+        refuse_bom(p, what=f"{flag} label file")
         files.append(str(p.resolve()))
     if images_root:
         root = Path(images_root).expanduser()

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Union
 
 from rectrain.data.findings import WARNING, Finding, codepoints, describe_char, show_value
+from rectrain.data.sniff import check_dictionary_file, check_label_file
 from rectrain.errors import DataError
 from rectrain.fsutil import write_text_atomic
+from rectrain.outputs import refuse_output_over_inputs
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -96,6 +98,8 @@ def read_dictionary(path: PathLike, use_space_char: bool = False) -> Dictionary:
     p = Path(path)
     name = str(path)
     raw_lines = _read_raw_lines(p)
+    if raw_lines:
+        check_dictionary_file(p)
     if not raw_lines:
         raise DataError("the dictionary is empty.", "pass the dictionary the model uses (one character "
                         "per line), or build one with `rectrain data dict LABELS -o dict.txt`.", path=name)
@@ -213,6 +217,10 @@ def build_dictionary(labels: Iterable[PathLike], base: Optional[PathLike] = None
     """
     from rectrain.data.labels import iter_label_file
 
+    labels = [str(lf) for lf in labels]
+    refuse_output_over_inputs(out, [("label file", lf) for lf in labels] + [("base dictionary", base)])
+    for lf in labels:
+        check_label_file(lf)
     seen: set = set()
     has_space = False
     for lf in labels:

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Pattern, Union
 
 from rectrain.data.labels import iter_label_file
+from rectrain.data.sniff import check_label_file
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
+from rectrain.outputs import refuse_outputs_over_inputs
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.split")
@@ -41,6 +43,11 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
     src = Path(labels)
     if not src.is_file():
         raise DataError("label file not found.", "check the path.", path=str(src))
+    check_label_file(src)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out} is a file, not a folder.", "pass the folder for train.txt and val.txt.")
+    refuse_outputs_over_inputs([out / "train.txt", out / "val.txt"], [("label file", src)])
     pattern: Optional[Pattern[str]] = None
     if group_by:
         try:
@@ -75,7 +82,6 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
             break  # keep at least one group for training
         val_groups.add(g)
         n_val += sizes[g]
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n_train = 0
     with atomic_open(out / "train.txt") as ftrain, atomic_open(out / "val.txt") as fval:

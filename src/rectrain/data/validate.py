@@ -21,10 +21,12 @@ from rectrain.data.dictionary import Dictionary, read_dictionary
 from rectrain.data.findings import ERROR, Finding, describe_chars, show_value
 from rectrain.data.images import MIN_HEIGHT, MIN_WIDTH, check_image, load_decoder, quiet_worker
 from rectrain.data.labels import LabelLine, iter_label_file, parse_line
+from rectrain.data.sniff import check_label_file
 from rectrain.data.text import is_normalized, normalize_label, thai_issues
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import atomic_open, write_json_atomic
 from rectrain.logs import get_logger
+from rectrain.outputs import refuse_output_over_inputs, same_file
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.validate")
@@ -397,6 +399,13 @@ def validate_recognition_annotation_format(
                             "check the path.", path=f)
         if not os.access(f, os.R_OK):
             raise DataError("label file is not readable.", "check its permissions.", path=f)
+        check_label_file(f)
+    inputs = [("label file", f) for f in files] + [("dictionary", dict_path)]
+    refuse_output_over_inputs(json_out, inputs, flag="--json")
+    refuse_output_over_inputs(write_clean, inputs, flag="--write-clean")
+    if json_out is not None and write_clean is not None and same_file(json_out, write_clean):
+        raise UserError(f"--json and --write-clean name the same file ({json_out}).",
+                        "write the report and the clean label file to two different paths.")
     if images_root is not None and not os.path.isdir(images_root):
         raise DataError("images root is not a folder.", "pass the folder the label paths are "
                         "relative to.", path=str(images_root))

@@ -17,6 +17,7 @@ model. It holds:
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import pickle
 import re
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import yaml
 
@@ -42,6 +43,7 @@ from rectrain.model.info import (
     program_file,
     sha256_file,
 )
+from rectrain.outputs import check_replaceable_dir
 
 log = get_logger("model.export")
 
@@ -270,6 +272,32 @@ def _make_readable(folder: Path) -> None:
         os.chmod(path, 0o666 & ~umask)
 
 
+def _model_dir_files(folder: Path) -> Set[str]:
+    """The names an exported model folder may hold: what its model.json says rectrain wrote."""
+    try:
+        info = json.loads((folder / MODEL_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    names = {MODEL_JSON, "config.yml"} | set((info.get("files") or {}).keys())
+    dict_file = (info.get("dictionary") or {}).get("file")
+    if dict_file:
+        names.add(str(dict_file))
+    return names
+
+
+def check_output_dir(out_dir: Path, overwrite: bool, inputs: Sequence[Tuple[str, Optional[Path]]]) -> None:
+    """Before any work: the output folder must be new, empty, or (with ``overwrite``) a model
+    folder rectrain exported before, holding nothing else and none of the inputs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"-o {out_dir} is a file, not a folder.", "choose a folder path for the model.")
+    if overwrite:
+        check_replaceable_dir(out_dir, marker=MODEL_JSON, allowed=_model_dir_files(out_dir),
+                              inputs=inputs, what="model folder")
+    elif out_dir.is_dir() and any(out_dir.iterdir()):
+        raise UserError(f"{out_dir} already exists and is not empty.",
+                        "choose another -o folder, or pass --force to replace a model exported there before.")
+
+
 def _place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists():
         if out_dir.is_dir() and not any(out_dir.iterdir()):
@@ -327,6 +355,9 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                           "add RecResizeImg: {image_shape: [3, 48, 320]} to Eval.dataset.transforms.")
 
     out = Path(out_dir).resolve()
+    check_output_dir(out, overwrite, [("run dir", run_path), ("config", config_path),
+                                      ("checkpoint", Path(str(prefix) + ".pdparams")),
+                                      ("dictionary", dict_path)])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=str(out.parent)))
     try:

@@ -1,0 +1,53 @@
+"""Small real inputs for the hostile cases: images, label files, dictionaries, runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+WORDS = ["สวัสดี", "ไทย", "abc", "ok", "บ้าน", "น้ำ", "12", "ข้าว"]
+
+
+def images_and_labels(root: Path, name: str = "labels.txt", words=WORDS) -> Path:
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, w in enumerate(words):
+        Image.new("RGB", (80, 32), "white").save(root / "img" / f"{i}.png")
+        lines.append(f"img/{i}.png\t{w}\n")
+    path = root / name
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+def dictionary(root: Path, name: str = "dict.txt", words=WORDS) -> Path:
+    path = root / name
+    path.write_text("".join(c + "\n" for c in sorted(set("".join(words)))), encoding="utf-8")
+    return path
+
+
+def dataset(root: Path) -> None:
+    images_and_labels(root)
+    dictionary(root)
+
+
+def fake_run(root: Path, name: str = "run") -> Path:
+    """A run folder as `rectrain train` leaves it: config, checkpoint files, logs. The
+    checkpoint bytes are not real weights: the cases here stop before the engine runs."""
+    run = root / name
+    ck = run / "checkpoints"
+    ck.mkdir(parents=True)
+    dictionary(run)
+    cfg = {"Global": {"character_dict_path": str(run / "dict.txt"), "use_space_char": False,
+                      "save_model_dir": str(ck)},
+           "Architecture": {"model_type": "rec", "algorithm": "CRNN", "Backbone": {"name": "MobileNetV3"},
+                            "Head": {"name": "CTCHead"}},
+           "Eval": {"dataset": {"transforms": [{"RecResizeImg": {"image_shape": [3, 32, 100]}}]}}}
+    (run / "config.yml").write_text(json.dumps(cfg), encoding="utf-8")
+    for ext in ("pdparams", "pdopt", "states"):
+        (ck / f"best_accuracy.{ext}").write_bytes(b"weights")
+        (ck / f"latest.{ext}").write_bytes(b"weights")
+    (run / "train.log").write_text("step 1\n", encoding="utf-8")
+    (run / "metrics.jsonl").write_text("{}\n", encoding="utf-8")
+    return run
