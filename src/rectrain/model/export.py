@@ -278,7 +278,8 @@ def _model_dir_files(folder: Path) -> Set[str]:
         info = json.loads((folder / MODEL_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return set()
-    names = {MODEL_JSON, "config.yml"} | set((info.get("files") or {}).keys())
+    names = {MODEL_JSON, "config.yml", "export.log"} | set((info.get("files") or {}).keys())
+    names |= set(info.get("written") or [])
     dict_file = (info.get("dictionary") or {}).get("file")
     if dict_file:
         names.add(str(dict_file))
@@ -428,6 +429,7 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                            "epoch": state.get("epoch"), "global_step": state.get("global_step")},
             "metrics": state.get("metrics"),
         }
+        info["written"] = sorted({p.name for p in tmp.iterdir()} | {MODEL_JSON})  # what --force may replace
         write_json_atomic(tmp / MODEL_JSON, info)
         _make_readable(tmp)
         _place(tmp, out, overwrite)
