@@ -23,8 +23,8 @@ LINT = "import sys; from importlinter.cli import lint_imports_command; sys.exit(
 def lint(src: Path) -> subprocess.CompletedProcess:
     """``lint-imports`` with the project's contracts on the ``rectrain`` package under ``src``."""
     env = dict(os.environ, PYTHONPATH=str(src), COLUMNS="200", NO_COLOR="1")
-    return subprocess.run([sys.executable, "-c", LINT, "--no-cache", "--no-logo", str(ROOT / "pyproject.toml")],
-                          cwd=src, env=env, capture_output=True, text=True, timeout=300)
+    argv = [sys.executable, "-c", LINT, "--no-cache", "--no-logo", str(ROOT / "pyproject.toml")]
+    return subprocess.run(argv, cwd=src, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_the_package_keeps_its_layers() -> None:
@@ -39,7 +39,8 @@ def test_the_package_keeps_its_layers() -> None:
     # a foundation imports a feature
     ("storage/s3.py", "import rectrain.training.runner", "rectrain.storage.s3 -> rectrain.training.runner"),
     # two independent features import one another
-    ("monitor/follow.py", "import rectrain.sagemaker.follow", "rectrain.monitor.follow -> rectrain.sagemaker.follow"),
+    ("monitor/follow.py", "import rectrain.sagemaker.follow",
+     "rectrain.monitor.follow -> rectrain.sagemaker.follow"),
     # a library module imports the container's entry point
     ("sagemaker/local.py", "import rectrain.sagemaker.entrypoint",
      "rectrain.sagemaker.local -> rectrain.sagemaker.entrypoint"),

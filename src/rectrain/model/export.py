@@ -32,7 +32,7 @@ import yaml
 from rectrain._version import __version__
 from rectrain.engine import Engine, engine_command, find_engine
 from rectrain.errors import ConfigError, EngineFailure, UserError
-from rectrain.fsutil import write_json_atomic
+from rectrain.fsutil import sha256_file, write_json_atomic
 from rectrain.logs import get_logger
 from rectrain.model.info import (
     FORMAT,
@@ -40,7 +40,6 @@ from rectrain.model.info import (
     PARAMS_FILE,
     dictionary_chars,
     program_file,
-    sha256_file,
 )
 
 log = get_logger("model.export")
