@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from rectrain.errors import UserError
+from rectrain.fsutil import sha256_file
 from rectrain.model.export import export_model, resolve_checkpoint
-from rectrain.model.info import read_model_info, sha256_file
+from rectrain.model.info import read_model_info
 
 from .model_tinyrun import TEST_EPOCHS as EPOCHS
 

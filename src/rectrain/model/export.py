@@ -33,7 +33,7 @@ import yaml
 from rectrain._version import __version__
 from rectrain.engine import Engine, engine_command, find_engine
 from rectrain.errors import ConfigError, EngineFailure, UserError
-from rectrain.fsutil import write_json_atomic
+from rectrain.fsutil import sha256_file, write_json_atomic
 from rectrain.logs import get_logger
 from rectrain.model.info import (
     FORMAT,
@@ -41,7 +41,6 @@ from rectrain.model.info import (
     PARAMS_FILE,
     dictionary_chars,
     program_file,
-    sha256_file,
 )
 from rectrain.outputs import check_replaceable_dir
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rectrain.errors import ConfigError
+from rectrain.sagemaker.metrics import metric_definitions
 
 DEFAULT_LOCAL_CHECKPOINTS = "/opt/ml/checkpoints"
 DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
@@ -319,6 +320,4 @@ def check_job_config(job: JobConfig, source: str = "job config") -> None:
     if job.training.preset and job.training.base_config:
         raise ConfigError(f"{source}: training.preset and training.base_config are both set.",
                           "keep one: a preset name or a base config file.")
-    from rectrain.sagemaker.metrics import metric_definitions
-
     metric_definitions(job.metrics)
