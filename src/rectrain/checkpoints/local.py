@@ -12,7 +12,6 @@ before it is uploaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -24,12 +23,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from rectrain.errors import IntegrityError
-from rectrain.fsutil import write_json_atomic
+from rectrain.fsutil import sha256_file, write_json_atomic
 
 SUFFIXES = (".pdparams", ".pdopt", ".states")
 MARKER = "_COMPLETE.json"
 PROTECTED = ("best_accuracy", "best_of_run", "latest")
 NAME_RE = re.compile(r"^(latest|best_accuracy|best_of_run|iter_epoch_\d+)$")
+ENGINE_NAME_RE = re.compile(r"^(latest|best_accuracy|iter_epoch_\d+)$")  # those the engine saves
 
 
 @dataclass
@@ -75,14 +75,6 @@ def read_states(path: Union[str, Path]) -> Dict[str, Any]:
     best = data.get("best_model_dict") or {}
     data["best_model_dict"] = {k: (float(v) if hasattr(v, "item") else v) for k, v in best.items()}
     return data
-
-
-def sha256_file(path: Union[str, Path]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def real_epoch(engine_epoch: int, sub_epochs: int) -> int:
