@@ -58,7 +58,7 @@ RUN_FILES_EVERY_S = 60.0  # metrics.jsonl & co. to S3 at least this often while 
 
 @dataclass
 class TrainResult:
-    status: str  # completed | interrupted | failed | stopped (max_steps / max_seconds)
+    status: str  # completed | interrupted | stopped (max_steps / max_seconds); failures raise
     exit_code: int
     run_dir: Path
     checkpoint_dir: Path
@@ -68,7 +68,6 @@ class TrainResult:
     epoch: int = 0
     metrics_path: Optional[Path] = None
     uploaded_keys: List[str] = field(default_factory=list)
-    failure: Optional[Failure] = None
     plan: Optional[TrainPlan] = None
 
 
