@@ -247,17 +247,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         disp.stop()
 
     state.global_step = max(state.global_step, tracker.global_step)
-    result = TrainResult(status="completed", exit_code=EXIT_OK, run_dir=run, checkpoint_dir=ckdir,
-                         global_step=tracker.global_step,
-                         epoch=tracker.last_train.get("epoch", 0) if tracker.last_train else 0,
-                         metrics_path=run / "metrics.jsonl", plan=plan)
-    best = ckdir / "best_of_run" / "best_of_run"
-    if (best.parent / MARKER).exists():
-        result.best_checkpoint = best
-    elif (ckdir / "best_accuracy.states").exists():
-        result.best_checkpoint = ckdir / "best_accuracy"
-    latest = ckdir / "snapshots" / "latest" / "latest"
-    result.latest_checkpoint = latest if (latest.parent / MARKER).exists() else None
+    result = _result(run, ckdir, tracker, plan)
 
     if stopper.reason == "interrupted":
         result.status, result.exit_code = "interrupted", EXIT_INTERRUPTED
@@ -303,3 +293,18 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         log.warning("some uploads failed: %s", "; ".join(sync.errors[:3]))
     return result
 
+
+def _result(run: Path, ckdir: Path, tracker: MetricsTracker, plan: TrainPlan) -> TrainResult:
+    """A completed-run result with where the best and latest checkpoints are."""
+    result = TrainResult(status="completed", exit_code=EXIT_OK, run_dir=run, checkpoint_dir=ckdir,
+                         global_step=tracker.global_step,
+                         epoch=tracker.last_train.get("epoch", 0) if tracker.last_train else 0,
+                         metrics_path=run / "metrics.jsonl", plan=plan)
+    best = ckdir / "best_of_run" / "best_of_run"
+    if (best.parent / MARKER).exists():
+        result.best_checkpoint = best
+    elif (ckdir / "best_accuracy.states").exists():
+        result.best_checkpoint = ckdir / "best_accuracy"
+    latest = ckdir / "snapshots" / "latest" / "latest"
+    result.latest_checkpoint = latest if (latest.parent / MARKER).exists() else None
+    return result
