@@ -14,6 +14,7 @@ from rectrain.checkpoints.local import (
     read_marker,
     scan_local,
     snapshot,
+    snapshot_markers,
 )
 from rectrain.checkpoints.remote import delete_remote, download_snapshot, list_remote, upload_snapshot
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
@@ -53,12 +54,8 @@ def list_checkpoints(source: Union[str, Path], *, endpoint_url: Optional[str] = 
     if not base.is_dir():
         raise UserError(f"{base}: no such folder.", "give a run folder, a checkpoint folder or s3://...")
     found = {i.name: i for i in scan_local(base, sub_epochs=_sub_epochs(base))}
-    for marker in (base / SNAPSHOTS).glob(f"*/{MARKER}"):
-        if marker.parent.name.startswith("."):
-            continue
-        info = read_marker(marker)
-        if info is not None and info.name not in found:
-            found[info.name] = info
+    for _, info in snapshot_markers(base / SNAPSHOTS):
+        found.setdefault(info.name, info)
     return sorted(found.values(), key=lambda i: (i.global_step, i.time), reverse=True)
 
 

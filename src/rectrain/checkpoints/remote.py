@@ -61,7 +61,7 @@ def read_remote_marker(s3_uri: str, *, client: Any = None,
         data = json.loads(body.decode("utf-8"))
     except Exception:  # noqa: BLE001 - missing or unreadable marker: not complete
         return None
-    info = CheckpointInfo(**{k: v for k, v in data.items() if k in CheckpointInfo.__dataclass_fields__})
+    info = CheckpointInfo.from_dict(data)
     info.location = str(uri).rsplit("/", 1)[0]
     return info
 

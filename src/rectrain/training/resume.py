@@ -22,9 +22,9 @@ from rectrain.checkpoints.local import (
     CheckpointInfo,
     engine_prefix,
     info_from_states,
-    read_marker,
     read_states,
     scan_local,
+    snapshot_markers,
     verify_snapshot,
 )
 from rectrain.checkpoints.remote import download_snapshot, list_remote, read_remote_marker
@@ -52,15 +52,9 @@ def find_resume_checkpoint(checkpoint_dir: Path, checkpoint_s3: Optional[str] = 
         return bool(run_id and info.run_id and info.run_id != run_id)
 
     snap_root = checkpoint_dir / "snapshots"
-    if snap_root.is_dir():
-        for marker in snap_root.glob(f"*/{MARKER}"):
-            if marker.parent.name.startswith("."):  # staging / temporary folders
-                continue
-            info = read_marker(marker)
-            if info is None or not ENGINE_NAME_RE.match(info.name) or info.name == "best_accuracy" \
-                    or other_run(info):
-                continue
-            candidates.append((info.global_step, 1, "snapshot", marker.parent))
+    for folder, info in snapshot_markers(snap_root):
+        if ENGINE_NAME_RE.match(info.name) and info.name != "best_accuracy" and not other_run(info):
+            candidates.append((info.global_step, 1, "snapshot", folder))
     for info in scan_local(checkpoint_dir, sub_epochs=sub_epochs):
         if info.name != "best_accuracy" and ENGINE_NAME_RE.match(info.name):
             candidates.append((info.global_step, 0, "engine", checkpoint_dir / info.name))
