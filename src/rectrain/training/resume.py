@@ -113,17 +113,18 @@ def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
     return target
 
 
-def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[str], *,
+def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[str], *, dest_dir: Path,
                  endpoint_url: Optional[str], sub_epochs: int,
                  run_id: str) -> Tuple[Optional[Path], Optional[CheckpointInfo]]:
-    """The prefix the engine resumes from (a prepared copy in ``checkpoint_dir/resume/``) and
-    the chosen checkpoint's step and epoch; ``(None, None)`` when there is none."""
+    """The prefix the engine resumes from (a copy prepared in ``dest_dir``, see
+    :func:`prepare_resume`) and the chosen checkpoint's step and epoch; ``(None, None)`` when
+    there is none."""
     found = find_resume_checkpoint(checkpoint_dir, checkpoint_s3, endpoint_url=endpoint_url,
                                    sub_epochs=sub_epochs, run_id=run_id)
     if found is None:
         return None, None
     info = info_from_states(found.parent, found.name, sub_epochs)
-    return prepare_resume(found, checkpoint_dir / "resume"), info
+    return prepare_resume(found, dest_dir), info
 
 
 def warn_if_prefix_is_used(checkpoint_s3: str, endpoint_url: Optional[str]) -> None:

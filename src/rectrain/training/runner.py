@@ -145,8 +145,9 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     if not resume and checkpoint_s3:
         warn_if_prefix_is_used(checkpoint_s3, endpoint_url)
     if resume:
-        resume_from, resume_info = resume_point(ckdir, checkpoint_s3, endpoint_url=endpoint_url,
-                                                sub_epochs=plan.sub_epochs, run_id=state.run_id)
+        resume_from, resume_info = resume_point(ckdir, checkpoint_s3, dest_dir=ckdir / "resume",
+                                                endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
+                                                run_id=state.run_id)
 
     # the config copy, then the command
     if Path(config).resolve() != run / "config.yml":
