@@ -15,11 +15,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import UserError
 from rectrain.storage.s3 import S3Uri, make_client
 from rectrain.training.display import make_display
 from rectrain.training.plots import continuous, plot_curves
-from rectrain.training.state import STATE_FILE
 
 FINAL_STATES = ("completed", "interrupted", "failed", "stopped")
 
