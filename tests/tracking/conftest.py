@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
-
 from training.conftest import engine, make_config, tiny_data  # noqa: F401 - fixtures
 
 from .mlflow_server import MlflowServer

@@ -84,6 +84,10 @@ def register(sub) -> None:  # noqa: ANN001
     local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")
     local.set_defaults(func=_run_local)
 
+    from rectrain.cli.sagemaker_tune import register_tune
+
+    register_tune(s)
+
 
 def _aws_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", default=None)
