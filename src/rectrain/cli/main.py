@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "config",
     "train",
     "monitor",
+    "runs",
     "ckpt",
     "model",
     "sagemaker",
