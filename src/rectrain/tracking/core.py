@@ -167,6 +167,8 @@ class RunTracking:
                              f"there. Fix: {INSTALL_HINT} (or mlflow-skinny).")
                 log.warning("%s", notes[-1])
         tracking = cls(run, sinks, notes)
+        if not sinks:
+            return tracking
         params = run_params(config or {}, Path(config_path) if config_path else None, info)
         tags = run_tags(config or {}, Path(config_path) if config_path else None, info)
         resume_step = int(info.get("resume_step") or 0)

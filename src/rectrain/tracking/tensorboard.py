@@ -8,6 +8,7 @@ work redone after an interruption is not drawn twice.
 from __future__ import annotations
 
 import importlib.util
+import time
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -32,8 +33,12 @@ class TensorBoardSink(Sink):
         from tensorboardX import SummaryWriter
 
         self.logdir.mkdir(parents=True, exist_ok=True)
+        # tensorboardX names the file events.out.tfevents.<seconds>.<host>: a second writer in
+        # the same second would truncate the first one's file. A millisecond suffix keeps them
+        # apart and in the order TensorBoard reads them (by name).
         self.writer = SummaryWriter(logdir=str(self.logdir), flush_secs=10,
-                                    purge_step=resume_step + 1 if resume_step > 0 else None)
+                                    purge_step=resume_step + 1 if resume_step > 0 else None,
+                                    filename_suffix=f".{int(time.time() * 1000)}")
         if resume_step <= 0 and params:
             table = "| parameter | value |\n| --- | --- |\n" + "".join(
                 f"| {k} | {str(v).replace('|', '/')} |\n" for k, v in sorted(params.items()))
