@@ -98,3 +98,21 @@ def test_params_from_the_config_and_its_base(tmp_path: Path) -> None:
     assert params["dictionary"] == "th_dict.txt" and params["image_shape"] == "[3, 48, 320]"
     assert params["algorithm"] == "SVTR_LCNet" and params["device"] == "gpu" and params["sub_epochs"] == "2"
     assert params["cfg.Global.epoch_num"] == "20" and "cfg.Optimizer.name" not in params
+
+
+def test_without_the_tracking_packages_training_is_told_what_is_not_logged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import rectrain.tracking.mlflow_sink as mlflow_sink
+    import rectrain.tracking.tensorboard as tensorboard
+
+    monkeypatch.setattr(mlflow_sink, "mlflow_available", lambda: False)
+    monkeypatch.setattr(tensorboard, "tensorboard_available", lambda: False)
+    run = tmp_path / "run"
+    tracking = RunTracking.begin(run, TrackingOptions(mlflow_uri="http://127.0.0.1:5000"), {})
+    assert tracking.active == []
+    assert "tensorboardX is not installed" in caplog.text
+    tracking.record({"type": "train", "global_step": 1, "loss": 1.0})
+    problems = tracking.finish("completed")
+    assert len(problems) == 1 and "mlflow package is not installed" in problems[0]
+    log = (run / "problem-log.md").read_text(encoding="utf-8")
+    assert "tracking-incomplete" in log and "rectrain[tracking]" in log and "http://127.0.0.1:5000" in log

@@ -40,7 +40,10 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BA
 
 
 def mlflow_available() -> bool:
-    return importlib.util.find_spec("mlflow") is not None
+    try:
+        return importlib.util.find_spec("mlflow") is not None
+    except (ImportError, ValueError):  # a broken install, or blocked in sys.modules
+        return False
 
 
 def mlflow_client(uri: str) -> Any:

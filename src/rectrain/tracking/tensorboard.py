@@ -16,7 +16,10 @@ from rectrain.tracking.core import Sink
 
 
 def tensorboard_available() -> bool:
-    return importlib.util.find_spec("tensorboardX") is not None
+    try:
+        return importlib.util.find_spec("tensorboardX") is not None
+    except (ImportError, ValueError):  # a broken install, or blocked in sys.modules
+        return False
 
 
 class TensorBoardSink(Sink):
