@@ -5,11 +5,14 @@ figure is a real PNG."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any, Callable
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from PIL import Image
 from training.conftest import engine, make_config, tiny_data  # noqa: F401 - fixtures
 
@@ -43,6 +46,35 @@ def test_compare_two_real_runs(engine: Any, make_config: Callable[..., Path], tm
     table = format_comparison(comparison)
     assert "| `Optimizer.lr.learning_rate` | 0.001 | 0.005 |" in table
     assert "| steps | 4 | 8 |" in table
+
+    # a SageMaker job: its hyperparameters and cost from the control plane (botocore's Stubber
+    # on a real client), its metrics from its checkpoint prefix where the container mirrors them
+    for name in ("metrics.jsonl", "run-state.json"):
+        s3_client.upload_file(str(a / name), s3_bucket, f"jobs/ckpt/run/{name}")
+    job = "thai-rec-20261130-101500"
+    sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    t0 = dt.datetime(2026, 11, 30, 10, 15, tzinfo=dt.timezone.utc)
+    described = {
+        "TrainingJobName": job,
+        "TrainingJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{job}",
+        "TrainingJobStatus": "Completed", "SecondaryStatus": "Completed", "CreationTime": t0,
+        "AlgorithmSpecification": {
+            "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:0.1.0",
+            "TrainingInputMode": "File"},
+        "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200},
+        "EnableManagedSpotTraining": True, "TrainingTimeInSeconds": 600, "BillableTimeInSeconds": 180,
+        "CheckpointConfig": {"S3Uri": f"s3://{s3_bucket}/jobs/ckpt", "LocalPath": "/opt/ml/checkpoints"},
+        "ModelArtifacts": {"S3ModelArtifacts": ""},
+        "HyperParameters": {"preset": "crnn-mv3", "lr": "0.002", "_tuning_objective_metric": "eval:acc"}}
+    with Stubber(sm) as stub:
+        for _ in range(2):
+            stub.add_response("describe_training_job", described, {"TrainingJobName": job})
+        three = compare_runs([str(a), s3, job], endpoint_url=s3_server.endpoint_url, sagemaker_client=sm)
+    sagemaker = three["runs"][2]
+    assert sagemaker["kind"] == "sagemaker-job" and sagemaker["steps"] == 4
+    assert sagemaker["cost_usd"] == pytest.approx(180 / 3600 * 1.408)
+    assert three["config_differences"]["hyperparameters.lr"] == [None, None, "0.002"]
 
     out = tmp_path / "cmp"
     code = main(["runs", "compare", str(a), s3, "--out", str(out), "--endpoint-url",
