@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from rectrain.errors import EXIT_OK
@@ -31,13 +30,8 @@ def register(sub: Any) -> None:
 def _compare(args: Any) -> int:
     from rectrain.monitor.compare import compare_runs, format_comparison, plot_overlay, write_comparison
 
-    client = None
-    if any(not r.startswith("s3://") and "/" not in r and not os.path.exists(r)
-           for r in args.runs):
-        from rectrain.sagemaker import aws
-
-        client = aws.client("sagemaker", args.region, args.profile)
-    comparison = compare_runs(args.runs, endpoint_url=args.endpoint_url, sagemaker_client=client)
+    comparison = compare_runs(args.runs, endpoint_url=args.endpoint_url, region=args.region,
+                              profile=args.profile)
     written = write_comparison(comparison, args.out) if args.out else {}
     if args.plot:
         written["figure"] = plot_overlay(comparison["_runs"], args.plot)

@@ -64,7 +64,8 @@ def _read_config(text: Optional[str]) -> Dict[str, Any]:
 
 
 def load_run(source: str, *, endpoint_url: Optional[str] = None, sagemaker_client: Any = None,
-             label: Optional[str] = None) -> RunData:
+             label: Optional[str] = None, region: Optional[str] = None,
+             profile: Optional[str] = None) -> RunData:
     """Read one run from a folder, an s3:// prefix or a SageMaker job name."""
     text = str(source)
     if text.startswith("s3://") or Path(text).exists():
@@ -84,27 +85,34 @@ def load_run(source: str, *, endpoint_url: Optional[str] = None, sagemaker_clien
                             "give the --run-dir of `rectrain train` or its --checkpoint-s3 prefix.")
         return RunData(label or _label(text), text, kind, records, state, config,
                        status=(state or {}).get("status"))
-    return _load_job(text, endpoint_url=endpoint_url, client=sagemaker_client, label=label)
+    return _load_job(text, endpoint_url=endpoint_url, client=sagemaker_client, label=label, region=region,
+                     profile=profile)
 
 
 def _label(source: str) -> str:
     return source.rstrip("/").rsplit("/", 1)[-1] or source
 
 
-def _load_job(name: str, *, endpoint_url: Optional[str], client: Any, label: Optional[str]) -> RunData:
+def _load_job(name: str, *, endpoint_url: Optional[str], client: Any, label: Optional[str],
+              region: Optional[str] = None, profile: Optional[str] = None) -> RunData:
     from rectrain.sagemaker.jobconfig import JOB_NAME_RE
 
     if not JOB_NAME_RE.match(name):
         raise UserError(f"{name!r} is not a run folder, an s3:// prefix or a SageMaker job name.",
                         "give run folders (--run-dir of `rectrain train`), s3:// checkpoint prefixes "
                         "or training job names.")
+    from rectrain.errors import RectrainError
     from rectrain.sagemaker.follow import describe_job
 
-    if client is None:
-        from rectrain.sagemaker import aws
+    try:
+        if client is None:
+            from rectrain.sagemaker import aws
 
-        client = aws.client("sagemaker")
-    status = describe_job(name, client)
+            client = aws.client("sagemaker", region, profile)
+        status = describe_job(name, client)
+    except RectrainError as exc:
+        raise UserError(f"{name!r} is not a run folder nor an s3:// prefix, and as a SageMaker job name: "
+                        f"{exc.message}", exc.fix) from exc
     records: List[Dict[str, Any]] = []
     state = None
     if status.checkpoint_s3:
@@ -178,12 +186,14 @@ def config_differences(runs: Sequence[RunData]) -> Dict[str, List[Any]]:
 
 
 def compare_runs(sources: Sequence[str], *, endpoint_url: Optional[str] = None,
-                 sagemaker_client: Any = None) -> Dict[str, Any]:
+                 sagemaker_client: Any = None, region: Optional[str] = None,
+                 profile: Optional[str] = None) -> Dict[str, Any]:
     """Load and compare runs; see the module docstring. Needs two runs or more."""
     if len(sources) < 2:
         raise UserError("compare needs at least two runs.", "give two or more run folders, s3:// "
                         "prefixes or SageMaker job names.")
-    runs = [load_run(s, endpoint_url=endpoint_url, sagemaker_client=sagemaker_client) for s in sources]
+    runs = [load_run(s, endpoint_url=endpoint_url, sagemaker_client=sagemaker_client, region=region,
+                     profile=profile) for s in sources]
     seen: Dict[str, int] = {}
     for run in runs:  # two folders both named "run": tell them apart
         seen[run.label] = seen.get(run.label, 0) + 1
