@@ -50,6 +50,7 @@ from rectrain.sagemaker.contract import (
     read_contract,
 )
 from rectrain.sagemaker.jobconfig import TrainingOptions
+from rectrain.tracking import TrackingOptions, attach_to_run
 
 log = get_logger("sagemaker.entrypoint")
 FAILURE_LIMIT = 1024
@@ -417,6 +418,7 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
                             f"read {run_dir / 'train.log'} and {run_dir / 'problem-log.md'}.")
     if resource.is_master:
         write_model_dir(paths, run_dir, model_checkpoints(result, paths.checkpoints), paddleocr_dir)
+        attach_to_run(run_dir, [paths.model], subdir="model")  # MLflow, when the run is tracked
         write_json_atomic(paths.output_data / "job.json", {
             "host": resource.current_host, "hosts": resource.sorted_hosts, "device": device,
             "gpus": gpu_count, "resumed": resume, "seconds": round(time.monotonic() - started, 1),
@@ -437,5 +439,6 @@ def _train(config_path: Path, run_dir: Path, device: str, plan: DistributedPlan,
         str(config_path), str(run_dir), device=device, gpus=plan.gpus or None,
         checkpoint_dir=str(paths.checkpoints), resume=resume, paddleocr_dir=paddleocr_dir,
         nnodes=plan.nnodes, node_rank=plan.node_rank, master=plan.master, display=display,
-        max_steps=max_steps, **kwargs)
+        max_steps=max_steps, tracking=TrackingOptions(tensorboard_dir=str(paths.output / "tensorboard")),
+        **kwargs)
 

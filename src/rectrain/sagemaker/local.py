@@ -35,6 +35,7 @@ from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
+from rectrain.sagemaker.tracking import upload_tensorboard
 
 log = get_logger("sagemaker.local")
 GRACE_SECONDS = 120.0
@@ -319,6 +320,10 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
         code, interrupted = _run_attempt(argv, env, sync, after, grace_seconds)
         result.attempts.append(Attempt(number, code, time.monotonic() - started, interrupted,
                                        restored, sync.uploaded))
+        if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
+            tb_local = paths.output / "tensorboard"
+            upload_tensorboard(s3, tb_local, request["TensorBoardOutputConfig"]["S3OutputPath"])
+            shutil.rmtree(tb_local, ignore_errors=True)
         result.exit_code = code
         if not interrupted:
             break

@@ -17,6 +17,7 @@ from rectrain._version import __version__
 from rectrain.errors import ConfigError
 from rectrain.sagemaker.jobconfig import DEFAULT_LOCAL_CHECKPOINTS, JOB_NAME_RE, JobConfig
 from rectrain.sagemaker.metrics import metric_definitions
+from rectrain.sagemaker.tracking import add_tracking
 
 ECR_IMAGE_RE = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^:@\s]+([:@][^\s]+)?$")
 ROLE_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
@@ -146,6 +147,7 @@ def build_training_job_request(job: JobConfig, now: Optional[_dt.datetime] = Non
         request["EnableNetworkIsolation"] = True
     if job.instance_count > 1 and job.kms_key:
         request["EnableInterContainerTrafficEncryption"] = True
+    add_tracking(request, job, name)
     validate_request(request)
     return request
 

@@ -48,6 +48,7 @@ from rectrain.training.resume import (
     warn_if_prefix_is_used,
 )
 from rectrain.training.supervise import EngineProcess, Stopper
+from rectrain.training.tracked import TrackingOptions, open_run_tracking
 
 log = get_logger("training")
 
@@ -79,6 +80,7 @@ def start_recognition_training(
     paddleocr_dir: Optional[str] = None, nnodes: int = 1, node_rank: int = 0,
     master: Optional[str] = None, display: str = "rich", max_steps: Optional[int] = None,
     sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None,
+    tracking: Optional[TrackingOptions] = None,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
@@ -99,7 +101,7 @@ def start_recognition_training(
                       checkpoint_every_min=checkpoint_every_min, endpoint_url=endpoint_url,
                       paddleocr_dir=paddleocr_dir, nnodes=nnodes, node_rank=node_rank,
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
-                      max_seconds=max_seconds)
+                      max_seconds=max_seconds, tracking=tracking)
     finally:
         stopper.restore()
 
@@ -109,7 +111,8 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
            checkpoint_dir: Optional[Union[str, Path]], resume: bool, checkpoint_every_min: float,
            endpoint_url: Optional[str], paddleocr_dir: Optional[str], nnodes: int, node_rank: int,
            master: Optional[str], display: str, max_steps: Optional[int],
-           sub_epochs: Optional[int], max_seconds: Optional[float]) -> TrainResult:
+           sub_epochs: Optional[int], max_seconds: Optional[float],
+           tracking: Optional[TrackingOptions] = None) -> TrainResult:
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = load_train_config(config)
@@ -164,6 +167,9 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     state.history.append({"segment": segment, "started": time.time(),
                           "resumed_from": str(resume_from) if resume_from else None,
                           "resume_step": resume_info.global_step if resume_info else 0})
+    tracking_run = open_run_tracking(tracking, run, Path(config).resolve(), cfg, engine=engine, device=device,
+                                     gpus=gpus, nnodes=nnodes, node_rank=node_rank, plan=plan, state=state,
+                                     resume_step=resume_info.global_step if resume_info else 0)
     state.save(state_path)
 
     stopper.raise_early = False  # from here on a signal stops the run the normal way
@@ -226,6 +232,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                     stopper.stop("failed")
                 for record in tracker.feed(raw):
                     metrics.write([record])
+                    tracking_run.record(record)
                     disp.record(record)
                     if record["type"] == "save" and ENGINE_NAME_RE.match(record.get("name", "")):
                         sync.on_save(record["name"])
@@ -242,7 +249,9 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                             and record["global_step"] >= max_steps):
                         stopper.stop("stopped")
             rc = child.wait()
-        metrics.write(tracker.flush())
+        last = tracker.flush()
+        metrics.write(last)
+        tracking_run.records(last)
     finally:  # the engine is stopped and train.log closed by now
         metrics.close()
         disp.stop()
@@ -262,6 +271,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
             log.warning("uploads did not finish within %.0f s; the previous complete checkpoint "
                         "stays valid in S3", INTERRUPT_UPLOAD_S)
         result.uploaded_keys = list(sync.uploaded_keys)
+        tracking_run.finish("interrupted", [run / "metrics.jsonl"], timeout=30)
         return result
 
     if failure is None and stopper.reason != "stopped":
@@ -272,6 +282,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         append_problem_log(run / "problem-log.md", failure,
                            context=f"segment {segment}, step {tracker.global_step}, "
                                    f"engine exit status {rc}")
+        tracking_run.finish("failed", [run / "metrics.jsonl", run / "problem-log.md", run / "train.log"])
         mirror_run_files(run, ckdir, node_rank)
         sync.close(timeout=INTERRUPT_UPLOAD_S)
         raise EngineFailure(f"training failed: {failure.message} (see {run / 'train.log'}; "
@@ -288,6 +299,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         plot_curves(run / "metrics.jsonl", run / "curves.png")
     except Exception as exc:  # noqa: BLE001 - a plot never fails a finished run
         log.warning("could not draw curves.png: %s", exc)
+    tracking_run.finish(result.status, [run / "curves.png", run / "metrics.jsonl", run / "problem-log.md"])
     sync.close(timeout=max(INTERRUPT_UPLOAD_S, 600.0))
     result.uploaded_keys = list(sync.uploaded_keys)
     if sync.errors:
