@@ -33,8 +33,8 @@ def upload_snapshot(snapshot_dir: Union[str, Path], s3_prefix: str, *, client: A
                     endpoint_url: Optional[str] = None, name: Optional[str] = None) -> List[str]:
     """Upload a snapshot folder to ``<s3_prefix>/<name>/`` (``name``: the folder's name by
     default): files, then the marker; returns the keys written."""
+    from rectrain.storage.objects import upload_file
     from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import upload_file
 
     client = _client(client, endpoint_url)
     d = Path(snapshot_dir)
@@ -74,8 +74,8 @@ def read_remote_marker(s3_uri: str, *, client: Any = None,
 def list_remote(s3_prefix: str, *, client: Any = None,
                 endpoint_url: Optional[str] = None) -> List[CheckpointInfo]:
     """Complete checkpoints (those with a marker) under ``s3_prefix``, newest step first."""
+    from rectrain.storage.objects import list_objects
     from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import list_objects
 
     client = _client(client, endpoint_url)
     base = S3Uri.parse(s3_prefix)
@@ -101,8 +101,8 @@ def list_remote(s3_prefix: str, *, client: Any = None,
 def download_snapshot(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
                       client: Any = None, endpoint_url: Optional[str] = None) -> Path:
     """Download checkpoint ``name`` into ``dest_root/<name>/`` and verify it against its marker."""
+    from rectrain.storage.objects import download_file
     from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import download_file
 
     client = _client(client, endpoint_url)
     src = S3Uri.parse(s3_prefix).join(name)
@@ -131,8 +131,8 @@ def download_snapshot(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
 def delete_remote(s3_prefix: str, name: str, *, client: Any = None,
                   endpoint_url: Optional[str] = None) -> None:
     """Delete one checkpoint: marker first, then the files."""
+    from rectrain.storage.objects import delete_prefix
     from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import delete_prefix
 
     client = _client(client, endpoint_url)
     uri = S3Uri.parse(s3_prefix).join(name)

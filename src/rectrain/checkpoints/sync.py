@@ -177,8 +177,8 @@ class CheckpointSync:
         (train.log, which can be large, only when asked: at the end of an attempt)."""
         if not self.s3_prefix:
             return
+        from rectrain.storage.objects import upload_file
         from rectrain.storage.s3 import S3Uri
-        from rectrain.storage.transfer import upload_file
 
         base = S3Uri.parse(self.s3_prefix)
         for fname in RUN_FILES:

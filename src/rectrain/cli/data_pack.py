@@ -60,7 +60,7 @@ def cmd_pack(args: Any) -> int:
 
 
 def cmd_unpack(args: Any) -> int:
-    from rectrain.storage.pack import unpack_dataset
+    from rectrain.storage.pull import unpack_dataset
 
     result = unpack_dataset(
         args.dir,

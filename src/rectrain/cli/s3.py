@@ -136,7 +136,7 @@ def _progress(args: Any) -> bool:
 
 
 def cmd_push(args: Any) -> int:
-    from rectrain.storage.transfer import push
+    from rectrain.storage.push import push
 
     result = push(
         args.src,
@@ -153,7 +153,7 @@ def cmd_push(args: Any) -> int:
 
 
 def cmd_pull(args: Any) -> int:
-    from rectrain.storage.transfer import pull
+    from rectrain.storage.pull import pull
 
     result = pull(
         args.src,
@@ -207,7 +207,7 @@ def cmd_check(args: Any) -> int:
 
 
 def cmd_ls(args: Any) -> int:
-    from rectrain.storage.transfer import list_objects
+    from rectrain.storage.objects import list_objects
 
     objects = list_objects(args.uri, client=_client(args))
     if args.json:

@@ -235,13 +235,13 @@ def download_job(job_name: str, dest: str, *, sagemaker_client: Any, s3_client: 
 
 
 def _download(uri: str, path: Path, s3_client: Any) -> None:
-    from rectrain.storage.transfer import download_file
+    from rectrain.storage.objects import download_file
 
     download_file(uri, str(path), client=s3_client)
 
 
 def _download_prefix(uri: str, target: Path, s3_client: Any) -> int:
-    from rectrain.storage.transfer import pull
+    from rectrain.storage.pull import pull
 
     pull(uri, str(target), client=s3_client, progress=False, verify_manifest=False)
     return sum(1 for p in target.rglob("*") if p.is_file())

@@ -1,5 +1,5 @@
-"""The Python API names users know, over :mod:`rectrain.storage.transfer` and
-:mod:`rectrain.storage.pack` (the CLI calls the same functions)."""
+"""The Python API names users know, over :mod:`rectrain.storage.push`, :mod:`rectrain.storage.pull`
+and :mod:`rectrain.storage.pack` (the CLI calls the same functions)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from rectrain.storage.pack import pack_dataset
-from rectrain.storage.transfer import pull, push
+from rectrain.storage.pull import pull
+from rectrain.storage.push import push
 
 
 def upload_recognition_data_to_s3(

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from rectrain.errors import DataError, IntegrityError
+from rectrain.errors import DataError
 
 MANIFEST_NAME = "manifest.jsonl"
 PART_SUFFIX = ".rectrain-part"  # temporary download names; never uploaded, never trusted
@@ -204,10 +204,6 @@ def file_digests(path: Path) -> Tuple[str, str, int]:
     return sha.hexdigest(), md5.hexdigest(), size
 
 
-def sha256_file(path: Path) -> str:
-    return file_digests(path)[0]
-
-
 def iter_files(root: Path) -> Iterator[Tuple[str, Path]]:
     """(relative POSIX path, path) of every regular file under ``root``, sorted, skipping
     rectrain's temporary download names."""
@@ -229,46 +225,3 @@ def empty_dirs(root: Path) -> List[str]:
         if not dirnames and not filenames and Path(dirpath) != Path(root):
             out.append(Path(dirpath).relative_to(root).as_posix())
     return sorted(out)
-
-
-def build_manifest(root: Path, exclude: Tuple[str, ...] = (MANIFEST_NAME,)) -> Manifest:
-    """The manifest of every file under ``root`` (``exclude`` names at the top level are left out)."""
-    entries = []
-    for rel, path in iter_files(root):
-        if rel in exclude:
-            continue
-        sha, _, size = file_digests(path)
-        entries.append(ManifestEntry(rel, size, sha))
-    return Manifest(entries=entries, dirs=empty_dirs(root))
-
-
-def verify_tree(root: Path, manifest: Manifest, *, exact: bool = False) -> List[str]:
-    """Problems (one line each) between the files under ``root`` and ``manifest``: missing files,
-    size or sha256 mismatches and, with ``exact``, files the manifest does not list."""
-    problems = []
-    listed = manifest.by_path()
-    for rel, entry in sorted(listed.items()):
-        path = Path(root) / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
-            continue
-        sha, _, size = file_digests(path)
-        if size != entry.size:
-            problems.append(f"{rel}: {size} bytes, manifest says {entry.size}")
-        elif sha != entry.sha256:
-            problems.append(f"{rel}: sha256 {sha[:12]}..., manifest says {entry.sha256[:12]}...")
-    if exact:
-        for rel, _ in iter_files(root):
-            if rel not in listed and rel != MANIFEST_NAME:
-                problems.append(f"{rel}: not in the manifest")
-    return problems
-
-
-def raise_if_problems(problems: List[str], where: str) -> None:
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise IntegrityError(
-            f"{where} does not match its manifest ({len(problems)} problem(s)): {shown}.",
-            "pull it again (a damaged file is downloaded again), or push the dataset again "
-            "from the original copy.",
-        )

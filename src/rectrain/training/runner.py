@@ -193,8 +193,8 @@ def _restore_run_files(run_dir: Path, checkpoint_dir: Path, checkpoint_s3: str,
     """On a fresh machine: bring back run-state.json, metrics.jsonl, problem-log.md and
     best_of_run/ from S3 so the history and the run's best continue."""
     from rectrain.checkpoints.remote import download_snapshot, read_remote_marker
+    from rectrain.storage.objects import download_file
     from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import download_file
 
     base = S3Uri.parse(checkpoint_s3)
     for fname in (STATE_FILE, "metrics.jsonl", "problem-log.md"):
