@@ -101,12 +101,7 @@ class Manifest:
                     line=lineno,
                 ) from exc
             if not isinstance(obj, dict):
-                raise DataError(
-                    "expected a JSON object.",
-                    "push the dataset again to rewrite the manifest.",
-                    path=source,
-                    line=lineno,
-                )
+                raise _damaged("expected a JSON object.", source, lineno)
             if "rectrain_manifest" in obj:
                 kind = str(obj.get("kind", "files"))
                 if kind not in ("files", "packed"):
@@ -121,12 +116,8 @@ class Manifest:
                 continue
             entry = _entry(obj, source, lineno)
             if entry.path in seen:
-                raise DataError(
-                    f"'{entry.path}' is listed twice (first on line {seen[entry.path]}).",
-                    "push the dataset again to rewrite the manifest.",
-                    path=source,
-                    line=lineno,
-                )
+                first = seen[entry.path]
+                raise _damaged(f"'{entry.path}' is listed twice (first on line {first}).", source, lineno)
             seen[entry.path] = lineno
             entries.append(entry)
         return cls(entries=entries, kind=kind, shards=shards, dirs=dirs)
@@ -136,14 +127,13 @@ class Manifest:
         return cls.parse(Path(path).read_text(encoding="utf-8"), str(path))
 
 
+def _damaged(message: str, source: str, lineno: int) -> DataError:
+    return DataError(message, "push the dataset again to rewrite the manifest.", path=source, line=lineno)
+
+
 def _entry(obj: object, source: str, lineno: int) -> ManifestEntry:
     if not isinstance(obj, dict):
-        raise DataError(
-            "expected a JSON object with path, size and sha256.",
-            "push the dataset again to rewrite the manifest.",
-            path=source,
-            line=lineno,
-        )
+        raise _damaged("expected a JSON object with path, size and sha256.", source, lineno)
     path, size, sha = obj.get("path"), obj.get("size"), obj.get("sha256")
     if (
         not isinstance(path, str)
@@ -152,12 +142,8 @@ def _entry(obj: object, source: str, lineno: int) -> ManifestEntry:
         or not isinstance(sha, str)
         or not _SHA256.match(sha.lower())
     ):
-        raise DataError(
-            "each line needs 'path' (text), 'size' (bytes, >= 0) and 'sha256' (64 hex digits).",
-            "push the dataset again to rewrite the manifest.",
-            path=source,
-            line=lineno,
-        )
+        need = "each line needs 'path' (text), 'size' (bytes, >= 0) and 'sha256' (64 hex digits)."
+        raise _damaged(need, source, lineno)
     shard = obj.get("shard")
     return ManifestEntry(
         check_relpath(path, source, lineno), size, sha.lower(), str(shard) if shard is not None else None
