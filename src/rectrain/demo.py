@@ -30,9 +30,9 @@ from rectrain.logs import get_logger
 from rectrain.model.evaluate import evaluate_model
 from rectrain.model.export import export_model
 from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
+from rectrain.storage.objects import delete_prefix, list_objects
 from rectrain.storage.s3 import make_client
 from rectrain.storage.server import start_embedded
-from rectrain.storage.transfer import delete_prefix, list_objects
 from rectrain.training.runner import start_recognition_training
 
 log = get_logger("demo")

@@ -128,7 +128,7 @@ def prepare_channel(channel_dir: Path, work_dir: Path) -> Path:
                         path=str(channel_dir))
     started = time.monotonic()
     if _packed_manifest(channel_dir):
-        from rectrain.storage.pack import unpack_dataset
+        from rectrain.storage.pull import unpack_dataset
 
         info = unpack_dataset(channel_dir, work_dir, progress=False)
         log.info("unpacked %s: %s files from %s shard(s) in %.1f s", channel_dir.name, info["files"],

@@ -11,6 +11,7 @@ from rectrain.logs import get_logger
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
+from rectrain.storage.objects import list_objects
 
 log = get_logger("sagemaker.launch")
 
@@ -24,23 +25,12 @@ class LaunchResult:
     warnings: List[str] = field(default_factory=list)
 
 
-def _split(uri: str):  # noqa: ANN202
-    rest = uri[len("s3://"):]
-    bucket, _, key = rest.partition("/")
-    return bucket, key
-
-
 def preflight_inputs(request: Dict[str, Any], s3_client: Any) -> None:
     """Every input channel must hold at least one object: a typo in a prefix otherwise costs an
     instance start-up (minutes) before SageMaker fails. Raises :class:`DataError`."""
     for channel in request.get("InputDataConfig", []):
         uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-        bucket, key = _split(uri)
-        try:
-            resp = s3_client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-        except Exception as exc:  # noqa: BLE001 - turned into a user message
-            raise aws.aws_error(exc, "s3:ListBucket", uri) from exc
-        if not resp.get("KeyCount") and not resp.get("Contents"):
+        if not list_objects(uri, client=s3_client, folder=False, limit=1):  # S3Prefix: a key prefix
             raise DataError(f"channel '{channel['ChannelName']}' is empty: nothing under {uri}.",
                             "upload the data first (`rectrain s3 push` / `rectrain data pack`), or fix "
                             "the prefix.", path=uri)

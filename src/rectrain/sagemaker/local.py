@@ -36,6 +36,9 @@ from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
 from rectrain.sagemaker.tracking import upload_tensorboard
+from rectrain.storage.objects import put_object, upload_file
+from rectrain.storage.pull import pull
+from rectrain.storage.s3 import S3Uri
 
 log = get_logger("sagemaker.local")
 GRACE_SECONDS = 120.0
@@ -84,34 +87,11 @@ class LocalRunResult:
 
 
 # ------------------------------------------------------------------ S3 helpers
-def _split(uri: str) -> Tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return bucket, key
-
-
 def download_prefix(s3: Any, uri: str, dest: Path) -> int:
-    """Every object under ``uri`` into ``dest`` (relative paths kept); returns the count."""
-    bucket, key = _split(uri)
-    base = key if (not key or key.endswith("/")) else key + "/"
-    count = 0
-    try:
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=base):
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(base):]
-                if not rel or rel.endswith("/"):
-                    continue
-                target = dest / rel
-                if ".." in Path(rel).parts:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.part")
-                s3.download_file(bucket, obj["Key"], str(tmp))
-                os.replace(tmp, target)
-                count += 1
-    except Exception as exc:  # noqa: BLE001
-        raise aws.aws_error(exc, "s3:GetObject", uri) from exc
-    return count
+    """Every object under ``uri`` into ``dest`` (relative paths kept, each verified; a key that
+    would land outside ``dest`` is refused); returns the count. Nothing there: 0."""
+    result = pull(uri, dest, client=s3, progress=False, verify_manifest=False, empty_ok=True)
+    return result.files_total
 
 
 class TreeSync:
@@ -125,8 +105,8 @@ class TreeSync:
     def __init__(self, s3: Any, folder: Path, uri: str) -> None:
         self.s3 = s3
         self.folder = folder
-        self.bucket, key = _split(uri)
-        self.key = key.rstrip("/")
+        target = S3Uri.parse(uri)
+        self.bucket, self.key = target.bucket, target.key.rstrip("/")
         self.state: Dict[str, Tuple[int, int]] = {}
         self.seen: Dict[str, Tuple[int, int]] = {}
         self.uploaded = 0
@@ -168,10 +148,7 @@ class TreeSync:
             except FileNotFoundError:
                 continue
             key = f"{self.key}/{rel}" if self.key else rel
-            try:
-                self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
-            except Exception as exc:  # noqa: BLE001
-                raise aws.aws_error(exc, "s3:PutObject", f"s3://{self.bucket}/{key}") from exc
+            put_object(self.s3, self.bucket, key, data=data)
             self.state[rel] = sig
             n += 1
         self.uploaded += n
@@ -351,9 +328,5 @@ def _upload_tar(s3: Any, folder: Path, uri: str) -> str:
         with tarfile.open(archive, "w:gz") as tar:
             for item in sorted(folder.iterdir()):
                 tar.add(item, arcname=item.name)
-        bucket, key = _split(uri)
-        try:
-            s3.upload_file(str(archive), bucket, key)
-        except Exception as exc:  # noqa: BLE001
-            raise aws.aws_error(exc, "s3:PutObject", uri) from exc
+        upload_file(archive, uri, client=s3)
     return uri
