@@ -102,11 +102,10 @@ def test_params_from_the_config_and_its_base(tmp_path: Path) -> None:
 
 def test_without_the_tracking_packages_training_is_told_what_is_not_logged(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import rectrain.tracking.mlflow_sink as mlflow_sink
-    import rectrain.tracking.tensorboard as tensorboard
+    import rectrain.tracking.core as core
 
-    monkeypatch.setattr(mlflow_sink, "mlflow_available", lambda: False)
-    monkeypatch.setattr(tensorboard, "tensorboard_available", lambda: False)
+    monkeypatch.setattr(core, "mlflow_available", lambda: False)
+    monkeypatch.setattr(core, "tensorboard_available", lambda: False)
     run = tmp_path / "run"
     tracking = RunTracking.begin(run, TrackingOptions(mlflow_uri="http://127.0.0.1:5000"), {})
     assert tracking.active == []
