@@ -20,15 +20,15 @@ from typing import Any, Dict, List, Sequence, Tuple, Union
 
 from rectrain.fsutil import atomic_open, write_json_atomic, write_text_atomic
 from rectrain.model.errors import CLASSES, ErrorAnalysis, analyse_errors, char_class
+from rectrain.model.grid import thai_font_path, worst_samples_grid
 from rectrain.model.metrics import DEL, INS, describe_char
+from rectrain.plotting import subplots
 
 TOP = 30
 
 
 def _font(size: int = 11) -> Any:
     from matplotlib import font_manager
-
-    from rectrain.model.grid import thai_font_path
 
     path = thai_font_path()
     return font_manager.FontProperties(fname=str(path), size=size) if path else \
@@ -55,8 +55,6 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def plot_confusions(analysis: ErrorAnalysis, out: Path, top: int = 20) -> Path:
-    from rectrain.plotting import subplots
-
     ops = analysis.top_operations(top)
     prop = _font(11)
     fig, ax = subplots(1, 1, figsize=(8, max(2.5, 0.38 * len(ops) + 1)))
@@ -75,8 +73,6 @@ def plot_confusions(analysis: ErrorAnalysis, out: Path, top: int = 20) -> Path:
 
 
 def plot_by_length(analysis: ErrorAnalysis, out: Path) -> Path:
-    from rectrain.plotting import subplots
-
     buckets = [b for _, b in sorted(analysis.lengths.items())]
     fig, ax = subplots(1, 1, figsize=(8, 3.6))
     xs = [b.length for b in buckets]
@@ -94,8 +90,6 @@ def plot_by_length(analysis: ErrorAnalysis, out: Path) -> Path:
 
 
 def plot_by_class(analysis: ErrorAnalysis, out: Path) -> Path:
-    from rectrain.plotting import subplots
-
     rows = [s for s in analysis.classes.values() if s.reference]
     fig, ax = subplots(1, 1, figsize=(8, max(2.5, 0.45 * len(rows) + 1)))
     ys = list(range(len(rows)))[::-1]
@@ -203,7 +197,6 @@ def write_error_report(report: Any, out_dir: Union[str, Path], *, top: int = TOP
                        worst: int = 24) -> Dict[str, Path]:
     """Write the report of an :class:`~rectrain.model.evaluate.EvalReport` into ``out_dir``;
     returns ``{name: path}``."""
-    from rectrain.model.grid import worst_samples_grid
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -19,8 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from rectrain.errors import UserError
-from rectrain.monitor.follow import _Source
+from rectrain.errors import RectrainError, UserError
+from rectrain.fsutil import write_json_atomic, write_text_atomic
+from rectrain.monitor.follow import RunSource
+from rectrain.plotting import subplots
+from rectrain.sagemaker import aws
+from rectrain.sagemaker.follow import describe_job
+from rectrain.sagemaker.jobconfig import JOB_NAME_RE
 from rectrain.training.plots import continuous
 
 MAX_DIFFS = 40
@@ -69,7 +74,7 @@ def load_run(source: str, *, endpoint_url: Optional[str] = None, sagemaker_clien
     """Read one run from a folder, an s3:// prefix or a SageMaker job name."""
     text = str(source)
     if text.startswith("s3://") or Path(text).exists():
-        src = _Source(text, endpoint_url)
+        src = RunSource(text, endpoint_url)
         records, state = src.read()
         if src.s3:
             raw = src._s3_get("config.yml")
@@ -95,19 +100,13 @@ def _label(source: str) -> str:
 
 def _load_job(name: str, *, endpoint_url: Optional[str], client: Any, label: Optional[str],
               region: Optional[str] = None, profile: Optional[str] = None) -> RunData:
-    from rectrain.sagemaker.jobconfig import JOB_NAME_RE
-
     if not JOB_NAME_RE.match(name):
         raise UserError(f"{name!r} is not a run folder, an s3:// prefix or a SageMaker job name.",
                         "give run folders (--run-dir of `rectrain train`), s3:// checkpoint prefixes "
                         "or training job names.")
-    from rectrain.errors import RectrainError
-    from rectrain.sagemaker.follow import describe_job
 
     try:
         if client is None:
-            from rectrain.sagemaker import aws
-
             client = aws.client("sagemaker", region, profile)
         status = describe_job(name, client)
     except RectrainError as exc:
@@ -117,7 +116,7 @@ def _load_job(name: str, *, endpoint_url: Optional[str], client: Any, label: Opt
     state = None
     if status.checkpoint_s3:
         for prefix in (f"{status.checkpoint_s3.rstrip('/')}/run", status.checkpoint_s3):
-            records, state = _Source(prefix, endpoint_url).read()
+            records, state = RunSource(prefix, endpoint_url).read()
             if records:
                 break
     hyper = getattr(status, "hyperparameters", None) or {}
@@ -244,7 +243,6 @@ def format_comparison(comparison: Dict[str, Any]) -> str:
 
 def plot_overlay(runs: Sequence[RunData], out: Union[str, Path]) -> Path:
     """One figure: train loss and eval accuracy over global steps, one colour per run."""
-    from rectrain.plotting import subplots
 
     fig, axes = subplots(1, 2, figsize=(13, 4.5))
     for i, run in enumerate(runs):
@@ -277,7 +275,6 @@ def plot_overlay(runs: Sequence[RunData], out: Union[str, Path]) -> Path:
 
 def write_comparison(comparison: Dict[str, Any], out_dir: Union[str, Path]) -> Dict[str, Path]:
     """``compare.md`` (the tables and the figure), ``compare.json`` and ``compare.png``."""
-    from rectrain.fsutil import write_json_atomic, write_text_atomic
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

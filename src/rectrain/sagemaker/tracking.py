@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from rectrain.sagemaker import aws
+
 TENSORBOARD_LOCAL = "/opt/ml/output/tensorboard"
 
 
@@ -41,8 +43,6 @@ def upload_tensorboard(s3: Any, local_dir: Any, uri: str) -> int:
     """What SageMaker does with ``TensorBoardOutputConfig`` (run-local's emulation): every file
     under ``local_dir`` to ``uri`` with its relative path. Returns the number of files."""
     from pathlib import Path
-
-    from rectrain.sagemaker import aws
 
     root = Path(local_dir)
     if not root.is_dir():

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from rectrain.logs import get_logger
+from rectrain.tracking.mlflow_sink import mlflow_available, mlflow_client
 
 log = get_logger("tracking")
 
@@ -29,7 +30,6 @@ def attach_to_run(run_dir: Union[str, Path], items: Iterable[Union[str, Path]], 
     Returns what was logged; does nothing (and says why at debug level) when the run was not
     tracked in MLflow or mlflow is not installed. A failure is a warning, never an error:
     the files stay where they are."""
-    from rectrain.tracking.mlflow_sink import mlflow_available, mlflow_client
 
     info = tracked_run(run_dir).get("mlflow") or {}
     if not info.get("run_id") or not info.get("tracking_uri"):
