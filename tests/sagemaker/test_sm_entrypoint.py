@@ -76,7 +76,15 @@ def test_gpu_instance_with_a_cpu_paddle_fails_fast(monkeypatch):
 
     if paddle_build().cuda_build:
         pytest.skip("this machine has a CUDA build of Paddle")
+    import rectrain.gpu as gpu
+
     started = time.monotonic()
+    if not gpu.query_gpus().gpus:  # no GPU here: NVML is asked first, and says so
+        with pytest.raises(EnvironmentProblem, match="NVML sees none"):
+            check_gpu("ml.g5.xlarge")
+        # NVML as on a g5 (the one fake: there is no GPU here); the Paddle probe is real
+        monkeypatch.setattr(gpu, "query_gpus", lambda: gpu.GpuReport(
+            gpus=[gpu.GpuInfo(0, "NVIDIA A10G", 23028, 0)], driver_version="550.0"))
     with pytest.raises(EnvironmentProblem, match="CPU-only Paddle") as info:
         check_gpu("ml.g5.xlarge")
     assert time.monotonic() - started < 60
