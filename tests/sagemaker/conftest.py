@@ -22,3 +22,13 @@ def host_network() -> Iterator[Any]:
         yield net
     finally:
         net.close()
+
+
+@pytest.fixture
+def host_network_available() -> None:
+    """Skips (saying why) where run-local cannot make network namespaces."""
+    from rectrain.sagemaker.netns import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(f"network namespaces unavailable: {reason}")

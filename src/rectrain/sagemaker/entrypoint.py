@@ -290,7 +290,8 @@ def launch_plan(resource: ResourceConfig, gpu_count: int, *, env: Optional[Dict[
         master_ip = resolve(resource.sorted_hosts[0])
         own_ip = master_ip if resource.is_master else resolve(resource.current_host)
     plan = distributed_plan(resource, gpu_count, master_address=master_ip, host_address=own_ip)
-    extra = launch_env(resource.network_interface, resource.instance_type, plan.nnodes, current)
+    extra = launch_env(resource.network_interface, resource.instance_type, plan.nnodes, current,
+                       device="gpu" if gpu_count > 0 else "cpu")
     extra.update({k: v for k, v in plan.launcher_env().items() if k not in current})
     return plan, extra
 

@@ -80,11 +80,18 @@ def resolve_host(host: str, *, timeout: Optional[float] = None,
 
 
 def launch_env(network_interface: Optional[str], instance_type: Optional[str], nnodes: int,
-               current: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+               current: Optional[Mapping[str, str]] = None, device: str = "gpu") -> Dict[str, str]:
     """Environment variables for the engine on this host (pure). Variables already set in
-    ``current`` (the job's ``Environment``) are left as they are."""
+    ``current`` (the job's ``Environment``) are left as they are.
+
+    On the CPU with several hosts, ``PADDLE_DISTRI_BACKEND=gloo``: Paddle's launcher sets it
+    only when it detects no device, and ``CUDA_VISIBLE_DEVICES`` set at all (even empty, as
+    the engine's CPU runs have it) makes it detect a GPU; ``init_parallel_env`` then keeps the
+    backend ``auto``, creates no process group, and ``paddle.DataParallel`` fails."""
     current = current or {}
     env: Dict[str, str] = {}
+    if nnodes > 1 and device == "cpu":
+        env["PADDLE_DISTRI_BACKEND"] = "gloo"
     if network_interface:
         env["NCCL_SOCKET_IFNAME"] = network_interface
         env["GLOO_SOCKET_IFNAME"] = network_interface

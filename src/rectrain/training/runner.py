@@ -408,7 +408,8 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
             from rectrain.checkpoints.local import info_from_states
 
             resume_info = info_from_states(resume_from.parent, resume_from.name, plan.sub_epochs)
-            resume_from = prepare_resume(resume_from, ckdir / "resume")
+            # other hosts keep their copy out of the synced checkpoint dir: only rank 0 writes there
+            resume_from = prepare_resume(resume_from, (ckdir if node_rank == 0 else run) / "resume")
 
     # the config copy, then the command
     if Path(config).resolve() != run / "config.yml":
