@@ -5,12 +5,14 @@ interrupted together and resumed from the same checkpoint restored from a real S
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sm_helpers import make_tiny_dataset
 
-from rectrain.errors import ConfigError
+from rectrain.errors import ConfigError, EnvironmentProblem
 from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import job_config_from_dict
 from rectrain.sagemaker.local import run_local
@@ -39,13 +41,31 @@ def test_more_hosts_than_emulated_are_refused(tmp_path):
         run_local(_job("b", "http://127.0.0.1:1", count=3), work_dir=str(tmp_path), s3_client=object())
 
 
+def test_two_hosts_refused_where_namespaces_cannot_be_made(tmp_path, monkeypatch):
+    import rectrain.sagemaker.netns as netns
+
+    monkeypatch.setattr(netns, "unavailable_reason", lambda: "not root (ip netns needs CAP_SYS_ADMIN)")
+    with pytest.raises(EnvironmentProblem, match="cannot emulate 2 hosts here: not root") as info:
+        run_local(_job("b", "http://127.0.0.1:1"), work_dir=str(tmp_path), s3_client=object())
+    assert "--instance-count 1" in info.value.fix
+
+
+def test_cli_refuses_three_hosts():
+    proc = subprocess.run([sys.executable, "-m", "rectrain", "sagemaker", "run-local", "--train", "s3://b/t",
+                           "--output", "s3://b/o", "--preset", "crnn-mv3", "--instance-count", "3",
+                           "--endpoint-url", "http://127.0.0.1:1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "1 or 2 hosts" in proc.stderr and "Traceback" not in proc.stderr
+
+
 @pytest.mark.slow
 def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
         host_network_available, s3_server, s3_client, s3_bucket, tmp_path):
     data = make_tiny_dataset(tmp_path / "data")
     _upload_tree(s3_client, data["root"], s3_bucket, "data/train")
     _upload_tree(s3_client, data["root"], s3_bucket, "data/val")
-    job = _job(s3_bucket, s3_server.endpoint_url, epochs=40)
+    job = _job(s3_bucket, s3_server.endpoint_url, epochs=16)
 
     # interrupted once algo-1 has uploaded an epoch-end checkpoint (20 s at the earliest)
     result = run_local(job, interrupt_after=[20.0], work_dir=str(tmp_path / "ml"), s3_client=s3_client,
@@ -75,7 +95,7 @@ def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
     # The gradients are all-reduced every step, so both hosts took exactly these steps: a host
     # with fewer would leave the other waiting in the all-reduce, and both exited 0 together.
     m1 = _records(one.output_data / "run" / "metrics.jsonl")
-    assert max(r["global_step"] for r in m1 if r.get("type") == "train") == 40
+    assert max(r["global_step"] for r in m1 if r.get("type") == "train") == 16
     for name in ("algo-1", "algo-2"):
         log = (tmp_path / "ml" / name / "output" / "data" / ("run" if name == "algo-1" else "run-algo-2")
                / "train.log").read_text(encoding="utf-8", errors="replace")
