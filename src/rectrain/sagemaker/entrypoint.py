@@ -296,6 +296,22 @@ def launch_plan(resource: ResourceConfig, gpu_count: int, *, env: Optional[Dict[
     return plan, extra
 
 
+# ------------------------------------------------------------------ scratch
+def scratch_dir(paths: MLPaths) -> Path:
+    """Where unpacked channels, the built config and the export staging go:
+    ``$RECTRAIN_SCRATCH``; on SageMaker (``/opt/ml``) ``/tmp/rectrain-work``, never a folder
+    under ``/opt/ml`` that SageMaker does not manage (it is the image's own layer there);
+    locally (run-local, tests) ``<ml root>/work``, so that each emulated host has its own."""
+    given = os.environ.get("RECTRAIN_SCRATCH")
+    if given:
+        return Path(given)
+    if str(paths.root) == "/opt/ml":
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / "rectrain-work"
+    return paths.root / "work"
+
+
 # ------------------------------------------------------------------ model
 def model_checkpoints(result: Any, checkpoint_dir: Path) -> List[str]:
     """Checkpoint prefixes to export, best first: the runner's best and latest, then the
@@ -317,7 +333,7 @@ def write_model_dir(paths: MLPaths, run_dir: Path, checkpoints: List[str],
     if not checkpoints:
         raise UserError(f"training ended without a checkpoint in {paths.checkpoints}.",
                         "train for at least one epoch (or one evaluation) before the job ends.")
-    staging = paths.root / ".model-export"
+    staging = scratch_dir(paths) / ".model-export"
     if staging.exists():
         shutil.rmtree(staging)
     last_error: Optional[Exception] = None
@@ -472,7 +488,7 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
         log.info("environment: %s=%s", key, value)
     os.environ.update(extra_env)  # the engine (and paddle.distributed.launch) inherits them
 
-    work = paths.root / "work"
+    work = scratch_dir(paths)
     train_dir = prepare_channel(paths.channel("train"), work / "train")
     val_dir = prepare_channel(paths.channel("val"), work / "val") if paths.channel("val").is_dir() else None
     run_dir.mkdir(parents=True, exist_ok=True)
