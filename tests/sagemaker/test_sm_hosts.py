@@ -168,3 +168,32 @@ def test_paddle_launcher_needs_an_ip_master(host_network, tmp_path):
 def test_hosts_file_names_every_host():
     text = hosts_file({"algo-2": "198.18.1.2", "algo-1": "198.18.1.1"})
     assert "198.18.1.1\talgo-1\n198.18.1.2\talgo-2\n" in text and text.startswith("127.0.0.1\tlocalhost")
+
+
+def test_namespaces_are_removed_on_failure_and_after_a_killed_run():
+    from rectrain.sagemaker import netns
+
+    reason = netns.unavailable_reason()
+    if reason:
+        pytest.skip(f"network namespaces unavailable: {reason}")
+
+    def gone(net) -> bool:
+        return not any(Path(f"/run/netns/{n}").exists() or (netns.NETNS_ETC / n).exists()
+                       for n in net.names.values())
+
+    net = netns.HostNetwork(["algo-1", "algo-2"])
+    with pytest.raises(RuntimeError), net:
+        assert (netns.NETNS_ETC / net.names["algo-2"] / "hosts").read_text().count("algo-") == 2
+        raise RuntimeError("a failing run")
+    assert gone(net)
+    # a run killed with SIGKILL leaves its namespaces: the next start removes them (its pid is gone)
+    proc = subprocess.Popen(["true"])
+    proc.wait()  # a pid that no longer runs
+    left = netns.HostNetwork(["algo-1", "algo-2"], tag=f"{proc.pid}-0")
+    left.create()
+    try:
+        assert not gone(left)
+        assert set(left.names.values()) <= set(netns.remove_stale())
+        assert gone(left)
+    finally:
+        left.close()

@@ -23,20 +23,40 @@ SageMaker's agent does outside the container: the hosts need no route to the S3 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK
 from rectrain.logs import get_logger
 from rectrain.paths import MLPaths
 
 log = get_logger("sagemaker.cluster")
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM to run-local (a CI timeout, ``kill``) unwinds like Ctrl-C, so the namespaces,
+    the veth and /etc/netns are removed and the host processes killed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:  # noqa: ARG001
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def host_names(count: int) -> List[str]:
@@ -159,7 +179,7 @@ def run_cluster(local: Any, job: Any, request: Dict[str, Any], s3: Any, root: Pa
     if max_starts:
         plan = plan[:max_starts]
     roots = {h: root / h for h in hosts}
-    with HostNetwork(hosts) as net:
+    with _sigterm_as_interrupt(), HostNetwork(hosts) as net:
         for number, after in enumerate(plan, start=1):
             procs: Dict[str, subprocess.Popen] = {}
             syncs: Dict[str, Any] = {}
