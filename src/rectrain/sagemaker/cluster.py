@@ -98,12 +98,12 @@ def _changed(folder: Path, before: Dict[str, Tuple[int, int]]) -> List[str]:
 
 
 def _checkpoint_uploaded(sync: Any, ckdir: Path, before: Dict[str, Tuple[int, int]]) -> Callable[[], bool]:
-    """True once ``latest.states`` (the engine writes it last) was rewritten in this start and
-    that version is in S3."""
+    """True once a checkpoint (its ``.states``, which the engine writes last) written in this
+    start is in S3. ``latest`` is rewritten every epoch and may only settle at the end; the
+    ``iter_epoch_N`` ones are written once."""
     def ready() -> bool:
-        now = _tree(ckdir).get("latest.states")
-        return now is not None and now != before.get("latest.states") and \
-            getattr(sync, "state", {}).get("latest.states") == now
+        uploaded = getattr(sync, "state", {})
+        return any(rel.endswith(".states") and sig != before.get(rel) for rel, sig in uploaded.items())
     return ready
 
 
@@ -166,8 +166,8 @@ def run_cluster(local: Any, job: Any, request: Dict[str, Any], s3: Any, root: Pa
                 grace_seconds: float, max_starts: Optional[int],
                 extra_env: Optional[Dict[str, str]], interrupt_after_checkpoint: bool = False) -> Any:
     """Run ``request`` on ``InstanceCount`` (2) hosts; returns ``local.LocalRunResult``.
-    ``interrupt_after_checkpoint``: an interruption waits until the first host has uploaded an
-    epoch-end checkpoint (``latest``) in this start, so that a restart has one to resume."""
+    ``interrupt_after_checkpoint``: an interruption waits until the first host has uploaded a
+    checkpoint written in this start, so that a restart has one to resume."""
     from rectrain.sagemaker.netns import HostNetwork
 
     name = request["TrainingJobName"]
@@ -205,7 +205,10 @@ def run_cluster(local: Any, job: Any, request: Dict[str, Any], s3: Any, root: Pa
                     env.update(request.get("Environment", {}))
                     env.update(extra_env or {})
                     argv = net.command(host, local._entrypoint_argv(roots[host], max_steps))
-                    procs[host] = subprocess.Popen(argv, env=env, stdout=sys.stderr, stderr=sys.stderr)
+                    # the working directory is the host's own tree (the image's WORKDIR is /opt/ml):
+                    # Paddle's gloo store writes http.log into it
+                    procs[host] = subprocess.Popen(argv, env=env, stdout=sys.stderr, stderr=sys.stderr,
+                                                   cwd=str(roots[host]))
                     thread = local._BackgroundSync(syncs[host], local.SYNC_EVERY_SECONDS)
                     thread.start()
                     background.append(thread)
