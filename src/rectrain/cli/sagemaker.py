@@ -61,6 +61,10 @@ def register(sub) -> None:  # noqa: ANN001
     image.add_argument("--account", default=None, help="AWS account id (default: from STS)")
     image.add_argument("--region", default=None)
     image.add_argument("--context", default=None, help="docker build context (the repository root)")
+    image.add_argument("--instance-type", default=None,
+                       help="the instance type the image is for: picks the CUDA build "
+                       "(Hopper and newer: CUDA 12.9; else 11.8)")
+    image.add_argument("--cuda", default=None, choices=["cu118", "cu129"], help="the CUDA build")
     image.add_argument("--build", action="store_true", help="run docker build")
     image.add_argument("--push", action="store_true", help="log in to ECR and push")
     image.set_defaults(func=_image)
@@ -82,6 +86,9 @@ def register(sub) -> None:  # noqa: ANN001
                        help="simulate a spot interruption SECONDS after a start: SIGTERM, then a "
                        "restart from the checkpoints in S3. Repeat it (or give 30,30) to interrupt "
                        "several starts")
+    local.add_argument("--interrupt-after-checkpoint", action="store_true",
+                       help="with --instance-count 2: interrupt only once algo-1 has uploaded a "
+                       "checkpoint written in that start")
     local.add_argument("--work-dir", default=None, help="keep the emulated /opt/ml tree here")
     local.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")
@@ -152,7 +159,8 @@ def _image(args: argparse.Namespace) -> int:
     from rectrain.sagemaker.image import build_and_push, plan_image  # lazy: keeps `rectrain --help` fast
 
     plan = plan_image(account=args.account, region=args.region, repository=args.repository,
-                      tag=args.tag, context=args.context)
+                      tag=args.tag, context=args.context, instance_type=args.instance_type,
+                      cuda=args.cuda)
     if args.build or args.push:
         uri = build_and_push(plan, build=args.build, push=args.push)
         print(uri)
@@ -183,6 +191,7 @@ def _run_local(args: argparse.Namespace) -> int:
                 raise UserError(f"--interrupt-after {text!r}: not a number of seconds.",
                                 "pass --interrupt-after 30 (repeat it for several interruptions).") from exc
     result = run_local(job, interrupt_after=interrupts, work_dir=args.work_dir,
-                       device=args.device, max_steps=args.max_steps)
+                       device=args.device, max_steps=args.max_steps,
+                       interrupt_after_checkpoint=args.interrupt_after_checkpoint)
     print(result.summary())
     return result.exit_code

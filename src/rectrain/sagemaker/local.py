@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
+from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, EnvironmentProblem
 from rectrain.logs import get_logger
 from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
@@ -55,6 +55,7 @@ class Attempt:
     interrupted: bool
     restored_files: int
     uploaded_files: int
+    hosts: Dict[str, Any] = field(default_factory=dict)  # several hosts: per host exit code, files
 
 
 @dataclass
@@ -74,6 +75,9 @@ class LocalRunResult:
             what = "interrupted (SIGTERM)" if a.interrupted else f"exit {a.exit_code}"
             lines.append(f"  start {a.number}: {what} after {a.seconds:.0f} s; restored "
                          f"{a.restored_files} checkpoint file(s), uploaded {a.uploaded_files}")
+            for host, info in sorted(a.hosts.items()):
+                lines.append(f"    {host}: exit {info['exit_code']}, restored {info['restored_files']}, "
+                             f"uploaded {info['uploaded_files']}")
         if self.model_dir:
             lines.append(f"  model: {self.model_dir}")
         if self.model_s3:
@@ -184,7 +188,7 @@ def local_request(job: JobConfig) -> Dict[str, Any]:
 
 
 def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo-1",
-                   hosts: Sequence[str] = ("algo-1",)) -> None:
+                   hosts: Sequence[str] = ("algo-1",), interface: str = "eth0") -> None:
     """The three files SageMaker writes in ``/opt/ml/input/config``."""
     from rectrain.fsutil import write_json_atomic
 
@@ -195,7 +199,7 @@ def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo
         "instance_groups": [{"instance_group_name": "homogeneousCluster",
                              "instance_type": request["ResourceConfig"]["InstanceType"],
                              "hosts": list(hosts)}],
-        "network_interface_name": "eth0"})
+        "network_interface_name": interface})
     write_json_atomic(paths.input_data_config, {
         c["ChannelName"]: {"TrainingInputMode": c.get("InputMode", "File"),
                            "S3DistributionType": c["DataSource"]["S3DataSource"]["S3DataDistributionType"],
@@ -248,15 +252,35 @@ def _run_attempt(argv: List[str], env: Dict[str, str], sync: TreeSync,
 def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir: Optional[str] = None,
               device: str = "cpu", max_steps: Optional[int] = None, s3_client: Any = None,
               grace_seconds: float = GRACE_SECONDS, max_starts: Optional[int] = None,
-              extra_env: Optional[Dict[str, str]] = None) -> LocalRunResult:
+              extra_env: Optional[Dict[str, str]] = None,
+              interrupt_after_checkpoint: bool = False) -> LocalRunResult:
     """Emulate the job: one start per entry of ``interrupt_after`` (each interrupted after that
-    many seconds), then a last start that runs to the end."""
+    many seconds), then a last start that runs to the end. ``instance_count: 2`` runs two
+    hosts in network namespaces (:mod:`rectrain.sagemaker.cluster`; root on Linux) or refuses."""
     request = local_request(job)
     name = request["TrainingJobName"]
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
+    count = int(request["ResourceConfig"]["InstanceCount"])
+    if count > 2:
+        raise ConfigError(f"run-local emulates 1 or 2 hosts; the job asks for {count}.",
+                          "pass --instance-count 2 (the emulation of several hosts) or 1.")
+    if count == 2:
+        from rectrain.sagemaker.netns import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            raise EnvironmentProblem(f"run-local cannot emulate 2 hosts here: {reason}.",
+                                     "run as root on Linux (network namespaces), or pass --instance-count 1.")
     s3 = s3_client or aws.client("s3", job.region, job.profile, job.endpoint_url)
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"rectrain-{name}-"))
     root.mkdir(parents=True, exist_ok=True)
+    if count == 2:
+        import rectrain.sagemaker.local as local
+        from rectrain.sagemaker.cluster import run_cluster
+
+        return run_cluster(local, job, request, s3, root, interrupt_after=interrupt_after, device=device,
+                           max_steps=max_steps, grace_seconds=grace_seconds, max_starts=max_starts,
+                           extra_env=extra_env, interrupt_after_checkpoint=interrupt_after_checkpoint)
     paths = MLPaths.resolve(str(root))
     write_contract(paths, request)
     for channel in request["InputDataConfig"]:

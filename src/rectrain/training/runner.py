@@ -148,7 +148,9 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     if not resume and checkpoint_s3:
         warn_if_prefix_is_used(checkpoint_s3, endpoint_url)
     if resume:
-        resume_from, resume_info = resume_point(ckdir, checkpoint_s3, dest_dir=ckdir / "resume",
+        # other hosts keep their copy out of the synced checkpoint dir: only rank 0 writes there
+        resume_from, resume_info = resume_point(ckdir, checkpoint_s3,
+                                                dest_dir=(ckdir if node_rank == 0 else run) / "resume",
                                                 endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
                                                 run_id=state.run_id)
 
