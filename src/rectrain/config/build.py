@@ -13,7 +13,9 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from rectrain.config import datacheck, derive
 from rectrain.config.edit import Change, Editor, get_path, walk
+from rectrain.config.grow import maybe_grow
 from rectrain.config.knowledge import engine_knowledge
+from rectrain.config.mix import check_ratio, per_epoch
 from rectrain.config.modules import check_modules, refuse_v1, require_sections
 from rectrain.config.overrides import parse_overrides
 from rectrain.config.presets import base_text, resolve_base
@@ -21,6 +23,7 @@ from rectrain.config.pretrained import check_head, resolve_pretrained
 from rectrain.config.report import write_diff
 from rectrain.config.yamlio import write_yaml
 from rectrain.data.dictionary import read_dictionary
+from rectrain.data.official_dicts import check_official
 from rectrain.engine import find_engine
 from rectrain.engine.datasets import LABEL_DATASETS
 from rectrain.errors import ConfigError
@@ -76,7 +79,8 @@ def create_recognition_training_config(
         pretrained: Optional[PathLike] = None, amp: bool = False, device: str = "gpu",
         overrides: Sequence[str] = (), check_data: bool = True,
         paddleocr_dir: Optional[PathLike] = None, allow_new_head: bool = False,
-        val_images_root: Optional[PathLike] = None) -> BuildResult:
+        val_images_root: Optional[PathLike] = None, base_dict: Optional[PathLike] = None,
+        ratio: Optional[Sequence[float]] = None) -> BuildResult:
     """Build a training config from ``base`` (preset name or YAML path) and write it to ``out``
     with ``<out>.base.yml`` and ``<out>.diff.md`` beside it.
 
@@ -183,6 +187,8 @@ def create_recognition_training_config(
     dictionary = read_dictionary(dpath, use_space_char=use_space)
     for f in dictionary.findings:
         warnings.append(f"dictionary {f.where()}: {f.message} Fix: {f.fix}")
+    official, notes = check_official(dpath, pretrained=bool(pretrained))
+    warnings += notes
     dict_abs = str(dpath.resolve())
     ed.set(("Global", "character_dict_path"), dict_abs, "--dict")
     derive.set_everywhere(ed, "character_dict_path", dict_abs,
@@ -241,10 +247,12 @@ def create_recognition_training_config(
                "image paths in the label files are relative to "
                + ("--images-root" if roots[mode] else "the label file's folder"))
         ed.set((mode, "dataset", "label_file_list"), files, flag)
-        ratio = ds.get("ratio_list")
-        if isinstance(ratio, list) and len(ratio) != len(files):
+        ratio_cfg = ds.get("ratio_list")
+        if mode == "Train" and ratio:
+            ed.set((mode, "dataset", "ratio_list"), check_ratio(ratio, files), "--ratio")
+        elif isinstance(ratio_cfg, list) and len(ratio_cfg) != len(files):
             ed.set((mode, "dataset", "ratio_list"), 1.0,
-                   f"ratio_list had {len(ratio)} entries for {len(files)} label file(s)")
+                   f"ratio_list had {len(ratio_cfg)} entries for {len(files)} label file(s)")
         if ds.get("ds_width") and not datacheck.has_size_fields(files, ds.get("delimiter", "\t")):
             ed.set((mode, "dataset", "ds_width"), False,
                    "ds_width batches by aspect ratio read from `path<TAB>label<TAB>w<TAB>h` "
@@ -255,6 +263,8 @@ def create_recognition_training_config(
                 need_size_fields=bool(ds.get("ds_width")))
             scans.append(scan)
             stats[f"{mode.lower()}_samples"] = scan.samples
+            if mode == "Train" and ratio:
+                stats["train_samples_per_epoch"] = per_epoch(ratio, files)
         else:
             stats[f"{mode.lower()}_samples"] = sum(_count_lines(f) for f in files)
     if scans:
@@ -277,7 +287,7 @@ def create_recognition_training_config(
         if get_path(cfg, ("Train", "loader", "batch_size_per_card")) != bs0:
             ed.set(("Train", "loader", "batch_size_per_card"), bs0,
                    "must equal Train.sampler.first_bs (a YAML anchor in the official configs)")
-    n_train = int(stats.get("train_samples") or 0)
+    n_train = int(stats.get("train_samples_per_epoch") or stats.get("train_samples") or 0)
     bs = derive.train_batch_size(cfg)
     sampler = get_path(cfg, ("Train", "sampler"))
     if n_train and get_path(cfg, ("Train", "loader", "drop_last")) and not sampler \
@@ -334,6 +344,10 @@ def create_recognition_training_config(
             ed.set(prefix + ("pretrained",), None, "pointed into a PaddleOCR checkout")
     if pretrained:
         weights_value, weights = resolve_pretrained(str(pretrained))
+        if weights is not None:
+            weights, notes = maybe_grow(weights, dictionary, dict_abs, out_path, base_dict)
+            weights_value = str(weights)
+            warnings += notes
         ed.set(("Global", "pretrained_model"), weights_value, "--pretrained")
         if weights is not None:
             warnings += check_head(cfg, weights, len(dictionary.chars), dict_abs, allow_new_head)
@@ -349,7 +363,8 @@ def create_recognition_training_config(
     _check_files(cfg)
 
     stats.update({"engine": engine.name, "num_classes": len(dictionary.chars),
-                  "dictionary": dict_abs, "cpus": cpus})
+                  "dictionary": dict_abs, "cpus": cpus,
+                  "official_dictionary": official.describe() if official else None})
     header = (f"# Built by `rectrain config build` on "
               f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} "
               f"from {source}\n# for engine {engine.name}; what changed and why: "

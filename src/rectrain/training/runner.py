@@ -49,7 +49,9 @@ from rectrain.errors import (
 )
 from rectrain.logs import get_logger
 from rectrain.training.display import make_display
+from rectrain.training.early_stop import EarlyStop
 from rectrain.training.failures import Failure, FailureClassifier, append_problem_log
+from rectrain.training.headcheck import check_pretrained_head
 from rectrain.training.launch import build_train_command
 from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
@@ -325,6 +327,7 @@ def start_recognition_training(
     paddleocr_dir: Optional[str] = None, nnodes: int = 1, node_rank: int = 0,
     master: Optional[str] = None, display: str = "rich", max_steps: Optional[int] = None,
     sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None,
+    early_stop: Optional[int] = None,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
@@ -345,7 +348,7 @@ def start_recognition_training(
                       checkpoint_every_min=checkpoint_every_min, endpoint_url=endpoint_url,
                       paddleocr_dir=paddleocr_dir, nnodes=nnodes, node_rank=node_rank,
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
-                      max_seconds=max_seconds)
+                      max_seconds=max_seconds, early_stop=early_stop)
     finally:
         stopper.restore()
 
@@ -355,10 +358,13 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
            checkpoint_dir: Optional[Union[str, Path]], resume: bool, checkpoint_every_min: float,
            endpoint_url: Optional[str], paddleocr_dir: Optional[str], nnodes: int, node_rank: int,
            master: Optional[str], display: str, max_steps: Optional[int],
-           sub_epochs: Optional[int], max_seconds: Optional[float]) -> TrainResult:
+           sub_epochs: Optional[int], max_seconds: Optional[float],
+           early_stop: Optional[int] = None) -> TrainResult:
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = _load_config(config)
+    if not resume:
+        check_pretrained_head(cfg, str(config))
     run = Path(run_dir).expanduser().resolve()
     run.mkdir(parents=True, exist_ok=True)
     ckdir = Path(checkpoint_dir).expanduser().resolve() if checkpoint_dir else run / "checkpoints"
@@ -433,6 +439,7 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
                              global_step=resume_info.global_step if resume_info else 0,
                              engine_epoch=resume_info.engine_epoch if resume_info else 0)
     classifier = FailureClassifier()
+    early = EarlyStop(early_stop, main_indicator, best=state.best_metric) if early_stop else None
 
     def on_best(info: CheckpointInfo) -> None:
         state.best_metric = info.metric.get(main_indicator)
@@ -520,6 +527,9 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
                             disp.message(f"--max-seconds {max_seconds:g} reached: stopping after "
                                          f"the checkpoint at step {record['global_step']}")
                             stopper.stop("stopped")
+                if early is not None and early.feed(record):
+                    disp.message(early.message())
+                    stopper.stop("stopped")
                 if (record["type"] == "train" and max_steps and "Global.epoch_num" not in plan.overrides
                         and record["global_step"] >= max_steps):
                     stopper.stop("stopped")
