@@ -327,7 +327,7 @@ def start_recognition_training(
     paddleocr_dir: Optional[str] = None, nnodes: int = 1, node_rank: int = 0,
     master: Optional[str] = None, display: str = "rich", max_steps: Optional[int] = None,
     sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None,
-    early_stop: Optional[int] = None,
+    early_stop: Optional[int] = None, stop_at_step: Optional[int] = None,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
@@ -348,7 +348,7 @@ def start_recognition_training(
                       checkpoint_every_min=checkpoint_every_min, endpoint_url=endpoint_url,
                       paddleocr_dir=paddleocr_dir, nnodes=nnodes, node_rank=node_rank,
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
-                      max_seconds=max_seconds, early_stop=early_stop)
+                      max_seconds=max_seconds, early_stop=early_stop, stop_at_step=stop_at_step)
     finally:
         stopper.restore()
 
@@ -359,7 +359,8 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
            endpoint_url: Optional[str], paddleocr_dir: Optional[str], nnodes: int, node_rank: int,
            master: Optional[str], display: str, max_steps: Optional[int],
            sub_epochs: Optional[int], max_seconds: Optional[float],
-           early_stop: Optional[int] = None) -> TrainResult:
+           early_stop: Optional[int] = None,
+           stop_at_step: Optional[int] = None) -> TrainResult:
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = _load_config(config)
@@ -527,6 +528,8 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
                             disp.message(f"--max-seconds {max_seconds:g} reached: stopping after "
                                          f"the checkpoint at step {record['global_step']}")
                             stopper.stop("stopped")
+                        if stop_at_step and record["global_step"] >= stop_at_step:
+                            stopper.stop("stopped")  # the demo's fixed step count, checkpointed
                 if early is not None and early.feed(record):
                     disp.message(early.message())
                     stopper.stop("stopped")
