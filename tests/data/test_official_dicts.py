@@ -50,3 +50,17 @@ def test_data_validate_names_the_dictionary(stale_thai_dict, thai_dict, tmp_path
                                                  check_images=False, workers=1)
     assert "dict-stale-official" not in rep.counts
     assert "524 lines, current" in rep.summary()
+
+
+def test_data_dict_with_a_base_says_how_to_keep_the_head(stale_thai_dict, thai_dict, tmp_path, capsys):
+    from rectrain.cli.main import main
+
+    labels = tmp_path / "l.txt"
+    labels.write_text("a.png\tขวดฃวด\n", encoding="utf-8")
+    assert main(["data", "dict", str(labels), "--base", str(thai_dict), "-o",
+                 str(tmp_path / "new.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "1 new character(s) appended: ฃ" in out and "ckpt extend-dict" in out
+    assert main(["data", "dict", str(labels), "--base", str(stale_thai_dict), "-o",
+                 str(tmp_path / "new2.txt")]) == 0
+    assert "stale revision" in capsys.readouterr().out

@@ -139,3 +139,17 @@ def official_findings(path: PathLike) -> List[Finding]:
     return [Finding("dict-stale-official", str(path), None, stale_message(path, known) +
                     " With pretrained weights `config build` and `train` refuse it.",
                     STALE_FIX, WARNING)]
+
+
+def grow_hint(base: PathLike, new: PathLike, added: bool) -> str:
+    """What `data dict --base` users do next: keep the pretrained head by growing it."""
+    known = identify(base)
+    if known is not None and known.status == "stale":
+        return (f"warning: {stale_message(base, known)} Fix: {STALE_FIX}, then run this command "
+                "again with it as --base.")
+    if not added:
+        return "no new characters: train with the base dictionary and the weights as they are."
+    return (f"to keep the pretrained head, grow it: `rectrain ckpt extend-dict --pretrained "
+            f"P.pdparams --base-dict {base} --dict {new} -o grown.pdparams` (add "
+            "--use-space-char if the config has it), or pass `--pretrained P.pdparams --dict "
+            f"{new} --base-dict {base}` to `rectrain config build`, which does it for you.")
