@@ -154,7 +154,8 @@ def accuracy(model_dir: Path, labels: Path) -> float:
     return float(rep.word_accuracy)
 
 
-def experiment(root: Path, base_epochs: int = 25, ft_epochs: int = 6) -> Dict[str, object]:
+def experiment(root: Path, base_epochs: int = 15, ft_epochs: int = 6,
+               extras: bool = False) -> Dict[str, object]:
     import numpy as np
 
     from rectrain.checkpoints.extend_dict import extend_dictionary
@@ -206,10 +207,25 @@ def experiment(root: Path, base_epochs: int = 25, ft_epochs: int = 6) -> Dict[st
     ft_model = export_model(str(root / "ft"), out_dir=str(root / "ft_model"))
     out["ft_old_acc"] = accuracy(ft_model, old_val)
     out["ft_new_acc"] = accuracy(ft_model, new_val)
+    if extras:  # for the table in docs/fine-tuning.md, not for the test
+        # the engine's default: the original weights with the new dictionary (head skipped)
+        cfg = write_config(root / "reinit", data, [new_train, base_train], old_val, new_dict,
+                           ft_epochs, bs, lr=0.001,
+                           pretrained=root / "base" / "checkpoints" / "best_accuracy",
+                           ratio=[1.0, 0.5])
+        train(cfg, ft_steps)
+        model = export_model(str(root / "reinit"), out_dir=str(root / "reinit_model"))
+        out["reinit_old_acc"], out["reinit_new_acc"] = accuracy(model, old_val), accuracy(model, new_val)
+        # grown head, new-character words only (no old words mixed in)
+        cfg = write_config(root / "nomix", data, [new_train], old_val, new_dict, 2 * ft_epochs,
+                           bs, lr=0.001, pretrained=ext.with_suffix(""))
+        train(cfg, ft_steps)
+        model = export_model(str(root / "nomix"), out_dir=str(root / "nomix_model"))
+        out["nomix_old_acc"], out["nomix_new_acc"] = accuracy(model, old_val), accuracy(model, new_val)
     return out
 
 
 if __name__ == "__main__":
     args = sys.argv[1:] + [None, None, None]
-    res = experiment(Path(args[0]), int(args[1] or 25), int(args[2] or 6))
+    res = experiment(Path(args[0]), int(args[1] or 15), int(args[2] or 6), extras=bool(args[3]))
     print(json.dumps(res, ensure_ascii=False, indent=1))

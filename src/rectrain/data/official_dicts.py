@@ -17,9 +17,9 @@ known only from the stale Thai revision is reported as that revision too.
 from __future__ import annotations
 
 import hashlib
+import os
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, List, Optional, Tuple, Union
 
 from rectrain.errors import ConfigError
@@ -27,7 +27,7 @@ from rectrain.errors import ConfigError
 if TYPE_CHECKING:
     from rectrain.data.findings import Finding
 
-PathLike = Union[str, Path]
+PathLike = Union[str, "os.PathLike[str]"]
 UPSTREAM = "https://github.com/PaddlePaddle/PaddleOCR/blob/main/"
 CURRENT_THAI_URL = ("https://raw.githubusercontent.com/PaddlePaddle/PaddleOCR/main/ppocr/utils/dict/"
                     "ppocrv5_th_dict.txt")
@@ -123,9 +123,9 @@ def check_official(path: PathLike, *, pretrained: bool) -> Tuple[Optional[Offici
     return known, [stale_message(path, known) + f" Fix: {STALE_FIX}"]
 
 
-def official_name(path: PathLike) -> Optional[str]:
+def official_name(path: Optional[PathLike]) -> Optional[str]:
     """One line for reports: which official dictionary ``path`` is, or None."""
-    known = identify(path)
+    known = identify(path) if path is not None else None
     return known.describe() if known else None
 
 
