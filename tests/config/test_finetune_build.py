@@ -100,6 +100,11 @@ def test_grown_own_dictionary_needs_base_dict(tmp_path):
         build("crnn-mv3", data.train, data.val, data.dict_path, tmp_path / "o.yml", **kw)
     assert f"has {len(chars) - 1} outputs" in str(err.value)
     assert f"i.e. {len(chars) + 1} outputs" in str(err.value)
+    # --allow-new-head: the user's choice, a warning and the weights as they are
+    res = build("crnn-mv3", data.train, data.val, data.dict_path, tmp_path / "o.yml",
+                allow_new_head=True, **kw)
+    assert res.config["Global"]["pretrained_model"] == str(w.resolve())
+    assert any("allowed by --allow-new-head" in x for x in res.warnings)
     res = build("crnn-mv3", data.train, data.val, data.dict_path, tmp_path / "o.yml",
                 base_dict=old, **kw)
     assert load_state(res.config["Global"]["pretrained_model"])["head.ctc_head.fc.weight"].shape \

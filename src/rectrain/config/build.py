@@ -345,7 +345,8 @@ def create_recognition_training_config(
     if pretrained:
         weights_value, weights = resolve_pretrained(str(pretrained))
         if weights is not None:
-            weights, notes = maybe_grow(weights, dictionary, dict_abs, out_path, base_dict)
+            weights, notes = maybe_grow(weights, dictionary, dict_abs, out_path, base_dict,
+                                        allow_new_head)
             weights_value = str(weights)
             warnings += notes
         ed.set(("Global", "pretrained_model"), weights_value, "--pretrained")

@@ -30,8 +30,11 @@ def grown_path(out_path: Path) -> Path:
 
 
 def maybe_grow(weights: Path, dictionary: Dictionary, dict_path: str, out_path: Path,
-               base_dict: Optional[PathLike]) -> Tuple[Path, List[str]]:
-    """``(weights to use, notes)``: ``weights`` itself unless the dictionary grew."""
+               base_dict: Optional[PathLike], allow_new_head: bool = False) -> Tuple[Path, List[str]]:
+    """``(weights to use, notes)``: ``weights`` itself unless the dictionary grew.
+    ``allow_new_head`` without ``base_dict``: the user chose a new head, nothing is grown."""
+    if allow_new_head and base_dict is None:
+        return weights, []
     found = ctc_classes_of(load_state(weights))
     want = len(dictionary.chars) + 1
     space = 1 if dictionary.use_space_char else 0
