@@ -80,7 +80,7 @@ def create_recognition_training_config(
         overrides: Sequence[str] = (), check_data: bool = True,
         paddleocr_dir: Optional[PathLike] = None, allow_new_head: bool = False,
         val_images_root: Optional[PathLike] = None, base_dict: Optional[PathLike] = None,
-        ratio: Optional[Sequence[float]] = None) -> BuildResult:
+        ratio: Union[None, str, Sequence[float]] = None) -> BuildResult:
     """Build a training config from ``base`` (preset name or YAML path) and write it to ``out``
     with ``<out>.base.yml`` and ``<out>.diff.md`` beside it.
 

@@ -26,7 +26,7 @@ def parse_ratio(text: Union[str, Sequence[float], None]) -> List[float]:
                           "write e.g. --ratio 1,0.3 (one value per --train-labels file).") from None
 
 
-def check_ratio(ratio: Sequence[float], files: Sequence[str]) -> List[float]:
+def check_ratio(ratio: Union[str, Sequence[float]], files: Sequence[str]) -> List[float]:
     values = parse_ratio(ratio)
     if len(values) != len(files):
         raise ConfigError(
@@ -44,7 +44,7 @@ def check_ratio(ratio: Sequence[float], files: Sequence[str]) -> List[float]:
     return values
 
 
-def per_epoch(ratio: Sequence[float], files: Sequence[str]) -> int:
+def per_epoch(ratio: Union[str, Sequence[float]], files: Sequence[str]) -> int:
     """Samples per epoch as the engine draws them."""
     total = 0
     for v, f in zip(parse_ratio(ratio), files):
