@@ -16,6 +16,7 @@ def test_default_plan_is_whole_epochs_with_a_three_times_longer_lr_horizon():
     assert (s.steps_per_epoch, s.epochs, s.steps, s.schedule_epochs) == (93, 10, 930, 30)
     line = estimate_line(s, plan.seconds_per_step, None)
     assert "930 steps" in line and "about 8 min" in line and "--minutes" not in line
+    assert "about 6 s" in estimate_line(step_schedule(96, 16, 10), 0.5, None)
     assert "cut training short" in estimate_line(s, plan.seconds_per_step, 5)
 
 

@@ -44,9 +44,10 @@ def step_schedule(train_images: int, batch_size: int, steps: int, *, drop_last: 
 
 
 def estimate_line(schedule: StepSchedule, seconds_per_step: float, cap_minutes: Optional[float]) -> str:
-    minutes = schedule.estimate_s(seconds_per_step) / 60.0
+    seconds = schedule.estimate_s(seconds_per_step)
+    took = f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
     text = (f"training {schedule.steps} steps ({schedule.epochs} epochs of "
-            f"{schedule.steps_per_epoch}): about {minutes:.0f} min on 2 idle CPU cores "
+            f"{schedule.steps_per_epoch}): about {took} on 2 idle CPU cores "
             f"({seconds_per_step:g} s/step measured); a busy machine takes longer but reaches the "
             "same step, so the same accuracy")
     if cap_minutes is not None:
