@@ -60,6 +60,12 @@ def test_stale_thai_dictionary_is_refused_with_weights(official, tmp_path, capsy
     assert rc == EXIT_USER_ERROR
     err_text = capsys.readouterr().err
     assert "ppocrv5_th_dict.txt" in err_text and "Traceback" not in err_text
+    rc = main(["config", "build", "--base", str(official / "th_PP-OCRv5_mobile_rec.yaml"),
+               "--train-labels", str(data.train), "--val-labels", str(data.val), "--dict",
+               str(official / "ppocrv5_th_dict.txt"), "-o", str(tmp_path / "c.yml"),
+               "--batch-size", "4", "--image-shape", "3,48,160", "--device", "cpu",
+               "--pretrained", str(w)])
+    assert rc == 0 and "dictionary: the official" in capsys.readouterr().out
 
 
 def test_official_weights_fit_the_current_dictionary(official, tmp_path):

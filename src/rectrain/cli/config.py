@@ -132,6 +132,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     out.write(f"data: {st.get('train_samples')} train / {st.get('eval_samples')} eval samples, "
               f"{st.get('num_classes')} classes, {st.get('steps_per_epoch_1card')} steps per "
               f"epoch on 1 card; engine {st.get('engine')}\n")
+    if st.get("official_dictionary"):
+        out.write(f"dictionary: {st['official_dictionary']}\n")
     if result.warnings:
         out.write(f"{len(result.warnings)} warning(s) (also in the diff file)\n")
     return EXIT_OK
