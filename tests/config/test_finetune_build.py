@@ -53,6 +53,7 @@ def test_stale_thai_dictionary_is_refused_with_weights(official, tmp_path, capsy
     assert any("stale revision" in w for w in res.warnings)
     assert "523 lines, stale" in res.stats["official_dictionary"]
     data = make_data(tmp_path / "d2")
+    capsys.readouterr()  # earlier log lines (a handler of an earlier CLI test may be closed)
     rc = main(["config", "build", "--base", str(official / "th_PP-OCRv5_mobile_rec.yaml"),
                "--train-labels", str(data.train), "--val-labels", str(data.val), "--dict",
                str(stale), "-o", str(tmp_path / "c.yml"), "--batch-size", "4", "--image-shape",
