@@ -35,7 +35,9 @@ from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, EngineFailure, UserError
 from rectrain.logs import get_logger
 from rectrain.storage.s3 import S3Uri
 from rectrain.training.display import make_display
+from rectrain.training.early_stop import EarlyStop
 from rectrain.training.failures import Failure, FailureClassifier, append_problem_log
+from rectrain.training.headcheck import check_pretrained_head
 from rectrain.training.launch import build_train_command
 from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
@@ -81,6 +83,7 @@ def start_recognition_training(
     master: Optional[str] = None, display: str = "rich", max_steps: Optional[int] = None,
     sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None,
     tracking: Optional[TrackingOptions] = None,
+    early_stop: Optional[int] = None, stop_at_step: Optional[int] = None,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
@@ -101,7 +104,8 @@ def start_recognition_training(
                       checkpoint_every_min=checkpoint_every_min, endpoint_url=endpoint_url,
                       paddleocr_dir=paddleocr_dir, nnodes=nnodes, node_rank=node_rank,
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
-                      max_seconds=max_seconds, tracking=tracking)
+                      max_seconds=max_seconds, tracking=tracking,
+                      early_stop=early_stop, stop_at_step=stop_at_step)
     finally:
         stopper.restore()
 
@@ -112,10 +116,13 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
            endpoint_url: Optional[str], paddleocr_dir: Optional[str], nnodes: int, node_rank: int,
            master: Optional[str], display: str, max_steps: Optional[int],
            sub_epochs: Optional[int], max_seconds: Optional[float],
-           tracking: Optional[TrackingOptions] = None) -> TrainResult:
+           tracking: Optional[TrackingOptions] = None, early_stop: Optional[int] = None,
+           stop_at_step: Optional[int] = None) -> TrainResult:
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = load_train_config(config)
+    if not resume:
+        check_pretrained_head(cfg, str(config))
     run = Path(run_dir).expanduser().resolve()
     run.mkdir(parents=True, exist_ok=True)
     ckdir = Path(checkpoint_dir).expanduser().resolve() if checkpoint_dir else run / "checkpoints"
@@ -180,6 +187,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                              global_step=resume_info.global_step if resume_info else 0,
                              engine_epoch=resume_info.engine_epoch if resume_info else 0)
     classifier = FailureClassifier()
+    early = EarlyStop(early_stop, main_indicator, best=state.best_metric) if early_stop else None
 
     def on_best(info: CheckpointInfo) -> None:
         state.best_metric = info.metric.get(main_indicator)
@@ -247,6 +255,11 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                                 disp.message(f"--max-seconds {max_seconds:g} reached: stopping after "
                                              f"the checkpoint at step {record['global_step']}")
                                 stopper.stop("stopped")
+                            if stop_at_step and record["global_step"] >= stop_at_step:
+                                stopper.stop("stopped")  # the demo's fixed step count, checkpointed
+                    if early is not None and early.feed(record):
+                        disp.message(early.message())
+                        stopper.stop("stopped")
                     if (record["type"] == "train" and max_steps and "Global.epoch_num" not in plan.overrides
                             and record["global_step"] >= max_steps):
                         stopper.stop("stopped")
