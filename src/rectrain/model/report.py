@@ -18,11 +18,11 @@ import html
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
-from rectrain.fsutil import atomic_open, write_json_atomic, write_text_atomic
+from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.model.errors import CLASSES, ErrorAnalysis, analyse_errors, char_class
 from rectrain.model.grid import thai_font_path, worst_samples_grid
 from rectrain.model.metrics import DEL, INS, describe_char
-from rectrain.plotting import subplots
+from rectrain.plotting import save_png, subplots
 
 TOP = 30
 
@@ -48,10 +48,7 @@ def _shown(ch: str) -> str:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    return path
+    return save_png(fig, path)
 
 
 def plot_confusions(analysis: ErrorAnalysis, out: Path, top: int = 20) -> Path:

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from rectrain.errors import RectrainError, UserError
 from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.monitor.follow import RunSource
-from rectrain.plotting import subplots
+from rectrain.plotting import finish_axes, save_png, subplots
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.follow import describe_job
 from rectrain.sagemaker.jobconfig import JOB_NAME_RE
@@ -259,18 +259,8 @@ def plot_overlay(runs: Sequence[RunData], out: Union[str, Path]) -> Path:
     axes[0].set_title("train loss")
     axes[1].set_title("eval accuracy")
     axes[1].set_ylim(-0.02, 1.02)
-    for ax in axes:
-        ax.set_xlabel("global step")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
-    return path
+    finish_axes(axes)
+    return save_png(fig, out)
 
 
 def write_comparison(comparison: Dict[str, Any], out_dir: Union[str, Path]) -> Dict[str, Path]:

@@ -206,11 +206,11 @@ def bucket_region_problems(request: Dict[str, Any], region: str, s3_client: Any)
 
 
 # ------------------------------------------------------------------ validation
-def _input_shape():  # noqa: ANN202 - botocore shape
+def _input_shape(operation: str = "CreateTrainingJob"):  # noqa: ANN202 - botocore shape
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("sagemaker")
-    return model.operation_model("CreateTrainingJob").input_shape
+    return model.operation_model(operation).input_shape
 
 
 def _compile(pattern: str) -> Optional[re.Pattern]:
@@ -262,11 +262,12 @@ def _walk(value: Any, shape: Any, path: str, problems: List[str]) -> None:
         problems.append(f"{path}: {value} is over the maximum {meta['max']}")
 
 
-def request_problems(request: Dict[str, Any]) -> List[str]:
-    """Every way ``request`` breaks the CreateTrainingJob input shape (empty list: none)."""
+def request_problems(request: Dict[str, Any], operation: str = "CreateTrainingJob") -> List[str]:
+    """Every way ``request`` breaks the ``operation``'s input shape in botocore's SageMaker model:
+    types, required members, and the lengths, enums and patterns SageMaker checks (empty: none)."""
     from botocore.validate import ParamValidator
 
-    shape = _input_shape()
+    shape = _input_shape(operation)
     report = ParamValidator().validate(request, shape)
     problems: List[str] = []
     if report.has_errors():

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from rectrain.errors import ConfigError, UserError
+from rectrain.sagemaker.aws import aws_error
 from rectrain.sagemaker.jobconfig import JobConfig
-from rectrain.sagemaker.request import build_training_job_request
+from rectrain.sagemaker.request import build_training_job_request, request_problems
 
 TUNING_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
 TUNABLE = {"lr": "float", "epochs": "int", "batch_size": "int", "max_text_length": "int",
@@ -210,21 +211,8 @@ def build_tuning_request(job: JobConfig, params: Sequence[ParamRange], *, object
 
 # ------------------------------------------------------------------ validation
 def tuning_request_problems(request: Dict[str, Any]) -> List[str]:
-    """Every way ``request`` breaks botocore's CreateHyperParameterTuningJob input shape
-    (types, required members, and the lengths, enums and patterns SageMaker checks)."""
-    import botocore.session
-    from botocore.validate import ParamValidator
-
-    from rectrain.sagemaker.request import _walk
-
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    shape = model.operation_model("CreateHyperParameterTuningJob").input_shape
-    report = ParamValidator().validate(request, shape)
-    problems: List[str] = []
-    if report.has_errors():
-        problems += [line.strip() for line in report.generate_report().splitlines() if line.strip()]
-    _walk(request, shape, "", problems)
-    return problems
+    """Every way ``request`` breaks botocore's CreateHyperParameterTuningJob input shape."""
+    return request_problems(request, "CreateHyperParameterTuningJob")
 
 
 def validate_tuning_request(request: Dict[str, Any]) -> None:
@@ -245,8 +233,6 @@ class TrialSummary:
 
 
 def _call(fn: Any, action: str, resource: str, **kwargs: Any) -> Any:
-    from rectrain.sagemaker.aws import aws_error
-
     try:
         return fn(**kwargs)
     except Exception as exc:  # noqa: BLE001 - translated at the boundary
