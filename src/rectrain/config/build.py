@@ -20,6 +20,7 @@ from rectrain.config.checks import (
     check_files,
     check_options,
     check_shapes,
+    check_values,
     count_lines,
     ctc_length_warning,
 )
@@ -93,7 +94,11 @@ def create_recognition_training_config(
     opts: Dict[str, Any] = {"epochs": epochs, "lr": lr, "batch_size": batch_size,
                             "max_text_length": max_text_length,
                             "pretrained": pretrained}
-    rest = take_options(parse_overrides(overrides, cfg), opts)
+    from_set: Dict[str, str] = {}
+    rest = take_options(parse_overrides(overrides, cfg), opts, from_set)
+    # values given by --set get the checks of the flags they stand for
+    check_options(device=device, amp=amp, epochs=opts["epochs"], batch_size=opts["batch_size"],
+                  max_text_length=opts["max_text_length"], lr=opts["lr"], flags=from_set)
     # applied first so that derivations and checks see them (use_space_char, delimiter,
     # sampler settings...), and again last so that derived values never override them
     _apply(ed, rest)
@@ -126,6 +131,7 @@ def create_recognition_training_config(
 
     # the user's last word, then the checks on the final config
     _apply(ed, rest)
+    check_values(cfg)
     check_modules(cfg, knowledge)
     check_shapes(cfg)
     check_files(cfg)

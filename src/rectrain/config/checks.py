@@ -18,19 +18,26 @@ PathLike = Union[str, Path]
 
 
 def check_options(*, device: str, amp: bool, epochs: Optional[int], batch_size: Optional[int],
-                  max_text_length: Optional[int], lr: Optional[float]) -> None:
-    """The builder's options on their own, before anything is read."""
+                  max_text_length: Optional[int], lr: Optional[float],
+                  flags: Optional[Dict[str, str]] = None) -> None:
+    """The builder's options on their own, before anything is read. ``flags``: option name ->
+    what the user wrote instead of the flag (``--set Global.epoch_num=``), for the message."""
+    flags = flags or {}
     if device not in ("gpu", "cpu"):
         raise ConfigError(f"--device {device!r}: expected gpu or cpu.", "pass --device gpu or cpu.")
     if amp and device == "cpu":
         raise ConfigError("--amp with --device cpu: mixed precision (float16) needs a GPU.",
                           "drop --amp for CPU training, or use --device gpu.")
-    for name, value in (("--epochs", epochs), ("--batch-size", batch_size),
-                        ("--max-text-length", max_text_length)):
+    for opt, name, value in (("epochs", "--epochs", epochs), ("batch_size", "--batch-size", batch_size),
+                             ("max_text_length", "--max-text-length", max_text_length)):
         if value is not None and int(value) < 1:
-            raise ConfigError(f"{name} {value}: must be at least 1.", f"pass a positive {name}.")
+            shown = f"{flags[opt]}{value}" if opt in flags else f"{name} {value}"
+            raise ConfigError(f"{shown}: must be at least 1.",
+                              f"pass a positive value ({name} N or {flags[opt]}N)." if opt in flags
+                              else f"pass a positive {name}.")
     if lr is not None and not float(lr) > 0:
-        raise ConfigError(f"--lr {lr}: must be positive.", "pass e.g. --lr 0.0005.")
+        shown = f"{flags['lr']}{lr}" if "lr" in flags else f"--lr {lr}"
+        raise ConfigError(f"{shown}: must be positive (the learning rate).", "pass e.g. --lr 0.0005.")
 
 
 def check_training_config(config: Dict[str, Any], *, source: str = "config",
@@ -39,10 +46,31 @@ def check_training_config(config: Dict[str, Any], *, source: str = "config",
     training job): PaddleOCR 1.x, sections, modules the engine knows, shapes, files."""
     refuse_v1(config, source)
     require_sections(config, source)
+    check_values(config)
     engine = find_engine(str(paddleocr_dir) if paddleocr_dir else None)
     check_modules(config, engine_knowledge(engine))
     check_shapes(config)
     check_files(config)
+
+
+def check_values(cfg: Dict[str, Any]) -> None:
+    """The fields the builder's options set, in a written config: the same rules."""
+    for path, rule in ((("Global", "epoch_num"), "int"), (("Global", "max_text_length"), "int"),
+                       (("Train", "loader", "batch_size_per_card"), "int"),
+                       (("Eval", "loader", "batch_size_per_card"), "int"),
+                       (("Optimizer", "lr", "learning_rate"), "lr")):
+        value = get_path(cfg, path, None)
+        if value is None:
+            continue
+        field = ".".join(path)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{field}: {value!r} is not a number.", f"set {field} to a number.")
+        if rule == "int" and (value < 1 or int(value) != value):
+            raise ConfigError(f"{field}: {value!r} must be a whole number of at least 1.",
+                              f"set {field} to a positive whole number.")
+        if rule == "lr" and not value > 0:
+            raise ConfigError(f"{field}: {value!r}: the learning rate must be positive.",
+                              f"set {field} to e.g. 0.0005.")
 
 
 def check_shapes(cfg: Dict[str, Any]) -> None:
