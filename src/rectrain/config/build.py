@@ -39,7 +39,7 @@ from rectrain.engine.datasets import LABEL_DATASETS
 from rectrain.errors import ConfigError
 from rectrain.fsutil import write_text_atomic
 from rectrain.logs import get_logger
-from rectrain.outputs import refuse_outputs_over_inputs
+from rectrain.outputs import refuse_outputs_over_inputs, refuse_replacing_data
 
 log = get_logger("config")
 
@@ -85,6 +85,7 @@ def create_recognition_training_config(
          ("pretrained weights", pretrained)]
         + [("train label file", p) for p in _as_list(train_labels)]
         + [("val label file", p) for p in _as_list(val_labels)])
+    refuse_replacing_data(out_path, what="config")
     refuse_v1(base_cfg, source)
     require_sections(base_cfg, source)
     check_options(device=device, amp=amp, epochs=epochs, batch_size=batch_size,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from rectrain.errors import UserError
+from rectrain.outputs import refuse_replacing_foreign_file
 from rectrain.training.plots import continuous, plot_curves
 from rectrain.training.state import STATE_FILE
 
@@ -142,6 +143,7 @@ def monitor_recognition_training_progress(
     until the run ends (run-state.json says completed/interrupted/failed) or ``timeout_s``;
     ``plot`` writes the loss/accuracy/lr curves as PNG."""
     text = str(source)
+    refuse_replacing_foreign_file(plot, flag="--plot", kind="png")
     if not text.startswith("s3://") and not Path(text).exists():
         job = _follow_job(text, follow=follow, plot=plot, endpoint_url=endpoint_url)
         if job is not None:

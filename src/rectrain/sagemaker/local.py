@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
 from rectrain.logs import get_logger
+from rectrain.outputs import claim_output_dir
 from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
@@ -278,7 +279,9 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
     s3 = s3_client or aws.client("s3", job.region, job.profile, job.endpoint_url)
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"rectrain-{name}-"))
-    root.mkdir(parents=True, exist_ok=True)
+    # its input/data/<channel> and checkpoints/ are replaced: only in a folder rectrain made
+    claim_output_dir(root, command="sagemaker run-local", flag="--work-dir",
+                     writes=["input/", "checkpoints/", "model/", "output/", "code/"])
     paths = MLPaths.resolve(str(root))
     write_contract(paths, request)
     for channel in request["InputDataConfig"]:

@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Set
 
-from rectrain.errors import ConfigError, DataError, IntegrityError, RectrainError, StorageError
+from rectrain.errors import ConfigError, DataError, IntegrityError, RectrainError, StorageError, UserError
 from rectrain.fsutil import remove_quietly, write_text_atomic
 from rectrain.logs import get_logger
+from rectrain.outputs import is_within, refuse_delete_in
 from rectrain.storage.manifest import (
     CHUNK,
     MANIFEST_NAME,
@@ -434,6 +435,14 @@ def unpack_dataset(
     started = time.monotonic()
     src = Path(src_dir).expanduser()
     dst = Path(dst_dir).expanduser()
+    if is_within(src, dst):
+        raise UserError(
+            f"-o {dst_dir} is (or holds) the packed dataset {src_dir}: the restored files would be "
+            "mixed with its shards and manifest"
+            + (", and --delete would remove them" if delete else "") + ".",
+            f"unpack into a new folder, e.g. -o {dst.parent / (dst.name + '-unpacked')}.")
+    if delete:
+        refuse_delete_in(dst)
     if not (src / MANIFEST_NAME).is_file():
         raise DataError(
             f"no {MANIFEST_NAME} here, so this is not a packed dataset.",

@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from rectrain.errors import DataError, IntegrityError, PermissionProblem, RectrainError, StorageError
 from rectrain.fsutil import atomic_open, remove_quietly
 from rectrain.logs import get_logger
+from rectrain.outputs import refuse_delete_in
 from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import (
     CHUNK,
@@ -720,6 +721,8 @@ def pull(
     started = time.monotonic()
     uri = S3Uri.parse(s3_uri)
     dst = Path(dst_dir).expanduser()
+    if delete:
+        refuse_delete_in(dst)
     client = get_client(client, endpoint_url, workers)
     result = TransferResult("pull", str(uri), str(dst), dry_run=dry_run)
     remote = _remote_files(client, uri)
