@@ -51,3 +51,20 @@ def fake_run(root: Path, name: str = "run") -> Path:
     (run / "train.log").write_text("step 1\n", encoding="utf-8")
     (run / "metrics.jsonl").write_text("{}\n", encoding="utf-8")
     return run
+
+
+def big_png(path: Path, width: int, height: int) -> Path:
+    """A real, decodable 1-bit PNG of ``width`` x ``height`` (all black), written without
+    holding the image in memory: a few KB on disk, gigabytes once decoded as RGB."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\x00" + b"\x00" * ((width + 7) // 8)
+    comp = zlib.compressobj(9)
+    body = b"".join(comp.compress(row) for _ in range(height)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return path
