@@ -101,6 +101,7 @@ def _is_detection_line(line: str) -> bool:
 
 
 _YAML_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*:(\s|$)")
+_YAML_NESTED = re.compile(r"^\s+(- )?[A-Za-z_][A-Za-z0-9_.-]*:(\s|$)")
 
 
 def _looks_like_config(lines: list) -> Optional[str]:
@@ -116,6 +117,9 @@ def _looks_like_config(lines: list) -> Optional[str]:
         return "YAML"
     keys = sum(1 for ln in lines if _YAML_KEY.match(ln))
     if keys >= 2 or (keys == 1 and len(lines) == 1):
+        return "YAML"
+    # "Global:" then indented "use_gpu: false": a section of a config
+    if keys == 1 and _YAML_KEY.match(lines[0]) and any(_YAML_NESTED.match(ln) for ln in lines[1:]):
         return "YAML"
     return None
 
