@@ -1,4 +1,6 @@
-"""Draw docs/architecture.png: how data flows from labels to an exported model.
+"""Draw docs/architecture.png: the package's layers, as pyproject.toml's import-linter contract
+declares them (so the picture cannot drift from what tests/test_architecture.py checks), and
+what each package talks to outside Python.
 
 Usage:  venv/bin/python docs/make_architecture_png.py [-o docs/architecture.png]
 """
@@ -6,102 +8,127 @@ Usage:  venv/bin/python docs/make_architecture_png.py [-o docs/architecture.png]
 from __future__ import annotations
 
 import argparse
+import sys
+import textwrap
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+from matplotlib.patches import FancyBboxPatch  # noqa: E402
 
-# name -> (x, y, width, height, title, lines, colour); coordinates in a 16 x 9 canvas.
-Box = Tuple[float, float, float, float, str, List[str], str]
-DATA, STORE, CONF, TRAIN, MODEL, INPUT = "#dbeafe", "#fef3c7", "#ede9fe", "#dcfce7", "#fee2e2", "#f3f4f6"
-BOXES: Dict[str, Box] = {
-    "labels": (0.2, 6.3, 2.6, 2.2, "your data", ["images + labels.txt", "detection Label.txt",
-                                                   "or nothing (synth)"], INPUT),
-    "data": (3.4, 6.3, 3.0, 2.2, "rectrain.data", ["synth · convert · dict", "validate · split",
-                                                      "report"], DATA),
-    "storage": (7.0, 6.3, 2.8, 2.2, "rectrain.storage", ["pack (tar shards)", "push · pull",
-                                                            "manifest.jsonl"], STORE),
-    "s3": (10.6, 6.3, 2.6, 2.2, "S3", ["datasets/NAME/", "checkpoints/RUN/", "(AWS or embedded)"],
-           STORE),
-    "config": (0.2, 2.9, 3.0, 2.4, "rectrain.config", ["preset or official YAML", "+ dict, labels",
-                                                          "-> config.yml + diff"], CONF),
-    "training": (3.9, 2.9, 3.4, 2.4, "rectrain.training", ["runner: GPU check,", "metrics.jsonl,",
-                                                              "failures, resume"], TRAIN),
-    "engine": (3.9, 0.3, 3.4, 1.8, "rectrain.engine", ["PaddleOCR tools/train.py",
-                                                       "(subprocess, unmodified)"], TRAIN),
-    "checkpoints": (8.0, 2.9, 3.0, 2.4, "rectrain.checkpoints", ["watch + upload", "_COMPLETE.json last",
-                                                                    "best_of_run"], STORE),
-    "monitor": (0.2, 0.3, 3.0, 1.8, "rectrain.monitor", ["metrics -> curves.png", "run dir or s3://"], TRAIN),
-    "model": (11.8, 2.9, 3.0, 2.4, "rectrain.model", ["export (engine exporter)", "evaluate · predict",
-                                                         "model.json"], MODEL),
-    "exported": (11.8, 0.3, 3.0, 1.8, "exported model", ["inference.* + dict.txt", "+ model.json"], MODEL),
+ROOT = Path(__file__).resolve().parents[1]
+
+# Which group each layer belongs to (the first package of a layer decides), and its colour.
+GROUPS: Dict[str, Tuple[str, str]] = {
+    "__main__": ("entry points", "#f3f4f6"), "cli": ("entry points", "#f3f4f6"),
+    "demo": ("entry points", "#f3f4f6"),
+    "sagemaker": ("features", "#dcfce7"), "training": ("features", "#dcfce7"),
+    "checkpoints": ("foundations", "#dbeafe"), "storage": ("foundations", "#dbeafe"),
+    "errors": ("basics", "#fef3c7"),
+}
+# One line under each package's name: what it owns.
+WHAT: Dict[str, str] = {
+    "__main__": "python -m rectrain",
+    "cli": "one module per command family; sets up logging",
+    "demo": "the whole loop on embedded defaults",
+    "sagemaker": "job request, follow, run-local; entrypoint",
+    "monitor": "metrics.jsonl -> summary, curves",
+    "training": "runner: engine process, metrics, resume",
+    "model": "export, evaluate, predict, model.json",
+    "config": "preset/YAML -> config.yml, checks",
+    "doctor": "is this machine ready?",
+    "checkpoints": "upload complete checkpoints, _COMPLETE.json",
+    "storage": "S3 client, push/pull, shards, manifest, server",
+    "data": "labels, dictionaries, validate, synth, split",
+    "engine": "find PaddleOCR, its argv as data",
+    "gpu": "NVML / Paddle build queries",
+    "errors": "user vs internal errors, exit codes",
+    "paths": "the /opt/ml layout",
+    "fsutil": "atomic writes, sha256, sizes",
+    "logs": "loggers; set-up for entry points",
+    "_version": "__version__",
+    "plotting": "off-screen figures",
+}
+# What a package talks to outside Python, and notes, drawn as extra lines in its box.
+OUTSIDE: Dict[str, str] = {
+    "sagemaker": "-> SageMaker API, CloudWatch Logs (boto3)",
+    "storage": "-> S3: AWS or embedded SeaweedFS (boto3)",
+    "engine": "-> PaddleOCR tools/*.py (subprocess)",
+}
+NOTES: Dict[str, str] = {
+    "sagemaker": "sagemaker.entrypoint is a program (the container's); only the CLI imports it",
 }
 
-# (from, to, label, side_from, side_to)
-ARROWS = [
-    ("labels", "data", "", "r", "l"),
-    ("data", "storage", "validated", "r", "l"),
-    ("storage", "s3", "push", "r", "l"),
-    ("s3", "config", "pull + verify", "b", "t"),
-    ("config", "training", "config.yml", "r", "l"),
-    ("training", "engine", "argv, env", "b", "t"),
-    ("engine", "checkpoints", "latest, best_accuracy", "r", "b"),
-    ("checkpoints", "s3", "upload", "t", "b"),
-    ("training", "monitor", "metrics.jsonl", "bl", "r"),
-    ("checkpoints", "model", "best", "r", "l"),
-    ("model", "exported", "", "b", "t"),
-]
+def read_layers(pyproject: Path) -> List[List[str]]:
+    """The layers contract's layers, top first, each a list of package names."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        sys.exit("make_architecture_png.py needs Python 3.11+ (tomllib)")
+    config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        if contract["type"] == "layers":
+            return [[name.strip() for name in layer.replace(":", "|").split("|")]
+                    for layer in contract["layers"]]
+    sys.exit(f"{pyproject}: no layers contract in [tool.importlinter]")
 
 
-def _anchor(box: Box, side: str) -> Tuple[float, float]:
-    x, y, w, h = box[:4]
-    return {"l": (x, y + h / 2), "r": (x + w, y + h / 2), "t": (x + w / 2, y + h),
-            "b": (x + w / 2, y), "bl": (x + 0.4, y)}[side]
-
-
-def draw(out: Path) -> None:
-    fig, ax = plt.subplots(figsize=(16, 9), dpi=80)
-    ax.set_xlim(0, 15.2)
-    ax.set_ylim(-0.7, 9)
+def draw(out: Path, layers: List[List[str]]) -> None:
+    width, row_h, gap, left = 22.0, 1.6, 0.25, 2.6
+    height = len(layers) * (row_h + gap)
+    fig, ax = plt.subplots(figsize=(width, 1.3 + height), dpi=72)
+    ax.set_xlim(0, width)
+    ax.set_ylim(-0.1, height + 0.9)
     ax.axis("off")
-    # The SageMaker container runs the same pipeline from "pull" to "export".
-    ax.add_patch(FancyBboxPatch((0.05, -0.5), 15.0, 6.05, boxstyle="round,pad=0.02,rounding_size=0.2",
-                                fill=False, linestyle="--", edgecolor="#6b7280", linewidth=1.2))
-    ax.text(7.55, -0.3, "local run (rectrain train) — or the same steps inside a SageMaker job "
-            "(rectrain.sagemaker entrypoint, /opt/ml)", ha="center", fontsize=11, color="#374151",
-            style="italic")
-    for box in BOXES.values():
-        x, y, w, h, title, lines, colour = box
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.15",
-                                    facecolor=colour, edgecolor="#374151", linewidth=1.2))
-        ax.text(x + w / 2, y + h - 0.38, title, ha="center", va="center", fontsize=13, weight="bold",
-                family="monospace" if title.startswith("rectrain") else None)
-        for i, line in enumerate(lines):
-            ax.text(x + w / 2, y + h - 0.85 - 0.42 * i, line, ha="center", va="center", fontsize=11)
-    for src, dst, label, s_side, d_side in ARROWS:
-        start, end = _anchor(BOXES[src], s_side), _anchor(BOXES[dst], d_side)
-        rad: Optional[float] = 0.0
-        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=18, linewidth=1.6,
-                                     color="#1f2937", connectionstyle=f"arc3,rad={rad}"))
-        if label:
-            mx, my = (start[0] + end[0]) / 2, (start[1] + end[1]) / 2
-            ax.text(mx, my + 0.15, label, ha="center", va="bottom", fontsize=10, color="#1f2937",
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 1.0})
-    ax.text(0.2, 8.6, "rectrain: from labels to an exported recognition model", fontsize=16,
-            weight="bold")
+    ax.text(0.1, height + 0.45, "rectrain: the layers. Imports point down only; packages side by side "
+            "do not import one another (pyproject.toml, tests/test_architecture.py)", fontsize=16,
+            weight="bold", va="center")
+    group, colour, group_top = "", "#ffffff", height
+
+    def close_group(bottom: float, line: bool = True) -> None:
+        if group:
+            ax.text(0.1, (group_top + bottom) / 2, group, fontsize=15, weight="bold", va="center",
+                    color="#374151")
+        if group and line:
+            ax.plot([0.05, width - 0.05], [bottom] * 2, color="#9ca3af", linewidth=0.8,
+                    linestyle="--")
+
+    for i, layer in enumerate(layers):
+        top = height - i * (row_h + gap)
+        y = top - row_h
+        new_group = GROUPS.get(layer[0])
+        if new_group and new_group[0] != group:
+            close_group(top + gap / 2)
+            group, colour = new_group
+            group_top = top
+        box_w = (width - left - 0.1 - 0.15 * (len(layer) - 1)) / len(layer)
+        chars = int(box_w * 8)  # characters of 12-point text that fit the box
+        for j, name in enumerate(layer):
+            x = left + j * (box_w + 0.15)
+            ax.add_patch(FancyBboxPatch((x, y), box_w, row_h, boxstyle="round,pad=0.02,rounding_size=0.12",
+                                        facecolor=colour, edgecolor="#374151", linewidth=1.2))
+            ax.text(x + box_w / 2, top - 0.32, f"rectrain.{name}", ha="center", va="center",
+                    fontsize=13, weight="bold", family="monospace")
+            lines = [(line, "#111827", "normal") for line in textwrap.wrap(WHAT.get(name, ""), chars)]
+            lines += [(line, "#991b1b", "normal") for line in textwrap.wrap(OUTSIDE.get(name, ""), chars)]
+            lines += [(line, "#166534", "italic") for line in textwrap.wrap(NOTES.get(name, ""), chars)]
+            for k, (line, tint, style) in enumerate(lines):
+                ax.text(x + box_w / 2, top - 0.7 - 0.25 * k, line, ha="center", va="center",
+                        fontsize=12, color=tint, style=style)
+    close_group(gap, line=False)
     fig.savefig(out, bbox_inches="tight")
     plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(__file__).resolve().parent / "architecture.png"
-    parser.add_argument("-o", "--out", type=Path, default=default)
-    draw(parser.parse_args().out)
+    parser.add_argument("-o", "--out", type=Path, default=ROOT / "docs" / "architecture.png")
+    parser.add_argument("--pyproject", type=Path, default=ROOT / "pyproject.toml")
+    args = parser.parse_args()
+    draw(args.out, read_layers(args.pyproject))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,23 @@ def test_help_lists_every_family(capsys: pytest.CaptureFixture) -> None:
     assert len(COMMAND_MODULES) == len(set(COMMAND_MODULES))
 
 
+def test_help_loads_no_library_stage() -> None:
+    """`rectrain --help` stays quick because the CLI imports the library in its handlers: no
+    feature package, no boto3, numpy, YAML, matplotlib or rich at start-up (no timed test:
+    what is imported is what costs)."""
+    code = ("import runpy, sys\nsys.argv = ['rectrain', '--help']\ntry:\n"
+            "    runpy.run_module('rectrain', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(sorted(sys.modules)), file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    loaded = set(result.stderr.split())
+    assert "rectrain.cli.main" in loaded
+    heavy = {"boto3", "botocore", "numpy", "yaml", "matplotlib", "PIL", "rich", "paddle", "cv2"}
+    stages = {"storage", "data", "config", "training", "checkpoints", "model", "monitor", "sagemaker",
+              "demo"}
+    assert sorted(m for m in loaded if m.split(".")[0] in heavy) == []
+    assert sorted(m for m in loaded if m.startswith("rectrain.") and m.split(".")[1] in stages) == []
+
+
 def test_engine_info_json() -> None:
     proc = run_cli("engine", "info", "--json")
     assert proc.returncode == 0, proc.stderr

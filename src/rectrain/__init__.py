@@ -29,6 +29,7 @@ _API: Dict[str, str] = {
     "run_local": "rectrain.sagemaker.local",
     "run_doctor": "rectrain.doctor",
     "run_demo": "rectrain.demo",
+    "setup_logging": "rectrain.logs",
 }
 
 __all__ = sorted(_API) + ["__version__"]
@@ -38,7 +39,19 @@ def __getattr__(name: str) -> Any:
     module = _API.get(name)
     if module is None:
         raise AttributeError(f"module 'rectrain' has no attribute {name!r}")
+    if name == "monitor_recognition_training_progress":
+        _plug_sagemaker_into_monitor()
     return getattr(importlib.import_module(module), name)
+
+
+def _plug_sagemaker_into_monitor() -> None:
+    """The Python API is an entry point: like ``rectrain monitor``, its monitor follows
+    SageMaker jobs by name (the monitor feature itself does not know SageMaker)."""
+    # Imported here, not at the top, so that `import rectrain` stays fast.
+    from rectrain.monitor.follow import register_job_source
+    from rectrain.sagemaker.follow import job_summary
+
+    register_job_source(job_summary)
 
 
 def __dir__() -> list:

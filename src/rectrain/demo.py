@@ -18,9 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from rectrain.config.build import create_recognition_training_config
+from rectrain.data.dictionary import check_dictionary
+from rectrain.data.fonts import packaged_font_files
+from rectrain.data.synth import Effects, synthesize, thai_words
+from rectrain.data.validate import validate_recognition_annotation_format
+from rectrain.engine import find_engine
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.logs import get_logger
+from rectrain.model.evaluate import evaluate_model
+from rectrain.model.export import export_model
+from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
+from rectrain.storage.s3 import make_client
+from rectrain.storage.server import start_embedded
+from rectrain.storage.transfer import delete_prefix, list_objects
+from rectrain.training.runner import start_recognition_training
 
 log = get_logger("demo")
 
@@ -57,8 +70,6 @@ class DemoPlan:
 def demo_fonts() -> List[str]:
     """Upright regular and bold faces of both packaged Thai fonts (italic and light faces make
     the ten-minute demo needlessly hard)."""
-    from rectrain.data.fonts import packaged_font_files
-
     wanted = ("Sarabun-Regular", "Sarabun-Bold.", "NotoSansThai")
     fonts = [str(p) for p in packaged_font_files() if any(w in Path(p).name for w in wanted)]
     if not fonts:
@@ -69,8 +80,6 @@ def demo_fonts() -> List[str]:
 
 def choose_words(plan: DemoPlan, seed: int) -> Tuple[List[str], List[str], List[str]]:
     """Train words, held-out words (disjoint) and the character set, from pythainlp's corpus."""
-    from rectrain.data.synth import thai_words
-
     words = [w for w in thai_words() if plan.min_len <= len(w) <= plan.max_len
              and all("\u0e01" <= c <= "\u0e5b" for c in w)]
     counts = Counter(c for w in words for c in w)
@@ -108,18 +117,6 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
              endpoint_url: Optional[str] = None, resume: bool = False,
              plan: Optional[DemoPlan] = None, display: str = "rich") -> Dict[str, object]:
     """Run the demo; returns the report (also written to ``workdir/report.json``)."""
-    from rectrain.config.build import create_recognition_training_config
-    from rectrain.data.dictionary import check_dictionary
-    from rectrain.data.synth import Effects, synthesize
-    from rectrain.data.validate import validate_recognition_annotation_format
-    from rectrain.engine import find_engine
-    from rectrain.model.evaluate import evaluate_model
-    from rectrain.model.export import export_model
-    from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
-    from rectrain.storage.server import start_embedded
-    from rectrain.storage.transfer import delete_prefix, list_objects
-    from rectrain.training.runner import start_recognition_training
-
     plan = plan or DemoPlan()
     started = time.monotonic()
     work = Path(workdir).resolve()
@@ -157,8 +154,6 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
             endpoint = server.endpoint_url
             stack.enter_context(_environ(server.env))  # its credentials, for this run only
             log.info("[2/7] started the embedded S3 (SeaweedFS) at %s", endpoint)
-        from rectrain.storage.s3 import make_client
-
         client = make_client(endpoint)
         try:
             client.head_bucket(Bucket=DEMO_BUCKET)

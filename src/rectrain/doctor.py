@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from rectrain.engine import find_engine
 from rectrain.errors import RectrainError
 from rectrain.gpu import paddle_build, query_gpus
 
@@ -83,8 +84,6 @@ def _paddle_and_gpu(device: str, python: str) -> List[Check]:
 
 
 def _engine(paddleocr_dir: Optional[str]) -> Check:
-    from rectrain.engine import find_engine
-
     try:
         engine = find_engine(paddleocr_dir)
     except RectrainError as exc:

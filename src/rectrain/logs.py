@@ -1,4 +1,13 @@
-"""Logging set-up: human-readable by default, one JSON object per line on request."""
+"""Logging: loggers for the library, the set-up for entry points.
+
+A library leaves logging to its application. Library modules only call :func:`get_logger`,
+which has no side effects; :func:`setup_logging` (a handler on the ``rectrain`` logger, its
+level, the AWS SDK's chatter quietened) is called by the entry points alone: ``rectrain``
+(``cli/main.py``, which also runs the demo and the SageMaker container's entry point).
+Without it, as in a notebook that only imports the Python API, Python's last-resort handler
+prints the library's warnings and errors to stderr; call ``rectrain.setup_logging()`` to see
+its progress messages too.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +16,6 @@ import logging
 import sys
 import time
 from typing import Any, Dict
-
-_CONFIGURED = False
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,8 +33,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "info", fmt: str = "human") -> None:
-    """Configure the ``rectrain`` logger once. ``fmt`` is ``human`` or ``json``."""
-    global _CONFIGURED
+    """Send the ``rectrain`` loggers' records at ``level`` and above to stderr, as bare
+    messages (``fmt="human"``) or one JSON object per line (``fmt="json"``). For entry points
+    (and notebooks); calling it again replaces the previous set-up."""
     logger = logging.getLogger("rectrain")
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
@@ -43,10 +51,8 @@ def setup_logging(level: str = "info", fmt: str = "human") -> None:
     # keep the AWS SDK's chatter ("Found credentials in environment variables") out of it.
     for noisy in ("botocore", "boto3", "s3transfer", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    _CONFIGURED = True
 
 
 def get_logger(name: str) -> logging.Logger:
-    if not _CONFIGURED:
-        setup_logging()
+    """The ``rectrain.<name>`` logger. Configures nothing (see :func:`setup_logging`)."""
     return logging.getLogger(name if name.startswith("rectrain") else f"rectrain.{name}")

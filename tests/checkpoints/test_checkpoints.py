@@ -166,7 +166,7 @@ def test_ckpt_cli_list_push_pull(tmp_path: Path, s3_client: Any, s3_bucket: str,
 
 def test_resume_picks_the_newest_complete_checkpoint_of_this_run(tmp_path: Path, s3_client: Any,
                                                                  s3_bucket: str, s3_env: dict) -> None:
-    from rectrain.training.runner import find_resume_checkpoint
+    from rectrain.training.resume import find_resume_checkpoint
 
     ck = tmp_path / "ck"
     prefix = f"s3://{s3_bucket}/resume"

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from rectrain.errors import UserError
+from rectrain.fsutil import sha256_file
 from rectrain.model.export import export_model, resolve_checkpoint
-from rectrain.model.info import read_model_info, sha256_file
+from rectrain.model.info import read_model_info
 
 from .model_tinyrun import TEST_EPOCHS as EPOCHS
 
@@ -74,11 +75,20 @@ def test_refuses_existing_output_unless_forced(exported: Path, tiny_run):
 
 
 def test_force_replaces_with_another_checkpoint(tiny_run, tmp_path):
+    """--force replaces a model folder rectrain exported, never a folder with other content."""
     out = tmp_path / "m"
     out.mkdir()
-    (out / "stale.txt").write_text("old", encoding="utf-8")
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(UserError, match="other content"):
+        export_model(str(tiny_run["run_dir"]), checkpoint="latest", out_dir=str(out), overwrite=True)
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "mine"
+    (out / "notes.txt").unlink()
+    export_model(str(tiny_run["run_dir"]), checkpoint="best_accuracy", out_dir=str(out))
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(UserError, match="notes.txt"):  # a file the user added to the model folder
+        export_model(str(tiny_run["run_dir"]), checkpoint="latest", out_dir=str(out), overwrite=True)
+    (out / "notes.txt").unlink()
     export_model(str(tiny_run["run_dir"]), checkpoint="latest", out_dir=str(out), overwrite=True)
-    assert not (out / "stale.txt").exists()
     assert read_model_info(out)["checkpoint"]["name"] == "latest"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rectrain.training.runner import MIRRORED, _mirror_run_files
+from rectrain.training.resume import MIRRORED, mirror_run_files
 
 
 def _run_with_history(tmp_path: Path) -> Path:
@@ -18,11 +18,11 @@ def _run_with_history(tmp_path: Path) -> Path:
 
 def test_first_host_mirrors_the_history(tmp_path: Path) -> None:
     run, ckdir = _run_with_history(tmp_path), tmp_path / "checkpoints"
-    _mirror_run_files(run, ckdir, node_rank=0)
+    mirror_run_files(run, ckdir, node_rank=0)
     assert sorted(p.name for p in (ckdir / "run").iterdir()) == sorted(MIRRORED)
 
 
 def test_other_hosts_do_not(tmp_path: Path) -> None:
     run, ckdir = _run_with_history(tmp_path), tmp_path / "checkpoints"
-    _mirror_run_files(run, ckdir, node_rank=1)
+    mirror_run_files(run, ckdir, node_rank=1)
     assert not (ckdir / "run").exists()

@@ -15,8 +15,8 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-from rectrain.checkpoints.local import sha256_file
 from rectrain.checkpoints.remote import list_remote
+from rectrain.fsutil import sha256_file
 from rectrain.training.metrics import read_metrics
 from rectrain.training.plots import continuous
 

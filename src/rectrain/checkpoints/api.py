@@ -14,8 +14,12 @@ from rectrain.checkpoints.local import (
     read_marker,
     scan_local,
     snapshot,
+    snapshot_markers,
 )
+from rectrain.checkpoints.remote import delete_remote, download_snapshot, list_remote, upload_snapshot
+from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.errors import UserError
+from rectrain.storage.s3 import make_client
 
 SNAPSHOTS = "snapshots"
 
@@ -33,8 +37,6 @@ def _checkpoint_dir(path: Union[str, Path]) -> Path:
 
 
 def _sub_epochs(checkpoint_dir: Path) -> int:
-    from rectrain.training.state import STATE_FILE, RunState
-
     for candidate in (checkpoint_dir / STATE_FILE, checkpoint_dir.parent / STATE_FILE):
         state = RunState.load(candidate)
         if state is not None:
@@ -47,19 +49,13 @@ def list_checkpoints(source: Union[str, Path], *, endpoint_url: Optional[str] = 
     """Complete checkpoints of a run dir, a checkpoint dir or an s3:// prefix, newest first.
     Local: the engine's files (complete ones), snapshots/ and best_of_run/ (verified copies)."""
     if _is_s3(source):
-        from rectrain.checkpoints.remote import list_remote
-
         return list_remote(str(source), client=client, endpoint_url=endpoint_url)
     base = _checkpoint_dir(source)
     if not base.is_dir():
         raise UserError(f"{base}: no such folder.", "give a run folder, a checkpoint folder or s3://...")
     found = {i.name: i for i in scan_local(base, sub_epochs=_sub_epochs(base))}
-    for marker in (base / SNAPSHOTS).glob(f"*/{MARKER}"):
-        if marker.parent.name.startswith("."):
-            continue
-        info = read_marker(marker)
-        if info is not None and info.name not in found:
-            found[info.name] = info
+    for _, info in snapshot_markers(base / SNAPSHOTS):
+        found.setdefault(info.name, info)
     return sorted(found.values(), key=lambda i: (i.global_step, i.time), reverse=True)
 
 
@@ -67,9 +63,6 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
                                        endpoint_url: Optional[str] = None) -> List[str]:
     """Upload every complete checkpoint of ``checkpoint_dir`` that S3 does not already hold at
     the same step (marker last). Returns the keys written."""
-    from rectrain.checkpoints.remote import list_remote, upload_snapshot
-    from rectrain.storage.s3 import make_client
-
     client = make_client(endpoint_url)
     base = _checkpoint_dir(checkpoint_dir)
     remote = {i.name: i for i in list_remote(s3_uri, client=client)}
@@ -98,9 +91,6 @@ def download_recognition_checkpoints_from_s3(s3_uri: str, checkpoint_dir: Union[
     """Download one complete checkpoint (``name``, default: the newest epoch-end one) into
     ``checkpoint_dir/<name>/``, verified; returns its engine prefix (for Global.checkpoints /
     export), e.g. ``DIR/latest/latest``."""
-    from rectrain.checkpoints.remote import download_snapshot, list_remote
-    from rectrain.storage.s3 import make_client
-
     client = make_client(endpoint_url)
     if name is None:
         infos = [i for i in list_remote(s3_uri, client=client)
@@ -128,8 +118,6 @@ def prune_checkpoints(source: Union[str, Path], keep_last: int, *, endpoint_url:
     if dry_run:
         return doomed
     if _is_s3(source):
-        from rectrain.checkpoints.remote import delete_remote
-
         for name in doomed:
             delete_remote(str(source), name, endpoint_url=endpoint_url)
         return doomed

@@ -12,7 +12,6 @@ before it is uploaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
@@ -21,15 +20,16 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from rectrain.errors import IntegrityError
-from rectrain.fsutil import write_json_atomic
+from rectrain.fsutil import sha256_file, write_json_atomic
 
 SUFFIXES = (".pdparams", ".pdopt", ".states")
 MARKER = "_COMPLETE.json"
 PROTECTED = ("best_accuracy", "best_of_run", "latest")
 NAME_RE = re.compile(r"^(latest|best_accuracy|best_of_run|iter_epoch_\d+)$")
+ENGINE_NAME_RE = re.compile(r"^(latest|best_accuracy|iter_epoch_\d+)$")  # those the engine saves
 
 
 @dataclass
@@ -47,6 +47,11 @@ class CheckpointInfo:
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> CheckpointInfo:
+        """From a marker's JSON (keys it does not know, such as ``engine_prefix``, ignored)."""
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -75,14 +80,6 @@ def read_states(path: Union[str, Path]) -> Dict[str, Any]:
     best = data.get("best_model_dict") or {}
     data["best_model_dict"] = {k: (float(v) if hasattr(v, "item") else v) for k, v in best.items()}
     return data
-
-
-def sha256_file(path: Union[str, Path]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def real_epoch(engine_epoch: int, sub_epochs: int) -> int:
@@ -134,23 +131,27 @@ def scan_local(checkpoint_dir: Union[str, Path], sub_epochs: int = 1,
         except (IntegrityError, OSError):
             continue
     # snapshots kept by rectrain (best_of_run/) live one level down
-    for marker in base.glob(f"*/{MARKER}"):
-        if marker.parent.name.startswith("."):
-            continue
-        info = read_marker(marker)
-        if info is not None and info.name == "best_of_run":
-            out.append(info)
+    out += [info for _, info in snapshot_markers(base) if info.name == "best_of_run"]
     out.sort(key=lambda i: (i.global_step, i.time), reverse=True)
     return out
 
 
 def read_marker(path: Union[str, Path]) -> Optional[CheckpointInfo]:
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return CheckpointInfo(**{k: v for k, v in data.items()
-                                 if k in CheckpointInfo.__dataclass_fields__})
+        return CheckpointInfo.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def snapshot_markers(root: Union[str, Path]) -> Iterator[Tuple[Path, CheckpointInfo]]:
+    """``(folder, marker)`` of each snapshot folder directly under ``root`` with a readable
+    marker; staging and temporary folders (names starting with ".") are skipped."""
+    for marker in Path(root).glob(f"*/{MARKER}"):
+        if marker.parent.name.startswith("."):
+            continue
+        info = read_marker(marker)
+        if info is not None:
+            yield marker.parent, info
 
 
 def snapshot(checkpoint_dir: Union[str, Path], name: str, dest_root: Union[str, Path], *,

@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Optional, Union
 from rectrain.checkpoints.local import MARKER, CheckpointInfo, read_marker, verify_snapshot
 from rectrain.errors import StorageError, UserError
 from rectrain.logs import get_logger
+from rectrain.storage.s3 import S3Uri, make_client
+from rectrain.storage.transfer import delete_prefix, download_file, list_objects, upload_file
 
 log = get_logger("checkpoints")
 
@@ -24,8 +26,6 @@ log = get_logger("checkpoints")
 def _client(client: Any, endpoint_url: Optional[str]) -> Any:
     if client is not None:
         return client
-    from rectrain.storage.s3 import make_client
-
     return make_client(endpoint_url)
 
 
@@ -33,9 +33,6 @@ def upload_snapshot(snapshot_dir: Union[str, Path], s3_prefix: str, *, client: A
                     endpoint_url: Optional[str] = None, name: Optional[str] = None) -> List[str]:
     """Upload a snapshot folder to ``<s3_prefix>/<name>/`` (``name``: the folder's name by
     default): files, then the marker; returns the keys written."""
-    from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import upload_file
-
     client = _client(client, endpoint_url)
     d = Path(snapshot_dir)
     info = verify_snapshot(d)
@@ -57,8 +54,6 @@ def upload_snapshot(snapshot_dir: Union[str, Path], s3_prefix: str, *, client: A
 
 def read_remote_marker(s3_uri: str, *, client: Any = None,
                        endpoint_url: Optional[str] = None) -> Optional[CheckpointInfo]:
-    from rectrain.storage.s3 import S3Uri
-
     client = _client(client, endpoint_url)
     uri = S3Uri.parse(s3_uri)
     try:
@@ -66,7 +61,7 @@ def read_remote_marker(s3_uri: str, *, client: Any = None,
         data = json.loads(body.decode("utf-8"))
     except Exception:  # noqa: BLE001 - missing or unreadable marker: not complete
         return None
-    info = CheckpointInfo(**{k: v for k, v in data.items() if k in CheckpointInfo.__dataclass_fields__})
+    info = CheckpointInfo.from_dict(data)
     info.location = str(uri).rsplit("/", 1)[0]
     return info
 
@@ -74,9 +69,6 @@ def read_remote_marker(s3_uri: str, *, client: Any = None,
 def list_remote(s3_prefix: str, *, client: Any = None,
                 endpoint_url: Optional[str] = None) -> List[CheckpointInfo]:
     """Complete checkpoints (those with a marker) under ``s3_prefix``, newest step first."""
-    from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import list_objects
-
     client = _client(client, endpoint_url)
     base = S3Uri.parse(s3_prefix)
     out: List[CheckpointInfo] = []
@@ -101,9 +93,6 @@ def list_remote(s3_prefix: str, *, client: Any = None,
 def download_snapshot(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
                       client: Any = None, endpoint_url: Optional[str] = None) -> Path:
     """Download checkpoint ``name`` into ``dest_root/<name>/`` and verify it against its marker."""
-    from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import download_file
-
     client = _client(client, endpoint_url)
     src = S3Uri.parse(s3_prefix).join(name)
     info = read_remote_marker(str(src.join(MARKER)), client=client)
@@ -155,9 +144,6 @@ def _refuse_replacing(dest: Path, remote: CheckpointInfo, source: str) -> None:
 def delete_remote(s3_prefix: str, name: str, *, client: Any = None,
                   endpoint_url: Optional[str] = None) -> None:
     """Delete one checkpoint: marker first, then the files."""
-    from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import delete_prefix
-
     client = _client(client, endpoint_url)
     uri = S3Uri.parse(s3_prefix).join(name)
     marker = uri.join(MARKER)

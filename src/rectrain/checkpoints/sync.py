@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from rectrain.checkpoints.local import MARKER, CheckpointInfo, snapshot
+from rectrain.checkpoints.remote import upload_snapshot
+from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.fsutil import write_json_atomic
 from rectrain.logs import get_logger
+from rectrain.storage.s3 import S3Uri, make_client
+from rectrain.storage.transfer import upload_file
 
 log = get_logger("checkpoints")
 
-RUN_FILES = ("metrics.jsonl", "problem-log.md", "run-state.json", "config.yml", "train.log",
-             "curves.png")
+RUN_FILES = ("metrics.jsonl", "problem-log.md", STATE_FILE, "config.yml", "train.log", "curves.png")
 
 
 class CheckpointSync:
@@ -46,16 +49,12 @@ class CheckpointSync:
         self.on_best = on_best
         self.uploaded_keys: List[str] = []
         self.errors: List[str] = []
-        self.snapshots: Dict[str, CheckpointInfo] = {}
         self._queue: queue.Queue[Optional[str]] = queue.Queue()
         self._pending: set = set()
         self._locks: Dict[str, threading.Lock] = {}
-        self._busy = threading.Event()
         self._client: Any = None
         self._thread: Optional[threading.Thread] = None
         if self.s3_prefix:
-            from rectrain.storage.s3 import make_client
-
             self._client = make_client(endpoint_url)
             self._thread = threading.Thread(target=self._worker, name="ckpt-upload", daemon=True)
             self._thread.start()
@@ -74,7 +73,6 @@ class CheckpointSync:
             self.errors.append(f"snapshot {name}: {exc}")
             log.warning("could not snapshot checkpoint %s: %s", name, exc)
             return None
-        self.snapshots[name] = info
         if name == "best_accuracy":
             # after a resume the engine's first eval overwrites best_accuracy even when worse:
             # S3 keeps the better one, best_of_run/ the best of the whole run
@@ -134,7 +132,6 @@ class CheckpointSync:
             if name is None:
                 return
             self._pending.discard(name)
-            self._busy.set()
             try:
                 self._upload(name)
             except Exception as exc:  # noqa: BLE001 - keep training; report at the end
@@ -142,12 +139,9 @@ class CheckpointSync:
                 log.warning("upload of checkpoint %s failed (will retry with the next save): %s",
                             name, exc)
             finally:
-                self._busy.clear()
                 self._queue.task_done()
 
     def _upload(self, name: str) -> None:
-        from rectrain.checkpoints.remote import upload_snapshot
-
         if name in ("_run_files", "_all_run_files"):
             self.upload_run_files(with_log=name == "_all_run_files")
             return
@@ -177,9 +171,6 @@ class CheckpointSync:
         (train.log, which can be large, only when asked: at the end of an attempt)."""
         if not self.s3_prefix:
             return
-        from rectrain.storage.s3 import S3Uri
-        from rectrain.storage.transfer import upload_file
-
         base = S3Uri.parse(self.s3_prefix)
         for fname in RUN_FILES:
             if fname == "train.log" and not with_log:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+from rectrain.fsutil import format_size
+
 
 def register(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("ckpt", help="list, pull, push and prune training checkpoints (local or S3)")
@@ -37,16 +39,8 @@ def register(sub) -> None:  # noqa: ANN001
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
 def handle_list(args) -> int:  # noqa: ANN001
-    from rectrain.checkpoints.api import list_checkpoints
+    from rectrain.checkpoints.api import list_checkpoints  # lazy: keeps `rectrain --help` fast
 
     infos = list_checkpoints(args.source, endpoint_url=args.endpoint_url)
     if getattr(args, "log_format", "human") == "json":
@@ -64,7 +58,8 @@ def handle_list(args) -> int:  # noqa: ANN001
         metric = " ".join(f"{short[k]}={v:.4f}" for k, v in info.metric.items()
                           if k in short and isinstance(v, (int, float)) and not isinstance(v, bool))
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info.time)) if info.time else "-"
-        table.add_row(info.name, str(info.epoch), str(info.global_step), metric, _size(info.size), stamp)
+        table.add_row(info.name, str(info.epoch), str(info.global_step), metric, format_size(info.size),
+                      stamp)
     Console().print(table)
     if not infos:
         print("no complete checkpoint")
@@ -72,6 +67,7 @@ def handle_list(args) -> int:  # noqa: ANN001
 
 
 def handle_pull(args) -> int:  # noqa: ANN001
+    # lazy: keeps `rectrain --help` fast
     from rectrain.checkpoints.api import download_recognition_checkpoints_from_s3
 
     prefix = download_recognition_checkpoints_from_s3(args.source, args.dest, name=args.name,
@@ -81,6 +77,7 @@ def handle_pull(args) -> int:  # noqa: ANN001
 
 
 def handle_push(args) -> int:  # noqa: ANN001
+    # lazy: keeps `rectrain --help` fast
     from rectrain.checkpoints.api import sync_recognition_checkpoints_to_s3
 
     keys = sync_recognition_checkpoints_to_s3(args.source, args.dest, endpoint_url=args.endpoint_url)
@@ -89,7 +86,7 @@ def handle_push(args) -> int:  # noqa: ANN001
 
 
 def handle_prune(args) -> int:  # noqa: ANN001
-    from rectrain.checkpoints.api import prune_checkpoints
+    from rectrain.checkpoints.api import prune_checkpoints  # lazy: keeps `rectrain --help` fast
 
     removed = prune_checkpoints(args.source, args.keep_last, endpoint_url=args.endpoint_url,
                                 dry_run=args.dry_run)

@@ -65,7 +65,7 @@ def register(sub) -> None:  # noqa: ANN001
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from rectrain.config.presets import PRESETS, preset_support
+    from rectrain.config.presets import PRESETS, preset_support  # lazy: keeps `rectrain --help` fast
 
     rows = []
     for preset in PRESETS.values():
@@ -91,7 +91,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rectrain.config.checks import check_training_config
+    from rectrain.config.checks import check_training_config  # lazy: keeps `rectrain --help` fast
     from rectrain.config.yamlio import load_yaml
 
     path = Path(args.config)
@@ -101,7 +101,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from rectrain.config.build import create_recognition_training_config
+    from rectrain.config.build import create_recognition_training_config  # lazy: keeps `rectrain --help` fast
 
     result = create_recognition_training_config(
         args.base, args.train_labels, args.val_labels, args.dict_path, args.out,

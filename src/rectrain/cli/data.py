@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from rectrain.cli import data_pack
 from rectrain.errors import EXIT_FINDINGS, EXIT_OK, UserError
 
 
@@ -77,15 +78,11 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_report)
 
-    try:
-        from rectrain.cli import data_pack
-    except ImportError:
-        pass
-    else:
-        data_pack.register(data_sub)
+    data_pack.register(data_sub)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    # lazy: keeps `rectrain --help` fast
     from rectrain.data.validate import validate_recognition_annotation_format
 
     report = validate_recognition_annotation_format(
@@ -100,7 +97,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_dict(args: argparse.Namespace) -> int:
-    from rectrain.data.dictionary import build_dictionary
+    from rectrain.data.dictionary import build_dictionary  # lazy: keeps `rectrain --help` fast
 
     res = build_dictionary(args.labels, base=args.base, out=args.out)
     if args.base:
@@ -114,7 +111,7 @@ def cmd_dict(args: argparse.Namespace) -> int:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
-    from rectrain.data.split import split_labels
+    from rectrain.data.split import split_labels  # lazy: keeps `rectrain --help` fast
 
     res = split_labels(args.labels, args.out, val=args.val, seed=args.seed, group_by=args.group_by)
     print(json.dumps(res, ensure_ascii=False))
@@ -122,6 +119,7 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    # lazy: keeps `rectrain --help` fast
     from rectrain.data.convert import convert_detection_to_recognition_format
 
     res = convert_detection_to_recognition_format(args.src, args.out, fmt=args.fmt,
@@ -131,6 +129,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    # lazy: keeps `rectrain --help` fast
     from rectrain.data.synth import parse_effects, synthesize, thai_words
 
     if args.n < 1:
@@ -138,7 +137,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.words == "thai":
         words = thai_words(max_len=args.max_len, seed=args.seed)
     else:
-        from rectrain.data.synth import read_words
+        from rectrain.data.synth import read_words  # lazy: keeps `rectrain --help` fast
 
         words = read_words(args.words)
     fonts = None if args.fonts == "default" else args.fonts
@@ -150,7 +149,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from rectrain.data.report import dataset_report
+    from rectrain.data.report import dataset_report  # lazy: keeps `rectrain --help` fast
 
     pngs = dataset_report(args.labels, args.out, images_root=args.images_root, samples=args.samples,
                           seed=args.seed)

@@ -41,7 +41,7 @@ def register(data_sub: Any) -> None:
 
 
 def cmd_pack(args: Any) -> int:
-    from rectrain.storage.pack import pack_dataset
+    from rectrain.storage.pack import pack_dataset  # lazy: keeps `rectrain --help` fast
 
     result = pack_dataset(
         args.dir,
@@ -60,7 +60,7 @@ def cmd_pack(args: Any) -> int:
 
 
 def cmd_unpack(args: Any) -> int:
-    from rectrain.storage.pack import unpack_dataset
+    from rectrain.storage.pack import unpack_dataset  # lazy: keeps `rectrain --help` fast
 
     result = unpack_dataset(
         args.dir,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from rectrain.demo import run_demo
-
 
 def register(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("demo", help="run the whole loop on the CPU against an embedded S3 (~10 min)")
@@ -18,6 +16,8 @@ def register(sub) -> None:  # noqa: ANN001
 
 
 def _demo(args) -> int:  # noqa: ANN001
+    from rectrain.demo import run_demo  # lazy: keeps `rectrain --help` fast
+
     display = "json" if args.log_format == "json" else "rich"
     run_demo(args.workdir, args.minutes, seed=args.seed, endpoint_url=args.endpoint_url,
              resume=args.resume, display=display)

@@ -53,7 +53,7 @@ def _use_gpu(device: str):  # noqa: ANN202
 
 
 def _export(args) -> int:  # noqa: ANN001
-    from rectrain.model.export import export_model
+    from rectrain.model.export import export_model  # lazy: keeps `rectrain --help` fast
     from rectrain.model.info import read_model_info
     from rectrain.model.predict import model_summary
 
@@ -69,7 +69,7 @@ def _export(args) -> int:  # noqa: ANN001
 
 
 def _evaluate(args) -> int:  # noqa: ANN001
-    from rectrain.model.evaluate import evaluate_model
+    from rectrain.model.evaluate import evaluate_model  # lazy: keeps `rectrain --help` fast
 
     report = evaluate_model(args.model, args.labels, args.images_root, json_out=args.json_out,
                             grid_png=args.grid, paddleocr_dir=args.paddleocr_dir,
@@ -80,7 +80,7 @@ def _evaluate(args) -> int:  # noqa: ANN001
 
 
 def _predict(args) -> int:  # noqa: ANN001
-    from rectrain.model.predict import predict
+    from rectrain.model.predict import predict  # lazy: keeps `rectrain --help` fast
 
     predictions = predict(args.model, args.images, paddleocr_dir=args.paddleocr_dir,
                           batch_size=args.batch_size, use_gpu=_use_gpu(args.device))

@@ -19,8 +19,11 @@ def register(sub) -> None:  # noqa: ANN001
 
 
 def handle(args) -> int:  # noqa: ANN001
-    from rectrain.monitor.follow import monitor_recognition_training_progress
+    # lazy: keeps `rectrain --help` fast
+    from rectrain.monitor.follow import monitor_recognition_training_progress, register_job_source
+    from rectrain.sagemaker.follow import job_summary
 
+    register_job_source(job_summary)  # `rectrain monitor JOBNAME` follows a SageMaker job
     as_json = getattr(args, "log_format", "human") == "json"
     summary = monitor_recognition_training_progress(
         args.source, follow=args.follow, plot=args.plot, endpoint_url=args.endpoint_url,
@@ -28,7 +31,7 @@ def handle(args) -> int:  # noqa: ANN001
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))
         return 0
-    from rich.console import Console
+    from rich.console import Console  # lazy: keeps `rectrain --help` fast
     from rich.table import Table
 
     table = Table(title=f"run {summary['source']}", show_header=False)

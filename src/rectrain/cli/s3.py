@@ -119,7 +119,7 @@ def register(sub: Any) -> None:
 
 
 def _client(args: Any) -> Any:
-    from rectrain.storage.s3 import make_client
+    from rectrain.storage.s3 import make_client  # lazy: keeps `rectrain --help` fast
 
     workers = getattr(args, "workers", 16) or 16
     return make_client(
@@ -136,7 +136,7 @@ def _progress(args: Any) -> bool:
 
 
 def cmd_push(args: Any) -> int:
-    from rectrain.storage.transfer import push
+    from rectrain.storage.transfer import push  # lazy: keeps `rectrain --help` fast
 
     result = push(
         args.src,
@@ -153,7 +153,7 @@ def cmd_push(args: Any) -> int:
 
 
 def cmd_pull(args: Any) -> int:
-    from rectrain.storage.transfer import pull
+    from rectrain.storage.transfer import pull  # lazy: keeps `rectrain --help` fast
 
     result = pull(
         args.src,
@@ -187,7 +187,7 @@ def _report(args: Any, result: Any) -> None:
 
 
 def cmd_check(args: Any) -> int:
-    from rectrain.storage.check import check_s3_access
+    from rectrain.storage.check import check_s3_access  # lazy: keeps `rectrain --help` fast
     from rectrain.storage.s3 import make_client
 
     client = make_client(
@@ -207,7 +207,7 @@ def cmd_check(args: Any) -> int:
 
 
 def cmd_ls(args: Any) -> int:
-    from rectrain.storage.transfer import list_objects
+    from rectrain.storage.transfer import list_objects  # lazy: keeps `rectrain --help` fast
 
     objects = list_objects(args.uri, client=_client(args))
     if args.json:
@@ -226,7 +226,7 @@ def cmd_ls(args: Any) -> int:
 
 
 def cmd_serve(args: Any) -> int:
-    from rectrain.storage.server import SeaweedServer, port_is_free
+    from rectrain.storage.server import SeaweedServer, port_is_free  # lazy: keeps `rectrain --help` fast
 
     data_dir = args.data_dir or os.environ.get("RECTRAIN_S3_DIR") or DEFAULT_SERVE_DIR
     server = SeaweedServer(data_dir, port=args.port, read_only_identity=args.read_only_identity)

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any, Dict
 
-from rectrain.errors import EXIT_OK
+from rectrain.errors import EXIT_OK, UserError
 
 
 def register(sub) -> None:  # noqa: ANN001
@@ -119,6 +119,7 @@ def _job_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _job(args: argparse.Namespace) -> Any:
+    # lazy: keeps `rectrain --help` fast
     from rectrain.sagemaker.jobconfig import JobConfig, load_job_config, merge_overrides
 
     job = load_job_config(args.job_config) if args.job_config else JobConfig()
@@ -137,7 +138,7 @@ def _job(args: argparse.Namespace) -> Any:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.launch import launch_training_job
+    from rectrain.sagemaker.launch import launch_training_job  # lazy: keeps `rectrain --help` fast
     from rectrain.sagemaker.request import request_json
 
     job = _job(args)
@@ -152,13 +153,13 @@ def _launch(args: argparse.Namespace) -> int:
 
 
 def _clients(args: argparse.Namespace, *services: str) -> Any:
-    from rectrain.sagemaker import aws
+    from rectrain.sagemaker import aws  # lazy: keeps `rectrain --help` fast
 
     return [aws.client(s, args.region, args.profile) for s in services]
 
 
 def _status(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.follow import describe_job, format_status
+    from rectrain.sagemaker.follow import describe_job, format_status  # lazy: keeps `rectrain --help` fast
 
     (sm,) = _clients(args, "sagemaker")
     status = describe_job(args.job, sm)
@@ -170,7 +171,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.follow import follow_job
+    from rectrain.sagemaker.follow import follow_job  # lazy: keeps `rectrain --help` fast
 
     sm, logs = _clients(args, "sagemaker", "logs")
     status = follow_job(args.job, sagemaker_client=sm, logs_client=logs, follow=args.follow,
@@ -179,7 +180,7 @@ def _logs(args: argparse.Namespace) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.follow import stop_job
+    from rectrain.sagemaker.follow import stop_job  # lazy: keeps `rectrain --help` fast
 
     (sm,) = _clients(args, "sagemaker")
     stop_job(args.job, sm)
@@ -188,7 +189,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.follow import download_job
+    from rectrain.sagemaker.follow import download_job  # lazy: keeps `rectrain --help` fast
 
     sm, s3 = _clients(args, "sagemaker", "s3")
     written = download_job(args.job, args.out or args.job, sagemaker_client=sm, s3_client=s3,
@@ -199,7 +200,7 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def _image(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.image import build_and_push, plan_image
+    from rectrain.sagemaker.image import build_and_push, plan_image  # lazy: keeps `rectrain --help` fast
 
     plan = plan_image(account=args.account, region=args.region, repository=args.repository,
                       tag=args.tag, context=args.context)
@@ -215,14 +216,13 @@ def _image(args: argparse.Namespace) -> int:
 
 
 def _entrypoint(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.entrypoint import run_entrypoint
+    from rectrain.sagemaker.entrypoint import run_entrypoint  # lazy: keeps `rectrain --help` fast
 
     return run_entrypoint(args.ml_root, paddleocr_dir=args.paddleocr_dir, max_steps=args.max_steps)
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from rectrain.errors import UserError
-    from rectrain.sagemaker.local import run_local
+    from rectrain.sagemaker.local import run_local  # lazy: keeps `rectrain --help` fast
 
     job = _job(args)
     interrupts = []

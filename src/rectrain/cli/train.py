@@ -53,7 +53,7 @@ def register(sub) -> None:  # noqa: ANN001
 
 
 def handle(args) -> int:  # noqa: ANN001
-    from rectrain.training.runner import start_recognition_training
+    from rectrain.training.runner import start_recognition_training  # lazy: keeps `rectrain --help` fast
 
     display = args.display or ("json" if getattr(args, "log_format", "human") == "json" else "rich")
     result = start_recognition_training(

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Union
 
 from rectrain.data.findings import WARNING, Finding, codepoints, describe_char, show_value
+from rectrain.data.labels import iter_label_file
 from rectrain.data.sniff import check_dictionary_file, check_label_file
 from rectrain.errors import DataError
 from rectrain.fsutil import write_text_atomic
@@ -215,8 +216,6 @@ def build_dictionary(labels: Iterable[PathLike], base: Optional[PathLike] = None
     characters in code-point order. Spaces are not added: set ``use_space_char`` instead.
     Writes ``out`` (atomically) when given.
     """
-    from rectrain.data.labels import iter_label_file
-
     labels = [str(lf) for lf in labels]
     refuse_output_over_inputs(out, [("label file", lf) for lf in labels] + [("base dictionary", base)])
     refuse_replacing_data(out, what="dictionary")

@@ -81,14 +81,3 @@ def iter_label_file(path: PathLike) -> Iterator[LabelLine]:
     with open(path, "rb") as fh:
         for no, raw in enumerate(fh, start=1):
             yield parse_line(raw, no)
-
-
-def iter_samples(path: PathLike) -> Iterator[Tuple[str, str]]:
-    """(image_path, label) of the well-formed lines only."""
-    for rec in iter_label_file(path):
-        if rec.parsed and not rec.extra_fields and rec.label is not None and rec.path is not None:
-            yield rec.path, rec.label
-
-
-def format_line(image_path: str, label: str) -> str:
-    return f"{image_path}\t{label}\n"

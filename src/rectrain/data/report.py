@@ -15,11 +15,13 @@ from collections import Counter
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
+from rectrain.data.fonts import packaged_font_files
 from rectrain.data.images import BOMB_PIXELS
 from rectrain.data.labels import iter_label_file
 from rectrain.errors import DataError
 from rectrain.logs import get_logger
 from rectrain.outputs import claim_output_dir
+from rectrain.plotting import subplots
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.report")
@@ -27,8 +29,6 @@ log = get_logger("data.report")
 
 def _thai_font_path() -> Optional[str]:
     try:
-        from rectrain.data.fonts import packaged_font_files
-
         files = packaged_font_files()
     except Exception:  # noqa: BLE001 - charts still work with the default font
         return None
@@ -56,8 +56,6 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
     """Write label_length.png, char_frequency.png, image_size.png and samples.png to ``out_dir``."""
     from matplotlib import font_manager
     from PIL import Image
-
-    from rectrain.plotting import subplots
 
     files = [labels] if isinstance(labels, (str, os.PathLike)) else list(labels)
     for f in files:

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from rectrain.data.labels import iter_label_file
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import write_json_atomic
 from rectrain.logs import get_logger
+from rectrain.model.grid import worst_samples_grid
 from rectrain.model.info import dictionary_chars, dictionary_path
 from rectrain.model.metrics import (
     Confusion,
@@ -123,8 +125,6 @@ class EvalReport:
 
 def read_labelled_samples(labels: Path, images_root: Path) -> List[Tuple[Path, str]]:
     """``(image path, label)`` for every line, split as the engine's SimpleDataSet does."""
-    from rectrain.data.labels import iter_label_file
-
     if not labels.is_file():
         raise UserError(f"label file {labels} does not exist.", "check --labels.")
     samples: List[Tuple[Path, str]] = []
@@ -228,8 +228,6 @@ def evaluate_model(model_dir: str, labels: str, images_root: Optional[str] = Non
                                         "checkpoint", "metrics")},
     )
     if grid_png:
-        from rectrain.model.grid import worst_samples_grid
-
         report.grid_path = str(worst_samples_grid(results, grid_png, limit=worst))
     if json_out:
         report.json_path = str(Path(json_out).resolve())

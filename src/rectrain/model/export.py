@@ -33,7 +33,7 @@ import yaml
 from rectrain._version import __version__
 from rectrain.engine import Engine, engine_command, find_engine
 from rectrain.errors import ConfigError, EngineFailure, UserError
-from rectrain.fsutil import write_json_atomic
+from rectrain.fsutil import sha256_file, write_json_atomic
 from rectrain.logs import get_logger
 from rectrain.model.info import (
     FORMAT,
@@ -41,7 +41,6 @@ from rectrain.model.info import (
     PARAMS_FILE,
     dictionary_chars,
     program_file,
-    sha256_file,
 )
 from rectrain.outputs import check_replaceable_dir
 
@@ -278,7 +277,8 @@ def _model_dir_files(folder: Path) -> Set[str]:
         info = json.loads((folder / MODEL_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return set()
-    names = {MODEL_JSON, "config.yml"} | set((info.get("files") or {}).keys())
+    names = {MODEL_JSON, "config.yml", "export.log"} | set((info.get("files") or {}).keys())
+    names |= set(info.get("written") or [])
     dict_file = (info.get("dictionary") or {}).get("file")
     if dict_file:
         names.add(str(dict_file))
@@ -428,6 +428,7 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                            "epoch": state.get("epoch"), "global_step": state.get("global_step")},
             "metrics": state.get("metrics"),
         }
+        info["written"] = sorted({p.name for p in tmp.iterdir()} | {MODEL_JSON})  # what --force may replace
         write_json_atomic(tmp / MODEL_JSON, info)
         _make_readable(tmp)
         _place(tmp, out, overwrite)

@@ -9,6 +9,7 @@ from typing import Any, List, Optional, Sequence
 
 from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
+from rectrain.plotting import subplots
 
 log = get_logger("model.grid")
 
@@ -39,8 +40,6 @@ def worst_samples_grid(samples: Sequence[Any], out: str, *, limit: int = 24, col
     norm_edit_distance) as a PNG grid; returns its path."""
     from matplotlib import font_manager
     from PIL import Image
-
-    from rectrain.plotting import subplots
 
     chosen = _order(samples)[:limit]
     font_file = thai_font_path()

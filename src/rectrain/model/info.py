@@ -8,7 +8,6 @@ refuses a model whose engine or dictionary does not match what would run it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from rectrain.engine import Engine
 from rectrain.errors import DataError, UserError
+from rectrain.fsutil import sha256_file
 
 MODEL_JSON = "model.json"
 FORMAT = "rectrain-recognition-model/1"
@@ -23,14 +23,6 @@ FORMAT = "rectrain-recognition-model/1"
 # inference.json; older Paddle (or PIR switched off) writes inference.pdmodel.
 PROGRAM_FILES = ("inference.json", "inference.pdmodel")
 PARAMS_FILE = "inference.pdiparams"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def dictionary_chars(path: Path, use_space_char: bool) -> List[str]:

@@ -2,24 +2,39 @@
 an ``s3://`` checkpoint prefix (the runner uploads metrics.jsonl and run-state.json beside the
 checkpoints). Reads only metrics.jsonl / run-state.json, so it never disturbs the run.
 
-Hook for SageMaker jobs: a source that is neither a path nor ``s3://`` is handed to
-:func:`_follow_job` (the SageMaker module extends it).
+Hook for remote jobs: a source that is neither a path nor ``s3://`` is offered to the job sources
+given to :func:`register_job_source`. The SageMaker feature has one
+(``rectrain.sagemaker.follow.job_summary``); the entry points plug it in (``rectrain monitor``
+and ``rectrain.monitor_recognition_training_progress``), so this module never imports SageMaker.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import UserError
 from rectrain.outputs import refuse_replacing_foreign_file
+from rectrain.storage.s3 import S3Uri, make_client
+from rectrain.training.display import make_display
 from rectrain.training.plots import continuous, plot_curves
-from rectrain.training.state import STATE_FILE
 
 FINAL_STATES = ("completed", "interrupted", "failed", "stopped")
+
+# ``job_source(source, follow=...)``: a summary dict for a job name it knows, else None.
+JobSource = Callable[..., Optional[Dict[str, Any]]]
+_JOB_SOURCES: List[JobSource] = []
+
+
+def register_job_source(job_source: JobSource) -> None:
+    """Let :func:`monitor_recognition_training_progress` follow remote jobs by name: for a source
+    that is neither a path nor ``s3://``, the first registered ``job_source`` that answers (not
+    None) gives the summary. Called by entry points; registering twice is harmless."""
+    if job_source not in _JOB_SOURCES:
+        _JOB_SOURCES.append(job_source)
 
 
 def summarize(records: List[Dict[str, Any]], state: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
@@ -62,8 +77,6 @@ class _Source:
         self.endpoint_url = endpoint_url
         self._client: Any = None
         if self.s3:
-            from rectrain.storage.s3 import make_client
-
             self._client = make_client(endpoint_url)
             self.metrics_path: Optional[Path] = None
         else:
@@ -78,8 +91,6 @@ class _Source:
                                 "as --checkpoint-s3.")
 
     def _s3_get(self, name: str) -> Optional[bytes]:
-        from rectrain.storage.s3 import S3Uri
-
         uri = S3Uri.parse(self.source).join(name)
         try:
             return self._client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
@@ -111,28 +122,6 @@ class _Source:
         return records, state
 
 
-def _follow_job(source: str, *, follow: bool = False, **_: Any) -> Optional[Dict[str, Any]]:
-    """A SageMaker training job name: its status, metrics and (with ``follow``) its logs from
-    every host until it ends. None when ``source`` cannot be a job name."""
-    from rectrain.sagemaker.follow import follow_job
-    from rectrain.sagemaker.jobconfig import JOB_NAME_RE
-
-    if not JOB_NAME_RE.match(source):
-        return None
-    from rectrain.errors import RectrainError
-
-    try:
-        status = follow_job(source, follow=follow)
-    except RectrainError as exc:
-        raise UserError(f"{source!r} is not a run folder nor an s3:// URI, and as a SageMaker "
-                        f"job name: {exc.message}", exc.fix) from exc
-    return {"source": source, "kind": "sagemaker-job", "status": status.status,
-            "secondary_status": status.secondary_status, "metrics": dict(status.metrics),
-            "billable_seconds": status.billable_seconds, "failure_reason": status.failure_reason,
-            "model_artifacts": status.model_artifacts, "checkpoint_s3": status.checkpoint_s3,
-            "exit_code": status.exit_code}
-
-
 def monitor_recognition_training_progress(
     source: Union[str, Path], *, follow: bool = False, plot: Optional[Union[str, Path]] = None,
     endpoint_url: Optional[str] = None, display: str = "rich", poll_s: float = 2.0,
@@ -145,14 +134,13 @@ def monitor_recognition_training_progress(
     text = str(source)
     refuse_replacing_foreign_file(plot, flag="--plot", kind="png")
     if not text.startswith("s3://") and not Path(text).exists():
-        job = _follow_job(text, follow=follow, plot=plot, endpoint_url=endpoint_url)
-        if job is not None:
-            return job
+        for job_source in _JOB_SOURCES:
+            job = job_source(text, follow=follow)
+            if job is not None:
+                return job
     src = _Source(text, endpoint_url)
     records, state = src.read()
     if follow:
-        from rectrain.training.display import RichDisplay, make_display
-
         disp = make_display(display)
         disp.start(f"rectrain monitor  {text}", {"sub_epochs": (state or {}).get("sub_epochs", 1)})
         for record in records:
@@ -169,8 +157,6 @@ def monitor_recognition_training_progress(
                     disp.record(record)
                     if on_record:
                         on_record(record)
-                    if isinstance(disp, RichDisplay):
-                        pass
                 seen = max(seen, len(records))
         except KeyboardInterrupt:
             pass
@@ -184,12 +170,3 @@ def monitor_recognition_training_progress(
             plot_curves(records, out)
             summary["plot"] = str(out)
     return summary
-
-
-def download_metrics(source: str, dest: Union[str, Path], endpoint_url: Optional[str] = None) -> Path:
-    """metrics.jsonl of an s3:// run, saved locally (for notebooks)."""
-    records, _ = _Source(source, endpoint_url).read()
-    path = Path(dest) if dest else Path(tempfile.mkdtemp()) / "metrics.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    return path

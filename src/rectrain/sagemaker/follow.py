@@ -7,17 +7,19 @@ all hosts interleaved by time.
 
 from __future__ import annotations
 
+import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from rectrain.errors import EXIT_ENGINE_FAILED, EXIT_INTERRUPTED, EXIT_OK, UserError
+from rectrain.errors import EXIT_ENGINE_FAILED, EXIT_INTERRUPTED, EXIT_OK, RectrainError, UserError
 from rectrain.logs import get_logger
 from rectrain.outputs import claim_output_dir
 from rectrain.sagemaker import aws
-from rectrain.sagemaker.metrics import parse_metrics
+from rectrain.sagemaker.jobconfig import JOB_NAME_RE
 from rectrain.sagemaker.pricing import CostEstimate, estimate_cost
+from rectrain.storage.transfer import download_file, pull
 
 log = get_logger("sagemaker.follow")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -164,9 +166,7 @@ def follow_job(job_name: str, *, sagemaker_client: Any = None, logs_client: Any 
                sleep: Callable[[float], None] = time.sleep) -> JobStatus:
     """Print (via ``on_line``) the logs of every host and (via ``on_status``) each status change
     until the job ends (``follow``) or once. Returns the last :class:`JobStatus`; its
-    ``exit_code`` is 0 (Completed), 4 (Failed) or 75 (Stopped).
-
-    This is what ``rectrain monitor JOB`` should call for a SageMaker job name."""
+    ``exit_code`` is 0 (Completed), 4 (Failed) or 75 (Stopped)."""
     sm = sagemaker_client or aws.client("sagemaker", region, profile)
     logs = logs_client or aws.client("logs", region, profile)
     show_line = on_line or (lambda e: print(f"[{e.host}] {e.message}", flush=True))
@@ -194,12 +194,22 @@ def follow_job(job_name: str, *, sagemaker_client: Any = None, logs_client: Any 
         sleep(poll_seconds)
 
 
-def latest_metrics(job_name: str, logs_client: Any) -> Dict[str, float]:
-    """The last value of every metric found in the job's logs (what SageMaker charts)."""
-    values: Dict[str, float] = {}
-    for event in iter_log_events(job_name, logs_client):
-        values.update(parse_metrics(event.message))
-    return values
+def job_summary(source: str, *, follow: bool = False) -> Optional[Dict[str, Any]]:
+    """The monitor's job source for SageMaker (see ``rectrain.monitor.follow.register_job_source``):
+    a training job's status, final metrics and (with ``follow``) the logs of every host until it
+    ends. None when ``source`` cannot be a job name."""
+    if not JOB_NAME_RE.match(source):
+        return None
+    try:
+        status = follow_job(source, follow=follow)
+    except RectrainError as exc:
+        raise UserError(f"{source!r} is not a run folder nor an s3:// URI, and as a SageMaker "
+                        f"job name: {exc.message}", exc.fix) from exc
+    return {"source": source, "kind": "sagemaker-job", "status": status.status,
+            "secondary_status": status.secondary_status, "metrics": dict(status.metrics),
+            "billable_seconds": status.billable_seconds, "failure_reason": status.failure_reason,
+            "model_artifacts": status.model_artifacts, "checkpoint_s3": status.checkpoint_s3,
+            "exit_code": status.exit_code}
 
 
 def stop_job(job_name: str, sagemaker_client: Any) -> None:
@@ -237,21 +247,15 @@ def download_job(job_name: str, dest: str, *, sagemaker_client: Any, s3_client: 
 
 
 def _download(uri: str, path: Path, s3_client: Any) -> None:
-    from rectrain.storage.transfer import download_file
-
     download_file(uri, str(path), client=s3_client)
 
 
 def _download_prefix(uri: str, target: Path, s3_client: Any) -> int:
-    from rectrain.storage.transfer import pull
-
     pull(uri, str(target), client=s3_client, progress=False, verify_manifest=False)
     return sum(1 for p in target.rglob("*") if p.is_file())
 
 
 def _extract(tar_path: Path, target: Path) -> Path:
-    import tarfile
-
     target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tar_path) as tar:
         root = target.resolve()

@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional
 
 from rectrain.errors import ConfigError
 from rectrain.logs import get_logger
+from rectrain.sagemaker.metrics import metric_definitions
 
 log = get_logger("sagemaker")
 
@@ -359,6 +360,4 @@ def check_job_config(job: JobConfig, source: str = "job config") -> None:
     if job.training.preset and job.training.base_config:
         raise ConfigError(f"{source}: training.preset and training.base_config are both set.",
                           "keep one: a preset name or a base config file.")
-    from rectrain.sagemaker.metrics import metric_definitions
-
     metric_definitions(job.metrics)

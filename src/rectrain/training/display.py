@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any, Dict, Optional, TextIO
 
+from rectrain.gpu import query_gpus
 from rectrain.training.metrics import strip_line
 
 
@@ -110,8 +111,6 @@ class RichDisplay(Display):
         if now - self._gpu_at >= self.GPU_EVERY_S:
             self._gpu_at = now
             try:
-                from rectrain.gpu import query_gpus
-
                 report = query_gpus()
                 self._gpu_text = "  ".join(f"GPU{g.index} {g.memory_used_mb}/{g.memory_total_mb} MB"
                                            for g in report.gpus)

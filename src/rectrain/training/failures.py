@@ -18,7 +18,6 @@ class Failure:
     message: str
     fix: str
     evidence: str = ""
-    fatal: bool = True
 
 
 # (kind, pattern, message, fix); the first match in the output wins, most specific first.
@@ -101,7 +100,7 @@ class FailureClassifier:
                 "some pretrained weights do not fit the model (usually the head: the dictionary "
                 "has a different number of characters) and were not loaded.",
                 "use the dictionary the pretrained model was trained with if you meant to keep "
-                "its head; otherwise this is expected.", text, fatal=False))
+                "its head; otherwise this is expected.", text))
         if self.first_match is None and not text.startswith("eval model"):
             for kind, pattern, message, fix in RULES:
                 if pattern.search(text) and not _benign(kind, text):

@@ -141,8 +141,6 @@ class MetricsTracker:
         self.engine_epoch = engine_epoch
         self.engine_epochs: Optional[int] = None
         self.last_train: Dict[str, Any] = {}
-        self.last_eval: Dict[str, Any] = {}
-        self.best: Dict[str, Any] = {}
         self._pending: Optional[Dict[str, Any]] = None
 
     def stamp(self, record: Dict[str, Any]) -> Dict[str, Any]:
@@ -181,7 +179,6 @@ class MetricsTracker:
             out.append(self.stamp(bare))
         elif kind == "best":
             best = {k: v for k, v in bare.items() if k != "type"}
-            self.best = best
             if self._pending is not None:
                 self._pending.update(best)
                 out += self.flush()
@@ -194,7 +191,6 @@ class MetricsTracker:
         if self._pending is None:
             return []
         record, self._pending = self._pending, None
-        self.last_eval = record
         return [record]
 
 

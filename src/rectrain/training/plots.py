@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
+from rectrain.plotting import subplots
 from rectrain.training.metrics import read_metrics
 
 
@@ -22,8 +23,6 @@ def continuous(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def plot_curves(metrics: Union[str, Path, List[Dict[str, Any]]], out: Union[str, Path]) -> Path:
-    from rectrain.plotting import subplots
-
     records = read_metrics(metrics) if isinstance(metrics, (str, Path)) else metrics
     records = continuous(records)
     train = [r for r in records if r.get("type") == "train"]

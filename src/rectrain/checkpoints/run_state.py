@@ -1,9 +1,11 @@
 """The run-state file (``DIR/run-state.json``): what must survive interruptions.
 
-It holds the sub-epoch factor K (resumes must use the same), the segment count, and the best
-metric of the WHOLE run (the engine forgets it on resume: ``load_model`` sets ``acc`` to 0, so
-the first eval after a resume overwrites ``best_accuracy`` even when worse; rectrain keeps
-``best_of_run/`` and only replaces it when a new best beats it).
+It holds the run's id (resume never mixes checkpoints of two runs), the sub-epoch factor K
+(resumes must use the same; checkpoint listings use it to turn engine epochs into real ones),
+the segment count, and the best metric of the WHOLE run (the engine forgets it on resume:
+``load_model`` sets ``acc`` to 0, so the first eval after a resume overwrites ``best_accuracy``
+even when worse; rectrain keeps ``best_of_run/`` and only replaces it when a new best beats
+it). It lives with the checkpoints because they are read with it; the runner writes it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,7 @@ class RunState:
     status: str = "new"
     global_step: int = 0
     engine_epoch: int = 0
-    best_metric: Optional[float] = None
-    best_metric_name: str = "acc"
+    best_metric: Optional[float] = None  # of ``main_indicator``
     best_global_step: Optional[int] = None
     best_epoch: Optional[int] = None
     main_indicator: str = "acc"

@@ -1,0 +1,56 @@
+"""Checks before a training run starts: the device asked for exists, the config is one the
+engine can train with. Nothing is started here; every refusal names the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional, Sequence, Union
+
+import yaml
+
+from rectrain.errors import ConfigError, EnvironmentProblem, UserError
+from rectrain.gpu import paddle_build, query_gpus
+
+
+def check_device(device: str, gpus: Optional[Sequence[int]], python: str) -> None:
+    """Refuse to 'train on the GPU' without one (a CPU run would be silently 100x slower)."""
+    if device not in ("gpu", "cpu"):
+        raise UserError(f"--device {device!r} is not supported.", "use --device gpu or --device cpu.")
+    if device == "cpu":
+        return
+    report = query_gpus()
+    if not report.gpus:
+        raise EnvironmentProblem(
+            f"no NVIDIA GPU is visible ({report.error or 'NVML found none'}).",
+            "run on a GPU machine (check `nvidia-smi` and `rectrain doctor`), or pass --device cpu "
+            "to train on the CPU (slow: for smoke tests).")
+    if gpus:
+        missing = [g for g in gpus if g >= len(report.gpus)]
+        if missing:
+            raise UserError(f"--gpus names GPU(s) {missing} but only {len(report.gpus)} are visible.",
+                            f"use indices 0..{len(report.gpus) - 1}.")
+    build = paddle_build(python)
+    if not build.installed:
+        raise EnvironmentProblem(f"Paddle cannot be imported by {python} ({build.error}).",
+                                 "run ./setup.sh or `rectrain doctor`.")
+    if not build.cuda_build:
+        raise EnvironmentProblem(
+            f"Paddle {build.version} is a CPU build but a GPU is present.",
+            "install the paddlepaddle-gpu build matching your CUDA driver (see `rectrain doctor`), "
+            "or pass --device cpu.")
+
+
+def load_train_config(config: Union[str, Path]) -> Dict[str, Any]:
+    """The PaddleOCR training config at ``config`` as a dict (it must have Global and Train)."""
+    path = Path(config)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found.",
+                          "create one with `rectrain config build`.")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}).", "fix the YAML syntax.") from exc
+    if not isinstance(data, dict) or "Global" not in data or "Train" not in data:
+        raise ConfigError(f"{path}: not a PaddleOCR training config (no Global/Train sections).",
+                          "create one with `rectrain config build`.")
+    return data
