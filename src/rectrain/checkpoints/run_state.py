@@ -36,6 +36,7 @@ class RunState:
     best_epoch: Optional[int] = None
     main_indicator: str = "acc"
     checkpoint_s3: Optional[str] = None
+    config_fingerprint: Dict[str, Any] = field(default_factory=dict)  # training.resume_check
     updated: float = 0.0
     history: list = field(default_factory=list)
 

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from rectrain.config import derive
-from rectrain.config.edit import get_path, walk
+from rectrain.config.edit import get_path
 from rectrain.config.knowledge import engine_knowledge
 from rectrain.config.modules import check_modules, refuse_v1, require_sections
+from rectrain.data.configfiles import check_config_files
 from rectrain.engine import find_engine
 from rectrain.errors import ConfigError
 
@@ -97,28 +98,9 @@ def check_shapes(cfg: Dict[str, Any]) -> None:
 
 
 def check_files(cfg: Dict[str, Any]) -> None:
-    """Every dictionary, data folder, label file and weights file the config names exists."""
-    for path, key, value in walk(cfg):
-        if key == "character_dict_path" and value and not Path(str(value)).is_file():
-            raise ConfigError(f"{'.'.join(str(p) for p in path)}: {value} does not exist.",
-                              "pass --dict FILE, or fix the path with --set.")
-    for mode in ("Train", "Eval"):
-        ds = cfg[mode]["dataset"]
-        if ds.get("data_dir") and not Path(str(ds["data_dir"])).is_dir():
-            raise ConfigError(f"{mode}.dataset.data_dir: {ds['data_dir']} does not exist.",
-                              "pass --images-root DIR or fix it with --set.")
-        for f in ds.get("label_file_list") or []:
-            if not Path(str(f)).is_file():
-                raise ConfigError(f"{mode}.dataset.label_file_list: {f} does not exist.",
-                                  "pass existing label files.")
-    g = cfg["Global"]
-    for key in ("pretrained_model", "checkpoints"):
-        cur = g.get(key)
-        if cur and not str(cur).startswith(("http://", "https://")):
-            p = str(cur)
-            if not (Path(p).is_file() or Path(p + ".pdparams").is_file()):
-                raise ConfigError(f"Global.{key}: {cur} (.pdparams) does not exist.",
-                                  "pass an existing weights file with --pretrained.")
+    """Every dictionary, data folder, label file and weights file the config names exists and
+    is what it claims (rectrain.data.configfiles, shared with ``rectrain train``)."""
+    check_config_files(cfg)
 
 
 def count_lines(path: str) -> int:

@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from rectrain.checkpoints.local import ENGINE_NAME_RE, MARKER, CheckpointInfo
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
@@ -40,13 +40,14 @@ from rectrain.training.launch import build_train_command
 from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
 from rectrain.training.plots import plot_curves
-from rectrain.training.preflight import check_device, load_train_config
+from rectrain.training.preflight import check_device, check_train_inputs, claim_run_dir, load_train_config
 from rectrain.training.resume import (
     mirror_run_files,
     restore_run_files,
     resume_point,
     warn_if_prefix_is_used,
 )
+from rectrain.training.resume_check import check_config_change, fingerprint, past_max_steps_message
 from rectrain.training.supervise import EngineProcess, Stopper
 
 log = get_logger("training")
@@ -79,10 +80,13 @@ def start_recognition_training(
     paddleocr_dir: Optional[str] = None, nnodes: int = 1, node_rank: int = 0,
     master: Optional[str] = None, display: str = "rich", max_steps: Optional[int] = None,
     sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None,
+    allow_config_change: bool = False,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
-    ``max_steps`` ends the run after about N steps (a shortened schedule, see plan.py);
+    ``max_steps`` ends the run after about N steps (a shortened schedule, see plan.py); a
+    resume at or past it trains nothing. A resume whose config changed the schedule or the
+    model (training.resume_check) is refused unless ``allow_config_change`` (then logged).
     ``max_seconds`` stops it at the first ``latest`` saved after that many seconds (or, with no
     save in sight, at 1.25x + 120 s): both give status ``stopped``, exit 0.
     Returns a :class:`TrainResult` (``status`` completed / interrupted (exit 75) / stopped).
@@ -99,7 +103,7 @@ def start_recognition_training(
                       checkpoint_every_min=checkpoint_every_min, endpoint_url=endpoint_url,
                       paddleocr_dir=paddleocr_dir, nnodes=nnodes, node_rank=node_rank,
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
-                      max_seconds=max_seconds)
+                      max_seconds=max_seconds, allow_config_change=allow_config_change)
     finally:
         stopper.restore()
 
@@ -109,12 +113,14 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
            checkpoint_dir: Optional[Union[str, Path]], resume: bool, checkpoint_every_min: float,
            endpoint_url: Optional[str], paddleocr_dir: Optional[str], nnodes: int, node_rank: int,
            master: Optional[str], display: str, max_steps: Optional[int],
-           sub_epochs: Optional[int], max_seconds: Optional[float]) -> TrainResult:
+           sub_epochs: Optional[int], max_seconds: Optional[float],
+           allow_config_change: bool = False) -> TrainResult:
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = load_train_config(config)
+    check_train_inputs(cfg)
     run = Path(run_dir).expanduser().resolve()
-    run.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(run, config, cfg)
     ckdir = Path(checkpoint_dir).expanduser().resolve() if checkpoint_dir else run / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     state_path = run / STATE_FILE
@@ -148,6 +154,15 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         resume_from, resume_info = resume_point(ckdir, checkpoint_s3, dest_dir=ckdir / "resume",
                                                 endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
                                                 run_id=state.run_id)
+    if resume_info is not None and max_steps:
+        if resume_info.global_step >= max_steps:
+            log.warning("%s", past_max_steps_message(resume_info.global_step, max_steps))
+            return TrainResult(status="stopped", exit_code=EXIT_OK, run_dir=run, checkpoint_dir=ckdir,
+                               global_step=resume_info.global_step, epoch=resume_info.epoch,
+                               metrics_path=run / "metrics.jsonl", plan=plan)
+        log.info("--resume --max-steps %d: continuing from step %d to about step %d.", max_steps,
+                 resume_info.global_step, max_steps)
+    _check_resume_config(state, cfg, plan, run, config, resume, allow_config_change)
 
     # the config copy, then the command
     if Path(config).resolve() != run / "config.yml":
@@ -293,6 +308,23 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     if sync.errors:
         log.warning("some uploads failed: %s", "; ".join(sync.errors[:3]))
     return result
+
+
+def _check_resume_config(state: RunState, cfg: Dict[str, Any], plan: TrainPlan, run: Path,
+                         config: Union[str, Path], resume: bool, allow: bool) -> None:
+    """Record what the run depends on (first start), or compare a resume's config with it."""
+    new = fingerprint(cfg, engine_epochs=plan.engine_epochs)
+    if resume and state.segments > 0:
+        old = state.config_fingerprint
+        if not old and (run / "config.yml").is_file() and Path(config).resolve() != run / "config.yml":
+            # a run-state written before fingerprints: the copy the run started with
+            old = fingerprint(load_train_config(run / "config.yml"), engine_epochs=state.engine_epochs)
+        diffs = check_config_change(old, new, allow=allow, config=str(config))
+        if diffs:
+            log.warning("warning: --allow-config-change: resuming with a changed config: %s",
+                        "; ".join(diffs))
+            state.history.append({"config_change": diffs, "time": time.time()})
+    state.config_fingerprint = new
 
 
 def _result(run: Path, ckdir: Path, tracker: MetricsTracker, plan: TrainPlan) -> TrainResult:
