@@ -110,7 +110,7 @@ def interrupted_run(root: Path, *, step: int = 8, batch: int = 4) -> Path:
     (run / "config.yml").write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
     state = RunState(run_id="abc123", sub_epochs=1, epochs=2, engine_epochs=2, segments=1,
                      status="interrupted", global_step=step, engine_epoch=step // 2,
-                     config_fingerprint=fingerprint(cfg, engine_epochs=2))
+                     config_fingerprint=fingerprint(cfg))
     state.save(run / "run-state.json")
     (ck / "latest.pdparams").write_bytes(b"weights")
     (ck / "latest.pdopt").write_bytes(b"optimizer")

@@ -177,10 +177,10 @@ def evaluate_model(model_dir: str, labels: str, images_root: Optional[str] = Non
     refuse_output_over_inputs(grid_png, inputs, flag="--grid")
     refuse_replacing_foreign_file(json_out, flag="--json", kind="json")
     refuse_replacing_foreign_file(grid_png, flag="--grid", kind="png")
-    recognizer = Recognizer(model_dir, paddleocr_dir=paddleocr_dir, batch_size=batch_size,
-                            use_gpu=use_gpu)
     samples = read_labelled_samples(labels_path, root)
     refuse_output_over_inputs(grid_png, [("image", p) for p, _ in samples], flag="--grid")
+    recognizer = Recognizer(model_dir, paddleocr_dir=paddleocr_dir, batch_size=batch_size,
+                            use_gpu=use_gpu)
     info = recognizer.info
 
     results: List[SampleResult] = []

@@ -52,15 +52,14 @@ def _dict_sha256(cfg: Dict[str, Any]) -> Optional[str]:
         return None
 
 
-def fingerprint(cfg: Dict[str, Any], *, engine_epochs: Optional[int] = None) -> Dict[str, Any]:
-    """The fields of ``cfg`` a resume must not change, as JSON-able values (plus the dictionary's
-    content hash and the engine's epoch count after rectrain's plan: sub-epochs, --max-steps)."""
+def fingerprint(cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """The fields of ``cfg`` a resume must not change, as JSON-able values, plus the
+    dictionary's content hash. (rectrain's own plan, sub-epochs and the --max-steps of the
+    first start, is kept in run-state.json and reused by every resume.)"""
     out: Dict[str, Any] = {}
     for name, path in FIELDS:
         out[name] = json.loads(json.dumps(_get(cfg, path), sort_keys=True, default=str))
     out["dictionary content"] = _dict_sha256(cfg)
-    if engine_epochs is not None:
-        out["engine epochs (after --max-steps / sub-epochs)"] = engine_epochs
     return out
 
 
@@ -102,7 +101,16 @@ def check_config_change(old: Dict[str, Any], new: Dict[str, Any], *, allow: bool
     return diffs
 
 
-def past_max_steps_message(step: int, max_steps: int) -> str:
-    return (f"--resume --max-steps {max_steps}: the run is already at step {step} (its newest "
-            f"checkpoint), at or past {max_steps}; nothing is trained and the engine is not "
-            "started. Rerun with a larger --max-steps, or without it to finish the schedule.")
+def past_max_steps_message(step: int, max_steps: Optional[int], plan_max_steps: Optional[int]
+                           ) -> Optional[str]:
+    """What a resume does when there is nothing left to train (None when there is)."""
+    if max_steps and step >= max_steps:
+        return (f"--resume --max-steps {max_steps}: the run is already at step {step} (its newest "
+                f"checkpoint), at or past {max_steps}; nothing is trained and the engine is not "
+                "started. Rerun with a larger --max-steps, or without it to finish the schedule.")
+    if plan_max_steps and step >= plan_max_steps:
+        return (f"--resume: this run was started with --max-steps {plan_max_steps}, which made its "
+                f"whole schedule (epochs, learning rate) end there, and it is at step {step}: "
+                "nothing is left to train and the engine is not started. To train longer, start a "
+                "new run (--run-dir NEW) with --pretrained RUN_DIR/checkpoints/best_of_run/best_of_run.")
+    return None

@@ -135,8 +135,12 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
 
     main_indicator = str((cfg.get("Metric") or {}).get("main_indicator", "acc"))
     if state is not None and resume:
+        # the run's own schedule (K and the --max-steps of its first start), never a new one:
+        # the engine rebuilds its lr scheduler from it while the scheduler's position comes from
+        # the checkpoint, so a different schedule would bend the learning-rate curve (see
+        # training.resume_check); --max-steps on a resume only says where to stop
         plan = make_plan(cfg, device=device, gpus=list(gpus or []), nnodes=nnodes,
-                         sub_epochs=state.sub_epochs, max_steps=max_steps,
+                         sub_epochs=state.sub_epochs, max_steps=state.plan_max_steps,
                          checkpoint_every_min=checkpoint_every_min)
     else:
         plan = make_plan(cfg, device=device, gpus=list(gpus or []), nnodes=nnodes,
@@ -144,7 +148,11 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                          max_steps=max_steps)
         state = RunState(run_id=uuid.uuid4().hex[:12], sub_epochs=plan.sub_epochs, epochs=plan.epochs,
                          engine_epochs=plan.engine_epochs, main_indicator=main_indicator,
-                         checkpoint_s3=checkpoint_s3)
+                         checkpoint_s3=checkpoint_s3, plan_max_steps=max_steps)
+    # where the engine is stopped by rectrain (a plan made for --max-steps ends there itself)
+    stop_at = max_steps if max_steps and max_steps != state.plan_max_steps else None
+    if max_steps and not resume and "Global.epoch_num" not in plan.overrides:
+        stop_at = max_steps
 
     resume_from: Optional[Path] = None
     resume_info: Optional[CheckpointInfo] = None
@@ -154,14 +162,17 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         resume_from, resume_info = resume_point(ckdir, checkpoint_s3, dest_dir=ckdir / "resume",
                                                 endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
                                                 run_id=state.run_id)
-    if resume_info is not None and max_steps:
-        if resume_info.global_step >= max_steps:
-            log.warning("%s", past_max_steps_message(resume_info.global_step, max_steps))
+    if resume_info is not None:
+        done = past_max_steps_message(resume_info.global_step, max_steps, state.plan_max_steps)
+        if done:
+            log.warning("%s", done)
             return TrainResult(status="stopped", exit_code=EXIT_OK, run_dir=run, checkpoint_dir=ckdir,
                                global_step=resume_info.global_step, epoch=resume_info.epoch,
                                metrics_path=run / "metrics.jsonl", plan=plan)
-        log.info("--resume --max-steps %d: continuing from step %d to about step %d.", max_steps,
-                 resume_info.global_step, max_steps)
+        if max_steps:
+            log.info("--resume --max-steps %d: continuing the run's schedule from step %d and "
+                     "stopping at step %d (the last checkpoint before it is kept).", max_steps,
+                     resume_info.global_step, max_steps)
     _check_resume_config(state, cfg, plan, run, config, resume, allow_config_change)
 
     # the config copy, then the command
@@ -253,8 +264,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                                 disp.message(f"--max-seconds {max_seconds:g} reached: stopping after "
                                              f"the checkpoint at step {record['global_step']}")
                                 stopper.stop("stopped")
-                    if (record["type"] == "train" and max_steps and "Global.epoch_num" not in plan.overrides
-                            and record["global_step"] >= max_steps):
+                    if record["type"] == "train" and stop_at and record["global_step"] >= stop_at:
                         stopper.stop("stopped")
             rc = child.wait()
         metrics.write(tracker.flush())
@@ -313,12 +323,12 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
 def _check_resume_config(state: RunState, cfg: Dict[str, Any], plan: TrainPlan, run: Path,
                          config: Union[str, Path], resume: bool, allow: bool) -> None:
     """Record what the run depends on (first start), or compare a resume's config with it."""
-    new = fingerprint(cfg, engine_epochs=plan.engine_epochs)
+    new = fingerprint(cfg)
     if resume and state.segments > 0:
         old = state.config_fingerprint
         if not old and (run / "config.yml").is_file() and Path(config).resolve() != run / "config.yml":
             # a run-state written before fingerprints: the copy the run started with
-            old = fingerprint(load_train_config(run / "config.yml"), engine_epochs=state.engine_epochs)
+            old = fingerprint(load_train_config(run / "config.yml"))
         diffs = check_config_change(old, new, allow=allow, config=str(config))
         if diffs:
             log.warning("warning: --allow-config-change: resuming with a changed config: %s",
