@@ -35,7 +35,7 @@ from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, EngineFailure, UserError
 from rectrain.logs import get_logger
 from rectrain.storage.s3 import S3Uri
 from rectrain.training.display import make_display
-from rectrain.training.failures import Failure, FailureClassifier, append_problem_log
+from rectrain.training.failures import Failure, FailureClassifier, OomWatch, append_problem_log
 from rectrain.training.launch import build_train_command
 from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
@@ -233,9 +233,12 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
 
     failure: Optional[Failure] = None
     rc: Optional[int] = None
+    oom = OomWatch()
+    engine_pid = 0
     try:
         with EngineProcess(argv, env, stopper, run / "train.log", max_seconds=max_seconds,
                            header=f"\n# rectrain segment {segment}: {' '.join(argv)}\n") as child:
+            engine_pid = child.proc.pid if child.proc is not None else 0
             files_at = time.monotonic()
             for raw_bytes in child.lines():
                 if time.monotonic() - files_at > RUN_FILES_EVERY_S:  # `rectrain monitor s3://...`
@@ -290,7 +293,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         return result
 
     if failure is None and stopper.reason != "stopped":
-        failure = classifier.classify(rc if rc is not None else 1)
+        failure = classifier.classify(rc if rc is not None else 1, oom=oom.evidence([engine_pid]))
     if failure is not None:
         state.status = "failed"
         state.save(state_path)
