@@ -163,9 +163,9 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                                                 endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
                                                 run_id=state.run_id)
     if resume_info is not None:
-        done = past_max_steps_message(resume_info.global_step, max_steps, state.plan_max_steps)
-        if done:
-            log.warning("%s", done)
+        nothing_left = past_max_steps_message(resume_info.global_step, max_steps, state.plan_max_steps)
+        if nothing_left:
+            log.warning("%s", nothing_left)
             return TrainResult(status="stopped", exit_code=EXIT_OK, run_dir=run, checkpoint_dir=ckdir,
                                global_step=resume_info.global_step, epoch=resume_info.epoch,
                                metrics_path=run / "metrics.jsonl", plan=plan)
