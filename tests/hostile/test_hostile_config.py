@@ -57,6 +57,12 @@ def _yaml_dict(tmp: Path) -> None:
     (tmp / "rec.yml").write_text("Global:\n  use_gpu: false\n  epoch_num: 10\n", encoding="utf-8")
 
 
+def _dict_bom(tmp: Path) -> None:
+    _inputs(tmp)
+    p = tmp / "dict.txt"
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+
+
 CHECK = ["config", "check", "train.yml"]
 CASES = [
     Case("build-backbone-param-typo", BUILD + ["--set", "Architecture.Backbone.scael=0.5"], _inputs, USER,
@@ -80,6 +86,7 @@ CASES = [
                                     "c.yml"], _yaml_dict, USER, ("rec.yml", "YAML", "dictionary")),
     Case("build-out-over-other-labels", BUILD[:-1] + ["test.txt"], _inputs, USER,
          ("test.txt", "label file", "Fix:")),
+    Case("build-dict-with-bom", BUILD, _dict_bom, USER, ("dict.txt:1", "byte-order mark", "Fix:")),
     Case("check-section-typo", CHECK, _config(_rename("Train", "Trian")), USER,
          ("Trian", "Train", "Fix:")),
     Case("check-extra-section-typo", CHECK, _config(_add(("Evall",), {})), USER,

@@ -71,7 +71,23 @@ def _resume_changed_dict(tmp: Path) -> None:
         fh.write("z\n")
 
 
+def _weights(tmp: Path) -> None:
+    (tmp / "best.pdparams").write_bytes(bytes(range(256)) * 8)
+
+
+def _dict_bom(tmp: Path) -> None:
+    p = tmp / "dict.txt"
+    p.write_bytes(b"\xef\xbb\xbf" + p.read_bytes())
+
+
 CASES = [
+    Case("train-config-is-weights", ["train", "--config", "best.pdparams", "--run-dir", "run", "--device",
+                                     "cpu"],
+         _setup(_weights), USER, ("best.pdparams", "not UTF-8", "Fix:")),
+    Case("train-config-is-a-label-file", ["train", "--config", "labels.txt", "--run-dir", "run", "--device",
+                                          "cpu"], _setup(), USER, ("labels.txt", "label file", "Fix:")),
+    Case("train-dict-with-bom", TRAIN + ["--run-dir", "run"], _setup(_dict_bom), USER,
+         ("dict.txt:1", "byte-order mark", "first entry")),
     Case("train-run-dir-is-a-file", TRAIN + ["--run-dir", "notes.txt"], _setup(), USER,
          ("notes.txt is a file", "Fix:")),
     Case("train-label-file-gone", TRAIN + ["--run-dir", "run"], _setup(_labels_gone), USER,

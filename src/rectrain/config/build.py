@@ -34,6 +34,7 @@ from rectrain.config.pretrained import check_head, resolve_pretrained
 from rectrain.config.report import write_diff
 from rectrain.config.yamlio import write_yaml
 from rectrain.data.dictionary import Dictionary, read_dictionary
+from rectrain.data.sniff import refuse_bom
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.datasets import LABEL_DATASETS
 from rectrain.errors import ConfigError
@@ -190,6 +191,7 @@ def _dictionary(ed: Editor, dpath: Path, warnings: List[str]) -> Tuple[Dictionar
     """Global.character_dict_path and each operator's copy; the dictionary's quirks warned."""
     use_space = bool(ed.config["Global"].get("use_space_char", False))
     dictionary = read_dictionary(dpath, use_space_char=use_space)
+    refuse_bom(dpath, what="dictionary")
     for f in dictionary.findings:
         warnings.append(f"dictionary {f.where()}: {f.message} Fix: {f.fix}")
     dict_abs = str(dpath.resolve())

@@ -43,6 +43,7 @@ def check_config_files(cfg: Dict[str, Any], *, contents: bool = True) -> None:
         if contents and str(value) not in seen:
             seen.add(str(value))
             check_dictionary_file(str(value))
+            refuse_bom(str(value), what="dictionary")
     for mode in ("Train", "Eval"):
         ds = ((cfg.get(mode) or {}).get("dataset")) or {}
         if ds.get("data_dir") and not Path(str(ds["data_dir"])).is_dir():

@@ -55,8 +55,16 @@ def load_train_config(config: Union[str, Path]) -> Dict[str, Any]:
                           "create one with `rectrain config build`.")
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (a binary file, e.g. weights, or another "
+                          "encoding), so not a training config.",
+                          "pass the config written by `rectrain config build` (UTF-8 YAML).") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}).", "fix the YAML syntax.") from exc
+        hint = (" (it looks like a label file: image path, TAB, label)"
+                if "\t" in path.read_text(encoding="utf-8", errors="replace")[:2000] else "")
+        raise ConfigError(f"{path}: not valid YAML{hint} ({exc}).",
+                          "pass the training config (from `rectrain config build`), or fix its "
+                          "YAML syntax.") from exc
     if not isinstance(data, dict) or "Global" not in data or "Train" not in data:
         raise ConfigError(f"{path}: not a PaddleOCR training config (no Global/Train sections).",
                           "create one with `rectrain config build`.")
