@@ -29,8 +29,7 @@ FIELDS = (
     ("architecture", ("Architecture",)),
     ("max_text_length", ("Global", "max_text_length")),
     ("use_space_char", ("Global", "use_space_char")),
-    ("dictionary path", ("Global", "character_dict_path")),
-)
+)  # the dictionary by its content (a moved data folder is no change)
 
 
 def _get(cfg: Dict[str, Any], path: tuple) -> Any:
