@@ -139,15 +139,29 @@ def refuse_delete_in(folder: PathLike, *, flag: str = "--delete") -> None:
                         f"or drop {flag}.")
 
 
+def _recorded(target: Path) -> Set[str]:
+    """The names rectrain recorded as written in ``target`` (its :data:`OUTPUT_MARKER`)."""
+    import json
+
+    try:
+        data = json.loads((target / OUTPUT_MARKER).read_text(encoding="utf-8"))
+        return {str(n) for n in data.get("written", [])}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
 def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
                      inputs: Iterable[Tuple[str, Optional[PathLike]]] = (), flag: str = "-o",
                      create: bool = True) -> Path:
     """Prepare a folder that ``command`` writes the names ``writes`` into (files, or folders
     ending with "/"), refusing to replace what rectrain did not write there.
 
-    The folder may be new, empty, one this command wrote before (it holds
-    :data:`OUTPUT_MARKER`), or any folder where none of ``writes`` exists yet. An input that
-    one of the written names would replace is refused in every case. The marker is written."""
+    A name may be replaced only when it does not exist yet (a folder: or is empty) or when
+    rectrain recorded it as its own output in the folder's :data:`OUTPUT_MARKER` (JSON, the
+    names every rectrain command wrote there). An input that one of the written names would
+    replace is refused in every case. The marker is updated with ``writes``."""
+    import json
+
     target = _resolve(out)
     if target.exists() and not target.is_dir():
         raise UserError(f"{flag} {out} is a file, not a folder.",
@@ -164,23 +178,27 @@ def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
                     f"({path}); it would be replaced.",
                     f"write into a new folder, e.g. {flag} "
                     f"{target.parent / (target.name + '-out')}.")
-    if target.is_dir() and not (target / OUTPUT_MARKER).exists():
-        taken = []
-        for name in writes:
-            dest = target / name.rstrip("/")
-            full_dir = name.endswith("/") and dest.is_dir() and any(dest.iterdir())
-            if full_dir or (not name.endswith("/") and (dest.exists() or dest.is_symlink())):
-                taken.append(name)
-        if taken:
-            raise UserError(
-                f"{flag} {out} already holds {', '.join(taken)}, which rectrain did not write "
-                f"there ({command} would replace {'them' if len(taken) > 1 else 'it'}).",
-                "choose a new or empty folder, or move those files away yourself.")
+    ours = _recorded(target) if target.is_dir() else set()
+    taken = []
+    for name in writes:
+        dest = target / name.rstrip("/")
+        full_dir = name.endswith("/") and dest.is_dir() and any(dest.iterdir())
+        exists = full_dir or (not name.endswith("/") and (dest.exists() or dest.is_symlink()))
+        if exists and name not in ours:
+            taken.append(name)
+    if taken:
+        raise UserError(
+            f"{flag} {out} already holds {', '.join(taken)}, which rectrain did not write "
+            f"there ({command} would replace {'them' if len(taken) > 1 else 'it'}).",
+            "choose a new or empty folder, or move those files away yourself.")
     if create:
         target.mkdir(parents=True, exist_ok=True)
-        marker = target / OUTPUT_MARKER
-        if not marker.exists():
-            marker.write_text(f"written by rectrain {command}\n", encoding="utf-8")
+        record = sorted(ours | set(writes))
+        if record != sorted(ours):
+            tmp = target / f"{OUTPUT_MARKER}.part"
+            tmp.write_text(json.dumps({"written": record, "last_command": command}) + "\n",
+                           encoding="utf-8")
+            os.replace(tmp, target / OUTPUT_MARKER)
     return target
 
 

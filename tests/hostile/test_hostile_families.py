@@ -29,6 +29,15 @@ def _words(tmp: Path) -> None:
     (tmp / "words.txt").write_text("สวัสดี\nไทย\n", encoding="utf-8")
 
 
+def _report_folder_with_user_labels(tmp: Path) -> None:
+    """A folder where `data report` wrote its charts, holding the user's own labels.txt."""
+    from rectrain.data.report import dataset_report
+
+    _words(tmp)
+    dataset_report(tmp / "labels.txt", tmp / "charts", samples=2)
+    (tmp / "charts" / "labels.txt").write_text("img/0.png\tmine\n", encoding="utf-8")
+
+
 def _user_samples_png(tmp: Path) -> None:
     ds.dataset(tmp)
     (tmp / "charts").mkdir()
@@ -93,6 +102,8 @@ CASES = [
          _ppocrlabel, USER, ("labels.txt", "rectrain did not write", "Fix:")),
     Case("synth-into-dataset-folder", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "."], _words,
          USER, ("labels.txt", "Fix:")),
+    Case("synth-into-a-report-folder", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "charts"],
+         _report_folder_with_user_labels, USER, ("labels.txt", "rectrain did not write")),
     Case("report-over-user-figure", ["data", "report", "labels.txt", "-o", "charts"], _user_samples_png, USER,
          ("samples.png", "Fix:")),
     Case("pack-out-inside-dataset", ["data", "pack", "ds", "-o", "ds/packed"], _packed, USER,
