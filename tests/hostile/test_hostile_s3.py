@@ -39,6 +39,16 @@ def _other_checkpoint(s3: str, endpoint: str):
     return setup
 
 
+def _older_run(s3: str, endpoint: str):
+    def setup(tmp: Path) -> None:
+        from rectrain.checkpoints.api import sync_recognition_checkpoints_to_s3
+
+        newer = ds.interrupted_run(tmp / "newer", step=20)
+        sync_recognition_checkpoints_to_s3(newer / "checkpoints", s3 + "-push", endpoint_url=endpoint)
+        ds.interrupted_run(tmp / "older", step=8)
+    return setup
+
+
 def _file_in_the_way(s3: str, endpoint: str):
     def setup(tmp: Path) -> None:
         _pushed(tmp, s3, endpoint)
@@ -55,6 +65,8 @@ def test_hostile_s3(tmp_path: Path, s3_server: Any, s3_bucket: str, s3_env: dict
              _user_folder(s3, endpoint), USER, ("latest", "not a complete checkpoint", "Fix:")),
         Case("ckpt-pull-over-newer-checkpoint", ["ckpt", "pull", s3, "dest", "--name", "latest"],
              _other_checkpoint(s3, endpoint), USER, ("step 20", "step 8", "Fix:")),
+        Case("ckpt-push-older-over-newer", ["ckpt", "push", "older/run", s3 + "-push"],
+             _older_run(s3, endpoint), USER, ("newer latest (step 20)", "step 8", "Fix:")),
         Case("s3-pull-under-a-file", ["s3", "pull", s3, "notes.txt/data"], _file_in_the_way(s3, endpoint),
              USER, ("notes.txt", "Fix:")),
     ]
