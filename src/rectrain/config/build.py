@@ -40,7 +40,7 @@ from rectrain.engine.datasets import LABEL_DATASETS
 from rectrain.errors import ConfigError
 from rectrain.fsutil import write_text_atomic
 from rectrain.logs import get_logger
-from rectrain.outputs import refuse_outputs_over_inputs, refuse_replacing_data
+from rectrain.outputs import refuse_outputs_over_inputs, refuse_replacing_data, same_file
 
 log = get_logger("config")
 
@@ -121,6 +121,12 @@ def create_recognition_training_config(
         ("Eval", val_labels, val_images_root or images_root, "--val-labels")])
     warnings += _label_warnings(cfg, scans, dict_abs, mtl, opts["max_text_length"] is not None,
                                 stats)
+    shared = [str(v) for v in _as_list(val_labels) if any(same_file(v, t) for t in _as_list(train_labels))]
+    if shared:
+        warnings.append(f"{', '.join(shared)} is both a --train-labels and a --val-labels file: the "
+                        "eval accuracy then measures memorised samples, not the model. Fix: split "
+                        "the data (`rectrain data split LABELS -o split/`) and pass train.txt and "
+                        "val.txt.")
     if image_shape is not None:
         derive.apply_image_shape(ed, derive.parse_shape(image_shape), "--image-shape")
     cpus = _loaders(ed, opts["batch_size"], epoch_num, stats)
