@@ -75,16 +75,7 @@ def check_replaceable_dir(out: PathLike, *, marker: str, allowed: Optional[Set[s
     ``allowed`` is given) nothing but those names. Never the current folder, a parent of it,
     the file-system root or the home folder, nor a folder holding one of the ``inputs``."""
     target = _resolve(out)
-    cwd = _resolve(os.getcwd())
-    special = {Path(target.anchor), _resolve(Path.home())}
-    if target == cwd:
-        where = "the current folder"
-    elif target in cwd.parents:
-        where = "a parent of the current folder"
-    elif target in special:
-        where = "the root or home folder"
-    else:
-        where = ""
+    where = _special_place(target)
     if where:
         raise UserError(f"{flag} {out} is {where}: rectrain never replaces it.",
                         f"write the {what} into a new sub-folder, e.g. {flag} {Path(str(out)) / 'model'}.")
