@@ -17,8 +17,8 @@ from typing import Any, Dict, List, Optional, Union
 from rectrain.checkpoints.local import MARKER, CheckpointInfo, read_marker, verify_snapshot
 from rectrain.errors import StorageError, UserError
 from rectrain.logs import get_logger
+from rectrain.storage.objects import delete_prefix, download_file, list_objects, upload_file
 from rectrain.storage.s3 import S3Uri, make_client
-from rectrain.storage.transfer import delete_prefix, download_file, list_objects, upload_file
 
 log = get_logger("checkpoints")
 

@@ -40,6 +40,7 @@ class RunState:
     plan_max_steps: Optional[int] = None  # --max-steps of the first start: resumes keep its schedule
     updated: float = 0.0
     history: list = field(default_factory=list)
+    tracking: dict = field(default_factory=dict)  # rectrain.tracking: the MLflow run id, ...
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> Optional[RunState]:
