@@ -99,6 +99,9 @@ SECTIONS = ("Global", "Architecture", "Loss", "Optimizer", "PostProcess", "Metri
 _SECTION_KEYS = {"Train": ("dataset", "loader", "sampler"), "Eval": ("dataset", "loader", "sampler")}
 
 
+_NOTED: set = set()
+
+
 def _unread(field: str, key: Any, known: Iterable[str], k: EngineKnowledge, what: str,
             cutoff: float = 0.85) -> None:
     """A key no engine code reads: an error when it looks like a typo of one it reads (the
@@ -111,8 +114,10 @@ def _unread(field: str, key: Any, known: Iterable[str], k: EngineKnowledge, what
             f"{field}: {key!r} is not a {what} that the selected engine ({k.engine_name}) reads; "
             "it would be ignored silently.",
             f"did you mean {close[0]!r}? Correct the name (names are case-sensitive) or remove it.")
-    log.info("note: %s: %r is not a %s that the selected engine (%s) reads; it is ignored.",
-                field, key, what, k.engine_name)
+    if (field, k.engine_name) not in _NOTED:  # once per process (the builder checks twice)
+        _NOTED.add((field, k.engine_name))
+        log.info("note: %s: %r is not a %s that the selected engine (%s) reads; it is ignored.",
+                 field, key, what, k.engine_name)
 
 
 def check_keys(config: Dict[str, Any], k: EngineKnowledge) -> None:
