@@ -8,6 +8,7 @@ Both raise :class:`~rectrain.errors.UserError` (exit 2) naming the paths and the
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Set, Tuple, Union
@@ -132,8 +133,6 @@ def refuse_delete_in(folder: PathLike, *, flag: str = "--delete") -> None:
 
 def _recorded(target: Path) -> Set[str]:
     """The names rectrain recorded as written in ``target`` (its :data:`OUTPUT_MARKER`)."""
-    import json
-
     try:
         data = json.loads((target / OUTPUT_MARKER).read_text(encoding="utf-8"))
         return {str(n) for n in data.get("written", [])}
@@ -151,8 +150,6 @@ def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
     rectrain recorded it as its own output in the folder's :data:`OUTPUT_MARKER` (JSON, the
     names every rectrain command wrote there). An input that one of the written names would
     replace is refused in every case. The marker is updated with ``writes``."""
-    import json
-
     target = _resolve(out)
     if target.exists() and not target.is_dir():
         raise UserError(f"{flag} {out} is a file, not a folder.",
@@ -213,8 +210,6 @@ def refuse_replacing_foreign_file(path: Optional[PathLike], *, flag: str, kind: 
     if kind == "png":
         ok = head.startswith(b"\x89PNG\r\n\x1a\n")
     elif kind == "json":
-        import json
-
         try:
             json.loads(p.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError, OSError):
