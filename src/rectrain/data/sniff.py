@@ -67,10 +67,10 @@ def encoding_problem(head: bytes) -> Optional[str]:
             return (f"is encoded as {name}, not UTF-8 (it starts with the {name} byte-order mark)|"
                     f"re-save it as UTF-8 without BOM, e.g. `iconv -f {codec} -t UTF-8 IN > OUT` "
                     "(Notepad: Save As, Encoding UTF-8).")
-    utf16 = _utf16_without_bom(head)
-    if utf16:
-        return (f"looks encoded as {utf16} (every other byte is NUL), not UTF-8|"
-                f"re-save it as UTF-8, e.g. `iconv -f {utf16} -t UTF-8 IN > OUT`.")
+    guessed = _utf16_without_bom(head)
+    if guessed:
+        return (f"looks encoded as {guessed} (every other byte is NUL), not UTF-8|"
+                f"re-save it as UTF-8, e.g. `iconv -f {guessed} -t UTF-8 IN > OUT`.")
     for magic, what in _MAGIC:
         if what and head.startswith(magic):
             return f"is {what}, not a text file|pass the text file it belongs with instead."
