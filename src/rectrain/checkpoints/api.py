@@ -69,7 +69,18 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
     keys: List[str] = []
     snaps = base / SNAPSHOTS
     k = _sub_epochs(base)
-    for info in scan_local(base, sub_epochs=k):
+    local = scan_local(base, sub_epochs=k)
+    newer = [(i, remote[i.name]) for i in local
+             if i.name in remote and remote[i.name].global_step > i.global_step]
+    if newer:  # checked before anything is uploaded
+        mine, theirs = newer[0]
+        raise UserError(
+            f"{s3_uri} holds a newer {mine.name} (step {theirs.global_step}) than {base} (step "
+            f"{mine.global_step}): pushing would replace it"
+            + (f" (and {len(newer) - 1} more)" if len(newer) > 1 else "") + ".",
+            "push to another prefix (each run its own --checkpoint-s3), or pull the newer one "
+            "first: `rectrain ckpt pull`.")
+    for info in local:
         if info.name == "best_of_run":
             folder = base / "best_of_run"
         else:

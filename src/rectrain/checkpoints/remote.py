@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from rectrain.checkpoints.local import MARKER, CheckpointInfo, verify_snapshot
-from rectrain.errors import StorageError
+from rectrain.checkpoints.local import MARKER, CheckpointInfo, read_marker, verify_snapshot
+from rectrain.errors import StorageError, UserError
 from rectrain.logs import get_logger
 from rectrain.storage.objects import delete_prefix, download_file, list_objects, upload_file
 from rectrain.storage.s3 import S3Uri, make_client
@@ -100,6 +100,7 @@ def download_snapshot(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
         raise StorageError(f"{src} is not a complete checkpoint (no {MARKER}).",
                            "list the complete ones with `rectrain ckpt list " f"{s3_prefix}`.")
     dest = Path(dest_root) / name
+    _refuse_replacing(dest, info, str(src))
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=str(Path(dest_root))))
     try:
@@ -115,6 +116,29 @@ def download_snapshot(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _refuse_replacing(dest: Path, remote: CheckpointInfo, source: str) -> None:
+    """A pull replaces ``dest`` only when it is the same checkpoint or none: never a folder
+    rectrain did not write (no marker), never another checkpoint of that name (a newer local
+    ``latest`` would be lost)."""
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if not dest.is_dir():
+        raise UserError(f"{dest} is a file, not a checkpoint folder.",
+                        "pull into another folder, or move that file away.")
+    local = read_marker(dest / MARKER) if (dest / MARKER).is_file() else None
+    if local is None:
+        if not any(dest.iterdir()):
+            return
+        raise UserError(f"{dest} exists and is not a complete checkpoint written by rectrain (no "
+                        f"{MARKER}); pulling {source} would replace its files.",
+                        "pull into another folder, or move that folder away yourself.")
+    if (local.global_step, local.run_id) != (remote.global_step, remote.run_id):
+        raise UserError(f"{dest} holds another checkpoint {dest.name} (step {local.global_step}) "
+                        f"than {source} (step {remote.global_step}); pulling would replace it.",
+                        "pull into another folder (e.g. a new run folder), or move the local one "
+                        "away yourself.")
 
 
 def delete_remote(s3_prefix: str, name: str, *, client: Any = None,

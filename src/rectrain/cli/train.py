@@ -45,6 +45,9 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--max-steps", type=int, help="train about N steps then stop cleanly (tests, demos)")
     p.add_argument("--max-seconds", type=float, metavar="S",
                    help="stop at the first checkpoint saved after S seconds (time budgets)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="--resume even though the config changed batch size, epochs, learning rate, "
+                        "architecture or dictionary since the run started (logged)")
     p.add_argument("--early-stop", type=int, metavar="N",
                    help="stop after N evaluations without a better metric (the best model is kept)")
     p.add_argument("--nnodes", type=int, default=1, help=argparse.SUPPRESS)
@@ -66,7 +69,8 @@ def handle(args) -> int:  # noqa: ANN001
         checkpoint_every_min=args.checkpoint_every, endpoint_url=args.endpoint_url,
         paddleocr_dir=args.paddleocr_dir, nnodes=args.nnodes, node_rank=args.node_rank,
         master=args.master, display=display, max_steps=args.max_steps, sub_epochs=args.sub_epochs,
-        max_seconds=args.max_seconds, tracking=tracking_options(args), early_stop=args.early_stop)
+        max_seconds=args.max_seconds, tracking=tracking_options(args), early_stop=args.early_stop,
+        allow_config_change=args.allow_config_change)
     log = get_logger("train")
     if result.exit_code == EXIT_INTERRUPTED:
         log.warning("interrupted at step %d; checkpoints are saved. Fix: rerun the same command "
