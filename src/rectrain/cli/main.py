@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "data",
     "config",
     "train",
+    "bench",
     "monitor",
     "ckpt",
     "model",

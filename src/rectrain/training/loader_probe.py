@@ -155,35 +155,28 @@ def profile(dataset: Any, batch_sampler: Any, collate: Any, seconds: float,
 
 
 def measure_loader(loader: Any, seconds: float, min_batches: int) -> Dict[str, Any]:
-    """Steady-state samples/s: each epoch's first batch pays the workers' start-up (the engine's
-    loader starts its workers again every epoch) and is timed apart, as ``startup_s``."""
+    """Samples/s through the loader over whole epochs, each epoch's start-up included (the
+    engine's loader starts its workers again every epoch, and they prefetch while it does);
+    ``startup_s`` is the mean wait for an epoch's first batch."""
     samples = batches = epochs = 0
-    steady = startup = 0.0
-    while steady < seconds or batches < min_batches:
+    startup = 0.0
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds or batches < min_batches:
         epochs += 1
-        prev = time.perf_counter()
-        first = True
+        t_epoch = time.perf_counter()
         got = 0
         for batch in loader:
-            now = time.perf_counter()
+            if got == 0:
+                startup += time.perf_counter() - t_epoch
             got += 1
-            if first:
-                startup += now - prev
-                first = False
-            else:
-                steady += now - prev
-                samples += int(batch[0].shape[0])
-                batches += 1
-            prev = now
-            if steady >= seconds and batches >= min_batches:
-                break
+            samples += int(batch[0].shape[0])
+            batches += 1
         if got == 0:
             raise SystemExit("the training loader yielded no batch: no samples?")
-        if got == 1 and epochs > 3 and batches == 0:
-            raise SystemExit("one batch per epoch: too few samples to measure the loader.")
-    return {"samples": samples, "batches": batches, "epochs": epochs, "seconds": round(steady, 4),
+    elapsed = time.perf_counter() - started
+    return {"samples": samples, "batches": batches, "epochs": epochs, "seconds": round(elapsed, 4),
             "startup_s": round(startup / epochs, 4),
-            "samples_per_s": round(samples / steady, 2) if steady else 0.0}
+            "samples_per_s": round(samples / elapsed, 2) if elapsed else 0.0}
 
 
 def main(argv: Optional[List[str]] = None) -> int:

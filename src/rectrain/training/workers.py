@@ -281,7 +281,8 @@ def choose_loader(cfg: Mapping[str, Any], workers: Union[None, int, str] = None,
         probe = shm if shm is not None else probe_shm(shm_path)
         need = shm_needed(cfg, n, mode) * max(gpus, 1)
         if probe is None or probe.free < need:
-            have = "absent" if probe is None else f"{probe.free / 1e6:.0f} MB free of {probe.total / 1e6:.0f} MB"
+            have = ("absent" if probe is None
+                    else f"{probe.free / 1e6:.0f} MB free of {probe.total / 1e6:.0f} MB")
             choice.overrides[f"{mode}.loader.use_shared_memory"] = False
             if mode == "Train":
                 choice.shared_memory = False
