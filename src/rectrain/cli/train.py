@@ -44,6 +44,9 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--max-steps", type=int, help="train about N steps then stop cleanly (tests, demos)")
     p.add_argument("--max-seconds", type=float, metavar="S",
                    help="stop at the first checkpoint saved after S seconds (time budgets)")
+    p.add_argument("--workers", default=None, metavar="N|auto",
+                   help="data-loader workers: auto (sized from the usable CPUs), a number, or "
+                        "the config's num_workers (default); /dev/shm is checked either way")
     p.add_argument("--nnodes", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--node-rank", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--master", help=argparse.SUPPRESS)
@@ -62,7 +65,7 @@ def handle(args) -> int:  # noqa: ANN001
         checkpoint_every_min=args.checkpoint_every, endpoint_url=args.endpoint_url,
         paddleocr_dir=args.paddleocr_dir, nnodes=args.nnodes, node_rank=args.node_rank,
         master=args.master, display=display, max_steps=args.max_steps, sub_epochs=args.sub_epochs,
-        max_seconds=args.max_seconds)
+        max_seconds=args.max_seconds, workers=args.workers)
     log = get_logger("train")
     if result.exit_code == EXIT_INTERRUPTED:
         log.warning("interrupted at step %d; checkpoints are saved. Fix: rerun the same command "

@@ -437,5 +437,5 @@ def _train(config_path: Path, run_dir: Path, device: str, plan: DistributedPlan,
         str(config_path), str(run_dir), device=device, gpus=plan.gpus or None,
         checkpoint_dir=str(paths.checkpoints), resume=resume, paddleocr_dir=paddleocr_dir,
         nnodes=plan.nnodes, node_rank=plan.node_rank, master=plan.master, display=display,
-        max_steps=max_steps, **kwargs)
+        max_steps=max_steps, workers="auto", **kwargs)
 

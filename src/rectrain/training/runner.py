@@ -325,6 +325,7 @@ def start_recognition_training(
     paddleocr_dir: Optional[str] = None, nnodes: int = 1, node_rank: int = 0,
     master: Optional[str] = None, display: str = "rich", max_steps: Optional[int] = None,
     sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None,
+    workers: Union[None, int, str] = None,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
@@ -345,7 +346,7 @@ def start_recognition_training(
                       checkpoint_every_min=checkpoint_every_min, endpoint_url=endpoint_url,
                       paddleocr_dir=paddleocr_dir, nnodes=nnodes, node_rank=node_rank,
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
-                      max_seconds=max_seconds)
+                      max_seconds=max_seconds, workers=workers)
     finally:
         stopper.restore()
 
@@ -355,7 +356,8 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
            checkpoint_dir: Optional[Union[str, Path]], resume: bool, checkpoint_every_min: float,
            endpoint_url: Optional[str], paddleocr_dir: Optional[str], nnodes: int, node_rank: int,
            master: Optional[str], display: str, max_steps: Optional[int],
-           sub_epochs: Optional[int], max_seconds: Optional[float]) -> TrainResult:
+           sub_epochs: Optional[int], max_seconds: Optional[float],
+           workers: Union[None, int, str] = None) -> TrainResult:
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = _load_config(config)
@@ -390,6 +392,9 @@ def _train(stopper: _Stopper, config: Union[str, Path], run_dir: Union[str, Path
                          engine_epochs=plan.engine_epochs, main_indicator=main_indicator,
                          checkpoint_s3=checkpoint_s3)
 
+    from rectrain.training.workers import apply_loader_choice  # issue 17: loader sizing
+
+    apply_loader_choice(cfg, plan.overrides, workers, gpus=len(gpus or []) or 1)
     resume_from: Optional[Path] = None
     resume_info: Optional[CheckpointInfo] = None
     if not resume and checkpoint_s3:
