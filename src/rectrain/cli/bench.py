@@ -39,3 +39,23 @@ def cmd_loader(args: Any) -> int:
     else:
         print(format_report(result))
     return EXIT_OK
+
+
+def max_height_arg(text: str, config: Any) -> int:
+    """``data pack --max-height H|auto`` (auto: the config's largest input height, at least 48)."""
+    from rectrain.errors import ConfigError
+
+    if str(text).strip().lower() != "auto":
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"--max-height {text!r} is not a number of pixels.",
+                              "pass e.g. --max-height 48, or --max-height auto --config C.") from None
+    if not config:
+        raise ConfigError("--max-height auto needs the training config.",
+                          "add --config CONFIG.yml, or give the height: --max-height 48.")
+    from rectrain.config.yamlio import load_yaml
+    from rectrain.data.shrink import default_max_height
+    from rectrain.training.workers import max_input_height
+
+    return default_max_height(max_input_height(load_yaml(config)))

@@ -84,6 +84,7 @@ class PackResult:
     files: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    shrink: Optional[Dict[str, Any]] = None  # data pack --max-height (rectrain.data.shrink)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -129,7 +130,8 @@ def _tar_cost(rel: str, size: int) -> int:
 
 
 def pack_dataset(
-    src_dir: Any, out_dir: Any, shard_size: Any = "128MB", *, progress: bool = True
+    src_dir: Any, out_dir: Any, shard_size: Any = "128MB", *, progress: bool = True,
+    shrink: Optional[Dict[str, Any]] = None,
 ) -> PackResult:
     """Pack every file under ``src_dir`` into tar shards of about ``shard_size`` in ``out_dir``,
     plus ``manifest.jsonl`` (written last). A file larger than a shard gets a shard of its own."""
@@ -197,7 +199,8 @@ def pack_dataset(
     for stale in out.iterdir():
         if _SHARD_RE.match(stale.name) and stale.name not in keep:
             stale.unlink()
-    manifest = Manifest(entries=entries, kind="packed", shards=shards, dirs=empty_dirs(src))
+    manifest = Manifest(entries=entries, kind="packed", shards=shards, dirs=empty_dirs(src),
+                        shrink=shrink)
     write_text_atomic(out / MANIFEST_NAME, manifest.to_jsonl())
     result = PackResult(
         str(out),
@@ -206,6 +209,7 @@ def pack_dataset(
         len(entries),
         manifest.total_bytes,
         time.monotonic() - started,
+        shrink,
     )
     log.info(
         "packed %d files (%.1f MB) into %d shard(s) in %s", result.files, result.bytes / 1e6, len(shards), out
