@@ -141,6 +141,48 @@ def bench_preset(preset: str, args: argparse.Namespace, work: Path, engine: Any)
     return result
 
 
+def accuracy(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
+    """Train the crnn-mv3 preset briefly (CPU) on original and on shrunk crops of the same
+    words (a small vocabulary, so that a short run learns something); the engine's own
+    evaluation on each one's validation split (shrunk the same way)."""
+    from rectrain.data.shrink import shrink_tree
+    from rectrain.training.metrics import read_metrics
+    from rectrain.training.runner import start_recognition_training
+
+    words = thai_words(limit=args.acc_words, max_len=6)
+    n_val = max(args.acc_images // 5, 16)
+    orig = work / "acc-original"
+    if orig.exists():
+        shutil.rmtree(orig)
+    synthesize(words, orig, args.acc_images + n_val, seed=1, height=int(32 * args.factor))
+    lines = (orig / "labels.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    (orig / "train.txt").write_text("".join(lines[n_val:]), encoding="utf-8")
+    (orig / "val.txt").write_text("".join(lines[:n_val]), encoding="utf-8")
+    chars = sorted({c for line in lines for c in line.split("\t")[1].strip()})
+    (orig / "dict.txt").write_text("".join(c + "\n" for c in chars), encoding="utf-8")
+    small = work / "acc-shrunk"
+    shutil.rmtree(small, ignore_errors=True)
+    shrink_tree(orig, small, default_max_height(32))
+    out: Dict[str, Any] = {"train": len(lines) - n_val, "val": n_val, "words": len(words),
+                           "epochs": args.acc_epochs, "crop_height": int(32 * args.factor)}
+    for kind, data in (("original", orig), ("shrunk", small)):
+        cfg = work / f"acc-{kind}.yml"
+        create_recognition_training_config("crnn-mv3", data / "train.txt", data / "val.txt",
+                                           data / "dict.txt", cfg, images_root=data, device="cpu",
+                                           batch_size=32, epochs=args.acc_epochs)
+        run = work / f"acc-run-{kind}"
+        shutil.rmtree(run, ignore_errors=True)
+        started = time.monotonic()
+        start_recognition_training(cfg, run, device="cpu", display="none", workers="auto",
+                                   checkpoint_every_min=0)
+        evals = [r for r in read_metrics(run / "metrics.jsonl") if r.get("type") == "eval"]
+        out[kind] = {"best_acc": max((float(r.get("acc", 0)) for r in evals), default=None),
+                     "last_acc": float(evals[-1].get("acc", 0)) if evals else None,
+                     "last_norm_edit_dis": evals[-1].get("norm_edit_dis") if evals else None,
+                     "evals": len(evals), "wall_s": round(time.monotonic() - started, 1)}
+    return out
+
+
 def show(r: Dict[str, Any]) -> None:
     print(f"\n{r['preset']}: crops {r['crop_height']} px for a {r['input_height']} px input "
           f"({r['crop_height'] / r['input_height']:.1f}x), shrunk to {r['max_height']} px; "
@@ -168,6 +210,12 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--presets", nargs="+", default=["crnn-mv3", "ppocrv5-mobile"])
+    ap.add_argument("--accuracy", action="store_true",
+                    help="also train crnn-mv3 briefly on original and on shrunk crops (CPU, minutes)")
+    ap.add_argument("--acc-images", type=int, default=600)
+    ap.add_argument("--acc-words", type=int, default=30)
+    ap.add_argument("--acc-epochs", type=int, default=20)
+    ap.add_argument("--only-accuracy", action="store_true", help="skip the loader measurements")
     ap.add_argument("--work", help="work folder (kept; default: a temporary one, removed)")
     args = ap.parse_args()
 
@@ -175,17 +223,26 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     engine = find_engine()
     try:
-        results = [bench_preset(p, args, work, engine) for p in args.presets]
+        results = [] if args.only_accuracy else [bench_preset(p, args, work, engine)
+                                                   for p in args.presets]
+        acc = accuracy(args, work) if args.accuracy or args.only_accuracy else None
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
-    summary = {"results": results,
+    summary = {"results": results, "accuracy": acc,
                "config": {"images": args.images, "factor": args.factor, "workers": args.workers,
                           "batch": args.batch, "seconds": args.seconds, "repeats": args.repeats,
                           "cpus": len(os.sched_getaffinity(0)), "load": os.getloadavg()[0]}}
     print(json.dumps(summary, indent=1, ensure_ascii=False))
     for r in results:
         show(r)
+    if acc:
+        print(f"\naccuracy (crnn-mv3, {acc['train']} train / {acc['val']} val crops of {acc['words']} "
+              f"words, {acc['crop_height']} px, {acc['epochs']} epochs, CPU):")
+        for kind in ("original", "shrunk"):
+            a = acc[kind]
+            print(f"  {kind:<9} best acc {a['best_acc']}  last acc {a['last_acc']}  "
+                  f"last norm_edit_dis {a['last_norm_edit_dis']}  ({a['wall_s']} s)")
     return 0
 
 

@@ -113,3 +113,11 @@ def test_shrink_bytes_leaves_short_images_alone() -> None:
     assert shrink_bytes(data, ".PNG", 16)[2] == (50, 16)
     with pytest.raises(ValueError):
         shrink_bytes(b"nope", ".png", 16)
+
+
+def test_output_inside_the_dataset_is_refused_and_nothing_is_left(dataset: Path) -> None:
+    before = _tree(dataset)
+    proc = _cli("data", "pack", str(dataset), "-o", str(dataset / "packed"), "--max-height", "48")
+    assert proc.returncode == 2 and "inside the dataset folder" in proc.stderr
+    assert _tree(dataset) == before and not (dataset / "packed").exists()
+    assert not [p for p in dataset.rglob(".*shrink-*")]
