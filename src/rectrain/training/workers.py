@@ -185,9 +185,9 @@ def _input_shape(cfg: Mapping[str, Any], mode: str) -> Tuple[int, int, int]:
         except (TypeError, ValueError, IndexError):
             pass
     if not found:
-        shape = (cfg.get("Global") or {}).get("d2s_train_image_shape")
-        if isinstance(shape, (list, tuple)) and len(shape) == 3:
-            c, h, w = (int(x) for x in shape)
+        d2s = (cfg.get("Global") or {}).get("d2s_train_image_shape")
+        if isinstance(d2s, (list, tuple)) and len(d2s) == 3:
+            c, h, w = (int(x) for x in d2s)
     return c, h, w
 
 
