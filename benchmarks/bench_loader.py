@@ -142,10 +142,12 @@ def bench_preset(preset: str, args: argparse.Namespace, work: Path, engine: Any)
 
 
 def accuracy(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
-    """Train the crnn-mv3 preset briefly (CPU) on original and on shrunk crops of the same
-    words (a small vocabulary, so that a short run learns something); the engine's own
-    evaluation on each one's validation split (shrunk the same way)."""
+    """Train the crnn-mv3 preset, made small as the demo does, briefly (CPU), on original and
+    on shrunk crops of the same words (a small vocabulary, so that a short run learns
+    something); the engine's own evaluation on each one's validation split (shrunk the same
+    way)."""
     from rectrain.data.shrink import shrink_tree
+    from rectrain.demo import DemoPlan
     from rectrain.training.metrics import read_metrics
     from rectrain.training.runner import start_recognition_training
 
@@ -169,7 +171,8 @@ def accuracy(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
         cfg = work / f"acc-{kind}.yml"
         create_recognition_training_config("crnn-mv3", data / "train.txt", data / "val.txt",
                                            data / "dict.txt", cfg, images_root=data, device="cpu",
-                                           batch_size=32, epochs=args.acc_epochs)
+                                           batch_size=32, epochs=args.acc_epochs, lr=0.005,
+                                           overrides=DemoPlan().overrides)  # the demo's small CRNN
         run = work / f"acc-run-{kind}"
         shutil.rmtree(run, ignore_errors=True)
         started = time.monotonic()
@@ -214,7 +217,7 @@ def main() -> int:
                     help="also train crnn-mv3 briefly on original and on shrunk crops (CPU, minutes)")
     ap.add_argument("--acc-images", type=int, default=600)
     ap.add_argument("--acc-words", type=int, default=30)
-    ap.add_argument("--acc-epochs", type=int, default=20)
+    ap.add_argument("--acc-epochs", type=int, default=25)
     ap.add_argument("--only-accuracy", action="store_true", help="skip the loader measurements")
     ap.add_argument("--work", help="work folder (kept; default: a temporary one, removed)")
     args = ap.parse_args()
