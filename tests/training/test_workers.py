@@ -188,3 +188,38 @@ def test_train_workers_auto_reaches_the_engine(engine, make_config, tmp_path: Pa
                if line.startswith("# rectrain segment 0:")][0]
     expected = auto_workers(probe_cpus().usable, 1)
     assert f"Train.loader.num_workers={expected}" in command
+
+
+def test_train_with_a_tiny_dev_shm_runs_without_shared_memory(make_config, tmp_path: Path) -> None:  # noqa: ANN001
+    """A 256 KB /dev/shm (in a mount namespace): the run turns shared memory off, says so,
+    and the engine trains with a worker (real CPU run, two steps)."""
+    wrap = _unshare()
+    if wrap is None:
+        pytest.skip("needs root and unshare to mount a small /dev/shm in a mount namespace")
+    import yaml
+
+    config = make_config(epochs=50)
+    cfg = yaml.safe_load(config.read_text(encoding="utf-8"))
+    del cfg["Train"]["loader"]["use_shared_memory"]  # the engine's default: on
+    config.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "rectrain", "train", "--config", str(config),
+            "--run-dir", str(run), "--device", "cpu", "--max-steps", "2", "--workers", "1",
+            "--display", "plain"]
+    script = 'mount -t tmpfs -o size=256k tmpfs /dev/shm && exec "$0" "$@"'
+    proc = subprocess.run(wrap + ["sh", "-c", script] + argv, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=SRC), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Train.loader.use_shared_memory = false: /dev/shm is 0 MB free of 0 MB" in proc.stderr
+    command = [line for line in (run / "train.log").read_text(encoding="utf-8").splitlines()
+               if line.startswith("# rectrain segment 0:")][0]
+    assert "Train.loader.num_workers=1" in command and "Train.loader.use_shared_memory=false" in command
+    # the constraint is real: the engine itself, shared memory on, dies of it
+    from rectrain.engine import engine_command, find_engine
+
+    bare, env = engine_command(find_engine(), "train", str(config),
+                               {"Train.loader.num_workers": 1, "Train.loader.use_shared_memory": True,
+                                "Global.save_model_dir": str(tmp_path / "bare"), "Global.epoch_num": 1})
+    proc = subprocess.run(wrap + ["sh", "-c", script] + bare, capture_output=True, env=env, timeout=300)
+    assert proc.returncode != 0
+    assert b"BUS error" in proc.stdout + proc.stderr
