@@ -50,6 +50,9 @@ def register(sub) -> None:  # noqa: ANN001
                         "architecture or dictionary since the run started (logged)")
     p.add_argument("--early-stop", type=int, metavar="N",
                    help="stop after N evaluations without a better metric (the best model is kept)")
+    p.add_argument("--workers", default=None, metavar="N|auto",
+                   help="data-loader workers: auto (sized from the usable CPUs), a number, or "
+                        "the config's num_workers (default); /dev/shm is checked either way")
     p.add_argument("--nnodes", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--node-rank", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--master", help=argparse.SUPPRESS)
@@ -70,7 +73,7 @@ def handle(args) -> int:  # noqa: ANN001
         paddleocr_dir=args.paddleocr_dir, nnodes=args.nnodes, node_rank=args.node_rank,
         master=args.master, display=display, max_steps=args.max_steps, sub_epochs=args.sub_epochs,
         max_seconds=args.max_seconds, tracking=tracking_options(args), early_stop=args.early_stop,
-        allow_config_change=args.allow_config_change)
+        allow_config_change=args.allow_config_change, workers=args.workers)
     log = get_logger("train")
     if result.exit_code == EXIT_INTERRUPTED:
         log.warning("interrupted at step %d; checkpoints are saved. Fix: rerun the same command "

@@ -52,6 +52,7 @@ from rectrain.training.resume import (
 from rectrain.training.resume_check import check_config_change, fingerprint, past_max_steps_message
 from rectrain.training.supervise import EngineProcess, Stopper
 from rectrain.training.tracked import TrackingOptions, open_run_tracking
+from rectrain.training.workers import apply_loader_choice
 
 log = get_logger("training")
 
@@ -86,6 +87,7 @@ def start_recognition_training(
     tracking: Optional[TrackingOptions] = None,
     early_stop: Optional[int] = None, stop_at_step: Optional[int] = None,
     allow_config_change: bool = False,
+    workers: Union[None, int, str] = None,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
@@ -110,7 +112,7 @@ def start_recognition_training(
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
                       max_seconds=max_seconds, tracking=tracking,
                       early_stop=early_stop, stop_at_step=stop_at_step,
-                      allow_config_change=allow_config_change)
+                      allow_config_change=allow_config_change, workers=workers)
     finally:
         stopper.restore()
 
@@ -122,7 +124,8 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
            master: Optional[str], display: str, max_steps: Optional[int],
            sub_epochs: Optional[int], max_seconds: Optional[float],
            tracking: Optional[TrackingOptions] = None, early_stop: Optional[int] = None,
-           stop_at_step: Optional[int] = None, allow_config_change: bool = False) -> TrainResult:
+           stop_at_step: Optional[int] = None, allow_config_change: bool = False,
+           workers: Union[None, int, str] = None) -> TrainResult:
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = load_train_config(config)
@@ -164,6 +167,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     if max_steps and not resume and "Global.epoch_num" not in plan.overrides:
         stop_at = max_steps
 
+    apply_loader_choice(cfg, plan.overrides, workers, gpus=len(gpus or []) or 1)
     resume_from: Optional[Path] = None
     resume_info: Optional[CheckpointInfo] = None
     if not resume and checkpoint_s3:
