@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Deque, List, Optional, Pattern, Sequence, Tuple, Union
 
+from rectrain.training.cgroups import own_cgroups
 from rectrain.training.metrics import strip_line
 
 
@@ -173,18 +174,11 @@ def _cgroup_files(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/c
     """The files holding this process's cgroup OOM-kill counter: v2 ``memory.events``, v1
     ``memory.oom_control`` (each ``oom_kill N``), own cgroup first, then the root one."""
     out: List[Path] = []
-    try:
-        lines = Path(proc_cgroup).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if parts[0] == "0" and parts[1] == "":
-            out.append(Path(root) / parts[2].lstrip("/") / "memory.events")
-        elif "memory" in parts[1].split(","):
-            out.append(Path(root) / "memory" / parts[2].lstrip("/") / "memory.oom_control")
+    for controllers, rel in own_cgroups(proc_cgroup):
+        if not controllers:
+            out.append(Path(root) / rel / "memory.events")
+        elif "memory" in controllers:
+            out.append(Path(root) / "memory" / rel / "memory.oom_control")
     out += [Path(root) / "memory.events", Path(root) / "memory" / "memory.oom_control"]
     return out
 

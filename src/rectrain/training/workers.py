@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from rectrain.errors import ConfigError
 from rectrain.logs import get_logger
+from rectrain.training.cgroups import own_cgroups
 
 log = get_logger("training.workers")
 
@@ -78,20 +79,12 @@ def _cgroup_dirs(cgroup_root: Path, proc_cgroup: Path) -> List[Tuple[str, Path]]
     """(version, folder) pairs to read the quota from: this process's own cgroup and its
     ancestors (the tightest quota wins), for v2 and for v1's cpu controller."""
     out: List[Tuple[str, Path]] = []
-    try:
-        lines = proc_cgroup.read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, rel = parts
-        rel = rel.strip().lstrip("/")
-        if controllers == "":
+    for controllers, rel in own_cgroups(proc_cgroup):
+        if not controllers:
             base, version = cgroup_root, "v2"
-        elif "cpu" in controllers.split(","):
-            base = cgroup_root / controllers if (cgroup_root / controllers).is_dir() else cgroup_root / "cpu"
+        elif "cpu" in controllers:
+            name = ",".join(controllers)
+            base = cgroup_root / name if (cgroup_root / name).is_dir() else cgroup_root / "cpu"
             version = "v1"
         else:
             continue
