@@ -44,6 +44,7 @@ class CheckpointInfo:
     engine_epoch: int = 0
     files: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     run_id: str = ""  # the run that wrote it (run-state.json): resume never mixes runs
+    sub_epochs: int = 0  # the run's K (0: unknown); with run_id, a lost run-state.json is rebuilt
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -187,7 +188,8 @@ def snapshot(checkpoint_dir: Union[str, Path], name: str, dest_root: Union[str, 
             name=dest_name or name, epoch=real_epoch(engine_epoch, sub_epochs),
             engine_epoch=engine_epoch, global_step=int(states.get("global_step", 0)),
             metric=dict(states["best_model_dict"]), size=sum(f["size"] for f in files.values()),
-            time=time.time(), location=str(dest), files=files, run_id=run_id)
+            time=time.time(), location=str(dest), files=files, run_id=run_id,
+            sub_epochs=max(1, sub_epochs))
         write_json_atomic(tmp / MARKER, dict(info.as_dict(), engine_prefix=name))
         old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
         if dest.exists():

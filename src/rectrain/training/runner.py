@@ -40,12 +40,15 @@ from rectrain.training.launch import build_train_command
 from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
 from rectrain.training.plots import plot_curves
-from rectrain.training.preflight import check_device, load_train_config
+from rectrain.training.preflight import check_checkpoint_prefix, check_device, load_train_config
 from rectrain.training.resume import (
+    Found,
+    adopt_run,
     mirror_run_files,
+    refuse_to_overwrite,
     restore_run_files,
     resume_point,
-    warn_if_prefix_is_used,
+    scan_checkpoints,
 )
 from rectrain.training.supervise import EngineProcess, Stopper
 
@@ -78,13 +81,16 @@ def start_recognition_training(
     checkpoint_every_min: float = 30.0, endpoint_url: Optional[str] = None,
     paddleocr_dir: Optional[str] = None, nnodes: int = 1, node_rank: int = 0,
     master: Optional[str] = None, display: str = "rich", max_steps: Optional[int] = None,
-    sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None,
+    sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None, restart: bool = False,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
     ``max_steps`` ends the run after about N steps (a shortened schedule, see plan.py);
     ``max_seconds`` stops it at the first ``latest`` saved after that many seconds (or, with no
     save in sight, at 1.25x + 120 s): both give status ``stopped``, exit 0.
+    ``resume`` continues from the newest complete checkpoint of this run (local or in S3) and
+    refuses (exit 2, with the list) when checkpoints exist but none is usable; ``restart``
+    starts a new run on purpose where checkpoints already are (without either, that refuses).
     Returns a :class:`TrainResult` (``status`` completed / interrupted (exit 75) / stopped).
     Raises :class:`EngineFailure` (exit 4) with the classified cause when the engine fails,
     :class:`Interrupted` (exit 75) for a signal before the engine started, and user errors for
@@ -99,7 +105,7 @@ def start_recognition_training(
                       checkpoint_every_min=checkpoint_every_min, endpoint_url=endpoint_url,
                       paddleocr_dir=paddleocr_dir, nnodes=nnodes, node_rank=node_rank,
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
-                      max_seconds=max_seconds)
+                      max_seconds=max_seconds, restart=restart)
     finally:
         stopper.restore()
 
@@ -109,7 +115,11 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
            checkpoint_dir: Optional[Union[str, Path]], resume: bool, checkpoint_every_min: float,
            endpoint_url: Optional[str], paddleocr_dir: Optional[str], nnodes: int, node_rank: int,
            master: Optional[str], display: str, max_steps: Optional[int],
-           sub_epochs: Optional[int], max_seconds: Optional[float]) -> TrainResult:
+           sub_epochs: Optional[int], max_seconds: Optional[float],
+           restart: bool = False) -> TrainResult:
+    if resume and restart:
+        raise UserError("--resume and --restart exclude each other.",
+                        "--resume continues the run; --restart starts a new one: give one.")
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = load_train_config(config)
@@ -120,12 +130,33 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     state_path = run / STATE_FILE
     if checkpoint_s3:
         checkpoint_s3 = str(S3Uri.parse(checkpoint_s3)).rstrip("/")
+        if node_rank == 0:  # the host that uploads: fail before any step is paid for
+            check_checkpoint_prefix(checkpoint_s3, endpoint_url)
     if resume:
         restore_run_files(run, ckdir, checkpoint_s3, endpoint_url)
     state = RunState.load(state_path)
-    if state is not None and not resume and state.status not in ("new",):
+    if state is not None and not resume and not restart and state.status not in ("new",):
         raise UserError(f"{run} already holds a run ({state.status}, step {state.global_step}).",
-                        "add --resume to continue it, or choose a new --run-dir.")
+                        "add --resume to continue it, --restart to start over, or choose a new "
+                        "--run-dir.")
+    found: List[Found] = []
+    if not restart:  # what is there decides: continue it, refuse, or (nothing) start
+        found = scan_checkpoints(ckdir, checkpoint_s3, endpoint_url=endpoint_url,
+                                 sub_epochs=state.sub_epochs if state else 1)
+    if not resume and not restart:
+        refuse_to_overwrite(found)
+    if resume and state is None:
+        adopted = adopt_run(found)
+        if adopted is not None:  # run-state.json lost: the markers say which run this is
+            log.warning("run-state.json is missing; continuing run %s (named in the marker of "
+                        "%s)", adopted.run_id, adopted.location or adopted.name)
+            plan = make_plan(cfg, device=device, gpus=list(gpus or []), nnodes=nnodes,
+                             sub_epochs=adopted.sub_epochs or sub_epochs, max_steps=max_steps,
+                             checkpoint_every_min=checkpoint_every_min)
+            main_indicator = str((cfg.get("Metric") or {}).get("main_indicator", "acc"))
+            state = RunState(run_id=adopted.run_id, sub_epochs=plan.sub_epochs, epochs=plan.epochs,
+                             engine_epochs=plan.engine_epochs, main_indicator=main_indicator,
+                             checkpoint_s3=checkpoint_s3)
 
     main_indicator = str((cfg.get("Metric") or {}).get("main_indicator", "acc"))
     if state is not None and resume:
@@ -142,12 +173,10 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
 
     resume_from: Optional[Path] = None
     resume_info: Optional[CheckpointInfo] = None
-    if not resume and checkpoint_s3:
-        warn_if_prefix_is_used(checkpoint_s3, endpoint_url)
     if resume:
         resume_from, resume_info = resume_point(ckdir, checkpoint_s3, dest_dir=ckdir / "resume",
                                                 endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
-                                                run_id=state.run_id)
+                                                run_id=state.run_id, found=found)
 
     # the config copy, then the command
     if Path(config).resolve() != run / "config.yml":
@@ -203,7 +232,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     if resume:
         disp.message(f"resuming from {resume_from} (step {resume_info.global_step}, epoch "
                      f"{resume_info.epoch})" if resume_info else
-                     "--resume: no complete checkpoint found; starting from the beginning")
+                     "--resume: no checkpoint found (a first attempt); starting from the beginning")
 
     failure: Optional[Failure] = None
     rc: Optional[int] = None
