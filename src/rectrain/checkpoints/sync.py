@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 from rectrain.checkpoints.local import MARKER, CheckpointInfo, snapshot
 from rectrain.checkpoints.remote import upload_snapshot
 from rectrain.checkpoints.run_state import STATE_FILE
-from rectrain.fsutil import write_json_atomic
+from rectrain.fsutil import sha256_file, write_json_atomic
 from rectrain.logs import get_logger
 from rectrain.storage.s3 import S3Uri, make_client
 from rectrain.storage.transfer import upload_file
@@ -49,11 +49,15 @@ class CheckpointSync:
         self.on_best = on_best
         self.uploaded_keys: List[str] = []
         self.errors: List[str] = []
+        self.checkpoint_errors: List[str] = []  # uploads of checkpoints (not run files)
         self._queue: queue.Queue[Optional[str]] = queue.Queue()
         self._pending: set = set()
         self._locks: Dict[str, threading.Lock] = {}
         self._client: Any = None
         self._thread: Optional[threading.Thread] = None
+        self._wanted: Dict[str, str] = {}  # name -> sha256 of the newest snapshot's marker
+        self._done: Dict[str, str] = {}  # name -> sha256 of the marker uploaded last
+        self._closing = False
         if self.s3_prefix:
             self._client = make_client(endpoint_url)
             self._thread = threading.Thread(target=self._worker, name="ckpt-upload", daemon=True)
@@ -73,6 +77,7 @@ class CheckpointSync:
             self.errors.append(f"snapshot {name}: {exc}")
             log.warning("could not snapshot checkpoint %s: %s", name, exc)
             return None
+        self._want(name, self.snap_root / name)
         if name == "best_accuracy":
             # after a resume the engine's first eval overwrites best_accuracy even when worse:
             # S3 keeps the better one, best_of_run/ the best of the whole run
@@ -113,11 +118,24 @@ class CheckpointSync:
                 dest.rename(old)
             tmp.rename(dest)
             shutil.rmtree(old, ignore_errors=True)
+        self._want("best_of_run", dest)
         self.best_so_far = float(value)
         if self.on_best:
             self.on_best(info)
         self.enqueue("best_of_run")
         return True
+
+    def _want(self, name: str, folder: Path) -> None:
+        if self.s3_prefix:
+            try:
+                self._wanted[name] = sha256_file(folder / MARKER)
+            except OSError:
+                pass
+
+    def missing(self) -> List[str]:
+        """The checkpoints whose newest snapshot is not in S3 (``s3://.../<name>/``)."""
+        return [f"{self.s3_prefix}/{name}/" for name, sha in sorted(self._wanted.items())
+                if self._done.get(name) != sha]
 
     def enqueue(self, name: str) -> None:
         if not self.s3_prefix or name in self._pending:
@@ -136,8 +154,12 @@ class CheckpointSync:
                 self._upload(name)
             except Exception as exc:  # noqa: BLE001 - keep training; report at the end
                 self.errors.append(f"upload {name}: {exc}")
-                log.warning("upload of checkpoint %s failed (will retry with the next save): %s",
-                            name, exc)
+                self.checkpoint_errors.append(f"upload {name}: {exc}")
+                if self._closing:  # no next save: the run reports it (exit 5)
+                    log.warning("upload of checkpoint %s failed: %s", name, exc)
+                else:
+                    log.warning("upload of checkpoint %s failed (will retry with the next "
+                                "save): %s", name, exc)
             finally:
                 self._queue.task_done()
 
@@ -158,9 +180,11 @@ class CheckpointSync:
                 except OSError:
                     shutil.copy2(path, staging / path.name)
         try:
+            marker_sha = sha256_file(staging / MARKER)
             keys = upload_snapshot(staging, self.s3_prefix or "", client=self._client, name=name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        self._done[name] = marker_sha
         self.uploaded_keys.extend(keys)
         log.debug("uploaded checkpoint %s to %s/%s", name, self.s3_prefix, name)
         if self._queue.qsize() == 0:  # the run files once the backlog is uploaded
@@ -195,8 +219,18 @@ class CheckpointSync:
             time.sleep(0.05)
         return False
 
-    def close(self, timeout: float = 120.0) -> bool:
+    def close(self, timeout: float = 120.0, retry: bool = True) -> bool:
+        """Upload what is queued (and, with ``retry``, once more what failed), then stop.
+        True when everything queued was attempted in time; :meth:`missing` says what is not
+        in S3."""
+        deadline = time.monotonic() + timeout
+        self._closing = True
         done = self.flush(timeout)
+        if retry and done and self.missing():
+            for name in list(self._wanted):
+                if self._done.get(name) != self._wanted[name]:
+                    self.enqueue(name)
+            done = self.flush(max(1.0, deadline - time.monotonic()))
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=1.0)

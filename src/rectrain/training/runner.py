@@ -31,7 +31,13 @@ from rectrain.checkpoints.local import ENGINE_NAME_RE, MARKER, CheckpointInfo
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.checkpoints.sync import CheckpointSync
 from rectrain.engine import find_engine
-from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, EngineFailure, UserError
+from rectrain.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CheckpointsNotUploaded,
+    EngineFailure,
+    UserError,
+)
 from rectrain.logs import get_logger
 from rectrain.storage.s3 import S3Uri
 from rectrain.training.display import make_display
@@ -290,6 +296,10 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         if not done:
             log.warning("uploads did not finish within %.0f s; the previous complete checkpoint "
                         "stays valid in S3", INTERRUPT_UPLOAD_S)
+        if sync.missing():
+            log.warning("not in S3: %s; --resume on this machine uses the local copies, or "
+                        "upload them with %s", ", ".join(sync.missing()),
+                        push_command(ckdir, checkpoint_s3, endpoint_url))
         result.uploaded_keys = list(sync.uploaded_keys)
         return result
 
@@ -319,9 +329,24 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         log.warning("could not draw curves.png: %s", exc)
     sync.close(timeout=max(INTERRUPT_UPLOAD_S, 600.0))
     result.uploaded_keys = list(sync.uploaded_keys)
+    missing = sync.missing()
+    if missing:  # everything is saved locally; S3, the system of record, lacks the end
+        cause = sync.checkpoint_errors[-1] if sync.checkpoint_errors else "not finished in time"
+        raise CheckpointsNotUploaded(
+            f"training {result.status} at step {result.global_step} and everything is saved in "
+            f"{ckdir}, but {len(missing)} checkpoint(s) did not reach S3: {', '.join(missing)} "
+            f"(last error: {cause}).",
+            f"fix the cause (`rectrain s3 check {checkpoint_s3}`), then upload them with "
+            f"{push_command(ckdir, checkpoint_s3, endpoint_url)}.")
     if sync.errors:
         log.warning("some uploads failed: %s", "; ".join(sync.errors[:3]))
     return result
+
+
+def push_command(ckdir: Path, checkpoint_s3: Optional[str], endpoint_url: Optional[str]) -> str:
+    """The command that uploads what a run kept locally (``rectrain ckpt push``)."""
+    extra = f" --endpoint-url {endpoint_url}" if endpoint_url else ""
+    return f"`rectrain ckpt push {ckdir} {checkpoint_s3}{extra}`"
 
 
 def _result(run: Path, ckdir: Path, tracker: MetricsTracker, plan: TrainPlan) -> TrainResult:
