@@ -20,7 +20,8 @@ from typing import Dict, List
 
 import pytest
 
-from rectrain.checkpoints.remote import list_remote
+from rectrain.checkpoints.local import read_pointer, verify_snapshot
+from rectrain.checkpoints.remote import list_remote, scan_remote
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_NOT_UPLOADED, EXIT_USER_ERROR
 from rectrain.training.metrics import read_metrics
 from tests.hostile.harness import REPO
@@ -131,7 +132,8 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
 
     # 3) a new machine, run-state.json gone from S3, `latest` corrupted there: resumes the same
     #    run from the newest usable checkpoint (never step 0), the step count continues
-    admin.put_object(Bucket=bucket, Key="runs/x/latest/latest.pdparams", Body=b"damaged")
+    latest_key = remote["latest"].location[len(f"s3://{bucket}/"):] + "/latest.pdparams"
+    admin.put_object(Bucket=bucket, Key=latest_key, Body=b"damaged")
     admin.delete_object(Bucket=bucket, Key="runs/x/run-state.json")
     proc = _start(_argv(config, tmp_path / "c", s3, "--resume"), env)
     _wait_for_step(proc, tmp_path / "c", periodic[-1].global_step + 2, resumed=True)
@@ -150,15 +152,19 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     assert not (tmp_path / "d" / "train.log").exists()  # the engine never started
 
     # 5) every checkpoint in S3 damaged: --resume refuses with the list of what was found
-    for info in list_remote(s3, client=admin):
-        first = sorted(info.files)[0]
-        admin.put_object(Bucket=bucket, Key=f"runs/x/{info.name}/{first}", Body=b"damaged")
-    admin.put_object(Bucket=bucket, Key="runs/x/iter_epoch_99/iter_epoch_99.pdparams", Body=b"x")
+    for folder in scan_remote(s3, client=admin):
+        if folder.info is not None:
+            first = sorted(folder.info.files)[0]
+            admin.put_object(Bucket=bucket, Key=f"runs/x/{folder.name}/{first}", Body=b"damaged")
+    admin.put_object(Bucket=bucket, Key="runs/x/s00000099-iter_epoch_99-abcdef/iter_epoch_99.pdparams",
+                     Body=b"x")
     none = _run(_argv(config, tmp_path / "e", s3, "--resume"), env)
     assert none.returncode == EXIT_USER_ERROR, none.stderr[-3000:]
     assert "none can be resumed" in none.stderr and "--restart" in none.stderr
-    for name in ["latest", "iter_epoch_99", *(i.name for i in periodic)]:
-        assert f"runs/x/{name} " in none.stderr, (name, none.stderr[-3000:])
+    listed = [line for line in none.stderr.splitlines() if line.startswith("  s3://")]
+    assert any("-latest-" in line for line in listed), none.stderr[-3000:]
+    assert any("-iter_epoch_99-" in line and "no _COMPLETE.json" in line for line in listed)
+    assert all(f"-{i.name}-" in none.stderr for i in periodic)
     assert "no _COMPLETE.json" in none.stderr and "Traceback" not in none.stderr
     assert not (tmp_path / "e" / "train.log").exists()  # the engine never started
 
@@ -171,11 +177,12 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     _, raw = proc.communicate(timeout=300)
     err = raw.decode()
     assert proc.returncode == EXIT_NOT_UPLOADED, err[-3000:]
-    assert "runs/y/latest/" in err and "rectrain ckpt push" in err, err[-3000:]
+    assert "-latest-" in err and "(latest)" in err and "rectrain ckpt push" in err, err[-3000:]
     last_upload_warning = [line for line in err.splitlines() if "upload of checkpoint" in line][-1]
     assert "will retry" not in last_upload_warning
     final = max(_train_steps(tmp_path / "f"))
-    assert (tmp_path / "f" / "checkpoints" / "snapshots" / "latest" / "_COMPLETE.json").exists()
+    kept = read_pointer(tmp_path / "f" / "checkpoints" / "snapshots", "latest")
+    assert kept is not None and verify_snapshot(kept[0]).global_step == kept[1].global_step
     server.start()
     push = re.search(r"`rectrain (ckpt push [^`]+)`", err)
     assert push is not None

@@ -1,23 +1,33 @@
-"""Checkpoints in S3: ``<prefix>/<name>/<files>`` plus ``<prefix>/<name>/_COMPLETE.json``.
+"""Checkpoints in S3, the same layout as ``<checkpoint_dir>/snapshots/`` (see ``local``):
 
-A checkpoint counts as present in S3 only with its marker, and the marker is uploaded LAST
-(after every file) and deleted FIRST when a checkpoint of the same name (``latest``,
-``best_accuracy``) is replaced, so a reader never sees a marker beside half-replaced files.
-The marker lists every file with its size and sha256; downloads are checked against it.
+- ``<prefix>/s<step>-<name>-<id>/<files>`` and ``.../_COMPLETE.json``: one immutable folder per
+  save; the marker (every file's size and sha256) is uploaded LAST, so a folder counts only
+  once every file is there; it is deleted FIRST.
+- ``<prefix>/<name>.json``: the pointer saying which folder ``latest``, ``best_accuracy``,
+  ``best_of_run`` or ``iter_epoch_N`` is now, uploaded after its folder.
+
+Only "not found" (404 / NoSuchKey) means absent; any other error is raised, translated.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from rectrain.checkpoints.local import MARKER, NAME_RE, CheckpointInfo, verify_snapshot
+from rectrain.checkpoints.local import (
+    MARKER,
+    NAME_RE,
+    POINTER_SUFFIX,
+    CheckpointInfo,
+    folder_name_of,
+    pointer_path,
+    verify_snapshot,
+)
 from rectrain.errors import IntegrityError, StorageError
 from rectrain.logs import get_logger
 from rectrain.storage.s3 import S3Uri, error_code, make_client, translate_error
@@ -34,30 +44,6 @@ def _client(client: Any, endpoint_url: Optional[str]) -> Any:
     return make_client(endpoint_url)
 
 
-def upload_snapshot(snapshot_dir: Union[str, Path], s3_prefix: str, *, client: Any = None,
-                    endpoint_url: Optional[str] = None, name: Optional[str] = None) -> List[str]:
-    """Upload a snapshot folder to ``<s3_prefix>/<name>/`` (``name``: the folder's name by
-    default): files, then the marker; returns the keys written."""
-    client = _client(client, endpoint_url)
-    d = Path(snapshot_dir)
-    info = verify_snapshot(d)
-    dest = S3Uri.parse(s3_prefix).join(name or d.name)
-    marker_uri = dest.join(MARKER)
-    try:  # retract the old marker first: from now on this name is "not complete"
-        client.delete_object(Bucket=marker_uri.bucket, Key=marker_uri.key)
-    except (BotoCoreError, ClientError, OSError) as exc:
-        if not is_not_found(exc):  # files under a stale marker would read as complete
-            raise translate_error(exc, "s3:DeleteObject", str(marker_uri)) from exc
-    keys: List[str] = []
-    for fname in sorted(info.files):
-        uri = dest.join(fname)
-        upload_file(d / fname, str(uri), client=client)
-        keys.append(uri.key)
-    upload_file(d / MARKER, str(marker_uri), client=client)
-    keys.append(marker_uri.key)
-    return keys
-
-
 def is_not_found(exc: BaseException) -> bool:
     """True only for S3's "not found" (404 / NoSuchKey), looked up through the cause chain of a
     translated error. Everything else (AccessDenied, a timeout) is NOT "absent"."""
@@ -71,13 +57,34 @@ def is_not_found(exc: BaseException) -> bool:
     return False
 
 
-def read_remote_marker(s3_uri: str, *, client: Any = None,
-                       endpoint_url: Optional[str] = None) -> Optional[CheckpointInfo]:
-    """The marker at ``s3_uri``; ``None`` only when it does not exist (404 / NoSuchKey). Any
-    other error reading it is raised (translated: the action and the fix), and a marker that
-    is not valid JSON raises :class:`IntegrityError`: neither means "not there"."""
+def upload_snapshot(snapshot_dir: Union[str, Path], s3_prefix: str, *, client: Any = None,
+                    endpoint_url: Optional[str] = None) -> List[str]:
+    """Upload a snapshot folder to ``<s3_prefix>/<folder name>/``: every file, then the marker
+    (a folder name is never reused, so nothing there is replaced). Returns the keys written."""
     client = _client(client, endpoint_url)
-    uri = S3Uri.parse(s3_uri)
+    d = Path(snapshot_dir)
+    info = verify_snapshot(d)
+    dest = S3Uri.parse(s3_prefix).join(d.name)
+    keys: List[str] = []
+    for fname in sorted(info.files):
+        uri = dest.join(fname)
+        upload_file(d / fname, str(uri), client=client)
+        keys.append(uri.key)
+    marker_uri = dest.join(MARKER)
+    upload_file(d / MARKER, str(marker_uri), client=client)
+    keys.append(marker_uri.key)
+    return keys
+
+
+def upload_pointer(snap_root: Union[str, Path], name: str, s3_prefix: str, *,
+                   client: Any = None, endpoint_url: Optional[str] = None) -> str:
+    """Upload ``<snap_root>/<name>.json`` to ``<s3_prefix>/<name>.json`` (after its folder)."""
+    uri = S3Uri.parse(s3_prefix).join(name + POINTER_SUFFIX)
+    upload_file(pointer_path(snap_root, name), str(uri), client=_client(client, endpoint_url))
+    return uri.key
+
+
+def _read_json(client: Any, uri: S3Uri) -> Optional[Dict[str, Any]]:
     try:
         body = client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
     except (BotoCoreError, ClientError, OSError) as exc:
@@ -86,106 +93,194 @@ def read_remote_marker(s3_uri: str, *, client: Any = None,
         raise translate_error(exc, "s3:GetObject", str(uri)) from exc
     try:
         data = json.loads(body.decode("utf-8"))
-        info = CheckpointInfo.from_dict(data)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        CheckpointInfo.from_dict(data)
     except (ValueError, TypeError) as exc:
-        raise IntegrityError(f"{uri}: the completion marker is damaged ({exc}).",
+        raise IntegrityError(f"{uri} is damaged ({exc}).",
                              "that checkpoint cannot be used; resume from another one "
                              "(`rectrain ckpt list`) or delete it.") from exc
+    return data
+
+
+def read_remote_marker(s3_uri: str, *, client: Any = None,
+                       endpoint_url: Optional[str] = None) -> Optional[CheckpointInfo]:
+    """The marker at ``s3_uri``; ``None`` only when it does not exist (404 / NoSuchKey). Any
+    other error reading it is raised (translated: the action and the fix), and a marker that
+    is not valid JSON raises :class:`IntegrityError`: neither means "not there"."""
+    uri = S3Uri.parse(s3_uri)
+    data = _read_json(_client(client, endpoint_url), uri)
+    if data is None:
+        return None
+    info = CheckpointInfo.from_dict(data)
     info.location = str(uri).rsplit("/", 1)[0]
     return info
 
 
+def read_remote_pointer(s3_prefix: str, name: str, *, client: Any = None,
+                        endpoint_url: Optional[str] = None) -> Optional[Tuple[str, CheckpointInfo]]:
+    """``(folder name, info)`` of ``<s3_prefix>/<name>.json``; ``None`` when there is none."""
+    base = S3Uri.parse(s3_prefix)
+    data = _read_json(_client(client, endpoint_url), base.join(name + POINTER_SUFFIX))
+    if data is None:
+        return None
+    folder = str(data.get("folder") or "")
+    if folder_name_of(folder) is None:
+        raise IntegrityError(f"{base.join(name + POINTER_SUFFIX)} names no snapshot folder.",
+                             "push the checkpoint again (`rectrain ckpt push`).")
+    info = CheckpointInfo.from_dict(data)
+    info.name, info.location = name, str(base.join(folder))
+    return folder, info
+
+
 @dataclass
 class RemoteFolder:
-    """One checkpoint folder found under an S3 prefix: its marker, or why it has none."""
+    """One snapshot folder found under an S3 prefix: its marker, or why it has none."""
 
-    name: str
+    name: str  # the folder's name (s<step>-<checkpoint name>-<id>)
     uri: str
     files: int
     info: Optional[CheckpointInfo] = None
     problem: str = ""  # why it is not complete ("" when the marker was read)
 
 
-def scan_remote(s3_prefix: str, *, client: Any = None,
-                endpoint_url: Optional[str] = None) -> List[RemoteFolder]:
-    """Every checkpoint-like folder (``<prefix>/<name>/...``) under ``s3_prefix``: complete
-    ones with their marker, the others with the reason. Listing or reading errors other than
-    "not found" are raised."""
-    client = _client(client, endpoint_url)
-    base = S3Uri.parse(s3_prefix)
+def _top_level(client: Any, base: S3Uri) -> Tuple[Dict[str, List[str]], List[str]]:
+    """``({folder: [file, ...]}, [top-level file, ...])`` under ``base``."""
     folders: Dict[str, List[str]] = {}
+    files: List[str] = []
     for obj in list_objects(str(base), client=client):
         rel = obj.key[len(base.prefix):] if obj.key.startswith(base.prefix) else obj.key
         parts = rel.split("/")
-        if len(parts) == 2 and parts[1] and NAME_RE.match(parts[0]):
+        if len(parts) == 2 and parts[1]:
             folders.setdefault(parts[0], []).append(parts[1])
+        elif len(parts) == 1 and parts[0]:
+            files.append(parts[0])
+    return folders, files
+
+
+def scan_remote(s3_prefix: str, *, client: Any = None,
+                endpoint_url: Optional[str] = None) -> List[RemoteFolder]:
+    """Every snapshot folder under ``s3_prefix``: complete ones with their marker, the others
+    with the reason. Listing or reading errors other than "not found" are raised."""
+    client = _client(client, endpoint_url)
+    base = S3Uri.parse(s3_prefix)
+    folders, _ = _top_level(client, base)
     out: List[RemoteFolder] = []
-    for name, files in sorted(folders.items()):
-        uri = str(base.join(name))
-        folder = RemoteFolder(name, uri, len(files))
+    for folder, files in sorted(folders.items()):
+        if folder_name_of(folder) is None:
+            continue
+        item = RemoteFolder(folder, str(base.join(folder)), len(files))
         if MARKER not in files:
-            folder.problem = (f"{len(files)} file(s) but no {MARKER} (an upload was interrupted "
-                              "or a replacement is in progress)")
+            item.problem = (f"{len(files)} file(s) but no {MARKER} (an upload was interrupted)")
         else:
             try:
-                info = read_remote_marker(str(base.join(name, MARKER)), client=client)
+                info = read_remote_marker(str(base.join(folder, MARKER)), client=client)
             except IntegrityError as exc:
-                folder.problem = exc.message
+                item.problem = exc.message
             else:
                 if info is None:
-                    folder.problem = f"{MARKER} vanished while listing"
+                    item.problem = f"{MARKER} vanished while listing"
                 else:
-                    folder.info = info
-        out.append(folder)
+                    item.info = info
+        out.append(item)
     return out
 
 
 def list_remote(s3_prefix: str, *, client: Any = None,
                 endpoint_url: Optional[str] = None) -> List[CheckpointInfo]:
-    """Complete checkpoints (those with a readable marker) under ``s3_prefix``, newest step
-    first. Damaged markers are logged and left out; access errors are raised."""
+    """The named checkpoints (``<name>.json`` pointers: latest, best_accuracy, best_of_run,
+    iter_epoch_N) under ``s3_prefix``, newest step first; ``location`` is the folder.
+    Damaged pointers are logged and left out; access errors are raised."""
+    client = _client(client, endpoint_url)
+    _, files = _top_level(client, S3Uri.parse(s3_prefix))
     out: List[CheckpointInfo] = []
-    for folder in scan_remote(s3_prefix, client=client, endpoint_url=endpoint_url):
-        if folder.info is not None:
-            out.append(folder.info)
-        elif MARKER in folder.problem and "damaged" in folder.problem:
-            log.warning("%s", folder.problem)
+    for fname in sorted(files):
+        name = fname[: -len(POINTER_SUFFIX)] if fname.endswith(POINTER_SUFFIX) else ""
+        if not NAME_RE.match(name):
+            continue
+        try:
+            got = read_remote_pointer(s3_prefix, name, client=client)
+        except IntegrityError as exc:
+            log.warning("%s", exc)
+            continue
+        if got is not None:
+            out.append(got[1])
     out.sort(key=lambda i: (i.global_step, i.time), reverse=True)
     return out
 
 
-def download_snapshot(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
-                      client: Any = None, endpoint_url: Optional[str] = None) -> Path:
-    """Download checkpoint ``name`` into ``dest_root/<name>/`` and verify it against its marker."""
+def download_snapshot(s3_prefix: str, folder: str, dest_root: Union[str, Path], *,
+                      client: Any = None, endpoint_url: Optional[str] = None,
+                      dest_name: Optional[str] = None) -> Path:
+    """Download the snapshot folder ``<s3_prefix>/<folder>/`` into ``dest_root/<dest_name or
+    folder>/`` (files, then the marker) and verify it against its marker."""
     client = _client(client, endpoint_url)
-    src = S3Uri.parse(s3_prefix).join(name)
+    src = S3Uri.parse(s3_prefix).join(folder)
     info = read_remote_marker(str(src.join(MARKER)), client=client)
     if info is None:
         raise StorageError(f"{src} is not a complete checkpoint (no {MARKER}).",
                            "list the complete ones with `rectrain ckpt list " f"{s3_prefix}`.")
-    dest = Path(dest_root) / name
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=str(Path(dest_root))))
+    dest = Path(dest_root) / (dest_name or folder)
+    if (dest / MARKER).exists():
+        try:
+            if verify_snapshot(dest).files == info.files:
+                return dest  # already here, verified
+        except IntegrityError:
+            pass
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
     try:
         for fname, meta in info.files.items():
-            download_file(str(src.join(fname)), tmp / fname, client=client,
+            download_file(str(src.join(fname)), dest / fname, client=client,
                           expected_sha256=meta.get("sha256"))
-        download_file(str(src.join(MARKER)), tmp / MARKER, client=client)
-        verify_snapshot(tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
+        download_file(str(src.join(MARKER)), dest / MARKER, client=client)
+        verify_snapshot(dest)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(dest, ignore_errors=True)
         raise
     return dest
 
 
+def download_named(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
+                   client: Any = None, endpoint_url: Optional[str] = None) -> Path:
+    """The folder ``<name>.json`` points at, downloaded into ``dest_root/<name>/``."""
+    client = _client(client, endpoint_url)
+    got = read_remote_pointer(s3_prefix, name, client=client)
+    if got is None:
+        raise StorageError(f"{s3_prefix} has no checkpoint named {name}.",
+                           f"list the complete ones with `rectrain ckpt list {s3_prefix}`.")
+    return download_snapshot(s3_prefix, got[0], dest_root, client=client, dest_name=name)
+
+
+def delete_remote_folder(s3_prefix: str, folder: str, *, client: Any = None,
+                         endpoint_url: Optional[str] = None) -> None:
+    """Delete one snapshot folder in S3: its marker first (it stops counting), then the files."""
+    client = _client(client, endpoint_url)
+    uri = S3Uri.parse(s3_prefix).join(folder)
+    marker = uri.join(MARKER)
+    try:
+        client.delete_object(Bucket=marker.bucket, Key=marker.key)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise translate_error(exc, "s3:DeleteObject", str(marker)) from exc
+    delete_prefix(str(uri) + "/", client=client)
+
+
+def remote_folders_of(s3_prefix: str, name: str, *, client: Any = None,
+                      endpoint_url: Optional[str] = None) -> List[str]:
+    """The snapshot folders of checkpoint ``name`` in S3 (complete or not)."""
+    folders, _ = _top_level(_client(client, endpoint_url), S3Uri.parse(s3_prefix))
+    return sorted(f for f in folders if (folder_name_of(f) or (0, ""))[1] == name)
+
+
 def delete_remote(s3_prefix: str, name: str, *, client: Any = None,
                   endpoint_url: Optional[str] = None) -> None:
-    """Delete one checkpoint: marker first, then the files."""
+    """Delete the named checkpoint: its pointer first, then every folder of that name."""
     client = _client(client, endpoint_url)
-    uri = S3Uri.parse(s3_prefix).join(name)
-    marker = uri.join(MARKER)
-    client.delete_object(Bucket=marker.bucket, Key=marker.key)
-    delete_prefix(str(uri) + "/", client=client)
+    pointer = S3Uri.parse(s3_prefix).join(name + POINTER_SUFFIX)
+    try:
+        client.delete_object(Bucket=pointer.bucket, Key=pointer.key)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise translate_error(exc, "s3:DeleteObject", str(pointer)) from exc
+    for folder in remote_folders_of(s3_prefix, name, client=client):
+        delete_remote_folder(s3_prefix, folder, client=client)

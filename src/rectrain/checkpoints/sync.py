@@ -1,27 +1,44 @@
 """Snapshot every checkpoint the engine saves and upload it in the background.
 
 The runner calls :meth:`CheckpointSync.on_save` when the engine logs ``save model in X`` (the
-engine logs it after the last file is written). The checkpoint is copied at once to
-``<checkpoint_dir>/snapshots/<name>/`` with its marker (the engine overwrites ``latest`` and
-``best_accuracy`` in place later), then a worker thread uploads it, marker last.
-``best_of_run/`` keeps the best ``best_accuracy`` of the whole run across resumes.
+engine logs it after the last file is written). The checkpoint is copied at once into a new,
+immutable folder ``<checkpoint_dir>/snapshots/s<step>-<name>-<id>/`` (marker last) and
+``snapshots/<name>.json`` points at it (see ``local``); then a worker thread uploads the
+folder (marker last) and the pointer. An older folder of the same name is deleted, in S3
+and locally, only after a newer one is complete in both. Without ``s3_prefix`` (SageMaker,
+whose own sync copies the folder to S3) the two newest folders of each name are kept.
+``best_of_run`` keeps the best ``best_accuracy`` of the whole run across resumes.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
-from rectrain.checkpoints.local import MARKER, CheckpointInfo, snapshot
-from rectrain.checkpoints.remote import upload_snapshot
+from rectrain.checkpoints.local import (
+    MARKER,
+    CheckpointInfo,
+    copy_snapshot,
+    folder_name_of,
+    pointer_path,
+    read_marker,
+    read_pointer,
+    remove_snapshot,
+    snapshot,
+    stale_folders,
+)
+from rectrain.checkpoints.remote import (
+    delete_remote_folder,
+    remote_folders_of,
+    upload_snapshot,
+)
 from rectrain.checkpoints.run_state import STATE_FILE
-from rectrain.fsutil import sha256_file, write_json_atomic
 from rectrain.logs import get_logger
 from rectrain.storage.s3 import S3Uri, make_client
 from rectrain.storage.transfer import upload_file
@@ -29,6 +46,7 @@ from rectrain.storage.transfer import upload_file
 log = get_logger("checkpoints")
 
 RUN_FILES = ("metrics.jsonl", "problem-log.md", STATE_FILE, "config.yml", "train.log", "curves.png")
+KEEP_LOCAL = 2  # folders per name kept when no S3 upload says which one is safe
 
 
 class CheckpointSync:
@@ -51,41 +69,60 @@ class CheckpointSync:
         self.errors: List[str] = []
         self.checkpoint_errors: List[str] = []  # uploads of checkpoints (not run files)
         self._queue: queue.Queue[Optional[str]] = queue.Queue()
-        self._pending: set = set()
-        self._locks: Dict[str, threading.Lock] = {}
+        self._pending: Set[str] = set()
+        self._lock = threading.Lock()  # snapshot folders are created and deleted under it
         self._client: Any = None
         self._thread: Optional[threading.Thread] = None
-        self._wanted: Dict[str, str] = {}  # name -> sha256 of the newest snapshot's marker
-        self._done: Dict[str, str] = {}  # name -> sha256 of the marker uploaded last
+        self._wanted: Dict[str, str] = {}  # name -> folder of the newest snapshot
+        self._done: Dict[str, str] = {}  # name -> folder uploaded (with its pointer) last
+        self._uploaded: Set[str] = set()  # folders complete in S3
         self._closing = False
         if self.s3_prefix:
             self._client = make_client(endpoint_url)
             self._thread = threading.Thread(target=self._worker, name="ckpt-upload", daemon=True)
             self._thread.start()
 
-    def _lock(self, name: str) -> threading.Lock:
-        return self._locks.setdefault(name, threading.Lock())
-
     # called on the output thread --------------------------------------------------------
     def on_save(self, name: str) -> Optional[CheckpointInfo]:
         """Snapshot checkpoint ``name`` now; queue its upload."""
         try:
-            with self._lock(name):
+            with self._lock:
                 info = snapshot(self.checkpoint_dir, name, self.snap_root, sub_epochs=self.sub_epochs,
                                 run_id=self.run_id)
         except Exception as exc:  # noqa: BLE001 - never kill the run over a snapshot
             self.errors.append(f"snapshot {name}: {exc}")
             log.warning("could not snapshot checkpoint %s: %s", name, exc)
             return None
-        self._want(name, self.snap_root / name)
         if name == "best_accuracy":
             # after a resume the engine's first eval overwrites best_accuracy even when worse:
-            # S3 keeps the better one, best_of_run/ the best of the whole run
+            # S3 keeps the better one, best_of_run the best of the whole run
             if self._maybe_best_of_run(info):
-                self.enqueue(name)
+                self._publish(name, info)
         else:
-            self.enqueue(name)
+            self._publish(name, info)
         return info
+
+    def _publish(self, name: str, info: CheckpointInfo) -> None:
+        if self.s3_prefix:
+            self._wanted[name] = Path(info.location).name
+            self.enqueue(name)
+        else:
+            self._rotate_local(name)
+
+    def _rotate_local(self, name: str) -> None:
+        """Without S3 knowledge: keep the ``KEEP_LOCAL`` newest complete folders of ``name``
+        (SageMaker's sync has surely copied the older of them before the next save)."""
+        with self._lock:
+            dated = []
+            for folder in self.snap_root.iterdir():
+                info = read_marker(folder / MARKER)
+                if info is not None and (folder_name_of(folder) or (0, ""))[1] == name:
+                    dated.append((info.time, folder))
+            dated.sort(reverse=True)
+            if len(dated) < KEEP_LOCAL:
+                return
+            for folder in stale_folders(self.snap_root, name, dated[KEEP_LOCAL - 1][1]):
+                remove_snapshot(folder)
 
     def _maybe_best_of_run(self, info: CheckpointInfo) -> bool:
         value = info.metric.get(self.main_indicator)
@@ -95,47 +132,18 @@ class CheckpointSync:
             log.info("best_accuracy after resume (%s %.4f) is below the run's best %.4f: "
                      "best_of_run kept", self.main_indicator, value, self.best_so_far)
             return False
-        src = self.snap_root / "best_accuracy"
-        dest = self.checkpoint_dir / "best_of_run"
-        with self._lock("best_of_run"):
-            # files renamed best_of_run.* so the folder reads like any checkpoint kept in its
-            # own folder (<dir>/best_of_run/best_of_run.pdparams)
-            tmp = dest.with_name(".best_of_run.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            marker = json.loads((src / MARKER).read_text(encoding="utf-8"))
-            files = {}
-            for fname, meta in marker["files"].items():
-                new = "best_of_run" + fname[len("best_accuracy"):]
-                shutil.copy2(src / fname, tmp / new)
-                files[new] = meta
-            marker.update(name="best_of_run", location=str(dest), files=files,
-                          engine_prefix="best_of_run")
-            write_json_atomic(tmp / MARKER, marker)
-            old = dest.with_name(".best_of_run.old")
-            shutil.rmtree(old, ignore_errors=True)
-            if dest.exists():
-                dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
-        self._want("best_of_run", dest)
+        with self._lock:
+            best = copy_snapshot(info.location, self.snap_root, "best_of_run")
         self.best_so_far = float(value)
         if self.on_best:
             self.on_best(info)
-        self.enqueue("best_of_run")
+        self._publish("best_of_run", best)
         return True
 
-    def _want(self, name: str, folder: Path) -> None:
-        if self.s3_prefix:
-            try:
-                self._wanted[name] = sha256_file(folder / MARKER)
-            except OSError:
-                pass
-
     def missing(self) -> List[str]:
-        """The checkpoints whose newest snapshot is not in S3 (``s3://.../<name>/``)."""
-        return [f"{self.s3_prefix}/{name}/" for name, sha in sorted(self._wanted.items())
-                if self._done.get(name) != sha]
+        """The checkpoints whose newest snapshot is not in S3 (``s3://.../<folder>/``)."""
+        return [f"{self.s3_prefix}/{folder}/ ({name})" for name, folder in sorted(self._wanted.items())
+                if self._done.get(name) != folder]
 
     def enqueue(self, name: str) -> None:
         if not self.s3_prefix or name in self._pending:
@@ -167,28 +175,45 @@ class CheckpointSync:
         if name in ("_run_files", "_all_run_files"):
             self.upload_run_files(with_log=name == "_all_run_files")
             return
-        folder = self.checkpoint_dir / "best_of_run" if name == "best_of_run" else self.snap_root / name
-        # hard-link the snapshot's files under the lock (instant), upload without it: a new
-        # snapshot of the same name (new files, new inodes) never waits for the network
-        staging = self.snap_root / f".upload-{name}"
-        with self._lock(name):
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            for path in folder.iterdir():
-                try:
-                    os.link(path, staging / path.name)
-                except OSError:
-                    shutil.copy2(path, staging / path.name)
+        prefix = self.s3_prefix or ""
+        with self._lock:  # the pointer as it is now (a copy: a newer save may move it)
+            got = read_pointer(self.snap_root, name)
+            fd, pointer_copy = tempfile.mkstemp(prefix=f"rectrain-{name}-", suffix=".json")
+            os.close(fd)
+            shutil.copyfile(pointer_path(self.snap_root, name), pointer_copy)
         try:
-            marker_sha = sha256_file(staging / MARKER)
-            keys = upload_snapshot(staging, self.s3_prefix or "", client=self._client, name=name)
+            if got is None:
+                raise FileNotFoundError(f"no pointer {pointer_path(self.snap_root, name)}")
+            folder = got[0]
+            if folder.name not in self._uploaded:  # folders never change: once is enough
+                self.uploaded_keys.extend(upload_snapshot(folder, prefix, client=self._client))
+                self._uploaded.add(folder.name)
+            uri = S3Uri.parse(prefix).join(pointer_path(self.snap_root, name).name)
+            upload_file(pointer_copy, str(uri), client=self._client)
+            self.uploaded_keys.append(uri.key)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        self._done[name] = marker_sha
-        self.uploaded_keys.extend(keys)
-        log.debug("uploaded checkpoint %s to %s/%s", name, self.s3_prefix, name)
+            os.unlink(pointer_copy)
+        self._done[name] = folder.name
+        log.debug("uploaded checkpoint %s (%s) to %s", name, folder.name, prefix)
+        self._retire(name, folder)
         if self._queue.qsize() == 0:  # the run files once the backlog is uploaded
             self.upload_run_files()
+
+    def _retire(self, name: str, current: Path) -> None:
+        """``current`` is complete locally and in S3: delete the older folders of ``name``,
+        in S3 (marker first) and then locally."""
+        step = (folder_name_of(current) or (0, ""))[0]
+        with self._lock:
+            local_old = stale_folders(self.snap_root, name, current)
+            newer = {f.name for f in self.snap_root.iterdir()} - {f.name for f in local_old}
+        for remote in remote_folders_of(self.s3_prefix or "", name, client=self._client):
+            parsed = folder_name_of(remote)
+            if remote != current.name and remote not in newer and parsed and parsed[0] <= step:
+                delete_remote_folder(self.s3_prefix or "", remote, client=self._client)
+                self._uploaded.discard(remote)
+        with self._lock:
+            for folder in local_old:
+                remove_snapshot(folder)
 
     def upload_run_files(self, with_log: bool = False) -> None:
         """metrics.jsonl, problem-log.md, run-state.json, ... beside the checkpoints
@@ -227,8 +252,8 @@ class CheckpointSync:
         self._closing = True
         done = self.flush(timeout)
         if retry and done and self.missing():
-            for name in list(self._wanted):
-                if self._done.get(name) != self._wanted[name]:
+            for name, folder in list(self._wanted.items()):
+                if self._done.get(name) != folder:
                     self.enqueue(name)
             done = self.flush(max(1.0, deadline - time.monotonic()))
         if self._thread is not None:

@@ -19,15 +19,24 @@ from typing import Any, List, Optional, Tuple
 from rectrain.checkpoints.local import (
     ENGINE_NAME_RE,
     MARKER,
+    POINTER_SUFFIX,
     SUFFIXES,
     CheckpointInfo,
     engine_prefix,
+    folder_name_of,
     info_from_states,
+    pointer_path,
     read_marker,
+    read_pointer,
     read_states,
     verify_snapshot,
 )
-from rectrain.checkpoints.remote import download_snapshot, is_not_found, read_remote_marker, scan_remote
+from rectrain.checkpoints.remote import (
+    download_snapshot,
+    is_not_found,
+    read_remote_pointer,
+    scan_remote,
+)
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
@@ -74,12 +83,13 @@ def scan_checkpoints(checkpoint_dir: Path, checkpoint_s3: Optional[str] = None, 
     snap_root = checkpoint_dir / "snapshots"
     if snap_root.is_dir():
         for folder in sorted(snap_root.iterdir()):
-            if folder.name.startswith(".") or not folder.is_dir():
-                continue  # staging / temporary copies, never complete
+            parsed = folder_name_of(folder)
+            if parsed is None or not folder.is_dir():
+                continue
             marker = folder / MARKER
-            item = Found(str(folder), "snapshot", folder.name, ref=folder)
+            item = Found(str(folder), "snapshot", parsed[1], ref=folder)
             if not marker.exists():
-                item.problem = f"no {MARKER} (the snapshot was interrupted)"
+                item.problem = f"no {MARKER} (the copy was interrupted)"
             else:
                 item.info = read_marker(marker)
                 if item.info is None:
@@ -98,14 +108,11 @@ def scan_checkpoints(checkpoint_dir: Path, checkpoint_s3: Optional[str] = None, 
             item.problem = ("the engine's own files, without rectrain's completion marker "
                             "(only verified snapshots are resumed from)")
         found.append(item)
-    for dirpath in (checkpoint_dir / "best_of_run",):
-        if (dirpath / MARKER).exists():
-            found.append(Found(str(dirpath), "snapshot", "best_of_run", read_marker(dirpath / MARKER),
-                               ref=dirpath))
     if checkpoint_s3:
         for remote in scan_remote(checkpoint_s3, endpoint_url=endpoint_url):
-            found.append(Found(remote.uri, "s3", remote.name, remote.info, remote.problem,
-                               ref=remote.name))
+            parsed = folder_name_of(remote.name)
+            found.append(Found(remote.uri, "s3", parsed[1] if parsed else remote.name, remote.info,
+                               remote.problem, ref=remote.name))
     return found
 
 
@@ -133,7 +140,8 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
                 and item.info.run_id != run_id:
             item.problem = f"written by another run ({item.info.run_id}; this run is {run_id})"
     usable = [f for f in relevant if not f.problem and f.info is not None]
-    usable.sort(key=lambda f: (f.step, f.kind == "snapshot"), reverse=True)
+    usable.sort(key=lambda f: (f.step, f.kind == "snapshot", f.info.time if f.info else 0.0),
+                reverse=True)
     for item in usable:
         try:
             if item.kind == "snapshot":
@@ -255,11 +263,15 @@ def _restore_from_s3(run_dir: Path, checkpoint_dir: Path, checkpoint_s3: str,
                 if not is_not_found(exc):  # AccessDenied, timeouts: say so, never start over
                     raise
                 log.debug("no %s in %s (a first attempt)", fname, base)
-    if (checkpoint_dir / "best_of_run" / MARKER).exists():
+    snap_root = checkpoint_dir / "snapshots"
+    if read_pointer(snap_root, "best_of_run") is not None:
         return
     try:
-        if read_remote_marker(str(base.join("best_of_run", MARKER)), endpoint_url=endpoint_url):
-            download_snapshot(checkpoint_s3, "best_of_run", checkpoint_dir, endpoint_url=endpoint_url)
+        got = read_remote_pointer(checkpoint_s3, "best_of_run", endpoint_url=endpoint_url)
+        if got is not None:
+            download_snapshot(checkpoint_s3, got[0], snap_root, endpoint_url=endpoint_url)
+            download_file(str(base.join("best_of_run" + POINTER_SUFFIX)),
+                          pointer_path(snap_root, "best_of_run"), endpoint_url=endpoint_url)
     except IntegrityError as exc:  # damaged: the run goes on; run-state.json keeps the best value
         log.warning("the run's best model in S3 cannot be restored: %s A better one replaces it; "
                     "the metric to beat stays the one in run-state.json.", exc)

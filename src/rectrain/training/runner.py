@@ -12,7 +12,8 @@ Run folder (``run_dir``)::
     metrics.jsonl    one JSON record per train/eval/save line (appended, never truncated)
     config.yml       a copy of the config; run-state.json: K, segments, best of the run
     checkpoints/     Global.save_model_dir (or ``checkpoint_dir``): the engine's files,
-                     snapshots/<name>/ (verified copies, marker last), best_of_run/
+                     snapshots/s<step>-<name>-<id>/ (immutable verified copies, marker
+                     last) and snapshots/<name>.json (latest, best_accuracy, best_of_run, ...)
     problem-log.md   classified failures; curves.png at the end
 """
 
@@ -27,7 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
-from rectrain.checkpoints.local import ENGINE_NAME_RE, MARKER, CheckpointInfo
+from rectrain.checkpoints.local import (
+    ENGINE_NAME_RE,
+    MARKER,
+    CheckpointInfo,
+    engine_prefix,
+    read_pointer,
+)
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.checkpoints.sync import CheckpointSync
 from rectrain.engine import find_engine
@@ -355,11 +362,12 @@ def _result(run: Path, ckdir: Path, tracker: MetricsTracker, plan: TrainPlan) ->
                          global_step=tracker.global_step,
                          epoch=tracker.last_train.get("epoch", 0) if tracker.last_train else 0,
                          metrics_path=run / "metrics.jsonl", plan=plan)
-    best = ckdir / "best_of_run" / "best_of_run"
-    if (best.parent / MARKER).exists():
-        result.best_checkpoint = best
+    best = read_pointer(ckdir / "snapshots", "best_of_run")
+    if best is not None and (best[0] / MARKER).exists():
+        result.best_checkpoint = engine_prefix(best[0])
     elif (ckdir / "best_accuracy.states").exists():
         result.best_checkpoint = ckdir / "best_accuracy"
-    latest = ckdir / "snapshots" / "latest" / "latest"
-    result.latest_checkpoint = latest if (latest.parent / MARKER).exists() else None
+    latest = read_pointer(ckdir / "snapshots", "latest")
+    result.latest_checkpoint = engine_prefix(latest[0]) if latest and (latest[0] / MARKER).exists() \
+        else None
     return result
