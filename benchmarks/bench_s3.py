@@ -31,9 +31,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from rectrain.storage.pack import pack_dataset  # noqa: E402
+from rectrain.storage.pull import pull  # noqa: E402
+from rectrain.storage.push import push  # noqa: E402
 from rectrain.storage.s3 import make_client  # noqa: E402
 from rectrain.storage.server import SeaweedServer  # noqa: E402
-from rectrain.storage.transfer import pull, push  # noqa: E402
 
 
 def make_files(root: Path, count: int, size: int) -> int:

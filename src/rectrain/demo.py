@@ -23,6 +23,7 @@ from rectrain.data.dictionary import check_dictionary
 from rectrain.data.fonts import packaged_font_files
 from rectrain.data.synth import Effects, synthesize, thai_words
 from rectrain.data.validate import validate_recognition_annotation_format
+from rectrain.demo_steps import cut_short_line, estimate_line, step_schedule
 from rectrain.engine import find_engine
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import write_json_atomic, write_text_atomic
@@ -30,9 +31,9 @@ from rectrain.logs import get_logger
 from rectrain.model.evaluate import evaluate_model
 from rectrain.model.export import export_model
 from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
+from rectrain.storage.objects import delete_prefix, list_objects
 from rectrain.storage.s3 import make_client
 from rectrain.storage.server import start_embedded
-from rectrain.storage.transfer import delete_prefix, list_objects
 from rectrain.training.runner import start_recognition_training
 
 log = get_logger("demo")
@@ -56,6 +57,10 @@ class DemoPlan:
     batch_size: int = 32
     lr: float = 0.005
     image_height: int = 32
+    # A fixed number of steps (rounded up to whole epochs: 10 x 93 = 930), whatever the machine
+    # load; 0.54 s/step measured on 2 idle cores (docs/problem-log.md). See demo_steps.py.
+    train_steps: int = 900
+    seconds_per_step: float = 0.54
     # The crnn-mv3 preset, made smaller for 2 CPU cores: MobileNetV3 small and a 48-unit BiLSTM.
     # Measured here: held-out word accuracy 0.69 after 400 steps (see docs/problem-log.md).
     overrides: Tuple[str, ...] = (
@@ -113,16 +118,18 @@ def _reset(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int = 0,
+def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *, seed: int = 0,
              endpoint_url: Optional[str] = None, resume: bool = False,
              plan: Optional[DemoPlan] = None, display: str = "rich") -> Dict[str, object]:
-    """Run the demo; returns the report (also written to ``workdir/report.json``)."""
+    """Run the demo; returns the report (also written to ``workdir/report.json``).
+    ``minutes`` is an optional cap on the whole demo; training is ``plan.train_steps`` steps."""
     plan = plan or DemoPlan()
     started = time.monotonic()
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     engine = find_engine()
-    budget_s = minutes * 60.0
+    sched = step_schedule(plan.train_images, plan.batch_size, plan.train_steps)
+    log.info("      %s", estimate_line(sched, plan.seconds_per_step, minutes))
 
     with ExitStack() as stack:
         # a. synthetic dataset, with held-out words never seen in training
@@ -186,23 +193,26 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
         if not resume:
             _reset(run_dir)
             delete_prefix(ckpt_uri, endpoint_url=endpoint)
-        train_budget_s = max(60.0, budget_s - (time.monotonic() - started) - 90.0)
-        epochs = _epochs_for_budget(train_budget_s, plan)
+        cap_s = None if minutes is None else max(60.0, minutes * 60 - (time.monotonic() - started) - 90.0)
+        epochs = sched.schedule_epochs
         built = create_recognition_training_config(
             "crnn-mv3", [str(data / "train" / "labels.txt")], [str(data / "val" / "labels.txt")],
             str(dict_path), str(work / "config.yml"), epochs=epochs, lr=plan.lr,
             batch_size=plan.batch_size, device="cpu", overrides=plan.overrides)
         log.info("[4/7] built %s from the crnn-mv3 preset (schedule of %d epochs; training stops "
-                 "at the time budget)", built.path, epochs)
+                 "after %d steps)", built.path, epochs, sched.steps)
 
         # e./f. train on the CPU; checkpoints go to S3 as they appear
-        log.info("[5/7] training on the CPU for at most %.1f minutes", train_budget_s / 60)
+        log.info("[5/7] training on the CPU: %d steps", sched.steps)
         t0 = time.monotonic()
         result = start_recognition_training(
             str(built.path), str(run_dir), device="cpu", checkpoint_s3=ckpt_uri,
             endpoint_url=endpoint, resume=resume, display=display,
-            max_seconds=train_budget_s)
+            max_seconds=cap_s, stop_at_step=sched.steps)
         train_seconds = time.monotonic() - t0
+        cut_short = cut_short_line(result.global_step, sched, minutes)
+        if cut_short:
+            log.warning("%s", cut_short)
 
         # g. export with the engine's exporter, evaluate the exported model on held-out words
         model_dir = work / "model"
@@ -226,6 +236,8 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
         "samples_train": plan.train_images,
         "samples_val": evaluation.total,
         "global_step": result.global_step,
+        "planned_steps": sched.steps,
+        "cut_short": bool(cut_short),
         "epochs": epochs,
         "s3_endpoint": endpoint,
         "s3_checkpoint_keys": keys,
@@ -239,16 +251,3 @@ def run_demo(workdir: str = "rectrain-demo", minutes: float = 10.0, *, seed: int
     log.info("      report: %s", work / "report.json")
     log.info("      curves: %s", work / "curves.png")
     return report_data
-
-
-def _epochs_for_budget(seconds: float, plan: DemoPlan, samples_per_second: float = 45.0) -> int:
-    """Epochs for the learning-rate schedule: three times what fits the budget at a
-    conservative 2-core CPU speed. The runner stops at the time limit, so the cosine schedule
-    is still high when the demo ends: on this budget a decayed schedule stalls (held-out word
-    accuracy 0.05 after 651 steps) where a high one learns (0.76 after the same 651 steps;
-    see docs/problem-log.md)."""
-    fits = int(seconds * samples_per_second / plan.train_images)
-    if fits < 1:
-        raise UserError(f"a {seconds:.0f}-second training budget is too short for the demo",
-                        "pass --minutes 5 or more.")
-    return 3 * fits

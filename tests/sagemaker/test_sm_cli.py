@@ -69,25 +69,39 @@ def test_image_prints_ecr_commands():
                      "--tag", "v1")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    uri = "123456789012.dkr.ecr.ap-southeast-1.amazonaws.com/rectrain:v1"
+    uri = "123456789012.dkr.ecr.ap-southeast-1.amazonaws.com/rectrain:v1-cu118"
     assert "aws ecr create-repository --region ap-southeast-1 --repository-name rectrain" in out
     registry = "123456789012.dkr.ecr.ap-southeast-1.amazonaws.com"
     assert f"docker login --username AWS --password-stdin {registry}" in out
-    assert "docker build --platform linux/amd64 -f " in out and f"-t {uri}" in out
+    assert "docker build --platform linux/amd64 --build-arg CUDA_IMAGE=nvidia/cuda:11.8" in out
+    assert "--build-arg CUDA_VERSION=11.8" in out and f"-t {uri}" in out
     assert f"docker push {uri}" in out
+    hopper = _rectrain("sagemaker", "image", "--account", "123456789012", "--region", "us-east-1",
+                       "--instance-type", "ml.p5.48xlarge")
+    assert hopper.returncode == 0 and "--build-arg CUDA_VERSION=12.9" in hopper.stdout
+    assert ":0." in hopper.stdout and "-cu129 " in hopper.stdout
+    arm = _rectrain("sagemaker", "image", "--account", "1", "--region", "us-east-1",
+                    "--instance-type", "ml.p6e-gb200.36xlarge")
+    assert arm.returncode == 2 and "arm64" in arm.stderr
 
 
 def test_dockerfile_contract():
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[2] / "docker" / "Dockerfile").read_text(encoding="utf-8")
-    assert "FROM ${PADDLE_IMAGE}" in text and "paddlepaddle/paddle:" in text and "-gpu-cuda" in text
-    assert 'unstructured-paddleocr==${ENGINE_VERSION}' in text and "ARG ENGINE_VERSION=2.10.0" in text
+    assert "FROM ${CUDA_IMAGE}" in text and "ARG CUDA_IMAGE=nvidia/cuda:11.8.0-cudnn8-runtime" in text
+    assert "ARG PYTHON_VERSION=" in text and "uv python install ${PYTHON_VERSION}" in text
+    # exactly the tested pins, through the constraints file, for every pip install
+    installs = [line for line in text.splitlines() if "pip install" in line and "uv pip" not in line]
+    assert installs and all("-c constraints.txt" in line for line in installs)
+    assert "paddlepaddle-gpu" in text and '"${PADDLE_INDEX}"' in text
+    # checks at build time: the CUDA build and version of Paddle, OpenCV's import (libGL)
+    assert "is_compiled_with_cuda" in text and "paddle.version.cuda()" in text
+    assert "import cv2" in text and "libgl1" in text and "pip check" in text
     # exec form (no shell in between): tini forwards SIGTERM to rectrain
     assert 'ENTRYPOINT ["/usr/bin/tini", "--", "rectrain", "sagemaker", "entrypoint"]' in text
     assert 'CMD ["train"]' in text
-    assert "is_compiled_with_cuda" in text
-    assert "[engine]" not in text.replace("without the [engine] extra", "")
+    assert "[engine]" not in text.replace("The [engine] extra is not used", "")
 
 
 def test_entrypoint_accepts_sagemakers_train_argument(tmp_path):

@@ -60,12 +60,19 @@ def test_two_host_distributed_launch():
     resource = parse_resource_config(TWO_HOSTS, env={})
     assert resource.sorted_hosts == ["algo-1", "algo-2"] and resource.host_index == 1
     assert not resource.is_master
-    plan = distributed_plan(resource, gpu_count=4)
-    assert (plan.nnodes, plan.node_rank, plan.master, plan.gpus) == (2, 1, "algo-1:29500", [0, 1, 2, 3])
-    assert plan.launch_args() == ["--gpus", "0,1,2,3", "--master", "algo-1:29500", "--nnodes", "2",
+    plan = distributed_plan(resource, gpu_count=4, master_address="10.0.1.5", host_address="10.0.1.6")
+    assert (plan.nnodes, plan.node_rank, plan.master, plan.gpus) == (2, 1, "10.0.1.5:29500", [0, 1, 2, 3])
+    assert plan.launch_args() == ["--gpus", "0,1,2,3", "--master", "10.0.1.5:29500", "--nnodes", "2",
                                   "--rank", "1"]
-    first = distributed_plan(parse_resource_config({**TWO_HOSTS, "current_host": "algo-1"}, env={}), 4)
-    assert first.node_rank == 0 and first.master == "algo-1:29500"
+    assert plan.launcher_env() == {"POD_IP": "10.0.1.6"}
+    first = distributed_plan(parse_resource_config({**TWO_HOSTS, "current_host": "algo-1"}, env={}), 4,
+                             master_address="10.0.1.5")
+    assert first.node_rank == 0 and first.master == "10.0.1.5:29500"
+    # a host name as the master hangs every host in Paddle's launcher: refused
+    with pytest.raises(ValueError, match="IPv4"):
+        distributed_plan(resource, 4, master_address="algo-1")
+    with pytest.raises(ValueError, match="IPv4"):
+        distributed_plan(resource, 4)
     # the engine command the runner builds from the plan
     engine = Engine(root=Path("/engine"), kind="checkout", version="2.10", python="python3")
     argv, env = engine_command(engine, "train", "/cfg.yml", gpus=plan.gpus, nnodes=plan.nnodes,

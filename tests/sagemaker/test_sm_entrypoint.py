@@ -76,7 +76,15 @@ def test_gpu_instance_with_a_cpu_paddle_fails_fast(monkeypatch):
 
     if paddle_build().cuda_build:
         pytest.skip("this machine has a CUDA build of Paddle")
+    import rectrain.gpu as gpu
+
     started = time.monotonic()
+    if not gpu.query_gpus().gpus:  # no GPU here: NVML is asked first, and says so
+        with pytest.raises(EnvironmentProblem, match="NVML sees none"):
+            check_gpu("ml.g5.xlarge")
+        # NVML as on a g5 (the one fake: there is no GPU here); the Paddle probe is real
+        monkeypatch.setattr(gpu, "query_gpus", lambda: gpu.GpuReport(
+            gpus=[gpu.GpuInfo(0, "NVIDIA A10G", 23028, 0)], driver_version="550.0"))
     with pytest.raises(EnvironmentProblem, match="CPU-only Paddle") as info:
         check_gpu("ml.g5.xlarge")
     assert time.monotonic() - started < 60
@@ -140,3 +148,18 @@ def test_label_file_detection(tmp_path):
     assert find_label_file(tmp_path, "train", "b.txt").name == "b.txt"
     with pytest.raises(DataError, match="not in the train channel"):
         find_label_file(tmp_path, "train", "c.txt")
+
+
+def test_gpu_operation_check_reports_paddles_own_error():
+    """The one real GPU operation, run with this machine's CPU build of Paddle: it fails in
+    seconds with Paddle's message and the fix (on a GPU without kernels it fails the same way)."""
+    from rectrain.gpu import paddle_build
+    from rectrain.sagemaker.startup import gpu_operation_check
+
+    if paddle_build().cuda_build:
+        pytest.skip("this machine has a CUDA build of Paddle (test_gpu_instance_sees_its_gpus runs the op)")
+    started = time.monotonic()
+    with pytest.raises(EnvironmentProblem, match="one GPU operation failed in Paddle") as info:
+        gpu_operation_check()
+    assert time.monotonic() - started < 90
+    assert "gpu" in str(info.value).lower() and "--instance-type" in info.value.fix

@@ -96,6 +96,14 @@ def test_interrupted_twice_then_finished(s3_server, s3_client, s3_bucket, tmp_pa
     # the checkpoints are in S3 for the next restart / download
     restored = download_prefix(s3_client, result.checkpoint_s3, tmp_path / "ck")
     assert restored > 0 and list((tmp_path / "ck").rglob("*.pdparams"))
+    # TensorBoard events of every attempt, uploaded as TensorBoardOutputConfig says, read with
+    # TensorBoard's own reader: one history of all 96 steps
+    tb = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    n = download_prefix(s3_client, f"s3://{s3_bucket}/jobs/{result.job_name}/tensorboard", tmp_path / "tb")
+    assert n >= 3  # one events file per attempt
+    events = tb.EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert {e.step for e in events.Scalars("train/loss")} == set(range(1, 97))
 
 
 @pytest.mark.slow

@@ -6,7 +6,8 @@ import pytest
 
 from rectrain.errors import PermissionProblem
 from rectrain.storage.check import check_s3_access
-from rectrain.storage.transfer import list_objects, push
+from rectrain.storage.objects import list_objects
+from rectrain.storage.push import push
 
 from .helpers import make_tree
 

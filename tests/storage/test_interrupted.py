@@ -11,8 +11,10 @@ import pytest
 
 from rectrain.errors import StorageError
 from rectrain.storage.manifest import MANIFEST_NAME, Manifest
+from rectrain.storage.objects import list_objects
+from rectrain.storage.pull import pull
+from rectrain.storage.push import push
 from rectrain.storage.server import SeaweedServer
-from rectrain.storage.transfer import list_objects, pull, push
 
 from .helpers import make_tree, tree_digest
 

@@ -7,8 +7,10 @@ import pytest
 
 from rectrain.errors import ConfigError, DataError, IntegrityError
 from rectrain.storage.manifest import MANIFEST_NAME, Manifest
-from rectrain.storage.pack import pack_dataset, parse_size, unpack_dataset
-from rectrain.storage.transfer import list_objects, pull, push
+from rectrain.storage.objects import list_objects
+from rectrain.storage.pack import pack_dataset, parse_size
+from rectrain.storage.pull import pull, unpack_dataset
+from rectrain.storage.push import push
 
 from .helpers import make_tree, tree_digest
 

@@ -4,7 +4,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from rectrain.errors import IntegrityError, PermissionProblem, StorageError
-from rectrain.storage.s3 import S3Uri, iam_statement, make_client, translate_error
+from rectrain.storage.aws_errors import iam_statement, translate_error
+from rectrain.storage.s3 import S3Uri, make_client
 
 
 def test_s3uri_parse_join_and_prefix():

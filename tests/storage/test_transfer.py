@@ -4,15 +4,10 @@ import pytest
 
 from rectrain.errors import DataError, IntegrityError, StorageError
 from rectrain.storage.manifest import MANIFEST_NAME, Manifest, check_relpath
+from rectrain.storage.objects import delete_prefix, download_file, list_objects, upload_file
+from rectrain.storage.pull import pull
+from rectrain.storage.push import push
 from rectrain.storage.s3 import make_client
-from rectrain.storage.transfer import (
-    delete_prefix,
-    download_file,
-    list_objects,
-    pull,
-    push,
-    upload_file,
-)
 
 from .helpers import make_tree, tree_digest
 
@@ -113,8 +108,9 @@ def test_prefix_is_a_folder_not_a_string_prefix(s3_client, s3_bucket, tmp_path):
 )
 def test_keys_escaping_the_destination_are_refused(tmp_path, bad_rel):
     """SeaweedFS itself refuses such keys, so the planner is fed a listing as AWS S3 could return it."""
+    from rectrain.storage.objects import ObjectInfo
+    from rectrain.storage.pull import _plan_pull
     from rectrain.storage.s3 import S3Uri
-    from rectrain.storage.transfer import ObjectInfo, _plan_pull
 
     remote = {"fine.txt": ObjectInfo("data/fine.txt", 2, "x"), bad_rel: ObjectInfo("data/" + bad_rel, 4, "y")}
     with pytest.raises(DataError) as info:

@@ -30,8 +30,9 @@ from rectrain.checkpoints.local import (
 )
 from rectrain.errors import IntegrityError, StorageError
 from rectrain.logs import get_logger
-from rectrain.storage.s3 import S3Uri, error_code, make_client, translate_error
-from rectrain.storage.transfer import delete_prefix, download_file, list_objects, upload_file
+from rectrain.storage.aws_errors import error_code, translate_error
+from rectrain.storage.objects import delete_prefix, download_file, list_objects, upload_file
+from rectrain.storage.s3 import S3Uri, make_client
 
 log = get_logger("checkpoints")
 

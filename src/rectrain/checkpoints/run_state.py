@@ -38,6 +38,7 @@ class RunState:
     checkpoint_s3: Optional[str] = None
     updated: float = 0.0
     history: list = field(default_factory=list)
+    tracking: dict = field(default_factory=dict)  # rectrain.tracking: the MLflow run id, ...
 
     @classmethod
     def load(cls, path: Union[str, Path]) -> Optional[RunState]:

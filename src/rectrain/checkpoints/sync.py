@@ -40,8 +40,8 @@ from rectrain.checkpoints.remote import (
 )
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.logs import get_logger
+from rectrain.storage.objects import upload_file
 from rectrain.storage.s3 import S3Uri, make_client
-from rectrain.storage.transfer import upload_file
 
 log = get_logger("checkpoints")
 

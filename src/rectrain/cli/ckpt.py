@@ -1,4 +1,4 @@
-"""CLI wiring for `rectrain ckpt list|pull|push|prune`."""
+"""CLI wiring for `rectrain ckpt list|pull|push|prune` (extend-dict, download: ckpt_weights.py)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,9 @@ def register(sub) -> None:  # noqa: ANN001
     prune.add_argument("--dry-run", action="store_true")
     prune.add_argument("--endpoint-url")
     prune.set_defaults(func=handle_prune)
+    from rectrain.cli import ckpt_weights
+
+    ckpt_weights.register(ck)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 

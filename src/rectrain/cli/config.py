@@ -26,7 +26,11 @@ def register(sub) -> None:  # noqa: ANN001
                     "changed consistently, plus OUT.base.yml (the base as it was) and "
                     "OUT.diff.md (field, old, new, why).")
     b.add_argument("--base", required=True, help="preset name (rectrain config presets) or YAML")
-    b.add_argument("--train-labels", nargs="+", required=True, metavar="FILE")
+    b.add_argument("--train-labels", nargs="+", action="extend", required=True, metavar="FILE",
+                   help="one or more label files (repeat the option or list them)")
+    b.add_argument("--ratio", default=None, metavar="R1,R2,...",
+                   help="share of each --train-labels file drawn per epoch, in (0,1] (the "
+                        "engine's ratio_list), e.g. 1,0.3")
     b.add_argument("--val-labels", nargs="+", required=True, metavar="FILE")
     b.add_argument("--dict", dest="dict_path", required=True, metavar="FILE",
                    help="character dictionary (one class per line)")
@@ -43,6 +47,9 @@ def register(sub) -> None:  # noqa: ANN001
     b.add_argument("--image-shape", default=None, metavar="C,H,W")
     b.add_argument("--pretrained", default=None, metavar="PATH",
                    help="weights (.pdparams) to start from")
+    b.add_argument("--base-dict", default=None, metavar="FILE",
+                   help="the dictionary the --pretrained weights were trained with, when --dict "
+                        "appends characters to it: the head is grown (old classes kept)")
     b.add_argument("--allow-new-head", action="store_true",
                    help="accept pretrained weights whose head does not fit the dictionary "
                         "(the head is re-initialized)")
@@ -110,7 +117,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         image_shape=args.image_shape, pretrained=args.pretrained, amp=args.amp,
         device=args.device, overrides=args.overrides, check_data=args.check_data,
         paddleocr_dir=args.paddleocr_dir, allow_new_head=args.allow_new_head,
-        val_images_root=args.val_images_root)
+        val_images_root=args.val_images_root, base_dict=args.base_dict, ratio=args.ratio)
     if args.json:
         print(json.dumps({"path": str(result.path), "base": str(result.base_path),
                           "diff": str(result.diff_path), "source": result.source,
@@ -125,6 +132,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     out.write(f"data: {st.get('train_samples')} train / {st.get('eval_samples')} eval samples, "
               f"{st.get('num_classes')} classes, {st.get('steps_per_epoch_1card')} steps per "
               f"epoch on 1 card; engine {st.get('engine')}\n")
+    if st.get("official_dictionary"):
+        out.write(f"dictionary: {st['official_dictionary']}\n")
     if result.warnings:
         out.write(f"{len(result.warnings)} warning(s) (also in the diff file)\n")
     return EXIT_OK

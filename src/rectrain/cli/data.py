@@ -103,6 +103,9 @@ def cmd_dict(args: argparse.Namespace) -> int:
     if args.base:
         print(f"{args.out}: {res.base_count} entries kept from {args.base}, {len(res.added)} new "
               f"character(s) appended: {''.join(res.added)[:80]}")
+        from rectrain.data.official_dicts import grow_hint
+
+        print(grow_hint(args.base, args.out, bool(res.added)))
     else:
         print(f"{args.out}: {len(res.chars)} characters, one code point per line.")
     if res.has_space:

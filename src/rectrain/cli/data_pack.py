@@ -60,7 +60,7 @@ def cmd_pack(args: Any) -> int:
 
 
 def cmd_unpack(args: Any) -> int:
-    from rectrain.storage.pack import unpack_dataset  # lazy: keeps `rectrain --help` fast
+    from rectrain.storage.pull import unpack_dataset  # lazy: keeps `rectrain --help` fast
 
     result = unpack_dataset(
         args.dir,

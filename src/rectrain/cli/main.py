@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "config",
     "train",
     "monitor",
+    "runs",
     "ckpt",
     "model",
     "sagemaker",

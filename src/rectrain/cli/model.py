@@ -29,6 +29,9 @@ def register(sub) -> None:  # noqa: ANN001
                    "(default: the label file's folder)")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write the full report as JSON")
     p.add_argument("--grid", metavar="OUT.png", help="write a PNG grid of the worst samples")
+    p.add_argument("--report", metavar="DIR", help="write an error report (index.md, index.html, "
+                   "figures, evaluation.json): confusions, CER by length, errors by character class")
+    p.add_argument("--run-dir", help="the training run: also log the report to its MLflow run")
     p.add_argument("--worst", type=int, default=24, help="samples in the grid (default 24)")
     p.add_argument("--top", type=int, default=10, help="confused pairs to print (default 10)")
     p.add_argument("--keep-spaces", action="store_true",
@@ -65,6 +68,10 @@ def _export(args) -> int:  # noqa: ANN001
     print(f"exported {ckpt['path']} (epoch {ckpt.get('epoch')}, step {ckpt.get('global_step')}"
           + (f", eval acc {metrics['acc']:.4f}" if "acc" in metrics else "") + f") to {out}")
     print(model_summary(info))
+    if args.run_dir:  # the exported model to the run's MLflow run, when it is tracked
+        from rectrain.tracking import attach_to_run
+
+        attach_to_run(args.run_dir, [out], subdir="model")
     return EXIT_OK
 
 
@@ -76,6 +83,16 @@ def _evaluate(args) -> int:  # noqa: ANN001
                             batch_size=args.batch_size, ignore_space=not args.keep_spaces,
                             worst=args.worst, use_gpu=_use_gpu(args.device))
     print(report.summary(top=args.top))
+    if args.report:
+        from rectrain.model.report import write_error_report
+
+        files = write_error_report(report, args.report, worst=args.worst)
+        print(f"error report: {files['markdown']} (and {files['html'].name}, figures, evaluation.json)")
+        if args.run_dir:
+            from rectrain.tracking import attach_to_run
+
+            attach_to_run(args.run_dir, [args.report], subdir="evaluation",
+                          metrics={"test/word_accuracy": report.word_accuracy, "test/cer": report.cer})
     return EXIT_OK
 
 

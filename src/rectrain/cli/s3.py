@@ -136,7 +136,7 @@ def _progress(args: Any) -> bool:
 
 
 def cmd_push(args: Any) -> int:
-    from rectrain.storage.transfer import push  # lazy: keeps `rectrain --help` fast
+    from rectrain.storage.push import push  # lazy: keeps `rectrain --help` fast
 
     result = push(
         args.src,
@@ -153,7 +153,7 @@ def cmd_push(args: Any) -> int:
 
 
 def cmd_pull(args: Any) -> int:
-    from rectrain.storage.transfer import pull  # lazy: keeps `rectrain --help` fast
+    from rectrain.storage.pull import pull  # lazy: keeps `rectrain --help` fast
 
     result = pull(
         args.src,
@@ -207,7 +207,7 @@ def cmd_check(args: Any) -> int:
 
 
 def cmd_ls(args: Any) -> int:
-    from rectrain.storage.transfer import list_objects  # lazy: keeps `rectrain --help` fast
+    from rectrain.storage.objects import list_objects  # lazy: keeps `rectrain --help` fast
 
     objects = list_objects(args.uri, client=_client(args))
     if args.json:

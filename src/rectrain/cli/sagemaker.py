@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict
 
+from rectrain.cli.sagemaker_common import aws_flags as _aws_flags
+from rectrain.cli.sagemaker_common import clients as _clients
+from rectrain.cli.sagemaker_common import job_flags as _job_flags
+from rectrain.cli.sagemaker_common import job_from_args as _job
 from rectrain.errors import EXIT_OK, UserError
 
 
@@ -58,6 +61,10 @@ def register(sub) -> None:  # noqa: ANN001
     image.add_argument("--account", default=None, help="AWS account id (default: from STS)")
     image.add_argument("--region", default=None)
     image.add_argument("--context", default=None, help="docker build context (the repository root)")
+    image.add_argument("--instance-type", default=None,
+                       help="the instance type the image is for: picks the CUDA build "
+                       "(Hopper and newer: CUDA 12.9; else 11.8)")
+    image.add_argument("--cuda", default=None, choices=["cu118", "cu129"], help="the CUDA build")
     image.add_argument("--build", action="store_true", help="run docker build")
     image.add_argument("--push", action="store_true", help="log in to ECR and push")
     image.set_defaults(func=_image)
@@ -79,62 +86,17 @@ def register(sub) -> None:  # noqa: ANN001
                        help="simulate a spot interruption SECONDS after a start: SIGTERM, then a "
                        "restart from the checkpoints in S3. Repeat it (or give 30,30) to interrupt "
                        "several starts")
+    local.add_argument("--interrupt-after-checkpoint", action="store_true",
+                       help="with --instance-count 2: interrupt only once algo-1 has uploaded a "
+                       "checkpoint written in that start")
     local.add_argument("--work-dir", default=None, help="keep the emulated /opt/ml tree here")
     local.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")
     local.set_defaults(func=_run_local)
 
+    from rectrain.cli.sagemaker_tune import register_tune
 
-def _aws_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--region", default=None)
-    p.add_argument("--profile", default=None)
-
-
-def _job_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--job-config", default=None, help="job.yaml with every option (flags win)")
-    p.add_argument("--name", default=None, help="job name prefix (a timestamp is appended)")
-    p.add_argument("--role", default=None, help="IAM role ARN for the job")
-    p.add_argument("--image", default=None, help="ECR image URI")
-    p.add_argument("--instance-type", default=None)
-    p.add_argument("--instance-count", type=int, default=None)
-    p.add_argument("--volume-gb", type=int, default=None)
-    p.add_argument("--train", default=None, help="s3:// prefix of the training set")
-    p.add_argument("--val", default=None, help="s3:// prefix of the validation set")
-    p.add_argument("--checkpoint-s3", default=None, help="s3:// prefix for checkpoints (spot resume)")
-    p.add_argument("--output", default=None, help="s3:// prefix for model.tar.gz")
-    p.add_argument("--spot", dest="spot", action="store_true", default=None, help="managed spot training")
-    p.add_argument("--on-demand", dest="spot", action="store_false", help="no spot (overrides spot: true)")
-    p.add_argument("--max-run", default=None, help="max training time: 12h, 90m, seconds")
-    p.add_argument("--max-wait", default=None, help="spot: max total time incl. waiting (> --max-run)")
-    p.add_argument("--preset", default=None, help="training preset (rectrain config presets)")
-    p.add_argument("--base-config", default=None, help="or a base config file in the config channel")
-    p.add_argument("--dict", default=None, help="dictionary file name in the train channel")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--pretrained", default=None, help="s3:// prefix of .pdparams weights")
-    p.add_argument("--region", default=None)
-    p.add_argument("--profile", default=None)
-    p.add_argument("--endpoint-url", default=None, help="S3 endpoint (a local S3 server)")
-
-
-def _job(args: argparse.Namespace) -> Any:
-    # lazy: keeps `rectrain --help` fast
-    from rectrain.sagemaker.jobconfig import JobConfig, load_job_config, merge_overrides
-
-    job = load_job_config(args.job_config) if args.job_config else JobConfig()
-    overrides: Dict[str, Any] = {
-        "name": args.name, "role": args.role, "image": args.image,
-        "instance_type": args.instance_type, "instance_count": args.instance_count,
-        "volume_gb": args.volume_gb, "train": args.train, "val": args.val,
-        "checkpoint_s3": args.checkpoint_s3, "output": args.output, "spot": args.spot,
-        "max_run": args.max_run, "max_wait": args.max_wait, "region": args.region,
-        "profile": args.profile, "endpoint_url": args.endpoint_url,
-        "training.preset": args.preset, "training.base_config": args.base_config,
-        "training.dict": args.dict, "training.epochs": args.epochs, "training.lr": args.lr,
-        "training.batch_size": args.batch_size, "training.pretrained": args.pretrained,
-    }
-    return merge_overrides(job, overrides)
+    register_tune(s)
 
 
 def _launch(args: argparse.Namespace) -> int:
@@ -150,12 +112,6 @@ def _launch(args: argparse.Namespace) -> int:
     print(f"  arn: {result.arn}")
     print(f"  follow: rectrain sagemaker logs {result.job_name} --follow")
     return EXIT_OK
-
-
-def _clients(args: argparse.Namespace, *services: str) -> Any:
-    from rectrain.sagemaker import aws  # lazy: keeps `rectrain --help` fast
-
-    return [aws.client(s, args.region, args.profile) for s in services]
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -203,7 +159,8 @@ def _image(args: argparse.Namespace) -> int:
     from rectrain.sagemaker.image import build_and_push, plan_image  # lazy: keeps `rectrain --help` fast
 
     plan = plan_image(account=args.account, region=args.region, repository=args.repository,
-                      tag=args.tag, context=args.context)
+                      tag=args.tag, context=args.context, instance_type=args.instance_type,
+                      cuda=args.cuda)
     if args.build or args.push:
         uri = build_and_push(plan, build=args.build, push=args.push)
         print(uri)
@@ -234,6 +191,7 @@ def _run_local(args: argparse.Namespace) -> int:
                 raise UserError(f"--interrupt-after {text!r}: not a number of seconds.",
                                 "pass --interrupt-after 30 (repeat it for several interruptions).") from exc
     result = run_local(job, interrupt_after=interrupts, work_dir=args.work_dir,
-                       device=args.device, max_steps=args.max_steps)
+                       device=args.device, max_steps=args.max_steps,
+                       interrupt_after_checkpoint=args.interrupt_after_checkpoint)
     print(result.summary())
     return result.exit_code

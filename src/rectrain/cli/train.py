@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import List, Optional
 
+from rectrain.cli.tracking_args import add_tracking_args, tracking_options
 from rectrain.errors import EXIT_INTERRUPTED, UserError
 from rectrain.logs import get_logger
 
@@ -49,11 +50,14 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--max-steps", type=int, help="train about N steps then stop cleanly (tests, demos)")
     p.add_argument("--max-seconds", type=float, metavar="S",
                    help="stop at the first checkpoint saved after S seconds (time budgets)")
+    p.add_argument("--early-stop", type=int, metavar="N",
+                   help="stop after N evaluations without a better metric (the best model is kept)")
     p.add_argument("--nnodes", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--node-rank", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--master", help=argparse.SUPPRESS)
     p.add_argument("--display", choices=["rich", "plain", "json", "none"], default=None,
                    help="live panel (default on a terminal), plain engine lines, or JSON lines")
+    add_tracking_args(p)
     p.set_defaults(func=handle)
 
 
@@ -67,7 +71,8 @@ def handle(args) -> int:  # noqa: ANN001
         checkpoint_every_min=args.checkpoint_every, endpoint_url=args.endpoint_url,
         paddleocr_dir=args.paddleocr_dir, nnodes=args.nnodes, node_rank=args.node_rank,
         master=args.master, display=display, max_steps=args.max_steps, sub_epochs=args.sub_epochs,
-        max_seconds=args.max_seconds, restart=args.restart)
+        max_seconds=args.max_seconds, tracking=tracking_options(args), early_stop=args.early_stop,
+        restart=args.restart)
     log = get_logger("train")
     if result.exit_code == EXIT_INTERRUPTED:
         log.warning("interrupted at step %d; checkpoints are saved. Fix: rerun the same command "

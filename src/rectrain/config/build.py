@@ -25,7 +25,9 @@ from rectrain.config.checks import (
 )
 from rectrain.config.datacheck import LabelScan
 from rectrain.config.edit import Change, Editor, get_path, walk
+from rectrain.config.grow import maybe_grow
 from rectrain.config.knowledge import EngineKnowledge, engine_knowledge
+from rectrain.config.mix import check_ratio, per_epoch
 from rectrain.config.modules import check_modules, refuse_v1, require_sections
 from rectrain.config.overrides import Override, parse_overrides, take_options
 from rectrain.config.presets import base_text, resolve_base
@@ -33,6 +35,7 @@ from rectrain.config.pretrained import check_head, resolve_pretrained
 from rectrain.config.report import write_diff
 from rectrain.config.yamlio import write_yaml
 from rectrain.data.dictionary import Dictionary, read_dictionary
+from rectrain.data.official_dicts import check_official
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.datasets import LABEL_DATASETS
 from rectrain.errors import ConfigError
@@ -67,7 +70,8 @@ def create_recognition_training_config(
         pretrained: Optional[PathLike] = None, amp: bool = False, device: str = "gpu",
         overrides: Sequence[str] = (), check_data: bool = True,
         paddleocr_dir: Optional[PathLike] = None, allow_new_head: bool = False,
-        val_images_root: Optional[PathLike] = None) -> BuildResult:
+        val_images_root: Optional[PathLike] = None, base_dict: Optional[PathLike] = None,
+        ratio: Union[None, str, Sequence[float]] = None) -> BuildResult:
     """Build a training config from ``base`` (preset name or YAML path) and write it to ``out``
     with ``<out>.base.yml`` and ``<out>.diff.md`` beside it.
 
@@ -81,7 +85,7 @@ def create_recognition_training_config(
     refuse_outputs_over_inputs(
         [out_path, _sidecar(out_path, ".base.yml"), _sidecar(out_path, ".diff.md")],
         [("base config", source if Path(source).is_file() else None), ("dictionary", dict_path),
-         ("pretrained weights", pretrained)]
+         ("pretrained weights", pretrained), ("base dictionary", base_dict)]
         + [("train label file", p) for p in _as_list(train_labels)]
         + [("val label file", p) for p in _as_list(val_labels)])
     refuse_v1(base_cfg, source)
@@ -107,9 +111,11 @@ def create_recognition_training_config(
     _device(ed, device, amp)
     epoch_num = _schedule(ed, base_cfg, opts["epochs"], opts["lr"])
     dictionary, dict_abs = _dictionary(ed, Path(dict_path).expanduser(), warnings)
+    official, notes = check_official(Path(dict_path).expanduser(), pretrained=bool(opts["pretrained"]))
+    warnings += notes
     mtl = _text_length(ed, base_cfg, knowledge, opts["max_text_length"])
     derive.fix_ignore_index(ed, len(dictionary.chars))
-    scans = _datasets(ed, engine, knowledge, dictionary, check_data, stats, [
+    scans = _datasets(ed, engine, knowledge, dictionary, check_data, stats, ratio, [
         ("Train", train_labels, images_root, "--train-labels"),
         ("Eval", val_labels, val_images_root or images_root, "--val-labels")])
     warnings += _label_warnings(cfg, scans, dict_abs, mtl, opts["max_text_length"] is not None,
@@ -121,8 +127,8 @@ def create_recognition_training_config(
     warnings += [ctc] if ctc else []
     _output_paths(ed, out_path, opts["pretrained"])
     if opts["pretrained"]:
-        warnings += _pretrained(ed, str(opts["pretrained"]), len(dictionary.chars), dict_abs,
-                                allow_new_head)
+        warnings += _pretrained(ed, str(opts["pretrained"]), dictionary, dict_abs, out_path,
+                                base_dict, allow_new_head)
 
     # the user's last word, then the checks on the final config
     _apply(ed, rest)
@@ -131,7 +137,8 @@ def create_recognition_training_config(
     check_files(cfg)
 
     stats.update({"engine": engine.name, "num_classes": len(dictionary.chars),
-                  "dictionary": dict_abs, "cpus": cpus})
+                  "dictionary": dict_abs, "cpus": cpus,
+                  "official_dictionary": official.describe() if official else None})
     base_path, diff_path = _write(ed, out_path, str(base), source, engine.name, warnings, stats)
     for w in warnings:
         log.warning("warning: %s", w)
@@ -214,7 +221,7 @@ def _text_length(ed: Editor, base_cfg: Dict[str, Any], knowledge: EngineKnowledg
 
 
 def _datasets(ed: Editor, engine: Engine, knowledge: EngineKnowledge, dictionary: Dictionary,
-              check_data: bool, stats: Dict[str, Any],
+              check_data: bool, stats: Dict[str, Any], ratio: Union[None, str, Sequence[float]],
               inputs: List[Tuple[str, Labels, Optional[PathLike], str]]) -> List[LabelScan]:
     """Train/Eval.dataset: the reader, folder and label files of each mode's data; the label
     files scanned with the engine's rules (or only counted without ``check_data``)."""
@@ -225,7 +232,7 @@ def _datasets(ed: Editor, engine: Engine, knowledge: EngineKnowledge, dictionary
         if is_lmdb:
             _lmdb_dataset(ed, engine, knowledge, mode, files[0], data_dir, flag)
             continue
-        _label_dataset(ed, mode, files, data_dir, flag, bool(root))
+        _label_dataset(ed, mode, files, data_dir, flag, bool(root), ratio if mode == "Train" else None)
         ds = ed.config[mode]["dataset"]
         if check_data:
             scan = datacheck.scan_labels(
@@ -233,6 +240,8 @@ def _datasets(ed: Editor, engine: Engine, knowledge: EngineKnowledge, dictionary
                 need_size_fields=bool(ds.get("ds_width")))
             scans.append(scan)
             stats[f"{mode.lower()}_samples"] = scan.samples
+            if mode == "Train" and ratio:
+                stats["train_samples_per_epoch"] = per_epoch(ratio, files)
         else:
             stats[f"{mode.lower()}_samples"] = sum(count_lines(f) for f in files)
     return scans
@@ -259,7 +268,7 @@ def _lmdb_dataset(ed: Editor, engine: Engine, knowledge: EngineKnowledge, mode: 
 
 
 def _label_dataset(ed: Editor, mode: str, files: List[str], data_dir: str, flag: str,
-                   root_given: bool) -> None:
+                   root_given: bool, ratio: Union[None, str, Sequence[float]] = None) -> None:
     ds = ed.config[mode]["dataset"]
     name = ds.get("name")
     if name not in LABEL_DATASETS:
@@ -270,10 +279,12 @@ def _label_dataset(ed: Editor, mode: str, files: List[str], data_dir: str, flag:
            "image paths in the label files are relative to "
            + ("--images-root" if root_given else "the label file's folder"))
     ed.set((mode, "dataset", "label_file_list"), files, flag)
-    ratio = ds.get("ratio_list")
-    if isinstance(ratio, list) and len(ratio) != len(files):
+    ratio_cfg = ds.get("ratio_list")
+    if ratio:
+        ed.set((mode, "dataset", "ratio_list"), check_ratio(ratio, files), "--ratio")
+    elif isinstance(ratio_cfg, list) and len(ratio_cfg) != len(files):
         ed.set((mode, "dataset", "ratio_list"), 1.0,
-               f"ratio_list had {len(ratio)} entries for {len(files)} label file(s)")
+               f"ratio_list had {len(ratio_cfg)} entries for {len(files)} label file(s)")
     if ds.get("ds_width") and not datacheck.has_size_fields(files, ds.get("delimiter", "\t")):
         ed.set((mode, "dataset", "ds_width"), False,
                "ds_width batches by aspect ratio read from `path<TAB>label<TAB>w<TAB>h` "
@@ -309,7 +320,7 @@ def _loaders(ed: Editor, batch_size: Optional[int], epoch_num: int,
         if get_path(cfg, ("Train", "loader", "batch_size_per_card")) != bs0:
             ed.set(("Train", "loader", "batch_size_per_card"), bs0,
                    "must equal Train.sampler.first_bs (a YAML anchor in the official configs)")
-    n_train = int(stats.get("train_samples") or 0)
+    n_train = int(stats.get("train_samples_per_epoch") or stats.get("train_samples") or 0)
     check_batch_fits(cfg, n_train)
     steps = derive.steps_per_epoch(cfg, n_train) if n_train else 0
     stats["steps_per_epoch_1card"] = steps
@@ -351,13 +362,18 @@ def _output_paths(ed: Editor, out_path: Path, pretrained: Optional[PathLike]) ->
             ed.set(prefix + ("pretrained",), None, "pointed into a PaddleOCR checkout")
 
 
-def _pretrained(ed: Editor, pretrained: str, n_classes: int, dict_abs: str,
-                allow_new_head: bool) -> List[str]:
-    """Global.pretrained_model from --pretrained; its head checked against the dictionary."""
+def _pretrained(ed: Editor, pretrained: str, dictionary: Dictionary, dict_abs: str, out_path: Path,
+                base_dict: Optional[PathLike], allow_new_head: bool) -> List[str]:
+    """Global.pretrained_model from --pretrained; a dictionary that grew the base's gets weights
+    with a grown head (config/grow.py); the head checked against the dictionary."""
     weights_value, weights = resolve_pretrained(pretrained)
+    notes: List[str] = []
+    if weights is not None:
+        weights, notes = maybe_grow(weights, dictionary, dict_abs, out_path, base_dict, allow_new_head)
+        weights_value = str(weights)
     ed.set(("Global", "pretrained_model"), weights_value, "--pretrained")
     if weights is not None:
-        return check_head(ed.config, weights, n_classes, dict_abs, allow_new_head)
+        return notes + check_head(ed.config, weights, len(dictionary.chars), dict_abs, allow_new_head)
     return [f"--pretrained {weights_value}: a URL; the engine downloads it at start "
             "(SageMaker jobs without internet access cannot)."]
 

@@ -19,7 +19,7 @@ from rectrain.data.fonts import packaged_font_files
 from rectrain.data.labels import iter_label_file
 from rectrain.errors import DataError
 from rectrain.logs import get_logger
-from rectrain.plotting import subplots
+from rectrain.plotting import save_png, subplots
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.report")
@@ -130,12 +130,7 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
 
 
 def _save(fig, path: Path) -> Path:  # noqa: ANN001
-
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.part.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-    return path
+    return save_png(fig, path)
 
 
 def _sample_grid(picks: List[Tuple[str, str]], path: Path, font_path: Optional[str],

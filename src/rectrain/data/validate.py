@@ -21,6 +21,7 @@ from rectrain.data.dictionary import Dictionary, read_dictionary
 from rectrain.data.findings import ERROR, Finding, describe_chars, show_value
 from rectrain.data.images import MIN_HEIGHT, MIN_WIDTH, check_image, load_decoder, quiet_worker
 from rectrain.data.labels import LabelLine, iter_label_file, parse_line
+from rectrain.data.official_dicts import official_findings, official_name
 from rectrain.data.sniff import check_label_file
 from rectrain.data.text import is_normalized, normalize_label, thai_issues
 from rectrain.errors import DataError, UserError
@@ -118,6 +119,8 @@ class ValidationReport:
         if ih and iw:
             lines.append(f"images: height {ih['min']}-{ih['max']} px (median {ih['p50']}), width "
                          f"{iw['min']}-{iw['max']} px (median {iw['p50']}).")
+        if (self.stats.get("dictionary") or {}).get("official"):
+            lines.append(f"dictionary: {self.stats['dictionary']['official']}")
         if self.clean_path:
             lines.append(f"clean label file: {self.clean_path} ({self.clean_lines} lines; image paths "
                          f"relative to {self.clean_images_root})")
@@ -419,7 +422,7 @@ def validate_recognition_annotation_format(
     dictionary: Optional[Dictionary] = None
     if dict_path is not None:
         dictionary = read_dictionary(dict_path, use_space_char=use_space_char)
-        for finding in dictionary.findings:
+        for finding in dictionary.findings + official_findings(dict_path):
             col.add_finding(finding)
     opts = _Opts(dictionary.encodable if dictionary is not None else None, max_text_length, multihead,
                  check_images, min_height, min_width)
@@ -486,7 +489,8 @@ def validate_recognition_annotation_format(
     if dictionary is not None:
         report.stats["dictionary"] = {"entries": len(dictionary.chars),
                                       "ctc_classes": dictionary.num_classes_ctc,
-                                      "use_space_char": use_space_char}
+                                      "use_space_char": use_space_char,
+                                      "official": official_name(dict_path)}
     if write_clean is not None:
         report.clean_path = str(write_clean)
         report.clean_lines, report.clean_images_root = _write_clean(files, images_root, col.error_keys,

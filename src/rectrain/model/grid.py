@@ -7,9 +7,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
-from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
-from rectrain.plotting import subplots
+from rectrain.plotting import save_png, subplots
 
 log = get_logger("model.grid")
 
@@ -65,8 +64,4 @@ def worst_samples_grid(samples: Sequence[Any], out: str, *, limit: int = 24, col
     if not chosen:
         axes.flat[0].text(0.5, 0.5, "no samples", ha="center", va="center")
     fig.suptitle(f"worst {len(chosen)} of {len(samples)} samples", fontproperties=prop)
-    fig.tight_layout()
-    path = Path(out).resolve()
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=100)
-    return path
+    return save_png(fig, Path(out).resolve())

@@ -67,7 +67,7 @@ def summarize(records: List[Dict[str, Any]], state: Optional[Dict[str, Any]] = N
     return summary
 
 
-class _Source:
+class RunSource:
     """Reads metrics.jsonl and run-state.json from a folder, a file or S3."""
 
     def __init__(self, source: str, endpoint_url: Optional[str] = None) -> None:
@@ -136,7 +136,7 @@ def monitor_recognition_training_progress(
             job = job_source(text, follow=follow)
             if job is not None:
                 return job
-    src = _Source(text, endpoint_url)
+    src = RunSource(text, endpoint_url)
     records, state = src.read()
     if follow:
         disp = make_display(display)

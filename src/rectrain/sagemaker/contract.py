@@ -12,11 +12,10 @@ from typing import Any, Dict, List, Optional
 
 from rectrain.errors import ConfigError
 from rectrain.paths import MLPaths
+from rectrain.sagemaker.instances import is_gpu_instance as _is_gpu_instance
 from rectrain.sagemaker.jobconfig import TrainingOptions, training_options_from_dict
 
 DEFAULT_MASTER_PORT = 29500
-GPU_FAMILIES = ("g4dn", "g5", "g6", "g6e", "g7", "g7e", "p2", "p3", "p3dn", "p4d", "p4de", "p5",
-                "p5e", "p5en", "p6")
 
 
 def _unquote(value: Any) -> Any:
@@ -94,23 +93,28 @@ def read_contract(paths: MLPaths):  # noqa: ANN201 - (TrainingOptions, ResourceC
 
 
 def is_gpu_instance(instance_type: Optional[str]) -> bool:
-    if not instance_type:
-        return False
-    parts = instance_type.split(".")
-    return len(parts) >= 3 and parts[1] in GPU_FAMILIES
+    """Whether the instance type has NVIDIA GPUs (by its family in
+    :mod:`rectrain.sagemaker.instances`, never by a prefix of its name)."""
+    return _is_gpu_instance(instance_type)
 
 
 @dataclass(frozen=True)
 class DistributedPlan:
-    """How this host joins the job: ``paddle.distributed.launch`` arguments."""
+    """How this host joins the job: ``paddle.distributed.launch`` arguments.
+
+    ``master`` is ``IP:PORT`` of the first host (sorted), never a host name: Paddle's
+    ``HTTPMaster`` starts its rendezvous server only where that IP is the node's own, so with
+    ``algo-1:PORT`` no host starts it and every host waits forever ("master not ready")."""
 
     nnodes: int
     node_rank: int
-    master: Optional[str]  # host:port of the first host (sorted), None on one host
+    master: Optional[str]  # IPv4:port of the first host (sorted), None on one host
     gpus: List[int]
+    host_address: Optional[str] = None  # this host's IPv4 (POD_IP for the launcher)
 
     def launch_args(self) -> List[str]:
-        """The ``python -m paddle.distributed.launch`` options (empty: plain single process)."""
+        """The ``python -m paddle.distributed.launch`` options (empty: plain single process);
+        ``--gpus`` is the launcher's alias of ``--devices``."""
         args: List[str] = []
         if len(self.gpus) > 1 or self.nnodes > 1:
             if self.gpus:
@@ -120,14 +124,35 @@ class DistributedPlan:
                          "--rank", str(self.node_rank)]
         return args
 
+    def launcher_env(self) -> Dict[str, str]:
+        """``POD_IP``: the launcher's own address (``--host``), so the master node recognises
+        itself even where ``gethostbyname(getfqdn())`` answers another address."""
+        return {"POD_IP": self.host_address} if self.nnodes > 1 and self.host_address else {}
 
-def distributed_plan(resource: ResourceConfig, gpu_count: int,
-                     port: int = DEFAULT_MASTER_PORT) -> DistributedPlan:
+
+def _ipv4_literal(value: Optional[str]) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv4Address(value or "")
+        return True
+    except ValueError:
+        return False
+
+
+def distributed_plan(resource: ResourceConfig, gpu_count: int, port: int = DEFAULT_MASTER_PORT,
+                     master_address: Optional[str] = None,
+                     host_address: Optional[str] = None) -> DistributedPlan:
     """Every GPU of every host: the first host in sorted order is the master, the index of the
     current host in that order is its rank (SageMaker names hosts ``algo-1``, ``algo-2``...).
-    Pure function."""
+    Several hosts need ``master_address``, the first host's IPv4 address (resolved by
+    :func:`rectrain.sagemaker.hosts.resolve_host`). Pure function."""
     hosts = resource.sorted_hosts
     gpus = list(range(max(0, gpu_count)))
     if len(hosts) == 1:
         return DistributedPlan(1, 0, None, gpus)
-    return DistributedPlan(len(hosts), resource.host_index, f"{hosts[0]}:{port}", gpus)
+    if not _ipv4_literal(master_address):
+        raise ValueError(f"several hosts need the IPv4 address of {hosts[0]} as the master, "
+                         f"not {master_address!r}")
+    return DistributedPlan(len(hosts), resource.host_index, f"{master_address}:{port}", gpus,
+                           host_address if _ipv4_literal(host_address) else None)

@@ -34,7 +34,6 @@ from rectrain.errors import (
     EXIT_OK,
     ConfigError,
     DataError,
-    EnvironmentProblem,
     Interrupted,
     RectrainError,
     UserError,
@@ -42,14 +41,12 @@ from rectrain.errors import (
 from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.logs import get_logger
 from rectrain.paths import MLPaths
-from rectrain.sagemaker.contract import (
-    DistributedPlan,
-    ResourceConfig,
-    distributed_plan,
-    is_gpu_instance,
-    read_contract,
-)
+from rectrain.sagemaker.contract import DistributedPlan, ResourceConfig, read_contract
 from rectrain.sagemaker.jobconfig import TrainingOptions
+from rectrain.sagemaker.startup import check_gpu, gpu_operation_check, launch_plan, scratch_dir
+from rectrain.tracking import TrackingOptions, attach_to_run
+
+__all__ = ["check_gpu", "gpu_operation_check", "launch_plan", "run_entrypoint", "scratch_dir"]
 
 log = get_logger("sagemaker.entrypoint")
 FAILURE_LIMIT = 1024
@@ -127,7 +124,7 @@ def prepare_channel(channel_dir: Path, work_dir: Path) -> Path:
                         path=str(channel_dir))
     started = time.monotonic()
     if _packed_manifest(channel_dir):
-        from rectrain.storage.pack import unpack_dataset
+        from rectrain.storage.pull import unpack_dataset
 
         info = unpack_dataset(channel_dir, work_dir, progress=False)
         log.info("unpacked %s: %s files from %s shard(s) in %.1f s", channel_dir.name, info["files"],
@@ -196,34 +193,6 @@ def find_pretrained(value: Optional[str], paths: MLPaths) -> Optional[str]:
     return str(params[0])[: -len(".pdparams")]
 
 
-# ------------------------------------------------------------------ GPU
-def check_gpu(instance_type: Optional[str], python: Optional[str] = None) -> int:
-    """Number of GPUs to train on. On a GPU instance: a CUDA build of Paddle and at least one
-    visible GPU, or :class:`EnvironmentProblem` in seconds. On a CPU instance: 0."""
-    expect_gpu = is_gpu_instance(instance_type) or os.environ.get("RECTRAIN_DEVICE") == "gpu"
-    if os.environ.get("RECTRAIN_DEVICE") == "cpu":
-        return 0
-    if not expect_gpu:
-        return 0
-    from rectrain.gpu import paddle_build
-
-    build = paddle_build(python, timeout=120.0)
-    if not build.installed:
-        raise EnvironmentProblem(f"Paddle cannot be imported in the container ({build.error}).",
-                                 "rebuild the image with docker/Dockerfile (paddlepaddle-gpu).")
-    if not build.cuda_build:
-        raise EnvironmentProblem(f"{instance_type} has GPUs but the image has a CPU-only Paddle "
-                                 f"{build.version}.", "build the image from docker/Dockerfile "
-                                 "(official paddlepaddle CUDA base image) and push it again.")
-    if build.gpu_count < 1:
-        raise EnvironmentProblem(f"Paddle {build.version} (CUDA {build.cuda_version}) sees no GPU on "
-                                 f"{instance_type} ({build.error or 'device_count() == 0'}).",
-                                 "the image's CUDA must be supported by the instance's driver: use the "
-                                 "Dockerfile's base image, or a GPU instance type.")
-    log.info("Paddle %s, CUDA %s, %d GPU(s)", build.version, build.cuda_version, build.gpu_count)
-    return build.gpu_count
-
-
 # ------------------------------------------------------------------ model
 def model_checkpoints(result: Any, checkpoint_dir: Path) -> List[str]:
     """Checkpoint prefixes to export, best first: the runner's best and latest, then the
@@ -245,7 +214,7 @@ def write_model_dir(paths: MLPaths, run_dir: Path, checkpoints: List[str],
     if not checkpoints:
         raise UserError(f"training ended without a checkpoint in {paths.checkpoints}.",
                         "train for at least one epoch (or one evaluation) before the job ends.")
-    staging = paths.root / ".model-export"
+    staging = scratch_dir(paths) / ".model-export"
     if staging.exists():
         shutil.rmtree(staging)
     last_error: Optional[Exception] = None
@@ -392,9 +361,15 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
                           "launch with --preset (rectrain sagemaker launch) or set training.preset.")
     gpu_count = check_gpu(resource.instance_type)
     device = "gpu" if gpu_count > 0 else "cpu"
-    plan = distributed_plan(resource, gpu_count)
+    plan, extra_env = launch_plan(resource, gpu_count)
+    if plan.nnodes > 1:
+        log.info("host %s: rank %d of %d, master %s (%s)", resource.current_host, plan.node_rank,
+                 plan.nnodes, plan.master, resource.sorted_hosts[0])
+    for key, value in sorted(extra_env.items()):
+        log.info("environment: %s=%s", key, value)
+    os.environ.update(extra_env)  # the engine (and paddle.distributed.launch) inherits them
 
-    work = paths.root / "work"
+    work = scratch_dir(paths)
     train_dir = prepare_channel(paths.channel("train"), work / "train")
     val_dir = prepare_channel(paths.channel("val"), work / "val") if paths.channel("val").is_dir() else None
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -417,6 +392,7 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
                             f"read {run_dir / 'train.log'} and {run_dir / 'problem-log.md'}.")
     if resource.is_master:
         write_model_dir(paths, run_dir, model_checkpoints(result, paths.checkpoints), paddleocr_dir)
+        attach_to_run(run_dir, [paths.model], subdir="model")  # MLflow, when the run is tracked
         write_json_atomic(paths.output_data / "job.json", {
             "host": resource.current_host, "hosts": resource.sorted_hosts, "device": device,
             "gpus": gpu_count, "resumed": resume, "seconds": round(time.monotonic() - started, 1),
@@ -437,5 +413,6 @@ def _train(config_path: Path, run_dir: Path, device: str, plan: DistributedPlan,
         str(config_path), str(run_dir), device=device, gpus=plan.gpus or None,
         checkpoint_dir=str(paths.checkpoints), resume=resume, paddleocr_dir=paddleocr_dir,
         nnodes=plan.nnodes, node_rank=plan.node_rank, master=plan.master, display=display,
-        max_steps=max_steps, **kwargs)
+        max_steps=max_steps, tracking=TrackingOptions(tensorboard_dir=str(paths.output / "tensorboard")),
+        **kwargs)
 

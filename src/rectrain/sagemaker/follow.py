@@ -18,7 +18,8 @@ from rectrain.logs import get_logger
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JOB_NAME_RE
 from rectrain.sagemaker.pricing import CostEstimate, estimate_cost
-from rectrain.storage.transfer import download_file, pull
+from rectrain.storage.objects import download_file
+from rectrain.storage.pull import pull
 
 log = get_logger("sagemaker.follow")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"

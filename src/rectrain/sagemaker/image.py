@@ -10,14 +10,22 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from rectrain._version import __version__
-from rectrain.errors import EngineFailure, EnvironmentProblem, UserError
+from rectrain.errors import ConfigError, EngineFailure, EnvironmentProblem, UserError
 from rectrain.logs import get_logger
+from rectrain.sagemaker.instances import DEFAULT_VARIANT, IMAGE_VARIANTS, runnable_problems, variant_for
 
 log = get_logger("sagemaker.image")
 DEFAULT_REPOSITORY = "rectrain"
+# docker/Dockerfile build arguments per CUDA build (the cu118 ones are the Dockerfile's defaults)
+BUILD_ARGS: Dict[str, Dict[str, str]] = {
+    "cu118": {"CUDA_IMAGE": "nvidia/cuda:11.8.0-cudnn8-runtime-ubuntu22.04", "CUDA_VERSION": "11.8",
+              "PADDLE_INDEX": "https://www.paddlepaddle.org.cn/packages/stable/cu118/"},
+    "cu129": {"CUDA_IMAGE": "nvidia/cuda:12.9.1-cudnn-runtime-ubuntu22.04", "CUDA_VERSION": "12.9",
+              "PADDLE_INDEX": "https://www.paddlepaddle.org.cn/packages/stable/cu129/"},
+}
 
 
 @dataclass
@@ -28,6 +36,7 @@ class ImagePlan:
     tag: str
     dockerfile: str
     context: str
+    variant: str = DEFAULT_VARIANT
 
     @property
     def registry(self) -> str:
@@ -39,7 +48,10 @@ class ImagePlan:
         return f"{self.registry}/{self.repository}:{self.tag}"
 
     def build_argv(self) -> List[str]:
-        return ["docker", "build", "--platform", "linux/amd64", "-f", self.dockerfile,
+        args: List[str] = []
+        for key, value in BUILD_ARGS[self.variant].items():
+            args += ["--build-arg", f"{key}={value}"]
+        return ["docker", "build", "--platform", "linux/amd64", *args, "-f", self.dockerfile,
                 "-t", self.uri, self.context]
 
     def push_argv(self) -> List[str]:
@@ -69,11 +81,37 @@ def default_context() -> str:
     return "."
 
 
+def choose_variant(instance_type: Optional[str] = None, cuda: Optional[str] = None) -> str:
+    """The CUDA build: ``cuda`` when given (``cu118``/``cu129``), else the one the instance type
+    needs (Hopper and newer: CUDA 12.9), else CUDA 11.8."""
+    if cuda:
+        if cuda not in IMAGE_VARIANTS:
+            raise ConfigError(f"--cuda {cuda!r} is not a build of the image.",
+                              f"use one of {', '.join(IMAGE_VARIANTS)}.")
+        if instance_type:
+            problems = runnable_problems(instance_type, f"x:{__version__}-{cuda}")
+            if problems:
+                message, _, fix = problems[0].partition(" Fix: ")
+                raise ConfigError(message, fix)
+        return cuda
+    if instance_type:
+        problems = runnable_problems(instance_type)
+        if problems:
+            message, _, fix = problems[0].partition(" Fix: ")
+            raise ConfigError(message, fix)
+        return variant_for(instance_type)
+    return DEFAULT_VARIANT
+
+
 def plan_image(*, account: Optional[str] = None, region: Optional[str] = None,
                repository: str = DEFAULT_REPOSITORY, tag: Optional[str] = None,
-               context: Optional[str] = None, sts_client: Any = None) -> ImagePlan:
-    """Where the image goes. The account comes from ``sts get-caller-identity`` when not given
+               context: Optional[str] = None, sts_client: Any = None,
+               instance_type: Optional[str] = None, cuda: Optional[str] = None) -> ImagePlan:
+    """Where the image goes and which CUDA build it is (from ``instance_type``, or ``cuda``).
+    The tag ends in the build (``0.1.0-cu129``) so that ``launch`` can check it against the
+    instance type. The account comes from ``sts get-caller-identity`` when not given
     (``<account>`` when there are no credentials, for printing)."""
+    variant = choose_variant(instance_type, cuda)
     if not region:
         import boto3
 
@@ -91,9 +129,12 @@ def plan_image(*, account: Optional[str] = None, region: Optional[str] = None,
         except Exception:  # noqa: BLE001 - printing works without credentials
             account = "<account>"
     ctx = context or default_context()
+    tag = tag or __version__
+    if not tag.endswith("-" + variant):
+        tag = f"{tag}-{variant}"
     return ImagePlan(account=str(account), region=region, repository=repository,
-                     tag=tag or __version__, dockerfile=str(Path(ctx) / "docker" / "Dockerfile"),
-                     context=ctx)
+                     tag=tag, dockerfile=str(Path(ctx) / "docker" / "Dockerfile"),
+                     context=ctx, variant=variant)
 
 
 def _run(argv: List[str], input_text: Optional[str] = None) -> None:

@@ -109,6 +109,10 @@ class JobConfig:
     network_isolation: bool = False
     metrics: List[Dict[str, str]] = field(default_factory=list)  # extra MetricDefinitions
     endpoint_url: Optional[str] = None  # S3 endpoint (run-local against a local S3 server)
+    tensorboard: bool = True  # TensorBoardOutputConfig (docs/tracking.md)
+    tensorboard_s3: Optional[str] = None  # default: <output>/<job name>/tensorboard
+    mlflow_uri: Optional[str] = None  # MLFLOW_TRACKING_URI in the container
+    mlflow_experiment: Optional[str] = None  # MLFLOW_EXPERIMENT_NAME in the container
     training: TrainingOptions = field(default_factory=TrainingOptions)
 
     # ---------------------------------------------------------------- derived values
@@ -277,7 +281,7 @@ def _s3(value: Optional[str], key: str, source: str) -> None:
 def check_job_config(job: JobConfig, source: str = "job config") -> None:
     """Checks that need no AWS call. Required fields are checked later (by the request
     builder), so that a partial YAML can be completed by flags."""
-    for key in ("train", "val", "checkpoint_s3", "output"):
+    for key in ("train", "val", "checkpoint_s3", "output", "tensorboard_s3"):
         _s3(getattr(job, key), key, source)
     for name, uri in job.channels.items():
         _s3(uri, f"channels.{name}", source)

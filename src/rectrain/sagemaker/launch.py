@@ -11,6 +11,7 @@ from rectrain.logs import get_logger
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
+from rectrain.storage.objects import list_objects
 
 log = get_logger("sagemaker.launch")
 
@@ -24,31 +25,40 @@ class LaunchResult:
     warnings: List[str] = field(default_factory=list)
 
 
-def _split(uri: str):  # noqa: ANN202
-    rest = uri[len("s3://"):]
-    bucket, _, key = rest.partition("/")
-    return bucket, key
-
-
 def preflight_inputs(request: Dict[str, Any], s3_client: Any) -> None:
     """Every input channel must hold at least one object: a typo in a prefix otherwise costs an
     instance start-up (minutes) before SageMaker fails. Raises :class:`DataError`."""
     for channel in request.get("InputDataConfig", []):
         uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-        bucket, key = _split(uri)
-        try:
-            resp = s3_client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-        except Exception as exc:  # noqa: BLE001 - turned into a user message
-            raise aws.aws_error(exc, "s3:ListBucket", uri) from exc
-        if not resp.get("KeyCount") and not resp.get("Contents"):
+        if not list_objects(uri, client=s3_client, folder=False, limit=1):  # S3Prefix: a key prefix
             raise DataError(f"channel '{channel['ChannelName']}' is empty: nothing under {uri}.",
                             "upload the data first (`rectrain s3 push` / `rectrain data pack`), or fix "
                             "the prefix.", path=uri)
 
 
+def preflight_regions(request: Dict[str, Any], job: JobConfig, sm: Any, s3: Any) -> None:
+    """The image's ECR region and every bucket's region must be the job's region (a custom S3
+    endpoint, such as a local server, has no regions to compare)."""
+    from rectrain.errors import ConfigError
+    from rectrain.sagemaker.request import bucket_region_problems, region_problems
+
+    region = job.region or sm.meta.region_name
+    problems = region_problems(request["AlgorithmSpecification"]["TrainingImage"], region)
+    if not job.endpoint_url:
+        try:
+            problems += bucket_region_problems(request, region, s3)
+        except Exception as exc:  # noqa: BLE001 - turned into a user message
+            raise aws.aws_error(exc, "s3:GetBucketLocation", request["OutputDataConfig"]["S3OutputPath"]) \
+                from exc
+    if problems:
+        message, _, fix = problems[0].partition(" Fix: ")
+        raise ConfigError(message + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), fix)
+
+
 def gpu_warnings(job: JobConfig) -> List[str]:
-    family = job.instance_type.split(".")[1] if job.instance_type.count(".") >= 2 else ""
-    if family and family[0] not in ("g", "p"):
+    from rectrain.sagemaker.instances import is_gpu_instance
+
+    if not is_gpu_instance(job.instance_type):
         return [f"{job.instance_type} has no GPU: training will run on the CPU (slow). "
                 "Use ml.g5.xlarge or another GPU instance (docs/sagemaker.md)."]
     return []
@@ -71,6 +81,8 @@ def launch_training_job(job: JobConfig, *, dry_run: bool = False, sagemaker_clie
         s3 = s3_client or aws.client("s3", job.region, job.profile, job.endpoint_url)
         preflight_inputs(request, s3)
     sm = sagemaker_client or aws.client("sagemaker", job.region, job.profile)
+    if preflight:
+        preflight_regions(request, job, sm, s3)
     try:
         response = sm.create_training_job(**request)
     except Exception as exc:  # noqa: BLE001 - turned into a user message

@@ -29,12 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError
+from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, EnvironmentProblem
 from rectrain.logs import get_logger
 from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
+from rectrain.sagemaker.tracking import upload_tensorboard
+from rectrain.storage.objects import put_object, upload_file
+from rectrain.storage.pull import pull
+from rectrain.storage.s3 import S3Uri
 
 log = get_logger("sagemaker.local")
 GRACE_SECONDS = 120.0
@@ -51,6 +55,7 @@ class Attempt:
     interrupted: bool
     restored_files: int
     uploaded_files: int
+    hosts: Dict[str, Any] = field(default_factory=dict)  # several hosts: per host exit code, files
 
 
 @dataclass
@@ -70,6 +75,9 @@ class LocalRunResult:
             what = "interrupted (SIGTERM)" if a.interrupted else f"exit {a.exit_code}"
             lines.append(f"  start {a.number}: {what} after {a.seconds:.0f} s; restored "
                          f"{a.restored_files} checkpoint file(s), uploaded {a.uploaded_files}")
+            for host, info in sorted(a.hosts.items()):
+                lines.append(f"    {host}: exit {info['exit_code']}, restored {info['restored_files']}, "
+                             f"uploaded {info['uploaded_files']}")
         if self.model_dir:
             lines.append(f"  model: {self.model_dir}")
         if self.model_s3:
@@ -83,34 +91,11 @@ class LocalRunResult:
 
 
 # ------------------------------------------------------------------ S3 helpers
-def _split(uri: str) -> Tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return bucket, key
-
-
 def download_prefix(s3: Any, uri: str, dest: Path) -> int:
-    """Every object under ``uri`` into ``dest`` (relative paths kept); returns the count."""
-    bucket, key = _split(uri)
-    base = key if (not key or key.endswith("/")) else key + "/"
-    count = 0
-    try:
-        paginator = s3.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=bucket, Prefix=base):
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(base):]
-                if not rel or rel.endswith("/"):
-                    continue
-                target = dest / rel
-                if ".." in Path(rel).parts:
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.part")
-                s3.download_file(bucket, obj["Key"], str(tmp))
-                os.replace(tmp, target)
-                count += 1
-    except Exception as exc:  # noqa: BLE001
-        raise aws.aws_error(exc, "s3:GetObject", uri) from exc
-    return count
+    """Every object under ``uri`` into ``dest`` (relative paths kept, each verified; a key that
+    would land outside ``dest`` is refused); returns the count. Nothing there: 0."""
+    result = pull(uri, dest, client=s3, progress=False, verify_manifest=False, empty_ok=True)
+    return result.files_total
 
 
 class TreeSync:
@@ -124,8 +109,8 @@ class TreeSync:
     def __init__(self, s3: Any, folder: Path, uri: str) -> None:
         self.s3 = s3
         self.folder = folder
-        self.bucket, key = _split(uri)
-        self.key = key.rstrip("/")
+        target = S3Uri.parse(uri)
+        self.bucket, self.key = target.bucket, target.key.rstrip("/")
         self.state: Dict[str, Tuple[int, int]] = {}
         self.seen: Dict[str, Tuple[int, int]] = {}
         self.uploaded = 0
@@ -167,10 +152,7 @@ class TreeSync:
             except FileNotFoundError:
                 continue
             key = f"{self.key}/{rel}" if self.key else rel
-            try:
-                self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
-            except Exception as exc:  # noqa: BLE001
-                raise aws.aws_error(exc, "s3:PutObject", f"s3://{self.bucket}/{key}") from exc
+            put_object(self.s3, self.bucket, key, data=data)
             self.state[rel] = sig
             n += 1
         self.uploaded += n
@@ -206,7 +188,7 @@ def local_request(job: JobConfig) -> Dict[str, Any]:
 
 
 def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo-1",
-                   hosts: Sequence[str] = ("algo-1",)) -> None:
+                   hosts: Sequence[str] = ("algo-1",), interface: str = "eth0") -> None:
     """The three files SageMaker writes in ``/opt/ml/input/config``."""
     from rectrain.fsutil import write_json_atomic
 
@@ -217,7 +199,7 @@ def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo
         "instance_groups": [{"instance_group_name": "homogeneousCluster",
                              "instance_type": request["ResourceConfig"]["InstanceType"],
                              "hosts": list(hosts)}],
-        "network_interface_name": "eth0"})
+        "network_interface_name": interface})
     write_json_atomic(paths.input_data_config, {
         c["ChannelName"]: {"TrainingInputMode": c.get("InputMode", "File"),
                            "S3DistributionType": c["DataSource"]["S3DataSource"]["S3DataDistributionType"],
@@ -270,15 +252,35 @@ def _run_attempt(argv: List[str], env: Dict[str, str], sync: TreeSync,
 def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir: Optional[str] = None,
               device: str = "cpu", max_steps: Optional[int] = None, s3_client: Any = None,
               grace_seconds: float = GRACE_SECONDS, max_starts: Optional[int] = None,
-              extra_env: Optional[Dict[str, str]] = None) -> LocalRunResult:
+              extra_env: Optional[Dict[str, str]] = None,
+              interrupt_after_checkpoint: bool = False) -> LocalRunResult:
     """Emulate the job: one start per entry of ``interrupt_after`` (each interrupted after that
-    many seconds), then a last start that runs to the end."""
+    many seconds), then a last start that runs to the end. ``instance_count: 2`` runs two
+    hosts in network namespaces (:mod:`rectrain.sagemaker.cluster`; root on Linux) or refuses."""
     request = local_request(job)
     name = request["TrainingJobName"]
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
+    count = int(request["ResourceConfig"]["InstanceCount"])
+    if count > 2:
+        raise ConfigError(f"run-local emulates 1 or 2 hosts; the job asks for {count}.",
+                          "pass --instance-count 2 (the emulation of several hosts) or 1.")
+    if count == 2:
+        from rectrain.sagemaker.netns import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            raise EnvironmentProblem(f"run-local cannot emulate 2 hosts here: {reason}.",
+                                     "run as root on Linux (network namespaces), or pass --instance-count 1.")
     s3 = s3_client or aws.client("s3", job.region, job.profile, job.endpoint_url)
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"rectrain-{name}-"))
     root.mkdir(parents=True, exist_ok=True)
+    if count == 2:
+        import rectrain.sagemaker.local as local
+        from rectrain.sagemaker.cluster import run_cluster
+
+        return run_cluster(local, job, request, s3, root, interrupt_after=interrupt_after, device=device,
+                           max_steps=max_steps, grace_seconds=grace_seconds, max_starts=max_starts,
+                           extra_env=extra_env, interrupt_after_checkpoint=interrupt_after_checkpoint)
     paths = MLPaths.resolve(str(root))
     write_contract(paths, request)
     for channel in request["InputDataConfig"]:
@@ -319,6 +321,10 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
         code, interrupted = _run_attempt(argv, env, sync, after, grace_seconds)
         result.attempts.append(Attempt(number, code, time.monotonic() - started, interrupted,
                                        restored, sync.uploaded))
+        if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
+            tb_local = paths.output / "tensorboard"
+            upload_tensorboard(s3, tb_local, request["TensorBoardOutputConfig"]["S3OutputPath"])
+            shutil.rmtree(tb_local, ignore_errors=True)
         result.exit_code = code
         if not interrupted:
             break
@@ -346,9 +352,5 @@ def _upload_tar(s3: Any, folder: Path, uri: str) -> str:
         with tarfile.open(archive, "w:gz") as tar:
             for item in sorted(folder.iterdir()):
                 tar.add(item, arcname=item.name)
-        bucket, key = _split(uri)
-        try:
-            s3.upload_file(str(archive), bucket, key)
-        except Exception as exc:  # noqa: BLE001
-            raise aws.aws_error(exc, "s3:PutObject", uri) from exc
+        upload_file(archive, uri, client=s3)
     return uri

@@ -15,10 +15,12 @@ from typing import Any, Dict, List, Optional
 
 from rectrain._version import __version__
 from rectrain.errors import ConfigError
+from rectrain.sagemaker.instances import has_local_storage, runnable_problems
 from rectrain.sagemaker.jobconfig import DEFAULT_LOCAL_CHECKPOINTS, JOB_NAME_RE, JobConfig
 from rectrain.sagemaker.metrics import metric_definitions
+from rectrain.sagemaker.tracking import add_tracking
 
-ECR_IMAGE_RE = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[^:@\s]+([:@][^\s]+)?$")
+ECR_IMAGE_RE = re.compile(r"^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/[^:@\s]+([:@][^\s]+)?$")
 ROLE_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 PRETRAINED_CHANNEL = "pretrained"
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
@@ -135,9 +137,21 @@ def build_training_job_request(job: JobConfig, now: Optional[_dt.datetime] = Non
         request["StoppingCondition"]["MaxWaitTimeInSeconds"] = job.max_wait_seconds
     if job.keep_alive_seconds:
         request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = job.keep_alive_seconds
+    validate_request(request)  # an instance type SageMaker does not know is named here first
+    problems = runnable_problems(job.instance_type, image)
+    if problems:
+        message, _, fix = problems[0].partition(" Fix: ")
+        raise ConfigError(message, fix or "use another instance type.")
+    if job.region:
+        for problem in region_problems(image, job.region):
+            message, _, fix = problem.partition(" Fix: ")
+            raise ConfigError(message, fix)
     if job.kms_key:
         request["OutputDataConfig"]["KmsKeyId"] = job.kms_key
-        request["ResourceConfig"]["VolumeKmsKeyId"] = job.kms_key
+        # SageMaker refuses VolumeKmsKeyId on instance types with local NVMe storage (encrypted
+        # by the instance's hardware module); only EBS-backed types take the key.
+        if not has_local_storage(job.instance_type):
+            request["ResourceConfig"]["VolumeKmsKeyId"] = job.kms_key
     if job.subnets:
         request["VpcConfig"] = {"Subnets": list(job.subnets), "SecurityGroupIds": list(job.security_groups)}
     if job.max_retries:
@@ -146,16 +160,57 @@ def build_training_job_request(job: JobConfig, now: Optional[_dt.datetime] = Non
         request["EnableNetworkIsolation"] = True
     if job.instance_count > 1 and job.kms_key:
         request["EnableInterContainerTrafficEncryption"] = True
+    add_tracking(request, job, name)
     validate_request(request)
     return request
 
 
+# ------------------------------------------------------------------ regions
+def image_region(image: str) -> Optional[str]:
+    m = ECR_IMAGE_RE.match(image or "")
+    return m.group(1) if m else None
+
+
+def region_problems(image: str, region: str) -> List[str]:
+    """SageMaker pulls the training image only from ECR in the job's own region."""
+    where = image_region(image)
+    if where and where != region:
+        return [f"the image {image} is in ECR region {where}, the job in {region}; SageMaker pulls "
+                f"training images only from the job's region. Fix: push the image to {region} "
+                f"(`rectrain sagemaker image --region {region} --build --push`) or launch in {where}."]
+    return []
+
+
+def bucket_region(s3_client: Any, bucket: str) -> str:
+    """The bucket's region (``GetBucketLocation``: empty means us-east-1, ``EU`` eu-west-1)."""
+    location = s3_client.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+    return {"EU": "eu-west-1"}.get(location, location)
+
+
+def bucket_region_problems(request: Dict[str, Any], region: str, s3_client: Any) -> List[str]:
+    """Every S3 bucket of the request (channels, output, checkpoints) must be in the job's
+    region: SageMaker training jobs do not read or write buckets of another region."""
+    uris = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in request.get("InputDataConfig", [])]
+    uris += [request["OutputDataConfig"]["S3OutputPath"], request["CheckpointConfig"]["S3Uri"]]
+    problems: List[str] = []
+    seen: Dict[str, str] = {}
+    for uri in uris:
+        bucket = uri[len("s3://"):].partition("/")[0]
+        if bucket in seen:
+            continue
+        seen[bucket] = bucket_region(s3_client, bucket)
+        if seen[bucket] != region:
+            problems.append(f"bucket {bucket} ({uri}) is in {seen[bucket]}, the job in {region}. Fix: "
+                            f"launch in {seen[bucket]} (--region) or copy the data to a bucket in {region}.")
+    return problems
+
+
 # ------------------------------------------------------------------ validation
-def _input_shape():  # noqa: ANN202 - botocore shape
+def _input_shape(operation: str = "CreateTrainingJob"):  # noqa: ANN202 - botocore shape
     import botocore.session
 
     model = botocore.session.get_session().get_service_model("sagemaker")
-    return model.operation_model("CreateTrainingJob").input_shape
+    return model.operation_model(operation).input_shape
 
 
 def _compile(pattern: str) -> Optional[re.Pattern]:
@@ -207,11 +262,12 @@ def _walk(value: Any, shape: Any, path: str, problems: List[str]) -> None:
         problems.append(f"{path}: {value} is over the maximum {meta['max']}")
 
 
-def request_problems(request: Dict[str, Any]) -> List[str]:
-    """Every way ``request`` breaks the CreateTrainingJob input shape (empty list: none)."""
+def request_problems(request: Dict[str, Any], operation: str = "CreateTrainingJob") -> List[str]:
+    """Every way ``request`` breaks the ``operation``'s input shape in botocore's SageMaker model:
+    types, required members, and the lengths, enums and patterns SageMaker checks (empty: none)."""
     from botocore.validate import ParamValidator
 
-    shape = _input_shape()
+    shape = _input_shape(operation)
     report = ParamValidator().validate(request, shape)
     problems: List[str] = []
     if report.has_errors():

@@ -1,5 +1,5 @@
-"""The Python API names users know, over :mod:`rectrain.storage.transfer` and
-:mod:`rectrain.storage.pack` (the CLI calls the same functions)."""
+"""The Python API names users know, over :mod:`rectrain.storage.push`, :mod:`rectrain.storage.pull`
+and :mod:`rectrain.storage.pack` (the CLI calls the same functions)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from rectrain.storage.pack import pack_dataset
-from rectrain.storage.transfer import pull, push
+from rectrain.storage.pull import pull
+from rectrain.storage.push import push
+from rectrain.storage.result import TransferResult
 
 
 def upload_recognition_data_to_s3(
@@ -26,32 +28,24 @@ def upload_recognition_data_to_s3(
     ``manifest.jsonl`` (written last). ``packed=True`` first packs it into tar shards (the
     format for SageMaker channels); a folder made by ``rectrain data pack`` is uploaded as it is.
     Reruns resume: what is already there is skipped. Returns the transfer summary."""
-    if packed:
-        with tempfile.TemporaryDirectory(prefix="rectrain-pack-") as tmp:
-            pack = pack_dataset(local_dir, Path(tmp) / "packed", shard_size, progress=progress)
-            result = push(
-                Path(tmp) / "packed",
-                s3_uri,
-                client=client,
-                endpoint_url=endpoint_url,
-                workers=workers,
-                progress=progress,
-                manifest=True,
-            )
-            out = result.to_dict()
-            out.update({"packed": True, "shards": len(pack.shards), "files": pack.files, "bytes": pack.bytes})
-            return out
-    result = push(
-        local_dir,
-        s3_uri,
-        client=client,
-        endpoint_url=endpoint_url,
-        workers=workers,
-        progress=progress,
-        manifest=True,
-    )
-    out = result.to_dict()
-    out.update({"files": result.files_total, "bytes": result.bytes_total})
+
+    def send(folder: Any) -> TransferResult:
+        return push(
+            folder,
+            s3_uri,
+            client=client,
+            endpoint_url=endpoint_url,
+            workers=workers,
+            progress=progress,
+            manifest=True,
+        )
+
+    if not packed:
+        return _summary(send(local_dir))
+    with tempfile.TemporaryDirectory(prefix="rectrain-pack-") as tmp:
+        pack = pack_dataset(local_dir, Path(tmp) / "packed", shard_size, progress=progress)
+        out = send(Path(tmp) / "packed").to_dict()
+    out.update({"packed": True, "shards": len(pack.shards), "files": pack.files, "bytes": pack.bytes})
     return out
 
 
@@ -75,6 +69,10 @@ def download_recognition_data_from_s3(
         progress=progress,
         unpack=True,
     )
+    return _summary(result)
+
+
+def _summary(result: TransferResult) -> Dict[str, Any]:
     out = result.to_dict()
     out.update({"files": result.files_total, "bytes": result.bytes_total})
     return out

@@ -15,15 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
 from rectrain.errors import PermissionProblem
-from rectrain.storage.s3 import (
-    S3Uri,
-    client_endpoint,
-    error_code,
-    iam_statement,
-    make_client,
-    translate_error,
-)
-from rectrain.storage.transfer import PROBE_PREFIX
+from rectrain.storage.aws_errors import error_code, iam_statement, translate_error
+from rectrain.storage.objects import PROBE_PREFIX
+from rectrain.storage.s3 import S3Uri, client_endpoint, make_client
 
 OK, FAIL, WARN, INFO = "ok", "fail", "warn", "info"
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from rectrain.errors import DataError, IntegrityError
+from rectrain.errors import DataError
 
 MANIFEST_NAME = "manifest.jsonl"
 PART_SUFFIX = ".rectrain-part"  # temporary download names; never uploaded, never trusted
@@ -101,12 +101,7 @@ class Manifest:
                     line=lineno,
                 ) from exc
             if not isinstance(obj, dict):
-                raise DataError(
-                    "expected a JSON object.",
-                    "push the dataset again to rewrite the manifest.",
-                    path=source,
-                    line=lineno,
-                )
+                raise _damaged("expected a JSON object.", source, lineno)
             if "rectrain_manifest" in obj:
                 kind = str(obj.get("kind", "files"))
                 if kind not in ("files", "packed"):
@@ -121,12 +116,8 @@ class Manifest:
                 continue
             entry = _entry(obj, source, lineno)
             if entry.path in seen:
-                raise DataError(
-                    f"'{entry.path}' is listed twice (first on line {seen[entry.path]}).",
-                    "push the dataset again to rewrite the manifest.",
-                    path=source,
-                    line=lineno,
-                )
+                first = seen[entry.path]
+                raise _damaged(f"'{entry.path}' is listed twice (first on line {first}).", source, lineno)
             seen[entry.path] = lineno
             entries.append(entry)
         return cls(entries=entries, kind=kind, shards=shards, dirs=dirs)
@@ -136,14 +127,13 @@ class Manifest:
         return cls.parse(Path(path).read_text(encoding="utf-8"), str(path))
 
 
+def _damaged(message: str, source: str, lineno: int) -> DataError:
+    return DataError(message, "push the dataset again to rewrite the manifest.", path=source, line=lineno)
+
+
 def _entry(obj: object, source: str, lineno: int) -> ManifestEntry:
     if not isinstance(obj, dict):
-        raise DataError(
-            "expected a JSON object with path, size and sha256.",
-            "push the dataset again to rewrite the manifest.",
-            path=source,
-            line=lineno,
-        )
+        raise _damaged("expected a JSON object with path, size and sha256.", source, lineno)
     path, size, sha = obj.get("path"), obj.get("size"), obj.get("sha256")
     if (
         not isinstance(path, str)
@@ -152,12 +142,8 @@ def _entry(obj: object, source: str, lineno: int) -> ManifestEntry:
         or not isinstance(sha, str)
         or not _SHA256.match(sha.lower())
     ):
-        raise DataError(
-            "each line needs 'path' (text), 'size' (bytes, >= 0) and 'sha256' (64 hex digits).",
-            "push the dataset again to rewrite the manifest.",
-            path=source,
-            line=lineno,
-        )
+        need = "each line needs 'path' (text), 'size' (bytes, >= 0) and 'sha256' (64 hex digits)."
+        raise _damaged(need, source, lineno)
     shard = obj.get("shard")
     return ManifestEntry(
         check_relpath(path, source, lineno), size, sha.lower(), str(shard) if shard is not None else None
@@ -204,10 +190,6 @@ def file_digests(path: Path) -> Tuple[str, str, int]:
     return sha.hexdigest(), md5.hexdigest(), size
 
 
-def sha256_file(path: Path) -> str:
-    return file_digests(path)[0]
-
-
 def iter_files(root: Path) -> Iterator[Tuple[str, Path]]:
     """(relative POSIX path, path) of every regular file under ``root``, sorted, skipping
     rectrain's temporary download names."""
@@ -229,46 +211,3 @@ def empty_dirs(root: Path) -> List[str]:
         if not dirnames and not filenames and Path(dirpath) != Path(root):
             out.append(Path(dirpath).relative_to(root).as_posix())
     return sorted(out)
-
-
-def build_manifest(root: Path, exclude: Tuple[str, ...] = (MANIFEST_NAME,)) -> Manifest:
-    """The manifest of every file under ``root`` (``exclude`` names at the top level are left out)."""
-    entries = []
-    for rel, path in iter_files(root):
-        if rel in exclude:
-            continue
-        sha, _, size = file_digests(path)
-        entries.append(ManifestEntry(rel, size, sha))
-    return Manifest(entries=entries, dirs=empty_dirs(root))
-
-
-def verify_tree(root: Path, manifest: Manifest, *, exact: bool = False) -> List[str]:
-    """Problems (one line each) between the files under ``root`` and ``manifest``: missing files,
-    size or sha256 mismatches and, with ``exact``, files the manifest does not list."""
-    problems = []
-    listed = manifest.by_path()
-    for rel, entry in sorted(listed.items()):
-        path = Path(root) / rel
-        if not path.is_file():
-            problems.append(f"{rel}: missing")
-            continue
-        sha, _, size = file_digests(path)
-        if size != entry.size:
-            problems.append(f"{rel}: {size} bytes, manifest says {entry.size}")
-        elif sha != entry.sha256:
-            problems.append(f"{rel}: sha256 {sha[:12]}..., manifest says {entry.sha256[:12]}...")
-    if exact:
-        for rel, _ in iter_files(root):
-            if rel not in listed and rel != MANIFEST_NAME:
-                problems.append(f"{rel}: not in the manifest")
-    return problems
-
-
-def raise_if_problems(problems: List[str], where: str) -> None:
-    if problems:
-        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
-        raise IntegrityError(
-            f"{where} does not match its manifest ({len(problems)} problem(s)): {shown}.",
-            "pull it again (a damaged file is downloaded again), or push the dataset again "
-            "from the original copy.",
-        )

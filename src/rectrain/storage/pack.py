@@ -1,13 +1,14 @@
-"""Packed datasets: many small files in a few tar shards plus ``manifest.jsonl``.
+"""Packed datasets, the local format: many small files in a few tar shards plus ``manifest.jsonl``.
 
 A million 5 KB images are a million S3 requests; packed, they are a few dozen 128 MB
 objects that move at the network's speed. ``shard-00000.tar, shard-00001.tar, ...`` are
 plain POSIX (PAX, UTF-8 names) tar files anyone can open; the manifest lists every original
 file (path, size, sha256, shard) and every shard (size, sha256).
 
-``pull(..., unpack=True)`` streams each shard from S3 straight into extraction, several
-shards at once, and checks every file against the manifest as it lands: the result is
-exactly the original tree.
+Here: :func:`pack_dataset` and the shard reader (:func:`extract_shard`, which checks every file
+against the manifest as it lands). Unpacking a whole dataset, from S3 (``pull(...,
+unpack=True)``, several shards at once) or from local disk (``unpack_dataset``), is in
+:mod:`rectrain.storage.pull`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ import posixpath
 import re
 import secrets
 import tarfile
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Set
 
-from rectrain.errors import ConfigError, DataError, IntegrityError, RectrainError, StorageError
-from rectrain.fsutil import remove_quietly, write_text_atomic
+from rectrain.errors import ConfigError, DataError, IntegrityError
+from rectrain.fsutil import format_size, remove_quietly, sha256_file, write_text_atomic
 from rectrain.logs import get_logger
 from rectrain.storage.manifest import (
     CHUNK,
@@ -36,7 +35,6 @@ from rectrain.storage.manifest import (
     ManifestEntry,
     check_relpath,
     empty_dirs,
-    file_digests,
     iter_files,
 )
 from rectrain.storage.progress import TransferProgress
@@ -187,7 +185,7 @@ def pack_dataset(
                             )
                         entries.append(ManifestEntry(rel, size, reader.sha.hexdigest(), name))
                         bar.advance(size)
-                sha, _, shard_bytes = file_digests(tmp)
+                sha, shard_bytes = sha256_file(tmp), tmp.stat().st_size
                 os.replace(tmp, out / name)
             except BaseException:
                 remove_quietly(tmp)
@@ -208,25 +206,25 @@ def pack_dataset(
         time.monotonic() - started,
     )
     log.info(
-        "packed %d files (%.1f MB) into %d shard(s) in %s", result.files, result.bytes / 1e6, len(shards), out
+        "packed %d files (%s) into %d shard(s) in %s",
+        result.files,
+        format_size(result.bytes),
+        len(shards),
+        out,
     )
     return result
 
 
 # ----------------------------------------------------------------------------- extraction
-class _Writer:
-    """Writes verified files into ``dst`` on a few threads while the tar stream is read on the
-    caller's thread (creating many small files is bound by file-system calls, which release the
-    GIL). Folders are created and checked once each."""
+class _Targets:
+    """Where the members of a shard go inside ``dst``: folders are created and checked once each,
+    and a folder that resolves outside ``dst`` (through a link) is refused."""
 
-    def __init__(self, dst: Path, threads: int = 4) -> None:
+    def __init__(self, dst: Path) -> None:
         self.dst = dst
         self.dst.mkdir(parents=True, exist_ok=True)
         self.dst_real = os.path.realpath(dst)
         self.checked: Dict[str, str] = {}
-        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="rectrain-unpack") if threads > 0 else None
-        self.slots = threading.BoundedSemaphore(threads * 16)  # bounds the bytes held in memory
-        self.futures: List[Future] = []
 
     def target(self, rel: str, where: str) -> Path:
         parent = posixpath.dirname(rel)
@@ -243,46 +241,16 @@ class _Writer:
             self.checked[parent] = real
         return Path(self.checked[parent]) / posixpath.basename(rel)
 
-    def submit(self, data: bytes, target: Path, mtime: float, mode: int) -> None:
-        if self.pool is None:
-            self._write(data, target, mtime, mode)
-            return
-        self._raise_failed()
-        self.slots.acquire()
-        future = self.pool.submit(self._write, data, target, mtime, mode)
-        future.add_done_callback(lambda _f: self.slots.release())
-        self.futures.append(future)
 
-    @staticmethod
-    def _write(data: bytes, target: Path, mtime: float, mode: int) -> None:
-        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
-        try:
-            with open(tmp, "wb") as out:
-                out.write(data)
-            _finish_file(tmp, target, mtime, mode)
-        except BaseException:
-            remove_quietly(tmp)
-            raise
-
-    def _raise_failed(self) -> None:
-        if len(self.futures) > 256:
-            self.futures = [f for f in self.futures if not f.done() or f.exception() is not None]
-        for future in self.futures:
-            if future.done() and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
-
-    def close(self) -> None:
-        if self.pool is None:
-            return
-        self.pool.shutdown(wait=True)
-        for future in self.futures:
-            exc = future.exception()
-            if exc is not None:
-                if isinstance(exc, OSError):
-                    raise StorageError(
-                        f"Cannot write into {self.dst}: {exc}.", "check free disk space and permissions."
-                    ) from exc
-                raise exc
+def _write_file(data: bytes, target: Path, mtime: float, mode: int) -> None:
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
+    try:
+        with open(tmp, "wb") as out:
+            out.write(data)
+        _finish_file(tmp, target, mtime, mode)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
 
 
 def _finish_file(tmp: Path, target: Path, mtime: float, mode: int) -> None:
@@ -292,7 +260,7 @@ def _finish_file(tmp: Path, target: Path, mtime: float, mode: int) -> None:
     os.replace(tmp, target)
 
 
-IN_MEMORY = 4 * 1024 * 1024  # members up to this size are read, checked and handed to a writer thread
+IN_MEMORY = 4 * 1024 * 1024  # members up to this size are read and checked in memory, then written
 
 
 def extract_shard(
@@ -302,51 +270,48 @@ def extract_shard(
     dst: Path,
     *,
     on_bytes: Optional[Callable[[int], None]] = None,
-    writers: int = 0,
 ) -> Set[str]:
     """Extract one shard read from ``stream`` (a file or an S3 body) into ``dst``. Each member must
     be a regular file the manifest lists for this shard; each is checked (size, sha256) before it
-    is written under a temporary name and renamed. Returns the paths written."""
+    is written under a temporary name and renamed (on the reading thread: measured faster than
+    handing small files to writer threads). Returns the paths written."""
     reader = _HashingReader(stream, on_bytes)
     written: Set[str] = set()
     where = shard.path
-    writer = _Writer(dst, writers)
+    targets = _Targets(dst)
     try:
-        try:
-            with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8") as tar:  # type: ignore[call-overload]
-                for member in tar:
-                    if member.isdir():
-                        continue
-                    rel = member.name
-                    if not member.isfile():
-                        raise IntegrityError(
-                            f"{where} holds '{rel}', which is not a regular file; refused.",
-                            "pack the dataset again with rectrain data pack.",
-                        )
-                    entry = expected.get(rel)
-                    if entry is None:
-                        raise IntegrityError(
-                            f"{where} holds '{rel}', which its manifest does not list for it; refused.",
-                            "pack the dataset again with rectrain data pack.",
-                        )
-                    check_relpath(rel, where)
-                    target = writer.target(rel, where)
-                    fileobj = tar.extractfile(member)
-                    assert fileobj is not None
-                    if member.size <= IN_MEMORY:
-                        data = fileobj.read()
-                        _verify(len(data), hashlib.sha256(data).hexdigest(), entry, f"{where}:{rel}")
-                        writer.submit(data, target, member.mtime, member.mode)
-                    else:
-                        _write_verified(fileobj, target, entry, f"{where}:{rel}", member.mtime, member.mode)
-                    written.add(rel)
-                reader.drain()
-        except tarfile.TarError as exc:
-            raise IntegrityError(
-                f"{where} is not a readable tar file ({exc}).", "pack and upload the dataset again."
-            ) from exc
-    finally:
-        writer.close()
+        with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8") as tar:  # type: ignore[call-overload]
+            for member in tar:
+                if member.isdir():
+                    continue
+                rel = member.name
+                if not member.isfile():
+                    raise IntegrityError(
+                        f"{where} holds '{rel}', which is not a regular file; refused.",
+                        "pack the dataset again with rectrain data pack.",
+                    )
+                entry = expected.get(rel)
+                if entry is None:
+                    raise IntegrityError(
+                        f"{where} holds '{rel}', which its manifest does not list for it; refused.",
+                        "pack the dataset again with rectrain data pack.",
+                    )
+                check_relpath(rel, where)
+                target = targets.target(rel, where)
+                fileobj = tar.extractfile(member)
+                assert fileobj is not None
+                if member.size <= IN_MEMORY:
+                    data = fileobj.read()
+                    _verify(len(data), hashlib.sha256(data).hexdigest(), entry, f"{where}:{rel}")
+                    _write_file(data, target, member.mtime, member.mode)
+                else:
+                    _write_verified(fileobj, target, entry, f"{where}:{rel}", member.mtime, member.mode)
+                written.add(rel)
+            reader.drain()
+    except tarfile.TarError as exc:
+        raise IntegrityError(
+            f"{where} is not a readable tar file ({exc}).", "pack and upload the dataset again."
+        ) from exc
     if shard.sha256 and reader.sha.hexdigest() != shard.sha256:
         log.warning(
             "%s: the shard's sha256 differs from the manifest, but every file in it matched its own checksum",
@@ -386,7 +351,8 @@ def _write_verified(
         raise
 
 
-def _shard_done(dst: Path, entries: List[ManifestEntry]) -> bool:
+def shard_extracted(dst: Path, entries: List[ManifestEntry]) -> bool:
+    """Whether every file of a shard (``entries``) is already in ``dst``, checked by sha256."""
     for entry in entries:
         path = dst / entry.path
         try:
@@ -394,12 +360,13 @@ def _shard_done(dst: Path, entries: List[ManifestEntry]) -> bool:
                 return False
         except OSError:
             return False
-        if file_digests(path)[0] != entry.sha256:
+        if sha256_file(path) != entry.sha256:
             return False
     return True
 
 
-def _by_shard(manifest: Manifest) -> Dict[str, List[ManifestEntry]]:
+def entries_by_shard(manifest: Manifest) -> Dict[str, List[ManifestEntry]]:
+    """{shard name: the files it holds}, from a packed dataset's manifest."""
     groups: Dict[str, List[ManifestEntry]] = {s.path: [] for s in manifest.shards}
     for entry in manifest.entries:
         if entry.shard not in groups:
@@ -411,167 +378,12 @@ def _by_shard(manifest: Manifest) -> Dict[str, List[ManifestEntry]]:
     return groups
 
 
-def _finish_tree(dst: Path, manifest: Manifest, delete: bool) -> int:
-    for rel in manifest.dirs:
-        (dst / check_relpath(rel)).mkdir(parents=True, exist_ok=True)
-    deleted = 0
-    if delete:
-        listed = {e.path for e in manifest.entries}
-        for rel, path in iter_files(dst):
-            if rel not in listed:
-                path.unlink()
-                deleted += 1
-    return deleted
-
-
-def unpack_dataset(
-    src_dir: Any, dst_dir: Any, *, workers: int = 4, delete: bool = False, progress: bool = True
-) -> Dict[str, Any]:
-    """Extract a packed dataset (shards + manifest.jsonl in ``src_dir``) into ``dst_dir``, checking
-    every file against the manifest. Shards whose files are all already there are skipped."""
-    from rectrain.storage.transfer import run_parallel
-
-    started = time.monotonic()
-    src = Path(src_dir).expanduser()
-    dst = Path(dst_dir).expanduser()
-    if not (src / MANIFEST_NAME).is_file():
-        raise DataError(
-            f"no {MANIFEST_NAME} here, so this is not a packed dataset.",
-            "give the folder made by `rectrain data pack`.",
-            path=str(src),
-        )
-    manifest = Manifest.read(src / MANIFEST_NAME)
-    if manifest.kind != "packed":
-        raise DataError(
-            "this manifest is not a packed dataset's.",
-            "give the folder made by `rectrain data pack`.",
-            path=str(src / MANIFEST_NAME),
-        )
-    groups = _by_shard(manifest)
-    dst.mkdir(parents=True, exist_ok=True)
-    shards = {s.path: s for s in manifest.shards}
-    todo = [name for name, entries in groups.items() if not _shard_done(dst, entries)]
-    with TransferProgress(
-        f"unpack {src.name}", len(todo), sum(shards[n].size for n in todo), progress
-    ) as bar:
-
-        def work(name: str) -> None:
-            path = src / name
-            if not path.is_file():
-                raise DataError(
-                    "shard missing.", "copy or download the whole packed dataset.", path=str(path)
-                )
-            with open(path, "rb") as fh:
-                extract_shard(
-                    fh,
-                    shards[name],
-                    {e.path: e for e in groups[name]},
-                    dst,
-                    on_bytes=lambda n: bar.advance(n, 0),
-                )
-            bar.advance(0, 1)
-
-        run_parallel(todo, work, workers)
-    deleted = _finish_tree(dst, manifest, delete)
-    return {
-        "dst": str(dst),
-        "files": manifest.files,
-        "bytes": manifest.total_bytes,
-        "shards": len(shards),
-        "shards_extracted": len(todo),
-        "deleted": deleted,
-        "seconds": time.monotonic() - started,
-    }
-
-
-def pull_unpack(
-    client: Any,
-    uri: Any,
-    remote: Dict[str, Any],
-    manifest: Manifest,
-    dst: Path,
-    *,
-    workers: int,
-    delete: bool,
-    dry_run: bool,
-    progress: bool,
-    started: float,
-    result: Any,
-) -> Any:
-    """``pull --unpack`` of a packed dataset: each shard streams from S3 into extraction, several
-    shards at once; the result is verified file by file against the manifest."""
-    from rectrain.storage.s3 import translate_error
-    from rectrain.storage.transfer import _partial, run_parallel
-
-    result.packed = True
-    groups = _by_shard(manifest)
-    shards = {s.path: s for s in manifest.shards}
-    missing = [name for name in shards if name not in remote]
-    if missing:
-        raise IntegrityError(
-            f"The packed dataset at {uri} is incomplete: {', '.join(missing[:3])} "
-            f"{'is' if len(missing) == 1 else 'are'} not on S3.",
-            "push the packed dataset again; the rerun uploads only what is missing.",
-        )
-    todo = [name for name, entries in groups.items() if not (dst.is_dir() and _shard_done(dst, entries))]
-    result.files_total = manifest.files
-    result.bytes_total = manifest.total_bytes
-    result.skipped = sum(len(groups[n]) for n in groups if n not in todo)
-    result.planned = [str(uri.join(n)) for n in todo]
-    listed = {e.path for e in manifest.entries}
-    if delete and dst.is_dir():
-        result.deletions = [str(dst / rel) for rel, _ in iter_files(dst) if rel not in listed]
-    if dry_run:
-        result.transferred = sum(len(groups[n]) for n in todo)
-        result.bytes_transferred = sum(shards[n].size for n in todo)
-        result.seconds = time.monotonic() - started
-        return result
-    dst.mkdir(parents=True, exist_ok=True)
-    lock = threading.Lock()
-    writers = 0  # measured: writing on the reading thread beats handing small files to threads
-    with TransferProgress(
-        f"pull --unpack {uri}", sum(len(groups[n]) for n in todo), sum(shards[n].size for n in todo), progress
-    ) as bar:
-
-        def work(name: str) -> None:
-            key = remote[name].key
-            try:
-                body = client.get_object(Bucket=uri.bucket, Key=key)["Body"]
-            except Exception as exc:
-                raise translate_error(exc, "s3:GetObject", str(uri.join(name))) from exc
-            try:
-                written = extract_shard(
-                    body,
-                    shards[name],
-                    {e.path: e for e in groups[name]},
-                    dst,
-                    on_bytes=lambda n: bar.advance(n, 0),
-                    writers=writers,
-                )
-            except RectrainError:
-                raise
-            except Exception as exc:  # a broken connection in the middle of the stream
-                raise translate_error(exc, "s3:GetObject", str(uri.join(name))) from exc
-            bar.advance(0, len(written))
-            if len(written) != len(groups[name]):
-                absent = sorted({e.path for e in groups[name]} - written)
-                raise IntegrityError(
-                    f"{uri.join(name)} lacks {len(absent)} file(s) its manifest lists (e.g. {absent[0]}).",
-                    "pack and push the dataset again.",
-                )
-            with lock:
-                result.transferred += len(written)
-                result.bytes_transferred += shards[name].size
-
-        try:
-            run_parallel(todo, work, workers)
-        except RectrainError as exc:
-            raise _partial(exc, result, "pull --unpack", sum(len(groups[n]) for n in todo)) from exc.__cause__
-        except OSError as exc:
-            raise StorageError(
-                f"Cannot write into {dst}: {exc}.", "check free disk space and permissions."
-            ) from exc
-    result.deleted = _finish_tree(dst, manifest, delete)
-    result.seconds = time.monotonic() - started
-    log.debug("%s", result.summary())
-    return result
+__all__ = [
+    "SHARD_PATTERN",
+    "PackResult",
+    "parse_size",
+    "pack_dataset",
+    "extract_shard",
+    "shard_extracted",
+    "entries_by_shard",
+]

@@ -1,4 +1,4 @@
-"""S3 addresses, the boto3 client and the translation of S3 errors into user errors.
+"""S3 addresses and the boto3 client (errors are translated in :mod:`rectrain.storage.aws_errors`).
 
 Every S3 call in rectrain goes through :func:`make_client`, so the same code talks to AWS S3
 and to the embedded SeaweedFS: the endpoint comes from the argument, else from the standard
@@ -9,19 +9,12 @@ reads itself.
 from __future__ import annotations
 
 import email.utils
-import json
 import posixpath
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Dict, Optional
-from urllib.parse import urlsplit
 
-from rectrain.errors import (
-    IntegrityError,
-    PermissionProblem,
-    RectrainError,
-    StorageError,
-)
+from rectrain.errors import StorageError
 
 DEFAULT_REGION = "us-east-1"
 
@@ -161,146 +154,3 @@ def _fast_timestamps(session: Any) -> None:
 
 def client_endpoint(client: Any) -> str:
     return str(getattr(client.meta, "endpoint_url", "") or "")
-
-
-def error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", "") or "")
-    return ""
-
-
-def iam_statement(action: str, resource: str) -> Dict[str, Any]:
-    """The IAM policy statement that grants ``action`` on ``resource`` (an s3:// address)."""
-    try:
-        uri = S3Uri.parse(resource)
-    except StorageError:
-        uri = None
-    if uri is None:
-        return {"Effect": "Allow", "Action": [action], "Resource": [resource]}
-    if action in ("s3:ListBucket", "s3:GetBucketLocation"):
-        statement: Dict[str, Any] = {
-            "Effect": "Allow",
-            "Action": [action],
-            "Resource": [f"arn:aws:s3:::{uri.bucket}"],
-        }
-        if uri.key and action == "s3:ListBucket":
-            statement["Condition"] = {"StringLike": {"s3:prefix": [f"{uri.prefix}*"]}}
-        return statement
-    pattern = f"{uri.prefix}*" if uri.key else "*"
-    return {"Effect": "Allow", "Action": [action], "Resource": [f"arn:aws:s3:::{uri.bucket}/{pattern}"]}
-
-
-def permission_fix(action: str, resource: str) -> str:
-    return (
-        "ask your AWS administrator to add this statement to the IAM policy of the identity you "
-        "use (see `rectrain s3 check`): " + json.dumps(iam_statement(action, resource))
-    )
-
-
-def translate_error(exc: BaseException, action: str, resource: str) -> RectrainError:
-    """Turn a boto3/botocore exception into a rectrain error naming ``action`` (an IAM action such as
-    ``s3:PutObject``) and ``resource`` (an s3:// address). Use as ``raise translate_error(...) from exc``.
-    Never includes credentials."""
-    import botocore.exceptions as bex
-
-    if isinstance(exc, RectrainError):
-        return exc
-    code = error_code(exc)
-    if code in ("AccessDenied", "403", "AllAccessDisabled", "AccountProblem") or (code == "Forbidden"):
-        return PermissionProblem(
-            f"S3 denied {action} on {resource}.",
-            permission_fix(action, resource),
-            action=action,
-            resource=resource,
-        )
-    if code in ("NoSuchBucket",) or (code == "404" and action in ("s3:ListBucket", "s3:HeadBucket")):
-        bucket = resource[len("s3://") :].split("/", 1)[0] if resource.startswith("s3://") else resource
-        return StorageError(
-            f"Bucket '{bucket}' does not exist ({action} on {resource}).",
-            f"check the bucket name and region, or create it (`aws s3 mb s3://{bucket}`).",
-        )
-    if code in ("NoSuchKey", "404", "NotFound"):
-        return StorageError(f"{resource} does not exist.", "check the address with `rectrain s3 ls`.")
-    if code in ("InvalidAccessKeyId",):
-        return StorageError(
-            f"The access key is not known to the S3 endpoint ({action} on {resource}).",
-            "check AWS_ACCESS_KEY_ID / your profile, and that the endpoint "
-            "(AWS_ENDPOINT_URL / --endpoint-url) is the one the keys belong to.",
-        )
-    if code in ("SignatureDoesNotMatch",):
-        return StorageError(
-            f"The secret key does not match the access key ({action} on {resource}).",
-            "check AWS_SECRET_ACCESS_KEY / your profile.",
-        )
-    if code in ("ExpiredToken", "ExpiredTokenException", "TokenRefreshRequired", "InvalidToken"):
-        return StorageError(
-            f"The AWS session token has expired or is invalid ({action} on {resource}).",
-            "refresh your credentials (for SSO: `aws sso login`), then rerun: finished "
-            "transfers are kept and skipped.",
-        )
-    if code in ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest"):
-        return IntegrityError(
-            f"S3 rejected {resource}: the data did not match its checksum in transit.",
-            "rerun the command; if it repeats, check the network or disk.",
-        )
-    if code in (
-        "SlowDown",
-        "ServiceUnavailable",
-        "503",
-        "InternalError",
-        "500",
-        "RequestTimeout",
-        "Throttling",
-        "ThrottlingException",
-    ):
-        return StorageError(
-            f"S3 kept failing with {code} for {action} on {resource} after retries.",
-            "rerun later, or lower --workers; finished transfers are kept and skipped.",
-        )
-    if isinstance(exc, bex.NoCredentialsError):
-        return StorageError(
-            "No AWS credentials found.",
-            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, use --profile, or run "
-            "`aws configure` (for the embedded server: `rectrain s3 serve` prints them).",
-        )
-    if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError)):
-        url = getattr(exc, "kwargs", {}).get("endpoint_url", "") or ""
-        if url:
-            parts = urlsplit(url)
-            url = f"{parts.scheme}://{parts.netloc}"
-        return StorageError(
-            f"Cannot reach the S3 endpoint {url} ({action} on {resource}).",
-            "check AWS_ENDPOINT_URL / --endpoint-url and the network; for the embedded "
-            "server run `rectrain s3 serve` first.",
-        )
-    if isinstance(exc, (bex.ReadTimeoutError, bex.ConnectionClosedError, bex.ResponseStreamingError)):
-        return StorageError(
-            f"The connection to S3 broke during {action} on {resource}.",
-            "rerun the command: finished transfers are kept and skipped.",
-        )
-    if isinstance(exc, bex.FlexibleChecksumError):
-        return IntegrityError(
-            f"{resource} failed its checksum on download: {exc}.",
-            "rerun the pull; if it repeats the object on S3 is damaged: upload it again.",
-        )
-    if isinstance(exc, bex.ClientError):
-        message = getattr(exc, "response", {}).get("Error", {}).get("Message", "") or str(exc)
-        return StorageError(
-            f"S3 error {code or 'unknown'} for {action} on {resource}: {message}",
-            "check the address and your permissions with `rectrain s3 check`.",
-        )
-    if isinstance(exc, bex.BotoCoreError):
-        return StorageError(
-            f"S3 request failed for {action} on {resource}: {exc}",
-            "check the endpoint and credentials with `rectrain s3 check`.",
-        )
-    if isinstance(exc, OSError):
-        return StorageError(
-            f"Local file error during {action} on {resource}: {exc}",
-            "check free disk space and permissions of the local folder.",
-        )
-    return StorageError(
-        f"{action} on {resource} failed: {type(exc).__name__}: {exc}",
-        "rerun with --log-level debug and report it if it repeats.",
-    )

@@ -168,19 +168,17 @@ class SeaweedServer:
     @property
     def env(self) -> Dict[str, str]:
         """The environment variables that point boto3, the AWS CLI and s5cmd at this server."""
-        return {
-            "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": self.access_key,
-            "AWS_SECRET_ACCESS_KEY": self.secret_key,
-            "AWS_DEFAULT_REGION": REGION,
-        }
+        return self._env(self.access_key, self.secret_key)
 
     @property
     def read_only_env(self) -> Dict[str, str]:
+        return self._env(self.read_only_access_key, self.read_only_secret_key)
+
+    def _env(self, access_key: str, secret_key: str) -> Dict[str, str]:
         return {
             "AWS_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": self.read_only_access_key,
-            "AWS_SECRET_ACCESS_KEY": self.read_only_secret_key,
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key,
             "AWS_DEFAULT_REGION": REGION,
         }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Union
 
-from rectrain.plotting import subplots
+from rectrain.plotting import finish_axes, save_png, subplots
 from rectrain.training.metrics import read_metrics
 
 
@@ -52,15 +52,5 @@ def plot_curves(metrics: Union[str, Path, List[Dict[str, Any]]], out: Union[str,
     for resume in (r for r in records if r.get("type") == "resume"):
         for ax in axes:
             ax.axvline(resume.get("global_step", 0), color="grey", linestyle=":", linewidth=1)
-    for ax in axes:
-        ax.set_xlabel("global step")
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
-    return path
+    finish_axes(axes)
+    return save_png(fig, out)

@@ -40,8 +40,8 @@ from rectrain.checkpoints.remote import (
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
+from rectrain.storage.objects import download_file
 from rectrain.storage.s3 import S3Uri
-from rectrain.storage.transfer import download_file
 
 log = get_logger("training")
 

@@ -48,7 +48,9 @@ from rectrain.errors import (
 from rectrain.logs import get_logger
 from rectrain.storage.s3 import S3Uri
 from rectrain.training.display import make_display
+from rectrain.training.early_stop import EarlyStop
 from rectrain.training.failures import Failure, FailureClassifier, append_problem_log
+from rectrain.training.headcheck import check_pretrained_head
 from rectrain.training.launch import build_train_command
 from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
@@ -64,6 +66,7 @@ from rectrain.training.resume import (
     scan_checkpoints,
 )
 from rectrain.training.supervise import EngineProcess, Stopper
+from rectrain.training.tracked import TrackingOptions, open_run_tracking
 
 log = get_logger("training")
 
@@ -94,7 +97,9 @@ def start_recognition_training(
     checkpoint_every_min: float = 30.0, endpoint_url: Optional[str] = None,
     paddleocr_dir: Optional[str] = None, nnodes: int = 1, node_rank: int = 0,
     master: Optional[str] = None, display: str = "rich", max_steps: Optional[int] = None,
-    sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None, restart: bool = False,
+    sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None,
+    tracking: Optional[TrackingOptions] = None,
+    early_stop: Optional[int] = None, stop_at_step: Optional[int] = None, restart: bool = False,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
@@ -118,7 +123,8 @@ def start_recognition_training(
                       checkpoint_every_min=checkpoint_every_min, endpoint_url=endpoint_url,
                       paddleocr_dir=paddleocr_dir, nnodes=nnodes, node_rank=node_rank,
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
-                      max_seconds=max_seconds, restart=restart)
+                      max_seconds=max_seconds, tracking=tracking,
+                      early_stop=early_stop, stop_at_step=stop_at_step, restart=restart)
     finally:
         stopper.restore()
 
@@ -129,13 +135,16 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
            endpoint_url: Optional[str], paddleocr_dir: Optional[str], nnodes: int, node_rank: int,
            master: Optional[str], display: str, max_steps: Optional[int],
            sub_epochs: Optional[int], max_seconds: Optional[float],
-           restart: bool = False) -> TrainResult:
+           tracking: Optional[TrackingOptions] = None, early_stop: Optional[int] = None,
+           stop_at_step: Optional[int] = None, restart: bool = False) -> TrainResult:
     if resume and restart:
         raise UserError("--resume and --restart exclude each other.",
                         "--resume continues the run; --restart starts a new one: give one.")
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = load_train_config(config)
+    if not resume:
+        check_pretrained_head(cfg, str(config))
     run = Path(run_dir).expanduser().resolve()
     run.mkdir(parents=True, exist_ok=True)
     ckdir = Path(checkpoint_dir).expanduser().resolve() if checkpoint_dir else run / "checkpoints"
@@ -187,7 +196,9 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     resume_from: Optional[Path] = None
     resume_info: Optional[CheckpointInfo] = None
     if resume:
-        resume_from, resume_info = resume_point(ckdir, checkpoint_s3, dest_dir=ckdir / "resume",
+        # other hosts keep their copy out of the synced checkpoint dir: only rank 0 writes there
+        resume_from, resume_info = resume_point(ckdir, checkpoint_s3,
+                                                dest_dir=(ckdir if node_rank == 0 else run) / "resume",
                                                 endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
                                                 run_id=state.run_id, found=found)
 
@@ -206,6 +217,9 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     state.history.append({"segment": segment, "started": time.time(),
                           "resumed_from": str(resume_from) if resume_from else None,
                           "resume_step": resume_info.global_step if resume_info else 0})
+    tracking_run = open_run_tracking(tracking, run, Path(config).resolve(), cfg, engine=engine, device=device,
+                                     gpus=gpus, nnodes=nnodes, node_rank=node_rank, plan=plan, state=state,
+                                     resume_step=resume_info.global_step if resume_info else 0)
     state.save(state_path)
 
     stopper.raise_early = False  # from here on a signal stops the run the normal way
@@ -214,6 +228,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                              global_step=resume_info.global_step if resume_info else 0,
                              engine_epoch=resume_info.engine_epoch if resume_info else 0)
     classifier = FailureClassifier()
+    early = EarlyStop(early_stop, main_indicator, best=state.best_metric) if early_stop else None
 
     def on_best(info: CheckpointInfo) -> None:
         state.best_metric = info.metric.get(main_indicator)
@@ -268,6 +283,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                     stopper.stop("failed")
                 for record in tracker.feed(raw):
                     metrics.write([record])
+                    tracking_run.record(record)
                     disp.record(record)
                     if record["type"] == "save" and ENGINE_NAME_RE.match(record.get("name", "")):
                         sync.on_save(record["name"])
@@ -280,11 +296,18 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                                 disp.message(f"--max-seconds {max_seconds:g} reached: stopping after "
                                              f"the checkpoint at step {record['global_step']}")
                                 stopper.stop("stopped")
+                            if stop_at_step and record["global_step"] >= stop_at_step:
+                                stopper.stop("stopped")  # the demo's fixed step count, checkpointed
+                    if early is not None and early.feed(record):
+                        disp.message(early.message())
+                        stopper.stop("stopped")
                     if (record["type"] == "train" and max_steps and "Global.epoch_num" not in plan.overrides
                             and record["global_step"] >= max_steps):
                         stopper.stop("stopped")
             rc = child.wait()
-        metrics.write(tracker.flush())
+        last = tracker.flush()
+        metrics.write(last)
+        tracking_run.records(last)
     finally:  # the engine is stopped and train.log closed by now
         metrics.close()
         disp.stop()
@@ -308,6 +331,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                         "upload them with %s", ", ".join(sync.missing()),
                         push_command(ckdir, checkpoint_s3, endpoint_url))
         result.uploaded_keys = list(sync.uploaded_keys)
+        tracking_run.finish("interrupted", [run / "metrics.jsonl"], timeout=30)
         return result
 
     if failure is None and stopper.reason != "stopped":
@@ -318,6 +342,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         append_problem_log(run / "problem-log.md", failure,
                            context=f"segment {segment}, step {tracker.global_step}, "
                                    f"engine exit status {rc}")
+        tracking_run.finish("failed", [run / "metrics.jsonl", run / "problem-log.md", run / "train.log"])
         mirror_run_files(run, ckdir, node_rank)
         sync.close(timeout=INTERRUPT_UPLOAD_S)
         raise EngineFailure(f"training failed: {failure.message} (see {run / 'train.log'}; "
@@ -334,6 +359,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         plot_curves(run / "metrics.jsonl", run / "curves.png")
     except Exception as exc:  # noqa: BLE001 - a plot never fails a finished run
         log.warning("could not draw curves.png: %s", exc)
+    tracking_run.finish(result.status, [run / "curves.png", run / "metrics.jsonl", run / "problem-log.md"])
     sync.close(timeout=max(INTERRUPT_UPLOAD_S, 600.0))
     result.uploaded_keys = list(sync.uploaded_keys)
     missing = sync.missing()

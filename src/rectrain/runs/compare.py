@@ -1,0 +1,277 @@
+"""``rectrain runs compare A B …``: runs side by side.
+
+Each run is a run folder, an ``s3://`` checkpoint prefix (the runner uploads metrics.jsonl,
+run-state.json and config.yml there) or a SageMaker training job name (its hyperparameters,
+billable time and cost; its metrics from the job's checkpoint prefix, where the container
+mirrors the run files under ``run/``). The comparison holds:
+
+- the config fields that differ between the runs (dotted paths; hyperparameters for jobs);
+- the best eval accuracy and its step, the last eval normalized edit distance, the final loss;
+- steps, training time (the sum of each attempt's span) and, for SageMaker jobs, the cost;
+
+and :func:`plot_overlay` draws one figure with every run's curves (train loss, eval accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from rectrain.errors import RectrainError, UserError
+from rectrain.fsutil import write_json_atomic, write_text_atomic
+from rectrain.monitor.follow import RunSource
+from rectrain.plotting import finish_axes, save_png, subplots
+from rectrain.sagemaker import aws
+from rectrain.sagemaker.follow import describe_job
+from rectrain.sagemaker.jobconfig import JOB_NAME_RE
+from rectrain.training.plots import continuous
+
+MAX_DIFFS = 40
+
+
+@dataclass
+class RunData:
+    label: str
+    source: str
+    kind: str  # folder | s3 | sagemaker-job
+    records: List[Dict[str, Any]]
+    state: Optional[Dict[str, Any]] = None
+    config: Dict[str, Any] = field(default_factory=dict)  # flattened: dotted path -> value
+    cost_usd: Optional[float] = None
+    job_seconds: Optional[float] = None
+    status: Optional[str] = None
+
+
+def _flatten(cfg: Any, prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    if isinstance(cfg, dict):
+        for key, value in cfg.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if isinstance(value, dict) and value:
+                out.update(_flatten(value, path))
+            else:
+                out[path] = value
+    return out
+
+
+def _read_config(text: Optional[str]) -> Dict[str, Any]:
+    if not text:
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {}
+    return _flatten(data) if isinstance(data, dict) else {}
+
+
+def load_run(source: str, *, endpoint_url: Optional[str] = None, sagemaker_client: Any = None,
+             label: Optional[str] = None, region: Optional[str] = None,
+             profile: Optional[str] = None) -> RunData:
+    """Read one run from a folder, an s3:// prefix or a SageMaker job name."""
+    text = str(source)
+    if text.startswith("s3://") or Path(text).exists():
+        src = RunSource(text, endpoint_url)
+        records, state = src.read()
+        if src.s3:
+            raw = src._s3_get("config.yml")
+            config = _read_config(raw.decode("utf-8", errors="replace") if raw else None)
+            kind = "s3"
+        else:
+            folder = Path(text) if Path(text).is_dir() else Path(text).parent
+            cfg = folder / "config.yml"
+            config = _read_config(cfg.read_text(encoding="utf-8") if cfg.is_file() else None)
+            kind = "folder"
+        if not records:
+            raise UserError(f"{text}: no metrics.jsonl records.",
+                            "give the --run-dir of `rectrain train` or its --checkpoint-s3 prefix.")
+        return RunData(label or _label(text), text, kind, records, state, config,
+                       status=(state or {}).get("status"))
+    return _load_job(text, endpoint_url=endpoint_url, client=sagemaker_client, label=label, region=region,
+                     profile=profile)
+
+
+def _label(source: str) -> str:
+    return source.rstrip("/").rsplit("/", 1)[-1] or source
+
+
+def _load_job(name: str, *, endpoint_url: Optional[str], client: Any, label: Optional[str],
+              region: Optional[str] = None, profile: Optional[str] = None) -> RunData:
+    if not JOB_NAME_RE.match(name):
+        raise UserError(f"{name!r} is not a run folder, an s3:// prefix or a SageMaker job name.",
+                        "give run folders (--run-dir of `rectrain train`), s3:// checkpoint prefixes "
+                        "or training job names.")
+
+    try:
+        if client is None:
+            client = aws.client("sagemaker", region, profile)
+        status = describe_job(name, client)
+    except RectrainError as exc:
+        raise UserError(f"{name!r} is not a run folder nor an s3:// prefix, and as a SageMaker job name: "
+                        f"{exc.message}", exc.fix) from exc
+    records: List[Dict[str, Any]] = []
+    state = None
+    if status.checkpoint_s3:
+        for prefix in (f"{status.checkpoint_s3.rstrip('/')}/run", status.checkpoint_s3):
+            records, state = RunSource(prefix, endpoint_url).read()
+            if records:
+                break
+    hyper = getattr(status, "hyperparameters", None) or {}
+    if not hyper:
+        try:
+            hyper = client.describe_training_job(TrainingJobName=name).get("HyperParameters") or {}
+        except Exception:  # noqa: BLE001 - the comparison still has the metrics
+            hyper = {}
+    cost = getattr(status, "cost", None)
+    return RunData(label or name, name, "sagemaker-job", records, state,
+                   {f"hyperparameters.{k}": v for k, v in hyper.items() if not k.startswith("_")},
+                   cost_usd=getattr(cost, "cost_usd", None) if cost else None,
+                   job_seconds=getattr(status, "billable_seconds", None), status=status.status)
+
+
+# ------------------------------------------------------------------ numbers
+def _num(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def train_seconds(records: Sequence[Dict[str, Any]]) -> Optional[float]:
+    """The sum over attempts (segments) of last minus first record time."""
+    spans: Dict[int, List[float]] = {}
+    for r in records:
+        t = _num(r.get("unix_time"))
+        if t is not None:
+            spans.setdefault(int(r.get("segment", 0) or 0), []).append(t)
+    if not spans:
+        return None
+    return round(sum(max(v) - min(v) for v in spans.values()), 1)
+
+
+def run_summary(run: RunData) -> Dict[str, Any]:
+    records = continuous(run.records)
+    train = [r for r in records if r.get("type") == "train"]
+    evals = [r for r in records if r.get("type") == "eval" and _num(r.get("acc")) is not None]
+    best = max(evals, key=lambda r: float(r["acc"])) if evals else None
+    seconds = train_seconds(run.records)
+    return {
+        "run": run.label, "source": run.source, "kind": run.kind, "status": run.status,
+        "steps": max((int(r.get("global_step", 0) or 0) for r in records), default=0),
+        "epochs": train[-1].get("epoch") if train else None,
+        "best_eval_acc": float(best["acc"]) if best else None,
+        "best_step": best.get("global_step") if best else None,
+        "last_eval_norm_edit_dis": _num(evals[-1].get("norm_edit_dis")) if evals else None,
+        "final_loss": _num(train[-1].get("loss")) if train else None,
+        "samples_per_s": _num(train[-1].get("ips")) if train else None,
+        "train_seconds": seconds if seconds is not None else run.job_seconds,
+        "cost_usd": run.cost_usd,
+        "attempts": len({r.get("segment", 0) for r in run.records}),
+    }
+
+
+def config_differences(runs: Sequence[RunData]) -> Dict[str, List[Any]]:
+    """``{dotted field: [value in run 1, value in run 2, …]}`` for fields that differ."""
+    keys = sorted({k for run in runs for k in run.config})
+    diffs: Dict[str, List[Any]] = {}
+    for key in keys:
+        values = [run.config.get(key) for run in runs]
+        texts = {json.dumps(v, sort_keys=True, default=str) for v in values}
+        if len(texts) > 1:
+            diffs[key] = values
+    return diffs
+
+
+def compare_runs(sources: Sequence[str], *, endpoint_url: Optional[str] = None,
+                 sagemaker_client: Any = None, region: Optional[str] = None,
+                 profile: Optional[str] = None) -> Dict[str, Any]:
+    """Load and compare runs; see the module docstring. Needs two runs or more."""
+    if len(sources) < 2:
+        raise UserError("compare needs at least two runs.", "give two or more run folders, s3:// "
+                        "prefixes or SageMaker job names.")
+    runs = [load_run(s, endpoint_url=endpoint_url, sagemaker_client=sagemaker_client, region=region,
+                     profile=profile) for s in sources]
+    seen: Dict[str, int] = {}
+    for run in runs:  # two folders both named "run": tell them apart
+        seen[run.label] = seen.get(run.label, 0) + 1
+    for i, run in enumerate(runs):
+        if seen[run.label] > 1:
+            run.label = f"{i + 1}:{run.label}"
+    return {"runs": [run_summary(r) for r in runs], "config_differences": config_differences(runs),
+            "_runs": runs}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value
+    text = text.replace("|", "/")
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+ROWS = [("status", "status"), ("steps", "steps"), ("epochs", "epochs"),
+        ("best eval acc", "best_eval_acc"), ("at step", "best_step"),
+        ("last eval norm_edit_dis", "last_eval_norm_edit_dis"), ("final train loss", "final_loss"),
+        ("samples/s", "samples_per_s"), ("training time (s)", "train_seconds"),
+        ("cost (USD)", "cost_usd"), ("attempts", "attempts")]
+
+
+def format_comparison(comparison: Dict[str, Any]) -> str:
+    """A Markdown table of the results, then one of the config differences."""
+    runs = comparison["runs"]
+    head = "| | " + " | ".join(_cell(r["run"]) for r in runs) + " |"
+    sep = "| --- |" + " --- |" * len(runs)
+    lines = ["## Results", "", head, sep]
+    for title, key in ROWS:
+        lines.append(f"| {title} | " + " | ".join(_cell(r.get(key)) for r in runs) + " |")
+    diffs = comparison["config_differences"]
+    lines += ["", "## Config differences", ""]
+    if not diffs:
+        lines.append("(none: the runs used the same config)")
+    else:
+        lines += [head.replace("| |", "| field |", 1), sep]
+        for key, values in list(diffs.items())[:MAX_DIFFS]:
+            lines.append(f"| `{key}` | " + " | ".join(_cell(v) for v in values) + " |")
+        if len(diffs) > MAX_DIFFS:
+            lines.append(f"\n… and {len(diffs) - MAX_DIFFS} more (--json lists them all)")
+    return "\n".join(lines) + "\n"
+
+
+def plot_overlay(runs: Sequence[RunData], out: Union[str, Path]) -> Path:
+    """One figure: train loss and eval accuracy over global steps, one colour per run."""
+
+    fig, axes = subplots(1, 2, figsize=(13, 4.5))
+    for i, run in enumerate(runs):
+        color = f"C{i % 10}"
+        records = continuous(run.records)
+        pts = [(r["global_step"], r["loss"]) for r in records if r.get("type") == "train"
+               and _num(r.get("loss")) is not None]
+        if pts:
+            axes[0].plot([p[0] for p in pts], [p[1] for p in pts], color=color, label=run.label)
+        pts = [(r["global_step"], r["acc"]) for r in records if r.get("type") == "eval"
+               and _num(r.get("acc")) is not None]
+        if pts:
+            axes[1].plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=color, label=run.label)
+    axes[0].set_title("train loss")
+    axes[1].set_title("eval accuracy")
+    axes[1].set_ylim(-0.02, 1.02)
+    finish_axes(axes)
+    return save_png(fig, out)
+
+
+def write_comparison(comparison: Dict[str, Any], out_dir: Union[str, Path]) -> Dict[str, Path]:
+    """``compare.md`` (the tables and the figure), ``compare.json`` and ``compare.png``."""
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    png = plot_overlay(comparison["_runs"], out / "compare.png")
+    md = out / "compare.md"
+    write_text_atomic(md, "# Run comparison\n\n" + format_comparison(comparison)
+                      + f"\n## Curves\n\n![curves]({png.name})\n")
+    js = out / "compare.json"
+    write_json_atomic(js, {k: v for k, v in comparison.items() if not k.startswith("_")})
+    return {"markdown": md, "json": js, "figure": png}

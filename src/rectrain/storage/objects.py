@@ -1,0 +1,381 @@
+"""Single S3 objects: the client, list, verified put and get, delete, and the write probe.
+
+- Verified: each upload carries its SHA-256 (``x-amz-checksum-sha256``, checked by the server,
+  and ``x-amz-meta-sha256`` for later reads); each download is hashed while it streams and
+  compared with the expected sha256, else the object's sha256 metadata, else its MD5 ETag. A
+  mismatch raises IntegrityError and the file is never kept: downloads go to a temporary name
+  and are renamed only when verified.
+- Errors are translated at this boundary (:mod:`rectrain.storage.aws_errors`), cause kept.
+
+Folders of objects are moved by :mod:`rectrain.storage.push` and :mod:`rectrain.storage.pull`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from rectrain.errors import DataError, IntegrityError, PermissionProblem, StorageError
+from rectrain.fsutil import remove_quietly, sha256_file
+from rectrain.logs import get_logger
+from rectrain.storage.aws_errors import error_code, translate_error
+from rectrain.storage.fastpath import FastPath
+from rectrain.storage.manifest import CHUNK, PART_SUFFIX
+from rectrain.storage.s3 import S3Uri, make_client
+
+log = get_logger("storage.objects")
+
+SMALL_FILE = 8 * 1024 * 1024  # read into memory and sent in one request
+SINGLE_PUT_LIMIT = 5 * 1024**3  # S3's limit for one PUT; larger files use multipart
+PROBE_PREFIX = ".rectrain-write-probe-"
+
+
+@dataclass
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str
+    last_modified: Any = None
+
+
+def get_client(client: Any = None, endpoint_url: Optional[str] = None, workers: int = 16) -> Any:
+    """``client``, else a new one whose connection pool fits ``workers`` threads."""
+    if client is not None:
+        return client
+    return make_client(endpoint_url, max_pool_connections=max(workers + 4, 10))
+
+
+# ----------------------------------------------------------------------------- listing
+def list_objects(
+    s3_uri: Any,
+    *,
+    client: Any = None,
+    endpoint_url: Optional[str] = None,
+    folder: bool = True,
+    limit: Optional[int] = None,
+) -> List[ObjectInfo]:
+    """Every object under ``s3_uri`` (as a folder: ``s3://b/data`` lists ``data/...``, not
+    ``data2/...``; ``folder=False`` lists the raw key prefix); ``limit``: at most that many."""
+    uri = S3Uri.parse(s3_uri)
+    client = get_client(client, endpoint_url)
+    prefix = uri.prefix if folder else uri.key
+    paging = {"MaxItems": limit, "PageSize": min(limit, 1000)} if limit else {}
+    out: List[ObjectInfo] = []
+    try:
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, PaginationConfig=paging):
+            for obj in page.get("Contents", []) or []:
+                out.append(
+                    ObjectInfo(
+                        obj["Key"],
+                        int(obj.get("Size", 0)),
+                        str(obj.get("ETag", "")).strip('"'),
+                        obj.get("LastModified"),
+                    )
+                )
+    except Exception as exc:
+        raise translate_error(exc, "s3:ListBucket", str(uri)) from exc
+    return out
+
+
+def remote_files(client: Any, uri: S3Uri) -> Dict[str, ObjectInfo]:
+    """{relative path: object} under the folder ``uri`` (folder markers and probes left out)."""
+    prefix = uri.prefix
+    out = {}
+    for obj in list_objects(uri, client=client):
+        rel = obj.key[len(prefix) :]
+        if not rel or rel.endswith("/") or rel.split("/")[-1].startswith(PROBE_PREFIX):
+            continue
+        out[rel] = obj
+    return out
+
+
+# ----------------------------------------------------------------------------- single objects
+def _b64(sha_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(sha_hex)).decode("ascii")
+
+
+def put_object(
+    client: Any,
+    bucket: str,
+    key: str,
+    *,
+    path: Optional[Path] = None,
+    data: Optional[bytes] = None,
+    sha: Optional[str] = None,
+    size: Optional[int] = None,
+    fast: Optional[FastPath] = None,
+) -> None:
+    """PUT the file ``path`` (or the bytes ``data``) as ``key``, with its SHA-256 checked by the
+    server and kept in the object's metadata (``sha``/``size`` when the caller knows them). The
+    object appears only when complete (an S3 PUT is atomic; multipart above 5 GB)."""
+    resource = f"s3://{bucket}/{key}"
+    if sha is None or size is None:
+        if data is not None:
+            sha, size = hashlib.sha256(data).hexdigest(), len(data)
+        elif path is not None:
+            sha, size = sha256_file(path), path.stat().st_size
+        else:
+            raise ValueError("put_object needs path or data")
+    checksum = _b64(sha)
+    args: Dict[str, Any] = {
+        "Bucket": bucket,
+        "Key": key,
+        "ChecksumSHA256": checksum,
+        "Metadata": {"sha256": sha},
+    }
+    if size <= SMALL_FILE and data is None and path is not None:
+        data = path.read_bytes()
+    if data is not None and fast is not None and fast.put(bucket, key, data, sha, checksum):
+        return
+    try:
+        if data is not None:
+            client.put_object(Body=data, **args)
+        elif size <= SINGLE_PUT_LIMIT:
+            assert path is not None
+            with open(path, "rb") as fh:
+                client.put_object(Body=fh, ContentLength=size, **args)
+        else:
+            assert path is not None
+            client.upload_file(
+                str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": sha}, "ChecksumAlgorithm": "SHA256"}
+            )
+    except Exception as exc:
+        if (
+            error_code(exc) in ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest")
+            and path is not None
+        ):
+            raise IntegrityError(
+                f"{path} changed while it was being uploaded to {resource} (checksum "
+                "mismatch); it was not stored.",
+                "rerun the push when nothing is writing to the folder.",
+            ) from exc
+        raise translate_error(exc, "s3:PutObject", resource) from exc
+
+
+def upload_file(path: Any, s3_uri: Any, *, client: Any = None, endpoint_url: Optional[str] = None) -> None:
+    """Upload one file, with its SHA-256 checked by the server and kept in the object's metadata.
+    The object appears only when complete (an S3 PUT is atomic). A key ending in '/' gets the
+    file's name appended."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found.", "check the path.", path=str(path))
+    uri = S3Uri.parse(s3_uri)
+    if not uri.key or uri.key.endswith("/"):
+        uri = uri.join(path.name)
+    put_object(get_client(client, endpoint_url), uri.bucket, uri.key, path=path)
+
+
+def _expected_from_etag(etag: str, response: Dict[str, Any]) -> Optional[str]:
+    """The MD5 an ETag stands for, when it is one (single-part, not SSE-KMS/SSE-C)."""
+    etag = etag.strip('"')
+    if "-" in etag or len(etag) != 32:
+        return None
+    if response.get("ServerSideEncryption") == "aws:kms" or response.get("SSECustomerAlgorithm"):
+        return None
+    return etag.lower()
+
+
+def download_object(
+    client: Any,
+    bucket: str,
+    key: str,
+    dest: Path,
+    *,
+    expected_sha256: Optional[str] = None,
+    expected_size: Optional[int] = None,
+    attempts: int = 3,
+    fast: Optional[FastPath] = None,
+) -> int:
+    """Stream ``key`` to a temporary name beside ``dest``, verify it, rename it. Returns its size."""
+    resource = f"s3://{bucket}/{key}"
+    for attempt in range(1, attempts + 1):
+        try:
+            return _download_once(
+                client,
+                bucket,
+                key,
+                dest,
+                expected_sha256,
+                expected_size,
+                fast if attempt == 1 else None,
+            )
+        except IntegrityError:
+            raise
+        except StorageError as exc:
+            transient = isinstance(exc.__cause__, Exception) and type(exc.__cause__).__name__ in (
+                "ResponseStreamingError",
+                "ReadTimeoutError",
+                "ConnectionClosedError",
+                "IncompleteReadError",
+                "ProtocolError",
+                "IncompleteRead",
+            )
+            if not transient or attempt == attempts:
+                raise
+            log.debug("retrying %s after %s", resource, exc)
+            time.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _download_once(
+    client: Any,
+    bucket: str,
+    key: str,
+    dest: Path,
+    expected_sha256: Optional[str],
+    expected_size: Optional[int],
+    fast: Optional[FastPath] = None,
+) -> int:
+    resource = f"s3://{bucket}/{key}"
+    got_fast = fast.get(bucket, key) if fast is not None else None
+    if got_fast is not None:
+        response, body = got_fast
+    else:
+        try:
+            response = client.get_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            raise translate_error(exc, "s3:GetObject", resource) from exc
+        body = response["Body"]
+    if not dest.parent.is_dir():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
+    sha = hashlib.sha256()
+    need_md5 = not expected_sha256 and not (response.get("Metadata") or {}).get("sha256")
+    md5 = hashlib.md5() if need_md5 else None  # noqa: S324 - compared with the ETag
+    size = 0
+    try:
+        try:
+            with open(tmp, "wb") as fh:
+                for chunk in body.iter_chunks(CHUNK):
+                    fh.write(chunk)
+                    sha.update(chunk)
+                    if md5 is not None:
+                        md5.update(chunk)
+                    size += len(chunk)
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot write {dest}: {exc}.", "check free disk space and permissions."
+            ) from exc
+        except Exception as exc:
+            raise translate_error(exc, "s3:GetObject", resource) from exc
+        want = expected_sha256 or (response.get("Metadata") or {}).get("sha256")
+        got = sha.hexdigest()
+        problem = ""
+        if expected_size is not None and size != expected_size:
+            problem = f"{size} bytes arrived, {expected_size} expected"
+        elif want and got != want.lower():
+            problem = f"sha256 {got[:16]}... but {want[:16]}... expected"
+        elif not want:
+            md5_want = _expected_from_etag(str(response.get("ETag", "")), response)
+            if md5_want and md5 is not None and md5.hexdigest() != md5_want:
+                problem = f"MD5 {md5.hexdigest()} does not match the ETag {md5_want}"
+        if problem:
+            raise IntegrityError(
+                f"{resource} is damaged or was changed after upload: {problem}. "
+                f"The download was discarded ({dest} not written).",
+                "upload the file again from the original copy (rectrain s3 push), then pull again.",
+            )
+        os.replace(tmp, dest)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
+    return size
+
+
+def download_file(
+    s3_uri: Any,
+    path: Any,
+    *,
+    client: Any = None,
+    endpoint_url: Optional[str] = None,
+    expected_sha256: Optional[str] = None,
+) -> None:
+    """Download one object to ``path`` (a temporary name, renamed when verified)."""
+    uri = S3Uri.parse(s3_uri)
+    download_object(
+        get_client(client, endpoint_url), uri.bucket, uri.key, Path(path), expected_sha256=expected_sha256
+    )
+
+
+def read_object(client: Any, bucket: str, key: str) -> bytes:
+    """The bytes of a small object (a manifest), unverified."""
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        raise translate_error(exc, "s3:GetObject", f"s3://{bucket}/{key}") from exc
+
+
+def delete_keys(client: Any, bucket: str, keys: List[str]) -> None:
+    for start in range(0, len(keys), 1000):
+        batch = keys[start : start + 1000]
+        try:
+            response = client.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            )
+        except Exception as exc:
+            raise translate_error(exc, "s3:DeleteObject", f"s3://{bucket}/{batch[0]}") from exc
+        errors = response.get("Errors") or []
+        if errors:
+            from botocore.exceptions import ClientError  # boto stays out of `rectrain --help`'s start-up
+
+            first = errors[0]
+            denied = ClientError(
+                {"Error": {"Code": first.get("Code"), "Message": first.get("Message")}}, "DeleteObjects"
+            )
+            raise translate_error(denied, "s3:DeleteObject", f"s3://{bucket}/{first.get('Key')}") from denied
+
+
+def delete_prefix(s3_uri: Any, *, client: Any = None, endpoint_url: Optional[str] = None) -> int:
+    """Delete every object under the folder ``s3_uri``. Returns how many."""
+    uri = S3Uri.parse(s3_uri)
+    client = get_client(client, endpoint_url)
+    keys = [o.key for o in list_objects(uri, client=client)]
+    delete_keys(client, uri.bucket, keys)
+    return len(keys)
+
+
+def write_probe(client: Any, uri: S3Uri, *, need_delete: bool = False) -> None:
+    """The cheap permission preflight: PUT an empty probe object under the prefix, then delete it.
+    A denied PUT (or, with ``need_delete``, a denied DELETE) raises PermissionProblem before any
+    transfer."""
+    key = f"{uri.prefix}{PROBE_PREFIX}{uuid.uuid4().hex[:12]}"
+    try:
+        client.put_object(Bucket=uri.bucket, Key=key, Body=b"")
+    except Exception as exc:
+        raise translate_error(exc, "s3:PutObject", str(uri)) from exc
+    try:
+        client.delete_object(Bucket=uri.bucket, Key=key)
+    except Exception as exc:
+        err = translate_error(exc, "s3:DeleteObject", str(uri))
+        if need_delete or not isinstance(err, PermissionProblem):
+            raise err from exc
+        log.warning(
+            "could not remove the write probe s3://%s/%s (no s3:DeleteObject); it is empty and harmless.",
+            uri.bucket,
+            key,
+        )
+
+
+__all__ = [
+    "PROBE_PREFIX",
+    "ObjectInfo",
+    "get_client",
+    "list_objects",
+    "remote_files",
+    "put_object",
+    "upload_file",
+    "download_object",
+    "download_file",
+    "read_object",
+    "delete_keys",
+    "delete_prefix",
+    "write_probe",
+]

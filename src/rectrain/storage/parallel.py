@@ -1,0 +1,45 @@
+"""One function: run ``fn(item)`` for every item on a few threads, stopping at the first error."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from typing import Any, Callable, Iterable
+
+_END = object()
+
+
+def run_parallel(items: Iterable[Any], fn: Callable[[Any], None], workers: int) -> None:
+    """Run ``fn(item)`` for every item on ``workers`` threads. Items are handed out one at a time
+    (a million files are never a million queued tasks). The first exception stops the hand-out
+    (work in flight finishes) and is raised; so does Ctrl-C."""
+    iterator = iter(items)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            with lock:
+                item = next(iterator, _END)
+            if item is _END:
+                return
+            try:
+                fn(item)
+            except BaseException:
+                stop.set()
+                raise
+
+    count = max(1, workers)
+    pool = ThreadPoolExecutor(count, thread_name_prefix="rectrain-transfer")
+    futures = [pool.submit(worker) for _ in range(count)]
+    try:
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    except BaseException:  # Ctrl-C: no new items; the threads end after the one in hand
+        stop.set()
+        pool.shutdown(wait=False)
+        raise
+    pool.shutdown(wait=True)
+    for future in list(done) + futures:  # the first to fail, else any that failed meanwhile
+        error = future.exception()
+        if error is not None:
+            raise error
