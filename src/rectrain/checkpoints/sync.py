@@ -22,16 +22,15 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set
 
 from rectrain.checkpoints.local import (
-    MARKER,
     CheckpointInfo,
     copy_snapshot,
     folder_name_of,
     pointer_path,
-    read_marker,
     read_pointer,
     remove_snapshot,
     snapshot,
     stale_folders,
+    verify_snapshot,
 )
 from rectrain.checkpoints.remote import (
     delete_remote_folder,
@@ -39,6 +38,7 @@ from rectrain.checkpoints.remote import (
     upload_snapshot,
 )
 from rectrain.checkpoints.run_state import STATE_FILE
+from rectrain.errors import IntegrityError
 from rectrain.logs import get_logger
 from rectrain.storage.objects import upload_file
 from rectrain.storage.s3 import S3Uri, make_client
@@ -76,6 +76,7 @@ class CheckpointSync:
         self._wanted: Dict[str, str] = {}  # name -> folder of the newest snapshot
         self._done: Dict[str, str] = {}  # name -> folder uploaded (with its pointer) last
         self._uploaded: Set[str] = set()  # folders complete in S3
+        self._ok: Dict[str, CheckpointInfo] = {}  # folders verified against their marker
         self._closing = False
         if self.s3_prefix:
             self._client = make_client(endpoint_url)
@@ -109,20 +110,35 @@ class CheckpointSync:
         else:
             self._rotate_local(name)
 
+    def _verified(self, folder: Path) -> Optional[CheckpointInfo]:
+        """The folder's marker when every file matches it (folders never change: checked once).
+        A restored folder can hold a marker beside a file cut short by a stopped sync."""
+        if folder.name not in self._ok:
+            try:
+                self._ok[folder.name] = verify_snapshot(folder)
+            except IntegrityError:
+                return None
+        return self._ok[folder.name]
+
     def _rotate_local(self, name: str) -> None:
-        """Without S3 knowledge: keep the ``KEEP_LOCAL`` newest complete folders of ``name``
+        """Without S3 knowledge: keep the ``KEEP_LOCAL`` newest verified folders of ``name``
         (SageMaker's sync has surely copied the older of them before the next save)."""
         with self._lock:
             dated = []
             for folder in self.snap_root.iterdir():
-                info = read_marker(folder / MARKER)
-                if info is not None and (folder_name_of(folder) or (0, ""))[1] == name:
+                if (folder_name_of(folder) or (0, ""))[1] != name:
+                    continue
+                info = self._verified(folder)
+                if info is not None:
                     dated.append((info.time, folder))
             dated.sort(reverse=True)
             if len(dated) < KEEP_LOCAL:
                 return
+            keep = {f for _, f in dated[:KEEP_LOCAL]}
             for folder in stale_folders(self.snap_root, name, dated[KEEP_LOCAL - 1][1]):
-                remove_snapshot(folder)
+                if folder not in keep:
+                    remove_snapshot(folder)
+                    self._ok.pop(folder.name, None)
 
     def _maybe_best_of_run(self, info: CheckpointInfo) -> bool:
         value = info.metric.get(self.main_indicator)

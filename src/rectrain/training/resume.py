@@ -123,6 +123,11 @@ def adopt_run(found: List[Found]) -> Optional[CheckpointInfo]:
     return max(infos, key=lambda i: i.time) if infos else None
 
 
+def _was_complete(item: Found) -> bool:
+    """A rectrain checkpoint that was complete once: its marker exists (maybe damaged)."""
+    return item.kind != "engine" and (item.info is not None or "damaged" in item.problem)
+
+
 def _is_resume_point(item: Found) -> bool:
     return bool(ENGINE_NAME_RE.match(item.name)) and item.name != "best_accuracy"
 
@@ -161,6 +166,13 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
     if not relevant:
         return None
     listing = "\n".join(f.line() for f in sorted(relevant, key=lambda f: f.step, reverse=True))
+    if not any(_was_complete(f) for f in relevant):
+        # only copies that never completed (no marker was ever written: a snapshot or upload
+        # cut short before the first checkpoint was complete) or the engine's own files:
+        # nothing complete ever existed, so starting over loses nothing
+        log.warning("no complete checkpoint, only incomplete copies; starting from the "
+                    "beginning:\n%s", listing)
+        return None
     raise NoUsableCheckpoint(
         f"--resume found {len(relevant)} checkpoint(s) but none can be resumed from:\n{listing}\n",
         "repair or restore a checkpoint (`rectrain ckpt list`, `rectrain ckpt push`), or start "
