@@ -124,11 +124,13 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(tmp_path: Path, s3_clie
             mode = ("right after a save", "during the snapshot and its upload",
                     "at a random step")[kills % 3]
             delay = {0: 0.0, 1: rng.uniform(0.02, 0.5), 2: rng.uniform(0.5, 3.0)}[kills % 3]
+            saves_wanted = rng.randint(1, 4)  # progress first, then strike
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
                 assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-                if any(r["type"] == "save" for r in _train_records(machine / "run")[n0:]):
-                    break  # this attempt saved (progress): now strike
+                saves = [r for r in _train_records(machine / "run")[n0:] if r["type"] == "save"]
+                if len(saves) >= saves_wanted:
+                    break
                 time.sleep(0.02)
             time.sleep(delay)
             sync.stop()  # the job is stopped: SageMaker uploads nothing more
@@ -136,7 +138,7 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(tmp_path: Path, s3_clie
             _, err = proc.communicate(timeout=180)
             assert proc.returncode in (75, 0), err.decode()[-3000:]
             kills += 1
-            print(f"attempt {attempt}: SIGTERM {mode} (+{delay:.2f} s)")
+            print(f"attempt {attempt}: SIGTERM {mode} (save {saves_wanted} +{delay:.2f} s)")
         else:
             _, err = proc.communicate(timeout=600)
             assert proc.returncode == 0, err.decode()[-3000:]
@@ -155,6 +157,7 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(tmp_path: Path, s3_clie
             break
         attempt += 1
 
+    print("expected resume steps per attempt:", expected)
     assert kills >= 5
     records = _train_records(machine / "run")  # the history, restored and appended each time
     train = [r for r in continuous(records) if r["type"] == "train"]
