@@ -174,6 +174,8 @@ def test_best_of_run_survives_a_worse_best_after_resume(tmp_path: Path, s3_clien
     save(ck, "best_accuracy", epoch=4, step=40, acc=0.95)  # a real improvement replaces it
     sync = CheckpointSync(ck, tmp_path, best_so_far=0.8)
     sync.on_save("best_accuracy")
+    assert read_pointer(ck / "snapshots", "best_of_run")[1].global_step == 20  # not complete yet
+    assert sync.close(timeout=5)  # without S3 the marker waits for the outside sync (or the end)
     assert verify_snapshot(folder(ck / "snapshots", "best_of_run")).global_step == 40
 
 

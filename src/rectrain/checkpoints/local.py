@@ -205,9 +205,18 @@ def folder_name_of(folder: Union[str, Path]) -> Optional[Tuple[int, str]]:
     return (int(m.group(1)), m.group(2)) if m else None
 
 
+def seal(folder: Union[str, Path], info: CheckpointInfo, engine_name: str,
+         root: Optional[Union[str, Path]] = None) -> None:
+    """Write a copied folder's marker (it is complete from now on), then point
+    ``root/<info.name>.json`` at it (``root``: the folder's parent)."""
+    folder = Path(folder)
+    write_json_atomic(folder / MARKER, dict(info.as_dict(), engine_prefix=engine_name))
+    write_pointer(root or folder.parent, info.name, folder, info)
+
+
 def snapshot(checkpoint_dir: Union[str, Path], name: str, dest_root: Union[str, Path], *,
              sub_epochs: int = 1, dest_name: Optional[str] = None,
-             retries: int = 3, run_id: str = "") -> CheckpointInfo:
+             retries: int = 3, run_id: str = "", sealed: bool = True) -> CheckpointInfo:
     """Copy the engine's checkpoint ``name`` into a NEW folder ``dest_root/s<step>-<name>-<id>/``
     (the marker, listing every file with size and sha256, written last), then point
     ``dest_root/<dest_name>.json`` at it. Nothing is renamed or overwritten: a sync that
@@ -216,6 +225,9 @@ def snapshot(checkpoint_dir: Union[str, Path], name: str, dest_root: Union[str, 
     The files keep the engine's names (``latest.pdparams`` ...); the marker's
     ``engine_prefix`` is the ``Global.checkpoints`` prefix inside the folder. Retried when the
     engine rewrote a file during the copy (that copy's folder is removed: it has no marker).
+    ``sealed=False`` copies without marker or pointer (:func:`seal` them later): for a folder
+    that an outside sync uploads in any order, the marker must come when the files are
+    surely up (see ``sync``).
     """
     src = Path(checkpoint_dir)
     root = Path(dest_root)
@@ -246,18 +258,29 @@ def snapshot(checkpoint_dir: Union[str, Path], name: str, dest_root: Union[str, 
             metric=dict(copied["best_model_dict"]), size=sum(f["size"] for f in files.values()),
             time=time.time(), location=str(dest), files=files, run_id=run_id,
             sub_epochs=max(1, sub_epochs))
-        write_json_atomic(dest / MARKER, dict(info.as_dict(), engine_prefix=name))
-        write_pointer(root, label, dest, info)
+        if sealed:
+            seal(dest, info, name, root)
         return info
     raise last_error or IntegrityError(f"could not snapshot {src / name}.", "retry.")
 
 
-def copy_snapshot(src_folder: Union[str, Path], dest_root: Union[str, Path], name: str) -> CheckpointInfo:
-    """A verified snapshot folder copied as checkpoint ``name`` (files renamed
-    ``<name>.pdparams`` ...) into a new folder under ``dest_root``, marker last, then
-    pointed at by ``<name>.json`` (best_accuracy kept as best_of_run)."""
-    info = verify_snapshot(src_folder)
-    old_prefix = engine_prefix(src_folder).name
+def copy_snapshot(src_folder: Union[str, Path], dest_root: Union[str, Path], name: str, *,
+                  engine_name: Optional[str] = None, info: Optional[CheckpointInfo] = None,
+                  sealed: bool = True) -> CheckpointInfo:
+    """A snapshot folder copied as checkpoint ``name`` (files renamed ``<name>.pdparams`` ...)
+    into a new folder under ``dest_root``, marker last, then pointed at by ``<name>.json``
+    (best_accuracy kept as best_of_run). The source is verified against its marker, or,
+    not sealed yet, against ``info`` (its files were copied as ``engine_name``)."""
+    if info is None:
+        info = verify_snapshot(src_folder)
+        old_prefix = engine_prefix(src_folder).name
+    else:
+        info = CheckpointInfo.from_dict(info.as_dict())
+        old_prefix = engine_name or info.name
+        for fname, meta in info.files.items():
+            if sha256_file(Path(src_folder) / fname) != meta.get("sha256"):
+                raise IntegrityError(f"{Path(src_folder) / fname} changed after it was copied.",
+                                     "the snapshot is damaged; the next save replaces it.")
     dest = Path(dest_root) / snapshot_folder_name(name, info.global_step)
     dest.mkdir(parents=True)
     files = {}
@@ -266,8 +289,8 @@ def copy_snapshot(src_folder: Union[str, Path], dest_root: Union[str, Path], nam
         shutil.copyfile(Path(src_folder) / fname, dest / new)
         files[new] = meta
     info.name, info.location, info.files, info.time = name, str(dest), files, time.time()
-    write_json_atomic(dest / MARKER, dict(info.as_dict(), engine_prefix=name))
-    write_pointer(dest_root, name, dest, info)
+    if sealed:
+        seal(dest, info, name, dest_root)
     return info
 
 

@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from rectrain.checkpoints.local import (
     CheckpointInfo,
@@ -28,6 +28,7 @@ from rectrain.checkpoints.local import (
     pointer_path,
     read_pointer,
     remove_snapshot,
+    seal,
     snapshot,
     stale_folders,
     verify_snapshot,
@@ -47,6 +48,10 @@ log = get_logger("checkpoints")
 
 RUN_FILES = ("metrics.jsonl", "problem-log.md", STATE_FILE, "config.yml", "train.log", "curves.png")
 KEEP_LOCAL = 2  # folders per name kept when no S3 upload says which one is safe
+# Without --checkpoint-s3 an outside sync (SageMaker's) may copy the folder in any order and
+# stop at any moment: a marker is written only once the folder's files are this old, so the
+# sync has copied them before it can copy the marker.
+SEAL_AFTER_S = float(os.environ.get("RECTRAIN_SEAL_AFTER_S", "60"))
 
 
 class CheckpointSync:
@@ -77,11 +82,17 @@ class CheckpointSync:
         self._done: Dict[str, str] = {}  # name -> folder uploaded (with its pointer) last
         self._uploaded: Set[str] = set()  # folders complete in S3
         self._ok: Dict[str, CheckpointInfo] = {}  # folders verified against their marker
+        # folder -> (info, engine name, when copied): copied, marker not written yet
+        self._unsealed: Dict[Path, Tuple[CheckpointInfo, str, float]] = {}
+        self._deferred = not self.s3_prefix
         self._closing = False
         if self.s3_prefix:
             self._client = make_client(endpoint_url)
             self._thread = threading.Thread(target=self._worker, name="ckpt-upload", daemon=True)
             self._thread.start()
+        else:
+            self._sealer = threading.Thread(target=self._seal_loop, name="ckpt-seal", daemon=True)
+            self._sealer.start()
 
     # called on the output thread --------------------------------------------------------
     def on_save(self, name: str) -> Optional[CheckpointInfo]:
@@ -89,7 +100,9 @@ class CheckpointSync:
         try:
             with self._lock:
                 info = snapshot(self.checkpoint_dir, name, self.snap_root, sub_epochs=self.sub_epochs,
-                                run_id=self.run_id)
+                                run_id=self.run_id, sealed=not self._deferred)
+                if self._deferred:
+                    self._unsealed[Path(info.location)] = (info, name, time.monotonic())
         except Exception as exc:  # noqa: BLE001 - never kill the run over a snapshot
             self.errors.append(f"snapshot {name}: {exc}")
             log.warning("could not snapshot checkpoint %s: %s", name, exc)
@@ -107,8 +120,33 @@ class CheckpointSync:
         if self.s3_prefix:
             self._wanted[name] = Path(info.location).name
             self.enqueue(name)
-        else:
+        elif not self._deferred:
             self._rotate_local(name)
+
+    # without S3: markers once the outside sync has surely copied the files ---------------
+    def _seal_loop(self) -> None:
+        while not self._closing:
+            time.sleep(min(1.0, max(0.05, SEAL_AFTER_S / 4)))
+            try:
+                self.seal_due()
+            except Exception as exc:  # noqa: BLE001 - retried next round; reported at close
+                log.warning("could not complete a snapshot: %s", exc)
+
+    def seal_due(self, force: bool = False) -> List[str]:
+        """Write the markers (then pointers) of the copied folders old enough (all with
+        ``force``: the attempt is over, nothing writes any more); returns the folders."""
+        done: List[str] = []
+        with self._lock:
+            due = sorted(((t, f) for f, (_, _, t) in self._unsealed.items()
+                          if force or time.monotonic() - t >= SEAL_AFTER_S), key=lambda p: p[0])
+            for _, folder in due:
+                info, engine_name, _ = self._unsealed.pop(folder)
+                if folder.is_dir():
+                    seal(folder, info, engine_name, self.snap_root)
+                    done.append(folder.name)
+        for name in dict.fromkeys(n for n in (folder_name_of(f) for f in done) if n):
+            self._rotate_local(name[1])
+        return done
 
     def _verified(self, folder: Path) -> Optional[CheckpointInfo]:
         """The folder's marker when every file matches it (folders never change: checked once).
@@ -149,7 +187,12 @@ class CheckpointSync:
                      "best_of_run kept", self.main_indicator, value, self.best_so_far)
             return False
         with self._lock:
-            best = copy_snapshot(info.location, self.snap_root, "best_of_run")
+            if self._deferred:
+                best = copy_snapshot(info.location, self.snap_root, "best_of_run",
+                                     engine_name="best_accuracy", info=info, sealed=False)
+                self._unsealed[Path(best.location)] = (best, "best_of_run", time.monotonic())
+            else:
+                best = copy_snapshot(info.location, self.snap_root, "best_of_run")
         self.best_so_far = float(value)
         if self.on_best:
             self.on_best(info)
@@ -266,6 +309,8 @@ class CheckpointSync:
         in S3."""
         deadline = time.monotonic() + timeout
         self._closing = True
+        if self._deferred:
+            self.seal_due(force=True)
         done = self.flush(timeout)
         if retry and done and self.missing():
             for name, folder in list(self._wanted.items()):

@@ -331,6 +331,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                         "upload them with %s", ", ".join(sync.missing()),
                         push_command(ckdir, checkpoint_s3, endpoint_url))
         result.uploaded_keys = list(sync.uploaded_keys)
+        _checkpoint_paths(result, ckdir)  # the snapshots are all complete now
         tracking_run.finish("interrupted", [run / "metrics.jsonl"], timeout=30)
         return result
 
@@ -362,6 +363,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     tracking_run.finish(result.status, [run / "curves.png", run / "metrics.jsonl", run / "problem-log.md"])
     sync.close(timeout=max(INTERRUPT_UPLOAD_S, 600.0))
     result.uploaded_keys = list(sync.uploaded_keys)
+    _checkpoint_paths(result, ckdir)  # the snapshots are all complete now
     missing = sync.missing()
     if missing:  # everything is saved locally; S3, the system of record, lacks the end
         cause = sync.checkpoint_errors[-1] if sync.checkpoint_errors else "not finished in time"
@@ -388,6 +390,13 @@ def _result(run: Path, ckdir: Path, tracker: MetricsTracker, plan: TrainPlan) ->
                          global_step=tracker.global_step,
                          epoch=tracker.last_train.get("epoch", 0) if tracker.last_train else 0,
                          metrics_path=run / "metrics.jsonl", plan=plan)
+    _checkpoint_paths(result, ckdir)
+    return result
+
+
+def _checkpoint_paths(result: TrainResult, ckdir: Path) -> None:
+    """The engine prefixes of the run's best (best_of_run, else the engine's best_accuracy)
+    and of its latest complete snapshot."""
     best = read_pointer(ckdir / "snapshots", "best_of_run")
     if best is not None and (best[0] / MARKER).exists():
         result.best_checkpoint = engine_prefix(best[0])
@@ -396,4 +405,3 @@ def _result(run: Path, ckdir: Path, tracker: MetricsTracker, plan: TrainPlan) ->
     latest = read_pointer(ckdir / "snapshots", "latest")
     result.latest_checkpoint = engine_prefix(latest[0]) if latest and (latest[0] / MARKER).exists() \
         else None
-    return result
