@@ -43,3 +43,23 @@ def test_off_after_repeated_network_failures_and_on_request(monkeypatch: pytest.
     assert not fast.enabled and fast.net_failures == NET_FAILURES_OFF
     monkeypatch.setenv("RECTRAIN_NO_FASTPATH", "1")  # `rectrain s3 push|pull --no-fastpath`
     assert not FastPath(_client("http://127.0.0.1:9")).enabled
+
+
+def test_a_large_object_goes_up_in_parallel_parts(s3_client, s3_bucket, tmp_path: Path) -> None:  # noqa: ANN001
+    import hashlib
+    import os
+    import threading
+
+    from rectrain.storage.objects import download_file, upload_file
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(20 * 1024 * 1024))  # 20 MB: 3 parts of 8 MB
+    threads = set()
+    s3_client.meta.events.register("before-send.s3.UploadPart",
+                                   lambda **kw: threads.add(threading.get_ident()))
+    upload_file(big, f"s3://{s3_bucket}/big.bin", client=s3_client)
+    head = s3_client.head_object(Bucket=s3_bucket, Key="big.bin")
+    assert head["ETag"].strip('"').endswith("-3") and len(threads) >= 2  # parts, in parallel
+    assert head["Metadata"]["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
+    download_file(f"s3://{s3_bucket}/big.bin", tmp_path / "back.bin", client=s3_client)
+    assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
