@@ -190,3 +190,46 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     assert pushed.returncode == 0, pushed.stderr[-3000:]
     latest = {i.name: i for i in list_remote(s3y, client=server.client())}["latest"]
     assert final - 2 <= latest.global_step <= final
+
+
+def test_ctrl_c_in_the_middle_of_ckpt_push(tmp_path: Path, s3_server, s3_client, s3_bucket) -> None:  # noqa: ANN001
+    """SIGINT while `rectrain ckpt push` uploads: exit 75, every checkpoint S3 names is complete
+    (its folder's marker and files match), and the rerun finishes the rest."""
+    import pickle
+
+    from rectrain.checkpoints.remote import download_snapshot
+
+    ck = tmp_path / "run" / "checkpoints"
+    ck.mkdir(parents=True)
+    for epoch in range(1, 9):
+        name = f"iter_epoch_{epoch}"
+        (ck / f"{name}.pdopt").write_bytes(os.urandom(3 * 1024 * 1024))
+        (ck / f"{name}.pdparams").write_bytes(os.urandom(3 * 1024 * 1024))
+        with open(ck / f"{name}.states", "wb") as fh:
+            pickle.dump({"best_model_dict": {"acc": 0.1 * epoch}, "epoch": epoch,
+                         "global_step": 10 * epoch}, fh, protocol=2)
+        past = time.time() - 60
+        for suffix in (".pdopt", ".pdparams", ".states"):
+            os.utime(ck / f"{name}{suffix}", (past, past))
+    prefix = f"s3://{s3_bucket}/pushed"
+    env = _env(s3_server.env)
+    argv = [sys.executable, "-m", "rectrain", "ckpt", "push", str(tmp_path / "run"), prefix]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        listing = s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="pushed/").get("Contents", [])
+        if any(o["Key"].endswith(".pdopt") for o in listing):
+            break  # the worst moment: in the middle of a folder
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_INTERRUPTED, err.decode()[-2000:]
+    assert "Traceback" not in err.decode() and "rerun" in err.decode()
+    named = list_remote(prefix, client=s3_client)
+    for info in named:  # whatever S3 names is complete
+        folder = info.location.rsplit("/", 1)[1]
+        download_snapshot(prefix, folder, tmp_path / "check", client=s3_client)
+    assert len(named) < 8
+    rerun = _run(argv, env)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert {i.name for i in list_remote(prefix, client=s3_client)} == {f"iter_epoch_{e}" for e in range(1, 9)}
