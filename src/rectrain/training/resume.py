@@ -255,7 +255,7 @@ def restore_run_files(run: Path, checkpoint_dir: Path, checkpoint_s3: Optional[s
                       endpoint_url: Optional[str]) -> None:
     """Before a resume: bring back the run's history that this machine lacks, first from the
     mirror in ``checkpoint_dir/run/``, then (with ``checkpoint_s3``) from S3, with
-    ``best_of_run/``, so the history and the run's best continue."""
+    ``best_of_run`` (pointer and folder), so the history and the run's best continue."""
     for name in MIRRORED:
         src = checkpoint_dir / "run" / name
         if src.is_file() and not (run / name).exists():
