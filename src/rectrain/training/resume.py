@@ -145,8 +145,9 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
                 and item.info.run_id != run_id:
             item.problem = f"written by another run ({item.info.run_id}; this run is {run_id})"
     usable = [f for f in relevant if not f.problem and f.info is not None]
-    usable.sort(key=lambda f: (f.step, f.kind == "snapshot", f.info.time if f.info else 0.0),
-                reverse=True)
+    # the highest step; at a tie a local copy, then `latest`, then the newest written
+    usable.sort(key=lambda f: (f.step, f.kind == "snapshot", f.name == "latest",
+                               f.info.time if f.info else 0.0), reverse=True)
     for item in usable:
         try:
             if item.kind == "snapshot":
