@@ -8,7 +8,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from rectrain.errors import EngineFailure
+from rectrain.errors import ConfigError, EngineFailure
 from rectrain.training.failures import FailureClassifier
 from rectrain.training.runner import start_recognition_training
 
@@ -45,17 +45,18 @@ def test_nan_loss_stops_the_run() -> None:
 
 
 @pytest.mark.slow
-def test_missing_label_file_is_classified(engine, make_config: Callable[..., Path], tmp_path: Path) -> None:
+def test_missing_label_file_is_refused_before_the_engine_starts(engine, make_config: Callable[..., Path],
+                                                                  tmp_path: Path) -> None:
+    """Like `rectrain config check` (exit 2), not an engine failure (exit 4) after it started."""
     cfg = make_config()
     data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
     data["Train"]["dataset"]["label_file_list"] = [str(tmp_path / "nope.txt")]
     cfg.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     run = tmp_path / "run"
-    with pytest.raises(EngineFailure) as info:
+    with pytest.raises(ConfigError) as info:
         start_recognition_training(cfg, run, device="cpu", display="none")
-    assert info.value.kind == "missing_file" and "label_file_list" in str(info.value)
-    log = (run / "problem-log.md").read_text(encoding="utf-8")
-    assert "missing_file" in log and "nope.txt" in log and "- Fix:" in log
+    assert "Train.dataset.label_file_list" in str(info.value) and "nope.txt" in str(info.value)
+    assert info.value.exit_code == 2 and not (run / "train.log").exists()
 
 
 @pytest.mark.slow

@@ -84,10 +84,22 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
         if have is None or have[1].global_step != info.global_step:
             snapshot(base, info.name, snaps, sub_epochs=k,
                      run_id=have[1].run_id if have else "")
+    local = {name: (folder, info) for name, folder, info in pointers(snaps)}
+    remote = {name: read_remote_pointer(s3_uri, name, client=client) for name in local}
+    newer = [(local[n][1], r[1]) for n, r in remote.items()
+             if r is not None and r[1].global_step > local[n][1].global_step]
+    if newer:  # checked before anything is uploaded
+        mine, theirs = newer[0]
+        raise UserError(
+            f"{s3_uri} holds a newer {mine.name} (step {theirs.global_step}) than {base} (step "
+            f"{mine.global_step}): pushing would replace it"
+            + (f" (and {len(newer) - 1} more)" if len(newer) > 1 else "") + ".",
+            "push to another prefix (each run its own --checkpoint-s3), or pull the newer one "
+            "first: `rectrain ckpt pull`.")
     keys: List[str] = []
-    for name, folder, _info in pointers(snaps):
-        remote = read_remote_pointer(s3_uri, name, client=client)
-        if remote is not None and remote[0] == folder.name:
+    for name, (folder, _info) in local.items():
+        have = remote[name]
+        if have is not None and have[0] == folder.name:
             continue
         keys += upload_snapshot(folder, s3_uri, client=client)
         keys.append(upload_pointer(snaps, name, s3_uri, client=client))

@@ -26,9 +26,10 @@ from rectrain.checkpoints.local import (
     CheckpointInfo,
     folder_name_of,
     pointer_path,
+    read_marker,
     verify_snapshot,
 )
-from rectrain.errors import IntegrityError, StorageError
+from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.objects import delete_prefix, download_file, list_objects, upload_file
@@ -228,6 +229,8 @@ def download_snapshot(s3_prefix: str, folder: str, dest_root: Union[str, Path], 
                 return dest  # already here, verified
         except IntegrityError:
             pass
+    if dest_name is not None:  # a folder the user names (ckpt pull): never another checkpoint
+        _refuse_replacing(dest, info, str(src))
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -272,6 +275,29 @@ def remote_folders_of(s3_prefix: str, name: str, *, client: Any = None,
     """The snapshot folders of checkpoint ``name`` in S3 (complete or not)."""
     folders, _ = _top_level(_client(client, endpoint_url), S3Uri.parse(s3_prefix))
     return sorted(f for f in folders if (folder_name_of(f) or (0, ""))[1] == name)
+
+
+def _refuse_replacing(dest: Path, remote: CheckpointInfo, source: str) -> None:
+    """A pull replaces ``dest`` only when it is the same checkpoint or none: never a folder
+    rectrain did not write (no marker), never another checkpoint of that name (a newer local
+    ``latest`` would be lost)."""
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if not dest.is_dir():
+        raise UserError(f"{dest} is a file, not a checkpoint folder.",
+                        "pull into another folder, or move that file away.")
+    local = read_marker(dest / MARKER) if (dest / MARKER).is_file() else None
+    if local is None:
+        if not any(dest.iterdir()):
+            return
+        raise UserError(f"{dest} exists and is not a complete checkpoint written by rectrain (no "
+                        f"{MARKER}); pulling {source} would replace its files.",
+                        "pull into another folder, or move that folder away yourself.")
+    if (local.global_step, local.run_id) != (remote.global_step, remote.run_id):
+        raise UserError(f"{dest} holds another checkpoint {dest.name} (step {local.global_step}) "
+                        f"than {source} (step {remote.global_step}); pulling would replace it.",
+                        "pull into another folder (e.g. a new run folder), or move the local one "
+                        "away yourself.")
 
 
 def delete_remote(s3_prefix: str, name: str, *, client: Any = None,

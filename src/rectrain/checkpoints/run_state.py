@@ -37,6 +37,8 @@ class RunState:
     best_epoch: Optional[int] = None
     main_indicator: str = "acc"
     checkpoint_s3: Optional[str] = None
+    config_fingerprint: Dict[str, Any] = field(default_factory=dict)  # training.resume_check
+    plan_max_steps: Optional[int] = None  # --max-steps of the first start: resumes keep its schedule
     updated: float = 0.0
     history: list = field(default_factory=list)
     tracking: dict = field(default_factory=dict)  # rectrain.tracking: the MLflow run id, ...

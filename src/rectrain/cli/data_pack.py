@@ -22,6 +22,10 @@ def register(data_sub: Any) -> None:
     pack.add_argument("dir", help="the dataset folder")
     pack.add_argument("-o", "--out", required=True, help="output folder for the shards and the manifest")
     pack.add_argument("--shard-size", default="128MB", help="target shard size (default 128MB)")
+    pack.add_argument("--max-height", metavar="H|auto",
+                      help="shrink images taller than H pixels first (aspect ratio kept, lossless "
+                           "or JPEG q95; recorded in the manifest); auto: from --config")
+    pack.add_argument("--config", help="training config for --max-height auto (its largest input height)")
     pack.add_argument("--no-progress", action="store_true", help="no progress bar")
     pack.add_argument("--json", action="store_true", help="print the result as JSON")
     pack.set_defaults(func=cmd_pack)
@@ -43,12 +47,20 @@ def register(data_sub: Any) -> None:
 def cmd_pack(args: Any) -> int:
     from rectrain.storage.pack import pack_dataset  # lazy: keeps `rectrain --help` fast
 
-    result = pack_dataset(
-        args.dir,
-        args.out,
-        args.shard_size,
-        progress=not args.no_progress and not args.json and sys.stderr.isatty(),
-    )
+    if args.max_height:  # issue 17: pre-shrunk images (rectrain.data.shrink)
+        from rectrain.cli.bench import max_height_arg
+        from rectrain.storage.pack import pack_shrunk_dataset
+
+        result, _ = pack_shrunk_dataset(args.dir, args.out, max_height_arg(args.max_height, args.config),
+                                        args.shard_size, progress=not args.no_progress and not args.json
+                                        and sys.stderr.isatty())
+    else:
+        result = pack_dataset(
+            args.dir,
+            args.out,
+            args.shard_size,
+            progress=not args.no_progress and not args.json and sys.stderr.isatty(),
+        )
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -56,6 +68,10 @@ def cmd_pack(args: Any) -> int:
             f"packed {result.files} files ({result.bytes / 1e6:.1f} MB) into {len(result.shards)} shard(s) "
             f"in {result.out_dir} ({result.seconds:.1f} s); manifest: {result.manifest}"
         )
+        if result.shrink:
+            sh = result.shrink
+            print(f"shrunk {sh['resized']} image(s) taller than {sh['max_height']} px "
+                  f"({sh['bytes_before'] / 1e6:.1f} MB -> {sh['bytes_after'] / 1e6:.1f} MB)")
     return EXIT_OK
 
 

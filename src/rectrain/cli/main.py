@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "data",
     "config",
     "train",
+    "bench",
     "monitor",
     "runs",
     "ckpt",

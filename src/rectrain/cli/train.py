@@ -50,8 +50,14 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--max-steps", type=int, help="train about N steps then stop cleanly (tests, demos)")
     p.add_argument("--max-seconds", type=float, metavar="S",
                    help="stop at the first checkpoint saved after S seconds (time budgets)")
+    p.add_argument("--allow-config-change", action="store_true",
+                   help="--resume even though the config changed batch size, epochs, learning rate, "
+                        "architecture or dictionary since the run started (logged)")
     p.add_argument("--early-stop", type=int, metavar="N",
                    help="stop after N evaluations without a better metric (the best model is kept)")
+    p.add_argument("--workers", default=None, metavar="N|auto",
+                   help="data-loader workers: auto (sized from the usable CPUs), a number, or "
+                        "the config's num_workers (default); /dev/shm is checked either way")
     p.add_argument("--nnodes", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--node-rank", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--master", help=argparse.SUPPRESS)
@@ -72,7 +78,7 @@ def handle(args) -> int:  # noqa: ANN001
         paddleocr_dir=args.paddleocr_dir, nnodes=args.nnodes, node_rank=args.node_rank,
         master=args.master, display=display, max_steps=args.max_steps, sub_epochs=args.sub_epochs,
         max_seconds=args.max_seconds, tracking=tracking_options(args), early_stop=args.early_stop,
-        restart=args.restart)
+        allow_config_change=args.allow_config_change, workers=args.workers, restart=args.restart)
     log = get_logger("train")
     if result.exit_code == EXIT_INTERRUPTED:
         log.warning("interrupted at step %d; checkpoints are saved. Fix: rerun the same command "

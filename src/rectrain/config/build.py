@@ -20,6 +20,7 @@ from rectrain.config.checks import (
     check_files,
     check_options,
     check_shapes,
+    check_values,
     count_lines,
     ctc_length_warning,
 )
@@ -36,12 +37,13 @@ from rectrain.config.report import write_diff
 from rectrain.config.yamlio import write_yaml
 from rectrain.data.dictionary import Dictionary, read_dictionary
 from rectrain.data.official_dicts import check_official
+from rectrain.data.sniff import refuse_bom
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.datasets import LABEL_DATASETS
 from rectrain.errors import ConfigError
 from rectrain.fsutil import write_text_atomic
 from rectrain.logs import get_logger
-from rectrain.outputs import refuse_outputs_over_inputs
+from rectrain.outputs import refuse_outputs_over_inputs, refuse_replacing_data, same_file
 
 log = get_logger("config")
 
@@ -88,6 +90,7 @@ def create_recognition_training_config(
          ("pretrained weights", pretrained), ("base dictionary", base_dict)]
         + [("train label file", p) for p in _as_list(train_labels)]
         + [("val label file", p) for p in _as_list(val_labels)])
+    refuse_replacing_data(out_path, what="config")
     refuse_v1(base_cfg, source)
     require_sections(base_cfg, source)
     check_options(device=device, amp=amp, epochs=epochs, batch_size=batch_size,
@@ -97,7 +100,11 @@ def create_recognition_training_config(
     opts: Dict[str, Any] = {"epochs": epochs, "lr": lr, "batch_size": batch_size,
                             "max_text_length": max_text_length,
                             "pretrained": pretrained}
-    rest = take_options(parse_overrides(overrides, cfg), opts)
+    from_set: Dict[str, str] = {}
+    rest = take_options(parse_overrides(overrides, cfg), opts, from_set)
+    # values given by --set get the checks of the flags they stand for
+    check_options(device=device, amp=amp, epochs=opts["epochs"], batch_size=opts["batch_size"],
+                  max_text_length=opts["max_text_length"], lr=opts["lr"], flags=from_set)
     # applied first so that derivations and checks see them (use_space_char, delimiter,
     # sampler settings...), and again last so that derived values never override them
     _apply(ed, rest)
@@ -120,6 +127,12 @@ def create_recognition_training_config(
         ("Eval", val_labels, val_images_root or images_root, "--val-labels")])
     warnings += _label_warnings(cfg, scans, dict_abs, mtl, opts["max_text_length"] is not None,
                                 stats)
+    shared = [str(v) for v in _as_list(val_labels) if any(same_file(v, t) for t in _as_list(train_labels))]
+    if shared:
+        warnings.append(f"{', '.join(shared)} is both a --train-labels and a --val-labels file: the "
+                        "eval accuracy then measures memorised samples, not the model. Fix: split "
+                        "the data (`rectrain data split LABELS -o split/`) and pass train.txt and "
+                        "val.txt.")
     if image_shape is not None:
         derive.apply_image_shape(ed, derive.parse_shape(image_shape), "--image-shape")
     cpus = _loaders(ed, opts["batch_size"], epoch_num, stats)
@@ -132,6 +145,7 @@ def create_recognition_training_config(
 
     # the user's last word, then the checks on the final config
     _apply(ed, rest)
+    check_values(cfg)
     check_modules(cfg, knowledge)
     check_shapes(cfg)
     check_files(cfg)
@@ -190,6 +204,7 @@ def _dictionary(ed: Editor, dpath: Path, warnings: List[str]) -> Tuple[Dictionar
     """Global.character_dict_path and each operator's copy; the dictionary's quirks warned."""
     use_space = bool(ed.config["Global"].get("use_space_char", False))
     dictionary = read_dictionary(dpath, use_space_char=use_space)
+    refuse_bom(dpath, what="dictionary")
     for f in dictionary.findings:
         warnings.append(f"dictionary {f.where()}: {f.message} Fix: {f.fix}")
     dict_abs = str(dpath.resolve())

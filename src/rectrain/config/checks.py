@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from rectrain.config import derive
-from rectrain.config.edit import get_path, walk
+from rectrain.config.edit import get_path
 from rectrain.config.knowledge import engine_knowledge
 from rectrain.config.modules import check_modules, refuse_v1, require_sections
+from rectrain.data.configfiles import check_config_files
 from rectrain.engine import find_engine
 from rectrain.errors import ConfigError
 
@@ -18,19 +19,26 @@ PathLike = Union[str, Path]
 
 
 def check_options(*, device: str, amp: bool, epochs: Optional[int], batch_size: Optional[int],
-                  max_text_length: Optional[int], lr: Optional[float]) -> None:
-    """The builder's options on their own, before anything is read."""
+                  max_text_length: Optional[int], lr: Optional[float],
+                  flags: Optional[Dict[str, str]] = None) -> None:
+    """The builder's options on their own, before anything is read. ``flags``: option name ->
+    what the user wrote instead of the flag (``--set Global.epoch_num=``), for the message."""
+    flags = flags or {}
     if device not in ("gpu", "cpu"):
         raise ConfigError(f"--device {device!r}: expected gpu or cpu.", "pass --device gpu or cpu.")
     if amp and device == "cpu":
         raise ConfigError("--amp with --device cpu: mixed precision (float16) needs a GPU.",
                           "drop --amp for CPU training, or use --device gpu.")
-    for name, value in (("--epochs", epochs), ("--batch-size", batch_size),
-                        ("--max-text-length", max_text_length)):
+    for opt, name, value in (("epochs", "--epochs", epochs), ("batch_size", "--batch-size", batch_size),
+                             ("max_text_length", "--max-text-length", max_text_length)):
         if value is not None and int(value) < 1:
-            raise ConfigError(f"{name} {value}: must be at least 1.", f"pass a positive {name}.")
+            shown = f"{flags[opt]}{value}" if opt in flags else f"{name} {value}"
+            raise ConfigError(f"{shown}: must be at least 1.",
+                              f"pass a positive value ({name} N or {flags[opt]}N)." if opt in flags
+                              else f"pass a positive {name}.")
     if lr is not None and not float(lr) > 0:
-        raise ConfigError(f"--lr {lr}: must be positive.", "pass e.g. --lr 0.0005.")
+        shown = f"{flags['lr']}{lr}" if "lr" in flags else f"--lr {lr}"
+        raise ConfigError(f"{shown}: must be positive (the learning rate).", "pass e.g. --lr 0.0005.")
 
 
 def check_training_config(config: Dict[str, Any], *, source: str = "config",
@@ -39,10 +47,31 @@ def check_training_config(config: Dict[str, Any], *, source: str = "config",
     training job): PaddleOCR 1.x, sections, modules the engine knows, shapes, files."""
     refuse_v1(config, source)
     require_sections(config, source)
+    check_values(config)
     engine = find_engine(str(paddleocr_dir) if paddleocr_dir else None)
     check_modules(config, engine_knowledge(engine))
     check_shapes(config)
     check_files(config)
+
+
+def check_values(cfg: Dict[str, Any]) -> None:
+    """The fields the builder's options set, in a written config: the same rules."""
+    for path, rule in ((("Global", "epoch_num"), "int"), (("Global", "max_text_length"), "int"),
+                       (("Train", "loader", "batch_size_per_card"), "int"),
+                       (("Eval", "loader", "batch_size_per_card"), "int"),
+                       (("Optimizer", "lr", "learning_rate"), "lr")):
+        value = get_path(cfg, path, None)
+        if value is None:
+            continue
+        field = ".".join(path)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{field}: {value!r} is not a number.", f"set {field} to a number.")
+        if rule == "int" and (value < 1 or int(value) != value):
+            raise ConfigError(f"{field}: {value!r} must be a whole number of at least 1.",
+                              f"set {field} to a positive whole number.")
+        if rule == "lr" and not value > 0:
+            raise ConfigError(f"{field}: {value!r}: the learning rate must be positive.",
+                              f"set {field} to e.g. 0.0005.")
 
 
 def check_shapes(cfg: Dict[str, Any]) -> None:
@@ -69,28 +98,9 @@ def check_shapes(cfg: Dict[str, Any]) -> None:
 
 
 def check_files(cfg: Dict[str, Any]) -> None:
-    """Every dictionary, data folder, label file and weights file the config names exists."""
-    for path, key, value in walk(cfg):
-        if key == "character_dict_path" and value and not Path(str(value)).is_file():
-            raise ConfigError(f"{'.'.join(str(p) for p in path)}: {value} does not exist.",
-                              "pass --dict FILE, or fix the path with --set.")
-    for mode in ("Train", "Eval"):
-        ds = cfg[mode]["dataset"]
-        if ds.get("data_dir") and not Path(str(ds["data_dir"])).is_dir():
-            raise ConfigError(f"{mode}.dataset.data_dir: {ds['data_dir']} does not exist.",
-                              "pass --images-root DIR or fix it with --set.")
-        for f in ds.get("label_file_list") or []:
-            if not Path(str(f)).is_file():
-                raise ConfigError(f"{mode}.dataset.label_file_list: {f} does not exist.",
-                                  "pass existing label files.")
-    g = cfg["Global"]
-    for key in ("pretrained_model", "checkpoints"):
-        cur = g.get(key)
-        if cur and not str(cur).startswith(("http://", "https://")):
-            p = str(cur)
-            if not (Path(p).is_file() or Path(p + ".pdparams").is_file()):
-                raise ConfigError(f"Global.{key}: {cur} (.pdparams) does not exist.",
-                                  "pass an existing weights file with --pretrained.")
+    """Every dictionary, data folder, label file and weights file the config names exists and
+    is what it claims (rectrain.data.configfiles, shared with ``rectrain train``)."""
+    check_config_files(cfg)
 
 
 def count_lines(path: str) -> int:

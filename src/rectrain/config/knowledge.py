@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
+from rectrain.config.params import class_params, classes_params, config_keys
 from rectrain.engine import Engine
 
 
@@ -47,8 +48,12 @@ class EngineKnowledge:
     optimizers: Set[str] = field(default_factory=set)
     lr_schedulers: Set[str] = field(default_factory=set)
     regularizers: Set[str] = field(default_factory=set)
-    # class name -> constructor facts, per kind ("backbone", "neck", "head", "transform", "loss")
+    # class name -> constructor facts, per kind ("backbone", "neck", "head", "transform", "loss",
+    # "post-process", "metric", "optimizer", "learning-rate schedule", "regularizer",
+    # "data operator")
     classes: Dict[Tuple[str, str], ClassInfo] = field(default_factory=dict)
+    # every string the engine's code uses as a mapping key (Global, loader, dataset keys)
+    keys: Set[str] = field(default_factory=set)
 
 
 def _parse(path: Path) -> Optional[ast.Module]:
@@ -121,15 +126,12 @@ def _module_file(package_dir: Path, relmod: str) -> Optional[Path]:
 
 
 def _class_info(tree: ast.Module, name: str, module: str) -> Optional[ClassInfo]:
+    """Constructor facts; ``var_kw`` is true only when ``**kwargs`` may really be used (passed
+    on or stored), not when the class ignores them or reads a few known keys."""
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == name:
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "__init__":
-                    args = item.args
-                    params = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
-                    return ClassInfo(module, [p for p in params if p != "self"],
-                                     args.kwarg is not None)
-            return ClassInfo(module, None, True)  # inherited __init__: unknown, accept
+            params, is_open = class_params(node, tree)
+            return ClassInfo(module, params, is_open)
     return None
 
 
@@ -295,5 +297,15 @@ def engine_knowledge(engine: Engine) -> EngineKnowledge:
     k.optimizers = _class_names(ppocr / "optimizer" / "optimizer.py")
     k.lr_schedulers = _class_names(ppocr / "optimizer" / "learning_rate.py")
     k.regularizers = _class_names(ppocr / "optimizer" / "regularizer.py")
+    for kind, path, names in (
+            ("post-process", ppocr / "postprocess" / "__init__.py", k.postprocess),
+            ("metric", ppocr / "metrics" / "__init__.py", k.metrics),
+            ("optimizer", ppocr / "optimizer" / "optimizer.py", k.optimizers),
+            ("learning-rate schedule", ppocr / "optimizer" / "learning_rate.py", k.lr_schedulers),
+            ("regularizer", ppocr / "optimizer" / "regularizer.py", k.regularizers),
+            ("data operator", ppocr / "data" / "imaug" / "__init__.py", k.data_ops)):
+        for name, (params, is_open) in classes_params(path, names, _parse, _module_file).items():
+            k.classes[(kind, name)] = ClassInfo(str(path.relative_to(root)), params, is_open)
+    k.keys = config_keys(root, _parse)
     _CACHE[key] = k
     return k

@@ -8,6 +8,9 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from rectrain.config.knowledge import EngineKnowledge
 from rectrain.errors import ConfigError
+from rectrain.logs import get_logger
+
+log = get_logger("config")
 
 V2_FIX = ("start from a PaddleOCR 2.x config: a preset (`rectrain config presets`, e.g. --base "
           "crnn-mv3) or a configs/rec/*.yml from PaddleOCR 2.x/3.x.")
@@ -35,6 +38,12 @@ def require_sections(config: Dict[str, Any], source: str) -> None:
     missing = [s for s in ("Global", "Architecture", "Loss", "Optimizer", "PostProcess",
                            "Metric", "Train", "Eval") if not isinstance(config.get(s), dict)]
     if missing:
+        typos = [f"{found!r} (a typo of {m}?)" for m in missing for found in
+                 difflib.get_close_matches(m, [str(x) for x in config if x not in SECTIONS], 1, 0.6)]
+        if typos:
+            raise ConfigError(f"{source}: missing section(s) {', '.join(missing)}; the config has "
+                              f"{', '.join(typos)}, which the engine would not read.",
+                              "correct the section name (names are case-sensitive).")
         raise ConfigError(f"{source}: missing section(s) {', '.join(missing)}; a PaddleOCR "
                           "recognition training config needs Global, Architecture, Loss, "
                           "Optimizer, PostProcess, Metric, Train and Eval.", V2_FIX)
@@ -65,20 +74,105 @@ def _unknown(field: str, kind: str, name: Any, known: Iterable[str], engine: str
 
 
 def _check_params(k: EngineKnowledge, kind: str, name: str, params: Dict[str, Any],
-                  field: str) -> None:
+                  field: str, injected: Iterable[str] = ()) -> None:
+    """Refuse a key the engine's class never reads. ``injected``: keys the engine adds itself
+    (never a user's typo, e.g. Global's keys merged into every data operator)."""
     info = k.classes.get((kind, name))
     if info is None or info.params is None or info.var_kw:
         return
-    extra = [p for p in params if p not in info.params]
-    if extra:
+    extra = [p for p in params if p not in info.params and p not in injected]
+    if not extra:
+        return
+    bad = str(extra[0])
+    close = difflib.get_close_matches(bad, info.params, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? Correct" if close else "correct"
+    raise ConfigError(
+        f"{field}.{bad}: the selected engine's {kind} {name} ({k.engine_name}, "
+        f"{info.module.lstrip('.')}) has no parameter {bad!r} (it takes: "
+        f"{', '.join(info.params) or 'none'}); the engine would ignore it or fail on it.",
+        f"{hint} the key (or remove it); if this config was written for another PaddleOCR "
+        f"version whose {name} takes {bad!r}, select that engine (--paddleocr-dir / "
+        "PADDLEOCR_HOME).")
+
+
+SECTIONS = ("Global", "Architecture", "Loss", "Optimizer", "PostProcess", "Metric", "Train", "Eval")
+_SECTION_KEYS = {"Train": ("dataset", "loader", "sampler"), "Eval": ("dataset", "loader", "sampler")}
+
+
+_NOTED: set = set()
+
+
+def _unread(field: str, key: Any, known: Iterable[str], k: EngineKnowledge, what: str,
+            cutoff: float = 0.85) -> None:
+    """A key no engine code reads: an error when it looks like a typo of one it reads (the
+    typo would be ignored silently), else a warning (official configs carry a few unread
+    keys, e.g. Global.debug)."""
+    cands = sorted({str(x) for x in known})
+    close = difflib.get_close_matches(str(key), cands, n=1, cutoff=cutoff)
+    if close:
         raise ConfigError(
-            f"{field}.{extra[0]}: the selected engine's {name} ({k.engine_name}, module "
-            f"{info.module.lstrip('.')}) takes no {extra[0]!r} parameter (it takes: "
-            f"{', '.join(info.params) or 'none'}); this config was written for another "
-            f"PaddleOCR version whose {name} differs.",
-            f"use a base this engine can run (see `rectrain config presets`), or select an engine "
-            f"whose {name} accepts {extra[0]!r} (--paddleocr-dir / PADDLEOCR_HOME pointing at a "
-            "newer PaddleOCR checkout).")
+            f"{field}: {key!r} is not a {what} that the selected engine ({k.engine_name}) reads; "
+            "it would be ignored silently.",
+            f"did you mean {close[0]!r}? Correct the name (names are case-sensitive) or remove it.")
+    if (field, k.engine_name) not in _NOTED:  # once per process (the builder checks twice)
+        _NOTED.add((field, k.engine_name))
+        log.info("note: %s: %r is not a %s that the selected engine (%s) reads; it is ignored.",
+                 field, key, what, k.engine_name)
+
+
+def check_keys(config: Dict[str, Any], k: EngineKnowledge) -> None:
+    """Keys the engine never reads: top-level sections (``Trian:``), Global, loader and dataset
+    keys (compared with every key the engine's code reads), and the parameters of every module
+    (compared with what its class really uses, ``**kwargs`` included)."""
+    if not k.keys:
+        return
+    for section in config:
+        if section not in SECTIONS and str(section) not in k.keys:
+            _unread(str(section), section, SECTIONS, k, "config section", cutoff=0.6)
+    lower = {x for x in k.keys if x[:1].islower()}
+    # Global is merged into every data operator and the post-process: their parameters count
+    merged = {p for (kind, _n), info in k.classes.items()
+              if kind in ("data operator", "post-process") for p in (info.params or [])}
+    for key in (config.get("Global") or {}):
+        if str(key) not in k.keys and str(key) not in merged:
+            _unread(f"Global.{key}", key, lower | merged, k, "Global setting")
+    for mode in ("Train", "Eval"):
+        sec = config.get(mode) or {}
+        for key in sec:
+            if key not in _SECTION_KEYS[mode] and str(key) not in k.keys:
+                _unread(f"{mode}.{key}", key, _SECTION_KEYS[mode], k, f"{mode} part", cutoff=0.6)
+        for part in ("loader", "dataset"):
+            for key in (sec.get(part) or {}):
+                if str(key) not in k.keys:
+                    _unread(f"{mode}.{part}.{key}", key, lower, k, f"{part} setting")
+        global_keys = list(config.get("Global") or {})
+        for i, op in enumerate((sec.get("dataset") or {}).get("transforms") or []):
+            if isinstance(op, dict) and len(op) == 1:
+                name = next(iter(op))
+                params = op[name] if isinstance(op[name], dict) else {}
+                _check_params(k, "data operator", str(name), params,
+                              f"{mode}.dataset.transforms[{i}].{name}", injected=global_keys)
+    for section, kind in (("Loss", "loss"), ("PostProcess", "post-process"), ("Metric", "metric")):
+        sec = config.get(section)
+        if isinstance(sec, dict) and sec.get("name") is not None:
+            _check_params(k, kind, str(sec["name"]), {x: v for x, v in sec.items() if x != "name"},
+                          section)
+    opt = config.get("Optimizer")
+    if isinstance(opt, dict) and opt.get("name") is not None:
+        own = {x: v for x, v in opt.items()
+               if x not in ("name", "lr", "regularizer", "clip_norm", "clip_norm_global")}
+        _check_params(k, "optimizer", str(opt["name"]), own, "Optimizer")
+        lr = opt.get("lr")
+        if isinstance(lr, dict):
+            _check_params(k, "learning-rate schedule", str(lr.get("name", "Const")),
+                          {x: v for x, v in lr.items() if x != "name"}, "Optimizer.lr")
+        reg = opt.get("regularizer")
+        if isinstance(reg, dict) and reg.get("name") is not None:
+            rname = str(reg["name"])
+            if ("regularizer", rname) not in k.classes:
+                rname += "Decay"
+            _check_params(k, "regularizer", rname, {x: v for x, v in reg.items() if x != "name"},
+                          "Optimizer.regularizer")
 
 
 def _name_of(section: Any) -> Optional[str]:
@@ -144,8 +238,13 @@ def _check_model(k: EngineKnowledge, arch: Dict[str, Any], prefix: str) -> None:
 
 def check_modules(config: Dict[str, Any], k: EngineKnowledge, datasets: bool = True) -> None:
     """Every algorithm, module, loss, transform, dataset, sampler, post-process, metric and
-    optimizer the config names must exist in the selected engine."""
+    optimizer the config names must exist in the selected engine, and every key be read."""
     _check_model(k, config["Architecture"], "Architecture")
+    _check_all(config, k, datasets)
+    check_keys(config, k)
+
+
+def _check_all(config: Dict[str, Any], k: EngineKnowledge, datasets: bool) -> None:
 
     loss = config["Loss"]
     name = _name_of(loss)

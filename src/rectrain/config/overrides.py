@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
@@ -61,16 +61,21 @@ OPTION_FIELDS = {
 }
 
 
-def take_options(sets: List[Override], options: Dict[str, Any]) -> List[Override]:
+def take_options(sets: List[Override], options: Dict[str, Any],
+                 sources: Optional[Dict[str, str]] = None) -> List[Override]:
     """Move each ``--set`` of an ``OPTION_FIELDS`` field into ``options`` where that option is
-    not given (None); return the other overrides."""
+    not given (None); return the other overrides. ``sources`` gets ``option -> "--set KEY"``
+    for each option taken, so that its checks name what the user wrote."""
     rest: List[Override] = []
     for path, value in sets:
         key = ".".join(str(p) for p in path)
         name = OPTION_FIELDS.get(key)
         if name is None or options[name] is not None or (name == "pretrained" and not value):
             rest.append((path, value))
-        elif name == "pretrained":
+            continue
+        if sources is not None:
+            sources[name] = f"--set {key}="
+        if name == "pretrained":
             options[name] = str(value)
         elif name == "lr":
             options[name] = _number(key, value)

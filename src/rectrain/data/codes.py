@@ -24,6 +24,10 @@ CODES: Dict[str, Tuple[str, str]] = {
     "missing-image": (ERROR, "fix the path (relative to --images-root) or remove the line."),
     "unreadable-image": (ERROR, "re-export the image as PNG or JPEG, or remove the line."),
     "tiny-image": (ERROR, "remove the line, or re-crop the word with more pixels."),
+    "huge-image": (ERROR, "crop the word out of the picture (or remove the line); a training worker "
+                          "would need gigabytes to decode it."),
+    "large-image": (WARNING, "check that the line names a word crop, not a page or a photo; crop "
+                             "or shrink it (the engine resizes it to the input height anyway)."),
     "duplicate": (WARNING, "remove the repeated line; it weighs the sample twice."),
     "conflicting-label": (ERROR, "check the image and keep the line with the right label."),
     "unknown-char": (ERROR, "add the character to the dictionary (`rectrain data dict --base`) or "

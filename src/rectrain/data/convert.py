@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
+from rectrain.outputs import claim_output_dir
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.convert")
@@ -167,7 +168,8 @@ def convert_detection_to_recognition_format(src: PathLike, out_dir: PathLike, *,
         if not source.is_file():
             raise DataError("no Label.txt in this folder.", "pass the Label.txt file.",
                             path=str(source.parent))
-    out = Path(out_dir)
+    out = claim_output_dir(out_dir, command="data convert", writes=["labels.txt", "images/"],
+                           inputs=[("annotation file", source), ("images root", images_root)])
     (out / "images").mkdir(parents=True, exist_ok=True)
     problems: List[str] = []
     skipped: Counter = Counter()

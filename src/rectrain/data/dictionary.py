@@ -26,7 +26,7 @@ from rectrain.data.labels import iter_label_file
 from rectrain.data.sniff import check_dictionary_file, check_label_file
 from rectrain.errors import DataError
 from rectrain.fsutil import write_text_atomic
-from rectrain.outputs import refuse_output_over_inputs
+from rectrain.outputs import refuse_output_over_inputs, refuse_replacing_data
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -218,6 +218,7 @@ def build_dictionary(labels: Iterable[PathLike], base: Optional[PathLike] = None
     """
     labels = [str(lf) for lf in labels]
     refuse_output_over_inputs(out, [("label file", lf) for lf in labels] + [("base dictionary", base)])
+    refuse_replacing_data(out, what="dictionary")
     for lf in labels:
         check_label_file(lf)
     seen: set = set()

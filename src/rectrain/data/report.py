@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
 from rectrain.data.fonts import packaged_font_files
+from rectrain.data.images import BOMB_PIXELS
 from rectrain.data.labels import iter_label_file
 from rectrain.errors import DataError
 from rectrain.logs import get_logger
+from rectrain.outputs import claim_output_dir
 from rectrain.plotting import save_png, subplots
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -45,6 +47,9 @@ def _tick(ch: str) -> str:
     return ch
 
 
+REPORT_FILES = ("label_length.png", "char_frequency.png", "image_size.png", "samples.png")
+
+
 def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLike, *,
                    images_root: Optional[PathLike] = None, samples: int = 24, seed: int = 0,
                    max_images: int = 5000, top_chars: int = 60) -> List[Path]:
@@ -56,6 +61,8 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
     for f in files:
         if not Path(f).is_file():
             raise DataError("label file not found.", "check the path.", path=str(f))
+    claim_output_dir(out_dir, command="data report", writes=list(REPORT_FILES),
+                     inputs=[("label file", f) for f in files] + [("images root", images_root)])
     rng = random.Random(seed)
     lengths: Counter = Counter()
     chars: Counter = Counter()
@@ -148,6 +155,11 @@ def _sample_grid(picks: List[Tuple[str, str]], path: Path, font_path: Optional[s
         x, y = (i % cols) * cell_w, (i // cols) * cell_h
         try:
             with Image.open(p) as im:
+                if im.width * im.height > BOMB_PIXELS:  # never decoded (`data validate`: huge-image)
+                    draw.text((x + 5, y + 4), f"(too large: {im.width}x{im.height})", fill="red",
+                              font=font)
+                    draw.text((x + 5, y + img_h + 8), label[:40], fill="black", font=font)
+                    continue
                 im = im.convert("RGB")
                 scale = min(img_h / im.height, (cell_w - 10) / im.width)
                 im = im.resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))))

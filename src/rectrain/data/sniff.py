@@ -67,10 +67,10 @@ def encoding_problem(head: bytes) -> Optional[str]:
             return (f"is encoded as {name}, not UTF-8 (it starts with the {name} byte-order mark)|"
                     f"re-save it as UTF-8 without BOM, e.g. `iconv -f {codec} -t UTF-8 IN > OUT` "
                     "(Notepad: Save As, Encoding UTF-8).")
-    codec = _utf16_without_bom(head)
-    if codec:
-        return (f"looks encoded as {codec} (every other byte is NUL), not UTF-8|"
-                f"re-save it as UTF-8, e.g. `iconv -f {codec} -t UTF-8 IN > OUT`.")
+    guessed = _utf16_without_bom(head)
+    if guessed:
+        return (f"looks encoded as {guessed} (every other byte is NUL), not UTF-8|"
+                f"re-save it as UTF-8, e.g. `iconv -f {guessed} -t UTF-8 IN > OUT`.")
     for magic, what in _MAGIC:
         if what and head.startswith(magic):
             return f"is {what}, not a text file|pass the text file it belongs with instead."
@@ -101,6 +101,7 @@ def _is_detection_line(line: str) -> bool:
 
 
 _YAML_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*:(\s|$)")
+_YAML_NESTED = re.compile(r"^\s+(- )?[A-Za-z_][A-Za-z0-9_.-]*:(\s|$)")
 
 
 def _looks_like_config(lines: list) -> Optional[str]:
@@ -116,6 +117,9 @@ def _looks_like_config(lines: list) -> Optional[str]:
         return "YAML"
     keys = sum(1 for ln in lines if _YAML_KEY.match(ln))
     if keys >= 2 or (keys == 1 and len(lines) == 1):
+        return "YAML"
+    # "Global:" then indented "use_gpu: false": a section of a config
+    if keys == 1 and _YAML_KEY.match(lines[0]) and any(_YAML_NESTED.match(ln) for ln in lines[1:]):
         return "YAML"
     return None
 
@@ -148,15 +152,25 @@ def check_label_file(path: PathLike, *, what: str = "label file") -> None:
 
 def refuse_bom(path: PathLike, *, what: str = "label file") -> None:
     """The engine reads a UTF-8 byte-order mark as part of line 1's image path (and cannot open
-    that image): refuse it where a config will hand the file to the engine."""
+    that image), or of a dictionary's first entry (never recognised): refuse it where a config
+    will hand the file to the engine."""
     with open(path, "rb") as fh:
-        if fh.read(3) == b"\xef\xbb\xbf":
-            raise DataError(
-                f"the {what} starts with a UTF-8 byte-order mark (BOM): the engine reads it as part "
-                "of line 1's image path and cannot open that image.",
-                f"save it as UTF-8 without BOM: `rectrain data validate {path} --write-clean "
-                f"{path}.clean.txt` writes a clean copy (or `sed -i '1s/^\\xEF\\xBB\\xBF//' {path}`).",
-                path=str(path), line=1)
+        head = fh.read(64)
+    if head.startswith(b"\xef\xbb\xbf") and what == "dictionary":
+        first = head[3:].decode("utf-8", "replace").splitlines()[:1]
+        entry = first[0] if first else ""
+        raise DataError(
+            f"the dictionary starts with a UTF-8 byte-order mark (BOM): the engine reads it as part "
+            f"of the first entry (U+FEFF + {entry!r}), so {entry!r} is never recognised.",
+            f"save it as UTF-8 without BOM (`sed -i '1s/^\\xEF\\xBB\\xBF//' {path}`).",
+            path=str(path), line=1)
+    if head.startswith(b"\xef\xbb\xbf"):
+        raise DataError(
+            f"the {what} starts with a UTF-8 byte-order mark (BOM): the engine reads it as part "
+            "of line 1's image path and cannot open that image.",
+            f"save it as UTF-8 without BOM: `rectrain data validate {path} --write-clean "
+            f"{path}.clean.txt` writes a clean copy (or `sed -i '1s/^\\xEF\\xBB\\xBF//' {path}`).",
+            path=str(path), line=1)
 
 
 def check_dictionary_file(path: PathLike) -> None:

@@ -27,6 +27,7 @@ from rectrain.data.text import normalize_label
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
+from rectrain.outputs import claim_output_dir
 
 log = get_logger("data.synth")
 
@@ -282,7 +283,8 @@ def synthesize(words: Sequence[str], out_dir: PathLike, n: int, *,
     if not usable:
         raise DataError("none of the words can be rendered with the fonts given.",
                         "use fonts that cover the script (e.g. --fonts default for Thai).")
-    out = Path(out_dir)
+    out = claim_output_dir(out_dir, command="data synth", writes=["labels.txt", "images/"],
+                           inputs=[("fonts folder", fonts if isinstance(fonts, (str, Path)) else None)])
     (out / "images").mkdir(parents=True, exist_ok=True)
     jobs: List[Job] = []
     for i in range(n):

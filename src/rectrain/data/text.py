@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import List
+from functools import lru_cache
+from typing import Iterable, List
 
 _SARA_AM_SPLIT = re.compile("\u0e4d([\u0e48-\u0e4b]?)\u0e32")
 _TONE_BEFORE_VOWEL = re.compile("([\u0e48-\u0e4b])([\u0e31\u0e34-\u0e3a])")
@@ -43,3 +44,38 @@ def normalize_label(text: str) -> str:
         prev = out
         out = _TONE_BEFORE_VOWEL.sub(r"\2\1", out)
     return out
+
+
+@lru_cache(maxsize=1)
+def _composing_marks() -> frozenset:
+    """Combining marks that take part in a canonical composition (U+0301 in é = e + U+0301)."""
+    marks = set()
+    for cp in range(0x30000):
+        dec = unicodedata.decomposition(chr(cp))
+        if dec and not dec.startswith("<"):
+            for part in dec.split()[1:]:
+                marks.add(chr(int(part, 16)))
+    return frozenset(m for m in marks if unicodedata.combining(m))
+
+
+def unicode_form(chars: Iterable[str]) -> str:
+    """The normalization form a set of characters (a dictionary) is in: "NFC" (precomposed
+    characters such as é), "NFD" (base letters and composing marks, e + U+0301), "mixed", or
+    "either" (nothing that NFC and NFD write differently, e.g. Thai or ASCII)."""
+    marks = _composing_marks()
+    composed = decomposed = False
+    for c in chars:
+        if len(c) == 1 and c in marks:
+            decomposed = True
+        elif unicodedata.normalize("NFD", c) != c:
+            composed = True
+    if composed and decomposed:
+        return "mixed"
+    return "NFC" if composed else "NFD" if decomposed else "either"
+
+
+def label_form(text: str) -> str:
+    """"NFC", "NFD" or "neither" (e.g. a Thai spelling NFC does not fix, or a mix)."""
+    if unicodedata.is_normalized("NFC", text):
+        return "NFC"
+    return "NFD" if unicodedata.is_normalized("NFD", text) else "neither"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import unicodedata
 from array import array
 from collections import Counter, deque
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,11 +24,11 @@ from rectrain.data.images import MIN_HEIGHT, MIN_WIDTH, check_image, load_decode
 from rectrain.data.labels import LabelLine, iter_label_file, parse_line
 from rectrain.data.official_dicts import official_findings, official_name
 from rectrain.data.sniff import check_label_file
-from rectrain.data.text import is_normalized, normalize_label, thai_issues
+from rectrain.data.text import is_normalized, label_form, normalize_label, thai_issues, unicode_form
 from rectrain.errors import DataError, UserError
 from rectrain.fsutil import atomic_open, write_json_atomic
 from rectrain.logs import get_logger
-from rectrain.outputs import refuse_output_over_inputs, same_file
+from rectrain.outputs import refuse_output_over_inputs, refuse_replacing_foreign_file, same_file
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.validate")
@@ -121,6 +122,10 @@ class ValidationReport:
                          f"{iw['min']}-{iw['max']} px (median {iw['p50']}).")
         if (self.stats.get("dictionary") or {}).get("official"):
             lines.append(f"dictionary: {self.stats['dictionary']['official']}")
+        form = (self.stats.get("dictionary") or {}).get("form")
+        if form in ("NFD", "mixed"):
+            lines.append(f"dictionary: Unicode {form} (labels are compared with it as written and "
+                         "in NFC; NFC for both is the standard).")
         if self.clean_path:
             lines.append(f"clean label file: {self.clean_path} ({self.clean_lines} lines; image paths "
                          f"relative to {self.clean_images_root})")
@@ -234,23 +239,35 @@ def _check_label(label: str, line: int, add: AddFn, encodable: Optional[frozense
     if label != label.strip():
         add("whitespace-edge", line, f"label {show_value(label)} starts or ends with whitespace.", label)
     if not is_normalized(label):
-        # checked below in its normalized form, which --write-clean writes
+        # checked below in its normalized form, which --write-clean writes, unless the
+        # dictionary holds the label's code points as written (a dictionary in the same form)
         raw, label = label, normalize_label(label)
-        why = thai_issues(raw) or ["not in Unicode NFC"]
-        dropped = ""
+        why = thai_issues(raw) or [f"in Unicode {label_form(raw)}, not NFC"]
+        note = ""
         if encodable is not None:
             lost = [c for c in raw if c not in encodable and c != " " and c not in label]
-            if lost:
-                dropped = (f" As written, the engine drops {describe_chars(lost)} (not in the "
-                           "dictionary); train on the --write-clean output.")
+            as_written = all(c in encodable or c == " " for c in raw)
+            if as_written and any(c not in encodable and c != " " for c in label):
+                note = (" The dictionary is in the same decomposed form, so the engine reads this "
+                        "label as written; keep one form for both (NFC labels from --write-clean "
+                        "with a dictionary rebuilt from them by `rectrain data dict`).")
+                label = raw
+            elif lost:
+                note = (f" As written, the engine drops {describe_chars(lost)} (not in the "
+                        "dictionary); train on the --write-clean output.")
         add("not-nfc", line, f"label {show_value(raw)}: {'; '.join(why)}; normalized: "
-            f"{show_value(label)}.{dropped}", raw)
+            f"{show_value(normalize_label(raw))}.{note}", raw)
     if encodable is not None:
         unknown = [c for c in label if c not in encodable and c != " "]
         if unknown:
             kept = sum(1 for c in label if c in encodable)
             tail = (" The whole sample is dropped (no known character left)." if kept == 0 else
                     f" The engine trains on {kept} of {len(label)} characters.")
+            nfd = unicodedata.normalize("NFD", "".join(unknown))
+            if all(c in encodable for c in nfd) and nfd != "".join(unknown):
+                tail += (" The dictionary holds their decomposed (NFD) form: the dictionary is in "
+                         f"NFD, this label in {label_form(label)}; rebuild the dictionary from the "
+                         "labels (`rectrain data dict`) so that both are NFC.")
             add("unknown-char", line, f"{describe_chars(unknown)} not in the dictionary, in label "
                 f"{show_value(label)}.{tail}", label)
         if " " in label and " " not in encodable:
@@ -406,6 +423,7 @@ def validate_recognition_annotation_format(
     inputs = [("label file", f) for f in files] + [("dictionary", dict_path)]
     refuse_output_over_inputs(json_out, inputs, flag="--json")
     refuse_output_over_inputs(write_clean, inputs, flag="--write-clean")
+    refuse_replacing_foreign_file(json_out, flag="--json", kind="json")
     if json_out is not None and write_clean is not None and same_file(json_out, write_clean):
         raise UserError(f"--json and --write-clean name the same file ({json_out}).",
                         "write the report and the clean label file to two different paths.")
@@ -489,6 +507,7 @@ def validate_recognition_annotation_format(
     if dictionary is not None:
         report.stats["dictionary"] = {"entries": len(dictionary.chars),
                                       "ctc_classes": dictionary.num_classes_ctc,
+                                      "form": unicode_form(dictionary.chars),
                                       "use_space_char": use_space_char,
                                       "official": official_name(dict_path)}
     if write_clean is not None:

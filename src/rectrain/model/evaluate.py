@@ -37,6 +37,7 @@ from rectrain.model.metrics import (
     text_metrics,
 )
 from rectrain.model.predict import Recognizer, read_image
+from rectrain.outputs import refuse_output_over_inputs, refuse_replacing_foreign_file
 
 log = get_logger("model.evaluate")
 
@@ -170,9 +171,16 @@ def evaluate_model(model_dir: str, labels: str, images_root: Optional[str] = Non
     default the label file's folder). Writes ``json_out`` and ``grid_png`` when given."""
     labels_path = Path(labels).resolve()
     root = Path(images_root).resolve() if images_root else labels_path.parent
+    model_files = [p for p in Path(model_dir).glob("*") if p.is_file()] if Path(model_dir).is_dir() else []
+    inputs = [("label file", labels_path)] + [("model file", p) for p in model_files]
+    refuse_output_over_inputs(json_out, inputs, flag="--json")
+    refuse_output_over_inputs(grid_png, inputs, flag="--grid")
+    refuse_replacing_foreign_file(json_out, flag="--json", kind="json")
+    refuse_replacing_foreign_file(grid_png, flag="--grid", kind="png")
+    samples = read_labelled_samples(labels_path, root)
+    refuse_output_over_inputs(grid_png, [("image", p) for p, _ in samples], flag="--grid")
     recognizer = Recognizer(model_dir, paddleocr_dir=paddleocr_dir, batch_size=batch_size,
                             use_gpu=use_gpu)
-    samples = read_labelled_samples(labels_path, root)
     info = recognizer.info
 
     results: List[SampleResult] = []

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import UserError
+from rectrain.outputs import refuse_replacing_foreign_file
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.s3 import S3Uri, make_client
 from rectrain.training.display import make_display
@@ -137,6 +138,7 @@ def monitor_recognition_training_progress(
     until the run ends (run-state.json says completed/interrupted/failed) or ``timeout_s``;
     ``plot`` writes the loss/accuracy/lr curves as PNG."""
     text = str(source)
+    refuse_replacing_foreign_file(plot, flag="--plot", kind="png")
     if not text.startswith("s3://") and not Path(text).exists():
         for job_source in _JOB_SOURCES:
             job = job_source(text, follow=follow)

@@ -414,5 +414,5 @@ def _train(config_path: Path, run_dir: Path, device: str, plan: DistributedPlan,
         checkpoint_dir=str(paths.checkpoints), resume=resume, paddleocr_dir=paddleocr_dir,
         nnodes=plan.nnodes, node_rank=plan.node_rank, master=plan.master, display=display,
         max_steps=max_steps, tracking=TrackingOptions(tensorboard_dir=str(paths.output / "tensorboard")),
-        **kwargs)
+        workers="auto", **kwargs)
 

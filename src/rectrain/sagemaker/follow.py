@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from rectrain.errors import EXIT_ENGINE_FAILED, EXIT_INTERRUPTED, EXIT_OK, RectrainError, UserError
 from rectrain.logs import get_logger
+from rectrain.outputs import claim_output_dir
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JOB_NAME_RE
 from rectrain.sagemaker.pricing import CostEstimate, estimate_cost
@@ -225,7 +226,8 @@ def download_job(job_name: str, dest: str, *, sagemaker_client: Any, s3_client: 
     """Download ``model.tar.gz`` (and unpack it into ``dest/model``) and, with ``checkpoints``,
     the checkpoint prefix into ``dest/checkpoints``. Returns what was written."""
     status = describe_job(job_name, sagemaker_client)
-    out = Path(dest)
+    out = claim_output_dir(dest, command="sagemaker download", flag="--out",
+                           writes=["model.tar.gz", "model/"] + (["checkpoints/"] if checkpoints else []))
     written: Dict[str, str] = {}
     if status.model_artifacts:
         tar_path = out / "model.tar.gz"

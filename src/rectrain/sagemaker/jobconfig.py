@@ -28,7 +28,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rectrain.errors import ConfigError
+from rectrain.logs import get_logger
 from rectrain.sagemaker.metrics import metric_definitions
+
+log = get_logger("sagemaker")
 
 DEFAULT_LOCAL_CHECKPOINTS = "/opt/ml/checkpoints"
 DEFAULT_INSTANCE_TYPE = "ml.g5.xlarge"
@@ -278,6 +281,42 @@ def _s3(value: Optional[str], key: str, source: str) -> None:
                           f"write {key}: s3://bucket/prefix.")
 
 
+# CreateTrainingJob's StoppingCondition: MaxRuntimeInSeconds 1 s .. 28 days (AWS documents the
+# maximum; botocore's model only has min 1); a training job can last 30 days in all
+MAX_RUNTIME_S = 28 * 86400
+MAX_TOTAL_S = 30 * 86400
+IMPLAUSIBLE_RUN_S = 600  # the instance alone takes minutes to start
+
+
+def _show(seconds: int) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= n and seconds % n == 0:
+            return f"{seconds // n}{unit}"
+    return f"{seconds} s"
+
+
+def check_durations(job: JobConfig, source: str = "job config") -> None:
+    """Durations within SageMaker's limits (a ConfigError before anything is sent), and a
+    warning for one that cannot be meant (``max_run: 30`` is 30 seconds)."""
+    run = job.max_run_seconds
+    if run > MAX_RUNTIME_S:
+        raise ConfigError(f"{source}: max_run {job.max_run!r} ({_show(run)}) is over SageMaker's "
+                          f"limit of 28 days (MaxRuntimeInSeconds <= {MAX_RUNTIME_S}).",
+                          "set max_run to 28d or less, and resume in a second job if training needs "
+                          "longer (checkpoints in S3 carry over).")
+    if run < IMPLAUSIBLE_RUN_S:
+        log.warning("warning: %s: max_run %r is %s: SageMaker stops the job after that, before "
+                    "training has started (starting an instance takes minutes). A number without "
+                    "a unit is seconds: write e.g. %sh or %sm if that is what you meant.",
+                    source, job.max_run, _show(run), run, run)
+    if job.spot and job.max_wait is not None:
+        wait = job.max_wait_seconds or 0
+        if wait > MAX_TOTAL_S:
+            raise ConfigError(f"{source}: max_wait {job.max_wait!r} ({_show(wait)}) is over the 30 "
+                              "days a SageMaker training job can last in all.",
+                              "set max_wait to at most 30d (and more than max_run).")
+
+
 def check_job_config(job: JobConfig, source: str = "job config") -> None:
     """Checks that need no AWS call. Required fields are checked later (by the request
     builder), so that a partial YAML can be completed by flags."""
@@ -300,6 +339,7 @@ def check_job_config(job: JobConfig, source: str = "job config") -> None:
         raise ConfigError(f"{source}: input_mode {job.input_mode!r} is not supported.",
                           "use File (packed datasets are unpacked to local disk) or FastFile.")
     run = job.max_run_seconds
+    check_durations(job, source)
     if job.spot:
         wait = job.max_wait_seconds or 0
         if wait <= run:

@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, EnvironmentProblem
 from rectrain.logs import get_logger
+from rectrain.outputs import claim_output_dir
 from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.ckpt_sync import SageMakerCheckpointSync
@@ -274,7 +275,11 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
                                      "run as root on Linux (network namespaces), or pass --instance-count 1.")
     s3 = s3_client or aws.client("s3", job.region, job.profile, job.endpoint_url)
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"rectrain-{name}-"))
-    root.mkdir(parents=True, exist_ok=True)
+    # its input/data/<channel> and checkpoints/ (per host with 2 hosts) are replaced: only in a
+    # folder rectrain made
+    claim_output_dir(root, command="sagemaker run-local", flag="--work-dir",
+                     writes=["algo-1/", "algo-2/"] if count == 2 else
+                     ["input/", "checkpoints/", "model/", "output/", "code/"])
     if count == 2:
         import rectrain.sagemaker.local as local
         from rectrain.sagemaker.cluster import run_cluster

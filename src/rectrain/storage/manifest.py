@@ -50,6 +50,7 @@ class Manifest:
     kind: str = "files"  # or "packed"
     shards: List[ManifestEntry] = field(default_factory=list)
     dirs: List[str] = field(default_factory=list)  # empty directories of the original tree
+    shrink: Optional[Dict[str, object]] = None  # data pack --max-height (rectrain.data.shrink)
 
     @property
     def files(self) -> int:
@@ -73,6 +74,8 @@ class Manifest:
             header["shards"] = [s.as_dict() for s in self.shards]
         if self.dirs:
             header["dirs"] = sorted(self.dirs)
+        if self.shrink:
+            header["shrink"] = self.shrink
         lines = [json.dumps(header, ensure_ascii=False, sort_keys=True)]
         for entry in sorted(self.entries, key=lambda e: e.path):
             lines.append(json.dumps(entry.as_dict(), ensure_ascii=False, sort_keys=True))
@@ -86,6 +89,7 @@ class Manifest:
         kind = "files"
         shards: List[ManifestEntry] = []
         dirs: List[str] = []
+        shrink: Optional[Dict[str, object]] = None
         entries: List[ManifestEntry] = []
         seen: Dict[str, int] = {}
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -113,6 +117,7 @@ class Manifest:
                     )
                 shards = [_entry(s, source, lineno) for s in obj.get("shards", []) or []]
                 dirs = [check_relpath(d, source, lineno) for d in obj.get("dirs", []) or []]
+                shrink = obj.get("shrink") if isinstance(obj.get("shrink"), dict) else None
                 continue
             entry = _entry(obj, source, lineno)
             if entry.path in seen:
@@ -120,7 +125,7 @@ class Manifest:
                 raise _damaged(f"'{entry.path}' is listed twice (first on line {first}).", source, lineno)
             seen[entry.path] = lineno
             entries.append(entry)
-        return cls(entries=entries, kind=kind, shards=shards, dirs=dirs)
+        return cls(entries=entries, kind=kind, shards=shards, dirs=dirs, shrink=shrink)
 
     @classmethod
     def read(cls, path: Path) -> Manifest:

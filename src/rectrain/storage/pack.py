@@ -18,12 +18,14 @@ import os
 import posixpath
 import re
 import secrets
+import shutil
 import tarfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, List, Optional, Set
+from typing import IO, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
+from rectrain.data.shrink import ShrinkResult, shrink_tree
 from rectrain.errors import ConfigError, DataError, IntegrityError
 from rectrain.fsutil import format_size, remove_quietly, sha256_file, write_text_atomic
 from rectrain.logs import get_logger
@@ -82,6 +84,7 @@ class PackResult:
     files: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    shrink: Optional[Dict[str, Any]] = None  # data pack --max-height (rectrain.data.shrink)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -127,7 +130,8 @@ def _tar_cost(rel: str, size: int) -> int:
 
 
 def pack_dataset(
-    src_dir: Any, out_dir: Any, shard_size: Any = "128MB", *, progress: bool = True
+    src_dir: Any, out_dir: Any, shard_size: Any = "128MB", *, progress: bool = True,
+    shrink: Optional[Dict[str, Any]] = None,
 ) -> PackResult:
     """Pack every file under ``src_dir`` into tar shards of about ``shard_size`` in ``out_dir``,
     plus ``manifest.jsonl`` (written last). A file larger than a shard gets a shard of its own."""
@@ -195,7 +199,8 @@ def pack_dataset(
     for stale in out.iterdir():
         if _SHARD_RE.match(stale.name) and stale.name not in keep:
             stale.unlink()
-    manifest = Manifest(entries=entries, kind="packed", shards=shards, dirs=empty_dirs(src))
+    manifest = Manifest(entries=entries, kind="packed", shards=shards, dirs=empty_dirs(src),
+                        shrink=shrink)
     write_text_atomic(out / MANIFEST_NAME, manifest.to_jsonl())
     result = PackResult(
         str(out),
@@ -204,6 +209,7 @@ def pack_dataset(
         len(entries),
         manifest.total_bytes,
         time.monotonic() - started,
+        shrink,
     )
     log.info(
         "packed %d files (%s) into %d shard(s) in %s",
@@ -387,3 +393,25 @@ __all__ = [
     "shard_extracted",
     "entries_by_shard",
 ]
+
+
+def pack_shrunk_dataset(src_dir: Union[str, Path], out_dir: Union[str, Path], max_height: int,
+                        shard_size: Any = "128MB", *,
+                        progress: bool = True) -> Tuple[PackResult, ShrinkResult]:
+    """``data pack --max-height``: shrink into a staging folder beside ``out_dir`` (hard links
+    for what does not change), pack that, record the shrinking in the manifest's header
+    (``shrink``), and remove the staging folder whatever happens."""
+    src = Path(src_dir).expanduser().resolve()
+    out = Path(out_dir).expanduser().resolve()
+    if out == src or src in out.parents:
+        raise DataError(f"the output folder {out} is inside the dataset folder.",
+                        "choose an output folder outside the dataset, e.g. a sibling folder.",
+                        path=str(src))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.shrink-{secrets.token_hex(4)}"
+    try:
+        result = shrink_tree(src, staging, max_height)
+        packed = pack_dataset(staging, out, shard_size, progress=progress, shrink=result.record())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return packed, result

@@ -18,9 +18,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from rectrain.errors import DataError, IntegrityError, RectrainError, StorageError
+from rectrain.errors import DataError, IntegrityError, RectrainError, StorageError, UserError
 from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
+from rectrain.outputs import is_within, refuse_delete_in
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import (
@@ -91,6 +92,8 @@ def pull(
     started = time.monotonic()
     uri = S3Uri.parse(s3_uri)
     dst = Path(dst_dir).expanduser()
+    if delete:
+        refuse_delete_in(dst)
     client = get_client(client, endpoint_url, workers)
     result = TransferResult("pull", str(uri), str(dst), dry_run=dry_run)
     remote = remote_files(client, uri)
@@ -346,6 +349,14 @@ def unpack_dataset(
     started = time.monotonic()
     src = Path(src_dir).expanduser()
     dst = Path(dst_dir).expanduser()
+    if is_within(src, dst):
+        raise UserError(
+            f"-o {dst_dir} is (or holds) the packed dataset {src_dir}: the restored files would be "
+            "mixed with its shards and manifest"
+            + (", and --delete would remove them" if delete else "") + ".",
+            f"unpack into a new folder, e.g. -o {dst.parent / (dst.name + '-unpacked')}.")
+    if delete:
+        refuse_delete_in(dst)
     if not (src / MANIFEST_NAME).is_file():
         raise DataError(
             f"no {MANIFEST_NAME} here, so this is not a packed dataset.",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import collections
 import re
+import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Deque, List, Optional, Pattern, Tuple, Union
+from typing import Deque, List, Optional, Pattern, Sequence, Tuple, Union
 
+from rectrain.training.cgroups import own_cgroups
 from rectrain.training.metrics import strip_line
 
 
@@ -108,19 +111,30 @@ class FailureClassifier:
                     break
         return None
 
-    def classify(self, returncode: int) -> Optional[Failure]:
-        """The failure of a finished engine, or None if it succeeded."""
+    def classify(self, returncode: int, oom: Optional[str] = None) -> Optional[Failure]:
+        """The failure of a finished engine, or None if it succeeded. ``oom``: the kernel's word
+        that it killed a process for memory during the run (:class:`OomWatch`), if any."""
         no_images = any("No Images in train dataset" in line for line in self.tail)
         if returncode == 0 and not no_images:
             return None
         if self.first_match is not None and (returncode != 0 or self.first_match.kind == "missing_file"):
             return self.first_match
         evidence = next((line for line in reversed(self.tail) if line.strip()), "")
-        if returncode < 0 or returncode in (137, 139):
-            return Failure("killed", f"the engine was killed (exit status {returncode}); often the "
-                                     "machine ran out of memory.",
-                           "lower batch_size_per_card or num_workers; check `dmesg` for the OOM "
-                           "killer; then rerun with --resume.", evidence)
+        signum = -returncode if returncode < 0 else returncode - 128 if 128 < returncode < 160 else 0
+        if oom:
+            return Failure("out_of_memory", f"the kernel's OOM killer stopped the engine ({oom}): "
+                                            "the machine (or container) ran out of memory.",
+                           "lower Train.loader.batch_size_per_card or num_workers (each worker holds "
+                           "decoded images), use a machine with more memory, then rerun with --resume.",
+                           evidence)
+        if signum:
+            known = ("the kernel reported no out-of-memory kill" if oom is not None else
+                     "whether the kernel killed it for memory could not be read here (no cgroup "
+                     "counter or kernel log)")
+            return Failure("killed", f"the engine was killed by signal {signum} "
+                                     f"({_signal_name(signum)}; exit status {returncode}); {known}.",
+                           "find what sent it (a supervisor, a time limit, `kill`; `dmesg` shows "
+                           "kernel kills), then rerun with --resume.", evidence)
         return Failure("unknown", f"the engine failed (exit status {returncode}).",
                        "read the end of train.log in the run folder; rerun with --resume once "
                        "fixed.", evidence)
@@ -147,3 +161,77 @@ def append_problem_log(path: Union[str, Path], failure: Failure, *, context: str
              + (f"- Context: {context}\n" if context else ""))
     with p.open("a", encoding="utf-8") as fh:
         fh.write(entry)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _cgroup_files(proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> List[Path]:
+    """The files holding this process's cgroup OOM-kill counter: v2 ``memory.events``, v1
+    ``memory.oom_control`` (each ``oom_kill N``), own cgroup first, then the root one."""
+    out: List[Path] = []
+    for controllers, rel in own_cgroups(proc_cgroup):
+        if not controllers:
+            out.append(Path(root) / rel / "memory.events")
+        elif "memory" in controllers:
+            out.append(Path(root) / "memory" / rel / "memory.oom_control")
+    out += [Path(root) / "memory.events", Path(root) / "memory" / "memory.oom_control"]
+    return out
+
+
+def read_oom_kills(files: Sequence[Path]) -> Optional[Tuple[Path, int]]:
+    """``(file, oom_kill count)`` from the first readable counter file, else None."""
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        m = re.search(r"^oom_kill (\d+)$", text, re.M)
+        if m:
+            return f, int(m.group(1))
+    return None
+
+
+class OomWatch:
+    """Did the kernel kill something for memory while the engine ran? Reads the cgroup's
+    ``oom_kill`` counter before and after, and (where readable) the kernel log for the engine's
+    pid. ``evidence()``: a description when it did, "" when the sources say no, None when no
+    source could be read."""
+
+    def __init__(self, files: Optional[Sequence[Path]] = None, dmesg: Sequence[str] = ("dmesg",)) -> None:
+        self.files = list(files) if files is not None else _cgroup_files()
+        self.dmesg = list(dmesg)
+        self.before = read_oom_kills(self.files)
+
+    def _kernel_log(self, pids: Sequence[int]) -> Optional[str]:
+        if not self.dmesg:
+            return None
+        try:
+            out = subprocess.run(self.dmesg, capture_output=True, text=True, timeout=3).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        for line in reversed(out.splitlines()[-2000:]):
+            for pid in pids:
+                if re.search(rf"(Killed process {pid}\b|oom-kill:.*\bpid={pid}\b)", line):
+                    return line.strip()
+        return "" if out else None
+
+    def evidence(self, pids: Sequence[int] = ()) -> Optional[str]:
+        after = read_oom_kills([self.before[0]] if self.before else self.files)
+        counted: Optional[str] = None
+        if self.before is not None and after is not None:
+            counted = ""
+            if after[1] > self.before[1]:
+                counted = f"{after[0]}: oom_kill {self.before[1]} -> {after[1]}"
+        if counted:
+            return counted
+        logged = self._kernel_log([p for p in pids if p > 0])
+        if logged:
+            return f"kernel log: {logged}"
+        if counted is None and logged is None:
+            return None
+        return ""

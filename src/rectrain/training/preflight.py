@@ -8,8 +8,15 @@ from typing import Any, Dict, Optional, Sequence, Union
 
 import yaml
 
+from rectrain.checkpoints.run_state import STATE_FILE
+from rectrain.data.configfiles import check_config_files
 from rectrain.errors import ConfigError, EnvironmentProblem, UserError
 from rectrain.gpu import paddle_build, query_gpus
+from rectrain.outputs import claim_output_dir, same_file
+
+# what a run writes into its folder (runner.py's module docstring)
+RUN_FILES = ("train.log", "metrics.jsonl", "config.yml", "problem-log.md", "curves.png",
+             "checkpoints/", "launch-logs/")
 
 
 def check_device(device: str, gpus: Optional[Sequence[int]], python: str) -> None:
@@ -48,8 +55,16 @@ def load_train_config(config: Union[str, Path]) -> Dict[str, Any]:
                           "create one with `rectrain config build`.")
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (a binary file, e.g. weights, or another "
+                          "encoding), so not a training config.",
+                          "pass the config written by `rectrain config build` (UTF-8 YAML).") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}).", "fix the YAML syntax.") from exc
+        hint = (" (it looks like a label file: image path, TAB, label)"
+                if "\t" in path.read_text(encoding="utf-8", errors="replace")[:2000] else "")
+        raise ConfigError(f"{path}: not valid YAML{hint} ({exc}).",
+                          "pass the training config (from `rectrain config build`), or fix its "
+                          "YAML syntax.") from exc
     if not isinstance(data, dict) or "Global" not in data or "Train" not in data:
         raise ConfigError(f"{path}: not a PaddleOCR training config (no Global/Train sections).",
                           "create one with `rectrain config build`.")
@@ -79,3 +94,26 @@ def check_checkpoint_prefix(checkpoint_s3: str, endpoint_url: Optional[str]) -> 
         f"--checkpoint-s3 {checkpoint_s3}: this identity cannot keep checkpoints there "
         f"({details}); nothing was trained.", fix + f" Check again with `rectrain s3 check {checkpoint_s3}`.",
         action=",".join(line.name for line in failed), resource=checkpoint_s3)
+
+
+def check_train_inputs(cfg: Dict[str, Any]) -> None:
+    """The files the config names (label files, dictionary, images root, weights) exist and
+    are what they claim, before the engine starts: the same checks and exit code (2) as
+    ``rectrain config check``, not an engine failure (exit 4) minutes later."""
+    check_config_files(cfg)
+
+
+def claim_run_dir(run: Path, config: Union[str, Path], cfg: Dict[str, Any]) -> None:
+    """A run folder is new, empty, or one rectrain wrote (run-state.json or its marker); a
+    folder holding other files of the names a run writes (a config.yml of the user's, a
+    checkpoints/ folder) is refused, as is one where a run file would replace an input."""
+    if (run / STATE_FILE).is_file():
+        return
+    writes = [n for n in RUN_FILES if not (n == "config.yml" and same_file(config, run / n))]
+    ds_files = []
+    for mode in ("Train", "Eval"):
+        files = (((cfg.get(mode) or {}).get("dataset")) or {}).get("label_file_list") or []
+        ds_files += [files] if isinstance(files, str) else list(files)
+    inputs = [("config", str(config))] + [("label file", str(f)) for f in ds_files] + [
+        ("dictionary", str((cfg.get("Global") or {}).get("character_dict_path") or "") or None)]
+    claim_output_dir(run, command="train", flag="--run-dir", writes=writes, inputs=inputs)

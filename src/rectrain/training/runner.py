@@ -26,7 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 from rectrain.checkpoints.local import (
     ENGINE_NAME_RE,
@@ -49,13 +49,19 @@ from rectrain.logs import get_logger
 from rectrain.storage.s3 import S3Uri
 from rectrain.training.display import make_display
 from rectrain.training.early_stop import EarlyStop
-from rectrain.training.failures import Failure, FailureClassifier, append_problem_log
+from rectrain.training.failures import Failure, FailureClassifier, OomWatch, append_problem_log
 from rectrain.training.headcheck import check_pretrained_head
 from rectrain.training.launch import build_train_command
 from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
 from rectrain.training.plots import plot_curves
-from rectrain.training.preflight import check_checkpoint_prefix, check_device, load_train_config
+from rectrain.training.preflight import (
+    check_checkpoint_prefix,
+    check_device,
+    check_train_inputs,
+    claim_run_dir,
+    load_train_config,
+)
 from rectrain.training.resume import (
     Found,
     adopt_run,
@@ -65,8 +71,10 @@ from rectrain.training.resume import (
     resume_point,
     scan_checkpoints,
 )
+from rectrain.training.resume_check import check_config_change, fingerprint, past_max_steps_message
 from rectrain.training.supervise import EngineProcess, Stopper
 from rectrain.training.tracked import TrackingOptions, open_run_tracking
+from rectrain.training.workers import apply_loader_choice
 
 log = get_logger("training")
 
@@ -99,11 +107,15 @@ def start_recognition_training(
     master: Optional[str] = None, display: str = "rich", max_steps: Optional[int] = None,
     sub_epochs: Optional[int] = None, max_seconds: Optional[float] = None,
     tracking: Optional[TrackingOptions] = None,
-    early_stop: Optional[int] = None, stop_at_step: Optional[int] = None, restart: bool = False,
+    early_stop: Optional[int] = None, stop_at_step: Optional[int] = None,
+    allow_config_change: bool = False,
+    workers: Union[None, int, str] = None, restart: bool = False,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
-    ``max_steps`` ends the run after about N steps (a shortened schedule, see plan.py);
+    ``max_steps`` ends the run after about N steps (a shortened schedule, see plan.py); a
+    resume at or past it trains nothing. A resume whose config changed the schedule or the
+    model (training.resume_check) is refused unless ``allow_config_change`` (then logged).
     ``max_seconds`` stops it at the first ``latest`` saved after that many seconds (or, with no
     save in sight, at 1.25x + 120 s): both give status ``stopped``, exit 0.
     ``resume`` continues from the newest complete checkpoint of this run (local or in S3) and
@@ -124,7 +136,8 @@ def start_recognition_training(
                       paddleocr_dir=paddleocr_dir, nnodes=nnodes, node_rank=node_rank,
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
                       max_seconds=max_seconds, tracking=tracking,
-                      early_stop=early_stop, stop_at_step=stop_at_step, restart=restart)
+                      early_stop=early_stop, stop_at_step=stop_at_step,
+                      allow_config_change=allow_config_change, workers=workers, restart=restart)
     finally:
         stopper.restore()
 
@@ -136,17 +149,19 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
            master: Optional[str], display: str, max_steps: Optional[int],
            sub_epochs: Optional[int], max_seconds: Optional[float],
            tracking: Optional[TrackingOptions] = None, early_stop: Optional[int] = None,
-           stop_at_step: Optional[int] = None, restart: bool = False) -> TrainResult:
+           stop_at_step: Optional[int] = None, allow_config_change: bool = False,
+           workers: Union[None, int, str] = None, restart: bool = False) -> TrainResult:
     if resume and restart:
         raise UserError("--resume and --restart exclude each other.",
                         "--resume continues the run; --restart starts a new one: give one.")
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = load_train_config(config)
+    check_train_inputs(cfg)
     if not resume:
         check_pretrained_head(cfg, str(config))
     run = Path(run_dir).expanduser().resolve()
-    run.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(run, config, cfg)
     ckdir = Path(checkpoint_dir).expanduser().resolve() if checkpoint_dir else run / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     state_path = run / STATE_FILE
@@ -178,12 +193,16 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
             main_indicator = str((cfg.get("Metric") or {}).get("main_indicator", "acc"))
             state = RunState(run_id=adopted.run_id, sub_epochs=plan.sub_epochs, epochs=plan.epochs,
                              engine_epochs=plan.engine_epochs, main_indicator=main_indicator,
-                             checkpoint_s3=checkpoint_s3)
+                             checkpoint_s3=checkpoint_s3, plan_max_steps=max_steps)
 
     main_indicator = str((cfg.get("Metric") or {}).get("main_indicator", "acc"))
     if state is not None and resume:
+        # the run's own schedule (K and the --max-steps of its first start), never a new one:
+        # the engine rebuilds its lr scheduler from it while the scheduler's position comes from
+        # the checkpoint, so a different schedule would bend the learning-rate curve (see
+        # training.resume_check); --max-steps on a resume only says where to stop
         plan = make_plan(cfg, device=device, gpus=list(gpus or []), nnodes=nnodes,
-                         sub_epochs=state.sub_epochs, max_steps=max_steps,
+                         sub_epochs=state.sub_epochs, max_steps=state.plan_max_steps,
                          checkpoint_every_min=checkpoint_every_min)
     else:
         plan = make_plan(cfg, device=device, gpus=list(gpus or []), nnodes=nnodes,
@@ -191,8 +210,13 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                          max_steps=max_steps)
         state = RunState(run_id=uuid.uuid4().hex[:12], sub_epochs=plan.sub_epochs, epochs=plan.epochs,
                          engine_epochs=plan.engine_epochs, main_indicator=main_indicator,
-                         checkpoint_s3=checkpoint_s3)
+                         checkpoint_s3=checkpoint_s3, plan_max_steps=max_steps)
+    # where the engine is stopped by rectrain (a plan made for --max-steps ends there itself)
+    stop_at = max_steps if max_steps and max_steps != state.plan_max_steps else None
+    if max_steps and not resume and "Global.epoch_num" not in plan.overrides:
+        stop_at = max_steps
 
+    apply_loader_choice(cfg, plan.overrides, workers, gpus=len(gpus or []) or 1)
     resume_from: Optional[Path] = None
     resume_info: Optional[CheckpointInfo] = None
     if resume:
@@ -201,6 +225,18 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                                                 dest_dir=(ckdir if node_rank == 0 else run) / "resume",
                                                 endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
                                                 run_id=state.run_id, found=found)
+    if resume_info is not None:
+        nothing_left = past_max_steps_message(resume_info.global_step, max_steps, state.plan_max_steps)
+        if nothing_left:
+            log.warning("%s", nothing_left)
+            return TrainResult(status="stopped", exit_code=EXIT_OK, run_dir=run, checkpoint_dir=ckdir,
+                               global_step=resume_info.global_step, epoch=resume_info.epoch,
+                               metrics_path=run / "metrics.jsonl", plan=plan)
+        if max_steps:
+            log.info("--resume --max-steps %d: continuing the run's schedule from step %d and "
+                     "stopping at step %d (the last checkpoint before it is kept).", max_steps,
+                     resume_info.global_step, max_steps)
+    _check_resume_config(state, cfg, plan, run, config, resume, allow_config_change)
 
     # the config copy, then the command
     if Path(config).resolve() != run / "config.yml":
@@ -264,9 +300,12 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
 
     failure: Optional[Failure] = None
     rc: Optional[int] = None
+    oom = OomWatch()
+    engine_pid = 0
     try:
         with EngineProcess(argv, env, stopper, run / "train.log", max_seconds=max_seconds,
                            header=f"\n# rectrain segment {segment}: {' '.join(argv)}\n") as child:
+            engine_pid = child.proc.pid if child.proc is not None else 0
             files_at = time.monotonic()
             for raw_bytes in child.lines():
                 if time.monotonic() - files_at > RUN_FILES_EVERY_S:  # `rectrain monitor s3://...`
@@ -301,8 +340,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                     if early is not None and early.feed(record):
                         disp.message(early.message())
                         stopper.stop("stopped")
-                    if (record["type"] == "train" and max_steps and "Global.epoch_num" not in plan.overrides
-                            and record["global_step"] >= max_steps):
+                    if record["type"] == "train" and stop_at and record["global_step"] >= stop_at:
                         stopper.stop("stopped")
             rc = child.wait()
         last = tracker.flush()
@@ -336,7 +374,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         return result
 
     if failure is None and stopper.reason != "stopped":
-        failure = classifier.classify(rc if rc is not None else 1)
+        failure = classifier.classify(rc if rc is not None else 1, oom=oom.evidence([engine_pid]))
     if failure is not None:
         state.status = "failed"
         state.save(state_path)
@@ -382,6 +420,23 @@ def push_command(ckdir: Path, checkpoint_s3: Optional[str], endpoint_url: Option
     """The command that uploads what a run kept locally (``rectrain ckpt push``)."""
     extra = f" --endpoint-url {endpoint_url}" if endpoint_url else ""
     return f"`rectrain ckpt push {ckdir} {checkpoint_s3}{extra}`"
+
+
+def _check_resume_config(state: RunState, cfg: Dict[str, Any], plan: TrainPlan, run: Path,
+                         config: Union[str, Path], resume: bool, allow: bool) -> None:
+    """Record what the run depends on (first start), or compare a resume's config with it."""
+    new = fingerprint(cfg)
+    if resume and state.segments > 0:
+        old = state.config_fingerprint
+        if not old and (run / "config.yml").is_file() and Path(config).resolve() != run / "config.yml":
+            # a run-state written before fingerprints: the copy the run started with
+            old = fingerprint(load_train_config(run / "config.yml"))
+        diffs = check_config_change(old, new, allow=allow, config=str(config))
+        if diffs:
+            log.warning("warning: --allow-config-change: resuming with a changed config: %s",
+                        "; ".join(diffs))
+            state.history.append({"config_change": diffs, "time": time.time()})
+    state.config_fingerprint = new
 
 
 def _result(run: Path, ckdir: Path, tracker: MetricsTracker, plan: TrainPlan) -> TrainResult:
