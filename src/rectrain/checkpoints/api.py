@@ -98,8 +98,8 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
             "first: `rectrain ckpt pull`.")
     keys: List[str] = []
     for name, (folder, _info) in local.items():
-        have = remote[name]
-        if have is not None and have[0] == folder.name:
+        there = remote[name]
+        if there is not None and there[0] == folder.name:
             continue
         keys += upload_snapshot(folder, s3_uri, client=client)
         keys.append(upload_pointer(snaps, name, s3_uri, client=client))
