@@ -278,3 +278,22 @@ def test_an_s3_error_other_than_not_found_is_raised_never_taken_for_absent(
             mp.setenv(key, value)
         with pytest.raises(StorageError):
             find_resume_checkpoint(tmp_path / "ck", f"s3://{s3_bucket}/x", run_id="r")
+
+
+def test_a_run_from_before_the_new_layout_still_resumes(tmp_path: Path, s3_client: Any, s3_bucket: str,
+                                                         s3_env: dict) -> None:
+    """Snapshots written as snapshots/<name>/ (and <prefix>/<name>/ in S3) by an older rectrain
+    are still verified and resumed from: an upgrade never restarts a run."""
+    from rectrain.training.resume import find_resume_checkpoint
+
+    ck = tmp_path / "ck"
+    save(ck, "latest", epoch=2, step=20, acc=0.5)
+    snapshot(ck, "latest", tmp_path / "new", run_id="r")
+    shutil.copytree(folder(tmp_path / "new", "latest"), ck / "snapshots" / "latest")  # old layout
+    assert find_resume_checkpoint(ck, None, run_id="r") == ck / "snapshots" / "latest" / "latest"
+    for path in sorted((ck / "snapshots" / "latest").iterdir()):
+        s3_client.upload_file(str(path), s3_bucket, f"old/latest/{path.name}")
+    fresh = tmp_path / "fresh"
+    got = find_resume_checkpoint(fresh, f"s3://{s3_bucket}/old", run_id="r")
+    assert got == fresh / "snapshots" / "latest" / "latest"
+    assert read_states(str(got) + ".states")["global_step"] == 20

@@ -169,8 +169,8 @@ def scan_remote(s3_prefix: str, *, client: Any = None,
     folders, _ = _top_level(client, base)
     out: List[RemoteFolder] = []
     for folder, files in sorted(folders.items()):
-        if folder_name_of(folder) is None:
-            continue
+        if folder_name_of(folder) is None and not (NAME_RE.match(folder) and MARKER in files):
+            continue  # (<name>/ with a marker: the layout before issue 13, still resumable)
         item = RemoteFolder(folder, str(base.join(folder)), len(files))
         if MARKER not in files:
             item.problem = (f"{len(files)} file(s) but no {MARKER} (an upload was interrupted)")

@@ -19,6 +19,7 @@ from typing import Any, List, Optional, Tuple
 from rectrain.checkpoints.local import (
     ENGINE_NAME_RE,
     MARKER,
+    NAME_RE,
     POINTER_SUFFIX,
     SUFFIXES,
     CheckpointInfo,
@@ -84,6 +85,8 @@ def scan_checkpoints(checkpoint_dir: Path, checkpoint_s3: Optional[str] = None, 
     if snap_root.is_dir():
         for folder in sorted(snap_root.iterdir()):
             parsed = folder_name_of(folder)
+            if parsed is None and NAME_RE.match(folder.name) and (folder / MARKER).is_file():
+                parsed = (0, folder.name)  # rectrain before issue 13: snapshots/<name>/, verified too
             if parsed is None or not folder.is_dir():
                 continue
             marker = folder / MARKER
