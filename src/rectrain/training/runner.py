@@ -34,6 +34,7 @@ from rectrain.checkpoints.local import (
     CheckpointInfo,
     engine_prefix,
     read_pointer,
+    verify_snapshot,
 )
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.checkpoints.sync import CheckpointSync
@@ -43,6 +44,7 @@ from rectrain.errors import (
     EXIT_OK,
     CheckpointsNotUploaded,
     EngineFailure,
+    IntegrityError,
     UserError,
 )
 from rectrain.logs import get_logger
@@ -276,7 +278,8 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     sync = CheckpointSync(ckdir, run, s3_prefix=checkpoint_s3 if node_rank == 0 else None,
                           endpoint_url=endpoint_url,
                           sub_epochs=plan.sub_epochs, main_indicator=main_indicator,
-                          best_so_far=state.best_metric, on_best=on_best, run_id=state.run_id)
+                          best_so_far=_best_kept(ckdir, main_indicator, state.best_metric),
+                          on_best=on_best, run_id=state.run_id)
     metrics = MetricsWriter(run / "metrics.jsonl")
     if resume_info is not None or segment > 0:
         # marks where this attempt restarts: records of earlier attempts after this step are
@@ -460,3 +463,21 @@ def _checkpoint_paths(result: TrainResult, ckdir: Path) -> None:
     latest = read_pointer(ckdir / "snapshots", "latest")
     result.latest_checkpoint = engine_prefix(latest[0]) if latest and (latest[0] / MARKER).exists() \
         else None
+
+
+def _best_kept(ckdir: Path, indicator: str, recorded: Optional[float]) -> Optional[float]:
+    """The metric to beat: that of the best_of_run snapshot actually here and verified (restored
+    from S3 or by SageMaker), not only the number run-state.json recorded (its copy can be
+    newer than the snapshot that reached S3 before an interruption: the run's best would then
+    be replaced by nothing)."""
+    got = read_pointer(ckdir / "snapshots", "best_of_run")
+    if got is None:  # none survived: the next best becomes the run's best
+        if recorded is not None:
+            log.warning("run-state.json records a best %s of %.4f but no best_of_run snapshot is "
+                        "here; the next evaluation's best replaces it", indicator, recorded)
+        return None
+    try:
+        value = verify_snapshot(got[0]).metric.get(indicator)
+    except IntegrityError:
+        return None
+    return float(value) if isinstance(value, (int, float)) else recorded
