@@ -4,7 +4,8 @@ and parse its output, snapshot and upload checkpoints, survive interruptions.
 This module is the orchestration; each concern has its own module: ``preflight`` (device and
 config checks), ``resume`` (the checkpoint and history to continue from), ``supervise``
 (signals, the engine process and its output), ``metrics`` / ``failures`` / ``display`` (what
-the output means and shows), and ``rectrain.checkpoints.sync`` (snapshots and uploads).
+the output means and shows), ``kept`` (what the run kept, read back), and
+``rectrain.checkpoints.sync`` (snapshots and uploads).
 
 Run folder (``run_dir``)::
 
@@ -30,11 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from rectrain.checkpoints.local import (
     ENGINE_NAME_RE,
-    MARKER,
     CheckpointInfo,
-    engine_prefix,
-    read_pointer,
-    verify_snapshot,
 )
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.checkpoints.sync import CheckpointSync
@@ -44,7 +41,6 @@ from rectrain.errors import (
     EXIT_OK,
     CheckpointsNotUploaded,
     EngineFailure,
-    IntegrityError,
     UserError,
 )
 from rectrain.logs import get_logger
@@ -53,6 +49,7 @@ from rectrain.training.display import make_display
 from rectrain.training.early_stop import EarlyStop
 from rectrain.training.failures import Failure, FailureClassifier, OomWatch, append_problem_log
 from rectrain.training.headcheck import check_pretrained_head
+from rectrain.training.kept import best_kept, checkpoint_paths, push_command
 from rectrain.training.launch import build_train_command
 from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
@@ -278,7 +275,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     sync = CheckpointSync(ckdir, run, s3_prefix=checkpoint_s3 if node_rank == 0 else None,
                           endpoint_url=endpoint_url,
                           sub_epochs=plan.sub_epochs, main_indicator=main_indicator,
-                          best_so_far=_best_kept(ckdir, main_indicator, state.best_metric),
+                          best_so_far=best_kept(ckdir, main_indicator, state.best_metric),
                           on_best=on_best, run_id=state.run_id)
     metrics = MetricsWriter(run / "metrics.jsonl")
     if resume_info is not None or segment > 0:
@@ -372,7 +369,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                         "upload them with %s", ", ".join(sync.missing()),
                         push_command(ckdir, checkpoint_s3, endpoint_url))
         result.uploaded_keys = list(sync.uploaded_keys)
-        _checkpoint_paths(result, ckdir)  # the snapshots are all complete now
+        checkpoint_paths(result, ckdir)  # the snapshots are all complete now
         tracking_run.finish("interrupted", [run / "metrics.jsonl"], timeout=30)
         return result
 
@@ -404,7 +401,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     tracking_run.finish(result.status, [run / "curves.png", run / "metrics.jsonl", run / "problem-log.md"])
     sync.close(timeout=max(INTERRUPT_UPLOAD_S, 600.0))
     result.uploaded_keys = list(sync.uploaded_keys)
-    _checkpoint_paths(result, ckdir)  # the snapshots are all complete now
+    checkpoint_paths(result, ckdir)  # the snapshots are all complete now
     missing = sync.missing()
     if missing:  # everything is saved locally; S3, the system of record, lacks the end
         cause = sync.checkpoint_errors[-1] if sync.checkpoint_errors else "not finished in time"
@@ -417,12 +414,6 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     if sync.errors:
         log.warning("some uploads failed: %s", "; ".join(sync.errors[:3]))
     return result
-
-
-def push_command(ckdir: Path, checkpoint_s3: Optional[str], endpoint_url: Optional[str]) -> str:
-    """The command that uploads what a run kept locally (``rectrain ckpt push``)."""
-    extra = f" --endpoint-url {endpoint_url}" if endpoint_url else ""
-    return f"`rectrain ckpt push {ckdir} {checkpoint_s3}{extra}`"
 
 
 def _check_resume_config(state: RunState, cfg: Dict[str, Any], plan: TrainPlan, run: Path,
@@ -448,36 +439,5 @@ def _result(run: Path, ckdir: Path, tracker: MetricsTracker, plan: TrainPlan) ->
                          global_step=tracker.global_step,
                          epoch=tracker.last_train.get("epoch", 0) if tracker.last_train else 0,
                          metrics_path=run / "metrics.jsonl", plan=plan)
-    _checkpoint_paths(result, ckdir)
+    checkpoint_paths(result, ckdir)
     return result
-
-
-def _checkpoint_paths(result: TrainResult, ckdir: Path) -> None:
-    """The engine prefixes of the run's best (best_of_run, else the engine's best_accuracy)
-    and of its latest complete snapshot."""
-    best = read_pointer(ckdir / "snapshots", "best_of_run")
-    if best is not None and (best[0] / MARKER).exists():
-        result.best_checkpoint = engine_prefix(best[0])
-    elif (ckdir / "best_accuracy.states").exists():
-        result.best_checkpoint = ckdir / "best_accuracy"
-    latest = read_pointer(ckdir / "snapshots", "latest")
-    result.latest_checkpoint = engine_prefix(latest[0]) if latest and (latest[0] / MARKER).exists() \
-        else None
-
-
-def _best_kept(ckdir: Path, indicator: str, recorded: Optional[float]) -> Optional[float]:
-    """The metric to beat: that of the best_of_run snapshot actually here and verified (restored
-    from S3 or by SageMaker), not only the number run-state.json recorded (its copy can be
-    newer than the snapshot that reached S3 before an interruption: the run's best would then
-    be replaced by nothing)."""
-    got = read_pointer(ckdir / "snapshots", "best_of_run")
-    if got is None:  # none survived: the next best becomes the run's best
-        if recorded is not None:
-            log.warning("run-state.json records a best %s of %.4f but no best_of_run snapshot is "
-                        "here; the next evaluation's best replaces it", indicator, recorded)
-        return None
-    try:
-        value = verify_snapshot(got[0]).metric.get(indicator)
-    except IntegrityError:
-        return None
-    return float(value) if isinstance(value, (int, float)) else recorded
