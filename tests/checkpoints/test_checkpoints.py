@@ -20,8 +20,16 @@ from rectrain.checkpoints.api import (
     prune_checkpoints,
     sync_recognition_checkpoints_to_s3,
 )
-from rectrain.checkpoints.local import MARKER, is_complete, read_states, scan_local, snapshot, verify_snapshot
-from rectrain.checkpoints.remote import list_remote, upload_snapshot
+from rectrain.checkpoints.local import (
+    MARKER,
+    is_complete,
+    read_pointer,
+    read_states,
+    scan_local,
+    snapshot,
+    verify_snapshot,
+)
+from rectrain.checkpoints.remote import list_remote, upload_pointer, upload_snapshot
 from rectrain.checkpoints.sync import CheckpointSync
 from rectrain.errors import IntegrityError
 
@@ -40,6 +48,13 @@ def save(ckdir: Path, name: str, *, epoch: int, step: int, acc: float, old: bool
             os.utime(ckdir / f"{name}{suffix}", (past, past))
 
 
+def folder(root: Path, name: str) -> Path:
+    """The snapshot folder ``root/<name>.json`` points at."""
+    got = read_pointer(root, name)
+    assert got is not None, f"no pointer {name} in {root}"
+    return got[0]
+
+
 def test_complete_only_when_states_written_last_and_settled(tmp_path: Path) -> None:
     save(tmp_path, "latest", epoch=2, step=20, acc=0.5)
     assert is_complete(tmp_path, "latest")
@@ -56,10 +71,17 @@ def test_snapshot_marker_and_tamper_detection(tmp_path: Path) -> None:
     save(tmp_path / "ck", "latest", epoch=4, step=40, acc=0.25)
     info = snapshot(tmp_path / "ck", "latest", tmp_path / "snaps", sub_epochs=2)
     assert info.epoch == 2 and info.engine_epoch == 4 and info.global_step == 40
-    assert verify_snapshot(tmp_path / "snaps" / "latest").metric["acc"] == 0.25
-    (tmp_path / "snaps" / "latest" / "latest.pdparams").write_bytes(b"tampered")
+    first = folder(tmp_path / "snaps", "latest")
+    assert first.name.startswith("s00000040-latest-")
+    assert verify_snapshot(first).metric["acc"] == 0.25 and verify_snapshot(first).sub_epochs == 2
+    # a new save goes to a new folder: the complete one is never renamed or rewritten
+    save(tmp_path / "ck", "latest", epoch=6, step=60, acc=0.5)
+    snapshot(tmp_path / "ck", "latest", tmp_path / "snaps", sub_epochs=2)
+    second = folder(tmp_path / "snaps", "latest")
+    assert second != first and verify_snapshot(first).global_step == 40
+    (second / "latest.pdparams").write_bytes(b"tampered")
     with pytest.raises(IntegrityError, match="checksum"):
-        verify_snapshot(tmp_path / "snaps" / "latest")
+        verify_snapshot(second)
     bad = tmp_path / "bad.states"
     bad.write_bytes(pickle.dumps(os.system))  # a .states must never run code
     with pytest.raises(IntegrityError):
@@ -72,23 +94,31 @@ def test_upload_list_pull_with_marker_last(tmp_path: Path, s3_client: Any, s3_bu
     ck = tmp_path / "ck"
     save(ck, "latest", epoch=1, step=10, acc=0.1)
     snapshot(ck, "latest", ck / "snapshots")
-    keys = upload_snapshot(ck / "snapshots" / "latest", prefix, client=s3_client)
-    assert keys[-1] == "run1/latest/_COMPLETE.json"  # the marker goes last
+    first = folder(ck / "snapshots", "latest")
+    keys = upload_snapshot(first, prefix, client=s3_client)
+    assert keys[-1] == f"run1/{first.name}/_COMPLETE.json"  # the marker goes last
+    # a folder without its pointer is not a named checkpoint yet
+    assert list_remote(prefix, client=s3_client) == []
+    upload_pointer(ck / "snapshots", "latest", prefix, client=s3_client)
     # files without a marker (an upload cut short) do not count
-    s3_client.put_object(Bucket=s3_bucket, Key="run1/iter_epoch_9/iter_epoch_9.pdparams", Body=b"x")
+    s3_client.put_object(Bucket=s3_bucket, Key="run1/s00000090-iter_epoch_9-abcdef/iter_epoch_9.pdparams",
+                         Body=b"x")
     infos = list_remote(prefix, client=s3_client)
     assert [(i.name, i.global_step) for i in infos] == [("latest", 10)]
-    # replacing `latest`: the old marker is retracted before the new files go up
+    # a new `latest`: a new folder, then the pointer moves; the old folder is untouched
     save(ck, "latest", epoch=2, step=20, acc=0.2)
     snapshot(ck, "latest", ck / "snapshots")
-    upload_snapshot(ck / "snapshots" / "latest", prefix, client=s3_client)
+    second = folder(ck / "snapshots", "latest")
+    upload_snapshot(second, prefix, client=s3_client)
+    upload_pointer(ck / "snapshots", "latest", prefix, client=s3_client)
     assert list_remote(prefix, client=s3_client)[0].global_step == 20
+    assert s3_client.head_object(Bucket=s3_bucket, Key=f"run1/{first.name}/{MARKER}")
     got = download_recognition_checkpoints_from_s3(prefix, tmp_path / "pulled",
                                                    endpoint_url=s3_client.meta.endpoint_url)
     assert got == tmp_path / "pulled" / "latest" / "latest"
     assert read_states(str(got) + ".states")["global_step"] == 20
     # a corrupted object in S3 is refused at download
-    s3_client.put_object(Bucket=s3_bucket, Key="run1/latest/latest.pdopt", Body=b"corrupt")
+    s3_client.put_object(Bucket=s3_bucket, Key=f"run1/{second.name}/latest.pdopt", Body=b"corrupt")
     with pytest.raises(IntegrityError):
         download_recognition_checkpoints_from_s3(prefix, tmp_path / "pulled2",
                                                  endpoint_url=s3_client.meta.endpoint_url)
@@ -105,13 +135,15 @@ def test_sync_and_prune_never_touch_best(tmp_path: Path, s3_client: Any, s3_buck
     prefix = f"s3://{s3_bucket}/run2"
     endpoint = s3_client.meta.endpoint_url
     keys = sync_recognition_checkpoints_to_s3(ck, prefix, endpoint_url=endpoint)
-    assert sum(k.endswith(MARKER) for k in keys) == 7
+    assert sum(k.endswith(MARKER) for k in keys) == 7 and sum(k.endswith("latest.json") for k in keys) == 1
     assert sync_recognition_checkpoints_to_s3(ck, prefix, endpoint_url=endpoint) == []  # up to date
     removed = prune_checkpoints(prefix, keep_last=2, endpoint_url=endpoint)
     assert sorted(removed) == ["iter_epoch_1", "iter_epoch_2", "iter_epoch_3"]
     left = {i.name for i in list_remote(prefix, client=s3_client)}
     assert left == {"latest", "best_accuracy", "iter_epoch_4", "iter_epoch_5"}
-    assert not s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="run2/iter_epoch_1/").get("Contents")
+    gone = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="run2/")["Contents"]
+            if "iter_epoch_1" in o["Key"]]
+    assert gone == []
     removed = prune_checkpoints(ck, keep_last=0)
     assert len(removed) == 5
     assert {i.name for i in list_checkpoints(ck)} == {"latest", "best_accuracy"}
@@ -136,13 +168,15 @@ def test_best_of_run_survives_a_worse_best_after_resume(tmp_path: Path, s3_clien
     save(ck, "best_accuracy", epoch=3, step=30, acc=0.3)  # worse, but the engine saved it
     sync.on_save("best_accuracy")
     assert sync.close(timeout=60)
-    assert verify_snapshot(ck / "best_of_run").global_step == 20
+    assert verify_snapshot(folder(ck / "snapshots", "best_of_run")).global_step == 20
     remote = {i.name: i for i in list_remote(prefix, client=s3_client)}
     assert remote["best_of_run"].metric["acc"] == 0.8 and remote["best_accuracy"].global_step == 20
     save(ck, "best_accuracy", epoch=4, step=40, acc=0.95)  # a real improvement replaces it
     sync = CheckpointSync(ck, tmp_path, best_so_far=0.8)
     sync.on_save("best_accuracy")
-    assert verify_snapshot(ck / "best_of_run").global_step == 40
+    assert read_pointer(ck / "snapshots", "best_of_run")[1].global_step == 20  # not complete yet
+    assert sync.close(timeout=5)  # without S3 the marker waits for the outside sync (or the end)
+    assert verify_snapshot(folder(ck / "snapshots", "best_of_run")).global_step == 40
 
 
 def test_ckpt_cli_list_push_pull(tmp_path: Path, s3_client: Any, s3_bucket: str, s3_env: dict,
@@ -173,19 +207,93 @@ def test_resume_picks_the_newest_complete_checkpoint_of_this_run(tmp_path: Path,
     # an older run left a far-advanced checkpoint under the same prefix
     save(tmp_path / "old", "iter_epoch_50", epoch=50, step=500, acc=0.9)
     snapshot(tmp_path / "old", "iter_epoch_50", tmp_path / "old" / "snaps", run_id="oldrun")
-    upload_snapshot(tmp_path / "old" / "snaps" / "iter_epoch_50", prefix, client=s3_client)
+    upload_snapshot(folder(tmp_path / "old" / "snaps", "iter_epoch_50"), prefix, client=s3_client)
     # this run: latest at step 20 locally, iter_epoch_3 (step 30) only in S3
     save(ck, "latest", epoch=2, step=20, acc=0.5)
     snapshot(ck, "latest", ck / "snapshots", run_id="thisrun")
+    local_latest = folder(ck / "snapshots", "latest")
     save(tmp_path / "other", "iter_epoch_3", epoch=3, step=30, acc=0.6)
     snapshot(tmp_path / "other", "iter_epoch_3", tmp_path / "other" / "snaps", run_id="thisrun")
-    upload_snapshot(tmp_path / "other" / "snaps" / "iter_epoch_3", prefix, client=s3_client)
+    remote_iter = folder(tmp_path / "other" / "snaps", "iter_epoch_3")
+    upload_snapshot(remote_iter, prefix, client=s3_client)
     # a newer best_accuracy is never a resume point (saved mid-epoch)
     save(ck, "best_accuracy", epoch=4, step=45, acc=0.7)
     got = find_resume_checkpoint(ck, prefix, run_id="thisrun")
-    assert got == ck / "snapshots" / "iter_epoch_3" / "iter_epoch_3"  # downloaded and verified
+    assert got == ck / "snapshots" / remote_iter.name / "iter_epoch_3"  # downloaded and verified
     assert read_states(str(got) + ".states")["global_step"] == 30
     assert find_resume_checkpoint(ck, None, run_id="thisrun") == got  # now local, no S3 needed
-    shutil.rmtree(ck / "snapshots" / "iter_epoch_3")
-    assert find_resume_checkpoint(ck, None, run_id="thisrun") == ck / "snapshots" / "latest" / "latest"
+    shutil.rmtree(ck / "snapshots" / remote_iter.name)
+    assert find_resume_checkpoint(ck, None, run_id="thisrun") == local_latest / "latest"
     assert find_resume_checkpoint(tmp_path / "empty", None) is None
+
+
+def test_resume_refuses_with_the_list_when_nothing_found_is_usable(
+        tmp_path: Path, s3_client: Any, s3_bucket: str, s3_env: dict) -> None:
+    """Found but unusable (damaged locally, a marker-less folder in S3, another run's) is never
+    "nothing there": --resume stops with the list and why."""
+    from rectrain.training.resume import (
+        NoUsableCheckpoint,
+        adopt_run,
+        find_resume_checkpoint,
+        scan_checkpoints,
+    )
+
+    ck = tmp_path / "ck"
+    prefix = f"s3://{s3_bucket}/refuse"
+    save(ck, "latest", epoch=2, step=20, acc=0.5)
+    snapshot(ck, "latest", ck / "snapshots", run_id="thisrun")
+    (folder(ck / "snapshots", "latest") / "latest.pdopt").write_bytes(b"bit rot")
+    s3_client.put_object(Bucket=s3_bucket, Key="refuse/s00000030-latest-aaaaaa/latest.pdparams", Body=b"x")
+    save(tmp_path / "old", "iter_epoch_5", epoch=5, step=50, acc=0.9)
+    snapshot(tmp_path / "old", "iter_epoch_5", tmp_path / "old" / "snaps", run_id="oldrun")
+    upload_snapshot(folder(tmp_path / "old" / "snaps", "iter_epoch_5"), prefix, client=s3_client)
+    with pytest.raises(NoUsableCheckpoint) as err:
+        find_resume_checkpoint(ck, prefix, run_id="thisrun")
+    text = str(err.value)
+    assert "checksum" in text and "no _COMPLETE.json" in text and "another run (oldrun" in text
+    assert "engine's own files" in text and "--restart" in text and err.value.exit_code == 2
+    # run-state.json lost: the newest marker names the run to continue
+    found = scan_checkpoints(ck, prefix)
+    assert adopt_run(found).run_id == "oldrun"  # written last (by time in the marker)
+
+
+def test_an_s3_error_other_than_not_found_is_raised_never_taken_for_absent(
+        tmp_path: Path, s3_server: Any, s3_bucket: str) -> None:
+    import boto3
+
+    from rectrain.checkpoints.remote import read_remote_marker
+    from rectrain.errors import StorageError
+    from rectrain.training.resume import find_resume_checkpoint
+
+    ok = s3_server.client()
+    assert read_remote_marker(f"s3://{s3_bucket}/none/{MARKER}", client=ok) is None  # 404: absent
+    bad = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id=s3_server.access_key, aws_secret_access_key="wrong-secret")
+    with pytest.raises(StorageError, match="secret key"):
+        read_remote_marker(f"s3://{s3_bucket}/none/{MARKER}", client=bad)
+    env = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": "wrong-secret",
+           "AWS_ENDPOINT_URL": s3_server.endpoint_url}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        with pytest.raises(StorageError):
+            find_resume_checkpoint(tmp_path / "ck", f"s3://{s3_bucket}/x", run_id="r")
+
+
+def test_a_run_from_before_the_new_layout_still_resumes(tmp_path: Path, s3_client: Any, s3_bucket: str,
+                                                         s3_env: dict) -> None:
+    """Snapshots written as snapshots/<name>/ (and <prefix>/<name>/ in S3) by an older rectrain
+    are still verified and resumed from: an upgrade never restarts a run."""
+    from rectrain.training.resume import find_resume_checkpoint
+
+    ck = tmp_path / "ck"
+    save(ck, "latest", epoch=2, step=20, acc=0.5)
+    snapshot(ck, "latest", tmp_path / "new", run_id="r")
+    shutil.copytree(folder(tmp_path / "new", "latest"), ck / "snapshots" / "latest")  # old layout
+    assert find_resume_checkpoint(ck, None, run_id="r") == ck / "snapshots" / "latest" / "latest"
+    for path in sorted((ck / "snapshots" / "latest").iterdir()):
+        s3_client.upload_file(str(path), s3_bucket, f"old/latest/{path.name}")
+    fresh = tmp_path / "fresh"
+    got = find_resume_checkpoint(fresh, f"s3://{s3_bucket}/old", run_id="r")
+    assert got == fresh / "snapshots" / "latest" / "latest"
+    assert read_states(str(got) + ".states")["global_step"] == 20

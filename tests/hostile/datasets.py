@@ -119,6 +119,10 @@ def interrupted_run(root: Path, *, step: int = 8, batch: int = 4) -> Path:
     old = time.time() - 600
     for p in ck.iterdir():
         os.utime(p, (old, old))
+    from rectrain.checkpoints.local import snapshot
+
+    # and, as `rectrain train` does at every save, the verified copy a resume continues from
+    snapshot(ck, "latest", ck / "snapshots", sub_epochs=1, run_id="abc123")
     (run / "train.log").write_text("step 1\n", encoding="utf-8")
     (run / "metrics.jsonl").write_text("", encoding="utf-8")
     return run

@@ -32,10 +32,14 @@ def _user_folder(s3: str, endpoint: str):
 def _other_checkpoint(s3: str, endpoint: str):
     def setup(tmp: Path) -> None:
         _pushed(tmp, s3, endpoint)
-        from rectrain.checkpoints.local import snapshot
+        import shutil
+
+        from rectrain.checkpoints.local import read_pointer, snapshot
 
         other = ds.interrupted_run(tmp / "newer", step=20)
-        snapshot(other / "checkpoints", "latest", tmp / "dest")
+        snapshot(other / "checkpoints", "latest", tmp / "snaps")  # a pulled copy: dest/latest/
+        shutil.copytree(read_pointer(tmp / "snaps", "latest")[0], tmp / "dest" / "latest")
+        shutil.rmtree(tmp / "snaps")
     return setup
 
 

@@ -38,6 +38,19 @@ def test_names_in_the_run_and_the_layouts_rectrain_train_writes(tmp_path):
     assert "best_accuracy" in message and "best_of_run" in message and "iter_epoch_2" in message
 
 
+def test_named_snapshots_of_rectrain_train(tmp_path):
+    """`rectrain train` keeps snapshots/<name>.json pointing at an immutable folder: the name
+    resolves to that folder's copy, not to the engine's file (overwritten in place)."""
+    from rectrain.checkpoints.local import read_pointer, snapshot
+
+    ck = tmp_path / "checkpoints"
+    _ckpt(ck / "latest", 0.3, epoch=3, step=30)
+    (ck / "latest.pdopt").write_bytes(b"optimizer stand-in")
+    snapshot(ck, "latest", ck / "snapshots")
+    folder = read_pointer(ck / "snapshots", "latest")[0]
+    assert resolve_checkpoint("latest", tmp_path, CONFIG) == (folder / "latest").resolve()
+
+
 def test_save_model_dir_relative_to_the_run(tmp_path):
     latest = _ckpt(tmp_path / "output" / "rec" / "latest", 0.1)
     assert resolve_checkpoint("latest", tmp_path, CONFIG) == latest.resolve()

@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any, List
 
+import pytest
+
 from rectrain.cli.main import main
 from rectrain.monitor.follow import monitor_recognition_training_progress
 from rectrain.training.metrics import MetricsWriter, parse_log
@@ -65,3 +67,19 @@ def test_monitor_an_s3_run(tmp_path: Path, s3_client: Any, s3_bucket: str, s3_en
                  "--plot", str(tmp_path / "c.png")]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["global_step"] == 8 and Path(out["plot"]).is_file()
+
+
+def test_an_s3_error_is_an_error_not_nothing_there_yet(s3_server: Any, s3_bucket: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only "not found" means "not uploaded yet"; a refused request stops `monitor --follow`
+    with the action and the fix instead of polling forever."""
+    from rectrain.errors import StorageError
+    from rectrain.monitor.follow import RunSource
+
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    source = RunSource(f"s3://{s3_bucket}/not-yet")
+    assert source.read() == ([], None)  # nothing uploaded yet: not an error
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+    with pytest.raises(StorageError, match="s3:GetObject"):
+        RunSource(f"s3://{s3_bucket}/not-yet").read()

@@ -19,14 +19,22 @@ from rectrain.storage.server import SeaweedServer
 from .helpers import make_tree, tree_digest
 
 
-def _slow_client(server, delay: float, event: str = "before-send.s3.PutObject"):
-    """A real client whose uploads are a little slow, so the crash lands in the middle."""
+def _slow_client(server, delay: float, event: str = "provide-client-params.s3.PutObject"):
+    """A real client whose uploads are a little slow, so the crash lands in the middle.
+    ``provide-client-params`` fires for a botocore call and for the small-object fast path
+    alike (it signs its URL with the client); ``client.hook_calls`` counts the delays."""
     from botocore.config import Config
 
     client = server.client(
         config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=10)
     )
-    client.meta.events.register(event, lambda **kw: time.sleep(delay))
+    client.hook_calls = 0
+
+    def slow(**kw):
+        client.hook_calls += 1
+        time.sleep(delay)
+
+    client.meta.events.register(event, slow)
     return client
 
 
@@ -58,6 +66,7 @@ def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path):
         time.sleep(0.05)
     server.kill()  # SIGKILL: a crash, in the middle of the push
     thread.join(120)
+    assert client.hook_calls >= 30  # the uploads really were slowed (the hook is on their path)
     assert not thread.is_alive()
     assert errors and isinstance(errors[0], StorageError), errors
     assert "rerun" in str(errors[0])
@@ -105,6 +114,7 @@ def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path):
         time.sleep(0.05)
     server.kill()
     thread.join(120)
+    assert slow.hook_calls >= 30
     assert errors and isinstance(errors[0], StorageError), errors
     assert not list(out.rglob("*.rectrain-part"))  # no half-written file under any name
     assert not (out / MANIFEST_NAME).exists()  # the partial download does not look finished

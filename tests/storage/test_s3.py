@@ -73,3 +73,18 @@ def test_unknown_profile_is_a_clear_error(monkeypatch):
     with pytest.raises(StorageError) as info:
         make_client(profile="no-such-profile")
     assert "no-such-profile" in str(info.value)
+
+
+def test_only_boto_and_os_errors_are_translated_for_users() -> None:
+    """A bug (here a TypeError, as in a progress callback) stays internal: exit 3, not 2."""
+    from botocore.exceptions import ClientError
+
+    from rectrain.errors import EXIT_INTERNAL_ERROR, EXIT_USER_ERROR, InternalError, PermissionProblem
+    from rectrain.storage.aws_errors import translate_error
+
+    bug = translate_error(TypeError("unsupported operand"), "s3:PutObject", "s3://b/k")
+    assert isinstance(bug, InternalError) and bug.exit_code == EXIT_INTERNAL_ERROR
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
+    assert isinstance(translate_error(denied, "s3:PutObject", "s3://b/k"), PermissionProblem)
+    disk = translate_error(OSError(28, "No space left on device"), "s3:GetObject", "s3://b/k")
+    assert disk.exit_code == EXIT_USER_ERROR

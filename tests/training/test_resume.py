@@ -53,7 +53,7 @@ def _assert_s3_complete_only(s3_client: Any, bucket: str, prefix: str, tmp: Path
     infos = list_remote(f"s3://{bucket}/{prefix}", client=s3_client)
     for info in infos:
         for fname, meta in info.files.items():
-            key = f"{prefix}/{info.name}/{fname}"
+            key = f"{info.location[len(f's3://{bucket}/'):]}/{fname}"  # the folder it names
             target = tmp / "check" / info.name / fname
             target.parent.mkdir(parents=True, exist_ok=True)
             s3_client.download_file(bucket, key, str(target))

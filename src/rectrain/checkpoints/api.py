@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, List, Optional, Union
 
 from rectrain.checkpoints.local import (
-    MARKER,
     PROTECTED,
     CheckpointInfo,
     engine_prefix,
-    read_marker,
+    pointer_path,
+    pointers,
+    remove_snapshot,
     scan_local,
     snapshot,
-    snapshot_markers,
 )
-from rectrain.checkpoints.remote import delete_remote, download_snapshot, list_remote, upload_snapshot
+from rectrain.checkpoints.remote import (
+    delete_remote,
+    download_named,
+    list_remote,
+    read_remote_pointer,
+    upload_pointer,
+    upload_snapshot,
+)
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.errors import UserError
 from rectrain.storage.s3 import make_client
@@ -47,31 +53,41 @@ def _sub_epochs(checkpoint_dir: Path) -> int:
 def list_checkpoints(source: Union[str, Path], *, endpoint_url: Optional[str] = None,
                      client: Any = None) -> List[CheckpointInfo]:
     """Complete checkpoints of a run dir, a checkpoint dir or an s3:// prefix, newest first.
-    Local: the engine's files (complete ones), snapshots/ and best_of_run/ (verified copies)."""
+    Local: the named snapshots (``snapshots/<name>.json``, verified copies) and the engine's own
+    files not snapshotted yet."""
     if _is_s3(source):
         return list_remote(str(source), client=client, endpoint_url=endpoint_url)
     base = _checkpoint_dir(source)
     if not base.is_dir():
         raise UserError(f"{base}: no such folder.", "give a run folder, a checkpoint folder or s3://...")
-    found = {i.name: i for i in scan_local(base, sub_epochs=_sub_epochs(base))}
-    for _, info in snapshot_markers(base / SNAPSHOTS):
-        found.setdefault(info.name, info)
+    found = {name: info for name, _, info in pointers(base / SNAPSHOTS)}
+    for info in scan_local(base, sub_epochs=_sub_epochs(base)):
+        have = found.get(info.name)
+        if have is None or have.global_step < info.global_step:
+            found[info.name] = info
     return sorted(found.values(), key=lambda i: (i.global_step, i.time), reverse=True)
 
 
 def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri: str, *,
                                        endpoint_url: Optional[str] = None) -> List[str]:
-    """Upload every complete checkpoint of ``checkpoint_dir`` that S3 does not already hold at
-    the same step (marker last). Returns the keys written."""
+    """Upload every named checkpoint of ``checkpoint_dir`` (``latest``, ``best_accuracy``,
+    ``best_of_run``, ``iter_epoch_N``) that S3 does not already hold: its folder (marker
+    last), then its pointer. The engine's files that were never snapshotted are snapshotted
+    first. Returns the keys written."""
     client = make_client(endpoint_url)
     base = _checkpoint_dir(checkpoint_dir)
-    remote = {i.name: i for i in list_remote(s3_uri, client=client)}
-    keys: List[str] = []
     snaps = base / SNAPSHOTS
     k = _sub_epochs(base)
-    local = scan_local(base, sub_epochs=k)
-    newer = [(i, remote[i.name]) for i in local
-             if i.name in remote and remote[i.name].global_step > i.global_step]
+    named = {name: (folder, info) for name, folder, info in pointers(snaps)}
+    for info in scan_local(base, sub_epochs=k):
+        have = named.get(info.name)
+        if have is None or have[1].global_step != info.global_step:
+            snapshot(base, info.name, snaps, sub_epochs=k,
+                     run_id=have[1].run_id if have else "")
+    local = {name: (folder, info) for name, folder, info in pointers(snaps)}
+    remote = {name: read_remote_pointer(s3_uri, name, client=client) for name in local}
+    newer = [(local[n][1], r[1]) for n, r in remote.items()
+             if r is not None and r[1].global_step > local[n][1].global_step]
     if newer:  # checked before anything is uploaded
         mine, theirs = newer[0]
         raise UserError(
@@ -80,19 +96,13 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
             + (f" (and {len(newer) - 1} more)" if len(newer) > 1 else "") + ".",
             "push to another prefix (each run its own --checkpoint-s3), or pull the newer one "
             "first: `rectrain ckpt pull`.")
-    for info in local:
-        if info.name == "best_of_run":
-            folder = base / "best_of_run"
-        else:
-            folder = snaps / info.name
-            marker = read_marker(folder / MARKER)
-            if marker is None or marker.global_step != info.global_step:
-                snapshot(base, info.name, snaps, sub_epochs=k)
-        have = remote.get(info.name)
-        if have is not None and have.global_step == info.global_step \
-                and have.metric == info.metric:
+    keys: List[str] = []
+    for name, (folder, _info) in local.items():
+        there = remote[name]
+        if there is not None and there[0] == folder.name:
             continue
         keys += upload_snapshot(folder, s3_uri, client=client)
+        keys.append(upload_pointer(snaps, name, s3_uri, client=client))
     return keys
 
 
@@ -112,7 +122,7 @@ def download_recognition_checkpoints_from_s3(s3_uri: str, checkpoint_dir: Union[
         name = infos[0].name
     dest = Path(checkpoint_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    folder = download_snapshot(s3_uri, name, dest, client=client)
+    folder = download_named(s3_uri, name, dest, client=client)
     return engine_prefix(folder)
 
 
@@ -133,8 +143,15 @@ def prune_checkpoints(source: Union[str, Path], keep_last: int, *, endpoint_url:
             delete_remote(str(source), name, endpoint_url=endpoint_url)
         return doomed
     base = _checkpoint_dir(source)
+    snaps = base / SNAPSHOTS
+    folders = {name: folder for name, folder, _ in pointers(snaps)}
     for name in doomed:
-        shutil.rmtree(base / SNAPSHOTS / name, ignore_errors=True)
+        try:  # the pointer first: the name stops counting, then its folder
+            pointer_path(snaps, name).unlink()
+        except FileNotFoundError:
+            pass
+        if name in folders:
+            remove_snapshot(folders[name])
         for suffix in (".states", ".pdparams", ".pdopt"):  # states first: no longer "complete"
             try:
                 (base / f"{name}{suffix}").unlink()

@@ -4,18 +4,23 @@ PaddleOCR 2.10 (ppocr/utils/save_load.py ``save_model``) writes, for a prefix su
 ``latest``, ``best_accuracy`` or ``iter_epoch_N`` in ``Global.save_model_dir``:
 ``<prefix>.pdopt``, then ``<prefix>.pdparams``, then ``<prefix>.states`` (a pickle with
 ``epoch``, ``global_step`` and ``best_model_dict``), and only then logs ``save model in``.
-A checkpoint is complete when the three files exist, ``.states`` is not older than the others
-and nothing changed for a moment. ``latest`` and ``best_accuracy`` are overwritten in place,
-so a checkpoint is copied to a snapshot folder (with a ``_COMPLETE.json`` marker, written last)
-before it is uploaded.
+The engine's own files are overwritten in place (``latest``, ``best_accuracy``), so each save
+is copied at once into a NEW snapshot folder ``snapshots/s<step>-<name>-<id>/`` whose
+``_COMPLETE.json`` marker (written last) lists every file with its size and sha256; then
+``snapshots/<name>.json`` (a pointer, also carrying the marker's data: run id, K, step) is
+moved to it. Snapshot folders are never renamed or rewritten; an older one is deleted only
+after a newer one of the same name is complete (see ``sync``). Completeness is decided by the
+marker's checksums, never by modification times (a SageMaker restore gives every file a new
+one). (``scan_local`` still reads the engine's own files for listings: there the mtimes only
+say whether the engine is still writing.)
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
+import secrets
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +32,8 @@ from rectrain.fsutil import sha256_file, write_json_atomic
 
 SUFFIXES = (".pdparams", ".pdopt", ".states")
 MARKER = "_COMPLETE.json"
+POINTER_SUFFIX = ".json"  # <snapshots>/<name>.json: the folder a name (latest, ...) is now
+SNAP_RE = re.compile(r"^s(\d{8})-(latest|best_accuracy|best_of_run|iter_epoch_\d+)-([0-9a-f]{6})$")
 PROTECTED = ("best_accuracy", "best_of_run", "latest")
 NAME_RE = re.compile(r"^(latest|best_accuracy|best_of_run|iter_epoch_\d+)$")
 ENGINE_NAME_RE = re.compile(r"^(latest|best_accuracy|iter_epoch_\d+)$")  # those the engine saves
@@ -44,6 +51,7 @@ class CheckpointInfo:
     engine_epoch: int = 0
     files: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     run_id: str = ""  # the run that wrote it (run-state.json): resume never mixes runs
+    sub_epochs: int = 0  # the run's K (0: unknown); with run_id, a lost run-state.json is rebuilt
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -130,8 +138,6 @@ def scan_local(checkpoint_dir: Union[str, Path], sub_epochs: int = 1,
             out.append(info_from_states(base, name, sub_epochs))
         except (IntegrityError, OSError):
             continue
-    # snapshots kept by rectrain (best_of_run/) live one level down
-    out += [info for _, info in snapshot_markers(base) if info.name == "best_of_run"]
     out.sort(key=lambda i: (i.global_step, i.time), reverse=True)
     return out
 
@@ -144,58 +150,177 @@ def read_marker(path: Union[str, Path]) -> Optional[CheckpointInfo]:
 
 
 def snapshot_markers(root: Union[str, Path]) -> Iterator[Tuple[Path, CheckpointInfo]]:
-    """``(folder, marker)`` of each snapshot folder directly under ``root`` with a readable
-    marker; staging and temporary folders (names starting with ".") are skipped."""
-    for marker in Path(root).glob(f"*/{MARKER}"):
-        if marker.parent.name.startswith("."):
+    """``(folder, marker)`` of each snapshot folder (``s<step>-<name>-<id>``) directly under
+    ``root`` with a readable marker."""
+    for marker in sorted(Path(root).glob(f"*/{MARKER}")):
+        if folder_name_of(marker.parent) is None:
             continue
         info = read_marker(marker)
         if info is not None:
             yield marker.parent, info
 
 
+def snapshot_folder_name(name: str, global_step: int) -> str:
+    """``s<step, 8 digits>-<name>-<6 hex>``: unique, sortable by step, never reused."""
+    return f"s{int(global_step):08d}-{name}-{secrets.token_hex(3)}"
+
+
+def pointer_path(root: Union[str, Path], name: str) -> Path:
+    return Path(root) / f"{name}{POINTER_SUFFIX}"
+
+
+def write_pointer(root: Union[str, Path], name: str, folder: Union[str, Path],
+                  info: CheckpointInfo) -> None:
+    """``<root>/<name>.json``: which complete folder ``name`` (latest, best_accuracy,
+    best_of_run, iter_epoch_N) is now; written atomically, after the folder's marker."""
+    data = dict(info.as_dict(), name=name, folder=Path(folder).name)
+    write_json_atomic(pointer_path(root, name), data)
+
+
+def read_pointer(root: Union[str, Path], name: str) -> Optional[Tuple[Path, CheckpointInfo]]:
+    """``(folder, info)`` that ``<root>/<name>.json`` points at; ``None`` without one."""
+    info = read_marker(pointer_path(root, name))
+    if info is None:
+        return None
+    try:
+        folder = json.loads(pointer_path(root, name).read_text(encoding="utf-8"))["folder"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Path(root) / str(folder), info
+
+
+def pointers(root: Union[str, Path]) -> Iterator[Tuple[str, Path, CheckpointInfo]]:
+    """``(name, folder, info)`` for every pointer under ``root``."""
+    for path in sorted(Path(root).glob(f"*{POINTER_SUFFIX}")):
+        name = path.name[: -len(POINTER_SUFFIX)]
+        if NAME_RE.match(name):
+            got = read_pointer(root, name)
+            if got is not None:
+                yield name, got[0], got[1]
+
+
+def folder_name_of(folder: Union[str, Path]) -> Optional[Tuple[int, str]]:
+    """``(step, name)`` of a snapshot folder's name, ``None`` for anything else."""
+    m = SNAP_RE.match(Path(folder).name)
+    return (int(m.group(1)), m.group(2)) if m else None
+
+
+def seal(folder: Union[str, Path], info: CheckpointInfo, engine_name: str,
+         root: Optional[Union[str, Path]] = None) -> None:
+    """Write a copied folder's marker (it is complete from now on), then point
+    ``root/<info.name>.json`` at it (``root``: the folder's parent)."""
+    folder = Path(folder)
+    write_json_atomic(folder / MARKER, dict(info.as_dict(), engine_prefix=engine_name))
+    write_pointer(root or folder.parent, info.name, folder, info)
+
+
 def snapshot(checkpoint_dir: Union[str, Path], name: str, dest_root: Union[str, Path], *,
              sub_epochs: int = 1, dest_name: Optional[str] = None,
-             retries: int = 3, run_id: str = "") -> CheckpointInfo:
-    """Copy checkpoint ``name`` into ``dest_root/<dest_name>/`` with its marker written last.
+             retries: int = 3, run_id: str = "", sealed: bool = True) -> CheckpointInfo:
+    """Copy the engine's checkpoint ``name`` into a NEW folder ``dest_root/s<step>-<name>-<id>/``
+    (the marker, listing every file with size and sha256, written last), then point
+    ``dest_root/<dest_name>.json`` at it. Nothing is renamed or overwritten: a sync that
+    copies the folder at any moment (SageMaker's) never holds a mix of two checkpoints.
 
-    The files keep their names (``latest.pdparams`` ...) so ``Global.checkpoints`` can point at
-    ``dest_root/<dest_name>/<name>``. Retried when the engine rewrote a file during the copy.
+    The files keep the engine's names (``latest.pdparams`` ...); the marker's
+    ``engine_prefix`` is the ``Global.checkpoints`` prefix inside the folder. Retried when the
+    engine rewrote a file during the copy (that copy's folder is removed: it has no marker).
+    ``sealed=False`` copies without marker or pointer (:func:`seal` them later): for a folder
+    that an outside sync uploads in any order, the marker must come when the files are
+    surely up (see ``sync``).
     """
     src = Path(checkpoint_dir)
-    dest = Path(dest_root) / (dest_name or name)
+    root = Path(dest_root)
+    label = dest_name or name
     last_error: Optional[Exception] = None
     for _ in range(max(1, retries)):
         before = [(src / f"{name}{s}").stat().st_mtime_ns for s in SUFFIXES]
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        states = read_states(src / f"{name}.states")
+        step = int(states.get("global_step", 0))
+        dest = root / snapshot_folder_name(label, step)
+        dest.mkdir(parents=True)
         files: Dict[str, Dict[str, Any]] = {}
         for suffix in SUFFIXES:
-            target = tmp / f"{name}{suffix}"
-            shutil.copy2(src / f"{name}{suffix}", target)
+            target = dest / f"{name}{suffix}"
+            shutil.copyfile(src / f"{name}{suffix}", target)
             files[target.name] = {"size": target.stat().st_size, "sha256": sha256_file(target)}
         after = [(src / f"{name}{s}").stat().st_mtime_ns for s in SUFFIXES]
-        if before != after:
+        copied = read_states(dest / f"{name}.states")
+        if before != after or int(copied.get("global_step", 0)) != step:
             last_error = IntegrityError(f"{src / name} changed while it was copied.", "retry.")
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(dest, ignore_errors=True)
             time.sleep(0.5)
             continue
-        states = read_states(tmp / f"{name}.states")
-        engine_epoch = int(states.get("epoch", 0))
+        engine_epoch = int(copied.get("epoch", 0))
         info = CheckpointInfo(
-            name=dest_name or name, epoch=real_epoch(engine_epoch, sub_epochs),
-            engine_epoch=engine_epoch, global_step=int(states.get("global_step", 0)),
-            metric=dict(states["best_model_dict"]), size=sum(f["size"] for f in files.values()),
-            time=time.time(), location=str(dest), files=files, run_id=run_id)
-        write_json_atomic(tmp / MARKER, dict(info.as_dict(), engine_prefix=name))
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        if dest.exists():
-            dest.rename(old)
-        tmp.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
+            name=label, epoch=real_epoch(engine_epoch, sub_epochs),
+            engine_epoch=engine_epoch, global_step=step,
+            metric=dict(copied["best_model_dict"]), size=sum(f["size"] for f in files.values()),
+            time=time.time(), location=str(dest), files=files, run_id=run_id,
+            sub_epochs=max(1, sub_epochs))
+        if sealed:
+            seal(dest, info, name, root)
         return info
     raise last_error or IntegrityError(f"could not snapshot {src / name}.", "retry.")
+
+
+def copy_snapshot(src_folder: Union[str, Path], dest_root: Union[str, Path], name: str, *,
+                  engine_name: Optional[str] = None, info: Optional[CheckpointInfo] = None,
+                  sealed: bool = True) -> CheckpointInfo:
+    """A snapshot folder copied as checkpoint ``name`` (files renamed ``<name>.pdparams`` ...)
+    into a new folder under ``dest_root``, marker last, then pointed at by ``<name>.json``
+    (best_accuracy kept as best_of_run). The source is verified against its marker, or,
+    not sealed yet, against ``info`` (its files were copied as ``engine_name``)."""
+    if info is None:
+        info = verify_snapshot(src_folder)
+        old_prefix = engine_prefix(src_folder).name
+    else:
+        info = CheckpointInfo.from_dict(info.as_dict())
+        old_prefix = engine_name or info.name
+        for fname, meta in info.files.items():
+            if sha256_file(Path(src_folder) / fname) != meta.get("sha256"):
+                raise IntegrityError(f"{Path(src_folder) / fname} changed after it was copied.",
+                                     "the snapshot is damaged; the next save replaces it.")
+    dest = Path(dest_root) / snapshot_folder_name(name, info.global_step)
+    dest.mkdir(parents=True)
+    files = {}
+    for fname, meta in info.files.items():
+        new = name + fname[len(old_prefix):] if fname.startswith(old_prefix) else fname
+        shutil.copyfile(Path(src_folder) / fname, dest / new)
+        files[new] = meta
+    info.name, info.location, info.files, info.time = name, str(dest), files, time.time()
+    if sealed:
+        seal(dest, info, name, dest_root)
+    return info
+
+
+def remove_snapshot(folder: Union[str, Path]) -> None:
+    """Delete a snapshot folder, its marker first: a sync that copies the deletion halfway
+    leaves an incomplete folder, never a marker beside missing files."""
+    try:
+        (Path(folder) / MARKER).unlink()
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def stale_folders(root: Union[str, Path], name: str, keep: Union[str, Path]) -> List[Path]:
+    """Folders of checkpoint ``name`` under ``root`` older than ``keep`` (a complete folder
+    of that name): complete ones written before it, and marker-less ones (interrupted
+    copies) at a lower step. Newer folders are never stale."""
+    keep = Path(keep)
+    ref = read_marker(keep / MARKER)
+    if ref is None:
+        return []
+    out: List[Path] = []
+    for folder in Path(root).iterdir():
+        parsed = folder_name_of(folder)
+        if folder == keep or parsed is None or parsed[1] != name:
+            continue
+        info = read_marker(folder / MARKER)
+        if info is not None and info.time < ref.time or info is None and parsed[0] < ref.global_step:
+            out.append(folder)
+    return out
 
 
 def engine_prefix(snapshot_dir: Union[str, Path]) -> Path:

@@ -1,26 +1,43 @@
-"""Checkpoints in S3: ``<prefix>/<name>/<files>`` plus ``<prefix>/<name>/_COMPLETE.json``.
+"""Checkpoints in S3, the same layout as ``<checkpoint_dir>/snapshots/`` (see ``local``):
 
-A checkpoint counts as present in S3 only with its marker, and the marker is uploaded LAST
-(after every file) and deleted FIRST when a checkpoint of the same name (``latest``,
-``best_accuracy``) is replaced, so a reader never sees a marker beside half-replaced files.
-The marker lists every file with its size and sha256; downloads are checked against it.
+- ``<prefix>/s<step>-<name>-<id>/<files>`` and ``.../_COMPLETE.json``: one immutable folder per
+  save; the marker (every file's size and sha256) is uploaded LAST, so a folder counts only
+  once every file is there; it is deleted FIRST.
+- ``<prefix>/<name>.json``: the pointer saying which folder ``latest``, ``best_accuracy``,
+  ``best_of_run`` or ``iter_epoch_N`` is now, uploaded after its folder.
+
+Only "not found" (404 / NoSuchKey) means absent; any other error is raised, translated.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
-from rectrain.checkpoints.local import MARKER, CheckpointInfo, read_marker, verify_snapshot
-from rectrain.errors import StorageError, UserError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from rectrain.checkpoints.local import (
+    MARKER,
+    NAME_RE,
+    POINTER_SUFFIX,
+    CheckpointInfo,
+    folder_name_of,
+    pointer_path,
+    read_marker,
+    verify_snapshot,
+)
+from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
+from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.objects import delete_prefix, download_file, list_objects, upload_file
 from rectrain.storage.s3 import S3Uri, make_client
 
 log = get_logger("checkpoints")
+
+NOT_FOUND = ("NoSuchKey", "404", "NotFound")
 
 
 def _client(client: Any, endpoint_url: Optional[str]) -> Any:
@@ -29,93 +46,235 @@ def _client(client: Any, endpoint_url: Optional[str]) -> Any:
     return make_client(endpoint_url)
 
 
+def is_not_found(exc: BaseException) -> bool:
+    """True only for S3's "not found" (404 / NoSuchKey), looked up through the cause chain of a
+    translated error. Everything else (AccessDenied, a timeout) is NOT "absent"."""
+    seen = 0
+    cur: Optional[BaseException] = exc
+    while cur is not None and seen < 5:
+        if error_code(cur) in NOT_FOUND:
+            return True
+        cur = cur.__cause__
+        seen += 1
+    return False
+
+
 def upload_snapshot(snapshot_dir: Union[str, Path], s3_prefix: str, *, client: Any = None,
-                    endpoint_url: Optional[str] = None, name: Optional[str] = None) -> List[str]:
-    """Upload a snapshot folder to ``<s3_prefix>/<name>/`` (``name``: the folder's name by
-    default): files, then the marker; returns the keys written."""
+                    endpoint_url: Optional[str] = None) -> List[str]:
+    """Upload a snapshot folder to ``<s3_prefix>/<folder name>/``: every file, then the marker
+    (a folder name is never reused, so nothing there is replaced). Returns the keys written."""
     client = _client(client, endpoint_url)
     d = Path(snapshot_dir)
     info = verify_snapshot(d)
-    dest = S3Uri.parse(s3_prefix).join(name or d.name)
-    marker_uri = dest.join(MARKER)
-    try:  # retract the old marker first: from now on this name is "not complete"
-        client.delete_object(Bucket=marker_uri.bucket, Key=marker_uri.key)
-    except Exception as exc:  # noqa: BLE001 - a missing object is fine; others show up below
-        log.debug("could not delete %s: %s", marker_uri, exc)
+    dest = S3Uri.parse(s3_prefix).join(d.name)
     keys: List[str] = []
     for fname in sorted(info.files):
         uri = dest.join(fname)
         upload_file(d / fname, str(uri), client=client)
         keys.append(uri.key)
+    marker_uri = dest.join(MARKER)
     upload_file(d / MARKER, str(marker_uri), client=client)
     keys.append(marker_uri.key)
     return keys
 
 
-def read_remote_marker(s3_uri: str, *, client: Any = None,
-                       endpoint_url: Optional[str] = None) -> Optional[CheckpointInfo]:
-    client = _client(client, endpoint_url)
-    uri = S3Uri.parse(s3_uri)
+def upload_pointer(snap_root: Union[str, Path], name: str, s3_prefix: str, *,
+                   client: Any = None, endpoint_url: Optional[str] = None) -> str:
+    """Upload ``<snap_root>/<name>.json`` to ``<s3_prefix>/<name>.json`` (after its folder)."""
+    uri = S3Uri.parse(s3_prefix).join(name + POINTER_SUFFIX)
+    upload_file(pointer_path(snap_root, name), str(uri), client=_client(client, endpoint_url))
+    return uri.key
+
+
+def _read_json(client: Any, uri: S3Uri) -> Optional[Dict[str, Any]]:
     try:
         body = client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
+    except (BotoCoreError, ClientError, OSError) as exc:
+        if is_not_found(exc):
+            return None
+        raise translate_error(exc, "s3:GetObject", str(uri)) from exc
+    try:
         data = json.loads(body.decode("utf-8"))
-    except Exception:  # noqa: BLE001 - missing or unreadable marker: not complete
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        CheckpointInfo.from_dict(data)
+    except (ValueError, TypeError) as exc:
+        raise IntegrityError(f"{uri} is damaged ({exc}).",
+                             "that checkpoint cannot be used; resume from another one "
+                             "(`rectrain ckpt list`) or delete it.") from exc
+    return data
+
+
+def read_remote_marker(s3_uri: str, *, client: Any = None,
+                       endpoint_url: Optional[str] = None) -> Optional[CheckpointInfo]:
+    """The marker at ``s3_uri``; ``None`` only when it does not exist (404 / NoSuchKey). Any
+    other error reading it is raised (translated: the action and the fix), and a marker that
+    is not valid JSON raises :class:`IntegrityError`: neither means "not there"."""
+    uri = S3Uri.parse(s3_uri)
+    data = _read_json(_client(client, endpoint_url), uri)
+    if data is None:
         return None
     info = CheckpointInfo.from_dict(data)
     info.location = str(uri).rsplit("/", 1)[0]
     return info
 
 
-def list_remote(s3_prefix: str, *, client: Any = None,
-                endpoint_url: Optional[str] = None) -> List[CheckpointInfo]:
-    """Complete checkpoints (those with a marker) under ``s3_prefix``, newest step first."""
+def read_remote_pointer(s3_prefix: str, name: str, *, client: Any = None,
+                        endpoint_url: Optional[str] = None) -> Optional[Tuple[str, CheckpointInfo]]:
+    """``(folder name, info)`` of ``<s3_prefix>/<name>.json``; ``None`` when there is none."""
+    base = S3Uri.parse(s3_prefix)
+    data = _read_json(_client(client, endpoint_url), base.join(name + POINTER_SUFFIX))
+    if data is None:
+        return None
+    folder = str(data.get("folder") or "")
+    if folder_name_of(folder) is None:
+        raise IntegrityError(f"{base.join(name + POINTER_SUFFIX)} names no snapshot folder.",
+                             "push the checkpoint again (`rectrain ckpt push`).")
+    info = CheckpointInfo.from_dict(data)
+    info.name, info.location = name, str(base.join(folder))
+    return folder, info
+
+
+@dataclass
+class RemoteFolder:
+    """One snapshot folder found under an S3 prefix: its marker, or why it has none."""
+
+    name: str  # the folder's name (s<step>-<checkpoint name>-<id>)
+    uri: str
+    files: int
+    info: Optional[CheckpointInfo] = None
+    problem: str = ""  # why it is not complete ("" when the marker was read)
+
+
+def _top_level(client: Any, base: S3Uri) -> Tuple[Dict[str, List[str]], List[str]]:
+    """``({folder: [file, ...]}, [top-level file, ...])`` under ``base``."""
+    folders: Dict[str, List[str]] = {}
+    files: List[str] = []
+    for obj in list_objects(str(base), client=client):
+        rel = obj.key[len(base.prefix):] if obj.key.startswith(base.prefix) else obj.key
+        parts = rel.split("/")
+        if len(parts) == 2 and parts[1]:
+            folders.setdefault(parts[0], []).append(parts[1])
+        elif len(parts) == 1 and parts[0]:
+            files.append(parts[0])
+    return folders, files
+
+
+def scan_remote(s3_prefix: str, *, client: Any = None,
+                endpoint_url: Optional[str] = None) -> List[RemoteFolder]:
+    """Every snapshot folder under ``s3_prefix``: complete ones with their marker, the others
+    with the reason. Listing or reading errors other than "not found" are raised."""
     client = _client(client, endpoint_url)
     base = S3Uri.parse(s3_prefix)
+    folders, _ = _top_level(client, base)
+    out: List[RemoteFolder] = []
+    for folder, files in sorted(folders.items()):
+        if folder_name_of(folder) is None and not (NAME_RE.match(folder) and MARKER in files):
+            continue  # (<name>/ with a marker: the layout before issue 13, still resumable)
+        item = RemoteFolder(folder, str(base.join(folder)), len(files))
+        if MARKER not in files:
+            item.problem = (f"{len(files)} file(s) but no {MARKER} (an upload was interrupted)")
+        else:
+            try:
+                info = read_remote_marker(str(base.join(folder, MARKER)), client=client)
+            except IntegrityError as exc:
+                item.problem = exc.message
+            else:
+                if info is None:
+                    item.problem = f"{MARKER} vanished while listing"
+                else:
+                    item.info = info
+        out.append(item)
+    return out
+
+
+def list_remote(s3_prefix: str, *, client: Any = None,
+                endpoint_url: Optional[str] = None) -> List[CheckpointInfo]:
+    """The named checkpoints (``<name>.json`` pointers: latest, best_accuracy, best_of_run,
+    iter_epoch_N) under ``s3_prefix``, newest step first; ``location`` is the folder.
+    Damaged pointers are logged and left out; access errors are raised."""
+    client = _client(client, endpoint_url)
+    _, files = _top_level(client, S3Uri.parse(s3_prefix))
     out: List[CheckpointInfo] = []
-    objects = list_objects(str(base), client=client)
-    sizes: Dict[str, int] = {}
-    for obj in objects:
-        rel = obj.key[len(base.prefix):] if obj.key.startswith(base.prefix) else obj.key
-        parts = rel.split("/")
-        if len(parts) == 2:
-            sizes[parts[0]] = sizes.get(parts[0], 0) + int(obj.size)
-    for obj in objects:
-        rel = obj.key[len(base.prefix):] if obj.key.startswith(base.prefix) else obj.key
-        parts = rel.split("/")
-        if len(parts) == 2 and parts[1] == MARKER:
-            info = read_remote_marker(str(S3Uri(base.bucket, obj.key)), client=client)
-            if info is not None:
-                out.append(info)
+    for fname in sorted(files):
+        name = fname[: -len(POINTER_SUFFIX)] if fname.endswith(POINTER_SUFFIX) else ""
+        if not NAME_RE.match(name):
+            continue
+        try:
+            got = read_remote_pointer(s3_prefix, name, client=client)
+        except IntegrityError as exc:
+            log.warning("%s", exc)
+            continue
+        if got is not None:
+            out.append(got[1])
     out.sort(key=lambda i: (i.global_step, i.time), reverse=True)
     return out
 
 
-def download_snapshot(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
-                      client: Any = None, endpoint_url: Optional[str] = None) -> Path:
-    """Download checkpoint ``name`` into ``dest_root/<name>/`` and verify it against its marker."""
+def download_snapshot(s3_prefix: str, folder: str, dest_root: Union[str, Path], *,
+                      client: Any = None, endpoint_url: Optional[str] = None,
+                      dest_name: Optional[str] = None) -> Path:
+    """Download the snapshot folder ``<s3_prefix>/<folder>/`` into ``dest_root/<dest_name or
+    folder>/`` (files, then the marker) and verify it against its marker."""
     client = _client(client, endpoint_url)
-    src = S3Uri.parse(s3_prefix).join(name)
+    src = S3Uri.parse(s3_prefix).join(folder)
     info = read_remote_marker(str(src.join(MARKER)), client=client)
     if info is None:
         raise StorageError(f"{src} is not a complete checkpoint (no {MARKER}).",
                            "list the complete ones with `rectrain ckpt list " f"{s3_prefix}`.")
-    dest = Path(dest_root) / name
-    _refuse_replacing(dest, info, str(src))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=str(Path(dest_root))))
+    dest = Path(dest_root) / (dest_name or folder)
+    if (dest / MARKER).exists():
+        try:
+            if verify_snapshot(dest).files == info.files:
+                return dest  # already here, verified
+        except IntegrityError:
+            pass
+    if dest_name is not None:  # a folder the user names (ckpt pull): never another checkpoint
+        _refuse_replacing(dest, info, str(src))
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
     try:
         for fname, meta in info.files.items():
-            download_file(str(src.join(fname)), tmp / fname, client=client,
+            download_file(str(src.join(fname)), dest / fname, client=client,
                           expected_sha256=meta.get("sha256"))
-        download_file(str(src.join(MARKER)), tmp / MARKER, client=client)
-        verify_snapshot(tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
+        download_file(str(src.join(MARKER)), dest / MARKER, client=client)
+        verify_snapshot(dest)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(dest, ignore_errors=True)
         raise
     return dest
+
+
+def download_named(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
+                   client: Any = None, endpoint_url: Optional[str] = None) -> Path:
+    """The folder ``<name>.json`` points at, downloaded into ``dest_root/<name>/``."""
+    client = _client(client, endpoint_url)
+    got = read_remote_pointer(s3_prefix, name, client=client)
+    if got is None:
+        raise StorageError(f"{s3_prefix} has no checkpoint named {name}.",
+                           f"list the complete ones with `rectrain ckpt list {s3_prefix}`.")
+    return download_snapshot(s3_prefix, got[0], dest_root, client=client, dest_name=name)
+
+
+def delete_remote_folder(s3_prefix: str, folder: str, *, client: Any = None,
+                         endpoint_url: Optional[str] = None) -> None:
+    """Delete one snapshot folder in S3: its marker first (it stops counting), then the files."""
+    client = _client(client, endpoint_url)
+    uri = S3Uri.parse(s3_prefix).join(folder)
+    marker = uri.join(MARKER)
+    try:
+        client.delete_object(Bucket=marker.bucket, Key=marker.key)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise translate_error(exc, "s3:DeleteObject", str(marker)) from exc
+    delete_prefix(str(uri) + "/", client=client)
+
+
+def remote_folders_of(s3_prefix: str, name: str, *, client: Any = None,
+                      endpoint_url: Optional[str] = None) -> List[str]:
+    """The snapshot folders of checkpoint ``name`` in S3 (complete or not)."""
+    folders, _ = _top_level(_client(client, endpoint_url), S3Uri.parse(s3_prefix))
+    return sorted(f for f in folders if (folder_name_of(f) or (0, ""))[1] == name)
 
 
 def _refuse_replacing(dest: Path, remote: CheckpointInfo, source: str) -> None:
@@ -143,9 +302,12 @@ def _refuse_replacing(dest: Path, remote: CheckpointInfo, source: str) -> None:
 
 def delete_remote(s3_prefix: str, name: str, *, client: Any = None,
                   endpoint_url: Optional[str] = None) -> None:
-    """Delete one checkpoint: marker first, then the files."""
+    """Delete the named checkpoint: its pointer first, then every folder of that name."""
     client = _client(client, endpoint_url)
-    uri = S3Uri.parse(s3_prefix).join(name)
-    marker = uri.join(MARKER)
-    client.delete_object(Bucket=marker.bucket, Key=marker.key)
-    delete_prefix(str(uri) + "/", client=client)
+    pointer = S3Uri.parse(s3_prefix).join(name + POINTER_SUFFIX)
+    try:
+        client.delete_object(Bucket=pointer.bucket, Key=pointer.key)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        raise translate_error(exc, "s3:DeleteObject", str(pointer)) from exc
+    for folder in remote_folders_of(s3_prefix, name, client=client):
+        delete_remote_folder(s3_prefix, folder, client=client)

@@ -4,8 +4,9 @@ It holds the run's id (resume never mixes checkpoints of two runs), the sub-epoc
 (resumes must use the same; checkpoint listings use it to turn engine epochs into real ones),
 the segment count, and the best metric of the WHOLE run (the engine forgets it on resume:
 ``load_model`` sets ``acc`` to 0, so the first eval after a resume overwrites ``best_accuracy``
-even when worse; rectrain keeps ``best_of_run/`` and only replaces it when a new best beats
-it). It lives with the checkpoints because they are read with it; the runner writes it.
+even when worse; rectrain keeps ``best_of_run`` (``snapshots/best_of_run.json``) and only
+replaces it when a new best beats it). It lives with the checkpoints because they are read
+with it; the runner writes it.
 """
 
 from __future__ import annotations

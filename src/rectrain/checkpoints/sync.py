@@ -1,27 +1,45 @@
 """Snapshot every checkpoint the engine saves and upload it in the background.
 
 The runner calls :meth:`CheckpointSync.on_save` when the engine logs ``save model in X`` (the
-engine logs it after the last file is written). The checkpoint is copied at once to
-``<checkpoint_dir>/snapshots/<name>/`` with its marker (the engine overwrites ``latest`` and
-``best_accuracy`` in place later), then a worker thread uploads it, marker last.
-``best_of_run/`` keeps the best ``best_accuracy`` of the whole run across resumes.
+engine logs it after the last file is written). The checkpoint is copied at once into a new,
+immutable folder ``<checkpoint_dir>/snapshots/s<step>-<name>-<id>/`` (marker last) and
+``snapshots/<name>.json`` points at it (see ``local``); then a worker thread uploads the
+folder (marker last) and the pointer. An older folder of the same name is deleted, in S3
+and locally, only after a newer one is complete in both. Without ``s3_prefix`` (SageMaker,
+whose own sync copies the folder to S3) the two newest folders of each name are kept.
+``best_of_run`` keeps the best ``best_accuracy`` of the whole run across resumes.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from rectrain.checkpoints.local import MARKER, CheckpointInfo, snapshot
-from rectrain.checkpoints.remote import upload_snapshot
+from rectrain.checkpoints.local import (
+    CheckpointInfo,
+    copy_snapshot,
+    folder_name_of,
+    pointer_path,
+    read_pointer,
+    remove_snapshot,
+    seal,
+    snapshot,
+    stale_folders,
+    verify_snapshot,
+)
+from rectrain.checkpoints.remote import (
+    delete_remote_folder,
+    remote_folders_of,
+    upload_snapshot,
+)
 from rectrain.checkpoints.run_state import STATE_FILE
-from rectrain.fsutil import write_json_atomic
+from rectrain.errors import IntegrityError
 from rectrain.logs import get_logger
 from rectrain.storage.objects import upload_file
 from rectrain.storage.s3 import S3Uri, make_client
@@ -29,6 +47,11 @@ from rectrain.storage.s3 import S3Uri, make_client
 log = get_logger("checkpoints")
 
 RUN_FILES = ("metrics.jsonl", "problem-log.md", STATE_FILE, "config.yml", "train.log", "curves.png")
+KEEP_LOCAL = 2  # folders per name kept when no S3 upload says which one is safe
+# Without --checkpoint-s3 an outside sync (SageMaker's) may copy the folder in any order and
+# stop at any moment: a marker is written only once the folder's files are this old, so the
+# sync has copied them before it can copy the marker.
+SEAL_AFTER_S = float(os.environ.get("RECTRAIN_SEAL_AFTER_S", "60"))
 
 
 class CheckpointSync:
@@ -49,38 +72,111 @@ class CheckpointSync:
         self.on_best = on_best
         self.uploaded_keys: List[str] = []
         self.errors: List[str] = []
+        self.checkpoint_errors: List[str] = []  # uploads of checkpoints (not run files)
         self._queue: queue.Queue[Optional[str]] = queue.Queue()
-        self._pending: set = set()
-        self._locks: Dict[str, threading.Lock] = {}
+        self._pending: Set[str] = set()
+        self._lock = threading.Lock()  # snapshot folders are created and deleted under it
         self._client: Any = None
         self._thread: Optional[threading.Thread] = None
+        self._wanted: Dict[str, str] = {}  # name -> folder of the newest snapshot
+        self._done: Dict[str, str] = {}  # name -> folder uploaded (with its pointer) last
+        self._uploaded: Set[str] = set()  # folders complete in S3
+        self._ok: Dict[str, CheckpointInfo] = {}  # folders verified against their marker
+        # folder -> (info, engine name, when copied): copied, marker not written yet
+        self._unsealed: Dict[Path, Tuple[CheckpointInfo, str, float]] = {}
+        self._deferred = not self.s3_prefix
+        self._closing = False
         if self.s3_prefix:
             self._client = make_client(endpoint_url)
             self._thread = threading.Thread(target=self._worker, name="ckpt-upload", daemon=True)
             self._thread.start()
-
-    def _lock(self, name: str) -> threading.Lock:
-        return self._locks.setdefault(name, threading.Lock())
+        else:
+            self._sealer = threading.Thread(target=self._seal_loop, name="ckpt-seal", daemon=True)
+            self._sealer.start()
 
     # called on the output thread --------------------------------------------------------
     def on_save(self, name: str) -> Optional[CheckpointInfo]:
         """Snapshot checkpoint ``name`` now; queue its upload."""
         try:
-            with self._lock(name):
+            with self._lock:
                 info = snapshot(self.checkpoint_dir, name, self.snap_root, sub_epochs=self.sub_epochs,
-                                run_id=self.run_id)
+                                run_id=self.run_id, sealed=not self._deferred)
+                if self._deferred:
+                    self._unsealed[Path(info.location)] = (info, name, time.monotonic())
         except Exception as exc:  # noqa: BLE001 - never kill the run over a snapshot
             self.errors.append(f"snapshot {name}: {exc}")
             log.warning("could not snapshot checkpoint %s: %s", name, exc)
             return None
         if name == "best_accuracy":
             # after a resume the engine's first eval overwrites best_accuracy even when worse:
-            # S3 keeps the better one, best_of_run/ the best of the whole run
+            # S3 keeps the better one, best_of_run the best of the whole run
             if self._maybe_best_of_run(info):
-                self.enqueue(name)
+                self._publish(name, info)
         else:
-            self.enqueue(name)
+            self._publish(name, info)
         return info
+
+    def _publish(self, name: str, info: CheckpointInfo) -> None:
+        if self.s3_prefix:
+            self._wanted[name] = Path(info.location).name
+            self.enqueue(name)
+        elif not self._deferred:
+            self._rotate_local(name)
+
+    # without S3: markers once the outside sync has surely copied the files ---------------
+    def _seal_loop(self) -> None:
+        while not self._closing:
+            time.sleep(min(1.0, max(0.05, SEAL_AFTER_S / 4)))
+            try:
+                self.seal_due()
+            except Exception as exc:  # noqa: BLE001 - retried next round; reported at close
+                log.warning("could not complete a snapshot: %s", exc)
+
+    def seal_due(self, force: bool = False) -> List[str]:
+        """Write the markers (then pointers) of the copied folders old enough (all with
+        ``force``: the attempt is over, nothing writes any more); returns the folders."""
+        done: List[str] = []
+        with self._lock:
+            due = sorted(((t, f) for f, (_, _, t) in self._unsealed.items()
+                          if force or time.monotonic() - t >= SEAL_AFTER_S), key=lambda p: p[0])
+            for _, folder in due:
+                info, engine_name, _ = self._unsealed.pop(folder)
+                if folder.is_dir():
+                    seal(folder, info, engine_name, self.snap_root)
+                    done.append(folder.name)
+        for name in dict.fromkeys(n for n in (folder_name_of(f) for f in done) if n):
+            self._rotate_local(name[1])
+        return done
+
+    def _verified(self, folder: Path) -> Optional[CheckpointInfo]:
+        """The folder's marker when every file matches it (folders never change: checked once).
+        A restored folder can hold a marker beside a file cut short by a stopped sync."""
+        if folder.name not in self._ok:
+            try:
+                self._ok[folder.name] = verify_snapshot(folder)
+            except IntegrityError:
+                return None
+        return self._ok[folder.name]
+
+    def _rotate_local(self, name: str) -> None:
+        """Without S3 knowledge: keep the ``KEEP_LOCAL`` newest verified folders of ``name``
+        (SageMaker's sync has surely copied the older of them before the next save)."""
+        with self._lock:
+            dated = []
+            for folder in self.snap_root.iterdir():
+                if (folder_name_of(folder) or (0, ""))[1] != name:
+                    continue
+                info = self._verified(folder)
+                if info is not None:
+                    dated.append((info.time, folder))
+            dated.sort(reverse=True)
+            if len(dated) < KEEP_LOCAL:
+                return
+            keep = {f for _, f in dated[:KEEP_LOCAL]}
+            for folder in stale_folders(self.snap_root, name, dated[KEEP_LOCAL - 1][1]):
+                if folder not in keep:
+                    remove_snapshot(folder)
+                    self._ok.pop(folder.name, None)
 
     def _maybe_best_of_run(self, info: CheckpointInfo) -> bool:
         value = info.metric.get(self.main_indicator)
@@ -90,34 +186,23 @@ class CheckpointSync:
             log.info("best_accuracy after resume (%s %.4f) is below the run's best %.4f: "
                      "best_of_run kept", self.main_indicator, value, self.best_so_far)
             return False
-        src = self.snap_root / "best_accuracy"
-        dest = self.checkpoint_dir / "best_of_run"
-        with self._lock("best_of_run"):
-            # files renamed best_of_run.* so the folder reads like any checkpoint kept in its
-            # own folder (<dir>/best_of_run/best_of_run.pdparams)
-            tmp = dest.with_name(".best_of_run.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            marker = json.loads((src / MARKER).read_text(encoding="utf-8"))
-            files = {}
-            for fname, meta in marker["files"].items():
-                new = "best_of_run" + fname[len("best_accuracy"):]
-                shutil.copy2(src / fname, tmp / new)
-                files[new] = meta
-            marker.update(name="best_of_run", location=str(dest), files=files,
-                          engine_prefix="best_of_run")
-            write_json_atomic(tmp / MARKER, marker)
-            old = dest.with_name(".best_of_run.old")
-            shutil.rmtree(old, ignore_errors=True)
-            if dest.exists():
-                dest.rename(old)
-            tmp.rename(dest)
-            shutil.rmtree(old, ignore_errors=True)
+        with self._lock:
+            if self._deferred:
+                best = copy_snapshot(info.location, self.snap_root, "best_of_run",
+                                     engine_name="best_accuracy", info=info, sealed=False)
+                self._unsealed[Path(best.location)] = (best, "best_of_run", time.monotonic())
+            else:
+                best = copy_snapshot(info.location, self.snap_root, "best_of_run")
         self.best_so_far = float(value)
         if self.on_best:
             self.on_best(info)
-        self.enqueue("best_of_run")
+        self._publish("best_of_run", best)
         return True
+
+    def missing(self) -> List[str]:
+        """The checkpoints whose newest snapshot is not in S3 (``s3://.../<folder>/``)."""
+        return [f"{self.s3_prefix}/{folder}/ ({name})" for name, folder in sorted(self._wanted.items())
+                if self._done.get(name) != folder]
 
     def enqueue(self, name: str) -> None:
         if not self.s3_prefix or name in self._pending:
@@ -136,8 +221,12 @@ class CheckpointSync:
                 self._upload(name)
             except Exception as exc:  # noqa: BLE001 - keep training; report at the end
                 self.errors.append(f"upload {name}: {exc}")
-                log.warning("upload of checkpoint %s failed (will retry with the next save): %s",
-                            name, exc)
+                self.checkpoint_errors.append(f"upload {name}: {exc}")
+                if self._closing:  # no next save: the run reports it (exit 5)
+                    log.warning("upload of checkpoint %s failed: %s", name, exc)
+                else:
+                    log.warning("upload of checkpoint %s failed (will retry with the next "
+                                "save): %s", name, exc)
             finally:
                 self._queue.task_done()
 
@@ -145,26 +234,45 @@ class CheckpointSync:
         if name in ("_run_files", "_all_run_files"):
             self.upload_run_files(with_log=name == "_all_run_files")
             return
-        folder = self.checkpoint_dir / "best_of_run" if name == "best_of_run" else self.snap_root / name
-        # hard-link the snapshot's files under the lock (instant), upload without it: a new
-        # snapshot of the same name (new files, new inodes) never waits for the network
-        staging = self.snap_root / f".upload-{name}"
-        with self._lock(name):
-            shutil.rmtree(staging, ignore_errors=True)
-            staging.mkdir(parents=True)
-            for path in folder.iterdir():
-                try:
-                    os.link(path, staging / path.name)
-                except OSError:
-                    shutil.copy2(path, staging / path.name)
+        prefix = self.s3_prefix or ""
+        with self._lock:  # the pointer as it is now (a copy: a newer save may move it)
+            got = read_pointer(self.snap_root, name)
+            fd, pointer_copy = tempfile.mkstemp(prefix=f"rectrain-{name}-", suffix=".json")
+            os.close(fd)
+            shutil.copyfile(pointer_path(self.snap_root, name), pointer_copy)
         try:
-            keys = upload_snapshot(staging, self.s3_prefix or "", client=self._client, name=name)
+            if got is None:
+                raise FileNotFoundError(f"no pointer {pointer_path(self.snap_root, name)}")
+            folder = got[0]
+            if folder.name not in self._uploaded:  # folders never change: once is enough
+                self.uploaded_keys.extend(upload_snapshot(folder, prefix, client=self._client))
+                self._uploaded.add(folder.name)
+            uri = S3Uri.parse(prefix).join(pointer_path(self.snap_root, name).name)
+            upload_file(pointer_copy, str(uri), client=self._client)
+            self.uploaded_keys.append(uri.key)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        self.uploaded_keys.extend(keys)
-        log.debug("uploaded checkpoint %s to %s/%s", name, self.s3_prefix, name)
+            os.unlink(pointer_copy)
+        self._done[name] = folder.name
+        log.debug("uploaded checkpoint %s (%s) to %s", name, folder.name, prefix)
+        self._retire(name, folder)
         if self._queue.qsize() == 0:  # the run files once the backlog is uploaded
             self.upload_run_files()
+
+    def _retire(self, name: str, current: Path) -> None:
+        """``current`` is complete locally and in S3: delete the older folders of ``name``,
+        in S3 (marker first) and then locally."""
+        step = (folder_name_of(current) or (0, ""))[0]
+        with self._lock:
+            local_old = stale_folders(self.snap_root, name, current)
+            newer = {f.name for f in self.snap_root.iterdir()} - {f.name for f in local_old}
+        for remote in remote_folders_of(self.s3_prefix or "", name, client=self._client):
+            parsed = folder_name_of(remote)
+            if remote != current.name and remote not in newer and parsed and parsed[0] <= step:
+                delete_remote_folder(self.s3_prefix or "", remote, client=self._client)
+                self._uploaded.discard(remote)
+        with self._lock:
+            for folder in local_old:
+                remove_snapshot(folder)
 
     def upload_run_files(self, with_log: bool = False) -> None:
         """metrics.jsonl, problem-log.md, run-state.json, ... beside the checkpoints
@@ -195,8 +303,20 @@ class CheckpointSync:
             time.sleep(0.05)
         return False
 
-    def close(self, timeout: float = 120.0) -> bool:
+    def close(self, timeout: float = 120.0, retry: bool = True) -> bool:
+        """Upload what is queued (and, with ``retry``, once more what failed), then stop.
+        True when everything queued was attempted in time; :meth:`missing` says what is not
+        in S3."""
+        deadline = time.monotonic() + timeout
+        self._closing = True
+        if self._deferred:
+            self.seal_due(force=True)
         done = self.flush(timeout)
+        if retry and done and self.missing():
+            for name, folder in list(self._wanted.items()):
+                if self._done.get(name) != folder:
+                    self.enqueue(name)
+            done = self.flush(max(1.0, deadline - time.monotonic()))
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout=1.0)

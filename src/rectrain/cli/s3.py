@@ -74,6 +74,9 @@ def register(sub: Any) -> None:
             help="also delete files at the destination that the source does not have",
         )
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
+        p.add_argument("--no-fastpath", action="store_true",
+                       help="send every request through boto3 (no small-object fast path; "
+                            "also RECTRAIN_NO_FASTPATH=1)")
 
     push = s3sub.add_parser("push", help="upload a folder (dataset or checkpoints) to s3://bucket/prefix")
     push.add_argument("src", help="local folder (or file)")
@@ -135,9 +138,15 @@ def _progress(args: Any) -> bool:
     return not args.no_progress and not args.json and sys.stderr.isatty()
 
 
+def _fastpath_switch(args: Any) -> None:
+    if getattr(args, "no_fastpath", False):
+        os.environ["RECTRAIN_NO_FASTPATH"] = "1"  # read by storage.fastpath
+
+
 def cmd_push(args: Any) -> int:
     from rectrain.storage.push import push  # lazy: keeps `rectrain --help` fast
 
+    _fastpath_switch(args)
     result = push(
         args.src,
         args.dst,
@@ -155,6 +164,7 @@ def cmd_push(args: Any) -> int:
 def cmd_pull(args: Any) -> int:
     from rectrain.storage.pull import pull  # lazy: keeps `rectrain --help` fast
 
+    _fastpath_switch(args)
     result = pull(
         args.src,
         args.dst,

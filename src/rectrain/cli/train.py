@@ -35,7 +35,12 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--checkpoint-dir", help="where the engine writes checkpoints "
                                             "(default RUN_DIR/checkpoints)")
     p.add_argument("--resume", action="store_true",
-                   help="continue from the newest complete checkpoint (local or in S3)")
+                   help="continue from the newest complete checkpoint of this run (local or in "
+                        "S3); refuses (exit 2, with the list) when checkpoints exist but none is "
+                        "usable")
+    p.add_argument("--restart", action="store_true",
+                   help="start a new run where checkpoints already are (without --resume or "
+                        "--restart that refuses)")
     p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="MIN",
                    help="save at least every MIN minutes (sub-epochs; default 30)")
     p.add_argument("--sub-epochs", type=int, default=None, metavar="K",
@@ -73,7 +78,7 @@ def handle(args) -> int:  # noqa: ANN001
         paddleocr_dir=args.paddleocr_dir, nnodes=args.nnodes, node_rank=args.node_rank,
         master=args.master, display=display, max_steps=args.max_steps, sub_epochs=args.sub_epochs,
         max_seconds=args.max_seconds, tracking=tracking_options(args), early_stop=args.early_stop,
-        allow_config_change=args.allow_config_change, workers=args.workers)
+        allow_config_change=args.allow_config_change, workers=args.workers, restart=args.restart)
     log = get_logger("train")
     if result.exit_code == EXIT_INTERRUPTED:
         log.warning("interrupted at step %d; checkpoints are saved. Fix: rerun the same command "

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 import yaml
 
 from rectrain._version import __version__
+from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer
 from rectrain.engine import Engine, engine_command, find_engine
 from rectrain.errors import ConfigError, EngineFailure, UserError
 from rectrain.fsutil import sha256_file, write_json_atomic
@@ -93,6 +94,7 @@ def _available(dirs: List[Path]) -> List[str]:
         if d.is_dir():
             names.update(p.name[: -len(".pdparams")] for p in d.glob("*.pdparams"))
             names.update(p.parent.name for p in d.glob("*/*.pdparams"))
+            names.update(name for name, _, _ in pointers(d / "snapshots"))
     return sorted(names)
 
 
@@ -104,6 +106,12 @@ def resolve_checkpoint(checkpoint: str, run_dir: Optional[Path], config: Dict[st
         return as_path.resolve()
     dirs = _checkpoint_dirs(run_dir, config)
     if os.sep not in checkpoint and "/" not in checkpoint:
+        for d in dirs:  # a named snapshot kept by `rectrain train` (snapshots/<name>.json)
+            pointed = read_pointer(d / "snapshots", checkpoint)
+            if pointed is not None:
+                prefix = engine_prefix(pointed[0])
+                if prefix.with_name(prefix.name + ".pdparams").is_file():
+                    return prefix.resolve()
         for d in dirs:
             # <dir>/<name>.pdparams, or a checkpoint kept in its own folder
             # (uniform_output_enabled: <dir>/<name>/<name>.pdparams; best_model/model.pdparams).

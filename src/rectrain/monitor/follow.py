@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import UserError
 from rectrain.outputs import refuse_replacing_foreign_file
+from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.s3 import S3Uri, make_client
 from rectrain.training.display import make_display
 from rectrain.training.plots import continuous, plot_curves
@@ -92,10 +93,15 @@ class RunSource:
 
     def _s3_get(self, name: str) -> Optional[bytes]:
         uri = S3Uri.parse(self.source).join(name)
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
             return self._client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
-        except Exception:  # noqa: BLE001 - not there (yet)
-            return None
+        except (BotoCoreError, ClientError) as exc:
+            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+                return None  # not there (yet): the run has not uploaded it
+            # AccessDenied, bad credentials, an unreachable endpoint: say so, never poll forever
+            raise translate_error(exc, "s3:GetObject", str(uri)) from exc
 
     def read(self) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
         if self.s3:

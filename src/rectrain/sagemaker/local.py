@@ -5,8 +5,10 @@ What SageMaker does around the container, done here against S3 (AWS or a local s
 - an ``/opt/ml`` tree under a temp dir: ``input/config/hyperparameters.json`` (the request's
   HyperParameters, all strings), ``resourceconfig.json``, ``inputdataconfig.json``;
 - every input channel downloaded from its S3 prefix to ``input/data/<channel>`` (File mode);
-- ``/opt/ml/checkpoints`` restored from ``CheckpointConfig.S3Uri`` before each start and
-  uploaded to it while the container runs and after it stops;
+- ``/opt/ml/checkpoints`` restored from ``CheckpointConfig.S3Uri`` before each start (random
+  order, new mtimes), synced to it while the container runs (deletions too), nothing uploaded
+  after a stop (:mod:`rectrain.sagemaker.ckpt_sync`; ``TreeSync`` below is the older,
+  kinder sync the two-host emulation in ``cluster`` still uses);
 - the real entrypoint (``rectrain sagemaker entrypoint train``) as a subprocess, on the CPU;
 - ``--interrupt-after SECONDS``: SIGTERM, the 120-second grace, SIGKILL, then a fresh start
   with the checkpoints restored from S3 (a spot interruption);
@@ -34,6 +36,7 @@ from rectrain.logs import get_logger
 from rectrain.outputs import claim_output_dir
 from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
+from rectrain.sagemaker.ckpt_sync import SageMakerCheckpointSync
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
 from rectrain.sagemaker.tracking import upload_tensorboard
@@ -215,11 +218,10 @@ def _entrypoint_argv(root: Path, max_steps: Optional[int]) -> List[str]:
     return argv
 
 
-def _run_attempt(argv: List[str], env: Dict[str, str], sync: TreeSync,
+def _run_attempt(argv: List[str], env: Dict[str, str], sync: SageMakerCheckpointSync,
                  interrupt_after: Optional[float], grace: float) -> Tuple[int, bool]:
     proc = subprocess.Popen(argv, env=env, stdout=sys.stderr, stderr=sys.stderr)
-    background = _BackgroundSync(sync, SYNC_EVERY_SECONDS)
-    background.start()
+    sync.start()
     started = time.monotonic()
     interrupted = False
     term_at: Optional[float] = None
@@ -233,6 +235,7 @@ def _run_attempt(argv: List[str], env: Dict[str, str], sync: TreeSync,
             now = time.monotonic()
             if interrupt_after is not None and not interrupted and now - started >= interrupt_after:
                 log.warning("run-local: simulated spot interruption: SIGTERM after %.0f s", now - started)
+                sync.stop()  # a stopped job: SageMaker uploads nothing more
                 proc.send_signal(signal.SIGTERM)
                 interrupted, term_at = True, now
             if term_at is not None and now - term_at > grace:
@@ -244,9 +247,7 @@ def _run_attempt(argv: List[str], env: Dict[str, str], sync: TreeSync,
         proc.wait()
         raise
     finally:
-        background.stopped.set()
-        background.join()
-    sync.sync()  # the container has stopped: everything it left is final
+        sync.stop(final=not interrupted)  # only a job that ended by itself gets a last upload
     return code, interrupted
 
 
@@ -314,11 +315,10 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
         if paths.checkpoints.exists():
             shutil.rmtree(paths.checkpoints)
         paths.checkpoints.mkdir(parents=True)
-        restored = download_prefix(s3, checkpoint_uri, paths.checkpoints)
+        sync = SageMakerCheckpointSync(s3, paths.checkpoints, checkpoint_uri, every=SYNC_EVERY_SECONDS)
+        restored = sync.restore()  # random order, new mtimes (see ckpt_sync)
         if paths.failure.exists():
             paths.failure.unlink()
-        sync = TreeSync(s3, paths.checkpoints, checkpoint_uri)
-        sync.mark_present()
         log.info("run-local: start %d (%s), %d checkpoint file(s) restored from %s", number,
                  f"interrupt after {after:.0f} s" if after is not None else "to the end", restored,
                  checkpoint_uri)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from rectrain.errors import (
     EnvironmentProblem,
     IntegrityError,
+    InternalError,
     PermissionProblem,
     RectrainError,
     StorageError,
@@ -196,9 +197,10 @@ def translate_error(
             f"Local file error during {where}: {exc}",
             "check free disk space and permissions of the local folder.",
         )
-    return StorageError(
+    # not boto, not the OS: a bug (a TypeError in a progress callback ...), never a user error
+    return InternalError(
         f"{where} failed: {type(exc).__name__}: {exc}",
-        "rerun with --log-level debug and report it if it repeats.",
+        "rerun with --log-level debug (it prints the traceback) and report it.",
     )
 
 

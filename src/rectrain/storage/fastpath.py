@@ -7,6 +7,12 @@ files is CPU-bound in Python. Here each request is signed by the same client
 PUT the SHA-256 checksum and metadata headers are signed too, and the server checks the
 checksum) and sent on a plain urllib3 pool.
 
+TLS as the client does it: its ``verify`` (``False``, a CA bundle path from ``verify=`` or
+``AWS_CA_BUNDLE`` / ``ca_bundle``, or botocore's default bundle). The path turns itself off
+after repeated network failures (the client, with its own retries and errors, takes over),
+after repeated refusals, behind a proxy, and when ``RECTRAIN_NO_FASTPATH=1`` (``rectrain s3
+push|pull --no-fastpath``).
+
 Only a 200 is handled here. Anything else (403, 404, a region redirect, repeated 5xx, a broken
 connection, a proxy in the environment) goes back to the regular client, which gives the real
 error with its code and its retries. Every byte is still checked by the caller.
@@ -25,6 +31,30 @@ from urllib.parse import urlsplit
 
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _NET_ERRORS = (http.client.HTTPException, OSError)
+NET_FAILURES_OFF = 3  # requests whose every attempt failed on the network: then off
+
+
+def disabled_by_env() -> bool:
+    return os.environ.get("RECTRAIN_NO_FASTPATH", "").strip().lower() in ("1", "true", "yes")
+
+
+def client_ssl_context(client: Any) -> ssl.SSLContext:
+    """The TLS settings the boto3 client itself uses (``verify``: False, a CA bundle file or
+    folder, or botocore's default bundle)."""
+    verify: Any = getattr(getattr(getattr(client, "_endpoint", None), "http_session", None),
+                          "_verify", True)
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str) and verify:
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    from botocore.httpsession import get_cert_path
+
+    return ssl.create_default_context(cafile=get_cert_path(True))
 
 
 class FastPath:
@@ -40,7 +70,10 @@ class FastPath:
         self.timeout = float(max(config.connect_timeout or 10, config.read_timeout or 60))
         self.ssl_context: Optional[ssl.SSLContext] = None
         self.refusals = 0  # 400/403 answers: after a few, this endpoint does not take our signed URLs
+        self.net_failures = 0  # requests that failed on the network every attempt
         if any(os.environ.get(name) for name in _PROXY_VARS) or getattr(config, "proxies", None):
+            self.enabled = False
+        if disabled_by_env():
             self.enabled = False
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
@@ -50,9 +83,7 @@ class FastPath:
         self._drop()
         if scheme == "https":
             if self.ssl_context is None:
-                from botocore.httpsession import get_cert_path
-
-                self.ssl_context = ssl.create_default_context(cafile=get_cert_path(True))
+                self.ssl_context = client_ssl_context(self.client)
             conn = http.client.HTTPSConnection(netloc, timeout=self.timeout, context=self.ssl_context)
         else:
             conn = http.client.HTTPConnection(netloc, timeout=self.timeout)
@@ -88,6 +119,9 @@ class FastPath:
                 time.sleep(0.05 * 2**attempt * (1 + random.random()))
                 continue
             return response
+        self.net_failures += 1
+        if self.net_failures >= NET_FAILURES_OFF:
+            self.enabled = False  # the network keeps failing here: the client's retries decide
         return None
 
     def _refused(self, status: int) -> None:

@@ -33,7 +33,18 @@ from rectrain.storage.s3 import S3Uri, make_client
 log = get_logger("storage.objects")
 
 SMALL_FILE = 8 * 1024 * 1024  # read into memory and sent in one request
-SINGLE_PUT_LIMIT = 5 * 1024**3  # S3's limit for one PUT; larger files use multipart
+SINGLE_PUT_LIMIT = 5 * 1024**3  # S3's limit for one PUT
+PART_SIZE = 8 * 1024 * 1024  # above SMALL_FILE: multipart, parts of at least this, in parallel
+PART_WORKERS = 8
+
+
+def _transfer_config(size: int) -> Any:
+    """Parallel parts for a large object (at most 10,000 parts, S3's limit)."""
+    from boto3.s3.transfer import TransferConfig
+
+    part = max(PART_SIZE, -(-size // 10_000))
+    return TransferConfig(multipart_threshold=SMALL_FILE, multipart_chunksize=part,
+                          max_concurrency=PART_WORKERS, use_threads=True)
 PROBE_PREFIX = ".rectrain-write-probe-"
 
 
@@ -115,7 +126,8 @@ def put_object(
 ) -> None:
     """PUT the file ``path`` (or the bytes ``data``) as ``key``, with its SHA-256 checked by the
     server and kept in the object's metadata (``sha``/``size`` when the caller knows them). The
-    object appears only when complete (an S3 PUT is atomic; multipart above 5 GB)."""
+    object appears only when complete (an S3 PUT, or a multipart upload, is atomic). Above 8 MB
+    the file goes up in parallel parts (each part's SHA-256 checked by the server)."""
     resource = f"s3://{bucket}/{key}"
     if sha is None or size is None:
         if data is not None:
@@ -138,15 +150,15 @@ def put_object(
     try:
         if data is not None:
             client.put_object(Body=data, **args)
-        elif size <= SINGLE_PUT_LIMIT:
-            assert path is not None
-            with open(path, "rb") as fh:
-                client.put_object(Body=fh, ContentLength=size, **args)
         else:
             assert path is not None
-            client.upload_file(
-                str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": sha}, "ChecksumAlgorithm": "SHA256"}
-            )
+            extra = {"Metadata": {"sha256": sha}, "ChecksumAlgorithm": "SHA256"}
+            client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=_transfer_config(size))
+            if sha256_file(path) != sha:  # parts are checked one by one: was the whole file stable?
+                client.delete_object(Bucket=bucket, Key=key)
+                raise IntegrityError(
+                    f"{path} changed while it was being uploaded to {resource}; the object was "
+                    "removed again.", "rerun the push when nothing is writing to the folder.")
     except Exception as exc:
         if (
             error_code(exc) in ("BadDigest", "XAmzContentSHA256Mismatch", "InvalidDigest")

@@ -71,6 +71,31 @@ def load_train_config(config: Union[str, Path]) -> Dict[str, Any]:
     return data
 
 
+def check_checkpoint_prefix(checkpoint_s3: str, endpoint_url: Optional[str]) -> None:
+    """Before the engine starts: this identity can list, write, read and delete under the
+    checkpoint prefix (the ``rectrain s3 check`` preflight). Otherwise refuse, with the IAM
+    statements that would fix it: a read-only identity would train to the end and keep
+    nothing in S3."""
+    import json
+
+    from rectrain.errors import PermissionProblem
+    from rectrain.storage.check import check_s3_access
+
+    report = check_s3_access(checkpoint_s3, endpoint_url=endpoint_url)
+    if report.ok:
+        return
+    failed = [line for line in report.lines if line.status == "fail" and line.required]
+    details = "; ".join(f"{line.name}: {line.detail}" for line in failed)
+    policies = [line.policy for line in failed if line.policy]
+    fix = ("add to the identity's IAM policy: " + json.dumps(policies) if policies else
+           "; ".join(line.fix for line in failed if line.fix) or "run `rectrain s3 check "
+           f"{checkpoint_s3}`.")
+    raise PermissionProblem(
+        f"--checkpoint-s3 {checkpoint_s3}: this identity cannot keep checkpoints there "
+        f"({details}); nothing was trained.", fix + f" Check again with `rectrain s3 check {checkpoint_s3}`.",
+        action=",".join(line.name for line in failed), resource=checkpoint_s3)
+
+
 def check_train_inputs(cfg: Dict[str, Any]) -> None:
     """The files the config names (label files, dictionary, images root, weights) exist and
     are what they claim, before the engine starts: the same checks and exit code (2) as

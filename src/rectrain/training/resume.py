@@ -12,24 +12,34 @@ from __future__ import annotations
 import os
 import pickle
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from rectrain.checkpoints.local import (
     ENGINE_NAME_RE,
     MARKER,
+    NAME_RE,
+    POINTER_SUFFIX,
     SUFFIXES,
     CheckpointInfo,
     engine_prefix,
+    folder_name_of,
     info_from_states,
+    pointer_path,
+    read_marker,
+    read_pointer,
     read_states,
-    scan_local,
-    snapshot_markers,
     verify_snapshot,
 )
-from rectrain.checkpoints.remote import download_snapshot, list_remote, read_remote_marker
+from rectrain.checkpoints.remote import (
+    download_snapshot,
+    is_not_found,
+    read_remote_pointer,
+    scan_remote,
+)
 from rectrain.checkpoints.run_state import STATE_FILE
-from rectrain.errors import IntegrityError, UserError
+from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
 from rectrain.storage.objects import download_file
 from rectrain.storage.s3 import S3Uri
@@ -39,49 +49,149 @@ log = get_logger("training")
 MIRRORED = ("metrics.jsonl", STATE_FILE, "problem-log.md")
 
 
+@dataclass
+class Found:
+    """A checkpoint found while looking for a resume point; ``problem`` says why it cannot be
+    used ("" while it still can)."""
+
+    where: str  # a local folder or an s3:// address
+    kind: str  # snapshot | engine | s3
+    name: str
+    info: Optional[CheckpointInfo] = None
+    problem: str = ""
+    ref: Any = None  # the snapshot folder (snapshot), the prefix (engine), the name (s3)
+
+    @property
+    def step(self) -> int:
+        return self.info.global_step if self.info is not None else -1
+
+    def line(self) -> str:
+        step = f"step {self.step}" if self.info is not None else "step ?"
+        run = f", run {self.info.run_id}" if self.info is not None and self.info.run_id else ""
+        return f"  {self.where} ({step}{run}): {self.problem or 'usable'}"
+
+
+class NoUsableCheckpoint(UserError):
+    """Checkpoints were found but none can be resumed from (exit 2, before training)."""
+
+
+def scan_checkpoints(checkpoint_dir: Path, checkpoint_s3: Optional[str] = None, *,
+                     endpoint_url: Optional[str] = None, sub_epochs: int = 1) -> List[Found]:
+    """Everything that looks like a checkpoint, locally (snapshot folders, the engine's own
+    files) and under ``checkpoint_s3``, with the problems visible without downloading.
+    Errors listing or reading S3 other than "not found" are raised, never taken as "none"."""
+    found: List[Found] = []
+    snap_root = checkpoint_dir / "snapshots"
+    if snap_root.is_dir():
+        for folder in sorted(snap_root.iterdir()):
+            parsed = folder_name_of(folder)
+            if parsed is None and NAME_RE.match(folder.name) and (folder / MARKER).is_file():
+                parsed = (0, folder.name)  # rectrain before issue 13: snapshots/<name>/, verified too
+            if parsed is None or not folder.is_dir():
+                continue
+            marker = folder / MARKER
+            item = Found(str(folder), "snapshot", parsed[1], ref=folder)
+            if not marker.exists():
+                item.problem = f"no {MARKER} (the copy was interrupted)"
+            else:
+                item.info = read_marker(marker)
+                if item.info is None:
+                    item.problem = f"{MARKER} is damaged"
+            found.append(item)
+    for states in sorted(checkpoint_dir.glob("*.states")):
+        name = states.name[: -len(".states")]
+        if not ENGINE_NAME_RE.match(name):
+            continue
+        item = Found(str(checkpoint_dir / name), "engine", name, ref=checkpoint_dir / name)
+        try:
+            item.info = info_from_states(checkpoint_dir, name, sub_epochs)
+        except (IntegrityError, OSError) as exc:
+            item.problem = f"unreadable ({exc})"
+        else:  # completeness is proven by a marker's checksums, never by mtimes
+            item.problem = ("the engine's own files, without rectrain's completion marker "
+                            "(only verified snapshots are resumed from)")
+        found.append(item)
+    if checkpoint_s3:
+        for remote in scan_remote(checkpoint_s3, endpoint_url=endpoint_url):
+            parsed = folder_name_of(remote.name)
+            found.append(Found(remote.uri, "s3", parsed[1] if parsed else remote.name, remote.info,
+                               remote.problem, ref=remote.name))
+    return found
+
+
+def adopt_run(found: List[Found]) -> Optional[CheckpointInfo]:
+    """The marker of the newest-written checkpoint (its ``run_id`` and ``sub_epochs``): the run
+    a resume continues when run-state.json is lost."""
+    infos = [f.info for f in found if f.info is not None and f.info.run_id and not f.problem]
+    return max(infos, key=lambda i: i.time) if infos else None
+
+
+def _was_complete(item: Found) -> bool:
+    """A rectrain checkpoint that was complete once: its marker exists (maybe damaged)."""
+    return item.kind != "engine" and (item.info is not None or "damaged" in item.problem)
+
+
+def _is_resume_point(item: Found) -> bool:
+    return bool(ENGINE_NAME_RE.match(item.name)) and item.name != "best_accuracy"
+
+
+def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
+                  checkpoint_s3: Optional[str], endpoint_url: Optional[str]) -> Optional[Path]:
+    """The ``Global.checkpoints`` prefix of the newest usable checkpoint of run ``run_id``
+    (S3 ones are downloaded and verified first; local snapshots are checked against their
+    marker). ``None`` when nothing was found at all; :class:`NoUsableCheckpoint` (exit 2)
+    with the list of what was found and why each was rejected when none is usable.
+    ``best_accuracy`` / ``best_of_run`` are never resume points (saved mid-epoch)."""
+    relevant = [f for f in found if _is_resume_point(f) or f.info is None]
+    for item in relevant:
+        if not item.problem and item.info is not None and run_id and item.info.run_id \
+                and item.info.run_id != run_id:
+            item.problem = f"written by another run ({item.info.run_id}; this run is {run_id})"
+    usable = [f for f in relevant if not f.problem and f.info is not None]
+    # the highest step; at a tie a local copy, then `latest`, then the newest written
+    usable.sort(key=lambda f: (f.step, f.kind == "snapshot", f.name == "latest",
+                               f.info.time if f.info else 0.0), reverse=True)
+    for item in usable:
+        try:
+            if item.kind == "snapshot":
+                verify_snapshot(item.ref)
+                return engine_prefix(item.ref)
+            log.info("downloading checkpoint %s (step %s)", item.where, item.step)
+            folder = download_snapshot(checkpoint_s3 or "", item.ref, snap_root,
+                                       endpoint_url=endpoint_url)
+            return engine_prefix(folder)
+        except IntegrityError as exc:
+            item.problem = exc.message
+        except StorageError as exc:
+            if not is_not_found(exc):
+                raise  # AccessDenied, timeouts: never "not usable", never a restart
+            item.problem = f"a file its marker lists is missing ({exc.message})"
+        log.warning("cannot resume from %s: %s", item.where, item.problem)
+    if not relevant:
+        return None
+    listing = "\n".join(f.line() for f in sorted(relevant, key=lambda f: f.step, reverse=True))
+    if not any(_was_complete(f) for f in relevant):
+        # only copies that never completed (no marker was ever written: a snapshot or upload
+        # cut short before the first checkpoint was complete) or the engine's own files:
+        # nothing complete ever existed, so starting over loses nothing
+        log.warning("no complete checkpoint, only incomplete copies; starting from the "
+                    "beginning:\n%s", listing)
+        return None
+    raise NoUsableCheckpoint(
+        f"--resume found {len(relevant)} checkpoint(s) but none can be resumed from:\n{listing}\n",
+        "repair or restore a checkpoint (`rectrain ckpt list`, `rectrain ckpt push`), or start "
+        "over on purpose with --restart (a new run; these checkpoints are then ignored).")
+
+
 def find_resume_checkpoint(checkpoint_dir: Path, checkpoint_s3: Optional[str] = None, *,
                            endpoint_url: Optional[str] = None, sub_epochs: int = 1,
                            run_id: str = "") -> Optional[Path]:
-    """The newest complete epoch-end checkpoint (``latest`` / ``iter_epoch_N``), local or in S3,
-    as a ``Global.checkpoints`` prefix. S3 ones are downloaded and verified first.
-    ``best_accuracy`` is never resumed from: it is saved mid-epoch and the engine would skip
-    the rest of that epoch. With ``run_id``, checkpoints written by another run are ignored."""
-    candidates: List[tuple] = []  # (global_step, is_local, kind, ref)
-
-    def other_run(info: CheckpointInfo) -> bool:
-        return bool(run_id and info.run_id and info.run_id != run_id)
-
-    snap_root = checkpoint_dir / "snapshots"
-    for folder, info in snapshot_markers(snap_root):
-        if ENGINE_NAME_RE.match(info.name) and info.name != "best_accuracy" and not other_run(info):
-            candidates.append((info.global_step, 1, "snapshot", folder))
-    for info in scan_local(checkpoint_dir, sub_epochs=sub_epochs):
-        if info.name != "best_accuracy" and ENGINE_NAME_RE.match(info.name):
-            candidates.append((info.global_step, 0, "engine", checkpoint_dir / info.name))
-    if checkpoint_s3:
-        for info in list_remote(checkpoint_s3, endpoint_url=endpoint_url):
-            if ENGINE_NAME_RE.match(info.name) and info.name != "best_accuracy" \
-                    and not other_run(info):
-                candidates.append((info.global_step, -1, "s3", info.name))
-            elif other_run(info):
-                log.warning("ignoring %s/%s: written by another run (%s)", checkpoint_s3,
-                            info.name, info.run_id)
-    if not candidates:
-        return None
-    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-    for step, _, kind, ref in candidates:
-        try:
-            if kind == "snapshot":
-                verify_snapshot(ref)
-                return engine_prefix(ref)
-            if kind == "engine":
-                return Path(ref)
-            log.info("downloading checkpoint %s (step %s) from %s", ref, step, checkpoint_s3)
-            folder = download_snapshot(checkpoint_s3 or "", ref, snap_root, endpoint_url=endpoint_url)
-            return engine_prefix(folder)
-        except (IntegrityError, UserError) as exc:
-            log.warning("skipping checkpoint %s: %s", ref, exc)
-    return None
+    """The newest complete epoch-end checkpoint (``latest`` / ``iter_epoch_N``) of run
+    ``run_id``, local or in S3, as a ``Global.checkpoints`` prefix; see :func:`choose_resume`."""
+    found = scan_checkpoints(checkpoint_dir, checkpoint_s3, endpoint_url=endpoint_url,
+                             sub_epochs=sub_epochs)
+    return choose_resume(found, run_id=run_id, snap_root=checkpoint_dir / "snapshots",
+                         checkpoint_s3=checkpoint_s3, endpoint_url=endpoint_url)
 
 
 def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
@@ -114,34 +224,42 @@ def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
 
 
 def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[str], *, dest_dir: Path,
-                 endpoint_url: Optional[str], sub_epochs: int,
-                 run_id: str) -> Tuple[Optional[Path], Optional[CheckpointInfo]]:
+                 endpoint_url: Optional[str], sub_epochs: int, run_id: str,
+                 found: Optional[List[Found]] = None,
+                 ) -> Tuple[Optional[Path], Optional[CheckpointInfo]]:
     """The prefix the engine resumes from (a copy prepared in ``dest_dir``, see
     :func:`prepare_resume`) and the chosen checkpoint's step and epoch; ``(None, None)`` when
-    there is none."""
-    found = find_resume_checkpoint(checkpoint_dir, checkpoint_s3, endpoint_url=endpoint_url,
-                                   sub_epochs=sub_epochs, run_id=run_id)
+    nothing was found; :class:`NoUsableCheckpoint` when nothing found is usable."""
     if found is None:
+        found = scan_checkpoints(checkpoint_dir, checkpoint_s3, endpoint_url=endpoint_url,
+                                 sub_epochs=sub_epochs)
+    chosen = choose_resume(found, run_id=run_id, snap_root=checkpoint_dir / "snapshots",
+                           checkpoint_s3=checkpoint_s3, endpoint_url=endpoint_url)
+    if chosen is None:
         return None, None
-    info = info_from_states(found.parent, found.name, sub_epochs)
-    return prepare_resume(found, dest_dir), info
+    info = info_from_states(chosen.parent, chosen.name, sub_epochs)
+    return prepare_resume(chosen, dest_dir), info
 
 
-def warn_if_prefix_is_used(checkpoint_s3: str, endpoint_url: Optional[str]) -> None:
-    """A new run (no --resume) over a prefix that holds another run's checkpoints: say so."""
-    old = list_remote(checkpoint_s3, endpoint_url=endpoint_url)
-    if old:
-        log.warning("%s already holds checkpoints (%s, step %d) of an earlier run; this new "
-                    "run replaces latest/best_accuracy there. Use --resume to continue that "
-                    "run, or another --checkpoint-s3 prefix.", checkpoint_s3, old[0].name,
-                    old[0].global_step)
+def refuse_to_overwrite(found: List[Found]) -> None:
+    """A new run (neither --resume nor --restart) where checkpoints already are: stop, since
+    its first upload would replace ``latest`` there."""
+    items = [f for f in found if f.kind != "engine" or f.info is not None]
+    if not items:
+        return
+    newest = max(items, key=lambda f: f.step)
+    raise UserError(
+        f"checkpoints of an earlier run are already there ({len(items)}, e.g. {newest.where} at "
+        f"step {newest.step}).",
+        "add --resume to continue that run, --restart to start over on purpose (a new run that "
+        "replaces them), or use another --checkpoint-s3 prefix / --run-dir.")
 
 
 def restore_run_files(run: Path, checkpoint_dir: Path, checkpoint_s3: Optional[str],
                       endpoint_url: Optional[str]) -> None:
     """Before a resume: bring back the run's history that this machine lacks, first from the
     mirror in ``checkpoint_dir/run/``, then (with ``checkpoint_s3``) from S3, with
-    ``best_of_run/``, so the history and the run's best continue."""
+    ``best_of_run`` (pointer and folder), so the history and the run's best continue."""
     for name in MIRRORED:
         src = checkpoint_dir / "run" / name
         if src.is_file() and not (run / name).exists():
@@ -157,11 +275,22 @@ def _restore_from_s3(run_dir: Path, checkpoint_dir: Path, checkpoint_s3: str,
         if not (run_dir / fname).exists():
             try:
                 download_file(str(base.join(fname)), run_dir / fname, endpoint_url=endpoint_url)
-            except Exception as exc:  # noqa: BLE001 - absent on a first attempt
-                log.debug("no %s in %s: %s", fname, base, exc)
-    if not (checkpoint_dir / "best_of_run" / MARKER).exists() and read_remote_marker(
-            str(base.join("best_of_run", MARKER)), endpoint_url=endpoint_url):
-        download_snapshot(checkpoint_s3, "best_of_run", checkpoint_dir, endpoint_url=endpoint_url)
+            except StorageError as exc:
+                if not is_not_found(exc):  # AccessDenied, timeouts: say so, never start over
+                    raise
+                log.debug("no %s in %s (a first attempt)", fname, base)
+    snap_root = checkpoint_dir / "snapshots"
+    if read_pointer(snap_root, "best_of_run") is not None:
+        return
+    try:
+        got = read_remote_pointer(checkpoint_s3, "best_of_run", endpoint_url=endpoint_url)
+        if got is not None:
+            download_snapshot(checkpoint_s3, got[0], snap_root, endpoint_url=endpoint_url)
+            download_file(str(base.join("best_of_run" + POINTER_SUFFIX)),
+                          pointer_path(snap_root, "best_of_run"), endpoint_url=endpoint_url)
+    except IntegrityError as exc:  # damaged: the run goes on; run-state.json keeps the best value
+        log.warning("the run's best model in S3 cannot be restored: %s A better one replaces it; "
+                    "the metric to beat stays the one in run-state.json.", exc)
 
 
 def mirror_run_files(run: Path, checkpoint_dir: Path, node_rank: int = 0) -> None:

@@ -4,7 +4,8 @@ and parse its output, snapshot and upload checkpoints, survive interruptions.
 This module is the orchestration; each concern has its own module: ``preflight`` (device and
 config checks), ``resume`` (the checkpoint and history to continue from), ``supervise``
 (signals, the engine process and its output), ``metrics`` / ``failures`` / ``display`` (what
-the output means and shows), and ``rectrain.checkpoints.sync`` (snapshots and uploads).
+the output means and shows), ``kept`` (what the run kept, read back), and
+``rectrain.checkpoints.sync`` (snapshots and uploads).
 
 Run folder (``run_dir``)::
 
@@ -12,7 +13,8 @@ Run folder (``run_dir``)::
     metrics.jsonl    one JSON record per train/eval/save line (appended, never truncated)
     config.yml       a copy of the config; run-state.json: K, segments, best of the run
     checkpoints/     Global.save_model_dir (or ``checkpoint_dir``): the engine's files,
-                     snapshots/<name>/ (verified copies, marker last), best_of_run/
+                     snapshots/s<step>-<name>-<id>/ (immutable verified copies, marker
+                     last) and snapshots/<name>.json (latest, best_accuracy, best_of_run, ...)
     problem-log.md   classified failures; curves.png at the end
 """
 
@@ -27,27 +29,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from rectrain.checkpoints.local import ENGINE_NAME_RE, MARKER, CheckpointInfo
+from rectrain.checkpoints.local import (
+    ENGINE_NAME_RE,
+    CheckpointInfo,
+)
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.checkpoints.sync import CheckpointSync
 from rectrain.engine import find_engine
-from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, EngineFailure, UserError
+from rectrain.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CheckpointsNotUploaded,
+    EngineFailure,
+    UserError,
+)
 from rectrain.logs import get_logger
 from rectrain.storage.s3 import S3Uri
 from rectrain.training.display import make_display
 from rectrain.training.early_stop import EarlyStop
 from rectrain.training.failures import Failure, FailureClassifier, OomWatch, append_problem_log
 from rectrain.training.headcheck import check_pretrained_head
+from rectrain.training.kept import best_kept, checkpoint_paths, push_command
 from rectrain.training.launch import build_train_command
 from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
 from rectrain.training.plots import plot_curves
-from rectrain.training.preflight import check_device, check_train_inputs, claim_run_dir, load_train_config
+from rectrain.training.preflight import (
+    check_checkpoint_prefix,
+    check_device,
+    check_train_inputs,
+    claim_run_dir,
+    load_train_config,
+)
 from rectrain.training.resume import (
+    Found,
+    adopt_run,
     mirror_run_files,
+    refuse_to_overwrite,
     restore_run_files,
     resume_point,
-    warn_if_prefix_is_used,
+    scan_checkpoints,
 )
 from rectrain.training.resume_check import check_config_change, fingerprint, past_max_steps_message
 from rectrain.training.supervise import EngineProcess, Stopper
@@ -87,7 +108,7 @@ def start_recognition_training(
     tracking: Optional[TrackingOptions] = None,
     early_stop: Optional[int] = None, stop_at_step: Optional[int] = None,
     allow_config_change: bool = False,
-    workers: Union[None, int, str] = None,
+    workers: Union[None, int, str] = None, restart: bool = False,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
@@ -96,6 +117,9 @@ def start_recognition_training(
     model (training.resume_check) is refused unless ``allow_config_change`` (then logged).
     ``max_seconds`` stops it at the first ``latest`` saved after that many seconds (or, with no
     save in sight, at 1.25x + 120 s): both give status ``stopped``, exit 0.
+    ``resume`` continues from the newest complete checkpoint of this run (local or in S3) and
+    refuses (exit 2, with the list) when checkpoints exist but none is usable; ``restart``
+    starts a new run on purpose where checkpoints already are (without either, that refuses).
     Returns a :class:`TrainResult` (``status`` completed / interrupted (exit 75) / stopped).
     Raises :class:`EngineFailure` (exit 4) with the classified cause when the engine fails,
     :class:`Interrupted` (exit 75) for a signal before the engine started, and user errors for
@@ -112,7 +136,7 @@ def start_recognition_training(
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
                       max_seconds=max_seconds, tracking=tracking,
                       early_stop=early_stop, stop_at_step=stop_at_step,
-                      allow_config_change=allow_config_change, workers=workers)
+                      allow_config_change=allow_config_change, workers=workers, restart=restart)
     finally:
         stopper.restore()
 
@@ -125,7 +149,10 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
            sub_epochs: Optional[int], max_seconds: Optional[float],
            tracking: Optional[TrackingOptions] = None, early_stop: Optional[int] = None,
            stop_at_step: Optional[int] = None, allow_config_change: bool = False,
-           workers: Union[None, int, str] = None) -> TrainResult:
+           workers: Union[None, int, str] = None, restart: bool = False) -> TrainResult:
+    if resume and restart:
+        raise UserError("--resume and --restart exclude each other.",
+                        "--resume continues the run; --restart starts a new one: give one.")
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
     cfg = load_train_config(config)
@@ -139,12 +166,33 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     state_path = run / STATE_FILE
     if checkpoint_s3:
         checkpoint_s3 = str(S3Uri.parse(checkpoint_s3)).rstrip("/")
+        if node_rank == 0:  # the host that uploads: fail before any step is paid for
+            check_checkpoint_prefix(checkpoint_s3, endpoint_url)
     if resume:
         restore_run_files(run, ckdir, checkpoint_s3, endpoint_url)
     state = RunState.load(state_path)
-    if state is not None and not resume and state.status not in ("new",):
+    if state is not None and not resume and not restart and state.status not in ("new",):
         raise UserError(f"{run} already holds a run ({state.status}, step {state.global_step}).",
-                        "add --resume to continue it, or choose a new --run-dir.")
+                        "add --resume to continue it, --restart to start over, or choose a new "
+                        "--run-dir.")
+    found: List[Found] = []
+    if not restart:  # what is there decides: continue it, refuse, or (nothing) start
+        found = scan_checkpoints(ckdir, checkpoint_s3, endpoint_url=endpoint_url,
+                                 sub_epochs=state.sub_epochs if state else 1)
+    if not resume and not restart:
+        refuse_to_overwrite(found)
+    if resume and state is None:
+        adopted = adopt_run(found)
+        if adopted is not None:  # run-state.json lost: the markers say which run this is
+            log.warning("run-state.json is missing; continuing run %s (named in the marker of "
+                        "%s)", adopted.run_id, adopted.location or adopted.name)
+            plan = make_plan(cfg, device=device, gpus=list(gpus or []), nnodes=nnodes,
+                             sub_epochs=adopted.sub_epochs or sub_epochs, max_steps=max_steps,
+                             checkpoint_every_min=checkpoint_every_min)
+            main_indicator = str((cfg.get("Metric") or {}).get("main_indicator", "acc"))
+            state = RunState(run_id=adopted.run_id, sub_epochs=plan.sub_epochs, epochs=plan.epochs,
+                             engine_epochs=plan.engine_epochs, main_indicator=main_indicator,
+                             checkpoint_s3=checkpoint_s3, plan_max_steps=max_steps)
 
     main_indicator = str((cfg.get("Metric") or {}).get("main_indicator", "acc"))
     if state is not None and resume:
@@ -170,14 +218,12 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     apply_loader_choice(cfg, plan.overrides, workers, gpus=len(gpus or []) or 1)
     resume_from: Optional[Path] = None
     resume_info: Optional[CheckpointInfo] = None
-    if not resume and checkpoint_s3:
-        warn_if_prefix_is_used(checkpoint_s3, endpoint_url)
     if resume:
         # other hosts keep their copy out of the synced checkpoint dir: only rank 0 writes there
         resume_from, resume_info = resume_point(ckdir, checkpoint_s3,
                                                 dest_dir=(ckdir if node_rank == 0 else run) / "resume",
                                                 endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
-                                                run_id=state.run_id)
+                                                run_id=state.run_id, found=found)
     if resume_info is not None:
         nothing_left = past_max_steps_message(resume_info.global_step, max_steps, state.plan_max_steps)
         if nothing_left:
@@ -229,7 +275,8 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     sync = CheckpointSync(ckdir, run, s3_prefix=checkpoint_s3 if node_rank == 0 else None,
                           endpoint_url=endpoint_url,
                           sub_epochs=plan.sub_epochs, main_indicator=main_indicator,
-                          best_so_far=state.best_metric, on_best=on_best, run_id=state.run_id)
+                          best_so_far=best_kept(ckdir, main_indicator, state.best_metric),
+                          on_best=on_best, run_id=state.run_id)
     metrics = MetricsWriter(run / "metrics.jsonl")
     if resume_info is not None or segment > 0:
         # marks where this attempt restarts: records of earlier attempts after this step are
@@ -249,7 +296,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     if resume:
         disp.message(f"resuming from {resume_from} (step {resume_info.global_step}, epoch "
                      f"{resume_info.epoch})" if resume_info else
-                     "--resume: no complete checkpoint found; starting from the beginning")
+                     "--resume: no checkpoint found (a first attempt); starting from the beginning")
 
     failure: Optional[Failure] = None
     rc: Optional[int] = None
@@ -317,7 +364,12 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         if not done:
             log.warning("uploads did not finish within %.0f s; the previous complete checkpoint "
                         "stays valid in S3", INTERRUPT_UPLOAD_S)
+        if sync.missing():
+            log.warning("not in S3: %s; --resume on this machine uses the local copies, or "
+                        "upload them with %s", ", ".join(sync.missing()),
+                        push_command(ckdir, checkpoint_s3, endpoint_url))
         result.uploaded_keys = list(sync.uploaded_keys)
+        checkpoint_paths(result, ckdir)  # the snapshots are all complete now
         tracking_run.finish("interrupted", [run / "metrics.jsonl"], timeout=30)
         return result
 
@@ -349,6 +401,16 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     tracking_run.finish(result.status, [run / "curves.png", run / "metrics.jsonl", run / "problem-log.md"])
     sync.close(timeout=max(INTERRUPT_UPLOAD_S, 600.0))
     result.uploaded_keys = list(sync.uploaded_keys)
+    checkpoint_paths(result, ckdir)  # the snapshots are all complete now
+    missing = sync.missing()
+    if missing:  # everything is saved locally; S3, the system of record, lacks the end
+        cause = sync.checkpoint_errors[-1] if sync.checkpoint_errors else "not finished in time"
+        raise CheckpointsNotUploaded(
+            f"training {result.status} at step {result.global_step} and everything is saved in "
+            f"{ckdir}, but {len(missing)} checkpoint(s) did not reach S3: {', '.join(missing)} "
+            f"(last error: {cause}).",
+            f"fix the cause (`rectrain s3 check {checkpoint_s3}`), then upload them with "
+            f"{push_command(ckdir, checkpoint_s3, endpoint_url)}.")
     if sync.errors:
         log.warning("some uploads failed: %s", "; ".join(sync.errors[:3]))
     return result
@@ -377,11 +439,5 @@ def _result(run: Path, ckdir: Path, tracker: MetricsTracker, plan: TrainPlan) ->
                          global_step=tracker.global_step,
                          epoch=tracker.last_train.get("epoch", 0) if tracker.last_train else 0,
                          metrics_path=run / "metrics.jsonl", plan=plan)
-    best = ckdir / "best_of_run" / "best_of_run"
-    if (best.parent / MARKER).exists():
-        result.best_checkpoint = best
-    elif (ckdir / "best_accuracy.states").exists():
-        result.best_checkpoint = ckdir / "best_accuracy"
-    latest = ckdir / "snapshots" / "latest" / "latest"
-    result.latest_checkpoint = latest if (latest.parent / MARKER).exists() else None
+    checkpoint_paths(result, ckdir)
     return result
