@@ -158,7 +158,8 @@ def _acc_data(args: argparse.Namespace, work: Path, seed: int,
     if args.acc_fast:  # the demo's words: 12 characters, words of 2-4, held-out words in val
         from rectrain.demo import DEMO_EFFECTS_SPEC, DemoPlan, choose_words, demo_fonts
 
-        train_words, val_words, charset = choose_words(DemoPlan(), seed)
+        plan = DemoPlan(vocabulary_size=args.acc_vocab, max_len=args.acc_max_len)
+        train_words, val_words, charset = choose_words(plan, seed)
         fonts, effects = demo_fonts(), Effects(**DEMO_EFFECTS_SPEC)
         synthesize(train_words, orig / "train", args.acc_images, seed=seed, fonts=fonts,
                     height=crop_h, effects=effects, prefix="train-")
@@ -238,7 +239,9 @@ def accuracy(args: argparse.Namespace, work: Path, engine: Any) -> Dict[str, Any
     from rectrain.training.runner import start_recognition_training
 
     crop_h = int(32 * args.factor)
-    out: Dict[str, Any] = {"mode": "fast" if args.acc_fast else "original", "crop_height": crop_h,
+    mode = (f"fast, {args.acc_vocab} characters, words of 2-{args.acc_max_len}" if args.acc_fast
+            else "original")
+    out: Dict[str, Any] = {"mode": mode, "crop_height": crop_h,
                            "max_height": default_max_height(32), "pairs": []}
     overrides = list(DemoPlan().overrides) + (list(ACC_FAST_OVERRIDES) if args.acc_fast else [])
     for i in range(args.acc_seeds):
@@ -363,6 +366,9 @@ def main() -> int:
     ap.add_argument("--acc-fast", action="store_true",
                     help="the demo's words (12 characters, 2-4 per word, held-out val words) and no "
                          "BiLSTM (Neck reshape): leaves the CTC plateau in a few hundred steps")
+    ap.add_argument("--acc-vocab", type=int, default=12,
+                    help="--acc-fast: the most frequent characters used (the demo: 12); more is harder")
+    ap.add_argument("--acc-max-len", type=int, default=4, help="--acc-fast: longest word (the demo: 4)")
     ap.add_argument("--acc-steps", type=int, default=300, help="steps per run with --acc-fast")
     ap.add_argument("--acc-val", type=int, default=200, help="val crops with --acc-fast")
     ap.add_argument("--acc-eval-every", type=int, default=100, help="eval interval with --acc-fast")
