@@ -17,6 +17,16 @@ the bytes that would go to S3 (pack sizes) before and after.
 
     venv/bin/python benchmarks/bench_loader.py [--images 1000] [--factor 3] [--workers 1]
         [--seconds 8] [--repeats 2] [--presets crnn-mv3 ppocrv5-mobile]
+
+Accuracy (``--accuracy`` or ``--only-accuracy``): short CPU trainings of the demo's small CRNN on
+the original and on the shrunk crops (train and val), ``--acc-seeds N`` seeded pairs (both arms
+of a pair share words, data seed and the engine's ``Global.seed``); each pair, mean +- sd per
+arm and the paired difference; and, without training, the mean |original - shrunk| of the
+engine's own eval input tensors. ``--acc-fast`` (no BiLSTM, the demo's words, ``--acc-steps``)
+takes ~3 min per run on 2 CPU cores:
+
+    venv/bin/python benchmarks/bench_loader.py --only-accuracy --acc-fast --acc-seeds 3 \
+        --acc-images 1500 --acc-steps 400 --acc-vocab 20 --acc-max-len 5
 """
 
 from __future__ import annotations
