@@ -17,6 +17,16 @@ the bytes that would go to S3 (pack sizes) before and after.
 
     venv/bin/python benchmarks/bench_loader.py [--images 1000] [--factor 3] [--workers 1]
         [--seconds 8] [--repeats 2] [--presets crnn-mv3 ppocrv5-mobile]
+
+Accuracy (``--accuracy`` or ``--only-accuracy``): short CPU trainings of the demo's small CRNN on
+the original and on the shrunk crops (train and val), ``--acc-seeds N`` seeded pairs (both arms
+of a pair share words, data seed and the engine's ``Global.seed``); each pair, mean +- sd per
+arm and the paired difference; and, without training, the mean |original - shrunk| of the
+engine's own eval input tensors. ``--acc-fast`` (no BiLSTM, the demo's words, ``--acc-steps``)
+takes ~3 min per run on 2 CPU cores:
+
+    venv/bin/python benchmarks/bench_loader.py --only-accuracy --acc-fast --acc-seeds 3 \
+        --acc-images 1500 --acc-steps 400 --acc-vocab 20 --acc-max-len 5
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -40,11 +50,8 @@ from rectrain.config.presets import PRESETS  # noqa: E402
 from rectrain.data.shrink import default_max_height  # noqa: E402
 from rectrain.data.synth import synthesize, thai_words  # noqa: E402
 from rectrain.engine import find_engine  # noqa: E402
-from rectrain.storage.pack import (  # noqa: E402
-    pack_dataset,
-    pack_shrunk_dataset,  # noqa: E402
-    unpack_dataset,
-)
+from rectrain.storage.pack import pack_dataset, pack_shrunk_dataset  # noqa: E402
+from rectrain.storage.pull import unpack_dataset  # noqa: E402
 from rectrain.training.loader_bench import run_probe  # noqa: E402
 from rectrain.training.workers import max_input_height  # noqa: E402
 
@@ -145,49 +152,167 @@ def bench_preset(preset: str, args: argparse.Namespace, work: Path, engine: Any)
     return result
 
 
-def accuracy(args: argparse.Namespace, work: Path) -> Dict[str, Any]:
+ACC_FAST_OVERRIDES = ("Architecture.Neck.encoder_type=reshape",)  # no BiLSTM: leaves the plateau fast
+
+
+def _acc_data(args: argparse.Namespace, work: Path, seed: int,
+              crop_h: int) -> Tuple[Path, Path, int, int, int]:
+    """Original crops (``train/``, ``val/``, ``dict.txt``) for one seed and their shrunk copy."""
+    from rectrain.data.shrink import shrink_tree
+    from rectrain.data.synth import Effects
+
+    orig = work / f"acc-original-s{seed}"
+    small = work / f"acc-shrunk-s{seed}"
+    for path in (orig, small):
+        shutil.rmtree(path, ignore_errors=True)
+    if args.acc_fast:  # the demo's words: 12 characters, words of 2-4, held-out words in val
+        from rectrain.demo import DEMO_EFFECTS_SPEC, DemoPlan, choose_words, demo_fonts
+
+        plan = DemoPlan(vocabulary_size=args.acc_vocab, max_len=args.acc_max_len)
+        train_words, val_words, charset = choose_words(plan, seed)
+        fonts, effects = demo_fonts(), Effects(**DEMO_EFFECTS_SPEC)
+        synthesize(train_words, orig / "train", args.acc_images, seed=seed, fonts=fonts,
+                    height=crop_h, effects=effects, prefix="train-")
+        synthesize(val_words, orig / "val", args.acc_val, seed=seed + 1000, fonts=fonts,
+                   height=crop_h, effects=effects, prefix="val-")
+        n_words = len(train_words) + len(val_words)
+    else:  # the original measurement: 30 words, val a random share of the same words
+        words = thai_words(limit=args.acc_words, max_len=6, seed=seed)
+        n_val = max(args.acc_images // 5, 16)
+        synthesize(words, orig / "all", args.acc_images + n_val, seed=seed + 1, height=crop_h)
+        lines = (orig / "all" / "labels.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+        for split, part in (("train", lines[n_val:]), ("val", lines[:n_val])):
+            (orig / split).mkdir()
+            for line in part:
+                rel = line.split("\t")[0]
+                (orig / split / rel).parent.mkdir(exist_ok=True)
+                os.replace(orig / "all" / rel, orig / split / rel)
+            (orig / split / "labels.txt").write_text("".join(part), encoding="utf-8")
+        shutil.rmtree(orig / "all")
+        charset = sorted({c for line in lines for c in line.split("\t")[1].strip()})
+        n_words = len(words)
+    (orig / "dict.txt").write_text("".join(c + "\n" for c in charset), encoding="utf-8")
+    shrink_tree(orig, small, default_max_height(32))
+    n_train = len((orig / "train" / "labels.txt").read_text(encoding="utf-8").splitlines())
+    n_val = len((orig / "val" / "labels.txt").read_text(encoding="utf-8").splitlines())
+    return orig, small, n_train, n_val, n_words
+
+
+_TENSOR_DIFF = r"""
+import json, sys
+import numpy as np, yaml
+sys.path.insert(0, sys.argv[1])
+from ppocr.data.imaug import create_operators, transform
+cfg = yaml.safe_load(open(sys.argv[2], encoding="utf-8"))
+ops = [op for op in cfg["Eval"]["dataset"]["transforms"] if "KeepKeys" not in op]
+ops = create_operators(ops, cfg["Global"])
+diffs, widths, n = [], 0, 0
+for line in open(sys.argv[3], encoding="utf-8"):
+    rel, label = line.rstrip("\n").split("\t")
+    out = []
+    for root in sys.argv[4:6]:
+        with open(root + "/" + rel, "rb") as fh:
+            out.append(transform({"image": fh.read(), "label": label}, ops))
+    a, b = out
+    if a is None or b is None:
+        continue
+    n += 1
+    diffs.append(float(np.abs(a["image"] - b["image"]).mean()))
+    widths += int(abs(a.get("valid_ratio", 0) - b.get("valid_ratio", 0)) > 1e-6)
+    lo, hi = float(a["image"].min()), float(a["image"].max())
+print(json.dumps({"crops": n, "mean_abs_diff": float(np.mean(diffs)), "max_crop_diff": float(np.max(diffs)),
+                  "share_width_differs": widths / max(n, 1), "value_range": [-1.0, 1.0]}))
+"""
+
+
+def tensor_diff(engine: Any, config: Path, orig: Path, small: Path) -> Dict[str, Any]:
+    """Mean |original - shrunk| of the engine's own eval input tensors (its Eval transforms:
+    decode, label encoding, RecResizeImg to the preset's shape, normalised to [-1, 1]) over the
+    val crops; and the share of crops whose resized width (valid_ratio) differs."""
+    import subprocess
+
+    proc = subprocess.run([engine.python, "-c", _TENSOR_DIFF, str(engine.root), str(config),
+                           str(orig / "val" / "labels.txt"), str(orig / "val"), str(small / "val")],
+                          capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def accuracy(args: argparse.Namespace, work: Path, engine: Any) -> Dict[str, Any]:
     """Train the crnn-mv3 preset, made small as the demo does, briefly (CPU), on original and
     on shrunk crops of the same words (a small vocabulary, so that a short run learns
     something); the engine's own evaluation on each one's validation split (shrunk the same
-    way)."""
-    from rectrain.data.shrink import shrink_tree
+    way). ``--acc-seeds N``: N independent pairs (data seed and the engine's ``Global.seed``;
+    both arms of a pair share them, only the pixels differ). ``--acc-fast``: the demo's words
+    (12 characters, 2-4 per word, held-out words in val) and no BiLSTM, a fixed number of steps."""
     from rectrain.demo import DemoPlan
     from rectrain.training.metrics import read_metrics
     from rectrain.training.runner import start_recognition_training
 
-    words = thai_words(limit=args.acc_words, max_len=6)
-    n_val = max(args.acc_images // 5, 16)
-    orig = work / "acc-original"
-    if orig.exists():
-        shutil.rmtree(orig)
-    synthesize(words, orig, args.acc_images + n_val, seed=1, height=int(32 * args.factor))
-    lines = (orig / "labels.txt").read_text(encoding="utf-8").splitlines(keepends=True)
-    (orig / "train.txt").write_text("".join(lines[n_val:]), encoding="utf-8")
-    (orig / "val.txt").write_text("".join(lines[:n_val]), encoding="utf-8")
-    chars = sorted({c for line in lines for c in line.split("\t")[1].strip()})
-    (orig / "dict.txt").write_text("".join(c + "\n" for c in chars), encoding="utf-8")
-    small = work / "acc-shrunk"
-    shutil.rmtree(small, ignore_errors=True)
-    shrink_tree(orig, small, default_max_height(32))
-    out: Dict[str, Any] = {"train": len(lines) - n_val, "val": n_val, "words": len(words),
-                           "epochs": args.acc_epochs, "crop_height": int(32 * args.factor)}
-    for kind, data in (("original", orig), ("shrunk", small)):
-        cfg = work / f"acc-{kind}.yml"
-        create_recognition_training_config("crnn-mv3", data / "train.txt", data / "val.txt",
-                                           data / "dict.txt", cfg, images_root=data, device="cpu",
-                                           batch_size=32, epochs=args.acc_epochs, lr=0.005,
-                                           overrides=DemoPlan().overrides)  # the demo's small CRNN
-        run = work / f"acc-run-{kind}"
-        shutil.rmtree(run, ignore_errors=True)
-        started = time.monotonic()
-        start_recognition_training(cfg, run, device="cpu", display="none", workers="auto",
-                                   checkpoint_every_min=0)
-        evals = [r for r in read_metrics(run / "metrics.jsonl") if r.get("type") == "eval"]
-        out[kind] = {"best_acc": max((float(r.get("acc", 0)) for r in evals), default=None),
-                     "last_acc": float(evals[-1].get("acc", 0)) if evals else None,
-                     "last_norm_edit_dis": evals[-1].get("norm_edit_dis") if evals else None,
-                     "evals": len(evals), "wall_s": round(time.monotonic() - started, 1)}
+    crop_h = int(32 * args.factor)
+    mode = (f"fast, {args.acc_vocab} characters, words of 2-{args.acc_max_len}" if args.acc_fast
+            else "original")
+    out: Dict[str, Any] = {"mode": mode, "crop_height": crop_h,
+                           "max_height": default_max_height(32), "pairs": []}
+    overrides = list(DemoPlan().overrides) + (list(ACC_FAST_OVERRIDES) if args.acc_fast else [])
+    for i in range(args.acc_seeds):
+        seed = args.acc_seed0 + i
+        orig, small, n_train, n_val, n_words = _acc_data(args, work, seed, crop_h)
+        steps_per_epoch = n_train // 32  # the engine drops the last partial batch
+        epochs = -(-args.acc_steps // steps_per_epoch) if args.acc_fast else args.acc_epochs
+        run_overrides = overrides + [f"Global.seed={1024 + seed}"]
+        if args.acc_fast:
+            run_overrides.append(f"Global.eval_batch_step=[0, {args.acc_eval_every}]")
+        pair: Dict[str, Any] = {"seed": seed, "train": n_train, "val": n_val, "words": n_words,
+                                "epochs": epochs, "steps": epochs * steps_per_epoch}
+        cfgs = {}
+        for kind, data in (("original", orig), ("shrunk", small)):
+            cfg = work / f"acc-{kind}-s{seed}.yml"
+            create_recognition_training_config(
+                "crnn-mv3", data / "train" / "labels.txt", data / "val" / "labels.txt",
+                data / "dict.txt", cfg, device="cpu", batch_size=32, epochs=epochs, lr=0.005,
+                overrides=run_overrides, check_data=False)
+            cfgs[kind] = cfg
+        if i == 0 or args.acc_tensor_every_seed:
+            pair["tensor_diff"] = tensor_diff(engine, cfgs["original"], orig, small)
+        for kind in ("original", "shrunk"):
+            run = work / f"acc-run-{kind}-s{seed}"
+            shutil.rmtree(run, ignore_errors=True)
+            started = time.monotonic()
+            start_recognition_training(cfgs[kind], run, device="cpu", display="none",
+                                       workers="auto", checkpoint_every_min=0)
+            evals = [r for r in read_metrics(run / "metrics.jsonl") if r.get("type") == "eval"]
+            pair[kind] = {
+                "best_acc": max((float(r.get("acc", 0)) for r in evals), default=None),
+                "last_acc": float(evals[-1].get("acc", 0)) if evals else None,
+                "last_norm_edit_dis": evals[-1].get("norm_edit_dis") if evals else None,
+                "curve": [(r.get("global_step"), round(float(r.get("acc", 0)), 3)) for r in evals],
+                "wall_s": round(time.monotonic() - started, 1)}
+            print(f"seed {seed} {kind}: {pair[kind]}", file=sys.stderr, flush=True)
+        out["pairs"].append(pair)
+    out["summary"] = summarize(out["pairs"])
     return out
+
+
+def _mean_sd(xs: List[float]) -> Tuple[float, float]:
+    return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else float("nan"))
+
+
+def summarize(pairs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Mean and sd per arm (last eval accuracy), and the paired difference shrunk - original."""
+    done = [p for p in pairs if p["original"]["last_acc"] is not None and p["shrunk"]["last_acc"] is not None]
+    if not done:
+        return {}
+    res: Dict[str, Any] = {"pairs": len(done)}
+    for key in ("last_acc", "last_norm_edit_dis"):
+        o = [float(p["original"][key]) for p in done]
+        s = [float(p["shrunk"][key]) for p in done]
+        d = [b - a for a, b in zip(o, s)]
+        res[key] = {"original": _mean_sd(o), "shrunk": _mean_sd(s), "diff": _mean_sd(d)}
+        if len(d) > 1:  # paired t statistic; |t| well below ~2-4 (df = n-1): within noise
+            sd = statistics.stdev(d)
+            m = statistics.mean(d)
+            res[key]["paired_t"] = m / (sd / len(d) ** 0.5) if sd > 0 else (0.0 if m == 0 else float("inf"))
+    return res
 
 
 def show(r: Dict[str, Any]) -> None:
@@ -208,6 +333,29 @@ def show(r: Dict[str, Any]) -> None:
         print(f"  shares ({kind}): {shares}")
 
 
+def show_accuracy(acc: Dict[str, Any]) -> None:
+    p0 = acc["pairs"][0]
+    print(f"\naccuracy ({acc['mode']}: crnn-mv3 made small as the demo; {p0['train']} train / "
+          f"{p0['val']} val crops of {p0['words']} words, {acc['crop_height']} px -> "
+          f"{acc['max_height']} px, {p0['epochs']} epochs = {p0['steps']} steps, CPU):")
+    td = p0.get("tensor_diff")
+    if td:
+        print(f"  input tensors (engine's Eval transforms, range 2.0): mean |orig - shrunk| "
+              f"{td['mean_abs_diff']:.4f}, resized width differs on {100 * td['share_width_differs']:.0f}% "
+              f"of {td['crops']} crops")
+    for p in acc["pairs"]:
+        o, s = p["original"], p["shrunk"]
+        print(f"  seed {p['seed']}: original acc {o['last_acc']:.3f} (best {o['best_acc']:.3f}, "
+              f"{o['wall_s']} s)  shrunk acc {s['last_acc']:.3f} (best {s['best_acc']:.3f}, "
+              f"{s['wall_s']} s)  diff {s['last_acc'] - o['last_acc']:+.3f}")
+    for key, r in acc["summary"].items():
+        if key == "pairs":
+            continue
+        print(f"  {key}: original {r['original'][0]:.3f} +- {r['original'][1]:.3f}, shrunk "
+              f"{r['shrunk'][0]:.3f} +- {r['shrunk'][1]:.3f}, paired diff {r['diff'][0]:+.3f} +- "
+              f"{r['diff'][1]:.3f}" + (f", paired t {r['paired_t']:.2f}" if "paired_t" in r else ""))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=1000)
@@ -221,7 +369,21 @@ def main() -> int:
                     help="also train crnn-mv3 briefly on original and on shrunk crops (CPU, minutes)")
     ap.add_argument("--acc-images", type=int, default=600)
     ap.add_argument("--acc-words", type=int, default=30)
-    ap.add_argument("--acc-epochs", type=int, default=25)
+    ap.add_argument("--acc-epochs", type=int, default=25, help="epochs (without --acc-fast)")
+    ap.add_argument("--acc-seeds", type=int, default=1,
+                    help="independent pairs: data seed and the engine's Global.seed, shared by both arms")
+    ap.add_argument("--acc-seed0", type=int, default=0, help="first seed")
+    ap.add_argument("--acc-fast", action="store_true",
+                    help="the demo's words (12 characters, 2-4 per word, held-out val words) and no "
+                         "BiLSTM (Neck reshape): leaves the CTC plateau in a few hundred steps")
+    ap.add_argument("--acc-vocab", type=int, default=12,
+                    help="--acc-fast: the most frequent characters used (the demo: 12); more is harder")
+    ap.add_argument("--acc-max-len", type=int, default=4, help="--acc-fast: longest word (the demo: 4)")
+    ap.add_argument("--acc-steps", type=int, default=300, help="steps per run with --acc-fast")
+    ap.add_argument("--acc-val", type=int, default=200, help="val crops with --acc-fast")
+    ap.add_argument("--acc-eval-every", type=int, default=100, help="eval interval with --acc-fast")
+    ap.add_argument("--acc-tensor-every-seed", action="store_true",
+                    help="the input-tensor difference for every seed (default: the first)")
     ap.add_argument("--only-accuracy", action="store_true", help="skip the loader measurements")
     ap.add_argument("--work", help="work folder (kept; default: a temporary one, removed)")
     args = ap.parse_args()
@@ -232,7 +394,7 @@ def main() -> int:
     try:
         results = [] if args.only_accuracy else [bench_preset(p, args, work, engine)
                                                    for p in args.presets]
-        acc = accuracy(args, work) if args.accuracy or args.only_accuracy else None
+        acc = accuracy(args, work, engine) if args.accuracy or args.only_accuracy else None
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
@@ -244,12 +406,7 @@ def main() -> int:
     for r in results:
         show(r)
     if acc:
-        print(f"\naccuracy (crnn-mv3, {acc['train']} train / {acc['val']} val crops of {acc['words']} "
-              f"words, {acc['crop_height']} px, {acc['epochs']} epochs, CPU):")
-        for kind in ("original", "shrunk"):
-            a = acc[kind]
-            print(f"  {kind:<9} best acc {a['best_acc']}  last acc {a['last_acc']}  "
-                  f"last norm_edit_dis {a['last_norm_edit_dis']}  ({a['wall_s']} s)")
+        show_accuracy(acc)
     return 0
 
 
