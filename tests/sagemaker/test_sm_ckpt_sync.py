@@ -98,7 +98,9 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(tmp_path: Path, s3_clie
     seed = int(os.environ.get("RECTRAIN_TEST_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     print(f"RECTRAIN_TEST_SEED={seed}")
-    epochs, kills_wanted = 10, 5
+    # enough steps that the fifth strike always lands before the end: an attempt trains 5-9
+    # steps to a save, then at most 1.5 s more (about 10 steps on an idle machine)
+    epochs, kills_wanted = 30, 5
     steps = epochs * 4
     config = tiny_config(make_dataset(tmp_path / "data"), tmp_path / "cfg" / "c.yml", epochs=epochs,
                          warmup_epoch=1, save_epoch_step=2, eval_step=4)
@@ -126,7 +128,7 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(tmp_path: Path, s3_clie
         if kills < kills_wanted:
             mode = ("right after a save", "during the snapshot and its upload",
                     "at a random step")[kills % 3]
-            delay = {0: 0.0, 1: rng.uniform(0.02, 0.5), 2: rng.uniform(0.5, 3.0)}[kills % 3]
+            delay = {0: 0.0, 1: rng.uniform(0.02, 0.5), 2: rng.uniform(0.5, 1.5)}[kills % 3]
             steps_wanted = rng.randint(5, 9)  # progress first (a few saves), then strike
             deadline = time.monotonic() + 240
             while time.monotonic() < deadline:
