@@ -26,6 +26,7 @@ from rectrain.plotting import finish_axes, save_png, subplots
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.follow import describe_job
 from rectrain.sagemaker.jobconfig import JOB_NAME_RE
+from rectrain.tracking.params import flatten
 from rectrain.training.plots import continuous
 
 MAX_DIFFS = 40
@@ -44,18 +45,6 @@ class RunData:
     status: Optional[str] = None
 
 
-def _flatten(cfg: Any, prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    if isinstance(cfg, dict):
-        for key, value in cfg.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if isinstance(value, dict) and value:
-                out.update(_flatten(value, path))
-            else:
-                out[path] = value
-    return out
-
-
 def _read_config(text: Optional[str]) -> Dict[str, Any]:
     if not text:
         return {}
@@ -65,7 +54,7 @@ def _read_config(text: Optional[str]) -> Dict[str, Any]:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
         return {}
-    return _flatten(data) if isinstance(data, dict) else {}
+    return flatten(data) if isinstance(data, dict) else {}
 
 
 def load_run(source: str, *, endpoint_url: Optional[str] = None, sagemaker_client: Any = None,
