@@ -42,8 +42,8 @@ def test_the_package_keeps_its_layers() -> None:
     ("monitor/follow.py", "import rectrain.sagemaker.follow",
      "rectrain.monitor.follow -> rectrain.sagemaker.follow"),
     # a library module imports the container's entry point
-    ("sagemaker/local.py", "import rectrain.sagemaker.entrypoint",
-     "rectrain.sagemaker.local -> rectrain.sagemaker.entrypoint"),
+    ("emulator/run_local.py", "import rectrain.container.entrypoint",
+     "rectrain.emulator.run_local -> rectrain.container.entrypoint"),
     # a cycle inside a package
     ("data/labels.py", "import rectrain.data.validate", ".labels -> .validate"),
 ])

@@ -107,7 +107,7 @@ def test_doctor_reports_unreachable_s3(tmp_path) -> None:  # noqa: ANN001
 
 @pytest.mark.gpu
 def test_doctor_sees_the_gpu() -> None:
-    from rectrain.gpu import query_gpus
+    from rectrain.machine.gpu import query_gpus
 
     if not query_gpus().gpus:
         pytest.skip("no NVIDIA GPU on this machine")

@@ -14,7 +14,7 @@ from typing import Callable, List, Optional
 
 from rectrain.engine import find_engine
 from rectrain.errors import RectrainError
-from rectrain.gpu import paddle_build, query_gpus
+from rectrain.machine.gpu import paddle_build, query_gpus
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 

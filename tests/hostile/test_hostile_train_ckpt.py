@@ -23,7 +23,7 @@ import pytest
 from rectrain.checkpoints.local import read_pointer, verify_snapshot
 from rectrain.checkpoints.remote import list_remote, scan_remote
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_NOT_UPLOADED, EXIT_USER_ERROR
-from rectrain.training.metrics import read_metrics
+from rectrain.runlog.records import read_metrics
 from tests.hostile.harness import REPO
 from tests.training.tinydata import make_dataset, tiny_config
 

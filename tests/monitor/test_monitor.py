@@ -12,7 +12,7 @@ import pytest
 
 from rectrain.cli.main import main
 from rectrain.monitor.follow import monitor_recognition_training_progress
-from rectrain.training.metrics import MetricsWriter, parse_log
+from rectrain.runlog.records import MetricsWriter, parse_log
 
 FIXTURE = Path(__file__).resolve().parents[1] / "training" / "fixtures" / "engine-2.10-cpu-train.log"
 

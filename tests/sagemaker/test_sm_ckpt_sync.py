@@ -1,4 +1,4 @@
-"""SageMaker's checkpoint sync as AWS documents it (sagemaker/ckpt_sync.py), and rectrain's
+"""SageMaker's checkpoint sync as AWS documents it (emulator/checkpoint_agent.py), and rectrain's
 checkpoints under it: SIGTERM at random moments (right after a save, during the snapshot copy
 and rotation, during an upload), at least five times, each attempt on a fresh "instance"
 restored from S3 in random order with new mtimes, then a clean finish. Real engine on the
@@ -19,10 +19,10 @@ import pytest
 
 from rectrain.checkpoints.local import read_pointer, verify_snapshot
 from rectrain.checkpoints.remote import download_snapshot, read_remote_pointer, scan_remote
+from rectrain.emulator.checkpoint_agent import SageMakerCheckpointSync, restore_and_start
 from rectrain.errors import IntegrityError, StorageError
-from rectrain.sagemaker.ckpt_sync import SageMakerCheckpointSync, restore_and_start
-from rectrain.training.metrics import read_metrics
-from rectrain.training.plots import continuous
+from rectrain.runlog.plots import continuous
+from rectrain.runlog.records import read_metrics
 from tests.training.tinydata import make_dataset, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]

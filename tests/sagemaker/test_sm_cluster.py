@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sm_helpers import make_tiny_dataset
 
+from rectrain.emulator.run_local import run_local
 from rectrain.errors import ConfigError, EnvironmentProblem
 from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import job_config_from_dict
-from rectrain.sagemaker.local import run_local
 
 
 def _upload_tree(s3, root, bucket, prefix):
@@ -42,7 +42,7 @@ def test_more_hosts_than_emulated_are_refused(tmp_path):
 
 
 def test_two_hosts_refused_where_namespaces_cannot_be_made(tmp_path, monkeypatch):
-    import rectrain.sagemaker.netns as netns
+    import rectrain.emulator.netns as netns
 
     monkeypatch.setattr(netns, "unavailable_reason", lambda: "not root (ip netns needs CAP_SYS_ADMIN)")
     with pytest.raises(EnvironmentProblem, match="cannot emulate 2 hosts here: not root") as info:

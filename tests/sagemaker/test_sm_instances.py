@@ -15,7 +15,7 @@ import pytest
 from sm_helpers import IMAGE, NOW, ROLE, job_dict
 
 from rectrain.errors import ConfigError
-from rectrain.sagemaker.instances import (
+from rectrain.machine.instances import (
     FAMILIES,
     family_of,
     has_efa,

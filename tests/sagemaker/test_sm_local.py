@@ -11,10 +11,10 @@ import tarfile
 import pytest
 from sm_helpers import make_tiny_dataset
 
+from rectrain.emulator.run_local import download_prefix, local_request, run_local, write_contract
 from rectrain.errors import ConfigError
 from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import job_config_from_dict
-from rectrain.sagemaker.local import download_prefix, local_request, run_local, write_contract
 
 
 def _upload_tree(s3, root, bucket, prefix):

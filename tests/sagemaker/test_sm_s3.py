@@ -9,10 +9,10 @@ import hashlib
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 
+from rectrain.emulator.run_local import TreeSync, download_prefix
 from rectrain.errors import DataError, EnvironmentProblem, IntegrityError, PermissionProblem, UserError
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.launch import preflight_inputs
-from rectrain.sagemaker.local import TreeSync, download_prefix
 
 
 def test_download_prefix_verifies_and_an_empty_prefix_is_zero(s3_client, s3_bucket, tmp_path):

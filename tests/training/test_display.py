@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from rectrain.training.display import JsonDisplay, PlainDisplay, RichDisplay, make_display
-from rectrain.training.metrics import parse_log
-from rectrain.training.plots import continuous, plot_curves
+from rectrain.runlog.display import JsonDisplay, PlainDisplay, RichDisplay, make_display
+from rectrain.runlog.plots import continuous, plot_curves
+from rectrain.runlog.records import parse_log
 
 LOG = Path(__file__).parent / "fixtures" / "engine-2.10-cpu-train.log"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rectrain.training.metrics import (
+from rectrain.runlog.records import (
     MetricsTracker,
     MetricsWriter,
     eta_seconds,

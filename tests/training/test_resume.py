@@ -17,8 +17,8 @@ import pytest
 
 from rectrain.checkpoints.remote import list_remote
 from rectrain.fsutil import sha256_file
-from rectrain.training.metrics import read_metrics
-from rectrain.training.plots import continuous
+from rectrain.runlog.plots import continuous
+from rectrain.runlog.records import read_metrics
 
 EPOCHS = 10  # x 4 steps = 40 global steps
 STEPS = EPOCHS * 4

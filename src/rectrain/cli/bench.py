@@ -1,4 +1,4 @@
-"""CLI wiring for ``rectrain bench`` (library: rectrain.training.loader_bench)."""
+"""CLI wiring for ``rectrain bench`` (library: rectrain.loaderbench.bench)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_loader(args: Any) -> int:
-    from rectrain.training.loader_bench import bench_loader, format_report
+    from rectrain.loaderbench.bench import bench_loader, format_report
 
     workers = None if args.workers == "config" else args.workers
     result = bench_loader(args.config, workers, seconds=args.seconds, paddleocr_dir=args.paddleocr_dir)

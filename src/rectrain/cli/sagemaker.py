@@ -173,13 +173,13 @@ def _image(args: argparse.Namespace) -> int:
 
 
 def _entrypoint(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.entrypoint import run_entrypoint  # lazy: keeps `rectrain --help` fast
+    from rectrain.container.entrypoint import run_entrypoint  # lazy: keeps `rectrain --help` fast
 
     return run_entrypoint(args.ml_root, paddleocr_dir=args.paddleocr_dir, max_steps=args.max_steps)
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.local import run_local  # lazy: keeps `rectrain --help` fast
+    from rectrain.emulator.run_local import run_local  # lazy: keeps `rectrain --help` fast
 
     job = _job(args)
     interrupts = []

@@ -18,10 +18,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import UserError
 from rectrain.outputs import refuse_replacing_foreign_file
+from rectrain.runlog.display import make_display
+from rectrain.runlog.plots import continuous, plot_curves
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.s3 import S3Uri, make_client
-from rectrain.training.display import make_display
-from rectrain.training.plots import continuous, plot_curves
 
 FINAL_STATES = ("completed", "interrupted", "failed", "stopped")
 

@@ -23,11 +23,11 @@ from rectrain.errors import RectrainError, UserError
 from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.monitor.follow import RunSource
 from rectrain.plotting import finish_axes, save_png, subplots
+from rectrain.runlog.plots import continuous
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.follow import describe_job
 from rectrain.sagemaker.jobconfig import JOB_NAME_RE
 from rectrain.tracking.params import flatten
-from rectrain.training.plots import continuous
 
 MAX_DIFFS = 40
 

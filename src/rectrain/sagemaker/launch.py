@@ -56,7 +56,7 @@ def preflight_regions(request: Dict[str, Any], job: JobConfig, sm: Any, s3: Any)
 
 
 def gpu_warnings(job: JobConfig) -> List[str]:
-    from rectrain.sagemaker.instances import is_gpu_instance
+    from rectrain.machine.instances import is_gpu_instance
 
     if not is_gpu_instance(job.instance_type):
         return [f"{job.instance_type} has no GPU: training will run on the CPU (slow). "

@@ -15,9 +15,9 @@ from typing import Any, Dict, List, Optional
 
 from rectrain._version import __version__
 from rectrain.errors import ConfigError
-from rectrain.sagemaker.instances import has_local_storage, runnable_problems
+from rectrain.machine.instances import has_local_storage, runnable_problems
 from rectrain.sagemaker.jobconfig import DEFAULT_LOCAL_CHECKPOINTS, JOB_NAME_RE, JobConfig
-from rectrain.sagemaker.metrics import metric_definitions
+from rectrain.sagemaker.metric_definitions import metric_definitions
 from rectrain.sagemaker.tracking import add_tracking
 
 ECR_IMAGE_RE = re.compile(r"^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/[^:@\s]+([:@][^\s]+)?$")

@@ -11,7 +11,7 @@ import yaml
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.data.configfiles import check_config_files
 from rectrain.errors import ConfigError, EnvironmentProblem, UserError
-from rectrain.gpu import paddle_build, query_gpus
+from rectrain.machine.gpu import paddle_build, query_gpus
 from rectrain.outputs import claim_output_dir, same_file
 
 # what a run writes into its folder (runner.py's module docstring)

@@ -44,16 +44,16 @@ from rectrain.errors import (
     UserError,
 )
 from rectrain.logs import get_logger
+from rectrain.runlog.display import make_display
+from rectrain.runlog.plots import plot_curves
+from rectrain.runlog.records import MetricsTracker, MetricsWriter
 from rectrain.storage.s3 import S3Uri
-from rectrain.training.display import make_display
+from rectrain.training.checkpoint_lookup import best_kept, checkpoint_paths, push_command
+from rectrain.training.command import build_train_command
 from rectrain.training.early_stop import EarlyStop
 from rectrain.training.failures import Failure, FailureClassifier, OomWatch, append_problem_log
 from rectrain.training.headcheck import check_pretrained_head
-from rectrain.training.kept import best_kept, checkpoint_paths, push_command
-from rectrain.training.launch import build_train_command
-from rectrain.training.metrics import MetricsTracker, MetricsWriter
 from rectrain.training.plan import TrainPlan, make_plan
-from rectrain.training.plots import plot_curves
 from rectrain.training.preflight import (
     check_checkpoint_prefix,
     check_device,
@@ -71,8 +71,8 @@ from rectrain.training.resume import (
     scan_checkpoints,
 )
 from rectrain.training.resume_check import check_config_change, fingerprint, past_max_steps_message
+from rectrain.training.run_tracking import TrackingOptions, open_run_tracking
 from rectrain.training.supervise import EngineProcess, Stopper
-from rectrain.training.tracked import TrackingOptions, open_run_tracking
 from rectrain.training.workers import apply_loader_choice
 
 log = get_logger("training")

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from rectrain.errors import ConfigError
 from rectrain.logs import get_logger
-from rectrain.training.cgroups import own_cgroups
+from rectrain.machine.cgroups import own_cgroups
 
 log = get_logger("training.workers")
 

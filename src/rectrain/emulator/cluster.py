@@ -3,7 +3,7 @@
 What SageMaker does for a two-instance job, done here with real processes and a real network:
 
 - two hosts, ``algo-1`` and ``algo-2``, each in its own Linux network namespace with its own
-  address, UTS host name and a hosts file naming both (:mod:`rectrain.sagemaker.netns`);
+  address, UTS host name and a hosts file naming both (:mod:`rectrain.emulator.netns`);
 - each host is a fresh instance at every start: its own ``/opt/ml`` tree at
   ``WORK_DIR/algo-N/`` (``resourceconfig.json`` with ``current_host`` and
   ``network_interface_name`` = its veth), every channel downloaded in full
@@ -168,7 +168,7 @@ def run_cluster(local: Any, job: Any, request: Dict[str, Any], s3: Any, root: Pa
     """Run ``request`` on ``InstanceCount`` (2) hosts; returns ``local.LocalRunResult``.
     ``interrupt_after_checkpoint``: an interruption waits until the first host has uploaded a
     checkpoint written in this start, so that a restart has one to resume."""
-    from rectrain.sagemaker.netns import HostNetwork
+    from rectrain.emulator.netns import HostNetwork
 
     name = request["TrainingJobName"]
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]

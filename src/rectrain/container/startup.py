@@ -13,10 +13,10 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from rectrain.container.contract import DistributedPlan, ResourceConfig, distributed_plan, is_gpu_instance
 from rectrain.errors import EnvironmentProblem
 from rectrain.logs import get_logger
 from rectrain.paths import MLPaths
-from rectrain.sagemaker.contract import DistributedPlan, ResourceConfig, distributed_plan, is_gpu_instance
 
 log = get_logger("sagemaker.entrypoint")
 
@@ -70,7 +70,7 @@ def check_gpu(instance_type: Optional[str], python: Optional[str] = None) -> int
         return 0
     if not expect_gpu:
         return 0
-    from rectrain.gpu import paddle_build, query_gpus
+    from rectrain.machine.gpu import paddle_build, query_gpus
 
     nvml = query_gpus()
     if not nvml.gpus:
@@ -106,7 +106,7 @@ def launch_plan(resource: ResourceConfig, gpu_count: int, *, env: Optional[Dict[
     """This host's distributed plan and the environment variables for the engine. Several
     hosts: the first host's name and this host's own are resolved to IPv4 addresses (bounded
     retry; on timeout :class:`EnvironmentProblem`, which becomes ``/opt/ml/output/failure``)."""
-    from rectrain.sagemaker.hosts import launch_env, resolve_host
+    from rectrain.container.hosts import launch_env, resolve_host
 
     resolve = resolve or resolve_host
     current = dict(os.environ if env is None else env)

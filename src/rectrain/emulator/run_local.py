@@ -7,7 +7,7 @@ What SageMaker does around the container, done here against S3 (AWS or a local s
 - every input channel downloaded from its S3 prefix to ``input/data/<channel>`` (File mode);
 - ``/opt/ml/checkpoints`` restored from ``CheckpointConfig.S3Uri`` before each start (random
   order, new mtimes), synced to it while the container runs (deletions too), nothing uploaded
-  after a stop (:mod:`rectrain.sagemaker.ckpt_sync`; ``TreeSync`` below is the older,
+  after a stop (:mod:`rectrain.emulator.checkpoint_agent`; ``TreeSync`` below is the older,
   kinder sync the two-host emulation in ``cluster`` still uses);
 - the real entrypoint (``rectrain sagemaker entrypoint train``) as a subprocess, on the CPU;
 - ``--interrupt-after SECONDS``: SIGTERM, the 120-second grace, SIGKILL, then a fresh start
@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from rectrain.emulator.checkpoint_agent import SageMakerCheckpointSync
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, EnvironmentProblem
 from rectrain.logs import get_logger
 from rectrain.outputs import claim_output_dir
 from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
-from rectrain.sagemaker.ckpt_sync import SageMakerCheckpointSync
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
 from rectrain.sagemaker.tracking import upload_tensorboard
@@ -258,7 +258,7 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
               interrupt_after_checkpoint: bool = False) -> LocalRunResult:
     """Emulate the job: one start per entry of ``interrupt_after`` (each interrupted after that
     many seconds), then a last start that runs to the end. ``instance_count: 2`` runs two
-    hosts in network namespaces (:mod:`rectrain.sagemaker.cluster`; root on Linux) or refuses."""
+    hosts in network namespaces (:mod:`rectrain.emulator.cluster`; root on Linux) or refuses."""
     request = local_request(job)
     name = request["TrainingJobName"]
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
@@ -267,7 +267,7 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
         raise ConfigError(f"run-local emulates 1 or 2 hosts; the job asks for {count}.",
                           "pass --instance-count 2 (the emulation of several hosts) or 1.")
     if count == 2:
-        from rectrain.sagemaker.netns import unavailable_reason
+        from rectrain.emulator.netns import unavailable_reason
 
         reason = unavailable_reason()
         if reason:
@@ -281,8 +281,8 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
                      writes=["algo-1/", "algo-2/"] if count == 2 else
                      ["input/", "checkpoints/", "model/", "output/", "code/"])
     if count == 2:
-        import rectrain.sagemaker.local as local
-        from rectrain.sagemaker.cluster import run_cluster
+        import rectrain.emulator.run_local as local
+        from rectrain.emulator.cluster import run_cluster
 
         return run_cluster(local, job, request, s3, root, interrupt_after=interrupt_after, device=device,
                            max_steps=max_steps, grace_seconds=grace_seconds, max_starts=max_starts,

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from rectrain.container.hosts import hosts_file
 from rectrain.errors import EnvironmentProblem
 from rectrain.logs import get_logger
-from rectrain.sagemaker.hosts import hosts_file
 
 log = get_logger("sagemaker.netns")
 PREFIX = "rectrain-"

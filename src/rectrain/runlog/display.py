@@ -15,8 +15,8 @@ import sys
 import time
 from typing import Any, Dict, Optional, TextIO
 
-from rectrain.gpu import query_gpus
-from rectrain.training.metrics import strip_line
+from rectrain.machine.gpu import query_gpus
+from rectrain.runlog.records import strip_line
 
 
 def _fmt_eta(seconds: Optional[float]) -> str:

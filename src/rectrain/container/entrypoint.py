@@ -28,6 +28,8 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from rectrain.container.contract import DistributedPlan, ResourceConfig, read_contract
+from rectrain.container.startup import check_gpu, gpu_operation_check, launch_plan, scratch_dir
 from rectrain.errors import (
     EXIT_INTERNAL_ERROR,
     EXIT_INTERRUPTED,
@@ -41,9 +43,7 @@ from rectrain.errors import (
 from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.logs import get_logger
 from rectrain.paths import MLPaths
-from rectrain.sagemaker.contract import DistributedPlan, ResourceConfig, read_contract
 from rectrain.sagemaker.jobconfig import TrainingOptions
-from rectrain.sagemaker.startup import check_gpu, gpu_operation_check, launch_plan, scratch_dir
 from rectrain.tracking import TrackingOptions, attach_to_run
 
 __all__ = ["check_gpu", "gpu_operation_check", "launch_plan", "run_entrypoint", "scratch_dir"]

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from rectrain.errors import ConfigError
+from rectrain.machine.instances import is_gpu_instance as _is_gpu_instance
 from rectrain.paths import MLPaths
-from rectrain.sagemaker.instances import is_gpu_instance as _is_gpu_instance
 from rectrain.sagemaker.jobconfig import TrainingOptions, training_options_from_dict
 
 DEFAULT_MASTER_PORT = 29500
@@ -94,7 +94,7 @@ def read_contract(paths: MLPaths):  # noqa: ANN201 - (TrainingOptions, ResourceC
 
 def is_gpu_instance(instance_type: Optional[str]) -> bool:
     """Whether the instance type has NVIDIA GPUs (by its family in
-    :mod:`rectrain.sagemaker.instances`, never by a prefix of its name)."""
+    :mod:`rectrain.machine.instances`, never by a prefix of its name)."""
     return _is_gpu_instance(instance_type)
 
 
@@ -146,7 +146,7 @@ def distributed_plan(resource: ResourceConfig, gpu_count: int, port: int = DEFAU
     """Every GPU of every host: the first host in sorted order is the master, the index of the
     current host in that order is its rank (SageMaker names hosts ``algo-1``, ``algo-2``...).
     Several hosts need ``master_address``, the first host's IPv4 address (resolved by
-    :func:`rectrain.sagemaker.hosts.resolve_host`). Pure function."""
+    :func:`rectrain.container.hosts.resolve_host`). Pure function."""
     hosts = resource.sorted_hosts
     gpus = list(range(max(0, gpu_count)))
     if len(hosts) == 1:

@@ -6,7 +6,7 @@
   extra) with their counts;
 - ``cer_by_length.png``: character error rate and word accuracy by label length;
 - ``errors_by_class.png``: the error rate of each character class (Thai consonants, vowels
-  above/below/leading/following, tone marks, digits …), see :mod:`rectrain.model.errors`;
+  above/below/leading/following, tone marks, digits …), see :mod:`rectrain.model.error_analysis`;
 - ``worst.png``: the worst samples, each image with its label and reading;
 
 and ``DIR/evaluation.json``: the evaluation (as ``--json``) plus the error analysis.
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
 from rectrain.fsutil import write_json_atomic, write_text_atomic
-from rectrain.model.errors import CLASSES, ErrorAnalysis, analyse_errors, char_class
+from rectrain.model.error_analysis import CLASSES, ErrorAnalysis, analyse_errors, char_class
 from rectrain.model.grid import thai_font_path, worst_samples_grid
-from rectrain.model.metrics import DEL, INS, describe_char
+from rectrain.model.scores import DEL, INS, describe_char
 from rectrain.plotting import save_png, subplots
 
 TOP = 30

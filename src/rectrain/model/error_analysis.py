@@ -1,6 +1,6 @@
 """Error analysis of recognition results from aligned edit operations (no engine needed).
 
-For ``(label, prediction)`` pairs, each minimal alignment (:func:`rectrain.model.metrics.align`)
+For ``(label, prediction)`` pairs, each minimal alignment (:func:`rectrain.model.scores.align`)
 gives substitutions (label character read as another), deletions (a label character not
 read) and insertions (a character read that is not in the label). From them:
 
@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Tuple
 
-from rectrain.model.metrics import DEL, EQUAL, INS, SUB, align, describe_char, edit_distance, normalize
+from rectrain.model.scores import DEL, EQUAL, INS, SUB, align, describe_char, edit_distance, normalize
 
 # class name -> description (report order)
 CLASSES: Dict[str, str] = dict([

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Mapping, Optional
 
 from rectrain.errors import EnvironmentProblem
 from rectrain.logs import get_logger
-from rectrain.sagemaker.instances import has_efa, is_gpu_instance
+from rectrain.machine.instances import has_efa, is_gpu_instance
 
 log = get_logger("sagemaker.hosts")
 RESOLVE_TIMEOUT_SECONDS = 600.0

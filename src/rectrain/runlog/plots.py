@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Union
 
 from rectrain.plotting import finish_axes, save_png, subplots
-from rectrain.training.metrics import read_metrics
+from rectrain.runlog.records import read_metrics
 
 
 def continuous(records: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""The loader benchmark (``rectrain bench loader``): the engine's data pipeline measured in a subprocess."""
