@@ -1,7 +1,8 @@
 """The package's layers (pyproject.toml ``[tool.importlinter]``, docs/architecture.md) are kept:
-no upward imports, no cycles, nothing but the CLI imports the container's entry point. And the
-check is real: an upward import, a cycle or an import of the entry point planted in a copy of
-the package breaks it."""
+no upward imports (the in-job program, ``rectrain.container``, is an entry point: no library
+module imports it), no cycles between siblings at any depth. And the check is real: an upward
+import, a cycle between two packages of one layer, a cycle inside a package, or an import of
+the in-job program planted in a copy of the package breaks it."""
 
 from __future__ import annotations
 
@@ -38,10 +39,10 @@ def test_the_package_keeps_its_layers() -> None:
     ("errors.py", "import rectrain.cli", "rectrain.errors -> rectrain.cli"),
     # a foundation imports a feature
     ("storage/s3.py", "import rectrain.training.runner", "rectrain.storage.s3 -> rectrain.training.runner"),
-    # two independent features import one another
-    ("monitor/follow.py", "import rectrain.sagemaker.follow",
-     "rectrain.monitor.follow -> rectrain.sagemaker.follow"),
-    # a library module imports the container's entry point
+    # two packages of one layer import each other (runs imports monitor): a cycle
+    ("monitor/follow.py", "import rectrain.runs.compare",
+     "No cycles are allowed in rectrain.\n"),
+    # a library module imports the in-job program (the container's entry point)
     ("emulator/run_local.py", "import rectrain.container.entrypoint",
      "rectrain.emulator.run_local -> rectrain.container.entrypoint"),
     # a cycle inside a package

@@ -16,7 +16,8 @@ import pytest
 
 from rectrain.container.contract import parse_resource_config
 from rectrain.container.entrypoint import launch_plan, run_entrypoint
-from rectrain.container.hosts import EFA_ENV, hosts_file, launch_env, resolve_host
+from rectrain.container.hosts import EFA_ENV, launch_env, resolve_host
+from rectrain.emulator.netns import hosts_file
 from rectrain.errors import EnvironmentProblem
 from rectrain.paths import MLPaths
 

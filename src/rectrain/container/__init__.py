@@ -1,1 +1,2 @@
-"""The in-job program: what runs inside a SageMaker training container (``rectrain sagemaker entrypoint``)."""
+"""The in-job program: what runs inside a SageMaker training container (``rectrain sagemaker
+entrypoint``)."""

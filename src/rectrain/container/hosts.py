@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 from rectrain.errors import EnvironmentProblem
 from rectrain.logs import get_logger
@@ -98,10 +98,3 @@ def launch_env(network_interface: Optional[str], instance_type: Optional[str], n
     if nnodes > 1 and is_gpu_instance(instance_type) and has_efa(instance_type):
         env.update(EFA_ENV)
     return {k: v for k, v in env.items() if k not in current}
-
-
-def hosts_file(addresses: Mapping[str, str]) -> str:
-    """An ``/etc/hosts`` naming every host (for run-local's network namespaces)."""
-    lines: List[str] = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
-    lines += [f"{ip}\t{name}" for name, ip in sorted(addresses.items())]
-    return "\n".join(lines) + "\n"

@@ -21,9 +21,8 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
-from rectrain.container.hosts import hosts_file
 from rectrain.errors import EnvironmentProblem
 from rectrain.logs import get_logger
 
@@ -31,6 +30,13 @@ log = get_logger("sagemaker.netns")
 PREFIX = "rectrain-"
 NETNS_ETC = Path("/etc/netns")
 SUBNET = "198.18.{k}.{n}"
+
+
+def hosts_file(addresses: Mapping[str, str]) -> str:
+    """An ``/etc/hosts`` naming every host (for run-local's network namespaces)."""
+    lines: List[str] = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    lines += [f"{ip}\t{name}" for name, ip in sorted(addresses.items())]
+    return "\n".join(lines) + "\n"
 
 
 def unavailable_reason() -> Optional[str]:
