@@ -13,10 +13,10 @@ import random
 import shutil
 import time
 from collections import Counter
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from rectrain.config.build import create_recognition_training_config
 from rectrain.data.dictionary import check_dictionary
@@ -30,10 +30,12 @@ from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.logs import get_logger
 from rectrain.model.evaluate import evaluate_model
 from rectrain.model.export import export_model
+from rectrain.settings import Settings
 from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
 from rectrain.storage.objects import delete_prefix, list_objects
-from rectrain.storage.s3 import make_client
+from rectrain.storage.s3 import S3Uri
 from rectrain.storage.server import start_embedded
+from rectrain.storage.service import S3Service
 from rectrain.training.runner import start_recognition_training
 
 log = get_logger("demo")
@@ -98,21 +100,6 @@ def choose_words(plan: DemoPlan, seed: int) -> Tuple[List[str], List[str], List[
     return words[plan.val_words:], words[:plan.val_words], charset
 
 
-@contextmanager
-def _environ(values: Dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then restore them."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def _reset(path: Path) -> None:
     if path.exists():
         shutil.rmtree(path)
@@ -120,10 +107,12 @@ def _reset(path: Path) -> None:
 
 def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *, seed: int = 0,
              endpoint_url: Optional[str] = None, resume: bool = False,
-             plan: Optional[DemoPlan] = None, display: str = "rich") -> Dict[str, object]:
+             plan: Optional[DemoPlan] = None, display: str = "rich",
+             settings: Optional[Settings] = None) -> Dict[str, object]:
     """Run the demo; returns the report (also written to ``workdir/report.json``).
     ``minutes`` is an optional cap on the whole demo; training is ``plan.train_steps`` steps."""
     plan = plan or DemoPlan()
+    settings = settings or Settings.from_env()
     started = time.monotonic()
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -155,25 +144,22 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
         # b. S3: the configured endpoint, or an embedded SeaweedFS on loopback
         endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         if endpoint:
+            s3 = S3Service(endpoint, fastpath=not settings.no_fastpath)
             log.info("[2/7] using the configured S3 endpoint %s", endpoint)
         else:
-            server = stack.enter_context(start_embedded(work / "s3"))
+            server = stack.enter_context(start_embedded(work / "s3", weed=settings.weed))
             endpoint = server.endpoint_url
-            stack.enter_context(_environ(server.env))  # its credentials, for this run only
+            s3 = server.service(fastpath=not settings.no_fastpath)  # its own credentials
             log.info("[2/7] started the embedded S3 (SeaweedFS) at %s", endpoint)
-        client = make_client(endpoint)
-        try:
-            client.head_bucket(Bucket=DEMO_BUCKET)
-        except Exception:  # noqa: BLE001 - create it when it is not there
-            client.create_bucket(Bucket=DEMO_BUCKET)
-        data_uri = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}/dataset"
-        ckpt_uri = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}/checkpoints"
-        upload_recognition_data_to_s3(str(source), data_uri, endpoint_url=endpoint)
+        s3.ensure_bucket(DEMO_BUCKET)
+        data_uri = S3Uri(DEMO_BUCKET, f"{DEMO_PREFIX}/dataset")
+        ckpt_uri = S3Uri(DEMO_BUCKET, f"{DEMO_PREFIX}/checkpoints")
+        upload_recognition_data_to_s3(str(source), data_uri, s3=s3)
         log.info("      uploaded the dataset to %s", data_uri)
 
         # c. download and validate, as a training job would
         data = work / "data"
-        download_recognition_data_from_s3(data_uri, str(data), endpoint_url=endpoint)
+        download_recognition_data_from_s3(data_uri, str(data), s3=s3)
         dict_path = data / "dict.txt"
         bad_dict = [f for f in check_dictionary(str(dict_path)) if f.severity == "error"]
         if bad_dict:
@@ -192,7 +178,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
         run_dir = work / "run"
         if not resume:
             _reset(run_dir)
-            delete_prefix(ckpt_uri, endpoint_url=endpoint)
+            delete_prefix(s3, ckpt_uri)
         cap_s = None if minutes is None else max(60.0, minutes * 60 - (time.monotonic() - started) - 90.0)
         epochs = sched.schedule_epochs
         built = create_recognition_training_config(
@@ -206,8 +192,8 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
         log.info("[5/7] training on the CPU: %d steps", sched.steps)
         t0 = time.monotonic()
         result = start_recognition_training(
-            str(built.path), str(run_dir), device="cpu", checkpoint_s3=ckpt_uri,
-            endpoint_url=endpoint, resume=resume, display=display,
+            str(built.path), str(run_dir), device="cpu", checkpoint_s3=str(ckpt_uri),
+            s3=s3, resume=resume, display=display,
             max_seconds=cap_s, stop_at_step=sched.steps)
         train_seconds = time.monotonic() - t0
         cut_short = cut_short_line(result.global_step, sched, minutes)
@@ -221,7 +207,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
         evaluation = evaluate_model(str(model_dir), str(data / "val" / "labels.txt"),
                                     json_out=str(work / "evaluation.json"),
                                     grid_png=str(work / "worst.png"))
-        keys = sorted(o.key for o in list_objects(ckpt_uri, endpoint_url=endpoint))
+        keys = sorted(o.key for o in list_objects(s3, ckpt_uri))
 
     # h. the report
     curves = run_dir / "curves.png"

@@ -38,7 +38,7 @@ def _records(path: Path):
 
 def test_more_hosts_than_emulated_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="1 or 2 hosts"):
-        run_local(_job("b", "http://127.0.0.1:1", count=3), work_dir=str(tmp_path), s3_client=object())
+        run_local(_job("b", "http://127.0.0.1:1", count=3), work_dir=str(tmp_path), s3=object())
 
 
 def test_two_hosts_refused_where_namespaces_cannot_be_made(tmp_path, monkeypatch):
@@ -46,7 +46,7 @@ def test_two_hosts_refused_where_namespaces_cannot_be_made(tmp_path, monkeypatch
 
     monkeypatch.setattr(netns, "unavailable_reason", lambda: "not root (ip netns needs CAP_SYS_ADMIN)")
     with pytest.raises(EnvironmentProblem, match="cannot emulate 2 hosts here: not root") as info:
-        run_local(_job("b", "http://127.0.0.1:1"), work_dir=str(tmp_path), s3_client=object())
+        run_local(_job("b", "http://127.0.0.1:1"), work_dir=str(tmp_path), s3=object())
     assert "--instance-count 1" in info.value.fix
 
 
@@ -61,7 +61,7 @@ def test_cli_refuses_three_hosts():
 
 @pytest.mark.slow
 def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
-        host_network_available, s3_server, s3_client, s3_bucket, tmp_path):
+        host_network_available, s3, s3_server, s3_client, s3_bucket, tmp_path):
     data = make_tiny_dataset(tmp_path / "data")
     _upload_tree(s3_client, data["root"], s3_bucket, "data/train")
     _upload_tree(s3_client, data["root"], s3_bucket, "data/val")
@@ -69,7 +69,7 @@ def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
 
     # interrupted once algo-1 has uploaded a checkpoint of this start (iter_epoch_3: the preset
     # saves every 3 epochs), well before the 20 epochs end, however fast or slow the machine
-    result = run_local(job, interrupt_after=[5.0], work_dir=str(tmp_path / "ml"), s3_client=s3_client,
+    result = run_local(job, interrupt_after=[5.0], work_dir=str(tmp_path / "ml"), s3=s3,
                        grace_seconds=120, interrupt_after_checkpoint=True)
     print(result.summary())
     assert result.exit_code == 0, result.summary() + "\n" + (result.failure or "")

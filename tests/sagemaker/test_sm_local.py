@@ -15,6 +15,7 @@ from rectrain.emulator.run_local import download_prefix, local_request, run_loca
 from rectrain.errors import ConfigError
 from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import job_config_from_dict
+from rectrain.storage.s3 import S3Uri
 
 
 def _upload_tree(s3, root, bucket, prefix):
@@ -51,7 +52,7 @@ def test_contract_files_as_sagemaker_writes_them(tmp_path):
 
 
 @pytest.mark.slow
-def test_interrupted_twice_then_finished(s3_server, s3_client, s3_bucket, tmp_path):
+def test_interrupted_twice_then_finished(s3, s3_server, s3_client, s3_bucket, tmp_path):
     from rectrain.storage.pack import pack_dataset
 
     data = make_tiny_dataset(tmp_path / "data")
@@ -63,7 +64,7 @@ def test_interrupted_twice_then_finished(s3_server, s3_client, s3_bucket, tmp_pa
 
     # markers 5 s after the copy (2.5 sync rounds of run-local; production: 60 s), so an
     # 18-second attempt leaves complete checkpoints in S3
-    result = run_local(job, interrupt_after=[18, 18], work_dir=str(tmp_path / "ml"), s3_client=s3_client,
+    result = run_local(job, interrupt_after=[18, 18], work_dir=str(tmp_path / "ml"), s3=s3,
                        grace_seconds=120, extra_env={"RECTRAIN_SEAL_AFTER_S": "5"})
     ml = MLPaths.resolve(str(tmp_path / "ml"))
     assert result.exit_code == 0, result.summary() + "\n" + (result.failure or "")
@@ -100,12 +101,12 @@ def test_interrupted_twice_then_finished(s3_server, s3_client, s3_bucket, tmp_pa
     assert (ml.output_data / "run" / "train.log").is_file()
     assert not ml.failure.exists()
     # the checkpoints are in S3 for the next restart / download
-    restored = download_prefix(s3_client, result.checkpoint_s3, tmp_path / "ck")
+    restored = download_prefix(s3, S3Uri.parse(result.checkpoint_s3), tmp_path / "ck")
     assert restored > 0 and list((tmp_path / "ck").rglob("*.pdparams"))
     # TensorBoard events of every attempt, uploaded as TensorBoardOutputConfig says, read with
     # TensorBoard's own reader: one history of all 96 steps
     tb = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    n = download_prefix(s3_client, f"s3://{s3_bucket}/jobs/{result.job_name}/tensorboard", tmp_path / "tb")
+    n = download_prefix(s3, S3Uri(s3_bucket, f"jobs/{result.job_name}/tensorboard"), tmp_path / "tb")
     assert n >= 3  # one events file per attempt
     events = tb.EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
@@ -113,14 +114,14 @@ def test_interrupted_twice_then_finished(s3_server, s3_client, s3_bucket, tmp_pa
 
 
 @pytest.mark.slow
-def test_failure_file_as_sagemaker_reads_it(s3_server, s3_client, s3_bucket, tmp_path):
+def test_failure_file_as_sagemaker_reads_it(s3, s3_server, s3_client, s3_bucket, tmp_path):
     data = make_tiny_dataset(tmp_path / "data")
     (data["root"] / "dict.txt").unlink()  # no dictionary: a user error, before any training
     _upload_tree(s3_client, data["root"], s3_bucket, "datasets/thai/train")
     job = job_config_from_dict({"name": "broken", "train": f"s3://{s3_bucket}/datasets/thai/train",
                                 "output": f"s3://{s3_bucket}/jobs", "endpoint_url": s3_server.endpoint_url,
                                 "training": {"preset": "crnn-mv3"}})
-    result = run_local(job, s3_client=s3_client, work_dir=str(tmp_path / "ml"))
+    result = run_local(job, s3=s3, work_dir=str(tmp_path / "ml"))
     assert result.exit_code == 2
     assert result.failure is not None and len(result.failure) <= 1024
     assert result.failure.startswith("DataError:") and "dict.txt" in result.failure

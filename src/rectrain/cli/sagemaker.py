@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from rectrain.cli.edge import s3_service, settings
 from rectrain.cli.sagemaker_common import aws_flags as _aws_flags
 from rectrain.cli.sagemaker_common import clients as _clients
 from rectrain.cli.sagemaker_common import job_flags as _job_flags
@@ -147,8 +148,8 @@ def _stop(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from rectrain.sagemaker.follow import download_job  # lazy: keeps `rectrain --help` fast
 
-    sm, s3 = _clients(args, "sagemaker", "s3")
-    written = download_job(args.job, args.out or args.job, sagemaker_client=sm, s3_client=s3,
+    (sm,) = _clients(args, "sagemaker")
+    written = download_job(args.job, args.out or args.job, sagemaker_client=sm, s3=s3_service(args),
                            checkpoints=args.checkpoints, extract=not args.no_extract)
     for name, where in written.items():
         print(f"{name}: {where}")
@@ -175,7 +176,8 @@ def _image(args: argparse.Namespace) -> int:
 def _entrypoint(args: argparse.Namespace) -> int:
     from rectrain.container.entrypoint import run_entrypoint  # lazy: keeps `rectrain --help` fast
 
-    return run_entrypoint(args.ml_root, paddleocr_dir=args.paddleocr_dir, max_steps=args.max_steps)
+    return run_entrypoint(args.ml_root, paddleocr_dir=args.paddleocr_dir, max_steps=args.max_steps,
+                          settings=settings(args))
 
 
 def _run_local(args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ The SageMaker contract, through :class:`rectrain.paths.MLPaths`:
    ``/opt/ml/checkpoints``.
 
 ``RECTRAIN_DEVICE=cpu`` forces CPU training whatever the instance type (``run-local`` sets
-it); ``RECTRAIN_ML_ROOT`` or ``--ml-root`` moves the ``/opt/ml`` tree.
+it); ``RECTRAIN_ML_ROOT`` or ``--ml-root`` moves the ``/opt/ml`` tree. The ``RECTRAIN_*``
+settings are read once, by :func:`run_entrypoint` (unless the CLI passes them).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.logs import get_logger
 from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import TrainingOptions
+from rectrain.settings import Settings
 from rectrain.tracking import TrackingOptions, attach_to_run
 
 __all__ = ["check_gpu", "gpu_operation_check", "launch_plan", "run_entrypoint", "scratch_dir"]
@@ -206,7 +208,7 @@ def model_checkpoints(result: Any, checkpoint_dir: Path) -> List[str]:
 
 
 def write_model_dir(paths: MLPaths, run_dir: Path, checkpoints: List[str],
-                    paddleocr_dir: Optional[str] = None) -> Path:
+                    paddleocr_dir: Optional[str] = None, scratch: Optional[str] = None) -> Path:
     """Export the first exportable checkpoint into ``/opt/ml/model`` with the run's metrics,
     so ``model.tar.gz`` is ready to use."""
     from rectrain.model.export import export_model
@@ -214,7 +216,7 @@ def write_model_dir(paths: MLPaths, run_dir: Path, checkpoints: List[str],
     if not checkpoints:
         raise UserError(f"training ended without a checkpoint in {paths.checkpoints}.",
                         "train for at least one epoch (or one evaluation) before the job ends.")
-    staging = scratch_dir(paths) / ".model-export"
+    staging = scratch_dir(paths, scratch) / ".model-export"
     if staging.exists():
         shutil.rmtree(staging)
     last_error: Optional[Exception] = None
@@ -307,10 +309,12 @@ class _Sigterm:
 
 
 def run_entrypoint(ml_root: Optional[str] = None, *, paddleocr_dir: Optional[str] = None,
-                   max_steps: Optional[int] = None, display: str = "plain") -> int:
+                   max_steps: Optional[int] = None, display: str = "plain",
+                   settings: Optional[Settings] = None) -> int:
     """Run the whole contract; returns the process exit code (0 done, 75 interrupted after
     saving, other: failed, with ``/opt/ml/output/failure`` written)."""
-    paths = MLPaths.resolve(ml_root)
+    settings = settings or Settings.from_env()
+    paths = MLPaths.resolve(ml_root or settings.ml_root)
     try:
         resource = read_contract(paths)[1]
     except RectrainError:
@@ -319,7 +323,7 @@ def run_entrypoint(ml_root: Optional[str] = None, *, paddleocr_dir: Optional[str
     log_file = run_dir / "train.log"
     with _Sigterm() as sigterm:
         try:
-            return _run(paths, run_dir, paddleocr_dir, max_steps, display)
+            return _run(paths, run_dir, paddleocr_dir, max_steps, display, settings)
         except Interrupted as exc:
             log.warning("%s", exc)
             return EXIT_INTERRUPTED
@@ -349,7 +353,7 @@ def run_dir_for(paths: MLPaths, resource: ResourceConfig) -> Path:
 
 
 def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps: Optional[int],
-         display: str) -> int:
+         display: str, settings: Settings) -> int:
     started = time.monotonic()
     options, resource = read_contract(paths)
     channels: Dict[str, Any] = paths.read_json(paths.input_data_config)
@@ -359,9 +363,9 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
     if not (options.preset or options.base_config):
         raise ConfigError("hyperparameters.json has no preset or base_config.",
                           "launch with --preset (rectrain sagemaker launch) or set training.preset.")
-    gpu_count = check_gpu(resource.instance_type)
+    gpu_count = check_gpu(resource.instance_type, device=settings.device)
     device = "gpu" if gpu_count > 0 else "cpu"
-    plan, extra_env = launch_plan(resource, gpu_count)
+    plan, extra_env = launch_plan(resource, gpu_count, resolve_timeout=settings.host_resolve_timeout_s)
     if plan.nnodes > 1:
         log.info("host %s: rank %d of %d, master %s (%s)", resource.current_host, plan.node_rank,
                  plan.nnodes, plan.master, resource.sorted_hosts[0])
@@ -369,7 +373,7 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
         log.info("environment: %s=%s", key, value)
     os.environ.update(extra_env)  # the engine (and paddle.distributed.launch) inherits them
 
-    work = scratch_dir(paths)
+    work = scratch_dir(paths, settings.scratch)
     train_dir = prepare_channel(paths.channel("train"), work / "train")
     val_dir = prepare_channel(paths.channel("val"), work / "val") if paths.channel("val").is_dir() else None
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -391,7 +395,8 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
         raise EngineFailure(f"training failed ({status}, exit code {code}).",
                             f"read {run_dir / 'train.log'} and {run_dir / 'problem-log.md'}.")
     if resource.is_master:
-        write_model_dir(paths, run_dir, model_checkpoints(result, paths.checkpoints), paddleocr_dir)
+        write_model_dir(paths, run_dir, model_checkpoints(result, paths.checkpoints), paddleocr_dir,
+                        settings.scratch)
         attach_to_run(run_dir, [paths.model], subdir="model")  # MLflow, when the run is tracked
         write_json_atomic(paths.output_data / "job.json", {
             "host": resource.current_host, "hosts": resource.sorted_hosts, "device": device,

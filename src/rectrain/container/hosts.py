@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from typing import Callable, Dict, Mapping, Optional
@@ -49,10 +48,10 @@ def resolve_host(host: str, *, timeout: Optional[float] = None,
                  sleep: Callable[[float], None] = time.sleep) -> str:
     """``host``'s IPv4 address, retrying every ``interval`` seconds for at most ``timeout``
     seconds. Raises :class:`EnvironmentProblem` naming the host (the entrypoint writes it to
-    ``/opt/ml/output/failure``). ``timeout`` defaults to ``$RECTRAIN_HOST_RESOLVE_TIMEOUT`` or
-    600 s."""
+    ``/opt/ml/output/failure``). ``timeout`` defaults to 600 s (``RECTRAIN_HOST_RESOLVE_TIMEOUT``,
+    which the in-job program reads into its settings)."""
     if timeout is None:
-        timeout = float(os.environ.get("RECTRAIN_HOST_RESOLVE_TIMEOUT") or RESOLVE_TIMEOUT_SECONDS)
+        timeout = RESOLVE_TIMEOUT_SECONDS
     started = clock()
     attempts = 0
     last = ""

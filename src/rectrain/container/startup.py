@@ -60,13 +60,14 @@ def gpu_operation_check(python: Optional[str] = None, timeout: float = 180.0) ->
     return ok[-1].partition(" ")[2]
 
 
-def check_gpu(instance_type: Optional[str], python: Optional[str] = None) -> int:
+def check_gpu(instance_type: Optional[str], python: Optional[str] = None, *,
+              device: Optional[str] = None) -> int:
     """Number of GPUs to train on, counted by NVML in the container (never from the instance
     type's name). On a GPU instance: GPUs visible to NVML, a CUDA build of Paddle that sees
     the same number, and one real GPU operation, or :class:`EnvironmentProblem` in seconds.
-    On a CPU instance: 0."""
-    expect_gpu = is_gpu_instance(instance_type) or os.environ.get("RECTRAIN_DEVICE") == "gpu"
-    if os.environ.get("RECTRAIN_DEVICE") == "cpu":
+    On a CPU instance: 0. ``device`` (``RECTRAIN_DEVICE``) forces ``cpu`` or ``gpu``."""
+    expect_gpu = is_gpu_instance(instance_type) or device == "gpu"
+    if device == "cpu":
         return 0
     if not expect_gpu:
         return 0
@@ -102,13 +103,15 @@ def check_gpu(instance_type: Optional[str], python: Optional[str] = None) -> int
 
 # ------------------------------------------------------------------ launch plan
 def launch_plan(resource: ResourceConfig, gpu_count: int, *, env: Optional[Dict[str, str]] = None,
-                resolve: Any = None) -> Tuple[DistributedPlan, Dict[str, str]]:
+                resolve: Any = None, resolve_timeout: Optional[float] = None,
+                ) -> Tuple[DistributedPlan, Dict[str, str]]:
     """This host's distributed plan and the environment variables for the engine. Several
     hosts: the first host's name and this host's own are resolved to IPv4 addresses (bounded
-    retry; on timeout :class:`EnvironmentProblem`, which becomes ``/opt/ml/output/failure``)."""
+    retry, ``resolve_timeout`` seconds; on timeout :class:`EnvironmentProblem`, which becomes
+    ``/opt/ml/output/failure``)."""
     from rectrain.container.hosts import launch_env, resolve_host
 
-    resolve = resolve or resolve_host
+    resolve = resolve or (lambda host: resolve_host(host, timeout=resolve_timeout))
     current = dict(os.environ if env is None else env)
     master_ip = own_ip = None
     if len(resource.hosts) > 1:
@@ -122,12 +125,11 @@ def launch_plan(resource: ResourceConfig, gpu_count: int, *, env: Optional[Dict[
 
 
 # ------------------------------------------------------------------ scratch
-def scratch_dir(paths: MLPaths) -> Path:
+def scratch_dir(paths: MLPaths, given: Optional[str] = None) -> Path:
     """Where unpacked channels, the built config and the export staging go:
-    ``$RECTRAIN_SCRATCH``; on SageMaker (``/opt/ml``) ``/tmp/rectrain-work``, never a folder
+    ``given`` (``RECTRAIN_SCRATCH``); on SageMaker (``/opt/ml``) ``/tmp/rectrain-work``, never a folder
     under ``/opt/ml`` that SageMaker does not manage (it is the image's own layer there);
     locally (run-local, tests) ``<ml root>/work``, so that each emulated host has its own."""
-    given = os.environ.get("RECTRAIN_SCRATCH")
     if given:
         return Path(given)
     if str(paths.root) == "/opt/ml":

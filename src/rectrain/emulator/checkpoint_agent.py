@@ -22,17 +22,14 @@ import os
 import random
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from rectrain.logs import get_logger
-from rectrain.storage.aws_errors import translate_error
+from rectrain.storage.objects import list_objects
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("sagemaker")
-
-
-def _split(uri: str) -> Tuple[str, str]:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return bucket, key.rstrip("/")
 
 
 class SageMakerCheckpointSync:
@@ -43,12 +40,12 @@ class SageMakerCheckpointSync:
     ``every``: seconds between scans while running. ``rng``: the restore order (seeded in tests).
     """
 
-    def __init__(self, s3: Any, folder: Path, uri: str, *, every: float = 0.5,
+    def __init__(self, s3: S3Service, folder: Path, uri: S3Uri, *, every: float = 0.5,
                  rng: Optional[random.Random] = None) -> None:
         self.s3 = s3
         self.folder = Path(folder)
-        self.bucket, self.key = _split(uri)
-        self.uri = uri
+        self.base = S3Uri(uri.bucket, uri.key.rstrip("/"))
+        self.uri = str(self.base)
         self.every = every
         self.rng = rng or random.Random()
         self.uploaded = 0
@@ -61,24 +58,13 @@ class SageMakerCheckpointSync:
         self._final = False
         self.errors: List[str] = []
 
-    def _s3_key(self, rel: str) -> str:
-        return f"{self.key}/{rel}" if self.key else rel
-
     def _remote(self) -> List[str]:
-        prefix = f"{self.key}/" if self.key else ""
-        keys: List[str] = []
-        try:
-            for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                           Prefix=prefix):
-                keys += [o["Key"] for o in page.get("Contents", []) or []]
-        except Exception as exc:  # noqa: BLE001 - boto errors, translated at this boundary
-            raise translate_error(exc, "s3:ListBucket", self.uri) from exc
-        return [k for k in keys if not k.endswith("/")]
+        return [o.key for o in list_objects(self.s3, self.base) if not o.key.endswith("/")]
 
     # before the attempt ---------------------------------------------------------------
     def restore(self) -> int:
         """Every object under the prefix into the folder, in random order, new mtimes."""
-        prefix = f"{self.key}/" if self.key else ""
+        prefix = self.base.prefix
         keys = self._remote()
         self.rng.shuffle(keys)
         for key in keys:
@@ -87,10 +73,7 @@ class SageMakerCheckpointSync:
                 continue
             target = self.folder / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            except Exception as exc:  # noqa: BLE001 - translated at this boundary
-                raise translate_error(exc, "s3:GetObject", f"s3://{self.bucket}/{key}") from exc
+            body = self.s3.read_bytes(S3Uri(self.base.bucket, key))
             target.write_bytes(body)  # a new modification time, as on SageMaker
             st = target.stat()
             self._sent[rel] = (st.st_size, st.st_mtime_ns)
@@ -133,19 +116,13 @@ class SageMakerCheckpointSync:
                 sig = (st.st_size, st.st_mtime_ns)
                 if self._sent.get(rel) == sig:
                     continue
-                try:
-                    self.s3.put_object(Bucket=self.bucket, Key=self._s3_key(rel), Body=data)
-                except Exception as exc:  # noqa: BLE001 - translated at this boundary
-                    raise translate_error(exc, "s3:PutObject", f"{self.uri}/{rel}") from exc
+                self.s3.put_bytes(self.base.join(rel), data)
                 self._sent[rel] = sig
                 n += 1
             for rel in sorted(set(self._sent) - set(here)):  # deleted locally: deleted in S3
                 if self._halted():
                     return n
-                try:
-                    self.s3.delete_object(Bucket=self.bucket, Key=self._s3_key(rel))
-                except Exception as exc:  # noqa: BLE001 - translated at this boundary
-                    raise translate_error(exc, "s3:DeleteObject", f"{self.uri}/{rel}") from exc
+                self.s3.delete(self.base.join(rel))
                 del self._sent[rel]
                 self.deleted += 1
             self.uploaded += n
@@ -166,7 +143,7 @@ class SageMakerCheckpointSync:
             self.scan()
 
 
-def restore_and_start(s3: Any, folder: Path, uri: str, *, every: float = 0.5,
+def restore_and_start(s3: S3Service, folder: Path, uri: S3Uri, *, every: float = 0.5,
                       seed: Optional[int] = None) -> SageMakerCheckpointSync:
     """A fresh "instance": ``folder`` emptied, restored from ``uri``, then synced."""
     if folder.exists():

@@ -37,6 +37,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK
 from rectrain.logs import get_logger
 from rectrain.paths import MLPaths
+from rectrain.storage.s3 import S3Uri
 
 log = get_logger("sagemaker.cluster")
 
@@ -74,10 +75,10 @@ def _prepare_host(local: Any, s3: Any, request: Dict[str, Any], root: Path, host
     for channel in request["InputDataConfig"]:
         dest = paths.channel(channel["ChannelName"])
         dest.mkdir(parents=True)
-        local.download_prefix(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], dest)
+        local.download_prefix(s3, S3Uri.parse(channel["DataSource"]["S3DataSource"]["S3Uri"]), dest)
     for folder in (paths.model, paths.output_data, paths.failure.parent, paths.checkpoints):
         folder.mkdir(parents=True, exist_ok=True)
-    restored = local.download_prefix(s3, request["CheckpointConfig"]["S3Uri"], paths.checkpoints)
+    restored = local.download_prefix(s3, S3Uri.parse(request["CheckpointConfig"]["S3Uri"]), paths.checkpoints)
     return paths, restored
 
 

@@ -39,10 +39,10 @@ from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
-from rectrain.sagemaker.tracking import upload_tensorboard
 from rectrain.storage.objects import put_object, upload_file
 from rectrain.storage.pull import pull
 from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("sagemaker.local")
 GRACE_SECONDS = 120.0
@@ -95,11 +95,26 @@ class LocalRunResult:
 
 
 # ------------------------------------------------------------------ S3 helpers
-def download_prefix(s3: Any, uri: str, dest: Path) -> int:
+def download_prefix(s3: S3Service, uri: S3Uri, dest: Path) -> int:
     """Every object under ``uri`` into ``dest`` (relative paths kept, each verified; a key that
     would land outside ``dest`` is refused); returns the count. Nothing there: 0."""
-    result = pull(uri, dest, client=s3, progress=False, verify_manifest=False, empty_ok=True)
+    result = pull(s3, uri, dest, progress=False, verify_manifest=False, empty_ok=True)
     return result.files_total
+
+
+def upload_tensorboard(s3: S3Service, local_dir: Any, uri: S3Uri) -> int:
+    """What SageMaker does with ``TensorBoardOutputConfig``: every file under ``local_dir`` to
+    ``uri`` with its relative path. Returns the number of files."""
+    root = Path(local_dir)
+    if not root.is_dir():
+        return 0
+    count = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        target = uri.join(path.relative_to(root).as_posix())
+        s3.call("upload_file", "s3:PutObject", target, Filename=str(path), Bucket=target.bucket,
+                Key=target.key)
+        count += 1
+    return count
 
 
 class TreeSync:
@@ -110,7 +125,7 @@ class TreeSync:
     have not changed between two scans, and from a snapshot of its bytes: the engine rewrites
     checkpoints in place, and a file read while it is written would be corrupt in S3."""
 
-    def __init__(self, s3: Any, folder: Path, uri: str) -> None:
+    def __init__(self, s3: S3Service, folder: Path, uri: str) -> None:
         self.s3 = s3
         self.folder = folder
         target = S3Uri.parse(uri)
@@ -156,7 +171,7 @@ class TreeSync:
             except FileNotFoundError:
                 continue
             key = f"{self.key}/{rel}" if self.key else rel
-            put_object(self.s3, self.bucket, key, data=data)
+            put_object(self.s3.client, self.bucket, key, data=data)
             self.state[rel] = sig
             n += 1
         self.uploaded += n
@@ -252,7 +267,7 @@ def _run_attempt(argv: List[str], env: Dict[str, str], sync: SageMakerCheckpoint
 
 
 def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir: Optional[str] = None,
-              device: str = "cpu", max_steps: Optional[int] = None, s3_client: Any = None,
+              device: str = "cpu", max_steps: Optional[int] = None, s3: Optional[S3Service] = None,
               grace_seconds: float = GRACE_SECONDS, max_starts: Optional[int] = None,
               extra_env: Optional[Dict[str, str]] = None,
               interrupt_after_checkpoint: bool = False) -> LocalRunResult:
@@ -273,7 +288,7 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
         if reason:
             raise EnvironmentProblem(f"run-local cannot emulate 2 hosts here: {reason}.",
                                      "run as root on Linux (network namespaces), or pass --instance-count 1.")
-    s3 = s3_client or aws.client("s3", job.region, job.profile, job.endpoint_url)
+    s3 = s3 or aws.s3_for(job)
     root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"rectrain-{name}-"))
     # its input/data/<channel> and checkpoints/ (per host with 2 hosts) are replaced: only in a
     # folder rectrain made
@@ -295,7 +310,7 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
         if dest.exists():
             shutil.rmtree(dest)
         dest.mkdir(parents=True)
-        n = download_prefix(s3, uri, dest)
+        n = download_prefix(s3, S3Uri.parse(uri), dest)
         log.info("run-local: channel %s: %d file(s) from %s", channel["ChannelName"], n, uri)
     for folder in (paths.model, paths.output_data, paths.failure.parent):
         folder.mkdir(parents=True, exist_ok=True)
@@ -315,7 +330,8 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
         if paths.checkpoints.exists():
             shutil.rmtree(paths.checkpoints)
         paths.checkpoints.mkdir(parents=True)
-        sync = SageMakerCheckpointSync(s3, paths.checkpoints, checkpoint_uri, every=SYNC_EVERY_SECONDS)
+        sync = SageMakerCheckpointSync(s3, paths.checkpoints, S3Uri.parse(checkpoint_uri),
+                                       every=SYNC_EVERY_SECONDS)
         restored = sync.restore()  # random order, new mtimes (see ckpt_sync)
         if paths.failure.exists():
             paths.failure.unlink()
@@ -328,7 +344,7 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
                                        restored, sync.uploaded))
         if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
             tb_local = paths.output / "tensorboard"
-            upload_tensorboard(s3, tb_local, request["TensorBoardOutputConfig"]["S3OutputPath"])
+            upload_tensorboard(s3, tb_local, S3Uri.parse(request["TensorBoardOutputConfig"]["S3OutputPath"]))
             shutil.rmtree(tb_local, ignore_errors=True)
         result.exit_code = code
         if not interrupted:
@@ -351,11 +367,11 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
     return result
 
 
-def _upload_tar(s3: Any, folder: Path, uri: str) -> str:
+def _upload_tar(s3: S3Service, folder: Path, uri: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / Path(uri).name
         with tarfile.open(archive, "w:gz") as tar:
             for item in sorted(folder.iterdir()):
                 tar.add(item, arcname=item.name)
-        upload_file(archive, uri, client=s3)
+        upload_file(s3, archive, S3Uri.parse(uri))
     return uri

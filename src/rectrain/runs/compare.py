@@ -27,6 +27,7 @@ from rectrain.runlog.plots import continuous
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.follow import describe_job
 from rectrain.sagemaker.jobconfig import JOB_NAME_RE
+from rectrain.storage.service import S3Service
 from rectrain.tracking.params import flatten
 
 MAX_DIFFS = 40
@@ -57,15 +58,15 @@ def _read_config(text: Optional[str]) -> Dict[str, Any]:
     return flatten(data) if isinstance(data, dict) else {}
 
 
-def load_run(source: str, *, endpoint_url: Optional[str] = None, sagemaker_client: Any = None,
+def load_run(source: str, *, s3: S3Service, sagemaker_client: Any = None,
              label: Optional[str] = None, region: Optional[str] = None,
              profile: Optional[str] = None) -> RunData:
     """Read one run from a folder, an s3:// prefix or a SageMaker job name."""
     text = str(source)
     if text.startswith("s3://") or Path(text).exists():
-        src = RunSource(text, endpoint_url)
+        src = RunSource(text, s3)
         records, state = src.read()
-        if src.s3:
+        if src.uri is not None:
             raw = src._s3_get("config.yml")
             config = _read_config(raw.decode("utf-8", errors="replace") if raw else None)
             kind = "s3"
@@ -79,7 +80,7 @@ def load_run(source: str, *, endpoint_url: Optional[str] = None, sagemaker_clien
                             "give the --run-dir of `rectrain train` or its --checkpoint-s3 prefix.")
         return RunData(label or _label(text), text, kind, records, state, config,
                        status=(state or {}).get("status"))
-    return _load_job(text, endpoint_url=endpoint_url, client=sagemaker_client, label=label, region=region,
+    return _load_job(text, s3=s3, client=sagemaker_client, label=label, region=region,
                      profile=profile)
 
 
@@ -87,7 +88,7 @@ def _label(source: str) -> str:
     return source.rstrip("/").rsplit("/", 1)[-1] or source
 
 
-def _load_job(name: str, *, endpoint_url: Optional[str], client: Any, label: Optional[str],
+def _load_job(name: str, *, s3: S3Service, client: Any, label: Optional[str],
               region: Optional[str] = None, profile: Optional[str] = None) -> RunData:
     if not JOB_NAME_RE.match(name):
         raise UserError(f"{name!r} is not a run folder, an s3:// prefix or a SageMaker job name.",
@@ -105,7 +106,7 @@ def _load_job(name: str, *, endpoint_url: Optional[str], client: Any, label: Opt
     state = None
     if status.checkpoint_s3:
         for prefix in (f"{status.checkpoint_s3.rstrip('/')}/run", status.checkpoint_s3):
-            records, state = RunSource(prefix, endpoint_url).read()
+            records, state = RunSource(prefix, s3).read()
             if records:
                 break
     hyper = getattr(status, "hyperparameters", None) or {}
@@ -175,12 +176,14 @@ def config_differences(runs: Sequence[RunData]) -> Dict[str, List[Any]]:
 
 def compare_runs(sources: Sequence[str], *, endpoint_url: Optional[str] = None,
                  sagemaker_client: Any = None, region: Optional[str] = None,
-                 profile: Optional[str] = None) -> Dict[str, Any]:
-    """Load and compare runs; see the module docstring. Needs two runs or more."""
+                 profile: Optional[str] = None, s3: Optional[S3Service] = None) -> Dict[str, Any]:
+    """Load and compare runs; see the module docstring. Needs two runs or more. S3 prefixes are
+    read through ``s3`` (default: a service for ``endpoint_url``)."""
     if len(sources) < 2:
         raise UserError("compare needs at least two runs.", "give two or more run folders, s3:// "
                         "prefixes or SageMaker job names.")
-    runs = [load_run(s, endpoint_url=endpoint_url, sagemaker_client=sagemaker_client, region=region,
+    s3 = s3 or S3Service(endpoint_url)
+    runs = [load_run(s, s3=s3, sagemaker_client=sagemaker_client, region=region,
                      profile=profile) for s in sources]
     seen: Dict[str, int] = {}
     for run in runs:  # two folders both named "run": tell them apart

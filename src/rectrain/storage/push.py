@@ -20,13 +20,13 @@ from typing import Any, List, Optional
 from rectrain.errors import DataError, IntegrityError, RectrainError
 from rectrain.fsutil import sha256_file
 from rectrain.logs import get_logger
-from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import MANIFEST_NAME, Manifest, ManifestEntry, file_digests, iter_files
-from rectrain.storage.objects import delete_keys, get_client, put_object, remote_files, write_probe
+from rectrain.storage.objects import delete_keys, put_object, remote_files, write_probe
 from rectrain.storage.parallel import run_parallel
 from rectrain.storage.progress import TransferProgress
 from rectrain.storage.result import TransferResult, note_partial
 from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("storage.push")
 
@@ -46,11 +46,10 @@ KEEP_BUDGET = 512 * 1024 * 1024  # ... up to this much in all
 
 
 def push(
+    s3: S3Service,
     src_dir: Any,
-    s3_uri: Any,
+    uri: S3Uri,
     *,
-    client: Any = None,
-    endpoint_url: Optional[str] = None,
     workers: int = 16,
     delete: bool = False,
     dry_run: bool = False,
@@ -58,16 +57,15 @@ def push(
     manifest: bool = True,
     preflight: bool = True,
 ) -> TransferResult:
-    """Upload the folder ``src_dir`` to the S3 folder ``s3_uri`` (a single file works too).
+    """Upload the folder ``src_dir`` to the S3 folder ``uri`` (a single file works too).
 
     With ``manifest`` (datasets), ``manifest.jsonl`` is written LAST; a packed folder (made by
     ``rectrain data pack``) keeps its own manifest, checked against its shards first.
     ``delete`` removes objects under the prefix that are not in ``src_dir``.
     """
     started = time.monotonic()
-    uri = S3Uri.parse(s3_uri)
     src = Path(src_dir).expanduser()
-    client = get_client(client, endpoint_url, workers)
+    client = s3.client
     result = TransferResult("push", str(src), str(uri), dry_run=dry_run)
     if src.is_file():
         target = uri.join(src.name) if (not uri.key or uri.key.endswith("/")) else uri
@@ -93,7 +91,7 @@ def push(
 
     if preflight and not dry_run:
         write_probe(client, uri, need_delete=delete)
-    remote = remote_files(client, uri)
+    remote = remote_files(s3, uri)
 
     kept = [0]
     kept_lock = threading.Lock()
@@ -172,7 +170,7 @@ def push(
 
     done_lock = threading.Lock()
     with TransferProgress(f"push {uri}", len(todo), sum(f.size for f in todo), progress) as bar:
-        fast = FastPath(client, maxsize=workers + 4)
+        fast = s3.fast_path(workers + 4)
 
         def upload(item: _LocalFile) -> None:
             put_object(

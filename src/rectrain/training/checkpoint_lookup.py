@@ -9,12 +9,15 @@ from typing import Any, Optional
 from rectrain.checkpoints.local import MARKER, engine_prefix, read_pointer, verify_snapshot
 from rectrain.errors import IntegrityError
 from rectrain.logs import get_logger
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("training")
 
 
-def push_command(ckdir: Path, checkpoint_s3: Optional[str], endpoint_url: Optional[str]) -> str:
+def push_command(ckdir: Path, checkpoint_s3: Optional[S3Uri], s3: Optional[S3Service]) -> str:
     """The command that uploads what a run kept locally (``rectrain ckpt push``)."""
+    endpoint_url = s3.endpoint_url if s3 is not None else None
     extra = f" --endpoint-url {endpoint_url}" if endpoint_url else ""
     return f"`rectrain ckpt push {ckdir} {checkpoint_s3}{extra}`"
 

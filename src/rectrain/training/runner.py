@@ -20,7 +20,6 @@ Run folder (``run_dir``)::
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
@@ -47,7 +46,9 @@ from rectrain.logs import get_logger
 from rectrain.runlog.display import make_display
 from rectrain.runlog.plots import plot_curves
 from rectrain.runlog.records import MetricsTracker, MetricsWriter
+from rectrain.settings import Settings
 from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 from rectrain.training.checkpoint_lookup import best_kept, checkpoint_paths, push_command
 from rectrain.training.command import build_train_command
 from rectrain.training.early_stop import EarlyStop
@@ -78,7 +79,6 @@ from rectrain.training.workers import apply_loader_choice
 log = get_logger("training")
 
 ITERS_RE = re.compile(r"train dataloader has (\d+) iters")
-INTERRUPT_UPLOAD_S = float(os.environ.get("RECTRAIN_INTERRUPT_UPLOAD_S", "90"))
 RUN_FILES_EVERY_S = 60.0  # metrics.jsonl & co. to S3 at least this often while training
 
 
@@ -109,6 +109,7 @@ def start_recognition_training(
     early_stop: Optional[int] = None, stop_at_step: Optional[int] = None,
     allow_config_change: bool = False,
     workers: Union[None, int, str] = None, restart: bool = False,
+    s3: Optional[S3Service] = None,
 ) -> TrainResult:
     """Train a recognition model with the PaddleOCR engine; see the module docstring.
 
@@ -136,7 +137,8 @@ def start_recognition_training(
                       master=master, display=display, max_steps=max_steps, sub_epochs=sub_epochs,
                       max_seconds=max_seconds, tracking=tracking,
                       early_stop=early_stop, stop_at_step=stop_at_step,
-                      allow_config_change=allow_config_change, workers=workers, restart=restart)
+                      allow_config_change=allow_config_change, workers=workers, restart=restart,
+                      s3=s3)
     finally:
         stopper.restore()
 
@@ -149,7 +151,15 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
            sub_epochs: Optional[int], max_seconds: Optional[float],
            tracking: Optional[TrackingOptions] = None, early_stop: Optional[int] = None,
            stop_at_step: Optional[int] = None, allow_config_change: bool = False,
-           workers: Union[None, int, str] = None, restart: bool = False) -> TrainResult:
+           workers: Union[None, int, str] = None, restart: bool = False,
+           s3: Optional[S3Service] = None) -> TrainResult:
+    settings = Settings.from_env(warn=False)
+    INTERRUPT_UPLOAD_S = settings.interrupt_upload_s  # noqa: N806
+    if settings.tensorboard_dir and (tracking is None or tracking.tensorboard_dir is None):
+        import dataclasses
+
+        tracking = dataclasses.replace(tracking or TrackingOptions(),
+                                       tensorboard_dir=settings.tensorboard_dir)
     if resume and restart:
         raise UserError("--resume and --restart exclude each other.",
                         "--resume continues the run; --restart starts a new one: give one.")
@@ -164,12 +174,16 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     ckdir = Path(checkpoint_dir).expanduser().resolve() if checkpoint_dir else run / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     state_path = run / STATE_FILE
+    prefix: Optional[S3Uri] = None
     if checkpoint_s3:
-        checkpoint_s3 = str(S3Uri.parse(checkpoint_s3)).rstrip("/")
+        parsed = S3Uri.parse(checkpoint_s3)
+        prefix = S3Uri(parsed.bucket, parsed.key.rstrip("/"))
+        s3 = s3 or S3Service(endpoint_url)
+        checkpoint_s3 = str(prefix)
         if node_rank == 0:  # the host that uploads: fail before any step is paid for
-            check_checkpoint_prefix(checkpoint_s3, endpoint_url)
+            check_checkpoint_prefix(s3, prefix)
     if resume:
-        restore_run_files(run, ckdir, checkpoint_s3, endpoint_url)
+        restore_run_files(run, ckdir, prefix, s3)
     state = RunState.load(state_path)
     if state is not None and not resume and not restart and state.status not in ("new",):
         raise UserError(f"{run} already holds a run ({state.status}, step {state.global_step}).",
@@ -177,7 +191,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                         "--run-dir.")
     found: List[Found] = []
     if not restart:  # what is there decides: continue it, refuse, or (nothing) start
-        found = scan_checkpoints(ckdir, checkpoint_s3, endpoint_url=endpoint_url,
+        found = scan_checkpoints(ckdir, prefix, s3=s3,
                                  sub_epochs=state.sub_epochs if state else 1)
     if not resume and not restart:
         refuse_to_overwrite(found)
@@ -220,9 +234,9 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
     resume_info: Optional[CheckpointInfo] = None
     if resume:
         # other hosts keep their copy out of the synced checkpoint dir: only rank 0 writes there
-        resume_from, resume_info = resume_point(ckdir, checkpoint_s3,
+        resume_from, resume_info = resume_point(ckdir, prefix,
                                                 dest_dir=(ckdir if node_rank == 0 else run) / "resume",
-                                                endpoint_url=endpoint_url, sub_epochs=plan.sub_epochs,
+                                                s3=s3, sub_epochs=plan.sub_epochs,
                                                 run_id=state.run_id, found=found)
     if resume_info is not None:
         nothing_left = past_max_steps_message(resume_info.global_step, max_steps, state.plan_max_steps)
@@ -254,7 +268,8 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                           "resume_step": resume_info.global_step if resume_info else 0})
     tracking_run = open_run_tracking(tracking, run, Path(config).resolve(), cfg, engine=engine, device=device,
                                      gpus=gpus, nnodes=nnodes, node_rank=node_rank, plan=plan, state=state,
-                                     resume_step=resume_info.global_step if resume_info else 0)
+                                     resume_step=resume_info.global_step if resume_info else 0,
+                                     job=settings.sagemaker_job, instance_type=settings.instance_type)
     state.save(state_path)
 
     stopper.raise_early = False  # from here on a signal stops the run the normal way
@@ -272,11 +287,11 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         state.save(state_path)
 
     # the engine saves checkpoints on rank 0 only; other hosts upload nothing
-    sync = CheckpointSync(ckdir, run, s3_prefix=checkpoint_s3 if node_rank == 0 else None,
-                          endpoint_url=endpoint_url,
+    sync = CheckpointSync(ckdir, run, s3_prefix=prefix if node_rank == 0 else None,
+                          s3=s3,
                           sub_epochs=plan.sub_epochs, main_indicator=main_indicator,
                           best_so_far=best_kept(ckdir, main_indicator, state.best_metric),
-                          on_best=on_best, run_id=state.run_id)
+                          on_best=on_best, run_id=state.run_id, seal_after_s=settings.seal_after_s)
     metrics = MetricsWriter(run / "metrics.jsonl")
     if resume_info is not None or segment > 0:
         # marks where this attempt restarts: records of earlier attempts after this step are
@@ -367,7 +382,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
         if sync.missing():
             log.warning("not in S3: %s; --resume on this machine uses the local copies, or "
                         "upload them with %s", ", ".join(sync.missing()),
-                        push_command(ckdir, checkpoint_s3, endpoint_url))
+                        push_command(ckdir, prefix, s3))
         result.uploaded_keys = list(sync.uploaded_keys)
         checkpoint_paths(result, ckdir)  # the snapshots are all complete now
         tracking_run.finish("interrupted", [run / "metrics.jsonl"], timeout=30)
@@ -410,7 +425,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
             f"{ckdir}, but {len(missing)} checkpoint(s) did not reach S3: {', '.join(missing)} "
             f"(last error: {cause}).",
             f"fix the cause (`rectrain s3 check {checkpoint_s3}`), then upload them with "
-            f"{push_command(ckdir, checkpoint_s3, endpoint_url)}.")
+            f"{push_command(ckdir, prefix, s3)}.")
     if sync.errors:
         log.warning("some uploads failed: %s", "; ".join(sync.errors[:3]))
     return result
