@@ -5,6 +5,7 @@ interrupted together and resumed from the same checkpoint restored from a real S
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,10 +68,16 @@ def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
     _upload_tree(s3_client, data["root"], s3_bucket, "data/val")
     job = _job(s3_bucket, s3_server.endpoint_url, epochs=20)
 
-    # interrupted once algo-1 has uploaded a checkpoint of this start (iter_epoch_3: the preset
-    # saves every 3 epochs), well before the 20 epochs end, however fast or slow the machine
+    # interrupted once algo-1's agent has uploaded a complete `latest` of this start (its marker,
+    # written once the files are RECTRAIN_SEAL_AFTER_S old) and the run's state, well before the
+    # 20 epochs end, however fast or slow the machine. Nothing is uploaded after the stop (the
+    # one emulation of SageMaker's agent, the same as one host's): what the restart resumes
+    # from must be in S3 before it. The files must be old enough that the agent, which scans
+    # every 2 s and uploads in any order, has sent their final bytes before the marker (60 s in
+    # production; 6 s here, three scans)
     result = run_local(job, interrupt_after=[5.0], work_dir=str(tmp_path / "ml"), s3=s3,
-                       grace_seconds=120, interrupt_after_checkpoint=True)
+                       grace_seconds=120, interrupt_after_checkpoint=True,
+                       extra_env={"RECTRAIN_SEAL_AFTER_S": "6"})
     print(result.summary())
     assert result.exit_code == 0, result.summary() + "\n" + (result.failure or "")
     assert [a.interrupted for a in result.attempts] == [True, False]
@@ -91,7 +98,11 @@ def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
     assert s1["run_id"] == s2["run_id"]
     r1, r2 = s1["history"][-1], s2["history"][-1]
     assert r1["resume_step"] == r2["resume_step"] > 0
-    assert Path(r1["resumed_from"]).name == Path(r2["resumed_from"]).name == "latest"
+    # an epoch-end checkpoint (`latest`, or the `iter_epoch_N` saved with it when that one's
+    # marker reached S3 first: the agent uploads in any order), the same one on both hosts
+    resumed = Path(r1["resumed_from"]).name
+    assert resumed == Path(r2["resumed_from"]).name
+    assert resumed == "latest" or re.fullmatch(r"iter_epoch_\d+", resumed), resumed
     # data parallel: 8 images, batch 4 per rank, 2 ranks -> 1 step per epoch (one host alone: 2).
     # The gradients are all-reduced every step, so both hosts took exactly these steps: a host
     # with fewer would leave the other waiting in the all-reduce, and both exited 0 together.

@@ -9,7 +9,7 @@ import hashlib
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 
-from rectrain.emulator.run_local import TreeSync, download_prefix
+from rectrain.emulator.run_local import download_prefix
 from rectrain.errors import DataError, EnvironmentProblem, IntegrityError, PermissionProblem, UserError
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.launch import preflight_inputs
@@ -27,15 +27,6 @@ def test_download_prefix_verifies_and_an_empty_prefix_is_zero(s3, s3_client, s3_
     with pytest.raises(IntegrityError):
         download_prefix(s3, S3Uri(s3_bucket, "bad"), tmp_path / "bad")
     assert not (tmp_path / "bad/x.pdopt").exists()
-
-
-def test_tree_sync_puts_are_verified_puts(s3, s3_client, s3_bucket, tmp_path):
-    (tmp_path / "ck/sub").mkdir(parents=True)
-    (tmp_path / "ck/sub/latest.pdparams").write_bytes(b"weights")
-    sync = TreeSync(s3, tmp_path / "ck", f"s3://{s3_bucket}/jobs/ckpt/")
-    assert sync.sync() == 1 and sync.sync() == 0
-    head = s3_client.head_object(Bucket=s3_bucket, Key="jobs/ckpt/sub/latest.pdparams")
-    assert head["Metadata"]["sha256"] == hashlib.sha256(b"weights").hexdigest()
 
 
 def test_preflight_names_the_empty_channel(s3, s3_client, s3_bucket):

@@ -128,6 +128,12 @@ class SageMakerCheckpointSync:
             self.uploaded += n
             return n
 
+    def sent(self) -> Dict[str, Tuple[int, int]]:
+        """``{relative path: (size, mtime_ns)}`` of what is in S3 now, as this agent put it there
+        (or restored it from there)."""
+        with self._lock:
+            return dict(self._sent)
+
     def _halted(self) -> bool:
         return self._stopped.is_set() and not self._final
 

@@ -7,8 +7,8 @@ What SageMaker does around the container, done here against S3 (AWS or a local s
 - every input channel downloaded from its S3 prefix to ``input/data/<channel>`` (File mode);
 - ``/opt/ml/checkpoints`` restored from ``CheckpointConfig.S3Uri`` before each start (random
   order, new mtimes), synced to it while the container runs (deletions too), nothing uploaded
-  after a stop (:mod:`rectrain.emulator.checkpoint_agent`; ``TreeSync`` below is the older,
-  kinder sync the two-host emulation in ``cluster`` still uses);
+  after a stop: SageMaker's checkpoint agent, emulated once
+  (:mod:`rectrain.emulator.checkpoint_agent`) for one host and for two (:mod:`.cluster`);
 - the real entrypoint (``rectrain sagemaker entrypoint train``) as a subprocess, on the CPU;
 - ``--interrupt-after SECONDS``: SIGTERM, the 120-second grace, SIGKILL, then a fresh start
   with the checkpoints restored from S3 (a spot interruption);
@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
-from rectrain.storage.objects import put_object, upload_file
+from rectrain.storage.objects import upload_file
 from rectrain.storage.pull import pull
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
@@ -115,82 +114,6 @@ def upload_tensorboard(s3: S3Service, local_dir: Any, uri: S3Uri) -> int:
                 Key=target.key)
         count += 1
     return count
-
-
-class TreeSync:
-    """Upload the files of a folder that are new or changed since the last call (as the
-    SageMaker agent does for ``/opt/ml/checkpoints``).
-
-    While training runs (``settled_only``) a file is uploaded only once its size and mtime
-    have not changed between two scans, and from a snapshot of its bytes: the engine rewrites
-    checkpoints in place, and a file read while it is written would be corrupt in S3."""
-
-    def __init__(self, s3: S3Service, folder: Path, uri: str) -> None:
-        self.s3 = s3
-        self.folder = folder
-        target = S3Uri.parse(uri)
-        self.bucket, self.key = target.bucket, target.key.rstrip("/")
-        self.state: Dict[str, Tuple[int, int]] = {}
-        self.seen: Dict[str, Tuple[int, int]] = {}
-        self.uploaded = 0
-        self.lock = threading.Lock()
-
-    def mark_present(self) -> None:
-        """What is there now is already in S3 (just restored from it)."""
-        for rel, path in self._files():
-            st = path.stat()
-            self.state[rel] = (st.st_size, st.st_mtime_ns)
-
-    def _files(self) -> List[Tuple[str, Path]]:
-        if not self.folder.is_dir():
-            return []
-        return [(p.relative_to(self.folder).as_posix(), p) for p in sorted(self.folder.rglob("*"))
-                if p.is_file() and not p.name.endswith(".part")]
-
-    def sync(self, settled_only: bool = False) -> int:
-        with self.lock:
-            return self._sync(settled_only)
-
-    def _sync(self, settled_only: bool) -> int:
-        n = 0
-        for rel, path in self._files():
-            try:
-                st = path.stat()
-            except FileNotFoundError:  # replaced meanwhile
-                continue
-            sig = (st.st_size, st.st_mtime_ns)
-            if self.state.get(rel) == sig:
-                continue
-            previous, self.seen[rel] = self.seen.get(rel), sig
-            if settled_only and previous != sig:
-                continue  # changed since the last scan: maybe still being written
-            try:
-                data = path.read_bytes()
-                if (path.stat().st_size, path.stat().st_mtime_ns) != sig:
-                    continue  # written while read: next time
-            except FileNotFoundError:
-                continue
-            key = f"{self.key}/{rel}" if self.key else rel
-            put_object(self.s3.client, self.bucket, key, data=data)
-            self.state[rel] = sig
-            n += 1
-        self.uploaded += n
-        return n
-
-
-class _BackgroundSync(threading.Thread):
-    def __init__(self, sync: TreeSync, every: float) -> None:
-        super().__init__(daemon=True, name="checkpoint-sync")
-        self.tree = sync
-        self.every = every
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.every):
-            try:
-                self.tree.sync(settled_only=True)
-            except Exception as exc:  # noqa: BLE001 - retried next round and at the end
-                log.warning("run-local: checkpoint upload will be retried: %s", exc)
 
 
 # ------------------------------------------------------------------ the emulation
