@@ -6,14 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rectrain.runlog.records import (
-    MetricsTracker,
-    MetricsWriter,
-    eta_seconds,
-    parse_line,
-    parse_log,
-    read_metrics,
-)
+from rectrain.engine.log import eta_seconds, parse_line
+from rectrain.runlog.records import MetricsTracker, MetricsWriter, parse_log, read_metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

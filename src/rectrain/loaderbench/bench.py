@@ -2,7 +2,7 @@
 
 The engine's own data pipeline (its dataset class, transforms, sampler and collation, built by
 ``ppocr.data.build_dataloader``) runs in a subprocess with the engine on ``sys.path``
-(``loader_probe.py``), as training does: rectrain never imports the engine for training. No
+(``loaderbench/probe.py``), as training does: rectrain never imports the engine for training. No
 model is built. The figures: samples/s through the engine's ``DataLoader`` with N workers, per
 worker, and where a sample's time goes (read, decode, each transform, collation) measured in one
 process; then what the common SageMaker GPU instances could feed at that per-worker rate.
@@ -16,15 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from rectrain.engine.launch import engine_env
+from rectrain.engine.config import load_engine_config
+from rectrain.engine.launch import engine_env, format_override
 from rectrain.engine.locate import Engine, find_engine
-from rectrain.errors import ConfigError, EngineFailure, UserError
+from rectrain.errors import ConfigError, EngineFailure
 from rectrain.logs import get_logger
-from rectrain.training.workers import INSTANCES, auto_workers, choose_loader, probe_cpus
+from rectrain.machine.instances import gpu_types
+from rectrain.machine.probes import probe_cpus
+from rectrain.training.workers import auto_workers, choose_loader
 
-log = get_logger("training.loader_bench")
+log = get_logger("loaderbench")
 
-PROBE = Path(__file__).resolve().parent / "loader_probe.py"
+PROBE = Path(__file__).resolve().parent / "probe.py"
 MARKER = "RECTRAIN_BENCH_JSON "
 
 Command = Tuple[List[str], Dict[str, str]]
@@ -42,7 +45,7 @@ def loader_bench_command(engine: Engine, config: Union[str, Path], workers: int,
     if profile_only:
         argv.append("--no-loader")
     if overrides:
-        argv += ["-o"] + [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+        argv += ["-o"] + [format_override(k, v) for k, v in overrides.items()]
     return argv, engine_env(engine)
 
 
@@ -70,7 +73,7 @@ class LoaderBench:
         workers ``--workers auto`` would give it."""
         rate = self.per_worker
         out = []
-        for inst in INSTANCES:
+        for inst in gpu_types():
             w = auto_workers(inst.vcpus, inst.gpus)
             out.append({"instance": inst.name, "vcpus": inst.vcpus, "gpus": inst.gpus,
                         "gpu": inst.gpu, "workers_per_gpu": w,
@@ -121,21 +124,10 @@ def bench_loader(config: Union[str, Path], workers: Union[None, int, str] = "aut
                  overrides: Optional[Dict[str, Any]] = None) -> LoaderBench:
     """Measure the engine's loader for ``config`` with ``workers`` (``auto``: as ``train
     --workers auto`` would choose; None: the config's own)."""
-    import yaml
-
     path = Path(config).expanduser()
-    if not path.is_file():
-        raise UserError(f"config {path} not found.", "pass the YAML written by `rectrain config build`.")
     if seconds <= 0:
         raise ConfigError(f"--seconds {seconds}: must be positive.", "pass e.g. --seconds 10.")
-    try:
-        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}", "fix the YAML, or build it again "
-                          "with `rectrain config build`.") from exc
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("Train"), dict):
-        raise ConfigError(f"{path} has no Train section.", "pass a training config "
-                          "(`rectrain config build`).")
+    cfg = load_engine_config(path, require=("Train",)).data
     cpus = probe_cpus()
     choice = choose_loader(cfg, workers, gpus=1, cpus=cpus)
     n = choice.workers if choice.workers is not None else 0

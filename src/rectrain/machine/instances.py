@@ -1,5 +1,10 @@
-"""What rectrain knows about each SageMaker training instance family: accelerator, GPU
-generation (CUDA compute capability), CPU architecture, local NVMe instance storage and EFA.
+"""The one instance table: what rectrain knows about SageMaker training instances.
+
+- :data:`FAMILIES`: each family's accelerator, GPU generation (CUDA compute capability), CPU
+  architecture, local NVMe instance storage and EFA;
+- :data:`TYPES`: the usual instance types' vCPUs, memory, GPU count and on-demand price (what
+  ``--workers auto`` sizes the data loader for, what ``rectrain bench loader`` projects onto,
+  what a job's cost estimate multiplies).
 
 Every family of botocore's ``TrainingInstanceType`` enum is in :data:`FAMILIES` (a test
 checks it against the installed botocore), so a new family is a failing test, never a silent
@@ -180,3 +185,65 @@ def runnable_problems(instance_type: str, image: Optional[str] = None) -> List[s
                 f"CUDA {IMAGE_VARIANTS[need]['cuda']} image with `rectrain sagemaker image "
                 f"--instance-type {instance_type} --build --push` and launch with the URI it prints."]
     return []
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    """One instance type: vCPUs and memory as AWS publishes them for the instance (SageMaker runs
+    one training container per instance with all of them), its GPUs, and the SageMaker training
+    on-demand list price per instance-hour in us-east-1 (USD, late 2025; None: not listed)."""
+
+    name: str
+    vcpus: int
+    memory_gib: int
+    gpus: int
+    usd_per_hour: Optional[float]
+
+    @property
+    def family(self) -> Optional[Family]:
+        return family_of(self.name)
+
+    @property
+    def gpu(self) -> str:
+        fam = self.family
+        return (fam.gpu or "") if fam is not None else ""
+
+
+PRICE_REGION = "us-east-1"
+_TYPE_ROWS: List[InstanceType] = [
+    InstanceType("ml.g4dn.xlarge", 4, 16, 1, 0.736),
+    InstanceType("ml.g4dn.2xlarge", 8, 32, 1, 0.94),
+    InstanceType("ml.g4dn.4xlarge", 16, 64, 1, 1.505),
+    InstanceType("ml.g4dn.8xlarge", 32, 128, 1, 2.72),
+    InstanceType("ml.g4dn.12xlarge", 48, 192, 4, 4.89),
+    InstanceType("ml.g5.xlarge", 4, 16, 1, 1.408),
+    InstanceType("ml.g5.2xlarge", 8, 32, 1, 1.515),
+    InstanceType("ml.g5.4xlarge", 16, 64, 1, 2.03),
+    InstanceType("ml.g5.8xlarge", 32, 128, 1, 3.06),
+    InstanceType("ml.g5.12xlarge", 48, 192, 4, 7.09),
+    InstanceType("ml.g5.48xlarge", 192, 768, 8, 20.36),
+    InstanceType("ml.g6.xlarge", 4, 16, 1, 1.1616),
+    InstanceType("ml.g6.2xlarge", 8, 32, 1, 1.2544),
+    InstanceType("ml.g6.12xlarge", 48, 192, 4, 6.6784),
+    InstanceType("ml.g6e.xlarge", 4, 32, 1, 2.3424),
+    InstanceType("ml.p3.2xlarge", 8, 61, 1, 3.825),
+    InstanceType("ml.p3.8xlarge", 32, 244, 4, 14.688),
+    InstanceType("ml.p3.16xlarge", 64, 488, 8, 28.152),
+    InstanceType("ml.p4d.24xlarge", 96, 1152, 8, 37.688),
+    InstanceType("ml.p5.48xlarge", 192, 2048, 8, 113.068),
+    InstanceType("ml.m5.xlarge", 4, 16, 0, 0.23),
+    InstanceType("ml.m5.2xlarge", 8, 32, 0, 0.461),
+    InstanceType("ml.c5.2xlarge", 8, 16, 0, 0.408),
+]
+TYPES: Dict[str, InstanceType] = {t.name: t for t in _TYPE_ROWS}
+
+
+def gpu_types() -> List[InstanceType]:
+    """The GPU instance types of the table, in its order."""
+    return [t for t in _TYPE_ROWS if t.gpus > 0]
+
+
+def price_per_hour(instance_type: str) -> Optional[float]:
+    """The on-demand list price of ``instance_type`` (None: not in the table)."""
+    found = TYPES.get(instance_type)
+    return found.usd_per_hour if found is not None else None

@@ -1,15 +1,6 @@
-"""Parse PaddleOCR 2.x training output into metric records, and append them to metrics.jsonl.
-
-The engine (tools/program.py) logs through the ``ppocr`` logger:
-
-    [2026/11/25 19:39:43] ppocr INFO: epoch: [1/2], global_step: 1, lr: 0.001000, acc: 0.0,
-        norm_edit_dis: 0.118453, loss: 72.388771, avg_reader_cost: 0.01124 s,
-        avg_batch_cost: 0.17299 s, avg_samples: 4.0, ips: 23.12284 samples/s, eta: 0:00:01
-        [, max_mem_reserved: 1234 MB, max_mem_allocated: 1000 MB]
-    ... ppocr INFO: cur metric, acc: 0.0, norm_edit_dis: 1.2e-06, fps: 254.8
-    ... ppocr INFO: save best model is to /run/checkpoints/best_accuracy
-    ... ppocr INFO: best metric, acc: 0.0, is_float16: False, norm_edit_dis: ..., best_epoch: 1
-    ... ppocr INFO: save model in /run/checkpoints/latest
+"""The run log's records: engine lines completed into records (real epoch, carried step, merged
+eval/best), appended to ``metrics.jsonl`` and read back. One engine line is parsed by
+:func:`rectrain.engine.log.parse_line` (the one reader of the engine's log).
 
 Every record carries a numeric ``epoch`` and ``global_step`` (eval records carry the last
 train step). With sub-epochs (see docs/checkpoints.md) the engine's epoch is a sub-epoch;
@@ -20,110 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
-ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-PREFIX_RE = re.compile(
-    r"^\[(?P<ts>\d{4}[/-]\d\d[/-]\d\d \d\d:\d\d:\d\d)(?:,\d+)?\]\s+(?P<logger>[\w.]+)\s+"
-    r"(?P<level>[A-Z]+):\s?")
-TRAIN_RE = re.compile(r"epoch: \[(?P<epoch>\d+)/(?P<epochs>\d+)\], global_step: (?P<step>\d+),?\s*"
-                      r"(?P<rest>.*)$")
-ETA_RE = re.compile(r"eta: (?P<eta>(?:(?P<days>\d+) days?, )?(?P<h>\d+):(?P<m>\d\d):(?P<s>\d\d)(?:\.\d+)?)")
-PAIR_RE = re.compile(r"(?P<key>[A-Za-z_][\w]*): (?P<value>[^,]+)")
-SAVE_RE = re.compile(r"save (?P<best>best )?model (?:is to|in) (?P<path>\S+)")
-RESUME_RE = re.compile(r"resume from (?P<path>\S+)")
+from rectrain.engine.log import parse_line, strip_line
 
-RENAME = {"avg_reader_cost": "reader_cost_s", "avg_batch_cost": "batch_cost_s",
-          "ips": "ips", "avg_samples": "samples", "max_mem_reserved": "gpu_mem_reserved_mb",
-          "max_mem_allocated": "gpu_mem_allocated_mb"}
-
-
-def strip_line(raw: str) -> Dict[str, Optional[str]]:
-    """Remove ANSI codes and the ``[date] ppocr LEVEL:`` prefix."""
-    line = ANSI_RE.sub("", raw).rstrip("\r\n")
-    if "\r" in line:  # tqdm redraws: keep the last state
-        line = line.split("\r")[-1]
-    match = PREFIX_RE.match(line)
-    if match:
-        return {"text": line[match.end():], "ts": match.group("ts").replace("/", "-"),
-                "level": match.group("level")}
-    return {"text": line, "ts": None, "level": None}
-
-
-def _number(text: str) -> Union[float, int, str, bool, None]:
-    value = text.strip()
-    for suffix in (" samples/s", " s", " MB"):
-        if value.endswith(suffix):
-            value = value[: -len(suffix)].strip()
-    if value in ("True", "False"):
-        return value == "True"
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    if math.isnan(number) or math.isinf(number):
-        return str(number)  # JSON has no NaN; keep it visible as text
-    if number.is_integer() and re.fullmatch(r"-?\d+", value):
-        return int(number)
-    return number
-
-
-def eta_seconds(text: str) -> Optional[int]:
-    match = ETA_RE.search(text)
-    if not match:
-        return None
-    days = int(match.group("days") or 0)
-    return days * 86400 + int(match.group("h")) * 3600 + int(match.group("m")) * 60 + int(match.group("s"))
-
-
-def _pairs(rest: str) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
-    rest = ETA_RE.sub("", rest)
-    for match in PAIR_RE.finditer(rest):
-        key = match.group("key")
-        out[RENAME.get(key, key)] = _number(match.group("value"))
-    return out
-
-
-def parse_line(raw: str) -> Optional[Dict[str, Any]]:
-    """One engine output line -> a bare record (``type`` train/eval/best/save/resume), or None."""
-    parts = strip_line(raw)
-    text = parts["text"] or ""
-    record: Optional[Dict[str, Any]] = None
-    match = TRAIN_RE.search(text)
-    if match:
-        record = {"type": "train", "engine_epoch": int(match.group("epoch")),
-                  "engine_epochs": int(match.group("epochs")),
-                  "global_step": int(match.group("step"))}
-        record.update(_pairs(match.group("rest")))
-        eta = eta_seconds(match.group("rest"))
-        if eta is not None:
-            record["eta_s"] = eta
-    elif text.startswith("cur metric,"):
-        record = {"type": "eval"}
-        record.update(_pairs(text[len("cur metric,"):]))
-    elif text.startswith("best metric,"):
-        record = {"type": "best"}
-        # after a resume the engine's dict also carries start_epoch (and rectrain's global_step)
-        record.update({f"best_{k}" if not k.startswith("best_") else k: v
-                       for k, v in _pairs(text[len("best metric,"):]).items()
-                       if k not in ("is_float16", "start_epoch", "global_step")})
-    else:
-        save = SAVE_RE.search(text)
-        if save and parts["level"] is not None:
-            path = save.group("path")
-            record = {"type": "save", "name": Path(path).name, "path": path,
-                      "is_best": bool(save.group("best"))}
-        else:
-            resume = RESUME_RE.search(text)
-            if resume and parts["level"] is not None:
-                record = {"type": "resume", "path": resume.group("path")}
-    if record is not None and parts["ts"]:
-        record["engine_time"] = parts["ts"]
-    return record
+__all__ = ["MetricsTracker", "MetricsWriter", "iter_metrics", "parse_line", "parse_log", "read_metrics",
+           "strip_line"]
 
 
 class MetricsTracker:

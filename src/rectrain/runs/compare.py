@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from rectrain.errors import RectrainError, UserError
+from rectrain.engine.config import parse_engine_config
+from rectrain.errors import ConfigError, RectrainError, UserError
 from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.monitor.follow import RunSource
 from rectrain.plotting import finish_axes, save_png, subplots
@@ -46,16 +47,14 @@ class RunData:
     status: Optional[str] = None
 
 
-def _read_config(text: Optional[str]) -> Dict[str, Any]:
+def _read_config(text: Optional[str], source: str) -> Dict[str, Any]:
+    """The run's config.yml flattened (``{}``: none, or unreadable: the comparison goes on)."""
     if not text:
         return {}
-    import yaml
-
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        return flatten(parse_engine_config(text, source).data)
+    except ConfigError:
         return {}
-    return flatten(data) if isinstance(data, dict) else {}
 
 
 def load_run(source: str, *, s3: S3Service, sagemaker_client: Any = None,
@@ -68,12 +67,12 @@ def load_run(source: str, *, s3: S3Service, sagemaker_client: Any = None,
         records, state = src.read()
         if src.uri is not None:
             raw = src._s3_get("config.yml")
-            config = _read_config(raw.decode("utf-8", errors="replace") if raw else None)
+            config = _read_config(raw.decode("utf-8", errors="replace") if raw else None, text)
             kind = "s3"
         else:
             folder = Path(text) if Path(text).is_dir() else Path(text).parent
             cfg = folder / "config.yml"
-            config = _read_config(cfg.read_text(encoding="utf-8") if cfg.is_file() else None)
+            config = _read_config(cfg.read_text(encoding="utf-8") if cfg.is_file() else None, str(cfg))
             kind = "folder"
         if not records:
             raise UserError(f"{text}: no metrics.jsonl records.",

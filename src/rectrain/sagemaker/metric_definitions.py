@@ -1,24 +1,21 @@
 """``MetricDefinitions`` for the PaddleOCR 2.10 training log.
 
 SageMaker scans every line the container writes to CloudWatch with each regex and records the
-first capture group as a float. The engine writes (``tools/program.py``)::
-
-    [2026/11/25 19:39:18] ppocr INFO: epoch: [1/2], global_step: 1, lr: 0.000500, acc: 0.000000,
-        norm_edit_dis: 0.015976, CTCLoss: 237.96, NRTRLoss: 6.92, loss: 244.89, avg_reader_cost:
-        0.02724 s, avg_batch_cost: 2.10266 s, avg_samples: 4.0, ips: 1.90235 samples/s, eta: 0:00:06
-    [2026/11/25 19:39:20] ppocr INFO: cur metric, acc: 0.0, norm_edit_dis: 2.49e-06, fps: 11.8
-    [2026/11/25 19:39:21] ppocr INFO: best metric, acc: 0.0, is_float16: False, norm_edit_dis: ...
-
-Training lines are recognised by ``global_step:``; evaluation lines by ``cur metric,`` (the
-``best metric,`` line repeats the best values and is kept apart). Values may be written in
-exponent form (``2.4999937499048386e-06``); a ``nan`` loss is not recorded (numbers only).
+first capture group as a float. The regexes are built from the engine log's one grammar
+(:mod:`rectrain.engine.log`: the training, evaluation and best-metric line heads, the key
+separators, the number form) that also parses ``metrics.jsonl``; each definition names the
+record key the parser gives the same value, and tests/engine/test_engine_log.py checks on real
+engine logs that both read the same number. Values may be written in exponent form
+(``2.4999937499048386e-06``); a ``nan`` loss is not recorded (numbers only).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Dict, List, Optional
 
+from rectrain.engine.log import NUMBER, field_regex, line_regex, record_key, train_head
 from rectrain.errors import ConfigError
 
 # SageMaker's limits (CreateTrainingJob, AlgorithmSpecification.MetricDefinitions).
@@ -26,38 +23,61 @@ MAX_METRICS = 40
 MAX_REGEX_CHARS = 500
 MAX_NAME_CHARS = 255
 
-NUMBER = r"([-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
-_TRAIN = r"epoch: \[[0-9]+/[0-9]+\], global_step: [0-9]+,.*"
-_EVAL = r"cur metric,.*"
-_BEST = r"best metric,.*"
+
+@dataclass(frozen=True)
+class EngineMetric:
+    """One value of the engine's log as a SageMaker metric: the line it is on (``train``,
+    ``eval``, ``best``), the key the engine writes, and the regex (one capture group)."""
+
+    name: str
+    line: str
+    key: str
+    regex: str
+
+    @property
+    def record_key(self) -> str:
+        """Where :func:`rectrain.engine.log.parse_line` puts the same value."""
+        return record_key(self.line, self.key)
+
+    def definition(self) -> Dict[str, str]:
+        return {"Name": self.name, "Regex": self.regex}
 
 
-def _key(name: str) -> str:
-    """``, key: `` or ``global_step: N, key: `` - the key must start right after a separator so
-    that ``loss`` does not match inside ``CTCLoss`` or ``ctc_loss``."""
-    return r"[ ,]" + re.escape(name) + r": "
+def _field(name: str, line: str, key: str) -> EngineMetric:
+    return EngineMetric(name, line, key, line_regex(line) + field_regex(key) + NUMBER)
 
 
-BUILTIN_METRICS: List[Dict[str, str]] = [
-    {"Name": "train:loss", "Regex": _TRAIN + _key("loss") + NUMBER},
-    {"Name": "train:acc", "Regex": _TRAIN + _key("acc") + NUMBER},
-    {"Name": "train:norm_edit_dis", "Regex": _TRAIN + _key("norm_edit_dis") + NUMBER},
-    {"Name": "train:lr", "Regex": _TRAIN + _key("lr") + NUMBER},
-    {"Name": "train:samples_per_sec", "Regex": _TRAIN + r", ips: " + NUMBER + r" samples/s"},
-    {"Name": "train:batch_cost_sec", "Regex": _TRAIN + r", avg_batch_cost: " + NUMBER + r" s"},
-    {"Name": "train:reader_cost_sec", "Regex": _TRAIN + r", avg_reader_cost: " + NUMBER + r" s"},
-    {"Name": "train:ctc_loss", "Regex": _TRAIN + _key("CTCLoss") + NUMBER},
-    {"Name": "train:nrtr_loss", "Regex": _TRAIN + _key("NRTRLoss") + NUMBER},
-    {"Name": "train:epoch", "Regex": r"epoch: \[([0-9]+)/[0-9]+\], global_step: [0-9]+,"},
-    {"Name": "train:global_step", "Regex": r"epoch: \[[0-9]+/[0-9]+\], global_step: ([0-9]+),"},
+def _unit(name: str, key: str, unit: str) -> EngineMetric:
+    """A training field written with a unit after the number (``ips: 23.1 samples/s``)."""
+    return EngineMetric(name, "train", key, line_regex("train") + f", {key}: " + NUMBER + unit)
+
+
+_HEAD = train_head(False)
+ENGINE_METRICS: List[EngineMetric] = [
+    _field("train:loss", "train", "loss"),
+    _field("train:acc", "train", "acc"),
+    _field("train:norm_edit_dis", "train", "norm_edit_dis"),
+    _field("train:lr", "train", "lr"),
+    _unit("train:samples_per_sec", "ips", " samples/s"),
+    _unit("train:batch_cost_sec", "avg_batch_cost", " s"),
+    _unit("train:reader_cost_sec", "avg_reader_cost", " s"),
+    _field("train:ctc_loss", "train", "CTCLoss"),
+    _field("train:nrtr_loss", "train", "NRTRLoss"),
+    EngineMetric("train:epoch", "train", "epoch",
+                 _HEAD.replace(r"\[[0-9]+/", r"\[([0-9]+)/", 1) + ","),
+    EngineMetric("train:global_step", "train", "global_step",
+                 _HEAD.replace("global_step: [0-9]+", "global_step: ([0-9]+)") + ","),
     # GPU only (print_mem_info): "..., eta: 0:10:00, max_mem_reserved: 5120 MB, max_mem_allocated: 4096 MB"
-    {"Name": "train:gpu_mem_reserved_mb", "Regex": _TRAIN + r", max_mem_reserved: ([0-9]+) MB"},
-    {"Name": "train:gpu_mem_allocated_mb", "Regex": _TRAIN + r" max_mem_allocated: ([0-9]+) MB"},
-    {"Name": "eval:acc", "Regex": _EVAL + _key("acc") + NUMBER},
-    {"Name": "eval:norm_edit_dis", "Regex": _EVAL + _key("norm_edit_dis") + NUMBER},
-    {"Name": "eval:fps", "Regex": _EVAL + _key("fps") + NUMBER},
-    {"Name": "eval:best_acc", "Regex": _BEST + _key("acc") + NUMBER},
+    EngineMetric("train:gpu_mem_reserved_mb", "train", "max_mem_reserved",
+                 line_regex("train") + r", max_mem_reserved: ([0-9]+) MB"),
+    EngineMetric("train:gpu_mem_allocated_mb", "train", "max_mem_allocated",
+                 line_regex("train") + r" max_mem_allocated: ([0-9]+) MB"),
+    _field("eval:acc", "eval", "acc"),
+    _field("eval:norm_edit_dis", "eval", "norm_edit_dis"),
+    _field("eval:fps", "eval", "fps"),
+    _field("eval:best_acc", "best", "acc"),
 ]
+BUILTIN_METRICS: List[Dict[str, str]] = [m.definition() for m in ENGINE_METRICS]
 
 
 def metric_definitions(extra: Optional[List[Dict[str, str]]] = None) -> List[Dict[str, str]]:

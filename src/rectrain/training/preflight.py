@@ -6,11 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
-import yaml
-
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.data.configfiles import check_config_files
-from rectrain.errors import ConfigError, EnvironmentProblem, UserError
+from rectrain.errors import EnvironmentProblem, UserError
 from rectrain.machine.gpu import paddle_build, query_gpus
 from rectrain.outputs import claim_output_dir, same_file
 from rectrain.storage.s3 import S3Uri
@@ -47,30 +45,6 @@ def check_device(device: str, gpus: Optional[Sequence[int]], python: str) -> Non
             f"Paddle {build.version} is a CPU build but a GPU is present.",
             "install the paddlepaddle-gpu build matching your CUDA driver (see `rectrain doctor`), "
             "or pass --device cpu.")
-
-
-def load_train_config(config: Union[str, Path]) -> Dict[str, Any]:
-    """The PaddleOCR training config at ``config`` as a dict (it must have Global and Train)."""
-    path = Path(config)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found.",
-                          "create one with `rectrain config build`.")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (a binary file, e.g. weights, or another "
-                          "encoding), so not a training config.",
-                          "pass the config written by `rectrain config build` (UTF-8 YAML).") from exc
-    except yaml.YAMLError as exc:
-        hint = (" (it looks like a label file: image path, TAB, label)"
-                if "\t" in path.read_text(encoding="utf-8", errors="replace")[:2000] else "")
-        raise ConfigError(f"{path}: not valid YAML{hint} ({exc}).",
-                          "pass the training config (from `rectrain config build`), or fix its "
-                          "YAML syntax.") from exc
-    if not isinstance(data, dict) or "Global" not in data or "Train" not in data:
-        raise ConfigError(f"{path}: not a PaddleOCR training config (no Global/Train sections).",
-                          "create one with `rectrain config build`.")
-    return data
 
 
 def check_checkpoint_prefix(s3: S3Service, checkpoint_s3: S3Uri) -> None:

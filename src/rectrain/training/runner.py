@@ -34,7 +34,9 @@ from rectrain.checkpoints.local import (
 )
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.checkpoints.sync import CheckpointSync
+from rectrain.config.pretrained import check_pretrained_head
 from rectrain.engine import find_engine
+from rectrain.engine.config import load_engine_config
 from rectrain.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -53,14 +55,12 @@ from rectrain.training.checkpoint_lookup import best_kept, checkpoint_paths, pus
 from rectrain.training.command import build_train_command
 from rectrain.training.early_stop import EarlyStop
 from rectrain.training.failures import Failure, FailureClassifier, OomWatch, append_problem_log
-from rectrain.training.headcheck import check_pretrained_head
 from rectrain.training.plan import TrainPlan, make_plan
 from rectrain.training.preflight import (
     check_checkpoint_prefix,
     check_device,
     check_train_inputs,
     claim_run_dir,
-    load_train_config,
 )
 from rectrain.training.resume import (
     Found,
@@ -165,7 +165,7 @@ def _train(stopper: Stopper, config: Union[str, Path], run_dir: Union[str, Path]
                         "--resume continues the run; --restart starts a new one: give one.")
     engine = find_engine(paddleocr_dir)
     check_device(device, gpus, engine.python)
-    cfg = load_train_config(config)
+    cfg = load_engine_config(config, require=("Global", "Train")).data
     check_train_inputs(cfg)
     if not resume:
         check_pretrained_head(cfg, str(config))
@@ -439,7 +439,7 @@ def _check_resume_config(state: RunState, cfg: Dict[str, Any], plan: TrainPlan, 
         old = state.config_fingerprint
         if not old and (run / "config.yml").is_file() and Path(config).resolve() != run / "config.yml":
             # a run-state written before fingerprints: the copy the run started with
-            old = fingerprint(load_train_config(run / "config.yml"))
+            old = fingerprint(load_engine_config(run / "config.yml", require=("Global", "Train")).data)
         diffs = check_config_change(old, new, allow=allow, config=str(config))
         if diffs:
             log.warning("warning: --allow-config-change: resuming with a changed config: %s",
