@@ -47,6 +47,8 @@ from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import TrainingOptions
 from rectrain.settings import Settings
 from rectrain.tracking import TrackingOptions, attach_to_run
+from rectrain.training.request import Placement, StopRules, TrainRequest
+from rectrain.training.runner import train
 
 __all__ = ["check_gpu", "gpu_operation_check", "launch_plan", "run_entrypoint", "scratch_dir"]
 
@@ -370,8 +372,7 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
         log.info("host %s: rank %d of %d, master %s (%s)", resource.current_host, plan.node_rank,
                  plan.nnodes, plan.master, resource.sorted_hosts[0])
     for key, value in sorted(extra_env.items()):
-        log.info("environment: %s=%s", key, value)
-    os.environ.update(extra_env)  # the engine (and paddle.distributed.launch) inherits them
+        log.info("environment: %s=%s", key, value)  # for the engine (and paddle.distributed.launch)
 
     work = scratch_dir(paths, settings.scratch)
     train_dir = prepare_channel(paths.channel("train"), work / "train")
@@ -382,8 +383,9 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
     resume = paths.checkpoints.is_dir() and any(p.is_file() for p in paths.checkpoints.rglob("*"))
     if resume:
         log.info("resuming from the checkpoints in %s", paths.checkpoints)
-    result = _train(config_path, run_dir, device, plan, paths, resume, options, paddleocr_dir,
-                    max_steps, display)
+    request = train_request(config_path, run_dir, device, plan, extra_env, paths, resume, options,
+                            paddleocr_dir, max_steps, display)
+    result = train(request, None, settings)
     status = getattr(result, "status", "completed")
     if status == "interrupted":  # ("stopped": --max-steps reached, a normal end)
         raise Interrupted(f"training stopped ({status}) at step {getattr(result, 'global_step', '?')}.",
@@ -406,18 +408,20 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
     return EXIT_OK
 
 
-def _train(config_path: Path, run_dir: Path, device: str, plan: DistributedPlan, paths: MLPaths,
-           resume: bool, options: TrainingOptions, paddleocr_dir: Optional[str],
-           max_steps: Optional[int], display: str) -> Any:
-    from rectrain.training.runner import start_recognition_training
-
-    kwargs: Dict[str, Any] = {}
-    if options.checkpoint_every_min is not None:
-        kwargs["checkpoint_every_min"] = options.checkpoint_every_min
-    return start_recognition_training(
-        str(config_path), str(run_dir), device=device, gpus=plan.gpus or None,
-        checkpoint_dir=str(paths.checkpoints), resume=resume, paddleocr_dir=paddleocr_dir,
-        nnodes=plan.nnodes, node_rank=plan.node_rank, master=plan.master, display=display,
-        max_steps=max_steps, tracking=TrackingOptions(tensorboard_dir=str(paths.output / "tensorboard")),
-        workers="auto", **kwargs)
+def train_request(config_path: Path, run_dir: Path, device: str, plan: DistributedPlan,
+                  env: Dict[str, str], paths: MLPaths, resume: bool, options: TrainingOptions,
+                  paddleocr_dir: Optional[str], max_steps: Optional[int], display: str) -> TrainRequest:
+    """The job's training run as a request: this host's place in the job (``env``: its NCCL and
+    launcher variables for the engine), the checkpoints in ``/opt/ml/checkpoints`` (SageMaker
+    syncs them), TensorBoard events where SageMaker uploads them, loader workers for the
+    instance's CPUs."""
+    every = options.checkpoint_every_min
+    return TrainRequest(
+        config=config_path, run_dir=run_dir,
+        placement=Placement(device=device, gpus=tuple(plan.gpus or ()), nnodes=plan.nnodes,
+                            node_rank=plan.node_rank, master=plan.master, env=dict(env)),
+        checkpoint_dir=paths.checkpoints, mode="resume" if resume else "new",
+        checkpoint_every_min=30.0 if every is None else every, stop=StopRules(max_steps=max_steps),
+        workers="auto", tracking=TrackingOptions(tensorboard_dir=str(paths.output / "tensorboard")),
+        display=display, paddleocr_dir=paddleocr_dir)
 

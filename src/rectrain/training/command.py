@@ -27,16 +27,18 @@ def build_train_command(engine: Engine, config: str, *, save_model_dir: str, dev
                         extra_overrides: Optional[Mapping[str, Any]] = None,
                         nnodes: int = 1, node_rank: int = 0, master: Optional[str] = None,
                         log_dir: Optional[str] = None,
-                        base_env: Optional[Mapping[str, str]] = None) -> Tuple[List[str], Dict[str, str]]:
+                        base_env: Optional[Mapping[str, str]] = None,
+                        extra_env: Optional[Mapping[str, str]] = None) -> Tuple[List[str], Dict[str, str]]:
     """``python -u tools/train.py -c CONFIG -o ...`` (under paddle.distributed.launch for
-    several GPUs or nodes)."""
+    several GPUs or nodes). ``extra_env``: variables added to what the engine inherits (a host's
+    NCCL and launcher settings)."""
     overrides = train_overrides(save_model_dir=save_model_dir, device=device,
                                 resume_from=resume_from, plan_overrides=plan_overrides,
                                 extra=extra_overrides)
-    extra_env: Dict[str, str] = {}
+    env: Dict[str, str] = dict(extra_env or {})
     if device == "cpu":
-        extra_env["CUDA_VISIBLE_DEVICES"] = ""
+        env["CUDA_VISIBLE_DEVICES"] = ""
     return engine_command(engine, "train", config, overrides,
                           gpus=list(gpus) if (gpus and device == "gpu") else None,
                           nnodes=nnodes, node_rank=node_rank, master=master, log_dir=log_dir,
-                          base_env=base_env, extra_env=extra_env)
+                          base_env=base_env, extra_env=env)
