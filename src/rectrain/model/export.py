@@ -311,6 +311,23 @@ def _place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
     os.replace(tmp, out_dir)
 
 
+def _copy_dictionary(tmp: Path, dict_path: Optional[Path], use_space_char: bool) -> Dict[str, Any]:
+    """The dictionary copied into the model folder; its entry of model.json."""
+    dictionary: Dict[str, Any] = {"file": None, "sha256": None, "source": None}
+    if dict_path is not None:
+        if (tmp / dict_path.name).exists() or dict_path.name in (MODEL_JSON, "config.yml"):
+            raise ConfigError(f"the dictionary's file name {dict_path.name} clashes with a file "
+                              "of the model folder.", "rename the dictionary (e.g. dict.txt).")
+        shutil.copyfile(dict_path, tmp / dict_path.name)
+        chars = dictionary_chars(dict_path, use_space_char)
+        dictionary = {"file": dict_path.name, "sha256": sha256_file(dict_path),
+                      "source": str(dict_path), "lines": len(chars) - int(use_space_char),
+                      "classes": len(chars), "classes_with_ctc_blank": len(chars) + 1}
+    else:
+        dictionary["note"] = "engine built-in 0-9a-z (lower-cased), no file"
+    return dictionary
+
+
 def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                  config: Optional[str] = None, out_dir: str, paddleocr_dir: Optional[str] = None,
                  overwrite: bool = False) -> Path:
@@ -386,18 +403,7 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                                 f"(found: {', '.join(sorted(p.name for p in tmp.iterdir()))}).",
                                 f"read {_keep_log(tmp / 'export.log', failed_log)}.", kind="export")
         shutil.copyfile(config_path, tmp / "config.yml")
-        dictionary: Dict[str, Any] = {"file": None, "sha256": None, "source": None}
-        if dict_path is not None:
-            if (tmp / dict_path.name).exists() or dict_path.name in (MODEL_JSON, "config.yml"):
-                raise ConfigError(f"the dictionary's file name {dict_path.name} clashes with a file "
-                                  "of the model folder.", "rename the dictionary (e.g. dict.txt).")
-            shutil.copyfile(dict_path, tmp / dict_path.name)
-            chars = dictionary_chars(dict_path, use_space_char)
-            dictionary = {"file": dict_path.name, "sha256": sha256_file(dict_path),
-                          "source": str(dict_path), "lines": len(chars) - int(use_space_char),
-                          "classes": len(chars), "classes_with_ctc_blank": len(chars) + 1}
-        else:
-            dictionary["note"] = "engine built-in 0-9a-z (lower-cased), no file"
+        dictionary = _copy_dictionary(tmp, dict_path, use_space_char)
         prog = program_file(tmp)
         assert prog is not None
         state = _checkpoint_state(prefix)

@@ -127,45 +127,10 @@ def pull(
             result=result,
         )
 
-    # what to fetch: (rel, object, expected sha256)
-    wanted: List[Tuple[str, ObjectInfo, Optional[str]]] = []
-    if dataset is not None:
-        listed = dataset.shards if dataset.kind == "packed" else dataset.entries
-        missing = [e.path for e in listed if e.path not in remote]
-        if missing:
-            raise IntegrityError(
-                f"The dataset at {uri} is incomplete: {len(missing)} file(s) in its manifest are "
-                f"not on S3 (e.g. {', '.join(missing[:3])}).",
-                "push the dataset again from the original copy; the rerun uploads only what is missing.",
-            )
-        for entry in listed:
-            obj = remote[entry.path]
-            if obj.size != entry.size:
-                raise IntegrityError(
-                    f"{uri.join(entry.path)} is {obj.size} bytes on S3 but the manifest says {entry.size}.",
-                    "push the dataset again from the original copy.",
-                )
-            wanted.append((entry.path, obj, entry.sha256))
-    else:
-        wanted = [(rel, obj, None) for rel, obj in sorted(remote.items())]
-
+    wanted = _wanted(uri, remote, dataset)
     result.files_total = len(wanted)
     result.bytes_total = sum(obj.size for _, obj, _ in wanted)
-    todo: List[Tuple[str, ObjectInfo, Optional[str]]] = []
-    todo_lock = threading.Lock()
-
-    def check(item: Tuple[str, ObjectInfo, Optional[str]]) -> None:
-        rel, obj, sha = item
-        md5 = obj.etag.lower() if (len(obj.etag) == 32 and "-" not in obj.etag) else None
-        if not _local_matches(dst / rel, obj.size, sha, md5):
-            with todo_lock:
-                todo.append(item)
-
-    if dst.is_dir():
-        run_parallel(wanted, check, workers)
-        todo.sort(key=lambda t: t[0])
-    else:
-        todo = list(wanted)
+    todo = _not_here(wanted, dst, workers)
     keep = {rel for rel, _, _ in wanted} | ({MANIFEST_NAME} if dataset is not None else set())
     extra = sorted(rel for rel, _ in iter_files(dst) if rel not in keep) if (delete and dst.is_dir()) else []
     result.skipped = len(wanted) - len(todo)
@@ -219,6 +184,54 @@ def pull(
     result.seconds = time.monotonic() - started
     log.debug("%s", result.summary())
     return result
+
+
+Wanted = Tuple[str, ObjectInfo, Optional[str]]  # (rel, object, expected sha256)
+
+
+def _wanted(uri: S3Uri, remote: Dict[str, ObjectInfo], dataset: Optional[Manifest]) -> List[Wanted]:
+    """What to fetch: with a manifest exactly what it lists (all there, sizes as listed), else
+    everything under ``uri``."""
+    wanted: List[Wanted] = []
+    if dataset is not None:
+        listed = dataset.shards if dataset.kind == "packed" else dataset.entries
+        missing = [e.path for e in listed if e.path not in remote]
+        if missing:
+            raise IntegrityError(
+                f"The dataset at {uri} is incomplete: {len(missing)} file(s) in its manifest are "
+                f"not on S3 (e.g. {', '.join(missing[:3])}).",
+                "push the dataset again from the original copy; the rerun uploads only what is missing.",
+            )
+        for entry in listed:
+            obj = remote[entry.path]
+            if obj.size != entry.size:
+                raise IntegrityError(
+                    f"{uri.join(entry.path)} is {obj.size} bytes on S3 but the manifest says {entry.size}.",
+                    "push the dataset again from the original copy.",
+                )
+            wanted.append((entry.path, obj, entry.sha256))
+    else:
+        wanted = [(rel, obj, None) for rel, obj in sorted(remote.items())]
+    return wanted
+
+
+def _not_here(wanted: List[Wanted], dst: Path, workers: int) -> List[Wanted]:
+    """The wanted files that ``dst`` does not already hold, checked in parallel."""
+    if not dst.is_dir():
+        return list(wanted)
+    todo: List[Wanted] = []
+    todo_lock = threading.Lock()
+
+    def check(item: Wanted) -> None:
+        rel, obj, sha = item
+        md5 = obj.etag.lower() if (len(obj.etag) == 32 and "-" not in obj.etag) else None
+        if not _local_matches(dst / rel, obj.size, sha, md5):
+            with todo_lock:
+                todo.append(item)
+
+    run_parallel(wanted, check, workers)
+    todo.sort(key=lambda t: t[0])
+    return todo
 
 
 def _pull_object(client: Any, uri: S3Uri, target: Path, result: TransferResult, dry_run: bool) -> None:
