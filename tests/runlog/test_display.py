@@ -13,7 +13,7 @@ from rectrain.runlog.display import JsonDisplay, PlainDisplay, RichDisplay, make
 from rectrain.runlog.plots import continuous, plot_curves
 from rectrain.runlog.records import parse_log
 
-LOG = Path(__file__).parent / "fixtures" / "engine-2.10-cpu-train.log"
+LOG = Path(__file__).resolve().parents[1] / "training" / "fixtures" / "engine-2.10-cpu-train.log"
 
 
 def _lines() -> list:

@@ -9,7 +9,7 @@ from pathlib import Path
 from rectrain.engine.log import eta_seconds, parse_line
 from rectrain.runlog.records import MetricsTracker, MetricsWriter, parse_log, read_metrics
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "training" / "fixtures"
 
 
 def _log(name: str) -> list:
