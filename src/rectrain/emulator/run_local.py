@@ -199,7 +199,6 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
     hosts in network namespaces (:mod:`rectrain.emulator.cluster`; root on Linux) or refuses."""
     request = local_request(job)
     name = request["TrainingJobName"]
-    checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
     count = int(request["ResourceConfig"]["InstanceCount"])
     if count > 2:
         raise ConfigError(f"run-local emulates 1 or 2 hosts; the job asks for {count}.",
@@ -226,6 +225,37 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
                            max_steps=max_steps, grace_seconds=grace_seconds, max_starts=max_starts,
                            extra_env=extra_env, interrupt_after_checkpoint=interrupt_after_checkpoint)
     paths = MLPaths.resolve(str(root))
+    _fresh_instance(paths, request, s3)
+    env = dict(os.environ)
+    env.update({"RECTRAIN_ML_ROOT": str(root), "RECTRAIN_DEVICE": device, "PYTHONUNBUFFERED": "1",
+                "SM_CURRENT_HOST": "algo-1", "TRAINING_JOB_NAME": name})
+    env.update(request.get("Environment", {}))
+    env.update(extra_env or {})
+    plan = list(interrupt_after) + [None]
+    if max_starts:
+        plan = plan[:max_starts]
+    result = LocalRunResult(job_name=name, ml_root=str(root), exit_code=EXIT_OK,
+                            checkpoint_s3=request["CheckpointConfig"]["S3Uri"])
+    for number, after in enumerate(plan, start=1):
+        attempt = _start(number, after, paths, request, s3, _entrypoint_argv(root, max_steps), env,
+                         grace_seconds)
+        result.attempts.append(attempt)
+        result.exit_code = attempt.exit_code
+        if not attempt.interrupted:
+            break
+        if attempt.exit_code == EXIT_OK:
+            log.warning("run-local: the job finished before the interruption took effect")
+            break
+        if attempt.exit_code != EXIT_INTERRUPTED:
+            log.warning("run-local: exit code %s after SIGTERM (expected %s: stopped after saving)",
+                        attempt.exit_code, EXIT_INTERRUPTED)
+        # SageMaker restarts an interrupted spot job on a new instance
+    _finish_job(job, s3, paths, result)
+    return result
+
+
+def _fresh_instance(paths: MLPaths, request: Dict[str, Any], s3: S3Service) -> None:
+    """The contract files and every channel downloaded, as SageMaker prepares an instance."""
     write_contract(paths, request)
     for channel in request["InputDataConfig"]:
         uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
@@ -238,56 +268,43 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
     for folder in (paths.model, paths.output_data, paths.failure.parent):
         folder.mkdir(parents=True, exist_ok=True)
 
-    env = dict(os.environ)
-    env.update({"RECTRAIN_ML_ROOT": str(root), "RECTRAIN_DEVICE": device, "PYTHONUNBUFFERED": "1",
-                "SM_CURRENT_HOST": "algo-1", "TRAINING_JOB_NAME": name})
-    env.update(request.get("Environment", {}))
-    env.update(extra_env or {})
-    argv = _entrypoint_argv(root, max_steps)
-    plan = list(interrupt_after) + [None]
-    if max_starts:
-        plan = plan[:max_starts]
-    result = LocalRunResult(job_name=name, ml_root=str(root), exit_code=EXIT_OK, checkpoint_s3=checkpoint_uri)
-    for number, after in enumerate(plan, start=1):
-        # a new instance: empty checkpoint dir, filled from S3
-        if paths.checkpoints.exists():
-            shutil.rmtree(paths.checkpoints)
-        paths.checkpoints.mkdir(parents=True)
-        sync = SageMakerCheckpointSync(s3, paths.checkpoints, S3Uri.parse(checkpoint_uri),
-                                       every=SYNC_EVERY_SECONDS)
-        restored = sync.restore()  # random order, new mtimes (see ckpt_sync)
-        if paths.failure.exists():
-            paths.failure.unlink()
-        log.info("run-local: start %d (%s), %d checkpoint file(s) restored from %s", number,
-                 f"interrupt after {after:.0f} s" if after is not None else "to the end", restored,
-                 checkpoint_uri)
-        started = time.monotonic()
-        code, interrupted = _run_attempt(argv, env, sync, after, grace_seconds)
-        result.attempts.append(Attempt(number, code, time.monotonic() - started, interrupted,
-                                       restored, sync.uploaded))
-        if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
-            tb_local = paths.output / "tensorboard"
-            upload_tensorboard(s3, tb_local, S3Uri.parse(request["TensorBoardOutputConfig"]["S3OutputPath"]))
-            shutil.rmtree(tb_local, ignore_errors=True)
-        result.exit_code = code
-        if not interrupted:
-            break
-        if code == EXIT_OK:
-            log.warning("run-local: the job finished before the interruption took effect")
-            break
-        if code != EXIT_INTERRUPTED:
-            log.warning("run-local: exit code %s after SIGTERM (expected %s: stopped after saving)",
-                        code, EXIT_INTERRUPTED)
-        # SageMaker restarts an interrupted spot job on a new instance
+
+def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[str, Any],
+           s3: S3Service, argv: List[str], env: Dict[str, str], grace: float) -> Attempt:
+    """One start on a new instance: the checkpoint folder emptied and restored by the agent,
+    the entrypoint run (interrupted after ``after`` seconds), the TensorBoard events uploaded."""
+    checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
+    if paths.checkpoints.exists():
+        shutil.rmtree(paths.checkpoints)
+    paths.checkpoints.mkdir(parents=True)
+    sync = SageMakerCheckpointSync(s3, paths.checkpoints, S3Uri.parse(checkpoint_uri),
+                                   every=SYNC_EVERY_SECONDS)
+    restored = sync.restore()  # random order, new mtimes (see checkpoint_agent)
+    if paths.failure.exists():
+        paths.failure.unlink()
+    log.info("run-local: start %d (%s), %d checkpoint file(s) restored from %s", number,
+             f"interrupt after {after:.0f} s" if after is not None else "to the end", restored,
+             checkpoint_uri)
+    started = time.monotonic()
+    code, interrupted = _run_attempt(argv, env, sync, after, grace)
+    attempt = Attempt(number, code, time.monotonic() - started, interrupted, restored, sync.uploaded)
+    if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
+        tb_local = paths.output / "tensorboard"
+        upload_tensorboard(s3, tb_local, S3Uri.parse(request["TensorBoardOutputConfig"]["S3OutputPath"]))
+        shutil.rmtree(tb_local, ignore_errors=True)
+    return attempt
+
+
+def _finish_job(job: JobConfig, s3: S3Service, paths: MLPaths, result: LocalRunResult) -> None:
+    """The failure reason, and on success the model and output packed to S3 as SageMaker does."""
     if paths.failure.is_file():
         result.failure = paths.failure.read_text(encoding="utf-8", errors="replace")
     if result.exit_code == EXIT_OK and any(paths.model.iterdir()):
         result.model_dir = str(paths.model)
-        out_prefix = f"{str(job.output or job.checkpoint_s3).rstrip('/')}/{name}/output"
+        out_prefix = f"{str(job.output or job.checkpoint_s3).rstrip('/')}/{result.job_name}/output"
         result.model_s3 = _upload_tar(s3, paths.model, f"{out_prefix}/model.tar.gz")
         if paths.output_data.is_dir() and any(paths.output_data.iterdir()):
             _upload_tar(s3, paths.output_data, f"{out_prefix}/output.tar.gz")
-    return result
 
 
 def _upload_tar(s3: S3Service, folder: Path, uri: str) -> str:
