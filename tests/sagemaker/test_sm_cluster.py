@@ -66,11 +66,12 @@ def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
     data = make_tiny_dataset(tmp_path / "data")
     _upload_tree(s3_client, data["root"], s3_bucket, "data/train")
     _upload_tree(s3_client, data["root"], s3_bucket, "data/val")
-    job = _job(s3_bucket, s3_server.endpoint_url, epochs=20)
+    epochs = 40  # long enough that the first start cannot end before what a restart needs is in S3
+    job = _job(s3_bucket, s3_server.endpoint_url, epochs=epochs)
 
     # interrupted once algo-1's agent has uploaded a complete `latest` of this start (its marker,
     # written once the files are RECTRAIN_SEAL_AFTER_S old) and the run's state, well before the
-    # 20 epochs end, however fast or slow the machine. Nothing is uploaded after the stop (the
+    # 40 epochs end, however fast or slow the machine. Nothing is uploaded after the stop (the
     # one emulation of SageMaker's agent, the same as one host's): what the restart resumes
     # from must be in S3 before it. The files must be old enough that the agent, which scans
     # every 2 s and uploads in any order, has sent their final bytes before the marker (60 s in
@@ -107,7 +108,7 @@ def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
     # The gradients are all-reduced every step, so both hosts took exactly these steps: a host
     # with fewer would leave the other waiting in the all-reduce, and both exited 0 together.
     m1 = _records(one.output_data / "run" / "metrics.jsonl")
-    assert max(r["global_step"] for r in m1 if r.get("type") == "train") == 20
+    assert max(r["global_step"] for r in m1 if r.get("type") == "train") == epochs
     for name in ("algo-1", "algo-2"):
         log = (tmp_path / "ml" / name / "output" / "data" / ("run" if name == "algo-1" else "run-algo-2")
                / "train.log").read_text(encoding="utf-8", errors="replace")

@@ -62,15 +62,18 @@ def test_interrupted_twice_then_finished(s3, s3_server, s3_client, s3_bucket, tm
     # long enough that neither 18-second attempt can finish, even on a fast idle machine
     job = _job(s3_bucket, s3_server.endpoint_url, epochs=48)
 
-    # markers 5 s after the copy (2.5 sync rounds of run-local; production: 60 s), so an
-    # 18-second attempt leaves complete checkpoints in S3
+    # markers 5 s after the copy (2.5 sync rounds of run-local; production: 60 s); each
+    # interruption comes 18 s into a start and once the agent has uploaded a complete `latest`
+    # and the run's state of that start (on a loaded machine 18 s may be before the first one:
+    # the restart would then have nothing to resume, which is right, but not this test)
     result = run_local(job, interrupt_after=[18, 18], work_dir=str(tmp_path / "ml"), s3=s3,
-                       grace_seconds=120, extra_env={"RECTRAIN_SEAL_AFTER_S": "5"})
+                       grace_seconds=120, extra_env={"RECTRAIN_SEAL_AFTER_S": "5"},
+                       interrupt_after_checkpoint=True)
     ml = MLPaths.resolve(str(tmp_path / "ml"))
     assert result.exit_code == 0, result.summary() + "\n" + (result.failure or "")
     assert [a.interrupted for a in result.attempts] == [True, True, False]
+    # 75: each interrupted start stopped by itself within the grace (after it, SIGKILL: -9)
     assert [a.exit_code for a in result.attempts] == [75, 75, 0]
-    assert all(a.seconds < 18 + 120 for a in result.attempts[:2])  # stopped within the grace
     assert result.attempts[0].restored_files == 0
     assert result.attempts[1].restored_files > 0 and result.attempts[2].restored_files > 0
 

@@ -88,8 +88,8 @@ def register(sub) -> None:  # noqa: ANN001
                        "restart from the checkpoints in S3. Repeat it (or give 30,30) to interrupt "
                        "several starts")
     local.add_argument("--interrupt-after-checkpoint", action="store_true",
-                       help="with --instance-count 2: interrupt only once algo-1 has uploaded a "
-                       "complete checkpoint (its marker) and the run's state written in that start")
+                       help="interrupt only once (algo-1's) checkpoint agent has uploaded a complete "
+                       "checkpoint (its marker) and the run's state written in that start")
     local.add_argument("--work-dir", default=None, help="keep the emulated /opt/ml tree here")
     local.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import threading
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -30,6 +31,7 @@ from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
 
 log = get_logger("sagemaker")
+LATEST_MARKER = re.compile(r"^snapshots/s\d+-latest-[^/]+/_COMPLETE\.json$")
 
 
 class SageMakerCheckpointSync:
@@ -56,6 +58,7 @@ class SageMakerCheckpointSync:
         self._stopped = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._final = False
+        self._restored_sigs: Dict[str, Tuple[int, int]] = {}
         self.errors: List[str] = []
 
     def _remote(self) -> List[str]:
@@ -78,6 +81,7 @@ class SageMakerCheckpointSync:
             st = target.stat()
             self._sent[rel] = (st.st_size, st.st_mtime_ns)
             self.restored += 1
+        self._restored_sigs = dict(self._sent)
         return self.restored
 
     # while it runs ----------------------------------------------------------------------
@@ -133,6 +137,16 @@ class SageMakerCheckpointSync:
         (or restored it from there)."""
         with self._lock:
             return dict(self._sent)
+
+    def restart_ready(self) -> bool:
+        """Whether what a restart resumes from has gone up since :meth:`restore`: the marker of a
+        ``latest`` snapshot (rectrain writes it after the files, once they are
+        ``RECTRAIN_SEAL_AFTER_S`` old) and the run's state mirrored beside the checkpoints
+        (``run/run-state.json``). SageMaker uploads nothing after a stop, so an interruption
+        before both have gone up leaves a restart nothing to continue (``run-local
+        --interrupt-after-checkpoint`` waits for this)."""
+        fresh = [rel for rel, sig in self.sent().items() if self._restored_sigs.get(rel) != sig]
+        return any(LATEST_MARKER.match(rel) for rel in fresh) and "run/run-state.json" in fresh
 
     def _halted(self) -> bool:
         return self._stopped.is_set() and not self._final

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -104,23 +103,6 @@ def _tree(folder: Path) -> Dict[str, Tuple[int, int]]:
 
 def _changed(folder: Path, before: Dict[str, Tuple[int, int]]) -> List[str]:
     return [rel for rel, sig in _tree(folder).items() if before.get(rel) != sig]
-
-
-LATEST_MARKER = re.compile(r"^snapshots/s\d+-latest-[^/]+/_COMPLETE\.json$")
-
-
-def _checkpoint_uploaded(agent: SageMakerCheckpointSync,
-                         before: Dict[str, Tuple[int, int]]) -> Callable[[], bool]:
-    """True once what a restart resumes from is in S3, written in this start: the marker of a
-    ``latest`` snapshot (rectrain writes it after the files, once they are
-    ``RECTRAIN_SEAL_AFTER_S`` old) and the run's state mirrored beside the checkpoints
-    (``run/run-state.json``). SageMaker uploads nothing after a stop, so an interruption before
-    both have gone up leaves a restart nothing to continue."""
-    def ready() -> bool:
-        sent = agent.sent()
-        fresh = [rel for rel, sig in sent.items() if sig != before.get(rel)]
-        return any(LATEST_MARKER.match(rel) for rel in fresh) and "run/run-state.json" in fresh
-    return ready
 
 
 def _stop_all(procs: Dict[str, subprocess.Popen], grace: float) -> None:
@@ -272,8 +254,7 @@ class _Start:
                 procs[host] = self._popen(host)
                 self.agents[host].start()
             first = self.hosts[0]
-            ready = _checkpoint_uploaded(self.agents[first], self.before[first]) \
-                if wait_for_checkpoint else None
+            ready = self.agents[first].restart_ready if wait_for_checkpoint else None
             codes, interrupted = _run_hosts(procs, after, grace, ready, on_interrupt=stop_agents)
         except BaseException:
             self._stop_agents(final=False)  # run-local itself was stopped: nothing more goes up

@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rectrain.emulator.checkpoint_agent import SageMakerCheckpointSync
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, EnvironmentProblem
@@ -157,7 +157,10 @@ def _entrypoint_argv(root: Path, max_steps: Optional[int]) -> List[str]:
 
 
 def _run_attempt(argv: List[str], env: Dict[str, str], sync: SageMakerCheckpointSync,
-                 interrupt_after: Optional[float], grace: float) -> Tuple[int, bool]:
+                 interrupt_after: Optional[float], grace: float,
+                 ready: Optional[Callable[[], bool]] = None) -> Tuple[int, bool]:
+    """Run the entrypoint; SIGTERM it ``interrupt_after`` seconds in (and once ``ready()``),
+    after stopping the agent (nothing more goes up), SIGKILL after ``grace``."""
     proc = subprocess.Popen(argv, env=env, stdout=sys.stderr, stderr=sys.stderr)
     sync.start()
     started = time.monotonic()
@@ -171,7 +174,8 @@ def _run_attempt(argv: List[str], env: Dict[str, str], sync: SageMakerCheckpoint
             except subprocess.TimeoutExpired:
                 pass
             now = time.monotonic()
-            if interrupt_after is not None and not interrupted and now - started >= interrupt_after:
+            if interrupt_after is not None and not interrupted and now - started >= interrupt_after \
+                    and (ready is None or ready()):
                 log.warning("run-local: simulated spot interruption: SIGTERM after %.0f s", now - started)
                 sync.stop()  # a stopped job: SageMaker uploads nothing more
                 proc.send_signal(signal.SIGTERM)
@@ -195,8 +199,10 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
               extra_env: Optional[Dict[str, str]] = None,
               interrupt_after_checkpoint: bool = False) -> LocalRunResult:
     """Emulate the job: one start per entry of ``interrupt_after`` (each interrupted after that
-    many seconds), then a last start that runs to the end. ``instance_count: 2`` runs two
-    hosts in network namespaces (:mod:`rectrain.emulator.cluster`; root on Linux) or refuses."""
+    many seconds, and with ``interrupt_after_checkpoint`` only once the agent has uploaded what
+    a restart resumes from), then a last start that runs to the end. ``instance_count: 2`` runs
+    two hosts in network namespaces (:mod:`rectrain.emulator.cluster`; root on Linux) or
+    refuses."""
     request = local_request(job)
     name = request["TrainingJobName"]
     count = int(request["ResourceConfig"]["InstanceCount"])
@@ -238,7 +244,7 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
                             checkpoint_s3=request["CheckpointConfig"]["S3Uri"])
     for number, after in enumerate(plan, start=1):
         attempt = _start(number, after, paths, request, s3, _entrypoint_argv(root, max_steps), env,
-                         grace_seconds)
+                         grace_seconds, interrupt_after_checkpoint)
         result.attempts.append(attempt)
         result.exit_code = attempt.exit_code
         if not attempt.interrupted:
@@ -270,7 +276,8 @@ def _fresh_instance(paths: MLPaths, request: Dict[str, Any], s3: S3Service) -> N
 
 
 def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[str, Any],
-           s3: S3Service, argv: List[str], env: Dict[str, str], grace: float) -> Attempt:
+           s3: S3Service, argv: List[str], env: Dict[str, str], grace: float,
+           wait_for_checkpoint: bool = False) -> Attempt:
     """One start on a new instance: the checkpoint folder emptied and restored by the agent,
     the entrypoint run (interrupted after ``after`` seconds), the TensorBoard events uploaded."""
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
@@ -286,7 +293,8 @@ def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[st
              f"interrupt after {after:.0f} s" if after is not None else "to the end", restored,
              checkpoint_uri)
     started = time.monotonic()
-    code, interrupted = _run_attempt(argv, env, sync, after, grace)
+    code, interrupted = _run_attempt(argv, env, sync, after, grace,
+                                     sync.restart_ready if wait_for_checkpoint else None)
     attempt = Attempt(number, code, time.monotonic() - started, interrupted, restored, sync.uploaded)
     if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
         tb_local = paths.output / "tensorboard"
