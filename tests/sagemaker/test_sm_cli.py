@@ -42,7 +42,7 @@ def test_dry_run_prints_only_the_request(tmp_path):
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 21600, "MaxWaitTimeInSeconds": 43200}
     assert request["ResourceConfig"]["InstanceType"] == "ml.g5.2xlarge"
     assert request["ResourceConfig"]["InstanceCount"] == 2
-    assert request["CheckpointConfig"]["S3Uri"] == "s3://b/ckpt/thai"
+    assert request["CheckpointConfig"]["S3Uri"] == "s3://b/ckpt/thai/"
     assert request["HyperParameters"]["epochs"] == "40"
     assert request["TrainingJobName"].startswith("thai-rec-")
 

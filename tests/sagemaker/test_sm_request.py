@@ -43,12 +43,12 @@ def test_minimal_on_demand_request_is_valid_for_botocore():
     assert "MaxWaitTimeInSeconds" not in request["StoppingCondition"]
     assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 24 * 3600
     assert request["CheckpointConfig"] == {
-        "S3Uri": "s3://rec-bucket/rectrain/jobs/thai-rec-20261125-200000/checkpoints",
+        "S3Uri": "s3://rec-bucket/rectrain/jobs/thai-rec-20261125-200000/checkpoints/",
         "LocalPath": "/opt/ml/checkpoints"}
     channels = {c["ChannelName"]: c for c in request["InputDataConfig"]}
     assert set(channels) == {"train", "val"}
     s3 = channels["train"]["DataSource"]["S3DataSource"]
-    assert s3 == {"S3DataType": "S3Prefix", "S3Uri": "s3://rec-bucket/datasets/thai/train",
+    assert s3 == {"S3DataType": "S3Prefix", "S3Uri": "s3://rec-bucket/datasets/thai/train/",
                   "S3DataDistributionType": "FullyReplicated"}
     assert channels["train"]["InputMode"] == "File"
     # hyperparameters: every value a string
@@ -78,7 +78,7 @@ def test_full_spot_request_with_everything_is_valid():
     assert "VolumeKmsKeyId" not in request["ResourceConfig"]  # g5: local NVMe, SageMaker refuses it
     assert request["OutputDataConfig"]["KmsKeyId"].startswith("arn:aws:kms")
     assert request["VpcConfig"] == {"Subnets": ["subnet-0abc"], "SecurityGroupIds": ["sg-0abc"]}
-    assert request["CheckpointConfig"]["S3Uri"] == "s3://rec-bucket/ckpt/thai"
+    assert request["CheckpointConfig"]["S3Uri"] == "s3://rec-bucket/ckpt/thai/"
     assert request["RetryStrategy"] == {"MaximumRetryAttempts": 2}
     assert {"Key": "team", "Value": "ocr th"} in request["Tags"]
     names = [c["ChannelName"] for c in request["InputDataConfig"]]

@@ -22,7 +22,7 @@ def test_tensorboard_output_defaults_under_the_job_output():
     request = build_training_job_request(job_config_from_dict(job_dict()), NOW)
     _valid(request)
     assert request["TensorBoardOutputConfig"] == {
-        "S3OutputPath": "s3://rec-bucket/rectrain/jobs/thai-rec-20261125-200000/tensorboard",
+        "S3OutputPath": "s3://rec-bucket/rectrain/jobs/thai-rec-20261125-200000/tensorboard/",
         "LocalPath": "/opt/ml/output/tensorboard"}
     assert "MLFLOW_TRACKING_URI" not in request["Environment"]
 
@@ -33,7 +33,7 @@ def test_tensorboard_prefix_off_and_mlflow_environment():
         mlflow_uri="arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/team"))
     request = build_training_job_request(job, NOW)
     _valid(request)
-    assert request["TensorBoardOutputConfig"]["S3OutputPath"] == "s3://tb-bucket/thai"
+    assert request["TensorBoardOutputConfig"]["S3OutputPath"] == "s3://tb-bucket/thai/"
     assert request["Environment"]["MLFLOW_TRACKING_URI"].endswith("mlflow-tracking-server/team")
     assert request["Environment"]["MLFLOW_EXPERIMENT_NAME"] == "thai-rec"
     off = build_training_job_request(job_config_from_dict(job_dict(tensorboard=False)), NOW)

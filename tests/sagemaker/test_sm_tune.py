@@ -76,7 +76,7 @@ def test_tuning_request_is_valid_for_botocore_and_keeps_the_job_config():
     assert definition["EnableManagedSpotTraining"] is True
     assert definition["StoppingCondition"]["MaxWaitTimeInSeconds"] > definition["StoppingCondition"][
         "MaxRuntimeInSeconds"]
-    assert definition["CheckpointConfig"] == {"S3Uri": f"s3://rec-bucket/rectrain/jobs/{NAME}/checkpoints",
+    assert definition["CheckpointConfig"] == {"S3Uri": f"s3://rec-bucket/rectrain/jobs/{NAME}/checkpoints/",
                                               "LocalPath": "/opt/ml/checkpoints"}
     assert {c["ChannelName"] for c in definition["InputDataConfig"]} == {"train", "val"}
 

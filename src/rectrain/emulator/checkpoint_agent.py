@@ -47,6 +47,7 @@ class SageMakerCheckpointSync:
         self.s3 = s3
         self.folder = Path(folder)
         self.base = S3Uri(uri.bucket, uri.key.rstrip("/"))
+        self.key_prefix = uri.key  # matched as SageMaker matches it: a key prefix, '/' or not
         self.uri = str(self.base)
         self.every = every
         self.rng = rng or random.Random()
@@ -62,17 +63,19 @@ class SageMakerCheckpointSync:
         self.errors: List[str] = []
 
     def _remote(self) -> List[str]:
-        return [o.key for o in list_objects(self.s3, self.base) if not o.key.endswith("/")]
+        """Every key matching the ``S3Uri`` as a key prefix: ``.../run1`` also matches
+        ``.../run10/...`` (syne-tune PR #363 saw SageMaker restore those); ``.../run1/`` does not."""
+        return [o.key for o in list_objects(self.s3, S3Uri(self.base.bucket, self.key_prefix), folder=False)
+                if not o.key.endswith("/")]
 
     # before the attempt ---------------------------------------------------------------
     def restore(self) -> int:
-        """Every object under the prefix into the folder, in random order, new mtimes."""
-        prefix = self.base.prefix
+        """Every object matching the prefix into the folder, in random order, new mtimes."""
         keys = self._remote()
         self.rng.shuffle(keys)
         for key in keys:
-            rel = key[len(prefix):]
-            if ".." in Path(rel).parts:
+            rel = key[len(self.key_prefix):].lstrip("/")
+            if not rel or ".." in Path(rel).parts:
                 continue
             target = self.folder / rel
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -78,10 +78,7 @@ def _prepare_host(local: Any, s3: S3Service, request: Dict[str, Any], root: Path
         shutil.rmtree(root)
     paths = MLPaths.resolve(str(root))
     local.write_contract(paths, request, host=host, hosts=hosts, interface=interface)
-    for channel in request["InputDataConfig"]:
-        dest = paths.channel(channel["ChannelName"])
-        dest.mkdir(parents=True)
-        local.download_prefix(s3, S3Uri.parse(channel["DataSource"]["S3DataSource"]["S3Uri"]), dest)
+    local.download_channels(paths, request, s3)
     for folder in (paths.model, paths.output_data, paths.failure.parent, paths.checkpoints):
         folder.mkdir(parents=True, exist_ok=True)
     agent = SageMakerCheckpointSync(s3, paths.checkpoints, S3Uri.parse(request["CheckpointConfig"]["S3Uri"]),
@@ -183,7 +180,7 @@ def run_cluster(local: Any, job: Any, request: Dict[str, Any], s3: S3Service, ro
     roots = {h: root / h for h in hosts}
     with _sigterm_as_interrupt(), HostNetwork(hosts) as net:
         for number, after in enumerate(plan, start=1):
-            start = _Start(local, s3, request, roots, net, device, max_steps, extra_env)
+            start = _Start(local, s3, request, roots, net, device, max_steps, extra_env, job.region)
             attempt = start.run(number, after, grace_seconds, interrupt_after_checkpoint)
             result.attempts.append(attempt)
             result.exit_code = attempt.exit_code
@@ -203,8 +200,9 @@ class _Start:
 
     def __init__(self, local: Any, s3: S3Service, request: Dict[str, Any], roots: Dict[str, Path],
                  net: Any, device: str, max_steps: Optional[int],
-                 extra_env: Optional[Dict[str, str]]) -> None:
+                 extra_env: Optional[Dict[str, str]], region: Optional[str] = None) -> None:
         self.local, self.s3, self.request, self.roots, self.net = local, s3, request, roots, net
+        self.region = region
         self.device, self.max_steps, self.extra_env = device, max_steps, extra_env
         self.hosts = list(roots)
         self.agents: Dict[str, SageMakerCheckpointSync] = {}
@@ -221,9 +219,8 @@ class _Start:
     def _popen(self, host: str) -> subprocess.Popen:
         env = dict(os.environ)
         env.update({"RECTRAIN_ML_ROOT": str(self.roots[host]), "RECTRAIN_DEVICE": self.device,
-                    "PYTHONUNBUFFERED": "1", "SM_CURRENT_HOST": host,
-                    "TRAINING_JOB_NAME": self.request["TrainingJobName"]})
-        env.update(self.request.get("Environment", {}))
+                    "PYTHONUNBUFFERED": "1", "SM_CURRENT_HOST": host})
+        env.update(self.local.job_environment(self.request, self.region))
         env.update(self.extra_env or {})
         argv = self.net.command(host, self.local._entrypoint_argv(self.roots[host], self.max_steps))
         # the working directory is the host's own tree (the image's WORKDIR is /opt/ml):

@@ -4,7 +4,8 @@ What SageMaker does around the container, done here against S3 (AWS or a local s
 
 - an ``/opt/ml`` tree under a temp dir: ``input/config/hyperparameters.json`` (the request's
   HyperParameters, all strings), ``resourceconfig.json``, ``inputdataconfig.json``;
-- every input channel downloaded from its S3 prefix to ``input/data/<channel>`` (File mode);
+- every input channel downloaded to ``input/data/<channel>`` (File mode), its ``S3Uri``
+  matched as a key prefix as SageMaker does (:mod:`rectrain.emulator.channels`);
 - ``/opt/ml/checkpoints`` restored from ``CheckpointConfig.S3Uri`` before each start (random
   order, new mtimes), synced to it while the container runs (deletions too), nothing uploaded
   after a stop: SageMaker's checkpoint agent, emulated once
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from rectrain.emulator.channels import download_channel
 from rectrain.emulator.checkpoint_agent import SageMakerCheckpointSync
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, EnvironmentProblem
 from rectrain.logs import get_logger
@@ -124,16 +126,47 @@ def local_request(job: JobConfig) -> Dict[str, Any]:
                           "pass --output s3://bucket/rectrain/jobs.")
     import dataclasses
 
-    filled = dataclasses.replace(job, role=job.role or LOCAL_ROLE, image=job.image or LOCAL_IMAGE,
+    image = job.image or LOCAL_IMAGE.replace("us-east-1", job.region or "us-east-1")  # the job's region
+    filled = dataclasses.replace(job, role=job.role or LOCAL_ROLE, image=image,
                                  output=job.output or job.checkpoint_s3)
     return build_training_job_request(filled)
 
 
+def training_job_arn(request: Dict[str, Any], region: Optional[str] = None) -> str:
+    """``arn:aws:sagemaker:<region>:<account>:training-job/<name>`` (SageMaker writes the name
+    in lower case in the ARN; the account is the role's)."""
+    role = str(request.get("RoleArn", "")).split(":")
+    account = role[4] if len(role) > 5 and role[4] else "000000000000"
+    name = request["TrainingJobName"].lower()
+    return f"arn:aws:sagemaker:{region or 'us-east-1'}:{account}:training-job/{name}"
+
+
+def job_environment(request: Dict[str, Any], region: Optional[str] = None) -> Dict[str, str]:
+    """The variables SageMaker sets in the training container: the request's ``Environment``
+    and ``TRAINING_JOB_NAME`` / ``TRAINING_JOB_ARN`` (AWS's training toolkit reads the job name
+    from ``TRAINING_JOB_NAME``)."""
+    env = dict(request.get("Environment", {}))
+    env.update({"TRAINING_JOB_NAME": request["TrainingJobName"],
+                "TRAINING_JOB_ARN": training_job_arn(request, region)})
+    return env
+
+
 def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo-1",
                    hosts: Sequence[str] = ("algo-1",), interface: str = "eth0") -> None:
-    """The three files SageMaker writes in ``/opt/ml/input/config``."""
+    """What SageMaker writes in ``/opt/ml/input/config``: ``hyperparameters.json``,
+    ``resourceconfig.json``, ``inputdataconfig.json`` (documented by AWS: "How Amazon SageMaker
+    Provides Training Information"), and, as real training containers hold them,
+    ``checkpointconfig.json`` (the request's ``CheckpointConfig``: ``LocalPath``, ``S3Uri``;
+    read by AWS's smdebug), ``tensorboardoutputconfig.json`` and ``trainingjobconfig.json``
+    (the request). See docs/sagemaker.md for what is not emulated."""
     from rectrain.fsutil import write_json_atomic
 
+    config = paths.hyperparameters.parent
+    if request.get("CheckpointConfig"):
+        write_json_atomic(config / "checkpointconfig.json", dict(request["CheckpointConfig"]))
+    if request.get("TensorBoardOutputConfig"):
+        write_json_atomic(config / "tensorboardoutputconfig.json", dict(request["TensorBoardOutputConfig"]))
+    write_json_atomic(config / "trainingjobconfig.json", request)
     write_json_atomic(paths.hyperparameters, {k: str(v) for k, v in request["HyperParameters"].items()})
     write_json_atomic(paths.resource_config, {
         "current_host": host, "current_instance_type": request["ResourceConfig"]["InstanceType"],
@@ -147,6 +180,18 @@ def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo
                            "S3DistributionType": c["DataSource"]["S3DataSource"]["S3DataDistributionType"],
                            "RecordWrapperType": "None"}
         for c in request["InputDataConfig"]})
+
+
+def download_channels(paths: MLPaths, request: Dict[str, Any], s3: S3Service) -> None:
+    """Every channel of the request into ``input/data/<channel>``, matched as SageMaker matches
+    an ``S3Prefix`` (a key prefix: :mod:`rectrain.emulator.channels`)."""
+    for channel in request["InputDataConfig"]:
+        uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+        dest = paths.channel(channel["ChannelName"])
+        if dest.exists():
+            shutil.rmtree(dest)
+        n = download_channel(s3, S3Uri.parse(uri), dest)
+        log.info("run-local: channel %s: %d file(s) from %s", channel["ChannelName"], n, uri)
 
 
 def _entrypoint_argv(root: Path, max_steps: Optional[int]) -> List[str]:
@@ -234,8 +279,8 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
     _fresh_instance(paths, request, s3)
     env = dict(os.environ)
     env.update({"RECTRAIN_ML_ROOT": str(root), "RECTRAIN_DEVICE": device, "PYTHONUNBUFFERED": "1",
-                "SM_CURRENT_HOST": "algo-1", "TRAINING_JOB_NAME": name})
-    env.update(request.get("Environment", {}))
+                "SM_CURRENT_HOST": "algo-1"})
+    env.update(job_environment(request, job.region))
     env.update(extra_env or {})
     plan = list(interrupt_after) + [None]
     if max_starts:
@@ -263,14 +308,7 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
 def _fresh_instance(paths: MLPaths, request: Dict[str, Any], s3: S3Service) -> None:
     """The contract files and every channel downloaded, as SageMaker prepares an instance."""
     write_contract(paths, request)
-    for channel in request["InputDataConfig"]:
-        uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-        dest = paths.channel(channel["ChannelName"])
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        n = download_prefix(s3, S3Uri.parse(uri), dest)
-        log.info("run-local: channel %s: %d file(s) from %s", channel["ChannelName"], n, uri)
+    download_channels(paths, request, s3)
     for folder in (paths.model, paths.output_data, paths.failure.parent):
         folder.mkdir(parents=True, exist_ok=True)
 

@@ -33,9 +33,13 @@ def preflight_inputs(request: Dict[str, Any], s3: S3Service) -> None:
     for channel in request.get("InputDataConfig", []):
         uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
         if not list_objects(s3, S3Uri.parse(uri), folder=False, limit=1):  # S3Prefix: a key prefix
-            raise DataError(f"channel '{channel['ChannelName']}' is empty: nothing under {uri}.",
-                            "upload the data first (`rectrain s3 push` / `rectrain data pack`), or fix "
-                            "the prefix.", path=uri)
+            fix = ("upload the data first (`rectrain s3 push` / `rectrain data pack`), or fix the prefix "
+                   "(rectrain sends every prefix as a folder, ending with '/').")
+            if channel["ChannelName"] == "pretrained":
+                fix = ("name the weights in full (training.pretrained: s3://.../name.pdparams) or the "
+                       "folder that holds them.")
+            raise DataError(f"channel '{channel['ChannelName']}' is empty: nothing under {uri}.", fix,
+                            path=uri)
 
 
 def preflight_regions(request: Dict[str, Any], job: JobConfig, sm: Any, s3: S3Service) -> None:

@@ -63,10 +63,28 @@ def hyperparameters(job: JobConfig) -> Dict[str, str]:
     return out
 
 
+def s3_prefix(text: str) -> str:
+    """An S3 prefix as SageMaker reads it: a *key* prefix, so it ends with '/'.
+
+    SageMaker takes ``S3Uri`` of an ``S3Prefix`` channel (and of ``CheckpointConfig``) as a key
+    name prefix (API reference, ``S3DataSource``): ``s3://b/ds/train`` also matches
+    ``ds/train_extra/...``, and a checkpoint prefix ``.../run1`` restores ``.../run10/`` too
+    (syne-tune PR #363). With the '/' only the folder's own objects match."""
+    text = str(text).strip()
+    return text if text.endswith("/") else text + "/"
+
+
+def pretrained_uri(text: str) -> str:
+    """The ``pretrained`` channel: one ``.pdparams`` object named in full, else a folder."""
+    return text if text.endswith(".pdparams") else s3_prefix(text)
+
+
 def _channel(name: str, uri: str, input_mode: str) -> Dict[str, Any]:
     return {
         "ChannelName": name,
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                        "S3Uri": pretrained_uri(uri) if name == PRETRAINED_CHANNEL
+                                        else s3_prefix(uri),
                                         "S3DataDistributionType": "FullyReplicated"}},
         "CompressionType": "None",
         "InputMode": input_mode,
@@ -80,9 +98,10 @@ def _require(value: Optional[str], key: str, flag: str, example: str) -> str:
 
 
 def checkpoint_uri(job: JobConfig, name: str) -> str:
+    """``checkpoint_s3``, default ``<output>/<job>/checkpoints/`` (always ending with '/')."""
     if job.checkpoint_s3:
-        return job.checkpoint_s3
-    return f"{str(job.output).rstrip('/')}/{name}/checkpoints"
+        return s3_prefix(job.checkpoint_s3)
+    return s3_prefix(f"{str(job.output).rstrip('/')}/{name}/checkpoints")
 
 
 def build_training_job_request(job: JobConfig, now: Optional[_dt.datetime] = None) -> Dict[str, Any]:
@@ -124,7 +143,7 @@ def build_training_job_request(job: JobConfig, now: Optional[_dt.datetime] = Non
         },
         "HyperParameters": hyperparameters(job),
         "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": output},
+        "OutputDataConfig": {"S3OutputPath": s3_prefix(output)},
         "ResourceConfig": {"InstanceType": job.instance_type, "InstanceCount": job.instance_count,
                            "VolumeSizeInGB": job.volume_gb},
         "StoppingCondition": {"MaxRuntimeInSeconds": job.max_run_seconds},

@@ -2,7 +2,7 @@
 
 - TensorBoard: the container writes events to ``/opt/ml/output/tensorboard``; the request's
   ``TensorBoardOutputConfig`` makes SageMaker upload them while the job runs (default
-  ``<output>/<job name>/tensorboard``), which SageMaker's TensorBoard app reads.
+  ``<output>/<job name>/tensorboard/``: a prefix ends with '/'), which SageMaker's TensorBoard app reads.
 - MLflow: ``mlflow_uri`` (an ``http(s)://`` server or a SageMaker managed MLflow tracking
   server ARN) reaches the container as ``MLFLOW_TRACKING_URI`` (``mlflow_experiment`` as
   ``MLFLOW_EXPERIMENT_NAME``); the training runner logs there as it does locally.
@@ -20,8 +20,8 @@ def tensorboard_uri(job: Any, name: str) -> Optional[str]:
         return None
     given = getattr(job, "tensorboard_s3", None)
     if given:
-        return str(given)
-    return f"{str(job.output).rstrip('/')}/{name}/tensorboard"
+        return str(given).rstrip("/") + "/"
+    return f"{str(job.output).rstrip('/')}/{name}/tensorboard/"
 
 
 def add_tracking(request: Dict[str, Any], job: Any, name: str) -> None:

@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from rectrain.errors import ConfigError, UserError
 from rectrain.sagemaker.aws import aws_error
 from rectrain.sagemaker.jobconfig import JobConfig
-from rectrain.sagemaker.request import build_training_job_request, request_problems
+from rectrain.sagemaker.request import build_training_job_request, request_problems, s3_prefix
 
 TUNING_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
 TUNABLE = {"lr": "float", "epochs": "int", "batch_size": "int", "max_text_length": "int",
@@ -141,6 +141,12 @@ def tuning_job_name(job: JobConfig, now: Optional[_dt.datetime] = None) -> str:
     return name
 
 
+def tuning_checkpoint_uri(job: JobConfig, name: str) -> str:
+    """The prefix every trial of tuning job ``name`` syncs: ``checkpoint_s3``, default
+    ``<output>/<tuning job>/checkpoints/``."""
+    return s3_prefix(job.checkpoint_s3 or f"{str(job.output).rstrip('/')}/{name}/checkpoints")
+
+
 def build_tuning_request(job: JobConfig, params: Sequence[ParamRange], *, objective: str = "eval:acc",
                          objective_kind: Optional[str] = None, max_jobs: int = 10, max_parallel: int = 2,
                          early_stopping: str = "off", strategy: str = "Bayesian",
@@ -174,10 +180,9 @@ def build_tuning_request(job: JobConfig, params: Sequence[ParamRange], *, object
             "TrainingImage": single["AlgorithmSpecification"]["TrainingImage"],
             "TrainingInputMode": single["AlgorithmSpecification"]["TrainingInputMode"],
             "MetricDefinitions": single["AlgorithmSpecification"]["MetricDefinitions"]},
-        # every trial checkpoints under the tuning job's prefix; SageMaker keeps one folder per
-        # training job below it (see docs/tracking.md)
-        "CheckpointConfig": {"S3Uri": job.checkpoint_s3
-                             or f"{str(job.output).rstrip('/')}/{name}/checkpoints",
+        # one prefix for every trial: each trial keeps its checkpoints in a folder of its own
+        # training job name below it (rectrain.sagemaker.trials)
+        "CheckpointConfig": {"S3Uri": tuning_checkpoint_uri(job, name),
                              "LocalPath": single["CheckpointConfig"]["LocalPath"]},
     }
     for key in ("RoleArn", "InputDataConfig", "OutputDataConfig", "ResourceConfig", "StoppingCondition",
