@@ -17,9 +17,11 @@ from sm_helpers import IMAGE, NOW, ROLE, job_dict
 from rectrain.errors import ConfigError
 from rectrain.machine.instances import (
     FAMILIES,
+    cuda_build_problem,
     family_of,
     has_efa,
     is_gpu_instance,
+    parse_image_cuda,
     runnable_problems,
     variant_for,
     variant_of_image,
@@ -153,3 +155,48 @@ def test_launch_dry_run_kms_on_g5_has_no_volume_key(tmp_path):
                            "--instance-type", "ml.m5.xlarge", "--dry-run"], capture_output=True, text=True,
                           timeout=120, env=env)
     assert json.loads(proc.stdout)["ResourceConfig"]["VolumeKmsKeyId"] == KMS  # EBS: the key is taken
+
+
+@pytest.mark.parametrize("image", [
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:dev",  # docker/Dockerfile's own tag
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain@sha256:" + "a" * 64,  # a digest alone
+])
+@pytest.mark.parametrize("instance_type", ["ml.p5.48xlarge", "ml.p6-b200.48xlarge", "ml.g7e.2xlarge"])
+def test_image_that_does_not_say_its_cuda_is_refused_on_hopper_and_blackwell(image, instance_type):
+    """An untagged or digest-only image on Hopper/Blackwell: exit 2 with the fix (--image-cuda or
+    the -cu129 build) before anything is sent; --image-cuda 12.9 lets it through, 11.8 does not."""
+    job = job_config_from_dict(job_dict(instance_type=instance_type, image=image))
+    with pytest.raises(ConfigError, match="does not say which build") as info:
+        build_training_job_request(job, NOW)
+    assert "--image-cuda 12.9" in info.value.fix and info.value.exit_code == 2
+    ok = job_config_from_dict(job_dict(instance_type=instance_type, image=image, image_cuda="12.9"))
+    assert build_training_job_request(ok, NOW)["AlgorithmSpecification"]["TrainingImage"] == image
+    with pytest.raises(ConfigError, match="CUDA 11.8 build"):
+        build_training_job_request(job_config_from_dict(
+            job_dict(instance_type=instance_type, image=image, image_cuda="cu118")), NOW)
+
+
+def test_image_cuda_checks():
+    dev = "123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:dev"
+    assert runnable_problems("ml.g5.xlarge", dev) == []  # the default build runs on Ampere
+    tagged = "123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:0.1.0-cu129@sha256:" + "b" * 64
+    assert variant_of_image(tagged) == "cu129" and runnable_problems("ml.p5.48xlarge", tagged) == []
+    (mismatch,) = runnable_problems("ml.p5.48xlarge", tagged, "11.8")
+    assert "tagged as the CUDA 12.9 build" in mismatch
+    assert parse_image_cuda("12.9") == parse_image_cuda("cu129") == "cu129"
+    with pytest.raises(ConfigError, match="not a CUDA build") as info:
+        parse_image_cuda("12.4")
+    assert "11.8 (cu118)" in info.value.fix
+    with pytest.raises(ConfigError, match="image_cuda"):
+        job_config_from_dict(job_dict(image_cuda="12"))
+
+
+def test_container_knows_its_build_has_no_kernels_for_the_gpu():
+    """What the container asks before its first GPU operation (Paddle's CUDA version against the
+    GPU's compute capability from NVML)."""
+    problem = cuda_build_problem("11.8", (9, 0), "NVIDIA H100 80GB HBM3")
+    assert problem and "CUDA 11.8" in problem and "9.0" in problem and "--cuda cu129" in problem
+    assert cuda_build_problem("12.9", (9, 0)) is None and cuda_build_problem("11.8", (8, 6)) is None
+    assert cuda_build_problem("12.9.1", (12, 0)) is None and cuda_build_problem("11.8", (12, 0))
+    assert cuda_build_problem("12.4", (9, 0)) is None  # not one of the image's builds: the GPU op decides
+    assert cuda_build_problem("11.8", None) is None

@@ -17,6 +17,9 @@ def job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default=None, help="job name prefix (a timestamp is appended)")
     p.add_argument("--role", default=None, help="IAM role ARN for the job")
     p.add_argument("--image", default=None, help="ECR image URI")
+    p.add_argument("--image-cuda", default=None, metavar="11.8|12.9",
+                   help="the image's CUDA build, when its tag does not say (rectrain:dev, an @sha256: "
+                   "digest); required for Hopper and Blackwell instance types (p5, p6-b200, g7e ...)")
     p.add_argument("--instance-type", default=None)
     p.add_argument("--instance-count", type=int, default=None)
     p.add_argument("--volume-gb", type=int, default=None)
@@ -49,7 +52,7 @@ def job_from_args(args: argparse.Namespace) -> Any:
         "name": args.name, "role": args.role, "image": args.image,
         "instance_type": args.instance_type, "instance_count": args.instance_count,
         "volume_gb": args.volume_gb, "train": args.train, "val": args.val,
-        "checkpoint_s3": args.checkpoint_s3, "output": args.output, "spot": args.spot,
+        "image_cuda": args.image_cuda, "checkpoint_s3": args.checkpoint_s3, "output": args.output, "spot": args.spot,
         "max_run": args.max_run, "max_wait": args.max_wait, "region": args.region,
         "profile": args.profile, "endpoint_url": args.endpoint_url,
         "training.preset": args.preset, "training.base_config": args.base_config,

@@ -1,7 +1,8 @@
 """What the container checks and decides before it trains (used by the entrypoint):
 
-- the GPUs: counted by NVML, a CUDA build of Paddle that sees as many, one real GPU
-  operation (a build without kernels for the GPU fails in seconds);
+- the GPUs: counted by NVML, a CUDA build of Paddle that sees as many, whose CUDA version has
+  kernels for the GPU's compute capability (NVML), and one real GPU operation: a build without
+  kernels for the GPU fails in seconds, with the reason and the fix;
 - the launch plan: on several hosts the first host's IPv4 address as the master (bounded DNS
   retry) and the engine's environment (socket interface, EFA, gloo on the CPU);
 - the scratch folder.
@@ -16,6 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 from rectrain.container.contract import DistributedPlan, ResourceConfig, distributed_plan, is_gpu_instance
 from rectrain.errors import EnvironmentProblem
 from rectrain.logs import get_logger
+from rectrain.machine.instances import cuda_build_problem
 from rectrain.paths import MLPaths
 
 log = get_logger("sagemaker.entrypoint")
@@ -95,6 +97,10 @@ def check_gpu(instance_type: Optional[str], python: Optional[str] = None, *,
                                  f"({nvml.driver_version}, CUDA {nvml.cuda_driver_version}): build the image "
                                  "for this instance type with `rectrain sagemaker image --instance-type`; "
                                  "do not set CUDA_VISIBLE_DEVICES in the job's environment.")
+    problem = cuda_build_problem(build.cuda_version, nvml.gpus[0].compute_capability, nvml.gpus[0].name)
+    if problem:  # before the GPU operation: a clear reason in seconds, not "no kernel image"
+        message, _, fix = problem.partition(" Fix: ")
+        raise EnvironmentProblem(f"{instance_type}: {message}", fix)
     name = gpu_operation_check(python)
     log.info("Paddle %s, CUDA %s, %d GPU(s) (%s, driver %s): one GPU operation passed", build.version,
              build.cuda_version, len(nvml.gpus), name, nvml.driver_version)

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 
 @dataclass
@@ -19,6 +19,7 @@ class GpuInfo:
     name: str
     memory_total_mb: int
     memory_used_mb: int
+    compute_capability: Optional[Tuple[int, int]] = None  # CUDA compute capability (NVML)
 
 
 @dataclass
@@ -53,8 +54,13 @@ def query_gpus() -> GpuReport:
         for i in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(i)
             mem = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            try:
+                major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+                cc: Optional[Tuple[int, int]] = (int(major), int(minor))
+            except Exception:  # noqa: BLE001 - an old driver: the GPU operation decides
+                cc = None
             report.gpus.append(GpuInfo(i, _text(pynvml.nvmlDeviceGetName(handle)),
-                                       int(mem.total) // 2**20, int(mem.used) // 2**20))
+                                       int(mem.total) // 2**20, int(mem.used) // 2**20, cc))
         return report
     finally:
         try:

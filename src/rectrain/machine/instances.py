@@ -149,17 +149,79 @@ def variant_for(instance_type: Optional[str]) -> str:
 
 
 def variant_of_image(image: Optional[str]) -> Optional[str]:
-    """The CUDA build named in an image tag (``rectrain:0.1.0-cu129``), or None."""
-    tag = (image or "").rsplit("/", 1)[-1].partition(":")[2]
-    for name in IMAGE_VARIANTS:
-        if tag == name or tag.endswith("-" + name):
-            return name
+    """The CUDA build named in an image tag (``rectrain:0.1.0-cu129``, also before an
+    ``@sha256:`` digest), or None: a tag that does not say (``rectrain:dev``) or a digest alone
+    (``rectrain@sha256:...``)."""
+    name = (image or "").rsplit("/", 1)[-1].split("@", 1)[0]
+    tag = name.partition(":")[2]
+    for variant in IMAGE_VARIANTS:
+        if tag == variant or tag.endswith("-" + variant):
+            return variant
     return None
 
 
-def runnable_problems(instance_type: str, image: Optional[str] = None) -> List[str]:
-    """Why the rectrain image cannot run on ``instance_type`` (empty: it can). Each entry
-    ends with its fix."""
+def parse_image_cuda(value: object, source: str = "--image-cuda") -> str:
+    """``11.8`` / ``cu118`` / ``12.9`` / ``cu129`` -> the build's name (``cu118``, ``cu129``).
+    Raises :class:`ConfigError` naming the builds docker/Dockerfile makes."""
+    text = str(value).strip().lower()
+    for variant, spec in IMAGE_VARIANTS.items():
+        if text in (variant, str(spec["cuda"])):
+            return variant
+    builds = ", ".join(f"{spec['cuda']} ({name})" for name, spec in IMAGE_VARIANTS.items())
+    raise ConfigError(f"{source} {value!r} is not a CUDA build of the rectrain image.",
+                      f"give the CUDA version the image was built with: {builds}.")
+
+
+def image_cuda_problems(instance_type: str, image: Optional[str], image_cuda: Optional[str]) -> List[str]:
+    """The image's CUDA build, known before sending: from its tag, or ``image_cuda``
+    (``--image-cuda``) when the tag does not say. Each entry ends with its fix."""
+    from_tag = variant_of_image(image)
+    given = parse_image_cuda(image_cuda) if image_cuda else None
+    if from_tag and given and from_tag != given:
+        return [f"the image {image} is tagged as the CUDA {IMAGE_VARIANTS[from_tag]['cuda']} build but "
+                f"image_cuda says {IMAGE_VARIANTS[given]['cuda']}. Fix: remove --image-cuda (image_cuda: in "
+                "the job config) or use the image that was built with that CUDA."]
+    variant = from_tag or given
+    fam = family_of(instance_type)
+    need = variant_for(instance_type)
+    if variant is None and fam is not None and fam.gpu_cc is not None \
+            and fam.gpu_cc > IMAGE_VARIANTS[DEFAULT_VARIANT]["max_cc"]:  # type: ignore[operator]
+        cuda = IMAGE_VARIANTS[need]["cuda"]
+        return [f"{instance_type} has {fam.gpu} GPUs, which only the CUDA {cuda} build of the image can "
+                f"run, and the image {image} does not say which build it is (its tag names no -cu118 / "
+                f"-cu129). Fix: if it is the CUDA {cuda} build, pass --image-cuda {cuda} (image_cuda: "
+                f"'{cuda}' in the job config); otherwise build and push it with `rectrain sagemaker image "
+                f"--instance-type {instance_type} --build --push` (its tag ends in -{need})."]
+    return []
+
+
+def cuda_build_problem(cuda_version: Optional[str], cc: Optional[Tuple[int, int]],
+                       gpu_name: str = "GPU") -> Optional[str]:
+    """Why a Paddle built with CUDA ``cuda_version`` has no kernels for a GPU of compute
+    capability ``cc`` (the container asks before the first GPU operation), or None: it has,
+    or the build is not one of the image's (then the GPU operation decides)."""
+    if not cuda_version or cc is None:
+        return None
+    major_minor = ".".join(str(cuda_version).split(".")[:2])
+    variant = next((v for v, spec in IMAGE_VARIANTS.items() if spec["cuda"] == major_minor), None)
+    if variant is None:
+        return None
+    spec = IMAGE_VARIANTS[variant]
+    if spec["min_cc"] <= cc <= spec["max_cc"]:  # type: ignore[operator]
+        return None
+    other = next((v for v, o in IMAGE_VARIANTS.items()
+                  if o["min_cc"] <= cc <= o["max_cc"]), None)  # type: ignore[operator]
+    fix = (f"build the image with CUDA {IMAGE_VARIANTS[other]['cuda']} (`rectrain sagemaker image --cuda "
+           f"{other} --build --push`) and launch with it." if other else
+           "use an instance type with a newer GPU (docs/sagemaker.md).")
+    return (f"this image's Paddle is the CUDA {spec['cuda']} build, which has no kernels for the {gpu_name} "
+            f"(compute capability {cc[0]}.{cc[1]}). Fix: {fix}")
+
+
+def runnable_problems(instance_type: str, image: Optional[str] = None,
+                      image_cuda: Optional[str] = None) -> List[str]:
+    """Why the rectrain image cannot run on ``instance_type`` (empty: it can). ``image_cuda``:
+    the image's CUDA build when its tag does not say. Each entry ends with its fix."""
     fam = family_of(instance_type)
     if fam is None:
         return [f"{instance_type} is not a family rectrain knows (GPU, architecture and storage "
@@ -172,14 +234,21 @@ def runnable_problems(instance_type: str, image: Optional[str] = None) -> List[s
                 "Fix: use a GPU type such as ml.g5.xlarge."]
     if fam.gpu_cc is None:
         return []
-    variant = variant_of_image(image) if image else None
-    need = variant_for(instance_type)
-    spec = IMAGE_VARIANTS[variant or need]
     cc = ".".join(str(x) for x in fam.gpu_cc)
-    if fam.gpu_cc < spec["min_cc"]:  # type: ignore[operator]
+    if all(fam.gpu_cc < spec["min_cc"] for spec in IMAGE_VARIANTS.values()):  # type: ignore[operator]
         return [f"{instance_type} has {fam.gpu} GPUs (compute capability {cc}), older than any CUDA "
                 f"build of Paddle 3 supports. Fix: use ml.g4dn, ml.g5 or a newer GPU family."]
-    if variant and fam.gpu_cc > spec["max_cc"]:  # type: ignore[operator]
+    if image is None and image_cuda is None:
+        return []
+    problems = image_cuda_problems(instance_type, image, image_cuda)
+    if problems:
+        return problems
+    variant = variant_of_image(image) or (parse_image_cuda(image_cuda) if image_cuda else None)
+    if variant is None:
+        return []
+    spec = IMAGE_VARIANTS[variant]
+    if not spec["min_cc"] <= fam.gpu_cc <= spec["max_cc"]:  # type: ignore[operator]
+        need = variant_for(instance_type)
         return [f"{instance_type} has {fam.gpu} GPUs (compute capability {cc}); the image {image} is the "
                 f"CUDA {spec['cuda']} build, which has no kernels for them. Fix: build and push the "
                 f"CUDA {IMAGE_VARIANTS[need]['cuda']} image with `rectrain sagemaker image "

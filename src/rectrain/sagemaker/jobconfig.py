@@ -5,7 +5,7 @@ are refused with the closest known key, so a typo never silently drops a setting
 
     name: thai-rec
     role: arn:aws:iam::123456789012:role/RectrainSageMaker
-    image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:0.1.0
+    image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:0.1.0-cu118
     instance_type: ml.g5.xlarge
     train: s3://my-bucket/datasets/thai/train
     val: s3://my-bucket/datasets/thai/val
@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Optional
 
 from rectrain.errors import ConfigError
 from rectrain.logs import get_logger
+from rectrain.machine.instances import parse_image_cuda
 from rectrain.sagemaker.metric_definitions import metric_definitions
 
 log = get_logger("sagemaker")
@@ -88,6 +89,7 @@ class JobConfig:
     exact_name: bool = False
     role: Optional[str] = None  # IAM role ARN SageMaker assumes
     image: Optional[str] = None  # ECR image URI (rectrain sagemaker image)
+    image_cuda: Optional[str] = None  # the image's CUDA build (11.8 or 12.9) when its tag does not say
     region: Optional[str] = None
     profile: Optional[str] = None
     instance_type: str = DEFAULT_INSTANCE_TYPE
@@ -329,6 +331,8 @@ def check_job_config(job: JobConfig, source: str = "job config") -> None:
                               f"set it with '{name}:' instead.")
     if job.training.pretrained and job.training.pretrained.startswith("s3://"):
         _s3(job.training.pretrained, "training.pretrained", source)
+    if job.image_cuda is not None:
+        parse_image_cuda(job.image_cuda, f"{source}: image_cuda")
     if job.instance_count < 1:
         raise ConfigError(f"{source}: instance_count must be 1 or more, got {job.instance_count}.",
                           "set instance_count: 1.")

@@ -158,7 +158,7 @@ def build_training_job_request(job: JobConfig, now: Optional[_dt.datetime] = Non
     if job.keep_alive_seconds:
         request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = job.keep_alive_seconds
     validate_request(request)  # an instance type SageMaker does not know is named here first
-    problems = runnable_problems(job.instance_type, image)
+    problems = runnable_problems(job.instance_type, image, job.image_cuda)
     if problems:
         message, _, fix = problems[0].partition(" Fix: ")
         raise ConfigError(message, fix or "use another instance type.")
