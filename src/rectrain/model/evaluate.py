@@ -136,6 +136,8 @@ def describe_runtime(runtime: Dict[str, Any]) -> str:
         where = f"onnxruntime {runtime.get('version')} ({', '.join(runtime.get('providers') or [])})"
     else:
         device = str(runtime.get("device", "?")).upper()
+        if runtime.get("cpu_threads"):
+            device += f", {runtime['cpu_threads']} threads"
         if "cpu_onednn" in runtime:
             device += ", oneDNN " + ("on" if runtime["cpu_onednn"] else
                                      f"off: {runtime.get('cpu_onednn_off_because')}")

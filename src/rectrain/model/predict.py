@@ -27,6 +27,8 @@ from rectrain.model.onnx_export import ONNX_FILE
 
 log = get_logger("model.predict")
 
+# PaddleOCR 3.x's default ``cpu_threads`` (paddleocr/_constants.py DEFAULT_CPU_THREADS).
+PADDLEOCR3_CPU_THREADS = 10
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
@@ -82,7 +84,9 @@ class _PirAwareInference:
     optimisation but never ``enable_new_ir``, and Paddle 3.3 then fails to create a predictor
     for a ``.json`` model ("Not find predictor_id 0 and pass_name memory_optimize_pass").
     Paddle 3.3 turns oneDNN on by default on the CPU, and its oneDNN executor cannot run
-    bilinear interpolation (SVTR's STN): :func:`rectrain.model.deploy.onednn_breakers`.
+    bilinear interpolation (SVTR's STN): :func:`rectrain.model.deploy.onednn_breakers`. The
+    CPU thread count is PaddleOCR 3.x's default, because oneDNN's results depend on it (a
+    score moved by 3.5e-5 between 1 and 10 threads).
     Only the engine's module sees this wrapper; see docs/problem-log.md."""
 
     def __init__(self, module: Any) -> None:
@@ -97,6 +101,8 @@ class _PirAwareInference:
                     self.enable_new_executor(True)
                 if args and onednn_breakers(Path(str(args[0]))):
                     self.disable_mkldnn()  # on by default on the CPU; see rectrain.model.deploy
+                # As PaddleOCR 3.x runs it on the CPU: oneDNN results depend on the thread count.
+                self.set_cpu_math_library_num_threads(PADDLEOCR3_CPU_THREADS)
 
         self.Config = Config
 
@@ -223,6 +229,12 @@ class Recognizer:
                                      "use --device cpu (or auto), or install paddlepaddle-gpu on a "
                                      "machine with an NVIDIA GPU.")
         args.use_gpu = _gpu_available() if use_gpu is None else bool(use_gpu)
+        program = program_file(self.model_dir)
+        self._onednn_breakers = onednn_breakers(program) if program else []
+        # On the CPU, as PaddleOCR 3.x: oneDNN (cache of 10 shapes) with 10 threads, unless
+        # the program holds an op oneDNN cannot run.
+        args.enable_mkldnn = not args.use_gpu and not self._onednn_breakers
+        args.cpu_threads = PADDLEOCR3_CPU_THREADS
         args.use_onnx = backend == "onnx"
         if args.use_onnx:
             args.rec_model_dir = str(self.model_dir / ONNX_FILE)
@@ -257,10 +269,10 @@ class Recognizer:
                        "device": "gpu" if self.args.use_gpu else "cpu",
                        "model_file": program.name if program else None}
             if not self.args.use_gpu:
-                breakers = onednn_breakers(program) if program else []
-                runtime["cpu_onednn"] = not breakers
-                if breakers:
-                    runtime["cpu_onednn_off_because"] = ", ".join(breakers)
+                runtime["cpu_threads"] = PADDLEOCR3_CPU_THREADS
+                runtime["cpu_onednn"] = not self._onednn_breakers
+                if self._onednn_breakers:
+                    runtime["cpu_onednn_off_because"] = ", ".join(self._onednn_breakers)
         runtime["pre_and_post_processing"] = (f"{self.engine.kind} {self.engine.version} "
                                               "tools/infer/predict_rec.py")
         runtime["batching"] = ("one image at a time (as PaddleOCR 3.x TextRecognition reads by "
