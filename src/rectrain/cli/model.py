@@ -39,21 +39,19 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--top", type=int, default=10, help="confused pairs to print (default 10)")
     p.add_argument("--keep-spaces", action="store_true",
                    help="compare spaces too (the engine's metric ignores them by default)")
-    p.add_argument("--batch-size", type=int, default=1,
-                   help="images per inference batch (default 1, one at a time as PaddleOCR 3.x "
-                        "reads; more is faster and batches only images of the same input width, "
-                        "so the readings stay the same)")
-    p.add_argument("--backend", choices=["paddle", "onnx"], default="paddle",
-                   help="paddle: Paddle Inference (default); onnx: ONNX Runtime on inference.onnx "
-                        "(rectrain export --onnx)")
-    p.add_argument("--device", choices=["auto", "gpu", "cpu"], default="auto")
-    p.add_argument("--paddleocr-dir", help="an official PaddleOCR checkout to use as the engine")
+    _add_runtime_args(p)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("predict", help="read the text in images with an exported model")
     p.add_argument("--model", required=True, metavar="MODEL_DIR", help="folder from `rectrain export`")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders of images")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    _add_runtime_args(p)
+    p.set_defaults(func=_predict)
+
+
+def _add_runtime_args(p) -> None:  # noqa: ANN001
+    """How `evaluate` and `predict` run the model."""
     p.add_argument("--batch-size", type=int, default=1,
                    help="images per inference batch (default 1, one at a time as PaddleOCR 3.x "
                         "reads; more is faster and batches only images of the same input width, "
@@ -63,7 +61,6 @@ def register(sub) -> None:  # noqa: ANN001
                         "(rectrain export --onnx)")
     p.add_argument("--device", choices=["auto", "gpu", "cpu"], default="auto")
     p.add_argument("--paddleocr-dir", help="an official PaddleOCR checkout to use as the engine")
-    p.set_defaults(func=_predict)
 
 
 def _use_gpu(device: str):  # noqa: ANN202
