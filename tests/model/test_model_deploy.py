@@ -67,6 +67,7 @@ def test_inference_yml_is_what_paddleocr3_reads(deployed, name: str) -> None:  #
     stdout = deployed["models"][name]["stdout"]
     assert f"model_name={p3['model_name']!r}" in stdout
     assert f"text_recognition_model_name={p3['model_name']!r}" in stdout
+    assert "text_recognition_batch_size=1" in stdout  # crops read alone, like evaluate
     assert f"model_dir={str(model)!r}" in stdout
     fixed = name == "svtr-tiny"
     assert (f"input_shape={tuple(info['rec_image_shape'])}" in stdout) == fixed

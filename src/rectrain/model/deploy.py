@@ -179,10 +179,11 @@ def load_lines(model_dir: Path, info: Dict[str, Any]) -> List[str]:
             "  from paddleocr import TextRecognition",
             f"  model = TextRecognition(model_dir={folder!r}, model_name={name!r}{extra_module})",
             "  for res in model.predict(['word.png']): print(res['rec_text'], res['rec_score'])",
-            "PaddleOCR 3.x, the OCR pipeline (your detection model, this recognizer):",
+            "PaddleOCR 3.x, the OCR pipeline (its detection, this recognizer; batch size 1 reads "
+            "each crop like `rectrain evaluate`, larger batches pad crops to their neighbours):",
             "  from paddleocr import PaddleOCR",
             f"  ocr = PaddleOCR(text_recognition_model_dir={folder!r}, "
-            f"text_recognition_model_name={name!r}{extra_pipe})",
+            f"text_recognition_model_name={name!r}, text_recognition_batch_size=1{extra_pipe})",
         ]
     onnx = deploy.get("onnx")
     if onnx:
