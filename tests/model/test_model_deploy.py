@@ -199,3 +199,18 @@ def test_onednn_breakers_are_whole_op_names(tmp_path: Path) -> None:
     assert onednn_breakers(program) == ["nearest_interp", "trilinear_interp"]
     program.write_bytes(b'{"#":"1.conv2d"}')
     assert onednn_breakers(program) == []
+
+
+def test_a_model_paddleocr3_cannot_read_like_the_engine_is_marked_not_loadable(tmp_path: Path) -> None:
+    from rectrain.model.deploy import load_lines, make_deployable
+
+    original = ("PreProcess:\n  transform_ops:\n  - DecodeImage: {img_mode: BGR, channel_first: false}\n"
+                "  - NRTRLabelEncode: null\n  - GrayRecResizeImg: {image_shape: [100, 32]}\n"
+                "PostProcess: {name: NRTRLabelDecode}\n")
+    (tmp_path / "inference.yml").write_text(original, encoding="utf-8")
+    result = make_deployable(tmp_path, algorithm="NRTR", postprocess="NRTRLabelDecode",
+                             chars=list("ab"), decode={"img_mode": "BGR"})
+    assert result["loadable"] is False and "CTC only" in result["why"]
+    assert (tmp_path / "inference.yml").read_text(encoding="utf-8") == original
+    lines = load_lines(tmp_path, {"deploy": {"paddleocr3": result}})
+    assert lines == [f"PaddleOCR 3.x: not loadable ({result['why']})."]
