@@ -7,8 +7,8 @@ Prints one JSON line (opset, input, outputs, versions, largest output difference
 
 Nothing is installed at run time: paddle2onnx 2.1.0 would fold constants with Polygraphy,
 after setting ``POLYGRAPHY_AUTOINSTALL_DEPS=1`` itself, and Polygraphy then pip-installs what it
-lacks (``sympy`` for ONNX Runtime's symbolic shape inference, ``colored``; ``onnx_graphsurgeon``
-and ``onnxruntime`` when missing). The folding is switched off (``optimize_tool="None"``:
+lacks (``sympy`` for ONNX Runtime's symbolic shape inference; ``onnx_graphsurgeon`` and
+``onnxruntime`` when missing). The folding is switched off (``optimize_tool="None"``:
 ONNX Runtime folds constants itself when it loads the model) and Polygraphy's switch is read
 as off before paddle2onnx can turn it on, so a missing module fails instead of downloading.
 """
