@@ -4,7 +4,7 @@ Starts its own SeaweedFS on loopback, makes N files of about 5 KB (default 20,00
 against that same server in one run:
 
 - rectrain per-file   push / pull (threads, checksums, manifest), with its small-object fast
-                      path and without it (``RECTRAIN_NO_FASTPATH=1``, ``--no-fastpath``)
+                      path and without it (an S3Service with ``fastpath=False``: ``--no-fastpath``)
 - boto3 + awscrt      the AWS Common Runtime transfer manager (what ``boto3[crt]`` uses;
                       PyPI ``awscrt``, pinned in benchmarks/requirements.txt), per file
 - rectrain packed     pack + push (upload side), pull --unpack (download side)
@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from rectrain.storage.pack import pack_dataset  # noqa: E402
 from rectrain.storage.pull import pull  # noqa: E402
 from rectrain.storage.push import push  # noqa: E402
-from rectrain.storage.s3 import make_client  # noqa: E402
+from rectrain.storage.s3 import S3Uri  # noqa: E402
 from rectrain.storage.server import SeaweedServer  # noqa: E402
 
 
@@ -175,9 +175,9 @@ def main() -> int:
         env = dict(os.environ)
         env.update(server.env)
         env.pop("AWS_PROFILE", None)
-        os.environ.update(server.env)  # make_client reads the credentials from the environment
-        client = make_client(server.endpoint_url, max_pool_connections=args.workers + 8)
-        client.create_bucket(Bucket="bench")
+        s3 = server.service(max_pool_connections=args.workers + 8)  # rectrain's S3 service
+        s3.ensure_bucket("bench")
+        client = s3.client  # the same boto3 client, for the awscrt comparison
 
         def check(dst: Path, label: str) -> None:
             if digest_tree(dst) != source_digest:
@@ -227,26 +227,23 @@ def main() -> int:
         measure(
             "rectrain per-file",
             "up",
-            lambda: push(src, "s3://bench/rectrain", client=client, workers=args.workers, progress=False),
+            lambda: push(s3, src, S3Uri("bench", "rectrain"), workers=args.workers, progress=False),
         )
         dst = work / "dst-rectrain"
         measure(
             "rectrain per-file",
             "down",
-            lambda: pull("s3://bench/rectrain", dst, client=client, workers=args.workers, progress=False),
+            lambda: pull(s3, S3Uri("bench", "rectrain"), dst, workers=args.workers, progress=False),
         )
         check(dst, "rectrain per-file")
 
-        os.environ["RECTRAIN_NO_FASTPATH"] = "1"  # every request through boto3
-        try:
-            measure("rectrain no-fastpath", "up", lambda: push(
-                src, "s3://bench/rectrain-slow", client=client, workers=args.workers, progress=False))
-            dst = work / "dst-rectrain-slow"
-            measure("rectrain no-fastpath", "down", lambda: pull(
-                "s3://bench/rectrain-slow", dst, client=client, workers=args.workers, progress=False))
-            check(dst, "rectrain no-fastpath")
-        finally:
-            os.environ.pop("RECTRAIN_NO_FASTPATH", None)
+        slow = server.service(max_pool_connections=args.workers + 8, fastpath=False)  # all through boto3
+        measure("rectrain no-fastpath", "up", lambda: push(
+            slow, src, S3Uri("bench", "rectrain-slow"), workers=args.workers, progress=False))
+        dst = work / "dst-rectrain-slow"
+        measure("rectrain no-fastpath", "down", lambda: pull(
+            slow, S3Uri("bench", "rectrain-slow"), dst, workers=args.workers, progress=False))
+        check(dst, "rectrain no-fastpath")
 
         dst = work / "dst-crt"
         crt = crt_transfer(client, src, dst, "bench", "crt")
@@ -263,7 +260,7 @@ def main() -> int:
             started = time.perf_counter()
             shards.extend(pack_dataset(src, work / "packed", args.shard_size, progress=False).shards)
             print(f"    (pack {time.perf_counter() - started:.2f} s, {len(shards)} shard(s), then push)")
-            push(work / "packed", "s3://bench/packed", client=client, workers=args.workers, progress=False)
+            push(s3, work / "packed", S3Uri("bench", "packed"), workers=args.workers, progress=False)
 
         measure("rectrain packed", "up", pack_and_push)
         dst = work / "dst-packed"
@@ -271,7 +268,7 @@ def main() -> int:
             "rectrain packed",
             "down",
             lambda: pull(
-                "s3://bench/packed", dst, client=client, workers=args.workers, progress=False, unpack=True
+                s3, S3Uri("bench", "packed"), dst, workers=args.workers, progress=False, unpack=True
             ),
         )
         check(dst, "rectrain packed")

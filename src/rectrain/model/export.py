@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import pickle
 import re
 import shutil
 import subprocess
@@ -28,11 +27,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-import yaml
-
 from rectrain._version import __version__
-from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer
+from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer, read_states
 from rectrain.engine import Engine, engine_command, find_engine
+from rectrain.engine.config import load_engine_config
 from rectrain.errors import ConfigError, EngineFailure, UserError
 from rectrain.fsutil import sha256_file, write_json_atomic
 from rectrain.logs import get_logger
@@ -57,16 +55,8 @@ _SHAPE_MISMATCH = re.compile(r"not matched with loaded params|not in loaded para
 
 
 def _load_config(path: Path) -> Dict[str, Any]:
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"config {path} does not exist.",
-                        "pass --config, or a --run-dir that holds config.yml.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}", "fix the YAML syntax.") from None
-    if not isinstance(config, dict) or not isinstance(config.get("Architecture"), dict):
-        raise ConfigError(f"{path} has no Architecture section: not a PaddleOCR 2.x config.",
-                          "pass the config the model was trained with (the run dir's config.yml).")
+    """The run's config (the one engine-config reader), checked for what export needs."""
+    config = load_engine_config(path, require=("Architecture",)).data
     model_type = config["Architecture"].get("model_type")
     if model_type != "rec":
         raise ConfigError(f"{path}: Architecture.model_type is {model_type!r}, not 'rec'.",
@@ -179,8 +169,7 @@ def _checkpoint_state(prefix: Path) -> Dict[str, Any]:
     if not states_file.is_file():
         return {}
     try:
-        with open(states_file, "rb") as fh:
-            states = pickle.load(fh, encoding="latin1")  # written by the engine's save_model
+        states = read_states(states_file)  # the engine's save_model wrote it; the safe unpickler
     except Exception as exc:  # noqa: BLE001 - metadata only; the model is still exportable
         log.warning("could not read %s (%s); model.json will have no metrics.", states_file, exc)
         return {}

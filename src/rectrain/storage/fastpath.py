@@ -10,8 +10,9 @@ checksum) and sent on a plain urllib3 pool.
 TLS as the client does it: its ``verify`` (``False``, a CA bundle path from ``verify=`` or
 ``AWS_CA_BUNDLE`` / ``ca_bundle``, or botocore's default bundle). The path turns itself off
 after repeated network failures (the client, with its own retries and errors, takes over),
-after repeated refusals, behind a proxy, and when ``RECTRAIN_NO_FASTPATH=1`` (``rectrain s3
-push|pull --no-fastpath``).
+after repeated refusals and behind a proxy; the service that owns the client
+(:class:`rectrain.storage.service.S3Service`) does not make one at all when it is switched off
+(``rectrain s3 push|pull --no-fastpath``, ``RECTRAIN_NO_FASTPATH=1``).
 
 Only a 200 is handled here. Anything else (403, 404, a region redirect, repeated 5xx, a broken
 connection, a proxy in the environment) goes back to the regular client, which gives the real
@@ -32,10 +33,6 @@ from urllib.parse import urlsplit
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _NET_ERRORS = (http.client.HTTPException, OSError)
 NET_FAILURES_OFF = 3  # requests whose every attempt failed on the network: then off
-
-
-def disabled_by_env() -> bool:
-    return os.environ.get("RECTRAIN_NO_FASTPATH", "").strip().lower() in ("1", "true", "yes")
 
 
 def client_ssl_context(client: Any) -> ssl.SSLContext:
@@ -72,8 +69,6 @@ class FastPath:
         self.refusals = 0  # 400/403 answers: after a few, this endpoint does not take our signed URLs
         self.net_failures = 0  # requests that failed on the network every attempt
         if any(os.environ.get(name) for name in _PROXY_VARS) or getattr(config, "proxies", None):
-            self.enabled = False
-        if disabled_by_env():
             self.enabled = False
 
     def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:

@@ -23,7 +23,6 @@ from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
 from rectrain.outputs import is_within, refuse_delete_in
 from rectrain.storage.aws_errors import error_code, translate_error
-from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
     PART_SUFFIX,
@@ -32,12 +31,13 @@ from rectrain.storage.manifest import (
     file_digests,
     iter_files,
 )
-from rectrain.storage.objects import ObjectInfo, download_object, get_client, read_object, remote_files
+from rectrain.storage.objects import ObjectInfo, download_object, read_object, remote_files
 from rectrain.storage.pack import entries_by_shard, extract_shard, shard_extracted
 from rectrain.storage.parallel import run_parallel
 from rectrain.storage.progress import TransferProgress
 from rectrain.storage.result import TransferResult, note_partial
 from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("storage.pull")
 
@@ -67,11 +67,10 @@ def _local_matches(path: Path, size: int, sha256: Optional[str], etag_md5: Optio
 
 
 def pull(
-    s3_uri: Any,
+    s3: S3Service,
+    uri: S3Uri,
     dst_dir: Any,
     *,
-    client: Any = None,
-    endpoint_url: Optional[str] = None,
     workers: int = 16,
     delete: bool = False,
     dry_run: bool = False,
@@ -80,23 +79,22 @@ def pull(
     verify_manifest: bool = True,
     empty_ok: bool = False,
 ) -> TransferResult:
-    """Download the S3 folder ``s3_uri`` into ``dst_dir``.
+    """Download the S3 folder ``uri`` into ``dst_dir``.
 
     With a ``manifest.jsonl`` there (and ``verify_manifest``), exactly the files it lists are
     downloaded and each is checked against it; a listed file missing on S3 is an error. A
     packed dataset with ``unpack=True`` is streamed and extracted in parallel into the original
     tree. ``delete`` removes local files that are not part of the download. Nothing under
-    ``s3_uri`` is an error (unless it names one object, which is downloaded), or with
+    ``uri`` is an error (unless it names one object, which is downloaded), or with
     ``empty_ok`` an empty download (a first run's checkpoints).
     """
     started = time.monotonic()
-    uri = S3Uri.parse(s3_uri)
     dst = Path(dst_dir).expanduser()
     if delete:
         refuse_delete_in(dst)
-    client = get_client(client, endpoint_url, workers)
+    client = s3.client
     result = TransferResult("pull", str(uri), str(dst), dry_run=dry_run)
-    remote = remote_files(client, uri)
+    remote = remote_files(s3, uri)
     if not remote and not empty_ok:
         target = dst / uri.name if dst.is_dir() or str(dst_dir).endswith(("/", os.sep)) else dst
         _pull_object(client, uri, target, result, dry_run)
@@ -129,45 +127,10 @@ def pull(
             result=result,
         )
 
-    # what to fetch: (rel, object, expected sha256)
-    wanted: List[Tuple[str, ObjectInfo, Optional[str]]] = []
-    if dataset is not None:
-        listed = dataset.shards if dataset.kind == "packed" else dataset.entries
-        missing = [e.path for e in listed if e.path not in remote]
-        if missing:
-            raise IntegrityError(
-                f"The dataset at {uri} is incomplete: {len(missing)} file(s) in its manifest are "
-                f"not on S3 (e.g. {', '.join(missing[:3])}).",
-                "push the dataset again from the original copy; the rerun uploads only what is missing.",
-            )
-        for entry in listed:
-            obj = remote[entry.path]
-            if obj.size != entry.size:
-                raise IntegrityError(
-                    f"{uri.join(entry.path)} is {obj.size} bytes on S3 but the manifest says {entry.size}.",
-                    "push the dataset again from the original copy.",
-                )
-            wanted.append((entry.path, obj, entry.sha256))
-    else:
-        wanted = [(rel, obj, None) for rel, obj in sorted(remote.items())]
-
+    wanted = _wanted(uri, remote, dataset)
     result.files_total = len(wanted)
     result.bytes_total = sum(obj.size for _, obj, _ in wanted)
-    todo: List[Tuple[str, ObjectInfo, Optional[str]]] = []
-    todo_lock = threading.Lock()
-
-    def check(item: Tuple[str, ObjectInfo, Optional[str]]) -> None:
-        rel, obj, sha = item
-        md5 = obj.etag.lower() if (len(obj.etag) == 32 and "-" not in obj.etag) else None
-        if not _local_matches(dst / rel, obj.size, sha, md5):
-            with todo_lock:
-                todo.append(item)
-
-    if dst.is_dir():
-        run_parallel(wanted, check, workers)
-        todo.sort(key=lambda t: t[0])
-    else:
-        todo = list(wanted)
+    todo = _not_here(wanted, dst, workers)
     keep = {rel for rel, _, _ in wanted} | ({MANIFEST_NAME} if dataset is not None else set())
     extra = sorted(rel for rel, _ in iter_files(dst) if rel not in keep) if (delete and dst.is_dir()) else []
     result.skipped = len(wanted) - len(todo)
@@ -185,7 +148,7 @@ def pull(
         (dst / folder).mkdir(parents=True, exist_ok=True)
     done_lock = threading.Lock()
     with TransferProgress(f"pull {uri}", len(todo), sum(obj.size for _, obj, _ in todo), progress) as bar:
-        fast = FastPath(client, maxsize=workers + 4)
+        fast = s3.fast_path(workers + 4)
 
         def fetch(item: Tuple[str, ObjectInfo, Optional[str]]) -> None:
             rel, obj, sha = item
@@ -221,6 +184,54 @@ def pull(
     result.seconds = time.monotonic() - started
     log.debug("%s", result.summary())
     return result
+
+
+Wanted = Tuple[str, ObjectInfo, Optional[str]]  # (rel, object, expected sha256)
+
+
+def _wanted(uri: S3Uri, remote: Dict[str, ObjectInfo], dataset: Optional[Manifest]) -> List[Wanted]:
+    """What to fetch: with a manifest exactly what it lists (all there, sizes as listed), else
+    everything under ``uri``."""
+    wanted: List[Wanted] = []
+    if dataset is not None:
+        listed = dataset.shards if dataset.kind == "packed" else dataset.entries
+        missing = [e.path for e in listed if e.path not in remote]
+        if missing:
+            raise IntegrityError(
+                f"The dataset at {uri} is incomplete: {len(missing)} file(s) in its manifest are "
+                f"not on S3 (e.g. {', '.join(missing[:3])}).",
+                "push the dataset again from the original copy; the rerun uploads only what is missing.",
+            )
+        for entry in listed:
+            obj = remote[entry.path]
+            if obj.size != entry.size:
+                raise IntegrityError(
+                    f"{uri.join(entry.path)} is {obj.size} bytes on S3 but the manifest says {entry.size}.",
+                    "push the dataset again from the original copy.",
+                )
+            wanted.append((entry.path, obj, entry.sha256))
+    else:
+        wanted = [(rel, obj, None) for rel, obj in sorted(remote.items())]
+    return wanted
+
+
+def _not_here(wanted: List[Wanted], dst: Path, workers: int) -> List[Wanted]:
+    """The wanted files that ``dst`` does not already hold, checked in parallel."""
+    if not dst.is_dir():
+        return list(wanted)
+    todo: List[Wanted] = []
+    todo_lock = threading.Lock()
+
+    def check(item: Wanted) -> None:
+        rel, obj, sha = item
+        md5 = obj.etag.lower() if (len(obj.etag) == 32 and "-" not in obj.etag) else None
+        if not _local_matches(dst / rel, obj.size, sha, md5):
+            with todo_lock:
+                todo.append(item)
+
+    run_parallel(wanted, check, workers)
+    todo.sort(key=lambda t: t[0])
+    return todo
 
 
 def _pull_object(client: Any, uri: S3Uri, target: Path, result: TransferResult, dry_run: bool) -> None:

@@ -15,18 +15,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from rectrain.errors import DataError, IntegrityError, RectrainError
 from rectrain.fsutil import sha256_file
 from rectrain.logs import get_logger
-from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import MANIFEST_NAME, Manifest, ManifestEntry, file_digests, iter_files
-from rectrain.storage.objects import delete_keys, get_client, put_object, remote_files, write_probe
+from rectrain.storage.objects import ObjectInfo, delete_keys, put_object, remote_files, write_probe
 from rectrain.storage.parallel import run_parallel
 from rectrain.storage.progress import TransferProgress
 from rectrain.storage.result import TransferResult, note_partial
 from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("storage.push")
 
@@ -46,11 +46,10 @@ KEEP_BUDGET = 512 * 1024 * 1024  # ... up to this much in all
 
 
 def push(
+    s3: S3Service,
     src_dir: Any,
-    s3_uri: Any,
+    uri: S3Uri,
     *,
-    client: Any = None,
-    endpoint_url: Optional[str] = None,
     workers: int = 16,
     delete: bool = False,
     dry_run: bool = False,
@@ -58,25 +57,18 @@ def push(
     manifest: bool = True,
     preflight: bool = True,
 ) -> TransferResult:
-    """Upload the folder ``src_dir`` to the S3 folder ``s3_uri`` (a single file works too).
+    """Upload the folder ``src_dir`` to the S3 folder ``uri`` (a single file works too).
 
     With ``manifest`` (datasets), ``manifest.jsonl`` is written LAST; a packed folder (made by
     ``rectrain data pack``) keeps its own manifest, checked against its shards first.
     ``delete`` removes objects under the prefix that are not in ``src_dir``.
     """
     started = time.monotonic()
-    uri = S3Uri.parse(s3_uri)
     src = Path(src_dir).expanduser()
-    client = get_client(client, endpoint_url, workers)
+    client = s3.client
     result = TransferResult("push", str(src), str(uri), dry_run=dry_run)
     if src.is_file():
-        target = uri.join(src.name) if (not uri.key or uri.key.endswith("/")) else uri
-        sha, size = sha256_file(src), src.stat().st_size
-        result.files_total, result.bytes_total = 1, size
-        result.planned = [str(target)]
-        if not dry_run:
-            put_object(client, target.bucket, target.key, path=src, sha=sha, size=size)
-            result.transferred, result.bytes_transferred = 1, size
+        _push_file(client, src, uri, result, dry_run)
         result.seconds = time.monotonic() - started
         return result
     if not src.is_dir():
@@ -93,47 +85,10 @@ def push(
 
     if preflight and not dry_run:
         write_probe(client, uri, need_delete=delete)
-    remote = remote_files(client, uri)
-
-    kept = [0]
-    kept_lock = threading.Lock()
-
-    def check(item: _LocalFile) -> None:
-        data = None
-        try:
-            if item.path.stat().st_size <= KEEP_SMALL:
-                data = item.path.read_bytes()
-        except OSError as exc:
-            raise DataError(
-                f"cannot read: {exc}.", "check the file's permissions.", path=str(item.path)
-            ) from exc
-        if data is not None:
-            item.size = len(data)
-            item.sha256 = hashlib.sha256(data).hexdigest()
-            item.md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - compared with the ETag
-        else:
-            item.sha256, item.md5, item.size = file_digests(item.path)
-        obj = remote.get(item.rel)
-        if obj is not None and obj.size == item.size and obj.etag.lower() == item.md5:
-            item.upload = False
-            return
-        if data is not None:
-            with kept_lock:
-                if kept[0] + len(data) <= KEEP_BUDGET:
-                    kept[0] += len(data)
-                    item.data = data
-        if obj is None or obj.size != item.size:
-            return
-        try:  # multipart or encrypted: compare the sha256 we stored
-            head = client.head_object(Bucket=uri.bucket, Key=obj.key)
-        except Exception:  # noqa: BLE001 - then upload it again
-            return
-        if (head.get("Metadata") or {}).get("sha256") == item.sha256:
-            item.upload = False
-            item.data = None
+    remote = remote_files(s3, uri)
 
     log.info("checking %d local file(s) against %s ...", len(files), uri)
-    run_parallel(files, check, workers)
+    _compare(client, uri, files, remote, workers)
     manifest_obj: Optional[Manifest] = None
     manifest_bytes = b""
     if manifest:
@@ -172,7 +127,7 @@ def push(
 
     done_lock = threading.Lock()
     with TransferProgress(f"push {uri}", len(todo), sum(f.size for f in todo), progress) as bar:
-        fast = FastPath(client, maxsize=workers + 4)
+        fast = s3.fast_path(workers + 4)
 
         def upload(item: _LocalFile) -> None:
             put_object(
@@ -205,6 +160,61 @@ def push(
     log.debug("%s", result.summary())
     return result
 
+
+
+def _push_file(client: Any, src: Path, uri: S3Uri, result: TransferResult, dry_run: bool) -> None:
+    """``src`` is one file: upload it to ``uri`` (a folder key gets the file's name)."""
+    target = uri.join(src.name) if (not uri.key or uri.key.endswith("/")) else uri
+    sha, size = sha256_file(src), src.stat().st_size
+    result.files_total, result.bytes_total = 1, size
+    result.planned = [str(target)]
+    if not dry_run:
+        put_object(client, target.bucket, target.key, path=src, sha=sha, size=size)
+        result.transferred, result.bytes_transferred = 1, size
+
+
+def _compare(client: Any, uri: S3Uri, files: List[_LocalFile], remote: Dict[str, ObjectInfo],
+             workers: int) -> None:
+    """Hash every local file (in parallel) and mark those S3 already holds (``upload =
+    False``); small files keep their bytes for the upload, within ``KEEP_BUDGET``."""
+    kept = [0]
+    kept_lock = threading.Lock()
+
+    def check(item: _LocalFile) -> None:
+        data = None
+        try:
+            if item.path.stat().st_size <= KEEP_SMALL:
+                data = item.path.read_bytes()
+        except OSError as exc:
+            raise DataError(
+                f"cannot read: {exc}.", "check the file's permissions.", path=str(item.path)
+            ) from exc
+        if data is not None:
+            item.size = len(data)
+            item.sha256 = hashlib.sha256(data).hexdigest()
+            item.md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - compared with the ETag
+        else:
+            item.sha256, item.md5, item.size = file_digests(item.path)
+        obj = remote.get(item.rel)
+        if obj is not None and obj.size == item.size and obj.etag.lower() == item.md5:
+            item.upload = False
+            return
+        if data is not None:
+            with kept_lock:
+                if kept[0] + len(data) <= KEEP_BUDGET:
+                    kept[0] += len(data)
+                    item.data = data
+        if obj is None or obj.size != item.size:
+            return
+        try:  # multipart or encrypted: compare the sha256 we stored
+            head = client.head_object(Bucket=uri.bucket, Key=obj.key)
+        except Exception:  # noqa: BLE001 - then upload it again
+            return
+        if (head.get("Metadata") or {}).get("sha256") == item.sha256:
+            item.upload = False
+            item.data = None
+
+    run_parallel(files, check, workers)
 
 
 def _check_shards(existing: Manifest, files: List[_LocalFile], src: Path) -> None:
