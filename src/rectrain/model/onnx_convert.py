@@ -10,7 +10,9 @@ after setting ``POLYGRAPHY_AUTOINSTALL_DEPS=1`` itself, and Polygraphy then pip-
 lacks (``sympy`` for ONNX Runtime's symbolic shape inference; ``onnx_graphsurgeon`` and
 ``onnxruntime`` when missing). The folding is switched off (``optimize_tool="None"``:
 ONNX Runtime folds constants itself when it loads the model) and Polygraphy's switch is read
-as off before paddle2onnx can turn it on, so a missing module fails instead of downloading.
+as off before paddle2onnx can turn it on (the parent, :mod:`rectrain.model.onnx_export`, starts
+this process with ``POLYGRAPHY_AUTOINSTALL_DEPS=0`` and ``PIP_NO_INDEX=1`` in its environment),
+so a missing module fails instead of downloading.
 """
 
 from __future__ import annotations
@@ -20,8 +22,6 @@ import os
 import sys
 from typing import List
 
-# Read by polygraphy.config when it is first imported: off, before paddle2onnx sets it to 1.
-os.environ["POLYGRAPHY_AUTOINSTALL_DEPS"] = "0"
 # Largest difference between ONNX Runtime's and Paddle's outputs (probabilities) accepted.
 TOLERANCE = 1e-3
 
@@ -48,7 +48,7 @@ def main(argv: List[str]) -> int:
     c, h, w = (int(v) for v in argv[3:6])
     fixed = argv[6] == "1"
     try:
-        import polygraphy.config  # noqa: F401 - fixes AUTOINSTALL_DEPS at 0 (see above)
+        import polygraphy.config  # noqa: F401 - reads AUTOINSTALL_DEPS=0 from our env (see above)
     except ImportError:
         pass
     import numpy as np
