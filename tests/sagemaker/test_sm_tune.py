@@ -18,6 +18,7 @@ from sm_helpers import ENGINE_LOG, IMAGE, NOW, ROLE, job_dict
 
 from rectrain.cli.main import main
 from rectrain.errors import ConfigError, UserError
+from rectrain.engine.log import parse_line
 from rectrain.runlog.records import parse_log
 from rectrain.sagemaker.jobconfig import job_config_from_dict
 from rectrain.sagemaker.metric_definitions import parse_metrics
@@ -129,6 +130,12 @@ def test_objective_regexes_read_real_engine_lines(log_file: Path):
     evals = [m["eval:acc"] for m in seen if "eval:acc" in m]
     parsed = [r for r in parse_log(lines) if r["type"] == "eval"]
     assert evals and evals == [pytest.approx(r["acc"]) for r in parsed]
+    # the default objective: the best checkpoint's accuracy, the engine's "best metric" lines
+    objective = request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    assert objective == {"Type": "Maximize", "MetricName": "eval:best_acc"}
+    bests = [m["eval:best_acc"] for m in seen if "eval:best_acc" in m]
+    lines_best = [parse_line(line) for line in lines]
+    assert bests and bests == [pytest.approx(r["best_acc"]) for r in lines_best if r and r["type"] == "best"]
     losses = [m["train:loss"] for m in seen if "train:loss" in m]
     assert losses == [pytest.approx(r["loss"]) for r in parse_log(lines) if r["type"] == "train"]
 
@@ -172,7 +179,7 @@ def _summary(suffix: str, value, lr: str, batch: str, status: str = "Completed")
          "CreationTime": T0, "TrainingJobStatus": status,
          "TunedHyperParameters": {"lr": lr, "batch_size": batch, "epochs": "20"}}
     if value is not None:
-        s["FinalHyperParameterTuningJobObjectiveMetric"] = {"MetricName": "eval:acc", "Value": value}
+        s["FinalHyperParameterTuningJobObjectiveMetric"] = {"MetricName": "eval:best_acc", "Value": value}
         s["TrainingStartTime"], s["TrainingEndTime"] = T0, T0 + dt.timedelta(minutes=30)
     return s
 
@@ -195,7 +202,7 @@ def test_tune_status_lists_trials_by_objective():
                            "NextToken": "page2"})
         status = tuning_status(NAME, sm)
     assert [t.name[-5:] for t in status["trials"]] == ["002-b", "001-a", "003-c"]
-    assert status["best"] == f"{NAME}-002-b" and status["objective"] == "eval:acc"
+    assert status["best"] == f"{NAME}-002-b" and status["objective"] == "eval:best_acc"
     text = format_tuning_status(status)
     assert "002-b *" in text and "0.9100" in text and "0.0002" in text and "completed 2" in text
 
@@ -212,6 +219,8 @@ def test_tune_best_prints_the_config_to_train_it_again():
             "AlgorithmSpecification": {"TrainingImage": IMAGE, "TrainingInputMode": "File"},
             "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
             "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
+            "CheckpointConfig": {"S3Uri": f"s3://rec-bucket/rectrain/jobs/{NAME}/checkpoints/",
+                                 "LocalPath": "/opt/ml/checkpoints"},
             "ModelArtifacts": {"S3ModelArtifacts": f"s3://rec-bucket/rectrain/jobs/{best}/output/model.tar.gz"},
             "HyperParameters": {"preset": "th-ppocrv5-mobile", "dict": "dict.txt", "lr": "0.003",
                                 "batch_size": "128", "epochs": "20",
@@ -221,7 +230,8 @@ def test_tune_best_prints_the_config_to_train_it_again():
     assert result["training_job"] == best and result["value"] == pytest.approx(0.91)
     assert result["training_config"] == {"preset": "th-ppocrv5-mobile", "dict": "dict.txt", "lr": 0.003,
                                          "batch_size": 128, "epochs": 20}
-    assert result["model"].endswith("model.tar.gz")
+    assert result["model"] == f"s3://rec-bucket/rectrain/jobs/{best}/output/model.tar.gz"
+    assert result["checkpoints"] == f"s3://rec-bucket/rectrain/jobs/{NAME}/checkpoints/{best}/"
     # the printed training section is a valid job config
     job = job_config_from_dict(dict(job_dict(), training=result["training_config"]))
     assert job.training.lr == 0.003 and job.training.batch_size == 128

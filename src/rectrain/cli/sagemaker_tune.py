@@ -18,8 +18,9 @@ def register_tune(s: Any) -> None:
                         description="Start a SageMaker hyperparameter tuning job over the job config's "
                                     "training job (docs/tracking.md), or show one.")
     job_flags(tune)
-    tune.add_argument("--objective", default="eval:acc",
-                      help="metric to optimise (a metric definition name; default eval:acc)")
+    tune.add_argument("--objective", default=None,
+                      help="metric to optimise (a metric definition name; default eval:best_acc, the "
+                           "accuracy of the best checkpoint: the one each trial ships)")
     tune.add_argument("--objective-type", choices=["maximize", "minimize"], default=None,
                       help="default: minimize for losses and costs, else maximize")
     tune.add_argument("--param", action="append", default=[], metavar="NAME=KIND:ARGS",
@@ -48,10 +49,11 @@ def register_tune(s: Any) -> None:
 
 def _tune(args: argparse.Namespace) -> int:
     from rectrain.sagemaker.request import request_json
-    from rectrain.sagemaker.tune import build_tuning_request, parse_param
+    from rectrain.sagemaker.tune import DEFAULT_OBJECTIVE, build_tuning_request, parse_param
 
     job = job_from_args(args)
-    request = build_tuning_request(job, [parse_param(p) for p in args.param], objective=args.objective,
+    request = build_tuning_request(job, [parse_param(p) for p in args.param],
+                                   objective=args.objective or DEFAULT_OBJECTIVE,
                                    objective_kind=args.objective_type, max_jobs=args.max_jobs,
                                    max_parallel=args.max_parallel, early_stopping=args.early_stopping,
                                    strategy=args.strategy)
@@ -98,7 +100,9 @@ def _tune_best(args: argparse.Namespace) -> int:
     print(f"best training job: {best['training_job']}  ({best['objective']} = {best['value']})")
     print("tuned: " + ", ".join(f"{k}={v}" for k, v in sorted(best["tuned"].items())))
     if best["model"]:
-        print(f"model: {best['model']}")
+        print(f"model: {best['model']}  (its best checkpoint, exported)")
+    if best["checkpoints"]:
+        print(f"checkpoints: {best['checkpoints']}")
     print("# the job config's training section to train it again:")
     sys.stdout.write(yaml.safe_dump({"training": best["training_config"]}, allow_unicode=True,
                                     sort_keys=True))

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rectrain.errors import ConfigError
 from rectrain.machine.instances import is_gpu_instance as _is_gpu_instance
 from rectrain.paths import MLPaths
-from rectrain.sagemaker.jobconfig import TrainingOptions, training_options_from_dict
+from rectrain.sagemaker.jobconfig import JOB_NAME_RE, TrainingOptions, training_options_from_dict
+from rectrain.sagemaker.tune import TUNING_MARK
 
 DEFAULT_MASTER_PORT = 29500
 
@@ -85,6 +87,30 @@ def parse_resource_config(raw: Dict[str, Any], env: Optional[Dict[str, str]] = N
                           "this file is written by SageMaker; report it with the job name.")
     instance_type = raw.get("current_instance_type") or env.get("SM_CURRENT_INSTANCE_TYPE")
     return ResourceConfig(current, hosts, raw.get("network_interface_name"), instance_type)
+
+
+def tuning_trial(raw: Dict[str, Any], env: Optional[Dict[str, str]] = None) -> Optional[str]:
+    """The training job's own name when a tuning job launched it (its hyperparameters carry
+    ``_tuning_objective_metric``), else None. Every trial of a tuning job shares one
+    ``CheckpointConfig.S3Uri``, so a trial keeps its checkpoints in ``<checkpoints>/<its name>/``:
+    a spot restart of the same trial (same name) resumes them, another trial never does.
+    Fails closed: a trial without a valid ``TRAINING_JOB_NAME`` cannot know its folder."""
+    if TUNING_MARK not in raw:
+        return None
+    name = (os.environ if env is None else env).get("TRAINING_JOB_NAME", "")
+    if not JOB_NAME_RE.match(name):
+        raise ConfigError(f"this training job was launched by a tuning job ({TUNING_MARK} is in "
+                          f"hyperparameters.json) but TRAINING_JOB_NAME is {name!r}, so it cannot keep its "
+                          "checkpoints apart from the other trials'.",
+                          "SageMaker sets TRAINING_JOB_NAME in every training container; run-local sets it "
+                          "too. Do not override it in the job's environment:.")
+    return name
+
+
+def checkpoint_dir(paths: MLPaths, trial: Optional[str]) -> Path:
+    """Where this job's checkpoints (and the run's mirrored history) live: ``/opt/ml/checkpoints``,
+    or for a tuning trial ``/opt/ml/checkpoints/<training job name>``."""
+    return paths.checkpoints / trial if trial else paths.checkpoints
 
 
 def read_contract(paths: MLPaths):  # noqa: ANN201 - (TrainingOptions, ResourceConfig)

@@ -29,7 +29,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from rectrain.container.contract import DistributedPlan, ResourceConfig, read_contract
+from rectrain.container.contract import (
+    DistributedPlan,
+    ResourceConfig,
+    checkpoint_dir,
+    read_contract,
+    tuning_trial,
+)
 from rectrain.container.startup import check_gpu, gpu_operation_check, launch_plan, scratch_dir
 from rectrain.errors import (
     EXIT_INTERNAL_ERROR,
@@ -245,6 +251,32 @@ def write_model_dir(paths: MLPaths, run_dir: Path, checkpoints: List[str],
     return paths.model
 
 
+def report_shipped_metrics(model_dir: Path) -> Optional[str]:
+    """Log the metrics of the checkpoint ``model.tar.gz`` holds (``model.json``), as the job's
+    last "best metric" line: SageMaker's ``eval:best_acc`` regex reads it, and a tuning job's
+    objective is the *last* value a trial writes, so it is the accuracy of the model the trial
+    ships, also when that is the run's ``best_of_run`` and the engine's own best restarted after
+    a spot restart. Returns the line (None when the checkpoint has no evaluation)."""
+    import json
+
+    try:
+        info = json.loads((model_dir / "model.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = {}
+    metrics = info.get("metrics") or {}
+    numbers = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float))
+               and not isinstance(v, bool) and k not in ("best_epoch", "fps")]
+    if not numbers:
+        log.warning("warning: the shipped checkpoint has no evaluation metrics: a tuning job records "
+                    "this trial's last evaluation instead. Fix: evaluate at least once (val channel).")
+        return None
+    checkpoint = info.get("checkpoint") or {}
+    line = (f"model.tar.gz holds checkpoint {Path(str(checkpoint.get('name') or '?')).name} (step "
+            f"{checkpoint.get('global_step')}): best metric, " + ", ".join(f"{k}: {v}" for k, v in numbers))
+    log.info("%s", line)
+    return line
+
+
 # ------------------------------------------------------------------ main
 def _build_config(options: TrainingOptions, train_dir: Path, val_dir: Optional[Path], out: Path,
                   device: str, paths: MLPaths, paddleocr_dir: Optional[str]) -> Path:
@@ -358,6 +390,10 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
          display: str, settings: Settings) -> int:
     started = time.monotonic()
     options, resource = read_contract(paths)
+    checkpoints = checkpoint_dir(paths, tuning_trial(paths.read_json(paths.hyperparameters)))
+    if checkpoints != paths.checkpoints:
+        log.info("tuning trial: this job's checkpoints are in %s (the other trials' beside it are "
+                 "never read)", checkpoints)
     channels: Dict[str, Any] = paths.read_json(paths.input_data_config)
     log.info("host %s of %s, instance %s, channels: %s", resource.current_host,
              ",".join(resource.sorted_hosts), resource.instance_type or "unknown",
@@ -380,11 +416,11 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = _build_config(options, train_dir, val_dir, work / "config.yml", device, paths,
                                 paddleocr_dir)
-    resume = paths.checkpoints.is_dir() and any(p.is_file() for p in paths.checkpoints.rglob("*"))
+    resume = checkpoints.is_dir() and any(p.is_file() for p in checkpoints.rglob("*"))
     if resume:
-        log.info("resuming from the checkpoints in %s", paths.checkpoints)
+        log.info("resuming from the checkpoints in %s", checkpoints)
     request = train_request(config_path, run_dir, device, plan, extra_env, paths, resume, options,
-                            paddleocr_dir, max_steps, display)
+                            paddleocr_dir, max_steps, display, checkpoints)
     result = train(request, None, settings)
     status = getattr(result, "status", "completed")
     if status == "interrupted":  # ("stopped": --max-steps reached, a normal end)
@@ -397,8 +433,9 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
         raise EngineFailure(f"training failed ({status}, exit code {code}).",
                             f"read {run_dir / 'train.log'} and {run_dir / 'problem-log.md'}.")
     if resource.is_master:
-        write_model_dir(paths, run_dir, model_checkpoints(result, paths.checkpoints), paddleocr_dir,
+        write_model_dir(paths, run_dir, model_checkpoints(result, checkpoints), paddleocr_dir,
                         settings.scratch)
+        report_shipped_metrics(paths.model)  # the tuning objective's last value
         attach_to_run(run_dir, [paths.model], subdir="model")  # MLflow, when the run is tracked
         write_json_atomic(paths.output_data / "job.json", {
             "host": resource.current_host, "hosts": resource.sorted_hosts, "device": device,
@@ -410,17 +447,18 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
 
 def train_request(config_path: Path, run_dir: Path, device: str, plan: DistributedPlan,
                   env: Dict[str, str], paths: MLPaths, resume: bool, options: TrainingOptions,
-                  paddleocr_dir: Optional[str], max_steps: Optional[int], display: str) -> TrainRequest:
+                  paddleocr_dir: Optional[str], max_steps: Optional[int], display: str,
+                  checkpoints: Optional[Path] = None) -> TrainRequest:
     """The job's training run as a request: this host's place in the job (``env``: its NCCL and
-    launcher variables for the engine), the checkpoints in ``/opt/ml/checkpoints`` (SageMaker
-    syncs them), TensorBoard events where SageMaker uploads them, loader workers for the
-    instance's CPUs."""
+    launcher variables for the engine), the checkpoints in ``checkpoints`` (default
+    ``/opt/ml/checkpoints``; a tuning trial's folder in it; SageMaker syncs them), TensorBoard
+    events where SageMaker uploads them, loader workers for the instance's CPUs."""
     every = options.checkpoint_every_min
     return TrainRequest(
         config=config_path, run_dir=run_dir,
         placement=Placement(device=device, gpus=tuple(plan.gpus or ()), nnodes=plan.nnodes,
                             node_rank=plan.node_rank, master=plan.master, env=dict(env)),
-        checkpoint_dir=paths.checkpoints, mode="resume" if resume else "new",
+        checkpoint_dir=checkpoints or paths.checkpoints, mode="resume" if resume else "new",
         checkpoint_every_min=30.0 if every is None else every, stop=StopRules(max_steps=max_steps),
         workers="auto", tracking=TrackingOptions(tensorboard_dir=str(paths.output / "tensorboard")),
         display=display, paddleocr_dir=paddleocr_dir)

@@ -141,14 +141,17 @@ class SageMakerCheckpointSync:
         with self._lock:
             return dict(self._sent)
 
-    def restart_ready(self) -> bool:
+    def restart_ready(self, within: str = "") -> bool:
         """Whether what a restart resumes from has gone up since :meth:`restore`: the marker of a
         ``latest`` snapshot (rectrain writes it after the files, once they are
         ``RECTRAIN_SEAL_AFTER_S`` old) and the run's state mirrored beside the checkpoints
         (``run/run-state.json``). SageMaker uploads nothing after a stop, so an interruption
         before both have gone up leaves a restart nothing to continue (``run-local
-        --interrupt-after-checkpoint`` waits for this)."""
-        fresh = [rel for rel, sig in self.sent().items() if self._restored_sigs.get(rel) != sig]
+        --interrupt-after-checkpoint`` waits for this). ``within``: the job's folder in the
+        checkpoint folder (a tuning trial's training job name), '' for the folder itself."""
+        head = f"{within.strip('/')}/" if within.strip("/") else ""
+        fresh = [rel[len(head):] for rel, sig in self.sent().items()
+                 if rel.startswith(head) and self._restored_sigs.get(rel) != sig]
         return any(LATEST_MARKER.match(rel) for rel in fresh) and "run/run-state.json" in fresh
 
     def _halted(self) -> bool:

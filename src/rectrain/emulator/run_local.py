@@ -40,6 +40,7 @@ from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
+from rectrain.sagemaker.tune import TUNING_MARK
 from rectrain.storage.objects import upload_file
 from rectrain.storage.pull import pull
 from rectrain.storage.s3 import S3Uri
@@ -119,17 +120,39 @@ def upload_tensorboard(s3: S3Service, local_dir: Any, uri: S3Uri) -> int:
 
 
 # ------------------------------------------------------------------ the emulation
-def local_request(job: JobConfig) -> Dict[str, Any]:
-    """The job's request, with placeholders for what only AWS needs (role, image)."""
+def _local_job(job: JobConfig) -> JobConfig:
+    """The job with placeholders for what only AWS needs (role, image)."""
     if not job.output and not job.checkpoint_s3:
         raise ConfigError("run-local needs output: (or checkpoint_s3:) to keep checkpoints in S3.",
                           "pass --output s3://bucket/rectrain/jobs.")
     import dataclasses
 
     image = job.image or LOCAL_IMAGE.replace("us-east-1", job.region or "us-east-1")  # the job's region
-    filled = dataclasses.replace(job, role=job.role or LOCAL_ROLE, image=image,
-                                 output=job.output or job.checkpoint_s3)
-    return build_training_job_request(filled)
+    return dataclasses.replace(job, role=job.role or LOCAL_ROLE, image=image,
+                               output=job.output or job.checkpoint_s3)
+
+
+def local_request(job: JobConfig) -> Dict[str, Any]:
+    """The job's request, with placeholders for what only AWS needs (role, image)."""
+    return build_training_job_request(_local_job(job))
+
+
+def local_trial_request(job: JobConfig, number: int, tuned: Dict[str, str]) -> Dict[str, Any]:
+    """The request of trial ``number`` of the tuning job named exactly ``job.name``, as SageMaker
+    makes it from the tuning request (``tuned``: this trial's values): named
+    ``<name>-<NNN>-<hex>``, ``_tuning_objective_metric`` in its hyperparameters, the one
+    checkpoint prefix all trials share. Two trials of one name share that prefix."""
+    import dataclasses
+
+    from rectrain.sagemaker.tune import build_tuning_request, parse_param, trial_request
+
+    if not tuned:
+        raise ConfigError("a tuning trial needs the values its tuning job chose.",
+                          "pass them, e.g. {'lr': '0.001'}.")
+    tuning = build_tuning_request(dataclasses.replace(_local_job(job), exact_name=True),
+                                  [parse_param(f"{k}=choice:{v}") for k, v in sorted(tuned.items())],
+                                  max_jobs=max(number, 1), max_parallel=1)
+    return trial_request(tuning, number, tuned)
 
 
 def training_job_arn(request: Dict[str, Any], region: Optional[str] = None) -> str:
@@ -242,13 +265,15 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
               device: str = "cpu", max_steps: Optional[int] = None, s3: Optional[S3Service] = None,
               grace_seconds: float = GRACE_SECONDS, max_starts: Optional[int] = None,
               extra_env: Optional[Dict[str, str]] = None,
-              interrupt_after_checkpoint: bool = False) -> LocalRunResult:
+              interrupt_after_checkpoint: bool = False,
+              request: Optional[Dict[str, Any]] = None) -> LocalRunResult:
     """Emulate the job: one start per entry of ``interrupt_after`` (each interrupted after that
     many seconds, and with ``interrupt_after_checkpoint`` only once the agent has uploaded what
     a restart resumes from), then a last start that runs to the end. ``instance_count: 2`` runs
     two hosts in network namespaces (:mod:`rectrain.emulator.cluster`; root on Linux) or
-    refuses."""
-    request = local_request(job)
+    refuses. ``request``: run this one instead of the job's (a tuning trial's:
+    :func:`local_trial_request`)."""
+    request = request or local_request(job)
     name = request["TrainingJobName"]
     count = int(request["ResourceConfig"]["InstanceCount"])
     if count > 2:
@@ -319,6 +344,7 @@ def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[st
     """One start on a new instance: the checkpoint folder emptied and restored by the agent,
     the entrypoint run (interrupted after ``after`` seconds), the TensorBoard events uploaded."""
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
+    trial = request["TrainingJobName"] if TUNING_MARK in request["HyperParameters"] else ""
     if paths.checkpoints.exists():
         shutil.rmtree(paths.checkpoints)
     paths.checkpoints.mkdir(parents=True)
@@ -332,7 +358,7 @@ def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[st
              checkpoint_uri)
     started = time.monotonic()
     code, interrupted = _run_attempt(argv, env, sync, after, grace,
-                                     sync.restart_ready if wait_for_checkpoint else None)
+                                     (lambda: sync.restart_ready(trial)) if wait_for_checkpoint else None)
     attempt = Attempt(number, code, time.monotonic() - started, interrupted, restored, sync.uploaded)
     if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
         tb_local = paths.output / "tensorboard"

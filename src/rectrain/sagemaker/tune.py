@@ -25,9 +25,17 @@ from typing import Any, Dict, List, Optional, Sequence
 from rectrain.errors import ConfigError, UserError
 from rectrain.sagemaker.aws import aws_error
 from rectrain.sagemaker.jobconfig import JobConfig
-from rectrain.sagemaker.request import build_training_job_request, request_problems, s3_prefix
+from rectrain.sagemaker.request import build_training_job_request, request_problems, s3_prefix, validate_request
 
 TUNING_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
+# SageMaker adds this hyperparameter (the objective's metric name) to every training job a tuning
+# job launches; AWS's own framework containers tell a trial by it (sagemaker-tensorflow-container
+# then keeps checkpoints under the trial's TRAINING_JOB_NAME, as rectrain's container does).
+TUNING_MARK = "_tuning_objective_metric"
+# The shipped model is the best checkpoint (best_accuracy), so the objective is its accuracy:
+# the engine's "best metric" line after every evaluation (the last value SageMaker records is
+# the shipped checkpoint's), not eval:acc, the last evaluation's.
+DEFAULT_OBJECTIVE = "eval:best_acc"
 TUNABLE = {"lr": "float", "epochs": "int", "batch_size": "int", "max_text_length": "int",
            "checkpoint_every_min": "float"}
 KINDS = {"linear": "Linear", "log": "Logarithmic", "reverselog": "ReverseLogarithmic",
@@ -142,12 +150,45 @@ def tuning_job_name(job: JobConfig, now: Optional[_dt.datetime] = None) -> str:
 
 
 def tuning_checkpoint_uri(job: JobConfig, name: str) -> str:
-    """The prefix every trial of tuning job ``name`` syncs: ``checkpoint_s3``, default
-    ``<output>/<tuning job>/checkpoints/``."""
+    """The prefix every trial of tuning job ``name`` syncs (one ``CheckpointConfig`` for all):
+    ``checkpoint_s3``, default ``<output>/<tuning job>/checkpoints/``. Each trial keeps its own
+    below it, in :func:`trial_checkpoint_uri`."""
     return s3_prefix(job.checkpoint_s3 or f"{str(job.output).rstrip('/')}/{name}/checkpoints")
 
 
-def build_tuning_request(job: JobConfig, params: Sequence[ParamRange], *, objective: str = "eval:acc",
+def trial_checkpoint_uri(tuning_checkpoints: str, training_job: str) -> str:
+    """Where trial ``training_job`` keeps its checkpoints: ``<tuning prefix><training job>/``
+    (the container writes them in ``/opt/ml/checkpoints/<TRAINING_JOB_NAME>/``)."""
+    return s3_prefix(f"{s3_prefix(tuning_checkpoints)}{training_job}")
+
+
+def trial_job_name(tuning_job: str, number: int) -> str:
+    """The name SageMaker gives a tuning job's ``number``-th training job,
+    ``<tuning job>-<NNN>-<8 hex>`` (e.g. ``thai-rec-261205-120000-003-1a2b3c4d``)."""
+    import hashlib
+
+    tail = hashlib.sha256(f"{tuning_job}/{number}".encode()).hexdigest()[:8]
+    return f"{tuning_job}-{number:03d}-{tail}"
+
+
+def trial_request(tuning: Dict[str, Any], number: int, tuned: Dict[str, str]) -> Dict[str, Any]:
+    """The ``CreateTrainingJob`` request of a tuning job's ``number``-th trial, as SageMaker
+    derives it from the tuning request's ``TrainingJobDefinition``: the static hyperparameters,
+    the tuned values, and ``_tuning_objective_metric``; the one ``CheckpointConfig`` every trial
+    shares. Validated against botocore's model (``run-local`` runs it)."""
+    definition = tuning["TrainingJobDefinition"]
+    metric = tuning["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
+    request: Dict[str, Any] = {
+        "TrainingJobName": trial_job_name(tuning["HyperParameterTuningJobName"], number),
+        "HyperParameters": {**definition["StaticHyperParameters"], **{k: str(v) for k, v in tuned.items()},
+                            TUNING_MARK: metric},
+        **{k: v for k, v in definition.items() if k != "StaticHyperParameters"},
+    }
+    validate_request(request)
+    return request
+
+
+def build_tuning_request(job: JobConfig, params: Sequence[ParamRange], *, objective: str = DEFAULT_OBJECTIVE,
                          objective_kind: Optional[str] = None, max_jobs: int = 10, max_parallel: int = 2,
                          early_stopping: str = "off", strategy: str = "Bayesian",
                          now: Optional[_dt.datetime] = None) -> Dict[str, Any]:
@@ -180,8 +221,9 @@ def build_tuning_request(job: JobConfig, params: Sequence[ParamRange], *, object
             "TrainingImage": single["AlgorithmSpecification"]["TrainingImage"],
             "TrainingInputMode": single["AlgorithmSpecification"]["TrainingInputMode"],
             "MetricDefinitions": single["AlgorithmSpecification"]["MetricDefinitions"]},
-        # one prefix for every trial: each trial keeps its checkpoints in a folder of its own
-        # training job name below it (rectrain.sagemaker.trials)
+        # one prefix for every trial (SageMaker restores all of it into each trial's
+        # /opt/ml/checkpoints): the container keeps a trial's checkpoints in a folder of its own
+        # training job name (TUNING_MARK, TRAINING_JOB_NAME), so trials never resume each other
         "CheckpointConfig": {"S3Uri": tuning_checkpoint_uri(job, name),
                              "LocalPath": single["CheckpointConfig"]["LocalPath"]},
     }
@@ -301,7 +343,8 @@ def format_tuning_status(status: Dict[str, Any]) -> str:
 
 def best_training_job(name: str, client: Any) -> Dict[str, Any]:
     """The best trial: its name, objective value, tuned and full hyperparameters, the model
-    artifact, and a ``training:`` section to put in a job config to train it again."""
+    artifact (the trial's own ``model.tar.gz``: its best checkpoint, exported), the trial's own
+    checkpoint prefix, and a ``training:`` section to put in a job config to train it again."""
     desc = _call(client.describe_hyper_parameter_tuning_job, "sagemaker:DescribeHyperParameterTuningJob",
                  name, HyperParameterTuningJobName=name)
     best = desc.get("BestTrainingJob")
@@ -314,7 +357,9 @@ def best_training_job(name: str, client: Any) -> Dict[str, Any]:
     hyper = dict(job.get("HyperParameters") or {})
     training = {k: v for k, v in hyper.items() if not k.startswith("_") and not k.startswith("sagemaker_")}
     final = best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    shared = (job.get("CheckpointConfig") or {}).get("S3Uri")
     return {"tuning_job": name, "training_job": best["TrainingJobName"],
+            "checkpoints": trial_checkpoint_uri(shared, best["TrainingJobName"]) if shared else None,
             "objective": final.get("MetricName"), "value": final.get("Value"),
             "tuned": dict(best.get("TunedHyperParameters") or {}), "hyperparameters": training,
             "model": (job.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
