@@ -17,6 +17,7 @@ import pytest
 from rectrain.container.contract import parse_resource_config
 from rectrain.container.entrypoint import launch_plan, run_entrypoint
 from rectrain.container.hosts import EFA_ENV, launch_env, resolve_host
+from rectrain.machine.efa import probe_efa
 from rectrain.emulator.netns import hosts_file
 from rectrain.errors import EnvironmentProblem
 from rectrain.paths import MLPaths
@@ -62,27 +63,57 @@ def test_resolve_gives_up_after_the_bound_naming_the_host():
     assert "DNS" in info.value.fix and "security group" in info.value.fix
 
 
-def test_launch_plan_carries_ip_addresses_and_the_socket_interface():
+def test_launch_plan_carries_ip_addresses_and_the_socket_interface(tmp_path):
     resource = parse_resource_config(RC, env={})
     names = {"algo-1": "10.2.0.11", "algo-2": "10.2.0.12"}
-    plan, env = launch_plan(resource, 8, env={}, resolve=names.__getitem__)
+    with_efa = _efa_tree(tmp_path / "efa", plugin=True)
+    plan, env = launch_plan(resource, 8, env={}, resolve=names.__getitem__, efa_probe=with_efa)
     assert plan.master == "10.2.0.11:29500" and plan.node_rank == 1 and plan.nnodes == 2
     assert "algo-1" not in " ".join(plan.launch_args())
     assert env["POD_IP"] == "10.2.0.12"  # the launcher's own address
     assert env["NCCL_SOCKET_IFNAME"] == env["GLOO_SOCKET_IFNAME"] == "eth0"
-    assert {k: env[k] for k in EFA_ENV} == EFA_ENV  # p4d: NCCL over EFA
+    assert {k: env[k] for k in EFA_ENV} == EFA_ENV  # p4d with the EFA runtime: NCCL over EFA
     # the job's own Environment wins
     _, env = launch_plan(resource, 8, env={"NCCL_PROTO": "LL128", "NCCL_SOCKET_IFNAME": "ens5"},
-                         resolve=names.__getitem__)
+                         resolve=names.__getitem__, efa_probe=with_efa)
     assert "NCCL_PROTO" not in env and "NCCL_SOCKET_IFNAME" not in env and env["FI_PROVIDER"] == "efa"
 
 
+def _efa_tree(root, *, plugin: bool):
+    """A container tree as AWS's EFA installer leaves it (libfabric, the EFA device), with or
+    without the aws-ofi-nccl plugin; returns the probe of it."""
+    (root / "opt/amazon/efa/lib").mkdir(parents=True)
+    (root / "opt/amazon/efa/lib/libfabric.so.1").write_bytes(b"")
+    (root / "sys/class/infiniband/rdmap0s6-efa0").mkdir(parents=True)  # hypothetical device name
+    if plugin:
+        (root / "opt/amazon/ofi-nccl/lib").mkdir(parents=True)
+        (root / "opt/amazon/ofi-nccl/lib/libnccl-net.so").write_bytes(b"")
+    return lambda: probe_efa(str(root), ld_library_path="")
+
+
+def test_efa_variables_only_with_the_efa_runtime_in_the_image(tmp_path, caplog):
+    """The rectrain image (no EFA installer) on p5 with two hosts: NCCL over TCP, so no FI_*
+    and above all no NCCL_PROTO=simple; a warning says so, with the fix."""
+    resource = parse_resource_config(dict(RC, current_instance_type="ml.p5.48xlarge"), env={})
+    names = {"algo-1": "10.2.0.11", "algo-2": "10.2.0.12"}
+    bare = _efa_tree(tmp_path / "bare", plugin=False)  # libfabric alone: NCCL would not use it
+    _, env = launch_plan(resource, 8, env={}, resolve=names.__getitem__, efa_probe=bare)
+    assert not set(EFA_ENV) & set(env) and env["NCCL_SOCKET_IFNAME"] == "eth0"
+    assert "aws-ofi-nccl" in caplog.text and "Fix:" in caplog.text
+    assert not probe_efa(str(tmp_path / "empty"), ld_library_path="").ready
+    assert "libfabric" in probe_efa(str(tmp_path / "empty"), ld_library_path="").missing()
+    _, env = launch_plan(resource, 8, env={}, resolve=names.__getitem__,
+                         efa_probe=_efa_tree(tmp_path / "full", plugin=True))
+    assert env["NCCL_PROTO"] == "simple" and env["FI_PROVIDER"] == "efa"
+
+
 def test_no_efa_variables_where_there_is_no_efa():
-    assert launch_env("eth0", "ml.g5.xlarge", 2) == {"NCCL_SOCKET_IFNAME": "eth0",
-                                                     "GLOO_SOCKET_IFNAME": "eth0"}
-    assert "FI_PROVIDER" not in launch_env("eth0", "ml.p5.48xlarge", 1)  # one host: no inter-node NCCL
-    assert launch_env("eth0", "ml.p5.48xlarge", 2)["FI_PROVIDER"] == "efa"
-    assert "FI_PROVIDER" not in launch_env("eth0", "ml.c5n.18xlarge", 2)  # EFA, but no GPU: gloo
+    assert launch_env("eth0", "ml.g5.xlarge", 2, efa_runtime=True) == {"NCCL_SOCKET_IFNAME": "eth0",
+                                                                       "GLOO_SOCKET_IFNAME": "eth0"}
+    assert "FI_PROVIDER" not in launch_env("eth0", "ml.p5.48xlarge", 1, efa_runtime=True)  # one host
+    assert launch_env("eth0", "ml.p5.48xlarge", 2, efa_runtime=True)["FI_PROVIDER"] == "efa"
+    assert not {"FI_PROVIDER", "NCCL_PROTO"} & set(launch_env("eth0", "ml.p5.48xlarge", 2))  # no runtime
+    assert "FI_PROVIDER" not in launch_env("eth0", "ml.c5n.18xlarge", 2, efa_runtime=True)  # no GPU: gloo
     assert launch_env(None, "ml.m5.xlarge", 2) == {}
 
 

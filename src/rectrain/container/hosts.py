@@ -9,8 +9,10 @@
   own training toolkit waits for them): :func:`resolve_host` retries, bounded, and then
   fails with the host named and the fix.
 - ``network_interface_name`` of ``resourceconfig.json`` is what NCCL and Gloo must bind to
-  (``NCCL_SOCKET_IFNAME`` / ``GLOO_SOCKET_IFNAME``); on EFA instance types NCCL goes over
-  libfabric's EFA provider (the variables AWS's training toolkit sets).
+  (``NCCL_SOCKET_IFNAME`` / ``GLOO_SOCKET_IFNAME``); NCCL goes over libfabric's EFA provider
+  (the variables AWS's training toolkit sets) only on EFA instance types *and* when the image
+  has the EFA runtime (:mod:`rectrain.machine.efa`): otherwise NCCL uses TCP sockets and the
+  EFA variables, ``NCCL_PROTO=simple`` above all, would only slow it down.
 """
 
 from __future__ import annotations
@@ -78,10 +80,18 @@ def resolve_host(host: str, *, timeout: Optional[float] = None,
         sleep(min(interval, max(0.0, timeout - waited)))
 
 
+def wants_efa(instance_type: Optional[str], nnodes: int, device: str = "gpu") -> bool:
+    """Whether NCCL would cross hosts on an EFA instance type (then the EFA runtime matters)."""
+    return nnodes > 1 and device == "gpu" and is_gpu_instance(instance_type) and has_efa(instance_type)
+
+
 def launch_env(network_interface: Optional[str], instance_type: Optional[str], nnodes: int,
-               current: Optional[Mapping[str, str]] = None, device: str = "gpu") -> Dict[str, str]:
+               current: Optional[Mapping[str, str]] = None, device: str = "gpu",
+               efa_runtime: bool = False) -> Dict[str, str]:
     """Environment variables for the engine on this host (pure). Variables already set in
-    ``current`` (the job's ``Environment``) are left as they are.
+    ``current`` (the job's ``Environment``) are left as they are. ``efa_runtime``: the image
+    has libfabric and the aws-ofi-nccl plugin and the instance an EFA device
+    (:func:`rectrain.machine.efa.probe_efa`); without it no EFA variable is set.
 
     On the CPU with several hosts, ``PADDLE_DISTRI_BACKEND=gloo``: Paddle's launcher sets it
     only when it detects no device, and ``CUDA_VISIBLE_DEVICES`` set at all (even empty, as
@@ -94,6 +104,6 @@ def launch_env(network_interface: Optional[str], instance_type: Optional[str], n
     if network_interface:
         env["NCCL_SOCKET_IFNAME"] = network_interface
         env["GLOO_SOCKET_IFNAME"] = network_interface
-    if nnodes > 1 and is_gpu_instance(instance_type) and has_efa(instance_type):
+    if efa_runtime and wants_efa(instance_type, nnodes, device):
         env.update(EFA_ENV)
     return {k: v for k, v in env.items() if k not in current}

@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 from rectrain.container.contract import DistributedPlan, ResourceConfig, distributed_plan, is_gpu_instance
 from rectrain.errors import EnvironmentProblem
 from rectrain.logs import get_logger
+from rectrain.machine.efa import probe_efa
 from rectrain.machine.instances import cuda_build_problem
 from rectrain.paths import MLPaths
 
@@ -110,12 +111,13 @@ def check_gpu(instance_type: Optional[str], python: Optional[str] = None, *,
 # ------------------------------------------------------------------ launch plan
 def launch_plan(resource: ResourceConfig, gpu_count: int, *, env: Optional[Dict[str, str]] = None,
                 resolve: Any = None, resolve_timeout: Optional[float] = None,
-                ) -> Tuple[DistributedPlan, Dict[str, str]]:
+                efa_probe: Any = None) -> Tuple[DistributedPlan, Dict[str, str]]:
     """This host's distributed plan and the environment variables for the engine. Several
     hosts: the first host's name and this host's own are resolved to IPv4 addresses (bounded
     retry, ``resolve_timeout`` seconds; on timeout :class:`EnvironmentProblem`, which becomes
-    ``/opt/ml/output/failure``)."""
-    from rectrain.container.hosts import launch_env, resolve_host
+    ``/opt/ml/output/failure``). The EFA variables only where the image has the EFA runtime
+    (``efa_probe``: :func:`rectrain.machine.efa.probe_efa`, replaced in tests)."""
+    from rectrain.container.hosts import launch_env, resolve_host, wants_efa
 
     resolve = resolve or (lambda host: resolve_host(host, timeout=resolve_timeout))
     current = dict(os.environ if env is None else env)
@@ -124,8 +126,18 @@ def launch_plan(resource: ResourceConfig, gpu_count: int, *, env: Optional[Dict[
         master_ip = resolve(resource.sorted_hosts[0])
         own_ip = master_ip if resource.is_master else resolve(resource.current_host)
     plan = distributed_plan(resource, gpu_count, master_address=master_ip, host_address=own_ip)
+    device = "gpu" if gpu_count > 0 else "cpu"
+    efa = False
+    if wants_efa(resource.instance_type, plan.nnodes, device):
+        probe = (efa_probe or probe_efa)()
+        efa = probe.ready
+        if not efa:  # NCCL over TCP: say so, since it is slower than the instance could go
+            log.warning("warning: %s has EFA but this container lacks %s: NCCL uses TCP sockets over %s "
+                        "and no EFA variable is set. Fix: for EFA, build the image on a base with AWS's "
+                        "EFA installer and aws-ofi-nccl (docs/sagemaker.md, EFA).", resource.instance_type,
+                        probe.missing(), resource.network_interface or "the network interface")
     extra = launch_env(resource.network_interface, resource.instance_type, plan.nnodes, current,
-                       device="gpu" if gpu_count > 0 else "cpu")
+                       device=device, efa_runtime=efa)
     extra.update({k: v for k, v in plan.launcher_env().items() if k not in current})
     return plan, extra
 
