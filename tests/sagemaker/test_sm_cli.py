@@ -122,3 +122,42 @@ def test_on_demand_flag_overrides_spot_in_the_yaml(tmp_path):
     request = json.loads(proc.stdout)
     assert request["EnableManagedSpotTraining"] is False
     assert "MaxWaitTimeInSeconds" not in request["StoppingCondition"]
+
+
+def _valid_training_request(request):
+    shape = botocore.session.get_session().get_service_model("sagemaker") \
+        .operation_model("CreateTrainingJob").input_shape
+    report = ParamValidator().validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+def test_keep_alive_flag_within_aws_limit():
+    """--keep-alive sets the warm pool's KeepAlivePeriodInSeconds (botocore's model: 0..21600);
+    over the limit, or with spot, exit 2 with the fix and nothing on stdout."""
+    from rectrain.sagemaker.jobconfig import WARM_POOL_MAX_S
+
+    limit = botocore.session.get_session().get_service_model("sagemaker") \
+        .shape_for("KeepAlivePeriodInSeconds").metadata["max"]
+    assert WARM_POOL_MAX_S == limit
+    base = ("sagemaker", "launch", "--name", "x", "--role", ROLE, "--image", IMAGE, "--train", "s3://b/t",
+            "--output", "s3://b/o", "--preset", "crnn-mv3", "--dry-run")
+    proc = _rectrain(*base, "--keep-alive", "45m")
+    assert proc.returncode == 0, proc.stderr
+    request = json.loads(proc.stdout)
+    _valid_training_request(request)
+    assert request["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 2700
+    for extra, why in ((("--keep-alive", "7h"), "21600"), (("--keep-alive", "30m", "--spot"), "spot")):
+        bad = _rectrain(*base, *extra)
+        assert bad.returncode == 2 and bad.stdout == "" and why in bad.stderr, bad.stderr
+        assert "Fix:" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_image_that_does_not_say_its_cuda_is_refused_on_p5():
+    base = ("sagemaker", "launch", "--name", "x", "--role", ROLE, "--train", "s3://b/t", "--output", "s3://b/o",
+            "--preset", "crnn-mv3", "--instance-type", "ml.p5.48xlarge", "--dry-run")
+    for image in (IMAGE.replace(":0.1.0", ":dev"), IMAGE.split(":")[0] + "@sha256:" + "c" * 64):
+        bad = _rectrain(*base, "--image", image)
+        assert bad.returncode == 2 and bad.stdout == "" and "--image-cuda 12.9" in bad.stderr, bad.stderr
+    proc = _rectrain(*base, "--image", IMAGE.replace(":0.1.0", ":dev"), "--image-cuda", "12.9")
+    assert proc.returncode == 0, proc.stderr
+    _valid_training_request(json.loads(proc.stdout))

@@ -171,3 +171,32 @@ def test_cost_estimates():
     assert on_demand.cost_usd == pytest.approx(2 * 0.5 * 1.408) and on_demand.spot_savings_pct is None
     unknown = estimate_cost("ml.g6e.48xlarge", 1, 100, 100, spot=False)
     assert unknown.cost_usd is None and "no price" in unknown.describe()
+
+
+@pytest.mark.parametrize("pool, expect", [
+    (None, "none yet"),
+    ({"Status": "InUse"}, "in use by this job"),
+    ({"Status": "Available", "ResourceRetainedBillableTimeInSeconds": 600}, "instance type and count"),
+    ({"Status": "Reused", "ResourceRetainedBillableTimeInSeconds": 300, "ReusedByJob": "thai-rec-2"},
+     "reused by thai-rec-2"),
+    ({"Status": "Terminated", "ResourceRetainedBillableTimeInSeconds": 1800}, "terminated"),
+])
+def test_status_shows_the_warm_pool(pool, expect):
+    """DescribeTrainingJob's WarmPoolStatus (the Stubber checks the response against botocore's
+    model, so every state is one SageMaker can send) in `sagemaker status`, with its cost."""
+    extra = {"WarmPoolStatus": pool} if pool else {}
+    sm = _sm()
+    with Stubber(sm) as stub:
+        stub.add_response("describe_training_job", _describe(
+            "Completed" if pool else "InProgress", "Completed" if pool else "Training",
+            EnableManagedSpotTraining=False, StoppingCondition={"MaxRuntimeInSeconds": 43200},
+            ResourceConfig={"InstanceType": "ml.g5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 50,
+                            "KeepAlivePeriodInSeconds": 1800}, **extra), {"TrainingJobName": JOB})
+        status = describe_job(JOB, sm)
+    assert status.keep_alive_seconds == 1800 and status.warm_pool == pool
+    text = format_status(status)
+    assert "warm pool:" in text and "kept 1800 s after the job" in text and expect in text
+    retained = (pool or {}).get("ResourceRetainedBillableTimeInSeconds")
+    if retained:
+        assert f"billable {retained} s" in text and "x 2 ml.g5.xlarge" in text
+    assert status.as_dict()["warm_pool"] == pool

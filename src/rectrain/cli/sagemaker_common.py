@@ -20,6 +20,10 @@ def job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-cuda", default=None, metavar="11.8|12.9",
                    help="the image's CUDA build, when its tag does not say (rectrain:dev, an @sha256: "
                    "digest); required for Hopper and Blackwell instance types (p5, p6-b200, g7e ...)")
+    p.add_argument("--keep-alive", default=None, metavar="DURATION",
+                   help="keep the instances as a warm pool for DURATION after the job (e.g. 30m; up to "
+                        "6h, your account's quota permitting; on-demand only): a later job with the same "
+                        "instance, volume and network settings starts on them (docs/sagemaker.md)")
     p.add_argument("--instance-type", default=None)
     p.add_argument("--instance-count", type=int, default=None)
     p.add_argument("--volume-gb", type=int, default=None)
@@ -52,7 +56,8 @@ def job_from_args(args: argparse.Namespace) -> Any:
         "name": args.name, "role": args.role, "image": args.image,
         "instance_type": args.instance_type, "instance_count": args.instance_count,
         "volume_gb": args.volume_gb, "train": args.train, "val": args.val,
-        "image_cuda": args.image_cuda, "checkpoint_s3": args.checkpoint_s3, "output": args.output, "spot": args.spot,
+        "image_cuda": args.image_cuda, "keep_alive": args.keep_alive, "checkpoint_s3": args.checkpoint_s3,
+        "output": args.output, "spot": args.spot,
         "max_run": args.max_run, "max_wait": args.max_wait, "region": args.region,
         "profile": args.profile, "endpoint_url": args.endpoint_url,
         "training.preset": args.preset, "training.base_config": args.base_config,

@@ -46,6 +46,8 @@ class JobStatus:
     checkpoint_s3: Optional[str] = None
     output_path: Optional[str] = None
     cost: Optional[CostEstimate] = None
+    keep_alive_seconds: Optional[int] = None  # ResourceConfig.KeepAlivePeriodInSeconds
+    warm_pool: Optional[Dict[str, Any]] = None  # WarmPoolStatus: Status, retained billable s, ReusedByJob
 
     @property
     def done(self) -> bool:
@@ -94,6 +96,8 @@ def describe_job(job_name: str, sagemaker_client: Any) -> JobStatus:
         model_artifacts=d.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
         checkpoint_s3=d.get("CheckpointConfig", {}).get("S3Uri"),
         output_path=d.get("OutputDataConfig", {}).get("S3OutputPath"),
+        keep_alive_seconds=resources.get("KeepAlivePeriodInSeconds"),
+        warm_pool=dict(d["WarmPoolStatus"]) if d.get("WarmPoolStatus") else None,
     )
     if status.training_seconds is not None or status.billable_seconds is not None:
         status.cost = estimate_cost(status.instance_type, status.instance_count,
@@ -116,7 +120,36 @@ def format_status(s: JobStatus) -> str:
         lines.append(f"  model: {s.model_artifacts}")
     if s.checkpoint_s3:
         lines.append(f"  checkpoints: {s.checkpoint_s3}")
+    if s.keep_alive_seconds or s.warm_pool:
+        lines.append("  " + describe_warm_pool(s))
     return "\n".join(lines)
+
+
+WARM_POOL_STATES = {
+    "InUse": "in use by this job",
+    "Available": "available: the next job with the same role, instance type and count, volume size "
+                 "and KMS key, VPC and network settings, itself started with --keep-alive, runs on "
+                 "these instances without a new instance start",
+    "Reused": "reused by {job}",
+    "Terminated": "terminated (kept alive for its whole period and not reused, or stopped)",
+}
+
+
+def describe_warm_pool(s: JobStatus) -> str:
+    """The warm pool line of ``sagemaker status``: its state (DescribeTrainingJob's
+    ``WarmPoolStatus``), what matching job reuses it, and what keeping it has cost."""
+    kept = f"kept {s.keep_alive_seconds} s after the job" if s.keep_alive_seconds else "no keep-alive"
+    if not s.warm_pool:
+        return (f"warm pool: {kept}; none yet (SageMaker keeps the instances when the job ends, "
+                "unless it fails for a reason on SageMaker's side)")
+    state = str(s.warm_pool.get("Status", "?"))
+    text = WARM_POOL_STATES.get(state, state).format(job=s.warm_pool.get("ReusedByJob") or "another job")
+    line = f"warm pool: {state} ({kept}): {text}"
+    retained = s.warm_pool.get("ResourceRetainedBillableTimeInSeconds")
+    if retained is not None:
+        cost = estimate_cost(s.instance_type, s.instance_count, int(retained), int(retained), False)
+        line += (f"; billed while kept: {cost.describe()}" if retained else "; nothing billed for it yet")
+    return line
 
 
 @dataclass

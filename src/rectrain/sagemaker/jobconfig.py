@@ -286,6 +286,8 @@ def _s3(value: Optional[str], key: str, source: str) -> None:
 # CreateTrainingJob's StoppingCondition: MaxRuntimeInSeconds 1 s .. 28 days (AWS documents the
 # maximum; botocore's model only has min 1); a training job can last 30 days in all
 MAX_RUNTIME_S = 28 * 86400
+# ResourceConfig.KeepAlivePeriodInSeconds: 0 .. 21600 in botocore's model (a test checks it)
+WARM_POOL_MAX_S = 21600
 MAX_TOTAL_S = 30 * 86400
 IMPLAUSIBLE_RUN_S = 600  # the instance alone takes minutes to start
 
@@ -359,9 +361,11 @@ def check_job_config(job: JobConfig, source: str = "job config") -> None:
             raise ConfigError(f"{source}: max_wait is only used with spot: true.",
                               "remove max_wait, or set spot: true.")
     keep = job.keep_alive_seconds
-    if keep is not None and keep > 21600:
-        raise ConfigError(f"{source}: keep_alive {keep} s is over SageMaker's warm-pool limit of 21600 s.",
-                          "set keep_alive to 1h or less (the default quota is 3600 s).")
+    if keep is not None and keep > WARM_POOL_MAX_S:
+        raise ConfigError(f"{source}: keep_alive {keep} s is over SageMaker's warm-pool limit of "
+                          f"{WARM_POOL_MAX_S} s (ResourceConfig.KeepAlivePeriodInSeconds).",
+                          "set keep_alive: (or --keep-alive) to 1h or less; the default quota is 3600 s, "
+                          "more up to 6h needs a quota increase.")
     if bool(job.subnets) != bool(job.security_groups):
         raise ConfigError(f"{source}: a VPC needs both subnets and security_groups.",
                           "set both, or neither.")
