@@ -138,7 +138,7 @@ def test_keep_alive_flag_within_aws_limit():
 
     limit = botocore.session.get_session().get_service_model("sagemaker") \
         .shape_for("KeepAlivePeriodInSeconds").metadata["max"]
-    assert WARM_POOL_MAX_S == limit
+    assert limit == WARM_POOL_MAX_S
     base = ("sagemaker", "launch", "--name", "x", "--role", ROLE, "--image", IMAGE, "--train", "s3://b/t",
             "--output", "s3://b/o", "--preset", "crnn-mv3", "--dry-run")
     proc = _rectrain(*base, "--keep-alive", "45m")

@@ -17,9 +17,9 @@ import pytest
 from rectrain.container.contract import parse_resource_config
 from rectrain.container.entrypoint import launch_plan, run_entrypoint
 from rectrain.container.hosts import EFA_ENV, launch_env, resolve_host
-from rectrain.machine.efa import probe_efa
 from rectrain.emulator.netns import hosts_file
 from rectrain.errors import EnvironmentProblem
+from rectrain.machine.efa import probe_efa
 from rectrain.paths import MLPaths
 
 RC = {"current_host": "algo-2", "hosts": ["algo-1", "algo-2"], "current_instance_type": "ml.p4d.24xlarge",

@@ -17,8 +17,8 @@ from botocore.validate import ParamValidator
 from sm_helpers import ENGINE_LOG, IMAGE, NOW, ROLE, job_dict
 
 from rectrain.cli.main import main
-from rectrain.errors import ConfigError, UserError
 from rectrain.engine.log import parse_line
+from rectrain.errors import ConfigError, UserError
 from rectrain.runlog.records import parse_log
 from rectrain.sagemaker.jobconfig import job_config_from_dict
 from rectrain.sagemaker.metric_definitions import parse_metrics

@@ -25,7 +25,12 @@ from typing import Any, Dict, List, Optional, Sequence
 from rectrain.errors import ConfigError, UserError
 from rectrain.sagemaker.aws import aws_error
 from rectrain.sagemaker.jobconfig import JobConfig
-from rectrain.sagemaker.request import build_training_job_request, request_problems, s3_prefix, validate_request
+from rectrain.sagemaker.request import (
+    build_training_job_request,
+    request_problems,
+    s3_prefix,
+    validate_request,
+)
 
 TUNING_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")
 # SageMaker adds this hyperparameter (the objective's metric name) to every training job a tuning
