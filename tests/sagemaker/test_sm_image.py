@@ -120,3 +120,115 @@ def test_constraints_resolve_with_wheels_for_the_images_python(tmp_path):
     pins = _pins()
     assert {n: installed.get(n) for n in pins if n != "paddlepaddle-gpu"} == \
         {n: v for n, v in pins.items() if n != "paddlepaddle-gpu"}
+
+
+# ------------------------------------------------------------------ the image's own CUDA label
+REPO_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain"
+
+
+def _ecr():
+    import boto3
+
+    return boto3.client("ecr", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+
+
+def _config_blob(s3_client, bucket, labels):
+    """An image config as `docker build` writes it, served from S3 (as ECR serves layers: a
+    presigned S3 URL), and its digest."""
+    import hashlib
+
+    body = json.dumps({"architecture": "amd64", "os": "linux",
+                       "config": {"Env": ["RECTRAIN_IMAGE_CUDA=x"], "Labels": labels}}).encode()
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    s3_client.put_object(Bucket=bucket, Key=f"blobs/{digest}", Body=body)
+    url = s3_client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": f"blobs/{digest}"})
+    return digest, url
+
+
+def _manifest_response(image_id, manifest):
+    return {"images": [{"registryId": "123456789012", "repositoryName": "rectrain", "imageId": image_id,
+                        "imageManifest": json.dumps(manifest),
+                        "imageManifestMediaType": manifest["mediaType"]}], "failures": []}
+
+
+def _expect_label(stub, digest, url, ref, *, index=False):
+    from rectrain.sagemaker.image import MANIFEST_TYPES
+
+    ids = {"registryId": "123456789012", "repositoryName": "rectrain", "acceptedMediaTypes": MANIFEST_TYPES}
+    image = {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "schemaVersion": 2,
+             "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1,
+                        "digest": digest}, "layers": []}
+    if index:
+        amd64 = "sha256:" + "e" * 64
+        stub.add_response("batch_get_image", _manifest_response(ref, {
+            "mediaType": "application/vnd.oci.image.index.v1+json", "schemaVersion": 2, "manifests": [
+                {"digest": "sha256:" + "a" * 64, "platform": {"architecture": "arm64", "os": "linux"}},
+                {"digest": amd64, "platform": {"architecture": "amd64", "os": "linux"}}]}),
+            dict(ids, imageIds=[ref]))
+        ref = {"imageDigest": amd64}
+    stub.add_response("batch_get_image", _manifest_response(ref, image), dict(ids, imageIds=[ref]))
+    stub.add_response("get_download_url_for_layer", {"downloadUrl": url, "layerDigest": digest},
+                      {"registryId": "123456789012", "repositoryName": "rectrain", "layerDigest": digest})
+
+
+def test_the_images_own_label_decides_on_hopper(s3_client, s3_bucket):
+    """rectrain:dev and a bare digest on p5: the label docker/Dockerfile writes, read from ECR
+    (requests and responses checked against botocore's ECR model by the Stubber; the config blob
+    fetched over real HTTP and checked against its digest), says which build it is."""
+    from botocore.stub import Stubber
+    from sm_helpers import NOW, job_dict
+
+    from rectrain.sagemaker.jobconfig import job_config_from_dict
+    from rectrain.sagemaker.launch import image_cuda_from_ecr
+    from rectrain.sagemaker.request import build_training_job_request
+
+    digest, url = _config_blob(s3_client, s3_bucket, {"com.rectrain.cuda": "12.9"})
+    ecr = _ecr()
+    dev = job_config_from_dict(job_dict(instance_type="ml.p5.48xlarge", image=f"{REPO_URI}:dev"))
+    pinned = job_config_from_dict(job_dict(instance_type="ml.p5.48xlarge",
+                                           image=f"{REPO_URI}@sha256:{'d' * 64}"))
+    with Stubber(ecr) as stub:
+        _expect_label(stub, digest, url, {"imageTag": "dev"})
+        _expect_label(stub, digest, url, {"imageDigest": f"sha256:{'d' * 64}"}, index=True)
+        ok = image_cuda_from_ecr(dev, ecr)
+        ok_pinned = image_cuda_from_ecr(pinned, ecr)
+        stub.assert_no_pending_responses()
+    assert ok.image_cuda == ok_pinned.image_cuda == "12.9"
+    build_training_job_request(ok, NOW)  # now it goes through
+    with pytest.raises(ConfigError, match="does not say which build"):
+        build_training_job_request(dev, NOW)  # without the label: refused
+
+    old, old_url = _config_blob(s3_client, s3_bucket, {"com.rectrain.cuda": "11.8"})
+    lying = job_config_from_dict(job_dict(instance_type="ml.p5.48xlarge", image=f"{REPO_URI}:0.1.0-cu129"))
+    with Stubber(ecr) as stub:
+        _expect_label(stub, old, old_url, {"imageTag": "0.1.0-cu129"})
+        with pytest.raises(ConfigError, match="built with CUDA 11.8") as info:
+            image_cuda_from_ecr(lying, ecr)
+    assert "--instance-type ml.p5.48xlarge" in info.value.fix
+
+    with Stubber(ecr) as stub:  # g5: the default build runs there, ECR is not asked
+        g5 = job_config_from_dict(job_dict(image=f"{REPO_URI}:dev"))
+        assert image_cuda_from_ecr(g5, ecr).image_cuda is None
+
+
+def test_an_unreadable_label_fails_closed_only_when_nothing_else_says(caplog):
+    from botocore.stub import Stubber
+    from sm_helpers import job_dict
+
+    from rectrain.errors import UserError
+    from rectrain.sagemaker.jobconfig import job_config_from_dict
+    from rectrain.sagemaker.launch import image_cuda_from_ecr
+
+    ecr = _ecr()
+    dev = job_config_from_dict(job_dict(instance_type="ml.g7e.2xlarge", image=f"{REPO_URI}:dev"))
+    tagged = job_config_from_dict(job_dict(instance_type="ml.g7e.2xlarge", image=f"{REPO_URI}:0.1.0-cu129"))
+    with Stubber(ecr) as stub:
+        for _ in range(2):
+            stub.add_client_error("batch_get_image", service_error_code="AccessDeniedException",
+                                  service_message="not authorized to perform: ecr:BatchGetImage",
+                                  http_status_code=400)
+        with pytest.raises(UserError, match="cannot be read") as info:
+            image_cuda_from_ecr(dev, ecr)
+        assert "--image-cuda" in info.value.fix
+        assert image_cuda_from_ecr(tagged, ecr) is tagged
+    assert "trusting its tag" in caplog.text

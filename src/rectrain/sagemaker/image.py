@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import subprocess
@@ -175,3 +176,88 @@ def build_and_push(plan: ImagePlan, *, build: bool = True, push: bool = True, ec
         _run(["docker", "login", "--username", user, "--password-stdin", plan.registry], password)
         _run(plan.push_argv())
     return plan.uri
+
+
+# ------------------------------------------------------------------ the image's own CUDA label
+CUDA_LABEL = "com.rectrain.cuda"  # docker/Dockerfile: LABEL com.rectrain.cuda="${CUDA_VERSION}"
+MANIFEST_TYPES = ["application/vnd.docker.distribution.manifest.v2+json",
+                  "application/vnd.oci.image.manifest.v1+json",
+                  "application/vnd.docker.distribution.manifest.list.v2+json",
+                  "application/vnd.oci.image.index.v1+json"]
+_ECR_URI_RE = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
+                         r"(?P<repo>[a-z0-9][a-z0-9._/-]*?)(:(?P<tag>[A-Za-z0-9_.-]+))?"
+                         r"(@(?P<digest>sha256:[0-9a-f]{64}))?$")
+
+
+def image_cuda_label(image: str, ecr: Any, *, fetch: Any = None, timeout: float = 30.0) -> Optional[str]:
+    """The CUDA build the image itself records (its config's ``com.rectrain.cuda`` label), read
+    from ECR without pulling it: ``BatchGetImage`` (the manifest; for a multi-platform index the
+    linux/amd64 one), ``GetDownloadUrlForLayer`` for the config blob, one HTTPS GET, the blob
+    checked against its sha256 digest. None: the image has no such label (not built from
+    docker/Dockerfile). Raises :class:`UserError` when ECR cannot be read (with the fix)."""
+    import hashlib
+    import json
+
+    m = _ECR_URI_RE.match(image)
+    if not m:
+        raise ConfigError(f"{image} is not an ECR image URI rectrain can read.",
+                          "pass --image-cuda 11.8|12.9 to say which CUDA build it is.")
+    ids = {"registryId": m.group("account"), "repositoryName": m.group("repo")}
+    ref = ({"imageDigest": m.group("digest")} if m.group("digest")
+           else {"imageTag": m.group("tag") or "latest"})
+    manifest = _manifest(ecr, ids, ref, image)
+    if "manifests" in manifest:  # a multi-platform index: the amd64 image (the one SageMaker runs)
+        chosen = [x for x in manifest["manifests"] if (x.get("platform") or {}).get("architecture") == "amd64"
+                  and (x.get("platform") or {}).get("os") == "linux"]
+        if not chosen:
+            raise UserError(f"{image} has no linux/amd64 image in its index.",
+                            "build it for linux/amd64 (`rectrain sagemaker image --build`).")
+        manifest = _manifest(ecr, ids, {"imageDigest": chosen[0]["digest"]}, image)
+    digest = str((manifest.get("config") or {}).get("digest", ""))
+    if not digest.startswith("sha256:"):
+        raise UserError(f"{image}: its manifest names no image config.", "push the image again.")
+    url = _ecr_call(ecr.get_download_url_for_layer, "ecr:GetDownloadUrlForLayer", image,
+                    layerDigest=digest, **ids)["downloadUrl"]
+    body = (fetch or _https_get)(url, timeout)
+    if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
+        raise UserError(f"{image}: the image config downloaded from ECR does not match its digest {digest}.",
+                        "try again; if it persists, push the image again.")
+    labels = (json.loads(body.decode("utf-8")).get("config") or {}).get("Labels") or {}
+    value = labels.get(CUDA_LABEL)
+    return str(value) if value else None
+
+
+def _manifest(ecr: Any, ids: Dict[str, str], ref: Dict[str, str], image: str) -> Dict[str, Any]:
+    import json
+
+    got = _ecr_call(ecr.batch_get_image, "ecr:BatchGetImage", image, imageIds=[ref],
+                    acceptedMediaTypes=MANIFEST_TYPES, **ids)
+    if not got.get("images"):
+        why = "; ".join(f"{f.get('failureCode')}: {f.get('failureReason')}" for f in got.get("failures", []))
+        raise UserError(f"{image} is not in ECR ({why or 'no image'}).",
+                        "push it first (`rectrain sagemaker image --build --push`) or fix --image.")
+    return dict(json.loads(got["images"][0]["imageManifest"]))
+
+
+def _ecr_call(fn: Any, action: str, image: str, **kwargs: Any) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - translated at the boundary
+        if type(exc).__module__.startswith("botocore"):
+            from rectrain.sagemaker.aws import aws_error
+
+            raise aws_error(exc, action, image) from exc
+        raise
+
+
+def _https_get(url: str, timeout: float) -> bytes:
+    import urllib.request
+
+    if not url.startswith(("https://", "http://")):
+        raise UserError(f"ECR gave a download URL rectrain will not open: {url[:60]}", "report it.")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - checked above
+            return bytes(resp.read(16 * 2**20))  # an image config is kilobytes
+    except OSError as exc:
+        raise EnvironmentProblem(f"could not download the image config from ECR ({exc}).",
+                                 "check the network, or pass --image-cuda 11.8|12.9.") from exc

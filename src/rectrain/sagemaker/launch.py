@@ -70,13 +70,65 @@ def gpu_warnings(job: JobConfig) -> List[str]:
     return []
 
 
+def image_cuda_from_ecr(job: JobConfig, ecr: Any = None) -> JobConfig:
+    """On the types only the CUDA 12.9 build runs (Hopper, Blackwell): the image's own
+    ``com.rectrain.cuda`` label, read from ECR, decides, over what its tag or ``image_cuda``
+    claim. A label that contradicts them: :class:`ConfigError`. No label, or ECR unreadable: the
+    claim stands (with a warning; the container checks again at start), and without a claim
+    the request builder refuses the image with the fix."""
+    import dataclasses
+
+    from rectrain.errors import ConfigError, UserError
+    from rectrain.machine.instances import (
+        DEFAULT_VARIANT,
+        IMAGE_VARIANTS,
+        family_of,
+        parse_image_cuda,
+        variant_of_image,
+    )
+    from rectrain.sagemaker.image import CUDA_LABEL, image_cuda_label
+
+    fam = family_of(job.instance_type)
+    if not job.image or fam is None or fam.gpu_cc is None \
+            or fam.gpu_cc <= IMAGE_VARIANTS[DEFAULT_VARIANT]["max_cc"]:  # type: ignore[operator]
+        return job
+    claim = variant_of_image(job.image) or (parse_image_cuda(job.image_cuda) if job.image_cuda else None)
+    try:
+        label = image_cuda_label(job.image, ecr or aws.client("ecr", job.region, job.profile))
+    except UserError as exc:
+        if claim is None:
+            raise UserError(f"{job.image} does not say which CUDA build it is, and its label cannot be read "
+                            f"from ECR: {exc.message}", f"pass --image-cuda 11.8|12.9, or {exc.fix}") from exc
+        log.warning("warning: could not read %s's %s label from ECR (%s); trusting its tag / --image-cuda",
+                    job.image, CUDA_LABEL, exc.message)
+        return job
+    if label is None:
+        if claim is not None:
+            log.warning("warning: %s has no %s label (not built from docker/Dockerfile?); trusting its tag / "
+                        "--image-cuda", job.image, CUDA_LABEL)
+        return job
+    found = parse_image_cuda(label, f"{job.image}'s label {CUDA_LABEL}")
+    if claim is not None and claim != found:
+        raise ConfigError(f"{job.image} was built with CUDA {IMAGE_VARIANTS[found]['cuda']} (its "
+                          f"{CUDA_LABEL} label) but its tag or --image-cuda says CUDA "
+                          f"{IMAGE_VARIANTS[claim]['cuda']}.",
+                          "use the image built for this instance type (`rectrain sagemaker image "
+                          f"--instance-type {job.instance_type} --build --push`) and fix the tag or flag.")
+    log.info("%s: CUDA %s build (its %s label in ECR)", job.image, IMAGE_VARIANTS[found]["cuda"], CUDA_LABEL)
+    return dataclasses.replace(job, image_cuda=str(IMAGE_VARIANTS[found]["cuda"]))
+
+
 def launch_training_job(job: JobConfig, *, dry_run: bool = False, sagemaker_client: Any = None,
                         s3: Optional[S3Service] = None, preflight: bool = True,
-                        now: Optional[_dt.datetime] = None) -> LaunchResult:
+                        now: Optional[_dt.datetime] = None, ecr_client: Any = None) -> LaunchResult:
     """Build and (unless ``dry_run``) send the ``CreateTrainingJob`` request.
 
     With ``dry_run`` nothing is contacted. Returns the request and the job ARN. S3 (the
-    preflight of the inputs) is reached through ``s3`` (default: the job config's)."""
+    preflight of the inputs) is reached through ``s3`` (default: the job config's). Before a
+    real launch on Hopper/Blackwell the image's CUDA label is read from ECR
+    (:func:`image_cuda_from_ecr`)."""
+    if not dry_run and preflight:
+        job = image_cuda_from_ecr(job, ecr_client)
     request = build_training_job_request(job, now)
     result = LaunchResult(job_name=request["TrainingJobName"], request=request, sent=False,
                           warnings=gpu_warnings(job))
