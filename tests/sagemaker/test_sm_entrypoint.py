@@ -92,6 +92,26 @@ def test_gpu_instance_with_a_cpu_paddle_fails_fast(monkeypatch):
     assert check_gpu("ml.m5.xlarge") == 0
 
 
+def test_a_cuda_11_8_image_on_hopper_stops_before_paddle_is_imported(monkeypatch):
+    """The image's own CUDA build (RECTRAIN_IMAGE_CUDA, docker/Dockerfile) against the GPU's
+    compute capability (NVML, faked as on a p5: there is no GPU here), first thing: Paddle is
+    never imported. The CUDA 12.9 build passes this check (and then meets the real Paddle)."""
+    import rectrain.machine.gpu as gpu
+
+    monkeypatch.setattr(gpu, "query_gpus", lambda: gpu.GpuReport(
+        gpus=[gpu.GpuInfo(0, "NVIDIA H100 80GB HBM3", 81559, 0, (9, 0))], driver_version="570.0"))
+
+    def no_paddle(*args, **kwargs):
+        raise AssertionError("Paddle was probed before the image's CUDA build was checked")
+
+    monkeypatch.setattr(gpu, "paddle_build", no_paddle)
+    with pytest.raises(EnvironmentProblem, match="CUDA 11.8 build") as info:
+        check_gpu("ml.p5.48xlarge", image_cuda="11.8")
+    assert "compute capability 9.0" in str(info.value) and "cu129" in info.value.fix
+    with pytest.raises(AssertionError, match="probed"):
+        check_gpu("ml.p5.48xlarge", image_cuda="12.9")
+
+
 @pytest.mark.gpu
 def test_gpu_instance_sees_its_gpus(monkeypatch):
     from rectrain.machine.gpu import paddle_build, query_gpus

@@ -401,7 +401,7 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
     if not (options.preset or options.base_config):
         raise ConfigError("hyperparameters.json has no preset or base_config.",
                           "launch with --preset (rectrain sagemaker launch) or set training.preset.")
-    gpu_count = check_gpu(resource.instance_type, device=settings.device)
+    gpu_count = check_gpu(resource.instance_type, device=settings.device, image_cuda=settings.image_cuda)
     device = "gpu" if gpu_count > 0 else "cpu"
     plan, extra_env = launch_plan(resource, gpu_count, resolve_timeout=settings.host_resolve_timeout_s)
     if plan.nnodes > 1:

@@ -64,11 +64,13 @@ def gpu_operation_check(python: Optional[str] = None, timeout: float = 180.0) ->
 
 
 def check_gpu(instance_type: Optional[str], python: Optional[str] = None, *,
-              device: Optional[str] = None) -> int:
+              device: Optional[str] = None, image_cuda: Optional[str] = None) -> int:
     """Number of GPUs to train on, counted by NVML in the container (never from the instance
     type's name). On a GPU instance: GPUs visible to NVML, a CUDA build of Paddle that sees
     the same number, and one real GPU operation, or :class:`EnvironmentProblem` in seconds.
-    On a CPU instance: 0. ``device`` (``RECTRAIN_DEVICE``) forces ``cpu`` or ``gpu``."""
+    On a CPU instance: 0. ``device`` (``RECTRAIN_DEVICE``) forces ``cpu`` or ``gpu``.
+    ``image_cuda`` (``RECTRAIN_IMAGE_CUDA``, set by docker/Dockerfile): the image's CUDA build,
+    compared with the GPU's compute capability first thing, before Paddle is even imported."""
     expect_gpu = is_gpu_instance(instance_type) or device == "gpu"
     if device == "cpu":
         return 0
@@ -82,6 +84,7 @@ def check_gpu(instance_type: Optional[str], python: Optional[str] = None, *,
                                  f"({nvml.error or 'device count 0'}).",
                                  "SageMaker starts GPU containers with the NVIDIA runtime: check that the "
                                  "image is built from docker/Dockerfile and the instance type has GPUs.")
+    _refuse_cuda_build(instance_type, image_cuda, nvml.gpus[0].compute_capability, nvml.gpus[0].name)
     build = paddle_build(python, timeout=120.0)
     if not build.installed:
         raise EnvironmentProblem(f"Paddle cannot be imported in the container ({build.error}).",
@@ -98,14 +101,19 @@ def check_gpu(instance_type: Optional[str], python: Optional[str] = None, *,
                                  f"({nvml.driver_version}, CUDA {nvml.cuda_driver_version}): build the image "
                                  "for this instance type with `rectrain sagemaker image --instance-type`; "
                                  "do not set CUDA_VISIBLE_DEVICES in the job's environment.")
-    problem = cuda_build_problem(build.cuda_version, nvml.gpus[0].compute_capability, nvml.gpus[0].name)
-    if problem:  # before the GPU operation: a clear reason in seconds, not "no kernel image"
-        message, _, fix = problem.partition(" Fix: ")
-        raise EnvironmentProblem(f"{instance_type}: {message}", fix)
+    # Paddle's own CUDA, before the GPU operation: a clear reason in seconds, not "no kernel image"
+    _refuse_cuda_build(instance_type, build.cuda_version, nvml.gpus[0].compute_capability, nvml.gpus[0].name)
     name = gpu_operation_check(python)
     log.info("Paddle %s, CUDA %s, %d GPU(s) (%s, driver %s): one GPU operation passed", build.version,
              build.cuda_version, len(nvml.gpus), name, nvml.driver_version)
     return len(nvml.gpus)
+
+
+def _refuse_cuda_build(instance_type: Optional[str], cuda: Optional[str], cc: Any, gpu: str) -> None:
+    problem = cuda_build_problem(cuda, cc, gpu)
+    if problem:
+        message, _, fix = problem.partition(" Fix: ")
+        raise EnvironmentProblem(f"{instance_type}: {message}", fix)
 
 
 # ------------------------------------------------------------------ launch plan
