@@ -251,7 +251,8 @@ class _Start:
                 procs[host] = self._popen(host)
                 self.agents[host].start()
             first = self.hosts[0]
-            ready = self.agents[first].restart_ready if wait_for_checkpoint else None
+            trial = self.local.trial_folder(self.request)
+            ready = (lambda: self.agents[first].restart_ready(trial)) if wait_for_checkpoint else None
             codes, interrupted = _run_hosts(procs, after, grace, ready, on_interrupt=stop_agents)
         except BaseException:
             self._stop_agents(final=False)  # run-local itself was stopped: nothing more goes up

@@ -330,6 +330,12 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
     return result
 
 
+def trial_folder(request: Dict[str, Any]) -> str:
+    """The job's folder in the checkpoint folder: a tuning trial's training job name (the
+    container keeps its checkpoints there), '' for any other job."""
+    return str(request["TrainingJobName"]) if TUNING_MARK in request.get("HyperParameters", {}) else ""
+
+
 def _fresh_instance(paths: MLPaths, request: Dict[str, Any], s3: S3Service) -> None:
     """The contract files and every channel downloaded, as SageMaker prepares an instance."""
     write_contract(paths, request)
@@ -344,7 +350,7 @@ def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[st
     """One start on a new instance: the checkpoint folder emptied and restored by the agent,
     the entrypoint run (interrupted after ``after`` seconds), the TensorBoard events uploaded."""
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
-    trial = request["TrainingJobName"] if TUNING_MARK in request["HyperParameters"] else ""
+    trial = trial_folder(request)
     if paths.checkpoints.exists():
         shutil.rmtree(paths.checkpoints)
     paths.checkpoints.mkdir(parents=True)
