@@ -56,3 +56,13 @@ def aws_error(exc: Exception, action: str, resource: str = "") -> RectrainError:
     if code in ("ResourceNotFound", "ValidationException") and "not found" in message.lower():
         return UserError(f"{action}: {message}", "check the job name and the region.")
     return translate_error(exc, action, resource, guide=GUIDE)
+
+
+def call(fn: Any, action: str, resource: str, **kwargs: Any) -> Any:
+    """``fn(**kwargs)`` (a boto3 client method), its botocore errors as :func:`aws_error`."""
+    try:
+        return fn(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - translated at the boundary
+        if type(exc).__module__.startswith("botocore"):
+            raise aws_error(exc, action, resource) from exc
+        raise

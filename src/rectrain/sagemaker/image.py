@@ -17,6 +17,7 @@ from rectrain._version import __version__
 from rectrain.errors import ConfigError, EngineFailure, EnvironmentProblem, UserError
 from rectrain.logs import get_logger
 from rectrain.machine.instances import DEFAULT_VARIANT, IMAGE_VARIANTS, runnable_problems, variant_for
+from rectrain.sagemaker.aws import call
 
 log = get_logger("sagemaker.image")
 DEFAULT_REPOSITORY = "rectrain"
@@ -216,7 +217,7 @@ def image_cuda_label(image: str, ecr: Any, *, fetch: Any = None, timeout: float 
     digest = str((manifest.get("config") or {}).get("digest", ""))
     if not digest.startswith("sha256:"):
         raise UserError(f"{image}: its manifest names no image config.", "push the image again.")
-    url = _ecr_call(ecr.get_download_url_for_layer, "ecr:GetDownloadUrlForLayer", image,
+    url = call(ecr.get_download_url_for_layer, "ecr:GetDownloadUrlForLayer", image,
                     layerDigest=digest, **ids)["downloadUrl"]
     body = (fetch or _https_get)(url, timeout)
     if "sha256:" + hashlib.sha256(body).hexdigest() != digest:
@@ -230,24 +231,13 @@ def image_cuda_label(image: str, ecr: Any, *, fetch: Any = None, timeout: float 
 def _manifest(ecr: Any, ids: Dict[str, str], ref: Dict[str, str], image: str) -> Dict[str, Any]:
     import json
 
-    got = _ecr_call(ecr.batch_get_image, "ecr:BatchGetImage", image, imageIds=[ref],
+    got = call(ecr.batch_get_image, "ecr:BatchGetImage", image, imageIds=[ref],
                     acceptedMediaTypes=MANIFEST_TYPES, **ids)
     if not got.get("images"):
         why = "; ".join(f"{f.get('failureCode')}: {f.get('failureReason')}" for f in got.get("failures", []))
         raise UserError(f"{image} is not in ECR ({why or 'no image'}).",
                         "push it first (`rectrain sagemaker image --build --push`) or fix --image.")
     return dict(json.loads(got["images"][0]["imageManifest"]))
-
-
-def _ecr_call(fn: Any, action: str, image: str, **kwargs: Any) -> Any:
-    try:
-        return fn(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - translated at the boundary
-        if type(exc).__module__.startswith("botocore"):
-            from rectrain.sagemaker.aws import aws_error
-
-            raise aws_error(exc, action, image) from exc
-        raise
 
 
 def _https_get(url: str, timeout: float) -> bytes:

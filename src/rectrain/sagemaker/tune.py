@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
 from rectrain.errors import ConfigError, UserError
-from rectrain.sagemaker.aws import aws_error
+from rectrain.sagemaker.aws import call
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import (
     build_training_job_request,
@@ -284,19 +284,10 @@ class TrialSummary:
     seconds: Optional[float] = None
 
 
-def _call(fn: Any, action: str, resource: str, **kwargs: Any) -> Any:
-    try:
-        return fn(**kwargs)
-    except Exception as exc:  # noqa: BLE001 - translated at the boundary
-        if type(exc).__module__.startswith("botocore"):
-            raise aws_error(exc, action, resource) from exc
-        raise
-
-
 def tuning_status(name: str, client: Any) -> Dict[str, Any]:
     """``{"name", "status", "objective", "type", "counters", "best", "trials"}``: the trials
     sorted by their objective value, best first (jobs without a value last)."""
-    desc = _call(client.describe_hyper_parameter_tuning_job, "sagemaker:DescribeHyperParameterTuningJob",
+    desc = call(client.describe_hyper_parameter_tuning_job, "sagemaker:DescribeHyperParameterTuningJob",
                  name, HyperParameterTuningJobName=name)
     objective = desc["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
     trials: List[TrialSummary] = []
@@ -307,7 +298,7 @@ def tuning_status(name: str, client: Any) -> Dict[str, Any]:
                                   "SortBy": "FinalObjectiveMetricValue", "SortOrder": order}
         if token:
             kwargs["NextToken"] = token
-        page = _call(client.list_training_jobs_for_hyper_parameter_tuning_job,
+        page = call(client.list_training_jobs_for_hyper_parameter_tuning_job,
                      "sagemaker:ListTrainingJobsForHyperParameterTuningJob", name, **kwargs)
         for s in page.get("TrainingJobSummaries", []):
             final = s.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
@@ -350,14 +341,14 @@ def best_training_job(name: str, client: Any) -> Dict[str, Any]:
     """The best trial: its name, objective value, tuned and full hyperparameters, the model
     artifact (the trial's own ``model.tar.gz``: its best checkpoint, exported), the trial's own
     checkpoint prefix, and a ``training:`` section to put in a job config to train it again."""
-    desc = _call(client.describe_hyper_parameter_tuning_job, "sagemaker:DescribeHyperParameterTuningJob",
+    desc = call(client.describe_hyper_parameter_tuning_job, "sagemaker:DescribeHyperParameterTuningJob",
                  name, HyperParameterTuningJobName=name)
     best = desc.get("BestTrainingJob")
     if not best:
         raise UserError(f"tuning job {name} has no best training job yet "
                         f"({desc['HyperParameterTuningJobStatus']}).",
                         f"wait until a training job completes: rectrain sagemaker tune status {name}.")
-    job = _call(client.describe_training_job, "sagemaker:DescribeTrainingJob", best["TrainingJobName"],
+    job = call(client.describe_training_job, "sagemaker:DescribeTrainingJob", best["TrainingJobName"],
                 TrainingJobName=best["TrainingJobName"])
     hyper = dict(job.get("HyperParameters") or {})
     training = {k: v for k, v in hyper.items() if not k.startswith("_") and not k.startswith("sagemaker_")}
