@@ -74,6 +74,18 @@ def test_a_trials_request_is_what_sagemaker_derives_from_the_tuning_request():
     assert trial_checkpoint_uri(shared, first["TrainingJobName"]) == f"{shared}{first['TrainingJobName']}/"
 
 
+def test_run_local_tuning_trial_flags_go_together():
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "rectrain", "sagemaker", "run-local", "--name", "tune", "--train",
+            "s3://b/t", "--output", "s3://b/o", "--preset", "crnn-mv3"]
+    for extra in (["--tuning-trial", "1"], ["--tuned", "lr=0.001"],
+                  ["--tuning-trial", "0", "--tuned", "lr=1"]):
+        proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "--tuning-trial N" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_the_agent_tells_a_restartable_trial_by_its_own_folder(s3, s3_bucket, tmp_path):
     """``--interrupt-after-checkpoint`` for a trial waits for *its* latest snapshot and run state,
     not another trial's (restored, unchanged) ones."""

@@ -93,6 +93,11 @@ def register(sub) -> None:  # noqa: ANN001
     local.add_argument("--work-dir", default=None, help="keep the emulated /opt/ml tree here")
     local.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")
+    local.add_argument("--tuning-trial", type=int, default=None, metavar="N",
+                       help="run the job as trial N of a tuning job named exactly --name, as SageMaker "
+                       "starts it: _tuning_objective_metric, the shared checkpoint prefix (docs/tracking.md)")
+    local.add_argument("--tuned", action="append", default=[], metavar="NAME=VALUE",
+                       help="with --tuning-trial: a value the tuning job chose (repeat), e.g. lr=0.001")
     local.set_defaults(func=_run_local)
 
     from rectrain.cli.sagemaker_tune import register_tune
@@ -192,8 +197,17 @@ def _run_local(args: argparse.Namespace) -> int:
             except ValueError as exc:
                 raise UserError(f"--interrupt-after {text!r}: not a number of seconds.",
                                 "pass --interrupt-after 30 (repeat it for several interruptions).") from exc
+    request = None
+    if args.tuning_trial is not None or args.tuned:
+        from rectrain.emulator.run_local import local_trial_request
+
+        tuned = dict(item.partition("=")[::2] for item in args.tuned)
+        if args.tuning_trial is None or args.tuning_trial < 1 or not tuned or not all(tuned.values()):
+            raise UserError("--tuning-trial N (1 or more) and --tuned NAME=VALUE go together.",
+                            "pass e.g. --tuning-trial 1 --tuned lr=0.001.")
+        request = local_trial_request(job, args.tuning_trial, tuned)
     result = run_local(job, interrupt_after=interrupts, work_dir=args.work_dir,
                        device=args.device, max_steps=args.max_steps,
-                       interrupt_after_checkpoint=args.interrupt_after_checkpoint)
+                       interrupt_after_checkpoint=args.interrupt_after_checkpoint, request=request)
     print(result.summary())
     return result.exit_code
