@@ -164,8 +164,10 @@ def test_two_trials_on_one_prefix_never_see_each_other(s3, s3_server, s3_client,
     assert shared == two["CheckpointConfig"]["S3Uri"] == f"s3://{s3_bucket}/jobs/tune-trials/checkpoints/"
     prefix = shared[len(f"s3://{s3_bucket}/"):]
     a, b = one["TrainingJobName"], two["TrainingJobName"]
+    # markers 6 s after the copy: three scans of the agent (every 2 s), so the marker never goes
+    # up before the final bytes of its files (docs/problem-log.md, the two-host restart entry)
     spot = {"interrupt_after": [1], "interrupt_after_checkpoint": True, "max_starts": 1, "s3": s3,
-            "grace_seconds": 120, "extra_env": {"RECTRAIN_SEAL_AFTER_S": "1"}}
+            "grace_seconds": 120, "extra_env": {"RECTRAIN_SEAL_AFTER_S": "6"}}
 
     first = run_local(job, request=one, work_dir=str(tmp_path / "a1"), **spot)
     assert [x.exit_code for x in first.attempts] == [75], first.summary() + "\n" + (first.failure or "")
