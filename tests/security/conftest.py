@@ -10,35 +10,21 @@ snapshot folders with markers, pointers), so a planted file sits among real ones
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
 
-from tests.security.gadgets import Objects, bucket_objects, cli_env, rectrain, shown, upload
+from tests.security.gadgets import (
+    BASE_PREFIX,
+    BaseRun,
+    Objects,
+    bucket_objects,
+    cli_env,
+    rectrain,
+    shown,
+    upload,
+)
 from tests.training.tinydata import make_dataset, tiny_config
-
-BASE_PREFIX = "runs/base"
-
-
-@dataclass
-class BaseRun:
-    """The session's tiny run: its config, data, run folder and S3 objects (``{key: bytes}``
-    under :data:`BASE_PREFIX`)."""
-
-    config: Path
-    data: Dict[str, Path]
-    run_dir: Path
-    objects: Objects
-    run_id: str
-
-    def file(self, name: str, suffix: str) -> bytes:
-        """A file of the checkpoint ``name`` as uploaded (e.g. ``("latest", ".pdparams")``)."""
-        import json
-
-        folder = json.loads(self.objects[f"{BASE_PREFIX}/{name}.json"])["folder"]
-        return self.objects[f"{BASE_PREFIX}/{folder}/{name}{suffix}"]
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ import io
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tarfile
@@ -219,6 +220,81 @@ def bucket_objects(client: Any, bucket: str) -> Objects:
         for obj in page.get("Contents", []) or []:
             out[obj["Key"]] = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
     return out
+
+
+# ----------------------------------------------------------------------------- the run the attacks start from
+BASE_PREFIX = "runs/base"
+
+
+@dataclass
+class BaseRun:
+    """The session's tiny run: its config, data, run folder and S3 objects (``{key: bytes}``
+    under :data:`BASE_PREFIX`)."""
+
+    config: Path
+    data: Dict[str, Path]
+    run_dir: Path
+    objects: Objects
+    run_id: str
+
+    def file(self, name: str, suffix: str) -> bytes:
+        """A file of the checkpoint ``name`` as uploaded (e.g. ``("latest", ".pdparams")``)."""
+        folder = json.loads(self.objects[f"{BASE_PREFIX}/{name}.json"])["folder"]
+        return self.objects[f"{BASE_PREFIX}/{folder}/{name}{suffix}"]
+
+
+NAMED = re.compile(r"^(latest|best_accuracy|best_of_run|iter_epoch_\d+)$")
+
+
+def named_checkpoints(objects: Objects) -> list:
+    """The named checkpoints (pointers) of the base prefix."""
+    out = []
+    for key in objects:
+        rest = key[len(BASE_PREFIX) + 1:]
+        if key.startswith(BASE_PREFIX + "/") and "/" not in rest and rest.endswith(".json") \
+                and NAMED.match(rest[:-5]):
+            out.append(rest[:-5])
+    return sorted(out)
+
+
+def poison_every_checkpoint(base: BaseRun, suffix: str, gadget: Any,
+                            objects: Optional[Objects] = None) -> Objects:
+    """Every named checkpoint of the prefix with ``gadget`` in its ``<name><suffix>`` file,
+    marker and pointer re-sealed: no clean checkpoint is left to fall back on."""
+    out = dict(objects if objects is not None else base.objects)
+    for name in named_checkpoints(out):
+        out = reseal(out, BASE_PREFIX, name,
+                     replace={f"{name}{suffix}": poisoned_pickle(base.file(name, suffix), gadget)})
+    return out
+
+
+def resume(base: BaseRun, prefix: str, run_dir: Path, env: Dict[str, str], *extra: str) -> Any:
+    """``rectrain train --resume`` on a new machine (an empty run folder), from S3."""
+    return rectrain(["train", "--config", base.config, "--run-dir", run_dir, "--device", "cpu",
+                     "--checkpoint-s3", prefix, "--resume", "--display", "plain",
+                     "--no-tensorboard", *extra], env)
+
+
+def pull_and_export(base: BaseRun, prefix: str, tmp_path: Path, env: Dict[str, str]) -> Tuple[Any, Any]:
+    """``rectrain ckpt pull PREFIX DIR --name latest``, then ``rectrain export`` of what it
+    printed (the second is ``None`` when the pull failed)."""
+    pull = rectrain(["ckpt", "pull", prefix, tmp_path / "pulled", "--name", "latest"], env)
+    if pull.returncode != 0:
+        return pull, None
+    checkpoint = pull.stdout.strip().splitlines()[-1]
+    export = rectrain(["export", "--config", base.config, "--checkpoint", checkpoint,
+                       "-o", tmp_path / "model"], env)
+    return pull, export
+
+
+def assert_refused(canary_path: Path, *procs: Any) -> None:
+    """The canary is absent and the command chain failed (a later step runs only after an
+    earlier one succeeded, so the chain failed when its last command that ran did)."""
+    ran = [p for p in procs if p is not None]
+    story = "\n".join(shown(p) for p in ran)
+    assert not canary_path.exists(), f"the planted code ran: {canary_path} exists\n{story}"
+    assert ran[-1].returncode != 0, f"the planted file was accepted (exit 0)\n{story}"
+    assert "Traceback (most recent call last)" not in story, story
 
 
 # ----------------------------------------------------------------------------- archives

@@ -15,78 +15,29 @@ whose checksums match it, and with the run id of the run it attacks.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 import pytest
 import yaml
 
-from tests.security.conftest import BASE_PREFIX, BaseRun
 from tests.security.gadgets import (
+    BASE_PREFIX,
+    BaseRun,
     ExecGadget,
     NumpyGadget,
-    Objects,
+    assert_refused,
     canary,
     canary_code,
+    named_checkpoints,
+    poison_every_checkpoint,
     poisoned_pickle,
+    pull_and_export,
     rectrain,
     reseal,
+    resume,
     shown,
 )
-
-NAMED = re.compile(r"^(latest|best_accuracy|best_of_run|iter_epoch_\d+)$")
-
-
-def _names(objects: Objects) -> list:
-    """The named checkpoints (pointers) of the base prefix."""
-    out = []
-    for key in objects:
-        rest = key[len(BASE_PREFIX) + 1:]
-        if key.startswith(BASE_PREFIX + "/") and "/" not in rest and rest.endswith(".json") \
-                and NAMED.match(rest[:-5]):
-            out.append(rest[:-5])
-    return sorted(out)
-
-
-def poison_every_checkpoint(base: BaseRun, suffix: str, gadget: Any,
-                            objects: Optional[Objects] = None) -> Objects:
-    """Every named checkpoint of the prefix with ``gadget`` in its ``<name><suffix>`` file,
-    marker and pointer re-sealed: no clean checkpoint is left to fall back on."""
-    out = dict(objects if objects is not None else base.objects)
-    for name in _names(out):
-        out = reseal(out, BASE_PREFIX, name,
-                     replace={f"{name}{suffix}": poisoned_pickle(base.file(name, suffix), gadget)})
-    return out
-
-
-def resume(base: BaseRun, prefix: str, run_dir: Path, env: Dict[str, str], *extra: str) -> Any:
-    """``rectrain train --resume`` on a new machine (an empty run folder), from S3."""
-    return rectrain(["train", "--config", base.config, "--run-dir", run_dir, "--device", "cpu",
-                     "--checkpoint-s3", prefix, "--resume", "--display", "plain",
-                     "--no-tensorboard", *extra], env)
-
-
-def pull_and_export(base: BaseRun, prefix: str, tmp_path: Path, env: Dict[str, str]) -> Tuple[Any, Any]:
-    """``rectrain ckpt pull PREFIX DIR --name latest``, then ``rectrain export`` of what it
-    printed (the second is ``None`` when the pull failed)."""
-    pull = rectrain(["ckpt", "pull", prefix, tmp_path / "pulled", "--name", "latest"], env)
-    if pull.returncode != 0:
-        return pull, None
-    checkpoint = pull.stdout.strip().splitlines()[-1]
-    export = rectrain(["export", "--config", base.config, "--checkpoint", checkpoint,
-                       "-o", tmp_path / "model"], env)
-    return pull, export
-
-
-def assert_refused(canary_path: Path, *procs: Any) -> None:
-    """The canary is absent and the command chain failed (a later step runs only after an
-    earlier one succeeded, so the chain failed when its last command that ran did)."""
-    ran = [p for p in procs if p is not None]
-    story = "\n".join(shown(p) for p in ran)
-    assert not canary_path.exists(), f"the planted code ran: {canary_path} exists\n{story}"
-    assert ran[-1].returncode != 0, f"the planted file was accepted (exit 0)\n{story}"
-    assert "Traceback (most recent call last)" not in story, story
 
 
 # ----------------------------------------------------------------------------- controls
@@ -151,7 +102,7 @@ def test_resume_without_run_state_runs_no_planted_pickle(base_run: BaseRun, pref
     objects = {k: v for k, v in base_run.objects.items()
                if k.rsplit("/", 1)[-1] not in ("run-state.json", "metrics.jsonl", "problem-log.md")}
     objects = poison_every_checkpoint(base_run, ".pdparams", ExecGadget(canary_code(target)), objects)
-    for name in _names(objects):
+    for name in named_checkpoints(objects):
         objects = reseal(objects, BASE_PREFIX, name, run_id="a77ac4e7a77a")
     proc = resume(base_run, prefix_of(objects), tmp_path / "run", env)
     assert_refused(target, proc)
