@@ -104,6 +104,7 @@ def tracked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
                      engine_env=engine_env, mlflow=server)
 
 
+@pytest.mark.slow
 def test_control_the_tracked_run_trained(tracked: TrackedRun) -> None:
     """The run completed (tracking never stops training) and, with the live server, MLflow
     has it with its metrics: the searches below look at a run that really logged."""
@@ -117,24 +118,28 @@ def test_control_the_tracked_run_trained(tracked: TrackedRun) -> None:
         assert runs and any(r.data.metrics for r in runs), tracked.output[-4000:]
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_file_of_the_run(tracked: TrackedRun) -> None:
     hits = {s: files_containing(tracked.run_dir, s) for s in tracked.secrets}
     hits = {s[:10] + "...": files for s, files in hits.items() if files}
     assert not hits, f"secrets written into the run folder: {hits}"
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_s3_object(tracked: TrackedRun) -> None:
     hits = {s[:10] + "...": objects_containing(tracked.objects, s) for s in tracked.secrets}
     hits = {s: keys for s, keys in hits.items() if keys}
     assert not hits, f"secrets uploaded: {hits}"
 
 
+@pytest.mark.slow
 def test_no_secret_in_the_output(tracked: TrackedRun) -> None:
     found = [s[:10] + "..." for s in tracked.secrets if s in tracked.output]
     lines = [line for line in tracked.output.splitlines() if any(s in line for s in tracked.secrets)]
     assert not found, f"secrets printed: {found}\n" + "\n".join(lines[:5])
 
 
+@pytest.mark.slow
 def test_no_secret_at_the_tracking_server(tracked: TrackedRun) -> None:
     """What rectrain sends to MLflow (params, tags, artifacts) holds no password."""
     if tracked.mlflow is None:
@@ -144,6 +149,7 @@ def test_no_secret_at_the_tracking_server(tracked: TrackedRun) -> None:
     assert not hits, f"secrets stored by the MLflow server: {hits}"
 
 
+@pytest.mark.slow
 def test_the_engine_gets_no_credentials(tracked: TrackedRun) -> None:
     """The engine (tools/train.py) needs no S3 key and no MLflow password."""
     if tracked.mlflow is None:
