@@ -183,7 +183,8 @@ def _dry_run(tmp_path: Path, extra: str) -> Any:
 
 
 @pytest.mark.parametrize("uri", [f"http://alice:{URI_PASSWORD}@mlflow.example.com:5000",
-                                 f"https://mlflow.example.com/?token={URI_PASSWORD}"])
+                                 f"https://mlflow.example.com/?token={URI_PASSWORD}"],
+                         ids=["userinfo", "token-query"])
 def test_launch_refuses_credentials_in_mlflow_uri(tmp_path: Path, uri: str) -> None:
     """The URI would travel in the CreateTrainingJob request's Environment (visible to anyone
     who can DescribeTrainingJob) and into the container's logs."""
