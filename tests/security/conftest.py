@@ -10,7 +10,7 @@ snapshot folders with markers, pointers), so a planted file sits among real ones
 from __future__ import annotations
 
 import uuid
-from typing import Any, Dict, Iterator
+from typing import Any, Dict
 
 import pytest
 
@@ -24,18 +24,9 @@ from tests.security.gadgets import (
     shown,
     upload,
 )
+from tests.tracking.conftest import mlflow_server  # noqa: F401 - fixture (a real MLflow server)
+from tests.training.conftest import engine  # noqa: F401 - fixture (skips without an engine)
 from tests.training.tinydata import make_dataset, tiny_config
-
-
-@pytest.fixture(scope="session")
-def engine() -> Any:
-    from rectrain.engine import find_engine
-    from rectrain.errors import EnvironmentProblem
-
-    try:
-        return find_engine()
-    except EnvironmentProblem as exc:
-        pytest.skip(f"no PaddleOCR engine: {exc}")
 
 
 @pytest.fixture
@@ -45,9 +36,11 @@ def env(s3_server: Any) -> Dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def base_run(tmp_path_factory: pytest.TempPathFactory, s3_server: Any, engine: Any) -> BaseRun:
+def base_run(tmp_path_factory: pytest.TempPathFactory, s3_server: Any,
+             request: pytest.FixtureRequest) -> BaseRun:
     import json
 
+    request.getfixturevalue("engine")  # skips without a PaddleOCR engine
     root = tmp_path_factory.mktemp("security-base")
     data = make_dataset(root / "data")
     config = tiny_config(data, root / "cfg" / "tiny.yml", epochs=1)
@@ -74,16 +67,3 @@ def prefix_of(s3_client: Any, s3_bucket: str) -> Any:
         return f"s3://{s3_bucket}/{BASE_PREFIX}"
 
     return put
-
-
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    pytest.importorskip("mlflow", reason="mlflow is not installed (pip install -r requirements.txt)")
-    from tests.tracking.mlflow_server import MlflowServer
-
-    server = MlflowServer(tmp_path_factory.mktemp("security-mlflow"))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()

@@ -360,6 +360,23 @@ def risky_modes(root: Path) -> List[str]:
     return found
 
 
+# ----------------------------------------------------------------------------- the container
+def write_contract(ml: Path, hyperparameters: Mapping[str, str]) -> Path:
+    """An /opt/ml tree's contract files (one CPU host, a train channel); returns the train
+    channel's folder (created, empty)."""
+    config = ml / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(dict(hyperparameters)), encoding="utf-8")
+    (config / "resourceconfig.json").write_text(json.dumps({
+        "current_host": "algo-1", "hosts": ["algo-1"], "current_instance_type": "ml.m5.xlarge"}),
+        encoding="utf-8")
+    (config / "inputdataconfig.json").write_text(json.dumps({"train": {"TrainingInputMode": "File"}}),
+                                                 encoding="utf-8")
+    channel = ml / "input" / "data" / "train"
+    channel.mkdir(parents=True)
+    return channel
+
+
 # ----------------------------------------------------------------------------- the command
 def cli_env(base: Optional[Mapping[str, str]] = None, **extra: str) -> Dict[str, str]:
     """The environment for ``rectrain`` subprocesses: this checkout's source first, no colour,

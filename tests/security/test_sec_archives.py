@@ -14,7 +14,6 @@ Three extractors, driven as a user drives them:
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
@@ -31,6 +30,7 @@ from tests.security.gadgets import (
     shown,
     special_files,
     tar_bytes,
+    write_contract,
 )
 from tests.training.tinydata import make_dataset
 
@@ -114,16 +114,7 @@ def test_download_keeps_no_setuid_or_world_writable_mode(download: Any, tmp_path
 def _container(ml: Path, tarball: bytes) -> Path:
     """An /opt/ml tree whose train channel holds ``data.tar.gz`` (and no dictionary, so the
     job stops right after unpacking). Returns the folder the channel is unpacked into."""
-    config = ml / "input" / "config"
-    config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps({"preset": "crnn-mv3"}), encoding="utf-8")
-    (config / "resourceconfig.json").write_text(json.dumps({
-        "current_host": "algo-1", "hosts": ["algo-1"], "current_instance_type": "ml.m5.xlarge"}),
-        encoding="utf-8")
-    (config / "inputdataconfig.json").write_text(json.dumps({"train": {"TrainingInputMode": "File"}}),
-                                                 encoding="utf-8")
-    channel = ml / "input" / "data" / "train"
-    channel.mkdir(parents=True)
+    channel = write_contract(ml, {"preset": "crnn-mv3"})
     (channel / "data.tar.gz").write_bytes(tarball)
     return ml / "work" / "train"
 

@@ -37,6 +37,7 @@ from tests.security.gadgets import (
     shown,
     states_bytes,
     tagged_name,
+    write_contract,
 )
 from tests.training.tinydata import make_dataset
 
@@ -113,21 +114,6 @@ def test_tagged_engine_prefix_never_reaches_the_exporter(base_run: BaseRun, pref
 
 
 # ----------------------------------------------------------------------------- hyperparameters
-def _container(root: Path, hyperparameters: Dict[str, str]) -> Path:
-    """An /opt/ml tree: the contract files and a train channel (images and dict.txt)."""
-    config = root / "input" / "config"
-    config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), encoding="utf-8")
-    (config / "resourceconfig.json").write_text(json.dumps({
-        "current_host": "algo-1", "hosts": ["algo-1"], "current_instance_type": "ml.m5.xlarge"}),
-        encoding="utf-8")
-    (config / "inputdataconfig.json").write_text(json.dumps({"train": {"TrainingInputMode": "File"}}),
-                                                 encoding="utf-8")
-    train = root / "input" / "data" / "train"
-    make_dataset(train)
-    return train
-
-
 @pytest.mark.parametrize("form", ["absolute", "dotdot"])
 def test_hyperparameter_names_no_file_outside_the_channel(env: Dict[str, str], tmp_path: Path,
                                                           form: str) -> None:
@@ -139,7 +125,7 @@ def test_hyperparameter_names_no_file_outside_the_channel(env: Dict[str, str], t
     ml = tmp_path / "ml"
     train = ml / "input" / "data" / "train"
     value = str(secret) if form == "absolute" else os.path.relpath(secret, train)
-    _container(ml, {"preset": "crnn-mv3", "epochs": "1", "train_labels": value})
+    make_dataset(write_contract(ml, {"preset": "crnn-mv3", "epochs": "1", "train_labels": value}))
     proc = rectrain(["sagemaker", "entrypoint", "train", "--ml-root", ml],
                     dict(env, RECTRAIN_DEVICE="cpu"))
     failure = (ml / "output" / "failure").read_text(encoding="utf-8") \

@@ -134,6 +134,7 @@ def _planted_weights(base: BaseRun, tmp_path: Path, kind: str) -> Tuple[Path, Pa
     return weights, target, gadget.__reduce__()[0].__name__
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["exec", "numpy"])
 def test_config_build_pretrained_runs_no_planted_pickle(base_run: BaseRun, env: Dict[str, str],
                                                         tmp_path: Path, kind: str) -> None:
@@ -148,6 +149,7 @@ def test_config_build_pretrained_runs_no_planted_pickle(base_run: BaseRun, env: 
     assert func in proc.stdout + proc.stderr, f"the refusal does not name {func}\n{shown(proc)}"
 
 
+@pytest.mark.slow
 def test_control_config_build_pretrained_accepts_clean_weights(base_run: BaseRun, env: Dict[str, str],
                                                                tmp_path: Path) -> None:
     data = base_run.data
