@@ -142,17 +142,18 @@ def test_run_local_restore_writes_nothing_outside_the_checkpoint_folder(tmp_path
     so this listing cannot be planted there): the emulation's restore is given, through a
     botocore Stubber validated against the S3 model, the listing AWS would return. Not
     black-box: the class is the one ``rectrain sagemaker run-local`` uses."""
-    import boto3
     from botocore.response import StreamingBody
     from botocore.stub import Stubber
 
-    from rectrain.sagemaker.ckpt_sync import SageMakerCheckpointSync
+    from rectrain.emulator.checkpoint_agent import SageMakerCheckpointSync
+    from rectrain.storage.s3 import S3Uri
+    from rectrain.storage.service import S3Service
 
     target = canary(tmp_path, "restored")
     key = f"ckpt/{target}"  # "ckpt/" + "/tmp/...": the `//` key
     assert "//" in key
-    client = boto3.client("s3", region_name="us-east-1", aws_access_key_id="x",
-                          aws_secret_access_key="x")
+    service = S3Service(region="us-east-1", access_key="x", secret_key="x", fastpath=False)
+    client = service.client  # the real boto3 client the agent's requests go through
     folder = tmp_path / "opt-ml-checkpoints"
     folder.mkdir()
     with Stubber(client) as stub:
@@ -162,7 +163,7 @@ def test_run_local_restore_writes_nothing_outside_the_checkpoint_folder(tmp_path
         body = StreamingBody(__import__("io").BytesIO(PWNED.encode()), len(PWNED))
         stub.add_response("get_object", {"Body": body, "ContentLength": len(PWNED)},
                           {"Bucket": "bucket", "Key": key})
-        sync = SageMakerCheckpointSync(client, folder, "s3://bucket/ckpt")
+        sync = SageMakerCheckpointSync(service, folder, S3Uri("bucket", "ckpt"))
         try:
             sync.restore()
         except Exception as exc:  # noqa: BLE001 - refusing the key is a fine answer

@@ -70,11 +70,14 @@ class SageMakerCheckpointSync:
         prefix = self.base.prefix
         keys = self._remote()
         self.rng.shuffle(keys)
+        root = self.folder.resolve()
         for key in keys:
             rel = key[len(prefix):]
-            if ".." in Path(rel).parts:
+            target = (self.folder / rel).resolve()
+            if not rel or rel.startswith("/") or ".." in Path(rel).parts or root not in target.parents:
+                log.warning("not restoring s3://%s/%s: its name leads outside %s", self.base.bucket,
+                            key, self.folder)
                 continue
-            target = self.folder / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             body = self.s3.read_bytes(S3Uri(self.base.bucket, key))
             target.write_bytes(body)  # a new modification time, as on SageMaker

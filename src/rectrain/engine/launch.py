@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rectrain.engine.locate import Engine
@@ -12,13 +14,20 @@ Command = Tuple[List[str], Dict[str, str]]
 
 
 def format_override(key: str, value: object) -> str:
-    """``-o`` override in the engine's ``Section.key=value`` syntax (values parsed as YAML)."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif value is None:
-        text = "null"
-    else:
-        text = str(value)
+    """``-o`` override in the engine's ``Section.key=value`` syntax.
+
+    The engine parses each value with PyYAML's full loader (``yaml.load(v, Loader=yaml.Loader)``
+    in ``tools/program.py``), which builds Python objects from tags such as
+    ``!!python/object/apply``: a value is therefore always written as JSON (strings
+    double-quoted and escaped, lists and dicts in flow style), which YAML reads back as the
+    same plain data and in which no tag can appear. The engine splits on every ``=``, so a
+    value holding one is refused."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key):
+        raise ValueError(f"not an engine config key: {key!r}")
+    text = json.dumps(value, ensure_ascii=True, allow_nan=False, default=str)
+    if "=" in text:
+        raise ValueError(f"the engine cannot take {key}={value!r} as an override (it splits on "
+                         "'=')")
     return f"{key}={text}"
 
 

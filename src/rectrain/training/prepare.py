@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from rectrain.checkpoints import pickles
 from rectrain.checkpoints.local import CheckpointInfo
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
-from rectrain.config.pretrained import check_pretrained_head
+from rectrain.config.pretrained import check_pretrained_head, pretrained_file
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.config import EngineConfig, load_engine_config
 from rectrain.errors import UserError
@@ -102,7 +103,7 @@ def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings) 
             return None, done
     _check_resume_config(request, state, cfg)
     prepared = Prepared(request, engine, cfg, run, ckdir, state, plan, *_command(
-        request, engine, run, ckdir, plan, resume_from), resume_from=resume_from,
+        request, engine, cfg, run, ckdir, plan, resume_from), resume_from=resume_from,
         resume_info=resume_info, stop_at=_stop_at(request, plan, state))
     _begin_segment(prepared, settings)
     return prepared, None
@@ -223,17 +224,23 @@ def _check_resume_config(request: TrainRequest, state: RunState, cfg: EngineConf
     state.config_fingerprint = new
 
 
-def _command(request: TrainRequest, engine: Engine, run: Path, ckdir: Path, plan: TrainPlan,
-             resume_from: Optional[Path]) -> Tuple[List[str], Dict[str, str]]:
+def _command(request: TrainRequest, engine: Engine, cfg: EngineConfig, run: Path, ckdir: Path,
+             plan: TrainPlan, resume_from: Optional[Path]) -> Tuple[List[str], Dict[str, str]]:
     """The config's copy in the run folder, and the engine's command as data."""
     config = Path(request.config)
     if config.resolve() != run / "config.yml":
         shutil.copyfile(config, run / "config.yml")
     p = request.placement
+    extra: Dict[str, object] = {}
+    weights = pretrained_file(cfg.data)
+    if weights is not None:  # the engine unpickles as is: it gets a re-pickled copy
+        safe = pickles.engine_copy(weights.with_suffix(""), run / "pretrained", suffixes=(".pdparams",))
+        extra["Global.pretrained_model"] = str(safe)
     return build_train_command(
         engine, str(config.resolve()), save_model_dir=str(ckdir), device=p.device,
         gpus=list(p.gpus) or None, resume_from=str(resume_from) if resume_from else None,
-        plan_overrides=plan.overrides, nnodes=p.nnodes, node_rank=p.node_rank, master=p.master,
+        plan_overrides=plan.overrides, extra_overrides=extra, nnodes=p.nnodes,
+        node_rank=p.node_rank, master=p.master,
         log_dir=str(run / "launch-logs") if p.launcher else None, extra_env=dict(p.env))
 
 
