@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from rectrain.logs import get_logger
+from rectrain.redaction import redact
 from rectrain.tracking.mlflow_sink import MlflowSink, mlflow_available
 from rectrain.tracking.params import run_params, run_tags
 from rectrain.tracking.sink import Sink
@@ -127,7 +128,7 @@ class RunTracking:
         if uri:
             if mlflow_available():
                 previous = saved.get("mlflow") or {}
-                if previous.get("run_id") and previous.get("tracking_uri") not in (None, uri):
+                if previous.get("run_id") and previous.get("tracking_uri") not in (None, uri, redact(uri)):
                     log.warning("this run was tracked at %s; now logging to %s (a new MLflow run)",
                                 previous.get("tracking_uri"), uri)
                     previous = {}
@@ -229,4 +230,4 @@ def write_problems(path: Path, problems: List[str]) -> None:
              f"every value is in the run's metrics.jsonl and curves.png.\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(entry)
+        fh.write(redact(entry))
