@@ -110,13 +110,20 @@ def test_data_dir_is_private(served: Served) -> None:
 
 
 def test_no_file_of_the_server_is_open_to_other_users(served: Served) -> None:
-    """Volume files hold every object's bytes; sockets take requests without keys."""
+    """Volume files hold every object's bytes; sockets take requests without keys.
+
+    Exception: ``<volume>.vif`` (the volume's settings: version, replication; no object byte),
+    which weed 4.x writes atomically and then ``fchmod``s to 0644 whatever the umask (seen with
+    strace; docs/problem-log.md 2026-12-05). The 0700 data folder keeps other users away from
+    it; every file holding data or taking requests is checked here."""
     found = []
     for dirpath, dirs, files in os.walk(served.data_dir):
         for name in dirs + files:
             path = os.path.join(dirpath, name)
             mode = os.lstat(path).st_mode
             is_dir = stat.S_ISDIR(mode)
+            if name.endswith(".vif") and not mode & 0o022:
+                continue
             if (not is_dir and mode & 0o006) or (is_dir and mode & 0o002):
                 found.append(f"{path} ({oct(stat.S_IMODE(mode))})")
     assert not found, f"open to other users: {found[:10]} ({len(found)} in all)"
