@@ -157,7 +157,8 @@ def test_the_printed_policy_writes_only_this_jobs_prefixes() -> None:
     policy = role_policy(_job(checkpoint_s3="s3://rec-bucket/ckpt/thai"), "thai-rec-2026-12-05-08-00-00-000")
     writes = [s for s in policy["Statement"] if "s3:PutObject" in s["Action"]]
     assert [r for s in writes for r in s["Resource"]] == [
-        "arn:aws:s3:::rec-bucket/jobs/thai-rec-2026-12-05-08-00-00-000/*", "arn:aws:s3:::rec-bucket/ckpt/thai/*"]
+        "arn:aws:s3:::rec-bucket/jobs/thai-rec-2026-12-05-08-00-00-000/*",
+        "arn:aws:s3:::rec-bucket/ckpt/thai/*"]
     reads = [s for s in policy["Statement"] if s["Action"] == ["s3:GetObject"]]
     assert reads[0]["Resource"] == ["arn:aws:s3:::rec-bucket/datasets/train/*"]
     json.dumps(policy)
