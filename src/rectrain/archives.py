@@ -19,13 +19,13 @@ import tarfile
 from pathlib import Path
 from typing import List, Union
 
-from rectrain.errors import UserError
+from rectrain.errors import DataError
 
 PathLike = Union[str, Path]
 
 
-class UnsafeArchive(UserError):
-    """An archive holds a member rectrain will not unpack (nothing of it was written)."""
+class UnsafeArchive(DataError):
+    """An archive holds an unsafe member rectrain will not unpack (nothing of it was written)."""
 
 
 def safe_mode(mode: int, is_dir: bool = False) -> int:
@@ -42,11 +42,12 @@ def check_member(member: tarfile.TarInfo, where: str) -> str:
     fix = "do not unpack this archive; check who can write where it came from."
     if not (member.isfile() or member.isdir()):
         kind = "a link" if member.issym() or member.islnk() else "a device node or FIFO"
-        raise UnsafeArchive(f"{where}: {name!r} is {kind}; refused (nothing was unpacked).", fix)
+        raise UnsafeArchive(f"{where}: {name!r} is {kind}, an unsafe member; refused (nothing "
+                            "was unpacked).", fix)
     if not name or "\x00" in name or name.startswith(("/", "\\")) or posixpath.isabs(name) or \
             (len(name) > 1 and name[1] == ":") or ".." in name.replace("\\", "/").split("/"):
-        raise UnsafeArchive(f"{where}: {name!r} would land outside the folder; refused "
-                            "(nothing was unpacked).", fix)
+        raise UnsafeArchive(f"{where}: {name!r} would land outside the folder, an unsafe "
+                            "member; refused (nothing was unpacked).", fix)
     return posixpath.normpath(name)
 
 
@@ -68,7 +69,7 @@ def safe_extract(archive: PathLike, dest: PathLike) -> List[Path]:
                 rel = check_member(member, str(archive))
                 if not _inside(root, rel):
                     raise UnsafeArchive(f"{archive}: {member.name!r} would land outside {dest} "
-                                        "(through a link there); refused.",
+                                        "(through a link there), an unsafe member; refused.",
                                         "unpack into an empty folder.")
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(root, members=members, filter="data")  # type: ignore[call-arg]

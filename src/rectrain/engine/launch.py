@@ -43,7 +43,8 @@ ENGINE_ENV_NAMES = frozenset({
     "POD_IP", "TRAINING_JOB_NAME", "CURRENT_HOST"})
 ENGINE_ENV_PREFIXES = ("LC_", "PYTHON", "CUDA", "CUDNN", "NVIDIA_", "NCCL_", "GLOO_", "PADDLE",
                        "FLAGS_", "GLOG_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "XDG_", "SM_",
-                       "RECTRAIN_", "POLYGRAPHY_", "MASTER_", "TRAINER_", "DISTRIBUTED_")
+                       "RECTRAIN_", "POLYGRAPHY_", "MASTER_", "TRAINER_", "DISTRIBUTED_",
+                       "FI_", "RDMAV_", "MALLOC_")  # FI_/RDMAV_: NCCL over EFA
 
 
 def engine_base_env(base: Mapping[str, str]) -> Dict[str, str]:
