@@ -162,3 +162,17 @@ def test_the_printed_policy_writes_only_this_jobs_prefixes() -> None:
     reads = [s for s in policy["Statement"] if s["Action"] == ["s3:GetObject"]]
     assert reads[0]["Resource"] == ["arn:aws:s3:::rec-bucket/datasets/train/*"]
     json.dumps(policy)
+
+
+# ----------------------------------------------------------------------------- ckpt download
+@pytest.mark.parametrize("url", ["http://example.com/w.pdparams", "file:///etc/passwd",
+                                 "ftp://example.com/w.pdparams"])
+def test_download_refuses_unverifiable_addresses(tmp_path: Path, url: str) -> None:
+    """Refused before any connection: plain http without a pinned hash (anyone on the way can
+    swap the weights), and schemes that are not a download."""
+    from rectrain.checkpoints.download import download_model
+    from rectrain.errors import UserError
+
+    with pytest.raises(UserError, match="https://"):
+        download_model("mine", tmp_path, url=url, trust_unpinned=True)
+    assert not list(tmp_path.iterdir())
