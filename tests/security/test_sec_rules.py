@@ -176,3 +176,21 @@ def test_download_refuses_unverifiable_addresses(tmp_path: Path, url: str) -> No
     with pytest.raises(UserError, match="https://"):
         download_model("mine", tmp_path, url=url, trust_unpinned=True)
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- eval()'d names
+@pytest.mark.parametrize("where", ["backbone", "transform"])
+def test_names_the_engine_evaluates_are_class_names(where: str) -> None:
+    from rectrain.config.modules import refuse_code_in_names
+    from rectrain.errors import ConfigError
+
+    code = "__import__('os').system('id')"
+    config = {"Architecture": {"Backbone": {"name": "MobileNetV3"}},
+              "Train": {"dataset": {"name": "SimpleDataSet", "transforms": [{"DecodeImage": None}]}}}
+    refuse_code_in_names(config, "cfg.yml")
+    if where == "backbone":
+        config["Architecture"]["Backbone"]["name"] = code
+    else:
+        config["Train"]["dataset"]["transforms"].append({code: None})
+    with pytest.raises(ConfigError, match="not a class name"):
+        refuse_code_in_names(config, "cfg.yml")

@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Tuple
 from rectrain.checkpoints import pickles
 from rectrain.checkpoints.local import CheckpointInfo
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
+from rectrain.config.modules import refuse_code_in_names
 from rectrain.config.pretrained import check_pretrained_head, pretrained_file
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.config import EngineConfig, load_engine_config
@@ -114,6 +115,7 @@ def _check_inputs(request: TrainRequest) -> Tuple[Engine, EngineConfig]:
     engine = find_engine(request.paddleocr_dir)
     check_device(request.placement.device, list(request.placement.gpus), engine.python)
     cfg = load_engine_config(request.config, require=("Global", "Train"))
+    refuse_code_in_names(cfg.data, str(request.config))  # the engine eval()s them
     check_train_inputs(cfg.data)
     if not request.resume:
         check_pretrained_head(cfg.data, str(request.config))
