@@ -233,17 +233,31 @@ def _command(request: TrainRequest, engine: Engine, cfg: EngineConfig, run: Path
     if config.resolve() != run / "config.yml":
         shutil.copyfile(config, run / "config.yml")
     p = request.placement
-    extra: Dict[str, object] = {}
-    weights = pretrained_file(cfg.data)
-    if weights is not None:  # the engine unpickles as is: it gets a re-pickled copy
-        safe = pickles.engine_copy(weights.with_suffix(""), run / "pretrained", suffixes=(".pdparams",))
-        extra["Global.pretrained_model"] = str(safe)
+    extra = _safe_weights(cfg, run, resume_from)
     return build_train_command(
         engine, str(config.resolve()), save_model_dir=str(ckdir), device=p.device,
         gpus=list(p.gpus) or None, resume_from=str(resume_from) if resume_from else None,
         plan_overrides=plan.overrides, extra_overrides=extra, nnodes=p.nnodes,
         node_rank=p.node_rank, master=p.master,
         log_dir=str(run / "launch-logs") if p.launcher else None, extra_env=dict(p.env))
+
+
+def _safe_weights(cfg: EngineConfig, run: Path, resume_from: Optional[Path]) -> Dict[str, object]:
+    """Overrides pointing the engine at re-pickled copies of the weights the config names
+    (``Global.pretrained_model``, and ``Global.checkpoints`` when rectrain does not resume):
+    the engine unpickles with plain pickle, rectrain's reader runs no code (issue 25)."""
+    extra: Dict[str, object] = {}
+    weights = pretrained_file(cfg.data)
+    if weights is not None:
+        safe = pickles.engine_copy(weights.with_suffix(""), run / "pretrained", suffixes=(".pdparams",))
+        extra["Global.pretrained_model"] = str(safe)
+    given = (cfg.data.get("Global") or {}).get("checkpoints")
+    if given and resume_from is None:
+        prefix = Path(str(given)).expanduser()
+        prefix = prefix.with_suffix("") if prefix.suffix == ".pdparams" else prefix
+        if prefix.with_name(prefix.name + ".pdparams").is_file():
+            extra["Global.checkpoints"] = str(pickles.engine_copy(prefix, run / "given-checkpoint"))
+    return extra
 
 
 def _begin_segment(prepared: Prepared, settings: Settings) -> None:
