@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from rectrain.logs import get_logger
-from rectrain.redaction import redact
+from rectrain.redaction import redact, redact_mapping
 from rectrain.tracking.mlflow_sink import MlflowSink, mlflow_available
 from rectrain.tracking.params import run_params, run_tags
 from rectrain.tracking.sink import Sink
@@ -143,8 +143,9 @@ class RunTracking:
         tracking = cls(run, sinks, notes)
         if not sinks:
             return tracking
-        params = run_params(config or {}, Path(config_path) if config_path else None, info)
-        tags = run_tags(config or {}, Path(config_path) if config_path else None, info)
+        # what is sent goes through the one redaction too (a URI with a password in the config)
+        params = redact_mapping(run_params(config or {}, Path(config_path) if config_path else None, info))
+        tags = redact_mapping(run_tags(config or {}, Path(config_path) if config_path else None, info))
         resume_step = int(info.get("resume_step") or 0)
         cfg_file = Path(config_path) if config_path else None
         for sink in sinks:
