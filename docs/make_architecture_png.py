@@ -55,10 +55,12 @@ WHAT: Dict[str, str] = {
     "settings": "RECTRAIN_*, read once",
     "outputs": "never write over an input",
     "plotting": "off-screen figures",
+    "archives": "the one safe extractor",
     "errors": "user vs internal errors, exit codes",
     "paths": "the /opt/ml layout",
     "fsutil": "atomic writes, sha256",
     "logs": "loggers; set-up for entry points",
+    "redaction": "no secret in logs, state, requests",
     "_version": "__version__",
 }
 # What a package talks to outside Python, and notes, drawn as extra lines in its box.

@@ -189,6 +189,7 @@ PARSE_EDGES = {
     "monitor/follow.py",  # a run source: a folder or s3:// text
     "training/request.py",  # TrainRequest.from_options: start_recognition_training(checkpoint_s3=...)
     "sagemaker/launch.py", "sagemaker/request.py", "sagemaker/follow.py",  # request / API text
+    "sagemaker/iam.py",  # the job config's prefixes, for the printed policy
     "emulator/run_local.py", "emulator/cluster.py",  # the request as SageMaker reads it
 }
 
@@ -248,3 +249,37 @@ def test_one_safe_unpickler_reads_the_engines_files() -> None:
 def test_one_writer_formats_engine_overrides() -> None:
     offenders = {_rel(p): override_writers(p.read_text(encoding="utf-8")) for p in SRC_FILES}
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def archive_extractors(source: str) -> list:
+    """Lines that unpack an archive: ``*.extractall(...)``, ``*.extract(...)``,
+    ``shutil.unpack_archive``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
+                node.func.attr in ("extractall", "extract", "unpack_archive"):
+            found.append(node.lineno)
+    return found
+
+
+def test_one_safe_extractor_unpacks_archives() -> None:
+    """Archives rectrain did not write (model.tar.gz, channel tars) are unpacked by
+    rectrain.archives alone (its member checks, the data filter, no modes from the archive;
+    packed datasets stream through storage/pack.py's own checked reader)."""
+    assert archive_extractors("tar.extractall(dest)\n") == [1]
+    assert archive_extractors("shutil.unpack_archive(a, b)\n") == [1]
+    assert archive_extractors("tar.extractfile(m)\n") == []
+    offenders = {_rel(p): archive_extractors(p.read_text(encoding="utf-8")) for p in SRC_FILES
+                 if _rel(p) != "archives.py"}
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_engine_environment_is_an_allow_list() -> None:
+    """The engine's environment (engine.launch.engine_env, which every engine command uses)
+    keeps no AWS or MLflow credential, token, or proxy password."""
+    from rectrain.engine.launch import ENGINE_ENV_NAMES, engine_base_env
+
+    env = engine_base_env({"PATH": "/bin", "AWS_SECRET_ACCESS_KEY": "x", "MLFLOW_TRACKING_PASSWORD": "y",
+                           "HF_TOKEN": "z", "HTTPS_PROXY": "http://u:p@proxy:3128", "OMP_NUM_THREADS": "2"})
+    assert env == {"PATH": "/bin", "OMP_NUM_THREADS": "2"}
+    assert "AWS_ACCESS_KEY_ID" not in ENGINE_ENV_NAMES

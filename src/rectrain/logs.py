@@ -17,6 +17,23 @@ import sys
 import time
 from typing import Any, Dict
 
+from rectrain.redaction import redact
+
+
+class RedactFilter(logging.Filter):
+    """Every record's message through the one redaction (no password or token in a log line,
+    whatever handler writes it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_REDACT = RedactFilter()
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
@@ -40,6 +57,7 @@ def setup_logging(level: str = "info", fmt: str = "human") -> None:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_REDACT)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -54,5 +72,9 @@ def setup_logging(level: str = "info", fmt: str = "human") -> None:
 
 
 def get_logger(name: str) -> logging.Logger:
-    """The ``rectrain.<name>`` logger. Configures nothing (see :func:`setup_logging`)."""
-    return logging.getLogger(name if name.startswith("rectrain") else f"rectrain.{name}")
+    """The ``rectrain.<name>`` logger. Configures nothing (see :func:`setup_logging`) but the
+    redaction of its records (before any handler, the last-resort one included, sees them)."""
+    logger = logging.getLogger(name if name.startswith("rectrain") else f"rectrain.{name}")
+    if _REDACT not in logger.filters:
+        logger.addFilter(_REDACT)
+    return logger

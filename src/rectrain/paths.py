@@ -9,6 +9,7 @@ uses a temp dir).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -41,6 +42,10 @@ class MLPaths:
         return self.input_config / "inputdataconfig.json"
 
     def channel(self, name: str) -> Path:
+        """``input/data/<name>``; ``name`` is a SageMaker channel name (letters, digits, ``-``,
+        ``_``, ``.``), never a path."""
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name or ""):
+            raise ValueError(f"not a channel name: {name!r}")
         return self.root / "input" / "data" / name
 
     @property

@@ -111,7 +111,7 @@ def train(config: Path, steps_total: int) -> float:
     from rectrain.engine import engine_command, find_engine
 
     argv, env = engine_command(find_engine(), "train", str(config),
-                               {"Global.eval_batch_step": f"[0,{steps_total}]"})
+                               {"Global.eval_batch_step": [0, steps_total]})
     t0 = time.monotonic()
     with open(config.parent / "train.log", "w", encoding="utf-8") as log:
         proc = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT,

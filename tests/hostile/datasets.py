@@ -112,8 +112,10 @@ def interrupted_run(root: Path, *, step: int = 8, batch: int = 4) -> Path:
                      status="interrupted", global_step=step, engine_epoch=step // 2,
                      config_fingerprint=fingerprint(cfg))
     state.save(run / "run-state.json")
-    (ck / "latest.pdparams").write_bytes(b"weights")
-    (ck / "latest.pdopt").write_bytes(b"optimizer")
+    # plain pickles as paddle.save writes them: a resume reads them (rectrain's strict
+    # unpickler) to hand the engine a re-pickled copy, so bytes that are no pickle are refused
+    (ck / "latest.pdparams").write_bytes(pickle.dumps({"w": [0.5, 1.5]}, protocol=4))
+    (ck / "latest.pdopt").write_bytes(pickle.dumps({"lr": 0.001}, protocol=4))
     with open(ck / "latest.states", "wb") as fh:
         pickle.dump({"best_model_dict": {}, "epoch": step // 2, "global_step": step}, fh, protocol=2)
     old = time.time() - 600

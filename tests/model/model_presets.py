@@ -92,7 +92,7 @@ def preset_run(root: Path, preset: str, data: Dict[str, Path], engine, *,  # noq
                    "Global.max_text_length=10"])
     if train:
         argv, env = engine_command(engine, "train", str(run / "config.yml"),
-                                   {"Global.eval_batch_step": "[0,100000]",
+                                   {"Global.eval_batch_step": [0, 100000],
                                     "Global.save_model_dir": str(run / "checkpoints")})
         with open(run / "train.log", "w", encoding="utf-8") as log:
             proc = subprocess.run(argv, env=env, cwd=str(run), stdout=log, stderr=subprocess.STDOUT,

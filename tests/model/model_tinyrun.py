@@ -108,7 +108,7 @@ def train(root: Path, epochs: int = 40, paddleocr_dir: Optional[str] = None, bat
     # Eval once, at the last step.
     steps = epochs * -(-len(WORDS) * 3 // batch_size)
     argv, env = engine_command(engine, "train", str(config),
-                               {"Global.eval_batch_step": f"[0,{steps}]"})
+                               {"Global.eval_batch_step": [0, steps]})
     with open(run_dir / "train.log", "w", encoding="utf-8") as log:
         proc = subprocess.run(argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(run_dir))
     if proc.returncode != 0:

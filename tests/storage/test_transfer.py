@@ -129,7 +129,8 @@ def test_manifest_with_escaping_path_is_refused():
 
 
 def test_altered_object_is_detected_on_pull_and_never_kept(s3, s3_server, s3_client, s3_bucket, tmp_path):
-    """The bytes of an uploaded object are changed behind S3's back (through SeaweedFS's filer):
+    """The bytes of an uploaded object are changed behind S3's back (through SeaweedFS's filer,
+    with a token signed by the server's own filer key: without one the filer refuses, issue 25):
     the pull must fail with IntegrityError and leave no file (nor temporary file) behind."""
     import urllib.request
 
@@ -141,7 +142,8 @@ def test_altered_object_is_detected_on_pull_and_never_kept(s3, s3_server, s3_cli
     original = (src / "images/img_003.png").read_bytes()
     tampered = bytes([original[0] ^ 0xFF]) + original[1:]
     request = urllib.request.Request(
-        f"{s3_server.filer_url}/buckets/{s3_bucket}/{key}", data=tampered, method="PUT"
+        f"{s3_server.filer_url}/buckets/{s3_bucket}/{key}", data=tampered, method="PUT",
+        headers=s3_server.filer_headers(),
     )
     urllib.request.urlopen(request, timeout=10).close()
     assert s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read() == tampered

@@ -74,8 +74,9 @@ def test_train_command_is_pure_data(tmp_path: Path) -> None:
                                                     "Train.dataset.ratio_list": [0.5]})
     assert argv[:3] == ["/usr/bin/python3", "-u", str(tmp_path / "tools" / "train.py")]
     opts = argv[argv.index("-o") + 1:]
-    assert "Global.save_model_dir=/run/ck" in opts and "Global.use_gpu=false" in opts
-    assert "Global.checkpoints=/run/ck/resume/latest" in opts
+    # values as JSON (issue 25): the engine's yaml.load reads them back as plain strings
+    assert 'Global.save_model_dir="/run/ck"' in opts and "Global.use_gpu=false" in opts
+    assert 'Global.checkpoints="/run/ck/resume/latest"' in opts
     assert "Train.dataset.ratio_list=[0.5]" in opts
     assert yaml.safe_load(opts[-1].split("=", 1)[1]) == [0.5]
     assert env["CUDA_VISIBLE_DEVICES"] == "" and env["PYTHONUNBUFFERED"] == "1"

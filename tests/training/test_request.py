@@ -80,4 +80,4 @@ def test_the_hosts_variables_reach_the_engine(tmp_path: Path) -> None:
     argv, env = build_train_command(engine, "c.yml", save_model_dir="ck", device="cpu",
                                     extra_env={"NCCL_SOCKET_IFNAME": "eth0"}, base_env={})
     assert env["NCCL_SOCKET_IFNAME"] == "eth0" and env["CUDA_VISIBLE_DEVICES"] == ""
-    assert argv[-2:] == ["Global.save_model_dir=ck", "Global.use_gpu=false"]
+    assert argv[-2:] == ['Global.save_model_dir="ck"', "Global.use_gpu=false"]

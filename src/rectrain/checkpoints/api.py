@@ -15,6 +15,7 @@ from rectrain.checkpoints.local import (
     engine_prefix,
     pointer_path,
     pointers,
+    refuse_unusable_pointers,
     remove_snapshot,
     scan_local,
     snapshot,
@@ -85,6 +86,7 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
     base = _checkpoint_dir(checkpoint_dir)
     snaps = base / SNAPSHOTS
     k = _sub_epochs(base)
+    refuse_unusable_pointers(snaps)
     named = {name: (folder, info) for name, folder, info in pointers(snaps)}
     for info in scan_local(base, sub_epochs=k):
         have = named.get(info.name)

@@ -89,6 +89,14 @@ def download_model(name: str, dest: PathLike, *, sha256: Optional[str] = None,
             "not be verified.",
             "pass --sha256 HEX (from a copy you trust), or --trust-unpinned to download it "
             "once unverified: the hash is printed and written beside the file to pin later.")
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    host = source.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].lower()
+    loopback = host in ("127.0.0.1", "localhost", "[::1]")  # a local mirror: nobody on the way
+    if scheme not in ("https", "http") or (scheme == "http" and want is None and not loopback):
+        raise UserError(f"ckpt download {name}: {source} is not an https:// address"
+                        + (" (plain http with no pinned SHA-256 lets anyone on the way change "
+                           "the weights)" if scheme == "http" else "") + ".",
+                        "use an https:// URL (or a mirror), or pass --sha256 HEX for an http one.")
     target = Path(dest).expanduser()
     if target.is_dir() or str(dest).endswith(("/", os.sep)):
         target = target / filename

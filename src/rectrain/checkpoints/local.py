@@ -131,10 +131,58 @@ def scan_local(checkpoint_dir: Union[str, Path], sub_epochs: int = 1,
     return out
 
 
-def read_marker(path: Union[str, Path]) -> Optional[CheckpointInfo]:
+FILE_RE = re.compile(r"^(latest|best_accuracy|best_of_run|iter_epoch_\d+)\.(pdparams|pdopt|states)$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_-]{0,64}$")
+
+
+def parse_marker(data: Any) -> CheckpointInfo:
+    """A marker's (or a pointer's) JSON as :class:`CheckpointInfo`, every name in it checked
+    where it is parsed: markers come from S3 prefixes other people may write, and their names
+    become paths and engine overrides. Files are plain basenames the engine writes
+    (``latest.pdparams`` ...) with a 64-hex sha256 and a size; ``engine_prefix`` and ``name``
+    are checkpoint names, ``folder`` a snapshot folder name, ``run_id`` a plain id.
+    ``ValueError`` says what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    files = data.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ValueError("it lists no files")
+    for fname, meta in files.items():
+        if not isinstance(fname, str) or not FILE_RE.match(fname):
+            raise ValueError(f"it lists {str(fname)[:80]!r}, which is not a checkpoint file name "
+                             "(<name>.pdparams/.pdopt/.states)")
+        if not isinstance(meta, dict) or not SHA256_RE.match(str(meta.get("sha256", ""))):
+            raise ValueError(f"its entry for {fname} has no sha256 (64 hex digits)")
+        if not isinstance(meta.get("size"), int) or meta["size"] < 0:
+            raise ValueError(f"its entry for {fname} has no size")
+    for key in ("engine_prefix", "name"):
+        if key in data and not NAME_RE.match(str(data[key])):
+            raise ValueError(f"its {key} {str(data[key])[:80]!r} is not a checkpoint name")
+    if "folder" in data and not (SNAP_RE.match(str(data["folder"])) or NAME_RE.match(str(data["folder"]))):
+        raise ValueError(f"its folder {str(data['folder'])[:80]!r} is not a snapshot folder name")
+    if not RUN_ID_RE.match(str(data.get("run_id", ""))):
+        raise ValueError(f"its run_id {str(data.get('run_id'))[:80]!r} is not a run id")
+    return CheckpointInfo.from_dict(data)
+
+
+def load_marker(path: Union[str, Path]) -> CheckpointInfo:
+    """The marker at ``path``, checked (:func:`parse_marker`); :class:`IntegrityError` saying
+    why when it cannot be used."""
     try:
-        return CheckpointInfo.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
+        return parse_marker(json.loads(Path(path).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError) as exc:
+        raise IntegrityError(f"{path} cannot be used ({exc}).",
+                             "use another checkpoint (`rectrain ckpt list`), or push a good copy "
+                             "again (`rectrain ckpt push`).") from exc
+
+
+def read_marker(path: Union[str, Path]) -> Optional[CheckpointInfo]:
+    """The marker at ``path``; ``None`` when it is missing, damaged or names anything that is
+    not a checkpoint file (see :func:`parse_marker`)."""
+    try:
+        return load_marker(path)
+    except IntegrityError:
         return None
 
 
@@ -172,10 +220,12 @@ def read_pointer(root: Union[str, Path], name: str) -> Optional[Tuple[Path, Chec
     if info is None:
         return None
     try:
-        folder = json.loads(pointer_path(root, name).read_text(encoding="utf-8"))["folder"]
+        folder = str(json.loads(pointer_path(root, name).read_text(encoding="utf-8"))["folder"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return Path(root) / str(folder), info
+    if not (SNAP_RE.match(folder) or NAME_RE.match(folder)):
+        return None  # parse_marker refused it already; a name, never a path
+    return Path(root) / folder, info
 
 
 def pointers(root: Union[str, Path]) -> Iterator[Tuple[str, Path, CheckpointInfo]]:
@@ -186,6 +236,18 @@ def pointers(root: Union[str, Path]) -> Iterator[Tuple[str, Path, CheckpointInfo
             got = read_pointer(root, name)
             if got is not None:
                 yield name, got[0], got[1]
+
+
+def refuse_unusable_pointers(root: Union[str, Path]) -> None:
+    """Raise :class:`IntegrityError` for a pointer under ``root`` that :func:`pointers` would
+    leave out (damaged, or naming files or folders that are not a checkpoint's): an upload
+    never skips one silently."""
+    for path in sorted(Path(root).glob(f"*{POINTER_SUFFIX}")):
+        name = path.name[: -len(POINTER_SUFFIX)]
+        if NAME_RE.match(name) and read_pointer(root, name) is None:
+            load_marker(path)  # says why, when the JSON is the problem
+            raise IntegrityError(f"{path} names no snapshot folder.",
+                                 "remove that pointer, or snapshot the checkpoint again.")
 
 
 def folder_name_of(folder: Union[str, Path]) -> Optional[Tuple[int, str]]:
@@ -317,7 +379,11 @@ def engine_prefix(snapshot_dir: Union[str, Path]) -> Path:
     d = Path(snapshot_dir)
     try:
         data = json.loads((d / MARKER).read_text(encoding="utf-8"))
-        return d / data.get("engine_prefix", d.name)
+        prefix = str(data.get("engine_prefix", d.name))
+        if not ENGINE_NAME_RE.match(prefix) and not NAME_RE.match(prefix):
+            raise IntegrityError(f"{d / MARKER}: its engine_prefix {prefix[:80]!r} is not a "
+                                 "checkpoint name.", "use another checkpoint (`rectrain ckpt list`).")
+        return d / prefix
     except (OSError, ValueError):
         states = sorted(d.glob("*.states"))
         if states:
@@ -328,13 +394,13 @@ def engine_prefix(snapshot_dir: Union[str, Path]) -> Path:
 def verify_snapshot(snapshot_dir: Union[str, Path]) -> CheckpointInfo:
     """Check a snapshot folder's files against its marker; raise IntegrityError if not."""
     d = Path(snapshot_dir)
-    info = read_marker(d / MARKER)
-    if info is None:
+    if not (d / MARKER).is_file():
         raise IntegrityError(f"{d}: no completion marker ({MARKER}).",
                              "the checkpoint is incomplete; use another one (`rectrain ckpt list`).")
+    info = load_marker(d / MARKER)
     for fname, meta in info.files.items():
-        path = d / fname
-        if not path.is_file() or ("sha256" in meta and sha256_file(path) != meta["sha256"]):
+        path = d / fname  # a plain basename: parse_marker checked it
+        if not path.is_file() or path.is_symlink() or sha256_file(path) != meta["sha256"]:
             raise IntegrityError(f"{path}: missing or does not match its checksum.",
                                  "download the checkpoint again (`rectrain ckpt pull`).")
     return info

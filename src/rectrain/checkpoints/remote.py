@@ -23,6 +23,7 @@ from rectrain.checkpoints.local import (
     POINTER_SUFFIX,
     CheckpointInfo,
     folder_name_of,
+    parse_marker,
     pointer_path,
     read_marker,
     verify_snapshot,
@@ -85,11 +86,9 @@ def _read_json(s3: S3Service, uri: S3Uri) -> Optional[Dict[str, Any]]:
         raise
     try:
         data = json.loads(body.decode("utf-8"))
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        CheckpointInfo.from_dict(data)
+        parse_marker(data)
     except (ValueError, TypeError) as exc:
-        raise IntegrityError(f"{uri} is damaged ({exc}).",
+        raise IntegrityError(f"{uri} is damaged or forged ({exc}).",
                              "that checkpoint cannot be used; resume from another one "
                              "(`rectrain ckpt list`) or delete it.") from exc
     return data
@@ -102,7 +101,7 @@ def read_remote_marker(s3: S3Service, uri: S3Uri) -> Optional[CheckpointInfo]:
     data = _read_json(s3, uri)
     if data is None:
         return None
-    info = CheckpointInfo.from_dict(data)
+    info = parse_marker(data)
     info.location = str(uri).rsplit("/", 1)[0]
     return info
 
@@ -116,7 +115,7 @@ def read_remote_pointer(s3: S3Service, base: S3Uri, name: str) -> Optional[Tuple
     if folder_name_of(folder) is None:
         raise IntegrityError(f"{base.join(name + POINTER_SUFFIX)} names no snapshot folder.",
                              "push the checkpoint again (`rectrain ckpt push`).")
-    info = CheckpointInfo.from_dict(data)
+    info = parse_marker(data)
     info.name, info.location = name, str(base.join(folder))
     return folder, info
 
@@ -215,7 +214,11 @@ def download_snapshot(s3: S3Service, prefix: S3Uri, folder: str, dest_root: Unio
     dest.mkdir(parents=True)
     try:
         for fname, meta in info.files.items():
-            download_file(s3, src.join(fname), dest / fname, expected_sha256=meta.get("sha256"))
+            target = dest / fname
+            if target.resolve().parent != dest.resolve():  # parse_marker allows basenames only
+                raise IntegrityError(f"{src.join(MARKER)} names {fname!r}, outside {dest}.",
+                                     "use another checkpoint (`rectrain ckpt list`).")
+            download_file(s3, src.join(fname), target, expected_sha256=meta["sha256"])
         download_file(s3, src.join(MARKER), dest / MARKER)
         verify_snapshot(dest)
     except BaseException:

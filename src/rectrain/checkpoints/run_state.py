@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from rectrain.fsutil import write_json_atomic
+from rectrain.redaction import redact_data
 
 STATE_FILE = "run-state.json"
 
@@ -56,4 +57,4 @@ class RunState:
 
     def save(self, path: Union[str, Path]) -> None:
         self.updated = time.time()
-        write_json_atomic(path, asdict(self))
+        write_json_atomic(path, redact_data(asdict(self)))  # no credential in a state file

@@ -30,6 +30,13 @@ def register(sub) -> None:  # noqa: ANN001
                         help="do not check that the S3 input prefixes hold data before launching")
     launch.set_defaults(func=_launch)
 
+    policy = s.add_parser("policy", help="print the IAM permission policy of a role for this job "
+                          "config's jobs only (its inputs read-only, its output and checkpoints)")
+    _job_flags(policy)
+    policy.add_argument("--job-name", default=None,
+                        help="scope to this one training job (default: every job of the config)")
+    policy.set_defaults(func=_policy)
+
     status = s.add_parser("status", help="job status, status history, metrics, cost estimate")
     status.add_argument("job")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -117,6 +124,13 @@ def _launch(args: argparse.Namespace) -> int:
     print(f"started {result.job_name}")
     print(f"  arn: {result.arn}")
     print(f"  follow: rectrain sagemaker logs {result.job_name} --follow")
+    return EXIT_OK
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from rectrain.sagemaker.iam import role_policy  # lazy: keeps `rectrain --help` fast
+
+    print(json.dumps(role_policy(_job(args), args.job_name), indent=2))
     return EXIT_OK
 
 

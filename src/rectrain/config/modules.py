@@ -4,7 +4,8 @@ selected engine does not know (read from the engine by :mod:`rectrain.config.kno
 from __future__ import annotations
 
 import difflib
-from typing import Any, Dict, Iterable, List, Optional
+import re
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from rectrain.config.knowledge import EngineKnowledge
 from rectrain.errors import ConfigError
@@ -32,6 +33,38 @@ def refuse_v1(config: Dict[str, Any], source: str) -> None:
             f"{source} is a PaddleOCR 1.x config ({'; '.join(hits[:3])}); the 2.x training "
             "engine cannot run 1.x configs (2.x names modules with Architecture.algorithm and "
             "Backbone/Neck/Head 'name', and data with Train/Eval sections).", V2_FIX)
+
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _eval_names(value: Any, where: str) -> Iterable[Tuple[str, Any]]:
+    """``(where, name)`` of every class name the engine resolves with ``eval``: ``name`` keys
+    (modules, losses, datasets, ...) and the keys of ``transforms`` lists."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "name":
+                yield f"{where}.name", item
+            elif key == "transforms" and isinstance(item, list):
+                for i, op in enumerate(item):
+                    for op_name in (op if isinstance(op, dict) else {}):
+                        yield f"{where}.transforms[{i}]", op_name
+            yield from _eval_names(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _eval_names(item, f"{where}[{i}]")
+
+
+def refuse_code_in_names(config: Dict[str, Any], source: str) -> None:
+    """The engine builds modules, losses, datasets and transforms with ``eval(name)``: a name
+    that is not a plain identifier would run as code in the engine (a config from S3, a
+    channel or someone else). Raises :class:`ConfigError` naming the field."""
+    for section in ("Architecture", "Loss", "Optimizer", "PostProcess", "Metric", "Train", "Eval"):
+        for where, name in _eval_names(config.get(section), section):
+            if not isinstance(name, str) or not IDENTIFIER.match(name):
+                raise ConfigError(f"{source}: {where} is {str(name)[:80]!r}, not a class name "
+                                  "(the engine evaluates it as Python).",
+                                  "write the name of a PaddleOCR class there (e.g. MobileNetV3).")
 
 
 def require_sections(config: Dict[str, Any], source: str) -> None:

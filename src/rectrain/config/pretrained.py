@@ -100,6 +100,11 @@ def check_head(config: Dict[str, Any], weights: Path, n_classes: int, dict_path:
     return []
 
 
+def pretrained_file(config: Dict[str, Any]) -> Optional[Path]:
+    """The local ``.pdparams`` file the config's ``Global.pretrained_model`` names, if any."""
+    return _train_weights((config.get("Global") or {}).get("pretrained_model"))
+
+
 def _train_weights(value: Any) -> Optional[Path]:
     """The ``.pdparams`` file ``Global.pretrained_model`` names (None: a URL or no file, which
     the engine and ``config check`` report)."""

@@ -20,15 +20,14 @@ settings are read once, by :func:`run_entrypoint` (unless the CLI passes them).
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import tarfile
 import time
 import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from rectrain.archives import safe_extract
 from rectrain.container.contract import (
     DistributedPlan,
     ResourceConfig,
@@ -105,16 +104,6 @@ def write_failure(paths: MLPaths, exc: BaseException, log_file: Optional[Path] =
 
 
 # ------------------------------------------------------------------ channels
-def _safe_extract(archive: Path, dest: Path) -> None:
-    root = dest.resolve()
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            target = (dest / member.name).resolve()
-            if not (target == root or str(target).startswith(str(root) + os.sep)) \
-                    or member.issym() or member.islnk() or member.isdev():
-                raise DataError(f"unsafe member {member.name!r} in the archive.",
-                                "repack the dataset with `rectrain data pack`.", path=str(archive))
-        tar.extractall(dest)
 
 
 def _packed_manifest(channel_dir: Path) -> bool:
@@ -145,7 +134,7 @@ def prepare_channel(channel_dir: Path, work_dir: Path) -> Path:
         return channel_dir
     work_dir.mkdir(parents=True, exist_ok=True)
     for archive in archives:
-        _safe_extract(archive, work_dir)
+        safe_extract(archive, work_dir)  # the one safe extractor (archives.py)
     # loose files beside the archives (labels, dictionary) come along
     for item in channel_dir.iterdir():
         loose = item.is_file() and not item.name.endswith(ARCHIVE_SUFFIXES)
@@ -156,9 +145,19 @@ def prepare_channel(channel_dir: Path, work_dir: Path) -> Path:
     return work_dir
 
 
+def in_channel(folder: Path, given: str, setting: str) -> Path:
+    """``folder / given`` when that names a file inside ``folder`` (hyperparameters are set by
+    whoever launches the job: a name, never a way to read another file of the container)."""
+    path = (folder / given).resolve()
+    if Path(given).is_absolute() or ".." in Path(given).parts or folder.resolve() not in path.parents:
+        raise DataError(f"{setting} {given!r} is not a file name inside the channel {folder}.",
+                        f"set {setting} to a name relative to the top of its channel.")
+    return path
+
+
 def find_label_file(folder: Path, channel: str, given: Optional[str]) -> Path:
     if given:
-        path = folder / given
+        path = in_channel(folder, given, f"training.{channel}_labels")
         if not path.is_file():
             names = ", ".join(sorted(p.name for p in folder.glob("*.txt"))) or "(no .txt files)"
             raise DataError(f"label file {given!r} is not in the {channel} channel.",
@@ -179,11 +178,9 @@ def find_dictionary(folders: List[Path], given: Optional[str]) -> Optional[Path]
     names = [given] if given else list(DICT_CANDIDATES)
     for folder in folders:
         for name in names:
-            if name and (folder / name).is_file():
+            if name and in_channel(folder, name, "training.dict").is_file():
                 return folder / name
     if given:
-        if Path(given).is_absolute() and Path(given).is_file():
-            return Path(given)
         raise DataError(f"dictionary {given!r} is in none of the channels "
                         f"({', '.join(str(f) for f in folders)}).",
                         "put it at the top of the train channel, or set training.dict to its name there.")
@@ -194,7 +191,11 @@ def find_pretrained(value: Optional[str], paths: MLPaths) -> Optional[str]:
     """``channel:<name>`` -> the prefix of the first ``.pdparams`` in that channel."""
     if not value or not value.startswith("channel:"):
         return value
-    channel = paths.channel(value.split(":", 1)[1])
+    try:
+        channel = paths.channel(value.split(":", 1)[1])
+    except ValueError as exc:
+        raise DataError(f"training.pretrained {value!r}: {exc}.",
+                        "write channel:<name> with the name of an input channel.") from None
     params = sorted(channel.rglob("*.pdparams"))
     if not params:
         raise DataError("no .pdparams file in the pretrained channel.",

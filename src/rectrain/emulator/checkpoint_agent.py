@@ -73,11 +73,14 @@ class SageMakerCheckpointSync:
         """Every object matching the prefix into the folder, in random order, new mtimes."""
         keys = self._remote()
         self.rng.shuffle(keys)
+        root = self.folder.resolve()
         for key in keys:
             rel = key[len(self.key_prefix):].lstrip("/")
-            if not rel or ".." in Path(rel).parts:
+            target = (self.folder / rel).resolve()
+            if not rel or ".." in Path(rel).parts or root not in target.parents:
+                log.warning("not restoring s3://%s/%s: its name leads outside %s", self.base.bucket,
+                            key, self.folder)
                 continue
-            target = self.folder / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             body = self.s3.read_bytes(S3Uri(self.base.bucket, key))
             target.write_bytes(body)  # a new modification time, as on SageMaker

@@ -3,28 +3,63 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from rectrain.engine.locate import Engine
+from rectrain.redaction import has_credentials, secret_looking
 
 Command = Tuple[List[str], Dict[str, str]]
 
 
 def format_override(key: str, value: object) -> str:
-    """``-o`` override in the engine's ``Section.key=value`` syntax (values parsed as YAML)."""
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif value is None:
-        text = "null"
-    else:
-        text = str(value)
+    """``-o`` override in the engine's ``Section.key=value`` syntax.
+
+    The engine parses each value with PyYAML's full loader (``yaml.load(v, Loader=yaml.Loader)``
+    in ``tools/program.py``), which builds Python objects from tags such as
+    ``!!python/object/apply``: a value is therefore always written as JSON (strings
+    double-quoted and escaped, lists and dicts in flow style), which YAML reads back as the
+    same plain data and in which no tag can appear. The engine splits on every ``=``, so a
+    value holding one is refused."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key):
+        raise ValueError(f"not an engine config key: {key!r}")
+    text = json.dumps(value, ensure_ascii=True, allow_nan=False, default=str)
+    if "=" in text:
+        raise ValueError(f"the engine cannot take {key}={value!r} as an override (it splits on "
+                         "'=')")
     return f"{key}={text}"
+
+
+# What the engine may inherit: the system, Python, the GPU stack, Paddle and its launcher,
+# threading, proxies and CA bundles, SageMaker's SM_* facts. Not AWS keys, MLflow credentials,
+# tokens: the engine reads local files only (issue 25).
+ENGINE_ENV_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TERM", "TZ", "TMPDIR",
+    "TEMP", "TMP", "PWD", "HOSTNAME", "LD_LIBRARY_PATH", "VIRTUAL_ENV", "CONDA_PREFIX",
+    "NO_COLOR", "COLUMNS", "LINES", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "POD_IP", "TRAINING_JOB_NAME", "CURRENT_HOST"})
+ENGINE_ENV_PREFIXES = ("LC_", "PYTHON", "CUDA", "CUDNN", "NVIDIA_", "NCCL_", "GLOO_", "PADDLE",
+                       "FLAGS_", "GLOG_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "XDG_", "SM_",
+                       "RECTRAIN_", "POLYGRAPHY_", "MASTER_", "TRAINER_", "DISTRIBUTED_",
+                       "FI_", "RDMAV_", "MALLOC_")  # FI_/RDMAV_: NCCL over EFA
+
+
+def engine_base_env(base: Mapping[str, str]) -> Dict[str, str]:
+    """The allow-listed part of ``base``: names above, nothing that looks like a secret, no
+    value carrying a credential (a proxy with ``user:password@``)."""
+    return {k: v for k, v in base.items()
+            if (k in ENGINE_ENV_NAMES or k.startswith(ENGINE_ENV_PREFIXES))
+            and not secret_looking([k]) and not has_credentials(v)}
 
 
 def engine_env(engine: Engine, base: Optional[Mapping[str, str]] = None,
                extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
-    env = dict(os.environ if base is None else base)
+    """The engine's environment: the allow-listed part of ``base`` (this process's by
+    default), the engine's path, ``extra`` (set by rectrain itself: kept as given)."""
+    env = engine_base_env(os.environ if base is None else base)
     env["PYTHONUNBUFFERED"] = "1"  # stream the engine's log lines as they are written
     env["PYTHONIOENCODING"] = "utf-8"
     env["PYTHONPATH"] = os.pathsep.join(

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from rectrain._version import __version__
+from rectrain.checkpoints import pickles
 from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer, read_states
 from rectrain.engine import Engine, engine_command, find_engine
 from rectrain.engine.config import load_engine_config
@@ -437,9 +438,12 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=str(out.parent)))
     try:
+        # the engine loads with plain pickle: it gets a re-pickled copy of the plain data
+        # (a pulled or copied checkpoint may come from anyone who can write its prefix)
+        safe = pickles.engine_copy(prefix, tmp / ".checkpoint", suffixes=(".pdparams", ".states"))
         overrides: Dict[str, object] = {
-            "Global.checkpoints": str(prefix),  # takes precedence over pretrained_model
-            "Global.pretrained_model": str(prefix),
+            "Global.checkpoints": str(safe),  # takes precedence over pretrained_model
+            "Global.pretrained_model": str(safe),
             "Global.save_inference_dir": str(tmp),
         }
         if dict_path is not None:
@@ -452,6 +456,7 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
             overrides["Global.export_with_pir"] = True
         failed_log = out.with_name(out.name + ".export-failed.log")
         output = _run_exporter(engine, config_path, overrides, tmp / "export.log", failed_log)
+        shutil.rmtree(safe.parent)
         mismatch = [line for line in output.splitlines() if _SHAPE_MISMATCH.search(line)]
         if mismatch:
             _keep_log(tmp / "export.log", failed_log)

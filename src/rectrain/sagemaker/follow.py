@@ -7,12 +7,12 @@ all hosts interleaved by time.
 
 from __future__ import annotations
 
-import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from rectrain.archives import safe_extract
 from rectrain.errors import EXIT_ENGINE_FAILED, EXIT_INTERRUPTED, EXIT_OK, RectrainError, UserError
 from rectrain.logs import get_logger
 from rectrain.outputs import claim_output_dir
@@ -286,13 +286,5 @@ def download_job(job_name: str, dest: str, *, sagemaker_client: Any, s3: Optiona
 
 
 def _extract(tar_path: Path, target: Path) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tar_path) as tar:
-        root = target.resolve()
-        for member in tar.getmembers():
-            dest = (target / member.name).resolve()
-            if not str(dest).startswith(str(root)) or member.issym() or member.islnk():
-                raise UserError(f"{tar_path}: unsafe path {member.name!r} in the archive.",
-                                "do not unpack this archive; check where it came from.")
-        tar.extractall(target)
+    safe_extract(tar_path, target)  # the one safe extractor: no escapes, links, devices, modes
     return target

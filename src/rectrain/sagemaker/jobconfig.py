@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional
 from rectrain.errors import ConfigError
 from rectrain.logs import get_logger
 from rectrain.machine.instances import parse_image_cuda
+from rectrain.redaction import has_credentials, redact, secret_looking
 from rectrain.sagemaker.metric_definitions import metric_definitions
 
 log = get_logger("sagemaker")
@@ -111,7 +112,8 @@ class JobConfig:
     environment: Dict[str, str] = field(default_factory=dict)
     keep_alive: Any = None  # warm pool seconds (on-demand only)
     max_retries: Optional[int] = None  # RetryStrategy.MaximumRetryAttempts
-    network_isolation: bool = False
+    network_isolation: bool = False  # no network in the container (no MLflow, no pip): docs/sagemaker.md
+    inter_container_encryption: Optional[bool] = None  # None: on with several instances
     metrics: List[Dict[str, str]] = field(default_factory=list)  # extra MetricDefinitions
     endpoint_url: Optional[str] = None  # S3 endpoint (run-local against a local S3 server)
     tensorboard: bool = True  # TensorBoardOutputConfig (docs/tracking.md)
@@ -321,6 +323,30 @@ def check_durations(job: JobConfig, source: str = "job config") -> None:
                               "set max_wait to at most 30d (and more than max_run).")
 
 
+def check_secrets(job: JobConfig, source: str = "job config") -> None:
+    """A credential in ``mlflow_uri`` would travel in the CreateTrainingJob request (shown to
+    anyone who may DescribeTrainingJob) and into the job's logs: refused, never printed."""
+    if job.mlflow_uri and has_credentials(job.mlflow_uri):
+        raise ConfigError(
+            f"{source}: mlflow_uri {redact(job.mlflow_uri)} carries a credential (user:password@ "
+            "or a token in the query); it would be stored in the training job's description "
+            "and its logs.",
+            "remove the credential from the URI: use a SageMaker managed MLflow tracking server "
+            "(its ARN; the job's role authenticates), or a server the job reaches without one "
+            "(e.g. inside your VPC). See docs/security.md.")
+
+
+def secret_warnings(job: JobConfig) -> List[str]:
+    """Warnings for ``environment`` keys that look like secrets (they are stored in the job's
+    description, readable by anyone who may DescribeTrainingJob)."""
+    keys = secret_looking(job.environment)
+    if not keys:
+        return []
+    return [f"environment: {', '.join(keys)} look(s) like secrets; the CreateTrainingJob request "
+            "stores them in the job's description, which anyone allowed DescribeTrainingJob can "
+            "read. Give the container a role-based way instead (docs/security.md)."]
+
+
 def check_job_config(job: JobConfig, source: str = "job config") -> None:
     """Checks that need no AWS call. Required fields are checked later (by the request
     builder), so that a partial YAML can be completed by flags."""
@@ -331,6 +357,7 @@ def check_job_config(job: JobConfig, source: str = "job config") -> None:
         if name in ("train", "val"):
             raise ConfigError(f"{source}: channels.{name} duplicates the '{name}' setting.",
                               f"set it with '{name}:' instead.")
+    check_secrets(job, source)
     if job.training.pretrained and job.training.pretrained.startswith("s3://"):
         _s3(job.training.pretrained, "training.pretrained", source)
     if job.image_cuda is not None:

@@ -8,8 +8,9 @@ from typing import Any, Dict, List, Optional
 
 from rectrain.errors import DataError
 from rectrain.logs import get_logger
+from rectrain.redaction import redact
 from rectrain.sagemaker import aws
-from rectrain.sagemaker.jobconfig import JobConfig
+from rectrain.sagemaker.jobconfig import JobConfig, secret_warnings
 from rectrain.sagemaker.request import build_training_job_request
 from rectrain.storage.objects import list_objects
 from rectrain.storage.s3 import S3Uri
@@ -118,6 +119,13 @@ def image_cuda_from_ecr(job: JobConfig, ecr: Any = None) -> JobConfig:
     return dataclasses.replace(job, image_cuda=str(IMAGE_VARIANTS[found]["cuda"]))
 
 
+def isolation_warnings(job: JobConfig) -> List[str]:
+    if job.network_isolation and job.mlflow_uri and not str(job.mlflow_uri).startswith("arn:"):
+        return [f"network_isolation: true: the container cannot reach {redact(job.mlflow_uri)}; "
+                "nothing will be tracked in MLflow (TensorBoard events still reach S3)."]
+    return []
+
+
 def launch_training_job(job: JobConfig, *, dry_run: bool = False, sagemaker_client: Any = None,
                         s3: Optional[S3Service] = None, preflight: bool = True,
                         now: Optional[_dt.datetime] = None, ecr_client: Any = None) -> LaunchResult:
@@ -131,11 +139,11 @@ def launch_training_job(job: JobConfig, *, dry_run: bool = False, sagemaker_clie
         job = image_cuda_from_ecr(job, ecr_client)
     request = build_training_job_request(job, now)
     result = LaunchResult(job_name=request["TrainingJobName"], request=request, sent=False,
-                          warnings=gpu_warnings(job))
-    if dry_run:
-        return result
+                          warnings=gpu_warnings(job) + secret_warnings(job) + isolation_warnings(job))
     for warning in result.warnings:
         log.warning("warning: %s", warning)
+    if dry_run:
+        return result
     if preflight:
         s3 = s3 or aws.s3_for(job)
         preflight_inputs(request, s3)

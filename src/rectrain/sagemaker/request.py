@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 from rectrain._version import __version__
 from rectrain.errors import ConfigError
 from rectrain.machine.instances import has_local_storage, runnable_problems
-from rectrain.sagemaker.jobconfig import DEFAULT_LOCAL_CHECKPOINTS, JOB_NAME_RE, JobConfig
+from rectrain.sagemaker.jobconfig import DEFAULT_LOCAL_CHECKPOINTS, JOB_NAME_RE, JobConfig, check_secrets
 from rectrain.sagemaker.metric_definitions import metric_definitions
 from rectrain.sagemaker.tracking import add_tracking
 from rectrain.storage.s3 import S3Uri
@@ -107,6 +107,7 @@ def checkpoint_uri(job: JobConfig, name: str) -> str:
 def build_training_job_request(job: JobConfig, now: Optional[_dt.datetime] = None) -> Dict[str, Any]:
     """The keyword arguments of ``sagemaker_client.create_training_job(**request)``.
     Pure: no AWS call. Raises :class:`ConfigError` for a job that SageMaker would refuse."""
+    check_secrets(job)  # flags may have changed the job since its config was read
     role = _require(job.role, "role", "--role", "arn:aws:iam::123456789012:role/RectrainSageMaker")
     image = _require(job.image, "image", "--image",
                      "123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:<tag>")
@@ -178,7 +179,8 @@ def build_training_job_request(job: JobConfig, now: Optional[_dt.datetime] = Non
         request["RetryStrategy"] = {"MaximumRetryAttempts": job.max_retries}
     if job.network_isolation:
         request["EnableNetworkIsolation"] = True
-    if job.instance_count > 1 and job.kms_key:
+    if job.instance_count > 1 and job.inter_container_encryption is not False:
+        # the hosts exchange gradients; encrypted unless the job config says otherwise
         request["EnableInterContainerTrafficEncryption"] = True
     add_tracking(request, job, name)
     validate_request(request)

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
+from rectrain.archives import safe_mode
 from rectrain.data.shrink import ShrinkResult, shrink_tree
 from rectrain.errors import ConfigError, DataError, IntegrityError
 from rectrain.fsutil import format_size, remove_quietly, sha256_file, write_text_atomic
@@ -260,8 +261,7 @@ def _write_file(data: bytes, target: Path, mtime: float, mode: int) -> None:
 
 
 def _finish_file(tmp: Path, target: Path, mtime: float, mode: int) -> None:
-    if mode and (mode & 0o777) != 0o644:
-        os.chmod(tmp, (mode & 0o777) | 0o600)
+    os.chmod(tmp, safe_mode(mode))  # no setuid or world-writable bit from a shard
     os.utime(tmp, (mtime, mtime))
     os.replace(tmp, target)
 

@@ -38,6 +38,7 @@ HOST = "127.0.0.1"
 REGION = "us-east-1"
 STATE_FILE = "rectrain-s3.json"
 IDENTITIES_FILE = "s3-identities.json"
+SECURITY_FILE = "security.toml"  # weed reads it from its working directory: the data folder
 LOG_FILE = "weed.log"
 # Every port `weed mini` opens, with the flag that sets it.
 PORT_FLAGS = [
@@ -155,6 +156,7 @@ class SeaweedServer:
         self.read_only_access_key: str = state.get("read_only_access_key") or _new_key("RO", 9)
         self.read_only_secret_key: str = state.get("read_only_secret_key") or secrets.token_urlsafe(30)
         self.saved_ports: Dict[str, int] = dict(state.get("ports") or {})
+        self.jwt_keys: Dict[str, str] = {}
 
     # ----------------------------------------------------------------- properties
     @property
@@ -267,6 +269,40 @@ class SeaweedServer:
         os.chmod(path, 0o600)
         return path
 
+    def _write_security(self) -> Path:
+        """SeaweedFS's own JWT keys (fresh at each start, 0600): its filer and volume HTTP
+        listeners then take no read or write without a token signed with them, so a local
+        user or process cannot go around the S3 keys (the S3 gateway inside the same ``weed``
+        signs its own requests). The data folder is 0700 and weed runs with umask 077: its
+        files, volumes and unix sockets are the owner's alone."""
+        self.jwt_keys = {name: secrets.token_urlsafe(32) for name in
+                         ("signing", "signing.read", "filer_signing", "filer_signing.read")}
+        text = "".join(f"[jwt.{name}]\nkey = \"{key}\"\nexpires_after_seconds = 60\n\n"
+                       for name, key in self.jwt_keys.items())
+        text += "[filer.expose_directory_metadata]\nenabled = false\n"
+        path = self.data_dir / SECURITY_FILE
+        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(path, 0o600)
+        return path
+
+    def filer_headers(self) -> Dict[str, str]:
+        """An ``Authorization`` header the filer's HTTP API accepts (for tests that change an
+        object behind S3's back): a JWT signed with the filer key, valid for 60 s."""
+        import base64
+        import hashlib
+        import hmac
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        body = b64(json.dumps({"exp": int(time.time()) + 60}).encode())
+        key = self.jwt_keys["filer_signing"].encode()
+        sig = b64(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
+        return {"Authorization": f"Bearer {head}.{body}.{sig}"}
+
     def _choose_ports(self) -> None:
         s3_port = self.requested_port or self.saved_ports.get("s3.port")
         if self.requested_port is not None and not port_is_free(self.requested_port):
@@ -333,6 +369,8 @@ class SeaweedServer:
         weed = find_weed(self.weed)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "data").mkdir(exist_ok=True)
+        for folder in (self.data_dir, self.data_dir / "data"):
+            os.chmod(folder, 0o700)  # the objects and the unix sockets: the owner's only
         attempts = 1 if self.requested_port is not None else 3
         last: Optional[StorageError] = None
         for _ in range(attempts):
@@ -351,8 +389,10 @@ class SeaweedServer:
     def _launch(self, weed: Path) -> None:
         self.port = self.ports["s3.port"]
         identities = self._write_identities()
+        self._write_security()
         argv = self.command(weed, identities)
-        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child
+        fd = os.open(str(self.log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._log_fh = os.fdopen(fd, "ab")  # kept open for the child
         self._log_fh.write(f"\n==== rectrain: starting {' '.join(argv)}\n".encode())
         self._log_fh.flush()
         log_start = self._log_fh.tell()
@@ -362,6 +402,7 @@ class SeaweedServer:
         else:
             extra = {
                 "start_new_session": True,
+                "umask": 0o077,  # weed's files and sockets: the owner's only
                 "preexec_fn": _pdeathsig if (sys.platform.startswith("linux") and main_thread) else None,
             }
         self.process = subprocess.Popen(

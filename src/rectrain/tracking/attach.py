@@ -4,10 +4,12 @@ export``, the SageMaker entrypoint's ``/opt/ml/model``) and evaluation reports."
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from rectrain.logs import get_logger
+from rectrain.redaction import real_uri
 from rectrain.tracking.mlflow_sink import mlflow_available, mlflow_client
 
 log = get_logger("tracking")
@@ -42,7 +44,9 @@ def attach_to_run(run_dir: Union[str, Path], items: Iterable[Union[str, Path]], 
         return []
     logged: List[str] = []
     try:
-        client = mlflow_client(info["tracking_uri"])
+        # the state file keeps the URI redacted: the real one comes from where the user gave it
+        uri = real_uri(info["tracking_uri"], os.environ.get("MLFLOW_TRACKING_URI"))
+        client = mlflow_client(str(uri))
         for item in items:
             p = Path(item)
             if p.is_dir():

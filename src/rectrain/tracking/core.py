@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from rectrain.logs import get_logger
+from rectrain.redaction import redact, redact_mapping
 from rectrain.tracking.mlflow_sink import MlflowSink, mlflow_available
 from rectrain.tracking.params import run_params, run_tags
 from rectrain.tracking.sink import Sink
@@ -127,7 +128,7 @@ class RunTracking:
         if uri:
             if mlflow_available():
                 previous = saved.get("mlflow") or {}
-                if previous.get("run_id") and previous.get("tracking_uri") not in (None, uri):
+                if previous.get("run_id") and previous.get("tracking_uri") not in (None, uri, redact(uri)):
                     log.warning("this run was tracked at %s; now logging to %s (a new MLflow run)",
                                 previous.get("tracking_uri"), uri)
                     previous = {}
@@ -142,8 +143,9 @@ class RunTracking:
         tracking = cls(run, sinks, notes)
         if not sinks:
             return tracking
-        params = run_params(config or {}, Path(config_path) if config_path else None, info)
-        tags = run_tags(config or {}, Path(config_path) if config_path else None, info)
+        # what is sent goes through the one redaction too (a URI with a password in the config)
+        params = redact_mapping(run_params(config or {}, Path(config_path) if config_path else None, info))
+        tags = redact_mapping(run_tags(config or {}, Path(config_path) if config_path else None, info))
         resume_step = int(info.get("resume_step") or 0)
         cfg_file = Path(config_path) if config_path else None
         for sink in sinks:
@@ -229,4 +231,4 @@ def write_problems(path: Path, problems: List[str]) -> None:
              f"every value is in the run's metrics.jsonl and curves.png.\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as fh:
-        fh.write(entry)
+        fh.write(redact(entry))

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from rectrain.logs import get_logger
+from rectrain.redaction import redact
 from rectrain.tracking.sink import Sink
 
 log = get_logger("tracking.mlflow")
@@ -133,7 +134,7 @@ class MlflowSink(Sink):
     def state(self) -> Dict[str, Any]:
         if not self.run_id:
             return {}
-        return {"mlflow": {"run_id": self.run_id, "tracking_uri": self.uri,
+        return {"mlflow": {"run_id": self.run_id, "tracking_uri": redact(self.uri),
                            "experiment_id": self.experiment_id, "experiment": self.experiment}}
 
     # ---------------------------------------------------------------- queueing

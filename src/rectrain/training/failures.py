@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Deque, List, Optional, Pattern, Sequence, Tuple, Union
 
 from rectrain.machine.cgroups import own_cgroups
+from rectrain.redaction import redact
 from rectrain.runlog.records import strip_line
 
 
@@ -160,7 +161,7 @@ def append_problem_log(path: Union[str, Path], failure: Failure, *, context: str
              f"- Fix: {failure.fix}\n"
              + (f"- Context: {context}\n" if context else ""))
     with p.open("a", encoding="utf-8") as fh:
-        fh.write(entry)
+        fh.write(redact(entry))
 
 
 def _signal_name(signum: int) -> str:

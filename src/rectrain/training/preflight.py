@@ -16,7 +16,7 @@ from rectrain.storage.service import S3Service
 
 # what a run writes into its folder (runner.py's module docstring)
 RUN_FILES = ("train.log", "metrics.jsonl", "config.yml", "problem-log.md", "curves.png",
-             "checkpoints/", "launch-logs/")
+             "checkpoints/", "launch-logs/", "pretrained/", "given-checkpoint/")
 
 
 def check_device(device: str, gpus: Optional[Sequence[int]], python: str) -> None:

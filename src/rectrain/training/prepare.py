@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from rectrain.checkpoints import pickles
 from rectrain.checkpoints.local import CheckpointInfo
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
-from rectrain.config.pretrained import check_pretrained_head
+from rectrain.config.modules import refuse_code_in_names
+from rectrain.config.pretrained import check_pretrained_head, pretrained_file
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.config import EngineConfig, load_engine_config
 from rectrain.errors import UserError
@@ -102,7 +104,7 @@ def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings) 
             return None, done
     _check_resume_config(request, state, cfg)
     prepared = Prepared(request, engine, cfg, run, ckdir, state, plan, *_command(
-        request, engine, run, ckdir, plan, resume_from), resume_from=resume_from,
+        request, engine, cfg, run, ckdir, plan, resume_from), resume_from=resume_from,
         resume_info=resume_info, stop_at=_stop_at(request, plan, state))
     _begin_segment(prepared, settings)
     return prepared, None
@@ -113,6 +115,7 @@ def _check_inputs(request: TrainRequest) -> Tuple[Engine, EngineConfig]:
     engine = find_engine(request.paddleocr_dir)
     check_device(request.placement.device, list(request.placement.gpus), engine.python)
     cfg = load_engine_config(request.config, require=("Global", "Train"))
+    refuse_code_in_names(cfg.data, str(request.config))  # the engine eval()s them
     check_train_inputs(cfg.data)
     if not request.resume:
         check_pretrained_head(cfg.data, str(request.config))
@@ -223,18 +226,38 @@ def _check_resume_config(request: TrainRequest, state: RunState, cfg: EngineConf
     state.config_fingerprint = new
 
 
-def _command(request: TrainRequest, engine: Engine, run: Path, ckdir: Path, plan: TrainPlan,
-             resume_from: Optional[Path]) -> Tuple[List[str], Dict[str, str]]:
+def _command(request: TrainRequest, engine: Engine, cfg: EngineConfig, run: Path, ckdir: Path,
+             plan: TrainPlan, resume_from: Optional[Path]) -> Tuple[List[str], Dict[str, str]]:
     """The config's copy in the run folder, and the engine's command as data."""
     config = Path(request.config)
     if config.resolve() != run / "config.yml":
         shutil.copyfile(config, run / "config.yml")
     p = request.placement
+    extra = _safe_weights(cfg, run, resume_from)
     return build_train_command(
         engine, str(config.resolve()), save_model_dir=str(ckdir), device=p.device,
         gpus=list(p.gpus) or None, resume_from=str(resume_from) if resume_from else None,
-        plan_overrides=plan.overrides, nnodes=p.nnodes, node_rank=p.node_rank, master=p.master,
+        plan_overrides=plan.overrides, extra_overrides=extra, nnodes=p.nnodes,
+        node_rank=p.node_rank, master=p.master,
         log_dir=str(run / "launch-logs") if p.launcher else None, extra_env=dict(p.env))
+
+
+def _safe_weights(cfg: EngineConfig, run: Path, resume_from: Optional[Path]) -> Dict[str, object]:
+    """Overrides pointing the engine at re-pickled copies of the weights the config names
+    (``Global.pretrained_model``, and ``Global.checkpoints`` when rectrain does not resume):
+    the engine unpickles with plain pickle, rectrain's reader runs no code (issue 25)."""
+    extra: Dict[str, object] = {}
+    weights = pretrained_file(cfg.data)
+    if weights is not None:
+        safe = pickles.engine_copy(weights.with_suffix(""), run / "pretrained", suffixes=(".pdparams",))
+        extra["Global.pretrained_model"] = str(safe)
+    given = (cfg.data.get("Global") or {}).get("checkpoints")
+    if given and resume_from is None:
+        prefix = Path(str(given)).expanduser()
+        prefix = prefix.with_suffix("") if prefix.suffix == ".pdparams" else prefix
+        if prefix.with_name(prefix.name + ".pdparams").is_file():
+            extra["Global.checkpoints"] = str(pickles.engine_copy(prefix, run / "given-checkpoint"))
+    return extra
 
 
 def _begin_segment(prepared: Prepared, settings: Settings) -> None:

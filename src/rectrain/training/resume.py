@@ -10,18 +10,17 @@ Where the history lives between attempts:
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
+from rectrain.checkpoints import pickles
 from rectrain.checkpoints.local import (
     ENGINE_NAME_RE,
     MARKER,
     NAME_RE,
     POINTER_SUFFIX,
-    SUFFIXES,
     CheckpointInfo,
     engine_prefix,
     folder_name_of,
@@ -196,32 +195,21 @@ def find_resume_checkpoint(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri] 
 
 
 def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
-    """A copy of the checkpoint whose ``.states`` also carries ``global_step`` inside
-    ``best_model_dict``.
+    """A copy of the checkpoint for the engine: every file re-pickled from the plain data
+    rectrain's safe unpickler read (the engine loads them with plain pickle; a file from S3 or
+    another machine never reaches it as is, see :func:`pickles.engine_copy`), and a ``.states``
+    that also carries ``global_step`` inside ``best_model_dict``.
 
     PaddleOCR 2.10's ``load_model`` returns ``states["best_model_dict"]`` (plus start_epoch)
     and ``program.train`` reads ``global_step`` only from that dict, while ``save_model``
     stores it beside it: without this the step count restarts at 0 after a resume (the epoch
     and the learning rate do continue). The engine is not modified; only the copy it loads.
     """
-    dest_dir.mkdir(parents=True, exist_ok=True)
     states = read_states(prefix.with_name(prefix.name + ".states"))
     best = dict(states.get("best_model_dict") or {})
     best["global_step"] = int(states.get("global_step", 0))
     states["best_model_dict"] = best
-    target = dest_dir / prefix.name
-    for suffix in SUFFIXES[:-1]:
-        src = prefix.with_name(prefix.name + suffix)
-        dst = target.with_name(target.name + suffix)
-        if dst.exists() or dst.is_symlink():
-            dst.unlink()
-        try:
-            os.link(src, dst)  # the engine only reads them
-        except OSError:
-            shutil.copy2(src, dst)
-    with open(target.with_name(target.name + ".states"), "wb") as fh:
-        pickle.dump(states, fh, protocol=2)
-    return target
+    return pickles.engine_copy(prefix, dest_dir, states=states)
 
 
 def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri], *, dest_dir: Path,

@@ -17,6 +17,8 @@ Run folder (``run_dir``)::
                      snapshots/s<step>-<name>-<id>/ (immutable verified copies, marker
                      last) and snapshots/<name>.json (latest, best_accuracy, best_of_run, ...)
     problem-log.md   classified failures; curves.png at the end
+    pretrained/, given-checkpoint/   re-pickled copies of the weights the config names, which
+                     the engine loads instead of the originals (docs/security.md)
 """
 
 from __future__ import annotations
