@@ -40,18 +40,17 @@ def summary(results: List[TrialResult]) -> str:
              f"`ckpt push` (exit 5), {sum(not r.completed for r in results)} not completed; "
              f"{sum(len(r.attempts) for r in results)} attempts, "
              f"{sum(r.seconds for r in results) / max(1, len(results)):.0f} s per seed", "",
-             f"{'invariant':<20} {'seeds':>5}  first seeds", "-" * 72]
+             f"{'invariant':<22} {'seeds':>5}  first seeds", "-" * 74]
     for name in INVARIANTS:
         seeds = sorted({r.seed for r in results for v in r.violations if v.invariant == name})
-        lines.append(f"{name:<20} {len(seeds):>5}  {' '.join(map(str, seeds[:12]))}"
+        lines.append(f"{name:<22} {len(seeds):>5}  {' '.join(map(str, seeds[:12]))}"
                      f"{' ...' if len(seeds) > 12 else ''}")
     faults: Dict[str, int] = {}
     for r in results:
         for a in r.attempts:
             for key, n in a.net.items():
                 faults[key] = faults.get(key, 0) + n
-            if a.struck:
-                kind = a.struck.split("@")[0]
+            for kind in a.struck:
                 faults[kind] = faults.get(kind, 0) + 1
     lines += ["", "faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(faults.items()))]
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults import mounts
-from tests.faults.trial import CLOCKSHIM
+from tests.faults.blackbox import CLOCKSHIM
 
 
 def test_a_full_tmpfs_says_enospc_and_is_unmounted_even_on_failure(tmp_path: Path,

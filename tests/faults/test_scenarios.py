@@ -15,34 +15,31 @@ import shutil
 import socket
 import subprocess
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
 from tests.faults import mounts
-from tests.faults.oracle import Checker
-from tests.faults.proxy import FaultPlan
-from tests.faults.trial import (
-    ATTEMPT_TIMEOUT_S,
+from tests.faults.blackbox import (
     STEPS_PER_EPOCH,
-    TrialEnv,
     display_records,
+    finish,
     kill_tree,
     launch,
+    run_env,
     train_argv,
     train_steps,
     wait_until,
 )
+from tests.faults.oracle import Checker
+from tests.faults.proxy import FaultPlan
+from tests.faults.trial import TrialEnv
 
 pytestmark = [pytest.mark.slow]
 
 
-def _finish(proc: subprocess.Popen) -> int:
-    try:
-        return proc.wait(timeout=ATTEMPT_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        kill_tree(proc)
-        raise AssertionError(f"still running after {ATTEMPT_TIMEOUT_S:.0f} s: {proc.args}") from None
+def _launch(env: TrialEnv, argv: List[str], log: Path) -> subprocess.Popen:
+    return launch(argv, run_env(env.s3_env, env.proxy.endpoint_url), log)
 
 
 def _err(log: Path) -> str:
@@ -67,8 +64,8 @@ def test_connections_cut_at_random_end_with_exit_0_and_the_final_step_in_s3(
     trial_env.proxy.plan = FaultPlan(cut_mean_bytes=1.2e6, error_rate=0.05, error_statuses=(503, 500),
                                      stall_rate=0.03, stall_s=(0.2, 1.5))
     argv = train_argv(trial_env.config_for(epochs), tmp_path / "run", s3, trial_env.proxy.endpoint_url)
-    proc = launch(trial_env, argv, tmp_path / "a.log")
-    rc = _finish(proc)
+    proc = _launch(trial_env, argv, tmp_path / "a.log")
+    rc = finish(proc)
     trial_env.proxy.off()
     stats = trial_env.proxy.stats()
     assert stats.get("cuts", 0) >= 3, stats  # the network really was bad
@@ -88,7 +85,7 @@ def test_snapshots_lost_engine_files_kept_resume_never_restarts(
     # local: no S3 at all, the run folder is everything
     argv = train_argv(trial_env.config_for(epochs), run, s3 if where == "s3" else None,
                       trial_env.proxy.endpoint_url)
-    proc = launch(trial_env, argv, tmp_path / "a.log")
+    proc = _launch(trial_env, argv, tmp_path / "a.log")
 
     def saved_after_step_8() -> bool:
         return any(r.get("type") == "save" and r.get("name") == "latest" and r.get("global_step", 0) >= 8
@@ -104,8 +101,8 @@ def test_snapshots_lost_engine_files_kept_resume_never_restarts(
         for obj in s3_client.list_objects_v2(Bucket=trial_env.bucket, Prefix="lost-s3/").get("Contents", []):
             if not obj["Key"].endswith((".jsonl", "run-state.json", ".md", ".yml", ".log", ".png")):
                 s3_client.delete_object(Bucket=trial_env.bucket, Key=obj["Key"])
-    proc = launch(trial_env, argv + ["--resume"], tmp_path / "b.log")
-    rc = _finish(proc)
+    proc = _launch(trial_env, argv + ["--resume"], tmp_path / "b.log")
+    rc = finish(proc)
     steps, err = train_steps(tmp_path / "b.out"), _err(tmp_path / "b.log")
     if rc == 2:
         assert not steps, f"exit 2 after training {steps[:3]}..."
@@ -123,8 +120,8 @@ def test_a_second_run_on_the_same_prefix_is_refused_naming_the_owner(
     epochs = 8
     s3 = _s3(trial_env, "shared")
     config = trial_env.config_for(epochs)
-    owner = launch(trial_env, train_argv(config, tmp_path / "a", s3, trial_env.proxy.endpoint_url),
-                   tmp_path / "a.log")
+    owner = _launch(trial_env, train_argv(config, tmp_path / "a", s3, trial_env.proxy.endpoint_url),
+                    tmp_path / "a.log")
 
     def uploading() -> bool:  # a first checkpoint complete in S3
         listing = s3_client.list_objects_v2(Bucket=trial_env.bucket, Prefix="shared/").get("Contents", [])
@@ -135,9 +132,9 @@ def test_a_second_run_on_the_same_prefix_is_refused_naming_the_owner(
     for flag in ("new", "--restart", "--resume"):  # a second machine, each way a user could start it
         extra = [] if flag == "new" else [flag]
         argv = train_argv(config, tmp_path / f"b{flag}", s3, trial_env.proxy.endpoint_url, *extra)
-        others[flag] = launch(trial_env, argv, tmp_path / f"b{flag}.log")
-    codes = {flag: _finish(proc) for flag, proc in others.items()}
-    rc = _finish(owner)
+        others[flag] = _launch(trial_env, argv, tmp_path / f"b{flag}.log")
+    codes = {flag: finish(proc) for flag, proc in others.items()}
+    rc = finish(owner)
     state = json.loads((tmp_path / "a" / "run-state.json").read_text(encoding="utf-8"))
     wrong = []
     for flag, code in codes.items():
@@ -158,8 +155,8 @@ def test_snapshots_unwritable_mid_run_is_never_a_silent_success(
         trial_env: TrialEnv, checker: Checker, tmp_path: Path) -> None:
     epochs, run = 5, tmp_path / "run"
     s3 = _s3(trial_env, "ro")
-    proc = launch(trial_env, train_argv(trial_env.config_for(epochs), run, s3, trial_env.proxy.endpoint_url),
-                  tmp_path / "a.log")
+    argv = train_argv(trial_env.config_for(epochs), run, s3, trial_env.proxy.endpoint_url)
+    proc = _launch(trial_env, argv, tmp_path / "a.log")
     snapshots = run / "checkpoints" / "snapshots"
     try:
         assert wait_until(proc, lambda: len(train_steps(tmp_path / "a.out")) >= 4 and snapshots.is_dir())
@@ -167,7 +164,7 @@ def test_snapshots_unwritable_mid_run_is_never_a_silent_success(
         pytest.fail(_err(tmp_path / "a.log")[-3000:])
     try:
         with mounts.read_only(snapshots):
-            rc = _finish(proc)
+            rc = finish(proc)
     except mounts.MountUnavailable as exc:
         kill_tree(proc)
         pytest.skip(f"cannot make a folder read-only for root here: {exc}")
