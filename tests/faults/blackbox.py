@@ -20,6 +20,24 @@ SUB_EPOCHS = 2  # a `latest` every 2 steps
 ATTEMPT_TIMEOUT_S = 300.0
 
 
+def tiny_configs(root: Path) -> Callable[[int], Path]:
+    """``config_for(epochs)``: the tiny CRNN of tests/training/tinydata.py on a dataset made in
+    ``root`` once, for that many epochs (a `latest` every 2 steps, an eval every 8, an
+    ``iter_epoch_N`` every 2 engine epochs)."""
+    from tests.training.tinydata import make_dataset, tiny_config
+
+    data = make_dataset(root / "data")
+    made: Dict[int, Path] = {}
+
+    def config_for(epochs: int) -> Path:
+        if epochs not in made:
+            made[epochs] = tiny_config(data, root / "cfg" / f"e{epochs}.yml", epochs=epochs,
+                                       warmup_epoch=1, save_epoch_step=2, eval_step=8)
+        return made[epochs]
+
+    return config_for
+
+
 def descendants(pid: int) -> List[int]:
     """Every live process below ``pid`` (from /proc)."""
     children: Dict[int, List[int]] = {}

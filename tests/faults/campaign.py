@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from tests.faults import mounts
+from tests.faults.blackbox import tiny_configs
 from tests.faults.proxy import FaultProxy
 from tests.faults.trial import INVARIANTS, Trial, TrialEnv, TrialResult
 
@@ -71,17 +72,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     server = proxy = None
     results: List[TrialResult] = []
     try:
-        from tests.training.tinydata import make_dataset, tiny_config
-
-        data = make_dataset(work / "data")
-        configs: Dict[int, Path] = {}
-
-        def config_for(epochs: int) -> Path:
-            if epochs not in configs:
-                configs[epochs] = tiny_config(data, work / "cfg" / f"e{epochs}.yml", epochs=epochs,
-                                              warmup_epoch=1, save_epoch_step=2, eval_step=8)
-            return configs[epochs]
-
+        config_for = tiny_configs(work)
         can_mount = not args.no_enospc
         if can_mount:
             try:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
-from tests.faults import mounts
+from tests.faults import blackbox, mounts
 from tests.faults.oracle import Checker
 from tests.faults.proxy import FaultProxy
 from tests.faults.trial import TrialEnv
@@ -46,19 +46,7 @@ def fault_proxy(s3_server: Any, request: pytest.FixtureRequest) -> Iterator[Faul
 
 @pytest.fixture(scope="session")
 def tiny_configs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Path]:
-    from tests.training.tinydata import make_dataset, tiny_config
-
-    root = tmp_path_factory.mktemp("fault-data")
-    data = make_dataset(root / "data")
-    made: Dict[int, Path] = {}
-
-    def config_for(epochs: int) -> Path:
-        if epochs not in made:
-            made[epochs] = tiny_config(data, root / "cfg" / f"e{epochs}.yml", epochs=epochs,
-                                       warmup_epoch=1, save_epoch_step=2, eval_step=8)
-        return made[epochs]
-
-    return config_for
+    return blackbox.tiny_configs(tmp_path_factory.mktemp("fault-data"))
 
 
 @pytest.fixture(scope="session")

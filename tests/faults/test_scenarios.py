@@ -145,10 +145,10 @@ def test_a_second_run_on_the_same_prefix_is_refused_naming_the_owner(
             wrong.append(f"second run ({flag}): exit {code}, trained {len(trained)} steps, "
                          f"{'names' if names_owner else 'does not name'} the owner (run "
                          f"{state['run_id']}, pid {owner.pid}):\n{err[-1200:]}")
-    assert not wrong, "\n".join(wrong)
-    assert rc == 0, _err(tmp_path / "a.log")[-3000:]
     problem = _final_in_s3(checker, s3, epochs * STEPS_PER_EPOCH)
-    assert not problem, problem
+    if rc != 0 or problem:  # the owner must finish unharmed
+        wrong.append(f"the owner: exit {rc}; S3 then:\n{problem}\n{_err(tmp_path / 'a.log')[-1200:]}")
+    assert not wrong, "\n".join(wrong)
 
 
 def test_snapshots_unwritable_mid_run_is_never_a_silent_success(
