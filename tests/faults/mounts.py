@@ -9,6 +9,7 @@ import errno
 import os
 import shutil
 import subprocess
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List
@@ -64,7 +65,14 @@ def read_only(path: Path) -> Iterator[Path]:
         return
     _mount("--bind", str(path), str(path))
     try:
-        _mount("-o", "remount,ro,bind", str(path))
+        for attempt in range(100):  # "busy" while a file in it is open for writing: try again
+            try:
+                _mount("-o", "remount,ro,bind", str(path))
+                break
+            except MountUnavailable:
+                if attempt == 99:
+                    raise
+                time.sleep(0.02)
         yield path
     finally:
         umount(path)
