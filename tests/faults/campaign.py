@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -67,6 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder (printed)")
     ap.add_argument("--no-enospc", action="store_true", help="no tmpfs (when mounting is not allowed)")
     args = ap.parse_args(argv)
+    # SIGTERM ends the campaign through its `finally`: runs killed, mounts and server undone
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     seeds = args.only or list(range(args.first, args.first + args.seeds))
     work = Path(tempfile.mkdtemp(prefix="rectrain-faults-"))
     server = proxy = None

@@ -375,7 +375,11 @@ class Trial:
         with ExitStack() as stack:
             faults = _Faults(self, ap, run_dir, stack)
             proc = launch(argv, run_env(self.env.s3_env, proxy.endpoint_url, ap.skew_s), log)
-            rc = self._watch(proc, faults, log.with_suffix(".out"))
+            try:
+                rc = self._watch(proc, faults, log.with_suffix(".out"))
+            except BaseException:  # the harness is stopped: nothing of the run may outlive it
+                kill_tree(proc)
+                raise
         if self.disk is not None:
             mounts.unfill(self.disk)
         kinds = ("cuts", "cuts_response", "error_503", "error_500", "stalls", "resets")
