@@ -22,6 +22,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any, Callable, Dict, Optional, Pattern, Sequence, Tuple, Unio
 
 REPO = Path(__file__).resolve().parents[2]
 
-Says = Union[str, Tuple[str, ...], Pattern[str]]
+Says = Union[str, Pattern[str], Tuple[Union[str, Pattern[str]], ...]]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ class Case:
     # issue 21: a refused command leaves nothing behind (no new file or folder but may_change)
     leaves_nothing: bool = False
     within: Optional[float] = None  # the command must end within this many seconds
-    check: Optional[Callable[[Path, "Result"], None]] = None  # extra assertions after the run
+    memory_mb: Optional[int] = None  # cap on the command's heap (RLIMIT_DATA): an endless read fails
+    check: Optional[Callable[[Path, Result], None]] = None  # extra assertions after the run
 
 
 @dataclass
@@ -103,9 +105,11 @@ class Running:
     tmp: Path
     argv: Sequence[str]
     proc: subprocess.Popen
+    log: Any  # the command's output (a temporary file: a pipe nobody reads would block it)
     started: float
     before: Dict[str, str]
     dirs_before: set
+    ended: Optional[float] = None
 
 
 def start_case(case: Case, tmp: Path, python: Optional[str] = None) -> Running:
@@ -113,11 +117,20 @@ def start_case(case: Case, tmp: Path, python: Optional[str] = None) -> Running:
     case.setup(tmp)
     before, dirs_before = snapshot(tmp), folders(tmp)
     argv = [str(a(tmp)) if callable(a) else a.replace("{tmp}", str(tmp)) for a in case.argv]
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish_case
+    limit = case.memory_mb
+
+    def cap() -> None:
+        if limit:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_DATA, (limit << 20, limit << 20))
+
     proc = subprocess.Popen([python or sys.executable, "-m", "rectrain", *argv], cwd=str(tmp / case.cwd),
-                            env=cli_env(case.env, tmp), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, text=True, encoding="utf-8", errors="replace")
-    return Running(case, tmp, argv, proc, time.monotonic(), before, dirs_before)
+                            env=cli_env(case.env, tmp), stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=cap if limit else None)
+    return Running(case, tmp, argv, proc, log, time.monotonic(), before, dirs_before)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -125,6 +138,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _read(log: Any) -> str:
+    log.seek(0)
+    text = log.read().decode("utf-8", errors="replace")
+    log.close()
+    return text
 
 
 def _matches(says: Any, low: str, tmp: Path) -> bool:
@@ -144,15 +164,16 @@ def finish_case(run: Running, deadline: Optional[float] = None) -> Result:
         limit = min(limit, deadline)
     where = f"[{case.id}] rectrain {' '.join(run.argv)}"
     try:
-        out, _ = run.proc.communicate(timeout=max(0.1, limit - time.monotonic()))
+        run.proc.wait(timeout=max(0.1, limit - time.monotonic()))
     except subprocess.TimeoutExpired:
         _kill_group(run.proc)
-        out, _ = run.proc.communicate()
+        run.proc.wait()
         raise AssertionError(f"hung: still running after {time.monotonic() - run.started:.0f} s "
-                             f"(killed)\n{where}\n--- output ---\n{out[-3000:]}") from None
+                             f"(killed)\n{where}\n--- output ---\n{_read(run.log)[-3000:]}") from None
     finally:
         _kill_group(run.proc)  # nothing it started outlives the case
-    seconds = time.monotonic() - run.started
+    out = _read(run.log)
+    seconds = (run.ended or time.monotonic()) - run.started
     result = Result(run.proc.returncode, out, seconds, run.argv)
     check_result(run, result)
     return result
@@ -190,6 +211,21 @@ def check_result(run: Running, result: Result) -> None:
     assert not problems, "; ".join(problems) + "\n" + where
     if case.check is not None:
         case.check(tmp, result)
+
+
+def wait_all(runs: Sequence[Running]) -> None:
+    """Wait for started cases together, noting when each ended (each until its own timeout;
+    :func:`finish_case` then kills what is left and checks each)."""
+    pending = list(runs)
+    while pending:
+        now = time.monotonic()
+        for run in list(pending):
+            if run.proc.poll() is not None:
+                run.ended = now
+                pending.remove(run)
+            elif now - run.started > run.case.timeout:
+                pending.remove(run)
+        time.sleep(0.1)
 
 
 def run_case(case: Case, tmp: Path, python: Optional[str] = None) -> Result:

@@ -82,7 +82,7 @@ TRAIN = ["train", "--config", "cfg/train.yml", "--device", "cpu", "--display", "
          "--no-tensorboard", "--run-dir", "newrun"]
 BUILD = ["config", "build", "--base", "crnn-mv3", "--train-labels", "data/train.txt", "--val-labels",
          "data/val.txt", "--dict", "data/dict.txt", "--device", "cpu", "--batch-size", "4"]
-USER_TEXT = "my own notes, not written by rectrain\n".encode()
+USER_TEXT = b"my own notes, not written by rectrain\n"
 USER_MD = b"# my comparison of last week's runs\n"
 
 CASES = [
