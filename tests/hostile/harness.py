@@ -228,5 +228,59 @@ def wait_all(runs: Sequence[Running]) -> None:
         time.sleep(0.1)
 
 
+def run_batch(cases: Sequence[Case], root: Path, workers: int = 3) -> Dict[str, Optional[BaseException]]:
+    """Run ``cases`` with up to ``workers`` commands at once (each in ``root/<id>``); returns
+    {case id: None, or the failure its own test re-raises}. Setups run one at a time."""
+    queue = list(cases)
+    running: list = []
+    results: Dict[str, Optional[BaseException]] = {}
+    while queue or running:
+        while queue and len(running) < max(1, workers):
+            case = queue.pop(0)
+            tmp = root / re.sub(r"[^A-Za-z0-9_.-]", "_", case.id)
+            tmp.mkdir(parents=True)
+            try:
+                running.append(start_case(case, tmp))
+            except BaseException as exc:  # noqa: BLE001 - reported by the case's own test
+                results[case.id] = exc
+        time.sleep(0.05)
+        for run in list(running):
+            now = time.monotonic()
+            done = run.proc.poll() is not None
+            if done:
+                run.ended = now
+            if done or now - run.started > run.case.timeout:
+                running.remove(run)
+                try:
+                    finish_case(run)
+                    results[run.case.id] = None
+                except BaseException as exc:  # noqa: BLE001
+                    results[run.case.id] = exc
+    return results
+
+
+WORKERS = int(os.environ.get("RECTRAIN_HOSTILE_WORKERS", "3"))
+
+
+def batch_of(request: Any, tmp_path_factory: Any, cases: Sequence[Case]) -> Dict[str,
+                                                                                 Optional[BaseException]]:
+    """For a module-scoped fixture: run the cases of ``cases`` that this session selected (-k,
+    node ids), a few at once (RECTRAIN_HOSTILE_WORKERS, default 3; the commands mostly wait
+    for Python to start). Each test then re-raises its own case's failure."""
+    wanted = set()
+    for item in request.session.items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.module is request.module and "case" in params:
+            wanted.add(params["case"].id)
+    chosen = [c for c in cases if c.id in wanted]
+    return run_batch(chosen, tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]), WORKERS)
+
+
+def raise_failure(results: Dict[str, Optional[BaseException]], case: Case) -> None:
+    err = results[case.id]
+    if err is not None:
+        raise err
+
+
 def run_case(case: Case, tmp: Path, python: Optional[str] = None) -> Result:
     return finish_case(start_case(case, tmp, python))

@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 
 from tests.hostile import world
-from tests.hostile.harness import Case, run_case
+from tests.hostile.harness import Case, batch_of, raise_failure
 
 USER = 2
 
@@ -108,7 +108,8 @@ CASES = [
       _world("run", "data"), ("img_001.png",)),
     R("monitor-plot-over-another-runs-curves", ["monitor", "run", "--plot", "run2/curves.png"],
       _world("run", "run2", then=_other_figure), ("curves.png",)),
-    R("evaluate-grid-over-run-curves", EVALUATE + ["--grid", "run/curves.png"], _world("data", "model", "run"),
+    R("evaluate-grid-over-run-curves", EVALUATE + ["--grid", "run/curves.png"], _world("data", "model",
+                                                                                       "run"),
       ("curves.png",)),
     # ckpt extend-dict -o: over a user's weights, its own inputs, a verified snapshot
     R("extend-dict-over-user-weights", EXTEND + ["-o", "my.pdparams"],
@@ -121,7 +122,8 @@ CASES = [
       ("new.txt",)),
     R("extend-dict-over-engine-latest", EXTEND + ["-o", "run/checkpoints/latest.pdparams"],
       _world("data", "run", then=_new_dict), ("latest.pdparams",)),
-    R("extend-dict-into-verified-snapshot", EXTEND + ["-o", _in_snapshot], _world("data", "run", then=_new_dict),
+    R("extend-dict-into-verified-snapshot", EXTEND + ["-o", _in_snapshot], _world("data", "run",
+                                                                                  then=_new_dict),
       ("latest.pdparams",)),
     # ckpt download -o: replaces a user's file, or writes its .sha256 beside over a user's one
     R("download-over-user-file", DOWNLOAD + ["--sha256", SRC_SHA, "-o", "mine.pdparams"],
@@ -131,7 +133,8 @@ CASES = [
       _both(_download_source, _write("weights/w.pdparams", b"my weights of the same name")),
       ("w.pdparams",)),
     R("download-sidecar-over-user-file", DOWNLOAD + ["--trust-unpinned", "-o", "dl/"],
-      _both(_download_source, _write("dl/w.pdparams.sha256", b"my checksum notes\n")), ("w.pdparams.sha256",)),
+      _both(_download_source, _write("dl/w.pdparams.sha256",
+                                     b"my checksum notes\n")), ("w.pdparams.sha256",)),
     # evaluate --report: a folder of the user's
     R("evaluate-report-over-user-index", EVALUATE + ["--report", "reports"],
       _world("data", "model", then=_write("reports/index.md", USER_MD)), ("index.md",)),
@@ -147,10 +150,12 @@ CASES = [
       (("train.txt", "dict.txt", "val.txt", "images"),)),
     R("train-checkpoint-dir-of-another-run", TRAIN + ["--checkpoint-dir", "run/checkpoints"],
       _world("data", "cfg", "run"), (("run/checkpoints", "another run", "other run"),)),
-    R("train-restart-over-another-runs-checkpoints", TRAIN + ["--checkpoint-dir", "run/checkpoints", "--restart"],
+    R("train-restart-over-another-runs-checkpoints", TRAIN + ["--checkpoint-dir", "run/checkpoints",
+                                                              "--restart"],
       _world("data", "cfg", "run"), (("run/checkpoints", "another run", "other run"),)),
     R("train-checkpoint-dir-is-cwd", TRAIN + ["--checkpoint-dir", "."],
-      _world("data", "cfg", then=_write("model_v1.pdparams", b"my weights")), (("current folder", "model_v1.pdparams"),)),
+      _world("data", "cfg", then=_write("model_v1.pdparams", b"my weights")), (("current folder",
+                                                                                "model_v1.pdparams"),)),
     # data split / unpack / pack: a user's file of the same name in the output folder
     R("split-over-user-val", ["data", "split", "data/train.txt", "-o", "out"],
       _world("data", then=_write("out/val.txt", USER_TEXT)), ("val.txt",)),
@@ -163,7 +168,8 @@ CASES = [
     # files rectrain did not write, by commands without --force
     R("dict-over-user-notes", ["data", "dict", "data/train.txt", "-o", "notes.txt"],
       _world("data", then=_write("notes.txt", USER_TEXT)), ("notes.txt",)),
-    R("validate-json-over-user-json", ["data", "validate", "data/val.txt", "--no-images", "--json", "settings.json"],
+    R("validate-json-over-user-json", ["data", "validate", "data/val.txt", "--no-images", "--json",
+                                       "settings.json"],
       _world("data", then=_write("settings.json", b'{"theme": "dark"}\n')), ("settings.json",)),
     R("validate-json-over-run-state", ["data", "validate", "data/val.txt", "--no-images", "--json",
                                        "run/run-state.json"], _world("data", "run"), ("run-state.json",)),
@@ -185,6 +191,11 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
+    return batch_of(request, tmp_path_factory, CASES)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_gateway(case: Case, tmp_path: Path, hostile_world: Path) -> None:  # noqa: ARG001 - built once
-    run_case(case, tmp_path)
+def test_hostile_gateway(case: Case, results) -> None:  # noqa: ANN001
+    raise_failure(results, case)

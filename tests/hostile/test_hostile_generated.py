@@ -24,7 +24,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import pytest
 
 from tests.hostile import world
-from tests.hostile.harness import Case, run_case
+from tests.hostile.harness import Case, batch_of, raise_failure
 
 USER = 2
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
@@ -52,7 +52,8 @@ def cli_options() -> Dict[str, argparse.Action]:
             elif isinstance(action, (argparse._HelpAction, argparse._VersionAction)) or action.nargs == 0:
                 continue
             else:
-                longs = [o for o in action.option_strings if o.startswith("--")] or list(action.option_strings)
+                longs = [o for o in action.option_strings if o.startswith("--")]
+                longs = longs or list(action.option_strings)
                 found[" ".join(path + ((longs[0] if longs else action.dest),))] = action
     walk(build_parser(), ())
     return found
@@ -127,7 +128,8 @@ TRAIN = ("train", "--config", "cfg/train.yml", "--device", "cpu", "--display", "
          "--no-tensorboard")
 EVAL = ("evaluate", "--model", "model", "--labels", "data/val.txt", "--device", "cpu")
 OUTPUTS: Dict[str, Out] = {
-    "data validate --json": Out(("data", "validate", "data/val.txt", "--dict", "data/dict.txt", "--no-images"),
+    "data validate --json": Out(("data", "validate", "data/val.txt", "--dict", "data/dict.txt",
+                                 "--no-images"),
                                 "file", ext=".json", inputs=("data/val.txt", "data/dict.txt")),
     "data validate --write-clean": Out(("data", "validate", "data/val.txt", "--dict", "data/dict.txt",
                                         "--no-images"), "file", inputs=("data/val.txt", "data/dict.txt")),
@@ -158,9 +160,12 @@ OUTPUTS: Dict[str, Out] = {
                               inputs=("run2/config.yml",), writes="compare.md"),
     "runs compare --plot": Out(("runs", "compare", "run", "run2"), "file", parts=("run2",), ext=".png",
                                inputs=("run2/config.yml",)),
-    "ckpt extend-dict --out": Out(("ckpt", "extend-dict", "--pretrained", "run/checkpoints/best_accuracy.pdparams",
-                                   "--base-dict", "data/dict.txt", "--dict", "new.txt"), "file", ext=".pdparams",
-                                  inputs=("run/checkpoints/best_accuracy.pdparams", "data/dict.txt", "new.txt"),
+    "ckpt extend-dict --out": Out(("ckpt", "extend-dict", "--pretrained",
+                                   "run/checkpoints/best_accuracy.pdparams",
+                                   "--base-dict", "data/dict.txt", "--dict", "new.txt"), "file",
+                                  ext=".pdparams",
+                                  inputs=("run/checkpoints/best_accuracy.pdparams", "data/dict.txt",
+                                          "new.txt"),
                                   setup=_new_dict),
     "ckpt download --out": Out(("ckpt", "download", "mirror-model", "--url", "file://{tmp}/src/w.pdparams",
                                 "--sha256", _sha(MIRROR_BYTES)), "file", parts=(), ext=".pdparams",
@@ -173,7 +178,8 @@ OUTPUTS: Dict[str, Out] = {
                            inputs=("data/images/img_003.png", "data/val.txt")),
     "evaluate --report": Out(EVAL, "folder", parts=("data", "model"), inputs=("data/val.txt",),
                              writes="index.md"),
-    "sagemaker run-local --work-dir": Out(("sagemaker", "run-local", "--job-config", "job.yaml", "--max-steps",
+    "sagemaker run-local --work-dir": Out(("sagemaker", "run-local", "--job-config", "job.yaml",
+                                           "--max-steps",
                                            "2"), "folder", parts=(), inputs=("job.yaml",), writes="model/",
                                           setup=_job, env=tuple(FAKE_AWS.items()), timeout=120),
     "demo --workdir": Out(("demo", "--steps", "1"), "folder", parts=(), writes="source/", timeout=90),
@@ -210,7 +216,8 @@ NOT_OUTPUTS: Dict[str, str] = {
                            "starts a server that runs until Ctrl-C",
     "s3 pull dst": "what it writes depends on the S3 listing: attacked with SeaweedFS in "
                    "test_hostile_s3.py / test_hostile_leftovers.py (--delete, under a file, no manifest)",
-    "ckpt pull dest": "what it writes depends on the S3 listing: attacked with SeaweedFS in test_hostile_s3.py",
+    "ckpt pull dest": "what it writes depends on the S3 listing: attacked with SeaweedFS in "
+                      "test_hostile_s3.py",
     "ckpt push source": "an input: the run uploaded",
     "ckpt push dest": "an s3:// prefix (the S3 lease: test_hostile_owner.py)",
     "ckpt list source": "an input",
@@ -310,9 +317,14 @@ _FLAGS = {key: tuple(action.option_strings) for key, action in cli_options().ite
 CASES = generated_cases()
 
 
+@pytest.fixture(scope="module")
+def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
+    return batch_of(request, tmp_path_factory, CASES)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_generated_output_attack(case: Case, tmp_path: Path, hostile_world: Path) -> None:  # noqa: ARG001
-    run_case(case, tmp_path)
+def test_generated_output_attack(case: Case, results) -> None:  # noqa: ANN001
+    raise_failure(results, case)
 
 
 def test_every_output_looking_option_is_attacked_or_listed() -> None:

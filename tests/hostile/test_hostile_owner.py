@@ -39,7 +39,8 @@ def _long_config(root: Path) -> Path:
 
 
 def _argv(run_dir: str, *extra: str, config: str = "cfg/long.yml") -> List[str]:
-    return [sys.executable, "-m", "rectrain", "train", "--config", config, "--run-dir", run_dir, "--device", "cpu",
+    return [sys.executable, "-m", "rectrain", "train", "--config", config, "--run-dir", run_dir, "--device",
+            "cpu",
             "--display", "plain", "--no-tensorboard", *extra]
 
 
@@ -95,7 +96,8 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def _run(argv: List[str], cwd: Path, env: Dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
+def _run(argv: List[str], cwd: Path, env: Dict[str, str],
+         timeout: float = 240) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, start_new_session=True)
@@ -104,7 +106,8 @@ def _run(argv: List[str], cwd: Path, env: Dict[str, str], timeout: float = 240) 
 
 
 @pytest.fixture(scope="module")
-def owner(s3_server: Any, hostile_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
+def owner(s3_server: Any, hostile_world: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
     """A training that runs for the whole module (run dir runA, checkpoints to s3://BUCKET/runs/a)."""
     root = tmp_path_factory.mktemp("owner")
     world.place(root, "data", "cfg", "run")
@@ -171,7 +174,8 @@ def test_ckpt_push_into_a_prefix_a_training_owns(owner: Dict[str, Any]) -> None:
     _refused_naming_the_owner(result, owner, "ckpt push into the prefix of a running training")
 
 
-def test_two_trainings_started_together(s3_server: Any, hostile_world: Path, tmp_path: Path) -> None:  # noqa: ARG001
+def test_two_trainings_started_together(s3_server: Any, hostile_world: Path,
+                                        tmp_path: Path) -> None:  # noqa: ARG001
     """Both start at the same moment on one new prefix: exactly one trains; the other exits 2
     before training, naming the first's pid and host, and leaves no run dir."""
     world.place(tmp_path, "data", "cfg")
@@ -214,7 +218,8 @@ def test_killed_run_does_not_block_its_resume(hostile_world: Path, tmp_path: Pat
     problems = []
     started = time.monotonic()
     try:
-        mon = subprocess.run([sys.executable, "-m", "rectrain", "monitor", "runC", "--follow", "--interval", "1"],
+        mon = subprocess.run([sys.executable, "-m", "rectrain", "monitor", "runC", "--follow", "--interval",
+                              "1"],
                              cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=120,
                              stdin=subprocess.DEVNULL)
         if "Traceback" in mon.stdout + mon.stderr:

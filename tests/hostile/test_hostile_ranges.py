@@ -13,7 +13,7 @@ import pytest
 
 from tests.hostile import datasets as ds
 from tests.hostile import world
-from tests.hostile.harness import Case, run_case
+from tests.hostile.harness import Case, batch_of, raise_failure
 
 USER = 2
 FAKE_AWS = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
@@ -47,7 +47,8 @@ def _job(tmp: Path) -> None:
         "training:\n  preset: th-ppocrv5-mobile\n  dict: dict.txt\n", encoding="utf-8")
 
 
-def N(id: str, argv: Sequence[str], setup, option: str, *, timeout: float = 120, env=None) -> Case:  # noqa: A002, ANN001
+def N(id: str, argv: Sequence[str], setup, option: str, *, timeout: float = 120,
+      env=None) -> Case:  # noqa: A002, ANN001
     """A value out of range: exit 2 naming ``option`` (as the flag or the setting it fills:
     --max-text-length, max_text_length) and the fix, nothing written."""
     bare = option.lstrip("-")
@@ -60,7 +61,8 @@ TRAIN = ["train", "--config", "cfg/train.yml", "--run-dir", "newrun", "--device"
          "--no-tensorboard"]
 BUILD = ["config", "build", "--base", "crnn-mv3", "--train-labels", "labels.txt", "--val-labels", "val.txt",
          "--dict", "dict.txt", "--device", "cpu", "--batch-size", "4", "-o", "c.yml"]
-TWO_FILES = ["config", "build", "--base", "crnn-mv3", "--train-labels", "labels.txt", "val.txt", "--val-labels",
+TWO_FILES = ["config", "build", "--base", "crnn-mv3", "--train-labels", "labels.txt", "val.txt",
+             "--val-labels",
              "val.txt", "--dict", "dict.txt", "--device", "cpu", "--batch-size", "4", "-o", "c.yml"]
 EVAL = ["evaluate", "--model", "model", "--labels", "data/val.txt", "--device", "cpu"]
 LAUNCH = ["sagemaker", "launch", "--job-config", "job.yaml", "--dry-run"]
@@ -71,7 +73,8 @@ WORLD_CASES = [
     N("train-max-steps-0", TRAIN + ["--max-steps", "0"], _world, "--max-steps"),
     N("train-max-steps-negative", TRAIN + ["--max-steps", "-5"], _world, "--max-steps"),
     N("train-early-stop-0", TRAIN + ["--max-steps", "2", "--early-stop", "0"], _world, "--early-stop"),
-    N("train-early-stop-negative", TRAIN + ["--max-steps", "2", "--early-stop", "-1"], _world, "--early-stop"),
+    N("train-early-stop-negative", TRAIN + ["--max-steps", "2", "--early-stop", "-1"], _world,
+      "--early-stop"),
     N("train-checkpoint-every-negative", TRAIN + ["--max-steps", "2", "--checkpoint-every", "-5"], _world,
       "--checkpoint-every"),
     N("train-checkpoint-every-0", TRAIN + ["--max-steps", "2", "--checkpoint-every", "0"], _world,
@@ -79,17 +82,22 @@ WORLD_CASES = [
     N("train-checkpoint-every-nan", TRAIN + ["--max-steps", "2", "--checkpoint-every", "nan"], _world,
       "--checkpoint-every"),
     N("train-sub-epochs-0", TRAIN + ["--max-steps", "2", "--sub-epochs", "0"], _world, "--sub-epochs"),
-    N("train-sub-epochs-negative", TRAIN + ["--max-steps", "2", "--sub-epochs", "-2"], _world, "--sub-epochs"),
+    N("train-sub-epochs-negative", TRAIN + ["--max-steps", "2", "--sub-epochs", "-2"], _world,
+      "--sub-epochs"),
     N("train-max-seconds-0", TRAIN + ["--max-steps", "2", "--max-seconds", "0"], _world, "--max-seconds"),
-    N("train-max-seconds-negative", TRAIN + ["--max-steps", "2", "--max-seconds", "-10"], _world, "--max-seconds"),
+    N("train-max-seconds-negative", TRAIN + ["--max-steps", "2", "--max-seconds", "-10"], _world,
+      "--max-seconds"),
     N("train-workers-negative", TRAIN + ["--max-steps", "2", "--workers", "-1"], _world, "--workers"),
     # pack --max-height below the model's input height (32 px here)
-    N("pack-max-height-below-input", ["data", "pack", "data", "-o", "packed", "--max-height", "16", "--config",
+    N("pack-max-height-below-input", ["data", "pack", "data", "-o", "packed", "--max-height", "16",
+                                      "--config",
                                       "cfg/train.yml"], _world, "--max-height"),
-    N("bench-seconds-0", ["bench", "loader", "--config", "cfg/train.yml", "--seconds", "0"], _world, "--seconds"),
+    N("bench-seconds-0", ["bench", "loader", "--config", "cfg/train.yml", "--seconds", "0"], _world,
+      "--seconds"),
     N("bench-seconds-negative", ["bench", "loader", "--config", "cfg/train.yml", "--seconds", "-1"], _world,
       "--seconds"),
-    N("bench-workers-negative", ["bench", "loader", "--config", "cfg/train.yml", "--workers", "-2", "--seconds",
+    N("bench-workers-negative", ["bench", "loader", "--config", "cfg/train.yml", "--workers", "-2",
+                                 "--seconds",
                                  "1"], _world, "--workers"),
     # evaluate / predict
     N("evaluate-batch-size-0", EVAL + ["--batch-size", "0"], _run_and_model, "--batch-size"),
@@ -97,8 +105,10 @@ WORLD_CASES = [
     N("evaluate-top-negative", EVAL + ["--top", "-1"], _run_and_model, "--top"),
     N("predict-batch-size-0", ["predict", "--model", "model", "data/images/img_000.png", "--device", "cpu",
                                "--batch-size", "0"], _run_and_model, "--batch-size"),
-    N("monitor-interval-negative", ["monitor", "run", "--follow", "--interval", "-1"], _run_and_model, "--interval"),
-    N("monitor-interval-nan", ["monitor", "run", "--follow", "--interval", "nan"], _run_and_model, "--interval"),
+    N("monitor-interval-negative", ["monitor", "run", "--follow", "--interval", "-1"], _run_and_model,
+      "--interval"),
+    N("monitor-interval-nan", ["monitor", "run", "--follow", "--interval", "nan"], _run_and_model,
+      "--interval"),
 ]
 
 SMALL_CASES = [
@@ -111,7 +121,8 @@ SMALL_CASES = [
     N("build-lr-negative", BUILD + ["--lr", "-0.001"], _small, "--lr"),
     N("build-lr-nan", BUILD + ["--lr", "nan"], _small, "--lr"),
     N("build-batch-size-0", BUILD[:-4] + ["--batch-size", "0", "-o", "c.yml"], _small, "--batch-size"),
-    N("build-batch-size-negative", BUILD[:-4] + ["--batch-size", "-4", "-o", "c.yml"], _small, "--batch-size"),
+    N("build-batch-size-negative", BUILD[:-4] + ["--batch-size", "-4", "-o", "c.yml"], _small,
+      "--batch-size"),
     N("build-max-text-length-0", BUILD + ["--max-text-length", "0"], _small, "--max-text-length"),
     N("build-max-text-length-negative", BUILD + ["--max-text-length", "-1"], _small, "--max-text-length"),
     N("build-image-shape-zero-height", BUILD + ["--image-shape", "3,0,100"], _small, "--image-shape"),
@@ -119,32 +130,41 @@ SMALL_CASES = [
     # data
     N("split-val-0", ["data", "split", "labels.txt", "-o", "out", "--val", "0"], _small, "--val"),
     N("split-val-nan", ["data", "split", "labels.txt", "-o", "out", "--val", "nan"], _small, "--val"),
-    N("synth-height-0", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "out", "--height", "0"], _small,
+    N("synth-height-0", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "out", "--height", "0"],
+      _small,
       "--height"),
-    N("synth-height-negative", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "out", "--height", "-32"],
+    N("synth-height-negative", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "out", "--height",
+                                "-32"],
       _small, "--height"),
-    N("synth-lines-above-1", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "out", "--lines", "1.5"],
+    N("synth-lines-above-1", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "out", "--lines",
+                              "1.5"],
       _small, "--lines"),
-    N("synth-lines-negative", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "out", "--lines", "-0.5"],
+    N("synth-lines-negative", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "out", "--lines",
+                               "-0.5"],
       _small, "--lines"),
     N("synth-workers-0", ["data", "synth", "--words", "words.txt", "-n", "2", "-o", "out", "--workers", "0"],
       _small, "--workers"),
-    N("synth-max-len-0", ["data", "synth", "--words", "thai", "-n", "2", "-o", "out", "--max-len", "0"], _small,
+    N("synth-max-len-0", ["data", "synth", "--words", "thai", "-n", "2", "-o", "out", "--max-len", "0"],
+      _small,
       "--max-len"),
     N("report-samples-negative", ["data", "report", "labels.txt", "-o", "rep", "--samples", "-1"], _small,
       "--samples"),
     N("validate-workers-0", ["data", "validate", "labels.txt", "--workers", "0"], _small, "--workers"),
     N("validate-max-text-length-0", ["data", "validate", "labels.txt", "--max-text-length", "0"], _small,
       "--max-text-length"),
-    N("validate-examples-negative", ["data", "validate", "labels.txt", "--examples", "-1"], _small, "--examples"),
-    N("pack-max-height-0", ["data", "pack", ".", "-o", "../packed", "--max-height", "0"], _small, "--max-height"),
-    N("pack-shard-size-0", ["data", "pack", "img", "-o", "packed", "--shard-size", "0"], _small, "--shard-size"),
+    N("validate-examples-negative", ["data", "validate", "labels.txt", "--examples", "-1"], _small,
+      "--examples"),
+    N("pack-max-height-0", ["data", "pack", ".", "-o", "../packed", "--max-height", "0"], _small,
+      "--max-height"),
+    N("pack-shard-size-0", ["data", "pack", "img", "-o", "packed", "--shard-size", "0"], _small,
+      "--shard-size"),
     N("pack-shard-size-negative", ["data", "pack", "img", "-o", "packed", "--shard-size=-1MB"], _small,
       "--shard-size"),
     N("unpack-workers-0", ["data", "unpack", "packed", "-o", "out", "--workers", "0"], _packed, "--workers"),
     N("s3-push-workers-0", ["s3", "push", "img", "s3://bucket/img", "--workers", "0"], _small, "--workers",
       env=FAKE_AWS),
-    N("s3-pull-workers-negative", ["s3", "pull", "s3://bucket/img", "out", "--workers", "-4"], _small, "--workers",
+    N("s3-pull-workers-negative", ["s3", "pull", "s3://bucket/img", "out", "--workers", "-4"], _small,
+      "--workers",
       env=FAKE_AWS),
     # sagemaker (dry runs and checks before any request)
     N("sm-instance-count-0", LAUNCH + ["--instance-count", "0"], _job, "--instance-count", env=FAKE_AWS),
@@ -165,16 +185,17 @@ SMALL_CASES = [
     N("demo-steps-0", ["demo", "--steps", "0", "--workdir", "d"], lambda t: None, "--steps", timeout=60),
     N("demo-minutes-negative", ["demo", "--minutes", "-1", "--workdir", "d"], lambda t: None, "--minutes",
       timeout=60),
-    N("s3-serve-port-out-of-range", ["s3", "serve", "--port", "70000", "--data-dir", "s3data"], lambda t: None,
+    N("s3-serve-port-out-of-range", ["s3", "serve", "--port", "70000", "--data-dir", "s3data"],
+      lambda t: None,
       "--port", timeout=30),
 ]
 
 
-@pytest.mark.parametrize("case", WORLD_CASES, ids=[c.id for c in WORLD_CASES])
-def test_hostile_range_on_the_world(case: Case, tmp_path: Path, hostile_world: Path) -> None:  # noqa: ARG001
-    run_case(case, tmp_path)
+@pytest.fixture(scope="module")
+def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
+    return batch_of(request, tmp_path_factory, WORLD_CASES + SMALL_CASES)
 
 
-@pytest.mark.parametrize("case", SMALL_CASES, ids=[c.id for c in SMALL_CASES])
-def test_hostile_range(case: Case, tmp_path: Path) -> None:
-    run_case(case, tmp_path)
+@pytest.mark.parametrize("case", WORLD_CASES + SMALL_CASES, ids=[c.id for c in WORLD_CASES + SMALL_CASES])
+def test_hostile_range(case: Case, results) -> None:  # noqa: ANN001
+    raise_failure(results, case)

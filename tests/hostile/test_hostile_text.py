@@ -15,7 +15,7 @@ import pytest
 
 from tests.hostile import datasets as ds
 from tests.hostile import world
-from tests.hostile.harness import Case, Result, run_case
+from tests.hostile.harness import Case, Result, batch_of, raise_failure
 
 USER = 2
 CLEAN = ["สวัสดี", "ไทย", "abc", "ok", "บ้าน", "น้ำ", "12", "ข้าว"]
@@ -41,6 +41,22 @@ def _labels(words: Sequence[str], dict_words: Sequence[str] = CLEAN, extra_dict:
             with open(tmp / "dict.txt", "a", encoding="utf-8") as fh:
                 fh.write(extra_dict + "\n")
     return setup
+
+
+def _append_to_dict(char: str) -> Callable[[Path], None]:
+    def go(tmp: Path) -> None:
+        with open(tmp / "dict.txt", "a", encoding="utf-8") as fh:
+            fh.write(char + "\n")
+    return go
+
+
+def _new_dict_with(char: str) -> Callable[[Path], None]:
+    """The world's run and data, and new.txt: its dictionary plus ``char``."""
+    def go(tmp: Path) -> None:
+        world.place(tmp, "data", "run")
+        old = (tmp / "data" / "dict.txt").read_text(encoding="utf-8")
+        (tmp / "new.txt").write_text(old + char + "\n", encoding="utf-8")
+    return go
 
 
 def _then(first: Callable[[Path], None], second: Callable[[Path], None]) -> Callable[[Path], None]:
@@ -86,10 +102,12 @@ def _world_labels(words: Sequence[str]) -> Callable[[Path], None]:
 
 
 def R(id: str, argv, setup, says, code=USER, **kw) -> Case:  # noqa: A002, ANN001
-    return Case(id, argv, setup, code, tuple(says) + ("Fix:",), leaves_nothing=kw.pop("leaves_nothing", True), **kw)
+    return Case(id, argv, setup, code, tuple(says) + ("Fix:",), leaves_nothing=kw.pop("leaves_nothing",
+                                                                                      True), **kw)
 
 
-def Report(id: str, argv, setup, says, code=(0, 1), **kw) -> Case:  # noqa: A002, ANN001 - reported, exit as findings
+def Report(id: str, argv, setup, says, code=(0, 1),
+           **kw) -> Case:  # noqa: A002, ANN001 - reported, exit as findings
     return Case(id, argv, setup, code, tuple(says), **kw)
 
 
@@ -105,7 +123,8 @@ NIKHAHIT_DICT = sorted(set("".join(NIKHAHIT_WORDS).replace("\u0e4d", "")) | {"\u
 
 CASES = [
     # labels: reported, naming the file, line and code point
-    Report("validate-zwsp-in-label", ["data", "validate", "labels.txt", "--workers", "1"], _labels(_with(ZWSP)),
+    Report("validate-zwsp-in-label", ["data", "validate", "labels.txt", "--workers", "1"],
+           _labels(_with(ZWSP)),
            ("U+200B", "labels.txt:3")),
     Report("validate-word-joiner-in-label", VALIDATE, _labels(_with(WJ, 5)), ("U+2060", "labels.txt:5")),
     Report("validate-bom-inside-label", VALIDATE, _labels(_with(BOM, 4)), ("U+FEFF", "labels.txt:4")),
@@ -117,7 +136,8 @@ CASES = [
     Report("validate-line-separator-in-label", VALIDATE, _labels(_with(LSEP, 2)), ("U+2028", "labels.txt:2"),
            check=_samples(8)),
     # a dictionary holding one: an error, wherever the dictionary is read
-    R("validate-dict-holds-zwsp", VALIDATE_D, _labels(_with(ZWSP), CLEAN, extra_dict=ZWSP), ("U+200B", "dict.txt"),
+    R("validate-dict-holds-zwsp", VALIDATE_D, _labels(_with(ZWSP), CLEAN, extra_dict=ZWSP), ("U+200B",
+                                                                                             "dict.txt"),
       code=(1, USER), leaves_nothing=False),
     R("dict-from-labels-with-zwsp", ["data", "dict", "labels.txt", "-o", "d.txt"], _labels(_with(ZWSP)),
       ("U+200B", "labels.txt:3"), code=(0, USER), leaves_nothing=False, may_change=("d.txt",),
@@ -127,17 +147,16 @@ CASES = [
     R("build-dict-holds-zwsp", BUILD, _labels(CLEAN, extra_dict=ZWSP), ("U+200B", "dict.txt")),
     R("build-dict-holds-rlm", BUILD, _labels(CLEAN, extra_dict=RLM), ("U+200F", "dict.txt")),
     R("check-dict-holds-bom-inside", ["config", "check", "train.yml"],
-      _then(ds.training_setup, lambda t: open(t / "dict.txt", "a", encoding="utf-8").write(BOM + "\n")),
+      _then(ds.training_setup, _append_to_dict(BOM)),
       ("U+FEFF", "dict.txt")),
-    R("train-dict-holds-word-joiner", ["train", "--config", "train.yml", "--run-dir", "run", "--device", "cpu",
-                                       "--display", "plain", "--max-steps", "2", "--no-tensorboard"],
-      _then(ds.training_setup, lambda t: open(t / "dict.txt", "a", encoding="utf-8").write(WJ + "\n")),
+    R("train-dict-holds-word-joiner", ["train", "--config", "train.yml", "--run-dir", "run", "--device",
+                                       "cpu", "--display", "plain", "--max-steps", "2", "--no-tensorboard"],
+      _then(ds.training_setup, _append_to_dict(WJ)),
       ("U+2060", "dict.txt")),
     R("extend-dict-new-dict-adds-zwsp", ["ckpt", "extend-dict", "--pretrained",
-                                         "run/checkpoints/best_accuracy.pdparams", "--base-dict", "data/dict.txt",
-                                         "--dict", "new.txt", "-o", "g.pdparams"],
-      lambda t: (world.place(t, "data", "run"), (t / "new.txt").write_text(
-          (t / "data" / "dict.txt").read_text(encoding="utf-8") + ZWSP + "\n", encoding="utf-8")),
+                                         "run/checkpoints/best_accuracy.pdparams", "--base-dict",
+                                         "data/dict.txt", "--dict", "new.txt", "-o", "g.pdparams"],
+      _new_dict_with(ZWSP),
       ("U+200B", "new.txt")),
     # other readers of labels
     Report("build-labels-with-zwsp", BUILD, _labels(_with(ZWSP)), ("U+200B", "labels.txt:3"), code=(0, USER),
@@ -146,29 +165,33 @@ CASES = [
            _labels(_with(ZWSP)), ("U+200B", "labels.txt:3"), code=(0, 1, USER), may_change=("rep/",)),
     Report("split-labels-with-word-joiner", ["data", "split", "labels.txt", "-o", "out"], _labels(_with(WJ)),
            ("U+2060", "labels.txt:3"), code=(0, USER), may_change=("out/",)),
-    Report("evaluate-labels-with-zwsp", ["evaluate", "--model", "model", "--labels", "data/inv.txt", "--device",
+    Report("evaluate-labels-with-zwsp", ["evaluate", "--model", "model", "--labels", "data/inv.txt",
+                                         "--device",
                                          "cpu"], _world_labels(["ok" + ZWSP, "abc", "ไทย"]),
            ("U+200B", ("invisible", "zero-width", "format character")), code=(0, 1, USER)),
     # leftovers: NIKHAHIT, TIS-620
-    R("validate-nikhahit-missing-from-dict", ["data", "validate", "labels.txt", "--dict", "dict.txt", "--workers",
+    R("validate-nikhahit-missing-from-dict", ["data", "validate", "labels.txt", "--dict", "dict.txt",
+                                              "--workers",
                                               "1"], _labels(NIKHAHIT_WORDS, NIKHAHIT_DICT), ("U+0E4D",),
       code=(1, USER), leaves_nothing=False),
-    R("validate-tis620-labels", ["data", "validate", "tis.txt", "--dict", "dict.txt"], _tis620("tis.txt", TIS_LABELS),
+    R("validate-tis620-labels", ["data", "validate", "tis.txt", "--dict", "dict.txt"], _tis620("tis.txt",
+                                                                                               TIS_LABELS),
       ("tis.txt", ENCODING), code=(1, USER), leaves_nothing=False, check=_not_called_unknown),
     R("dict-tis620-labels", ["data", "dict", "tis.txt", "-o", "d.txt"], _tis620("tis.txt", TIS_LABELS),
       ("tis.txt", ENCODING)),
     R("build-tis620-train-labels", BUILD[:5] + ["tis.txt"] + BUILD[6:], _tis620("tis.txt", TIS_LABELS),
       ("tis.txt", ENCODING)),
     R("validate-tis620-dict", ["data", "validate", "labels.txt", "--no-images", "--dict", "tdict.txt"],
-      _tis620("tdict.txt", "".join(c + "\n" for c in sorted(set("".join(ds.WORDS))))), ("tdict.txt", ENCODING)),
+      _tis620("tdict.txt", "".join(c + "\n" for c in sorted(set("".join(ds.WORDS))))), ("tdict.txt",
+                                                                                        ENCODING)),
 ]
 
 
+@pytest.fixture(scope="module")
+def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
+    return batch_of(request, tmp_path_factory, CASES)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_text(case: Case, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if case.id in NEEDS_WORLD:
-        request.getfixturevalue("hostile_world")
-    run_case(case, tmp_path)
-
-
-NEEDS_WORLD = {"extend-dict-new-dict-adds-zwsp", "evaluate-labels-with-zwsp"}
+def test_hostile_text(case: Case, results) -> None:  # noqa: ANN001
+    raise_failure(results, case)

@@ -192,7 +192,8 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     assert final - 2 <= latest.global_step <= final
 
 
-def test_ctrl_c_in_the_middle_of_ckpt_push(tmp_path: Path, s3_server, s3_client, s3_bucket) -> None:  # noqa: ANN001
+def test_ctrl_c_in_the_middle_of_ckpt_push(tmp_path: Path, s3_server, s3_client,
+                                           s3_bucket) -> None:  # noqa: ANN001
     """SIGINT while `rectrain ckpt push` uploads: exit 75, every checkpoint S3 names is complete
     (its folder's marker and files match), and the rerun finishes the rest."""
     import pickle

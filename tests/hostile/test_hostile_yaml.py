@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.hostile import world
-from tests.hostile.harness import Case, Result, run_case
+from tests.hostile.harness import Case, Result, batch_of, raise_failure
 
 USER = 2
 PAD = "".join(f"# my training config, tuned by hand: note {i}\n" for i in range(1, 21))  # lines 1-20
@@ -79,7 +79,8 @@ def _alias_bomb(cfg: dict) -> str:
 
 def _python_tag(cfg: dict) -> str:
     text = yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False)
-    return text.replace("Global:\n", "Global:\n  seed: !!python/object/apply:os.system [\"touch pwned\"]\n", 1)
+    return text.replace("Global:\n", "Global:\n  seed: !!python/object/apply:os.system [\"touch pwned\"]\n",
+                        1)
 
 
 # -- aliases: Train and Eval must never share a node -------------------------------------------
@@ -91,7 +92,8 @@ def _aliased(share: str):  # noqa: ANN202
     def setup(tmp: Path) -> None:
         world.place(tmp, "data", "cfg")
         cfg = yaml.safe_load((tmp / "cfg" / "train.yml").read_text(encoding="utf-8"))
-        (tmp / "b-plain.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        (tmp / "b-plain.yml").write_text(yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False),
+                                         encoding="utf-8")
         cfg["Eval"][share] = cfg["Train"][share]
         text = yaml.safe_dump(cfg, allow_unicode=True, sort_keys=False)
         assert "&id" in text and "*id" in text
@@ -101,7 +103,8 @@ def _aliased(share: str):  # noqa: ANN202
 
 
 def _build(base: str, out: str) -> list:
-    return ["config", "build", "--base", base, "--train-labels", "data/train.txt", "--val-labels", "data/val.txt",
+    return ["config", "build", "--base", base, "--train-labels", "data/train.txt", "--val-labels",
+            "data/val.txt",
             "--dict", "data/dict.txt", "--device", "cpu", "--batch-size", "4", "-o", out]
 
 
@@ -162,7 +165,8 @@ CASES = [
     R("check-learning-rate-twice", ["config", "check", "dup.yml"], _config_text(_optimizer_twice), LR_TWICE),
     R("check-global-twice", ["config", "check", "dup.yml"], _config_text(_global_twice), ("Global", "Fix:")),
     R("build-base-learning-rate-twice", _build("dup.yml", "c.yml"), _config_text(_optimizer_twice), LR_TWICE),
-    R("train-learning-rate-twice", ["train", "--config", "dup.yml"] + TRAIN[1:], _config_text(_optimizer_twice),
+    R("train-learning-rate-twice", ["train", "--config", "dup.yml"] + TRAIN[1:],
+      _config_text(_optimizer_twice),
       LR_TWICE),
     R("export-config-learning-rate-twice", ["export", "--run-dir", "run", "--config", "dup.yml", "-o", "m"],
       _config_text(_optimizer_twice), LR_TWICE),
@@ -185,13 +189,21 @@ CASES = [
     R("tune-job-instance-type-twice", TUNE, _job(JOB_TWICE), both_lines("instance_type", 8, 12), env=FAKE),
     R("job-tab-indent", LAUNCH, _job(JOB_TAB), ("job.yaml", re.compile(r"\b10\b"), ("tab", "\\t"), "Fix:"),
       env=FAKE),
-    R("job-alias-bomb", LAUNCH, _job(JOB_BOMB), ("job.yaml", ("alias", "anchor"), "Fix:"), env=FAKE, within=30),
-    R("job-not-utf8", LAUNCH, _job(JOB_HEAD.encode("utf-8") + "training:\n  preset: th\xe9\n".encode("latin-1")),
+    R("job-alias-bomb", LAUNCH, _job(JOB_BOMB), ("job.yaml", ("alias", "anchor"), "Fix:"), env=FAKE,
+      within=30),
+    R("job-not-utf8", LAUNCH,
+      _job(JOB_HEAD.encode("utf-8") + "training:\n  preset: th\xe9\n".encode("latin-1")),
       ("job.yaml", "UTF-8", "Fix:"), env=FAKE),
-    R("job-is-a-list", LAUNCH, _job("- name: thai-rec\n- region: us-east-1\n"), ("job.yaml", "Fix:"), env=FAKE),
+    R("job-is-a-list", LAUNCH, _job("- name: thai-rec\n- region: us-east-1\n"), ("job.yaml", "Fix:"),
+      env=FAKE),
 ]
 
 
+@pytest.fixture(scope="module")
+def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
+    return batch_of(request, tmp_path_factory, CASES)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_yaml(case: Case, tmp_path: Path, hostile_world: Path) -> None:  # noqa: ARG001
-    run_case(case, tmp_path)
+def test_hostile_yaml(case: Case, results) -> None:  # noqa: ANN001
+    raise_failure(results, case)
