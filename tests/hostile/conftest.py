@@ -7,11 +7,12 @@ from __future__ import annotations
 import socket
 import threading
 from pathlib import Path
-from typing import Iterator, List
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
 from tests.hostile import world as world_mod
+from tests.hostile.harness import batch_of
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +21,14 @@ def hostile_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if why:
         pytest.skip(f"no PaddleOCR engine: {why}")
     return world_mod.build(tmp_path_factory.mktemp("hostile-world"))
+
+
+@pytest.fixture(scope="module")
+def case_results(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                 hostile_world: Path) -> Dict[str, Optional[BaseException]]:
+    """The module's CASES that this session selected, run a few at once (harness.batch_of);
+    each test re-raises its own case's failure with ``raise_failure``."""
+    return batch_of(request, tmp_path_factory, request.module.CASES)
 
 
 class Blackhole:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from tests.hostile import world
-from tests.hostile.harness import Case, batch_of, raise_failure
+from tests.hostile.harness import Case, raise_failure
 
 USER = 2
 
@@ -23,24 +22,14 @@ def R(id: str, argv, setup, says=(), **kw) -> Case:  # noqa: A002 - a refusal ca
     return Case(id, argv, setup, kw.pop("code", USER), tuple(says) + ("Fix:",), leaves_nothing=True, **kw)
 
 
-def _world(*parts: str, then: Callable[[Path], None] = lambda t: None):
-    def setup(tmp: Path) -> None:
-        world.place(tmp, *parts)
-        then(tmp)
-    return setup
+_world = world.setup
+_both = world.steps
 
 
 def _write(rel: str, data: bytes):
     def go(tmp: Path) -> None:
         (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp / rel).write_bytes(data)
-    return go
-
-
-def _both(*steps: Callable[[Path], None]):
-    def go(tmp: Path) -> None:
-        for s in steps:
-            s(tmp)
     return go
 
 
@@ -191,11 +180,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
-    return batch_of(request, tmp_path_factory, CASES)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_gateway(case: Case, results) -> None:  # noqa: ANN001
-    raise_failure(results, case)
+def test_hostile_gateway(case: Case, case_results) -> None:  # noqa: ANN001
+    raise_failure(case_results, case)

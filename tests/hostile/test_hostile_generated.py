@@ -24,11 +24,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 import pytest
 
 from tests.hostile import world
-from tests.hostile.harness import Case, batch_of, raise_failure
+from tests.hostile.harness import Case, raise_failure
 
 USER = 2
-FAKE_AWS = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+FAKE_AWS = world.CLOSED_PORT
 
 
 # -- the parser, walked ---------------------------------------------------------------------
@@ -108,11 +107,7 @@ def _mirror(tmp: Path) -> None:
     (tmp / "src" / "w.pdparams").write_bytes(MIRROR_BYTES)
 
 
-def _job(tmp: Path) -> None:
-    (tmp / "job.yaml").write_text(
-        "name: thai-rec\nregion: us-east-1\ntrain: s3://bucket/train\nval: s3://bucket/val\n"
-        "output: s3://bucket/jobs\n"
-        "training:\n  preset: th-ppocrv5-mobile\n  dict: dict.txt\n", encoding="utf-8")
+_job = world.job()
 
 
 MIRROR_BYTES = b"pretrained weights from a mirror" * 64
@@ -317,14 +312,9 @@ _FLAGS = {key: tuple(action.option_strings) for key, action in cli_options().ite
 CASES = generated_cases()
 
 
-@pytest.fixture(scope="module")
-def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
-    return batch_of(request, tmp_path_factory, CASES)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_generated_output_attack(case: Case, results) -> None:  # noqa: ANN001
-    raise_failure(results, case)
+def test_generated_output_attack(case: Case, case_results) -> None:  # noqa: ANN001
+    raise_failure(case_results, case)
 
 
 def test_every_output_looking_option_is_attacked_or_listed() -> None:

@@ -16,16 +16,9 @@ from tests.hostile import world
 from tests.hostile.harness import Case, Result, run_case
 
 USER = 2
-FAKE = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
-SPOT_JOB = ("name: thai-rec\nrole: arn:aws:iam::123456789012:role/R\n"
-            "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:1\nregion: us-east-1\n"
-            "train: s3://bucket/train\nval: s3://bucket/val\noutput: s3://bucket/jobs\n"
-            "spot: true\nmax_run: 2h\nmax_wait: 6h\n"
-            "training:\n  preset: th-ppocrv5-mobile\n  dict: dict.txt\n")
-
-
-def _spot_job(tmp: Path) -> None:
-    (tmp / "job.yaml").write_text(SPOT_JOB, encoding="utf-8")
+FAKE = world.FAKE_CREDS
+_spot_job = world.job(world.JOB_HEAD + "spot: true\nmax_run: 2h\nmax_wait: 6h\n"
+                      "training:\n  preset: th-ppocrv5-mobile\n  dict: dict.txt\n")
 
 
 def _no_spot_request(tmp: Path, result: Result) -> None:  # noqa: ARG001

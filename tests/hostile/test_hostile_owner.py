@@ -8,7 +8,6 @@ of it ends instead of following a dead run forever."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -57,19 +56,7 @@ def _output(proc: subprocess.Popen) -> str:
     return proc.log.read().decode("utf-8", errors="replace")  # type: ignore[attr-defined]
 
 
-def _train_steps(run_dir: Path) -> List[int]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    steps = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and rec.get("type") == "train":
-            steps.append(rec.get("global_step"))
-    return steps
+_train_steps = world.train_steps
 
 
 def _wait_training(proc: subprocess.Popen, run_dir: Path, timeout: float = 240) -> None:

@@ -13,15 +13,14 @@ import pytest
 
 from tests.hostile import datasets as ds
 from tests.hostile import world
-from tests.hostile.harness import Case, batch_of, raise_failure
+from tests.hostile.harness import Case, raise_failure
 
 USER = 2
-FAKE_AWS = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
 
 
-def _world(tmp: Path) -> None:
-    world.place(tmp, "data", "cfg")
+_world = world.setup("data", "cfg")
+_job = world.job()
+FAKE_AWS = world.CLOSED_PORT
 
 
 def _small(tmp: Path) -> None:
@@ -37,14 +36,6 @@ def _packed(tmp: Path) -> None:
 
 def _run_and_model(tmp: Path) -> None:
     world.place(tmp, "data", "run", "model")
-
-
-def _job(tmp: Path) -> None:
-    (tmp / "job.yaml").write_text(
-        "name: thai-rec\nrole: arn:aws:iam::123456789012:role/R\n"
-        "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:1\nregion: us-east-1\n"
-        "train: s3://bucket/train\nval: s3://bucket/val\noutput: s3://bucket/jobs\n"
-        "training:\n  preset: th-ppocrv5-mobile\n  dict: dict.txt\n", encoding="utf-8")
 
 
 def N(id: str, argv: Sequence[str], setup, option: str, *, timeout: float = 120,
@@ -191,11 +182,9 @@ SMALL_CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
-    return batch_of(request, tmp_path_factory, WORLD_CASES + SMALL_CASES)
+CASES = WORLD_CASES + SMALL_CASES
 
 
-@pytest.mark.parametrize("case", WORLD_CASES + SMALL_CASES, ids=[c.id for c in WORLD_CASES + SMALL_CASES])
-def test_hostile_range(case: Case, results) -> None:  # noqa: ANN001
-    raise_failure(results, case)
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_range(case: Case, case_results) -> None:  # noqa: ANN001
+    raise_failure(case_results, case)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.hostile import datasets as ds
 from tests.hostile import world
-from tests.hostile.harness import Case, Result, batch_of, raise_failure
+from tests.hostile.harness import Case, Result, raise_failure
 
 USER = 2
 CLEAN = ["สวัสดี", "ไทย", "abc", "ok", "บ้าน", "น้ำ", "12", "ข้าว"]
@@ -187,11 +187,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
-    return batch_of(request, tmp_path_factory, CASES)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_text(case: Case, results) -> None:  # noqa: ANN001
-    raise_failure(results, case)
+def test_hostile_text(case: Case, case_results) -> None:  # noqa: ANN001
+    raise_failure(case_results, case)

@@ -13,9 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
-from typing import List
 
 import pytest
 
@@ -26,18 +24,6 @@ USER = 2
 TRAIN = ["train", "--config", "cfg/train.yml", "--device", "cpu", "--display", "plain", "--no-tensorboard"]
 
 
-def _steps(path: Path) -> List[int]:
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and rec.get("type") == "train":
-            out.append(rec.get("global_step"))
-    return out
-
-
 def _restart_setup(tmp: Path) -> None:
     world.place(tmp, "data", "cfg", "run")
     (tmp / "old-metrics.sha256").write_text(
@@ -46,7 +32,7 @@ def _restart_setup(tmp: Path) -> None:
 
 def _restart_check(tmp: Path, result: Result) -> None:  # noqa: ARG001
     run = tmp / "run"
-    steps = _steps(run / "metrics.jsonl")
+    steps = world.train_steps(run)
     assert steps == [1, 2], f"metrics.jsonl after --restart --max-steps 2 holds train steps {steps}"
     old = (tmp / "old-metrics.sha256").read_text(encoding="utf-8")
     kept = [p for p in run.rglob("*") if p.is_file() and hashlib.sha256(p.read_bytes()).hexdigest() == old]
@@ -57,12 +43,7 @@ def _restart_check(tmp: Path, result: Result) -> None:  # noqa: ARG001
     assert summary.get("segments") in (None, 1), f"monitor counts the old run's attempts: {summary}"
 
 
-def _world(*parts: str, then=None):  # noqa: ANN001, ANN202
-    def setup(tmp: Path) -> None:
-        world.place(tmp, *parts)
-        if then:
-            then(tmp)
-    return setup
+_world = world.setup
 
 
 def _epoch_zero(tmp: Path) -> None:
@@ -179,11 +160,3 @@ def test_disk_full_during_training(tmp_path: Path, hostile_world: Path) -> None:
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
-
-def test_tmpfs_mount_is_cleaned_up(tmp_path: Path) -> None:
-    """The disk-full test's mount helper leaves no mount behind (runs where mounting works)."""
-    where = tmp_path / f"m-{uuid.uuid4().hex[:6]}"
-    if not _mount_tmpfs(where, "64k"):
-        pytest.skip("cannot mount a tmpfs here")
-    subprocess.run(["umount", "-l", str(where)], check=True)
-    assert not os.path.ismount(where)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.hostile import world
-from tests.hostile.harness import Case, Result, batch_of, raise_failure
+from tests.hostile.harness import Case, Result, raise_failure
 
 USER = 2
 PAD = "".join(f"# my training config, tuned by hand: note {i}\n" for i in range(1, 21))  # lines 1-20
@@ -125,15 +125,8 @@ def _check_ok_and_independent(tmp: Path, result: Result) -> None:  # noqa: ARG00
 AFTER_BUILD = ("c.yml", "c.base.yml", "c.diff.md")
 
 
-def _job(text: str, name: str = "job.yaml"):  # noqa: ANN202
-    def setup(tmp: Path) -> None:
-        (tmp / name).write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
-    return setup
-
-
-JOB_HEAD = ("name: thai-rec\nrole: arn:aws:iam::123456789012:role/R\n"
-            "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:1\nregion: us-east-1\n"
-            "train: s3://bucket/train\nval: s3://bucket/val\noutput: s3://bucket/jobs\n")  # lines 1-7
+_job = world.job
+JOB_HEAD = world.JOB_HEAD  # lines 1-7
 JOB_TWICE = (JOB_HEAD + "instance_type: ml.g5.xlarge\n" + "# a bigger one for the final run\n" * 3
              + "instance_type: ml.p4d.24xlarge\ntraining:\n  preset: th-ppocrv5-mobile\n  dict: dict.txt\n")
 JOB_TRAINING_TWICE = (JOB_HEAD + "training:\n  preset: th-ppocrv5-mobile\n  epochs: 10\n  dict: dict.txt\n"
@@ -142,7 +135,7 @@ JOB_TAB = JOB_HEAD + "training:\n  preset: th-ppocrv5-mobile\n\tdict: dict.txt\n
 JOB_BOMB = (JOB_HEAD + "training:\n  preset: th-ppocrv5-mobile\n  dict: dict.txt\nenvironment:\n"
             + "  X0: &x0 [a, a, a, a, a, a, a, a, a, a]\n"
             + "".join(f"  X{i}: &x{i} [" + ", ".join([f"*x{i - 1}"] * 10) + "]\n" for i in range(1, 10)))
-FAKE = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+FAKE = world.FAKE_CREDS
 LAUNCH = ["sagemaker", "launch", "--job-config", "job.yaml", "--dry-run"]
 TUNE = ["sagemaker", "tune", "--job-config", "job.yaml", "--param", "lr=log:1e-4:1e-2", "--dry-run"]
 TRAIN = ["train", "--device", "cpu", "--display", "plain", "--max-steps", "2", "--no-tensorboard",
@@ -199,11 +192,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results(request, tmp_path_factory, hostile_world):  # noqa: ANN001, ANN201, ARG001
-    return batch_of(request, tmp_path_factory, CASES)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_hostile_yaml(case: Case, results) -> None:  # noqa: ANN001
-    raise_failure(results, case)
+def test_hostile_yaml(case: Case, case_results) -> None:  # noqa: ANN001
+    raise_failure(case_results, case)

@@ -13,11 +13,12 @@ files rewritten to the copy), so a case that destroys a file destroys only its o
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, List, Optional, Union
 
 from tests.hostile.harness import cli_env
 
@@ -81,3 +82,53 @@ def snapshot_file(run: Path, name: str = "latest", suffix: str = ".pdparams") ->
     hits = sorted((run / "checkpoints" / "snapshots").glob(f"s*-{name}-*/{name}{suffix}"))
     assert hits, f"no snapshot {name} in {run}"
     return hits[-1]
+
+
+# -- what the issue-21 cases share ------------------------------------------------------------
+
+def setup(*parts: str, then: Optional[Callable[[Path], None]] = None) -> Callable[[Path], None]:
+    """A case's setup: the world's ``parts`` copied into its folder, then ``then``."""
+    def go(tmp: Path) -> None:
+        place(tmp, *parts)
+        if then is not None:
+            then(tmp)
+    return go
+
+
+def steps(*fns: Callable[[Path], None]) -> Callable[[Path], None]:
+    """Several setup steps, in order."""
+    def go(tmp: Path) -> None:
+        for fn in fns:
+            fn(tmp)
+    return go
+
+
+def train_steps(run_dir: Path) -> List[int]:
+    """The global steps of the train records in RUN_DIR/metrics.jsonl (torn lines skipped)."""
+    path = run_dir / "metrics.jsonl"
+    out: List[int] = []
+    if not path.is_file():
+        return out
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("type") == "train":
+            out.append(rec.get("global_step"))
+    return out
+
+
+FAKE_CREDS = {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"}
+CLOSED_PORT = dict(FAKE_CREDS, AWS_ENDPOINT_URL="http://127.0.0.1:9")  # refused at once: no S3 there
+JOB_HEAD = ("name: thai-rec\nrole: arn:aws:iam::123456789012:role/R\n"
+            "image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/rectrain:1\nregion: us-east-1\n"
+            "train: s3://bucket/train\nval: s3://bucket/val\noutput: s3://bucket/jobs\n")  # lines 1-7
+JOB = JOB_HEAD + "training:\n  preset: th-ppocrv5-mobile\n  dict: dict.txt\n"
+
+
+def job(text: Union[str, bytes] = JOB, name: str = "job.yaml") -> Callable[[Path], None]:
+    """A setup writing a SageMaker job config."""
+    def go(tmp: Path) -> None:
+        (tmp / name).write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return go
