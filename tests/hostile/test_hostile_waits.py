@@ -104,7 +104,7 @@ def _image_is_fifo(tmp: Path) -> None:
 
 
 def _pipe(id: str, argv, setup, code=USER, says=(), words=PIPE_WORDS, **kw) -> Case:  # noqa: A002, ANN001
-    return Case(f"special-file:{id}", argv, setup, code, tuple(says) + (words,), timeout=60, within=30,
+    return Case(f"special-file:{id}", argv, setup, code, tuple(says) + (words,), timeout=90, within=60,
                 leaves_nothing=kw.pop("leaves_nothing", True), memory_mb=kw.pop("memory_mb", 3072), **kw)
 
 

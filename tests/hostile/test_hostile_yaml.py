@@ -174,7 +174,7 @@ CASES = [
       ("dup.yml", "Fix:"), check=_says_tab_line),
     # aliases that explode once expanded; Python tags
     R("check-alias-bomb", ["config", "check", "dup.yml"], _config_text(_alias_bomb),
-      ("dup.yml", ("alias", "anchor"), "Fix:"), within=30),
+      ("dup.yml", ("alias", "anchor"), "Fix:"), within=60),
     R("check-python-tag", ["config", "check", "dup.yml"], _config_text(_python_tag), ("dup.yml", "Fix:")),
     # job configs: the same reader
     R("job-instance-type-twice", LAUNCH, _job(JOB_TWICE), both_lines("instance_type", 8, 12), env=FAKE),
@@ -183,7 +183,7 @@ CASES = [
     R("job-tab-indent", LAUNCH, _job(JOB_TAB), ("job.yaml", re.compile(r"\b10\b"), ("tab", "\\t"), "Fix:"),
       env=FAKE),
     R("job-alias-bomb", LAUNCH, _job(JOB_BOMB), ("job.yaml", ("alias", "anchor"), "Fix:"), env=FAKE,
-      within=30),
+      within=60),
     R("job-not-utf8", LAUNCH,
       _job(JOB_HEAD.encode("utf-8") + "training:\n  preset: th\xe9\n".encode("latin-1")),
       ("job.yaml", "UTF-8", "Fix:"), env=FAKE),
