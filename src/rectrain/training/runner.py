@@ -102,5 +102,5 @@ def start_recognition_training(
         sub_epochs=sub_epochs, workers=workers, tracking=tracking,
         allow_config_change=allow_config_change, display=display, paddleocr_dir=paddleocr_dir)
     if request.checkpoint_s3 is not None and s3 is None:
-        s3 = S3Service(endpoint_url)
+        s3 = S3Service(endpoint_url, retry_budget_s=settings.s3_retry_s)
     return train(request, s3, settings)
