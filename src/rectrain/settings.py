@@ -71,6 +71,8 @@ VARIABLES: Dict[str, Tuple[str, Callable[[str, str], Any], str]] = {
     "no_fastpath": ("RECTRAIN_NO_FASTPATH", _flag, "1: every S3 request through boto3"),
     "s3_retry_s": ("RECTRAIN_S3_RETRY_S", _seconds,
                    "seconds an S3 operation retries transient failures (default 60)"),
+    "lease_ttl_s": ("RECTRAIN_LEASE_TTL_S", _seconds,
+                    "seconds after its last heartbeat a run's lease on its prefix expires (default 120)"),
     "s3_dir": ("RECTRAIN_S3_DIR", _text, "the data folder of `rectrain s3 serve`"),
     "weed": ("RECTRAIN_WEED", _text, "the SeaweedFS `weed` binary to run"),
     "tensorboard_dir": ("RECTRAIN_TENSORBOARD_DIR", _text, "where TensorBoard events go"),
@@ -93,6 +95,7 @@ class Settings:
     model_mirror: Optional[str] = None
     no_fastpath: bool = False
     s3_retry_s: float = 60.0
+    lease_ttl_s: float = 120.0
     s3_dir: Optional[str] = None
     weed: Optional[str] = None
     tensorboard_dir: Optional[str] = None

@@ -85,7 +85,8 @@ def test_transient_is_decided_by_kind() -> None:
     from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 
     def client_error(code: str, status: int) -> ClientError:
-        return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject")
+        return ClientError({"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                           "PutObject")
 
     assert is_transient(client_error("SlowDown", 503))
     assert is_transient(client_error("InternalError", 500))

@@ -24,7 +24,6 @@ import base64
 import hashlib
 import os
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path

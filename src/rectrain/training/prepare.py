@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from rectrain.checkpoints.local import CheckpointInfo
+from rectrain.checkpoints.owner import Ownership
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.config.pretrained import check_pretrained_head
 from rectrain.engine import Engine, find_engine
@@ -41,6 +42,7 @@ from rectrain.training.resume import (
     refuse_to_overwrite,
     restore_run_files,
     resume_point,
+    run_ids,
     scan_checkpoints,
 )
 from rectrain.training.resume_check import check_config_change, fingerprint, past_max_steps_message
@@ -77,23 +79,29 @@ class Prepared:
         return self.state.segments - 1
 
 
-def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings) -> Tuple[
-        Optional[Prepared], Optional[TrainResult]]:
+def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings,
+            owner: Optional[Ownership] = None) -> Tuple[Optional[Prepared], Optional[TrainResult]]:
     """``(prepared, None)``, or ``(None, result)`` when a resume has nothing left to train.
-    Raises user errors (exit 2) for what cannot work."""
+    Raises user errors (exit 2) for what cannot work. ``owner`` receives the run folder's lock
+    and the checkpoint prefix's lease (the caller releases them when the run ends)."""
     engine, cfg = _check_inputs(request)
     run, ckdir = request.run, request.checkpoints
-    claim_run_dir(run, request.config, cfg.data)
-    ckdir.mkdir(parents=True, exist_ok=True)
+    owner = owner if owner is not None else Ownership()
+    owner.lock_run(run)  # before anything is read or written: one process per run folder
     if request.checkpoint_s3 is not None:
         if s3 is None:
             raise ValueError("a request with checkpoint_s3 needs the S3 service that reaches it")
         if request.placement.uploads:  # the host that uploads: fail before any step is paid for
             check_checkpoint_prefix(s3, request.checkpoint_s3)
+            owner.lease_prefix(s3, request.checkpoint_s3, settings.lease_ttl_s)
+    claim_run_dir(run, request.config, cfg.data)
+    owner.lock_run(run)  # a run folder made just now
+    ckdir.mkdir(parents=True, exist_ok=True)
     if request.resume:
         restore_run_files(run, ckdir, request.checkpoint_s3, s3)
     state, found = _find_state(request, s3, cfg, run, ckdir)
     state, plan = _plan(request, cfg, state)
+    owner.set_run_id(state.run_id)
     apply_loader_choice(cfg.data, plan.overrides, request.workers, gpus=request.placement.processes)
     resume_from, resume_info = _resume_point(request, s3, run, ckdir, plan, state, found)
     if resume_info is not None:
@@ -135,14 +143,36 @@ def _find_state(request: TrainRequest, s3: Optional[S3Service], cfg: EngineConfi
     if request.mode == "new":
         refuse_to_overwrite(found)
     if request.resume and state is None:
-        adopted = adopt_run(found)
-        if adopted is not None:  # run-state.json lost: the markers say which run this is
+        adopted = _adopt(request, found)
+        if adopted is not None:  # run-state.json lost: the run named, checked in the markers
             log.warning("run-state.json is missing; continuing run %s (named in the marker of "
                         "%s)", adopted.run_id, adopted.location or adopted.name)
             plan = _make_plan(request, cfg, adopted.sub_epochs or request.sub_epochs,
                               request.stop.max_steps)
             state = _new_state(request, cfg, plan, adopted.run_id)
     return state, found
+
+
+def _adopt(request: TrainRequest, found: List[Found]) -> Optional[CheckpointInfo]:
+    """The run a --resume without run-state.json continues: the one ``--adopt-run`` names (a
+    SageMaker job: its own folder's newest), never one taken from S3 silently."""
+    ids = run_ids(found)
+    if not ids:
+        return None
+    wanted = request.adopt_run
+    if wanted is None:
+        raise UserError(
+            f"--resume: {request.run / STATE_FILE} is missing, and the checkpoints found belong to "
+            f"run(s) {', '.join(ids)}; a run is never adopted from the checkpoints silently.",
+            f"if run {ids[0]} is yours, add --adopt-run {ids[0]} (`rectrain ckpt list` shows each "
+            "checkpoint's run); or --restart to start a new run (the checkpoints there are then "
+            "replaced), or another --checkpoint-s3 / --run-dir.")
+    adopted = adopt_run(found, wanted)
+    if adopted is None:
+        raise UserError(f"--adopt-run {wanted}: no complete checkpoint of that run was found (runs "
+                        f"there: {', '.join(ids)}).",
+                        "check the id with `rectrain ckpt list`, or drop --adopt-run.")
+    return adopted
 
 
 def _make_plan(request: TrainRequest, cfg: EngineConfig, sub_epochs: Optional[int],
