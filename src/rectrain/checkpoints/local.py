@@ -320,8 +320,9 @@ def remove_snapshot(folder: Union[str, Path]) -> None:
 
 def stale_folders(root: Union[str, Path], name: str, keep: Union[str, Path]) -> List[Path]:
     """Folders of checkpoint ``name`` under ``root`` older than ``keep`` (a complete folder
-    of that name): complete ones written before it, and marker-less ones (interrupted
-    copies) at a lower step. Newer folders are never stale."""
+    of that name): complete ones of a lower step (at the same step, written before it; never
+    by the clock alone), and marker-less ones (interrupted copies) at a lower step. Newer
+    folders are never stale."""
     keep = Path(keep)
     ref = read_marker(keep / MARKER)
     if ref is None:
@@ -332,7 +333,8 @@ def stale_folders(root: Union[str, Path], name: str, keep: Union[str, Path]) -> 
         if folder == keep or parsed is None or parsed[1] != name:
             continue
         info = read_marker(folder / MARKER)
-        if info is not None and info.time < ref.time or info is None and parsed[0] < ref.global_step:
+        if info is not None and (info.global_step, info.time) < (ref.global_step, ref.time) \
+                or info is None and parsed[0] < ref.global_step:
             out.append(folder)
     return out
 

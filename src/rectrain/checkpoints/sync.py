@@ -88,8 +88,10 @@ class CheckpointSync:
         self._ok: Dict[str, CheckpointInfo] = {}  # folders verified against their marker
         # folder -> (info, engine name, when copied): copied, marker not written yet
         self._unsealed: Dict[Path, Tuple[CheckpointInfo, str, float]] = {}
+        self._failed: Dict[str, str] = {}  # name -> why its newest save has no snapshot
         self._deferred = not self.s3_prefix
         self._closing = False
+        self._stopping = False  # a stop (SIGTERM): nothing is rotated any more
         if self.s3_prefix:
             self._thread = threading.Thread(target=self._worker, name="ckpt-upload", daemon=True)
             self._thread.start()
@@ -99,7 +101,10 @@ class CheckpointSync:
 
     # called on the output thread --------------------------------------------------------
     def on_save(self, name: str) -> Optional[CheckpointInfo]:
-        """Snapshot checkpoint ``name`` now; queue its upload."""
+        """Snapshot checkpoint ``name`` now; queue its upload. A snapshot that fails (a full
+        disk, a read-only folder, a copy that keeps changing) never stops the run, but it is
+        kept in :meth:`failed_snapshots` (the run's exit code) until a newer snapshot of the
+        same name replaces it."""
         try:
             with self._lock:
                 info = snapshot(self.checkpoint_dir, name, self.snap_root, sub_epochs=self.sub_epochs,
@@ -107,17 +112,32 @@ class CheckpointSync:
                 if self._deferred:
                     self._unsealed[Path(info.location)] = (info, name, time.monotonic())
         except Exception as exc:  # noqa: BLE001 - never kill the run over a snapshot
-            self.errors.append(f"snapshot {name}: {exc}")
-            log.warning("could not snapshot checkpoint %s: %s", name, exc)
+            self._snapshot_failed(name, exc)
             return None
+        self._failed.pop(name, None)
         if name == "best_accuracy":
             # after a resume the engine's first eval overwrites best_accuracy even when worse:
             # S3 keeps the better one, best_of_run the best of the whole run
-            if self._maybe_best_of_run(info):
+            try:
+                better = self._maybe_best_of_run(info)
+            except Exception as exc:  # noqa: BLE001 - the copy failed: reported, the run goes on
+                self._snapshot_failed("best_of_run", exc)
+                better = True
+            if better:
                 self._publish(name, info)
         else:
             self._publish(name, info)
         return info
+
+    def _snapshot_failed(self, name: str, exc: BaseException) -> None:
+        self._failed[name] = f"snapshot of {self.checkpoint_dir / name} failed: {exc}"
+        self.errors.append(self._failed[name])
+        log.warning("could not snapshot checkpoint %s (the run goes on; it fails at the end unless a "
+                    "newer %s is saved): %s", name, name, exc)
+
+    def failed_snapshots(self) -> List[str]:
+        """The checkpoints whose newest save could not be snapshotted (never replaced since)."""
+        return [self._failed[name] for name in sorted(self._failed)]
 
     def _publish(self, name: str, info: CheckpointInfo) -> None:
         if self.s3_prefix:
@@ -135,9 +155,10 @@ class CheckpointSync:
             except Exception as exc:  # noqa: BLE001 - retried next round; reported at close
                 log.warning("could not complete a snapshot: %s", exc)
 
-    def seal_due(self, force: bool = False) -> List[str]:
+    def seal_due(self, force: bool = False, rotate: bool = True) -> List[str]:
         """Write the markers (then pointers) of the copied folders old enough (all with
-        ``force``: the attempt is over, nothing writes any more); returns the folders."""
+        ``force``: the run ended by itself, nothing writes any more), then (``rotate``) delete
+        the folders they replace; returns the folders sealed."""
         done: List[str] = []
         with self._lock:
             due = sorted(((t, f) for f, (_, _, t) in self._unsealed.items()
@@ -148,7 +169,8 @@ class CheckpointSync:
                     seal(folder, info, engine_name, self.snap_root)
                     done.append(folder.name)
         for name in dict.fromkeys(n for n in (folder_name_of(f) for f in done) if n):
-            self._rotate_local(name[1])
+            if rotate and not self._stopping:
+                self._rotate_local(name[1])
         return done
 
     def _verified(self, folder: Path) -> Optional[CheckpointInfo]:
@@ -165,13 +187,13 @@ class CheckpointSync:
         """Without S3 knowledge: keep the ``KEEP_LOCAL`` newest verified folders of ``name``
         (SageMaker's sync has surely copied the older of them before the next save)."""
         with self._lock:
-            dated = []
+            dated: List[Tuple[Tuple[int, float], Path]] = []
             for folder in self.snap_root.iterdir():
                 if (folder_name_of(folder) or (0, ""))[1] != name:
                     continue
                 info = self._verified(folder)
                 if info is not None:
-                    dated.append((info.time, folder))
+                    dated.append(((info.global_step, info.time), folder))
             dated.sort(reverse=True)
             if len(dated) < KEEP_LOCAL:
                 return
@@ -311,14 +333,20 @@ class CheckpointSync:
             time.sleep(0.05)
         return False
 
-    def close(self, timeout: float = 120.0, retry: bool = True) -> bool:
+    def close(self, timeout: float = 120.0, retry: bool = True, stopping: bool = False) -> bool:
         """Upload what is queued (and, with ``retry``, once more what failed), then stop.
         True when everything queued was attempted in time; :meth:`missing` says what is not
-        in S3."""
+        in S3.
+
+        Without S3 (an outside sync copies the folder): at the run's own end every copied
+        folder is sealed; at a stop (``stopping``: SIGTERM, SageMaker's agent may still be
+        copying, or may have stopped) only those old enough, and nothing is rotated: the
+        folders already complete stay, whatever the agent does during the grace period."""
         deadline = time.monotonic() + timeout
         self._closing = True
         if self._deferred:
-            self.seal_due(force=True)
+            self._stopping = stopping
+        self.seal_due(force=not stopping, rotate=not stopping)
         done = self.flush(timeout)
         if retry and done and self.missing():
             for name, folder in list(self._wanted.items()):

@@ -25,7 +25,7 @@ from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
 from rectrain.training.checkpoint_lookup import best_kept
 from rectrain.training.early_stop import EarlyStop
-from rectrain.training.failures import Failure, FailureClassifier, OomWatch
+from rectrain.training.failures import Failure, FailureClassifier, OomWatch, disk_full
 from rectrain.training.prepare import Prepared
 from rectrain.training.resume import mirror_run_files
 from rectrain.training.supervise import EngineProcess, Stopper
@@ -109,6 +109,26 @@ class _Session:
                 else "--resume: no checkpoint found (a first attempt); starting from the beginning")
 
     def line(self, raw: str) -> None:
+        """One line of the engine's output. A full disk while rectrain writes (metrics, the
+        run's state, a snapshot's marker) stops the run as a failure with rectrain's message;
+        the output is still read (the engine must not block on a full pipe)."""
+        if self.failure is not None and self.failure.kind == "disk_full":
+            return
+        try:
+            self._line(raw)
+        except OSError as exc:
+            self.disk_full(exc)
+
+    def disk_full(self, exc: OSError) -> None:
+        """Stop the run for a full disk (other OS errors are raised: bugs)."""
+        failure = disk_full(exc)
+        if failure is None:
+            raise exc
+        if self.failure is None or self.failure.kind != "disk_full":
+            self.failure = failure
+            self.stopper.stop("failed")
+
+    def _line(self, raw: str) -> None:
         self.display.line(raw)
         iters = ITERS_RE.search(raw)
         if iters:
@@ -182,9 +202,17 @@ def run_engine(prepared: Prepared, s3: Optional[S3Service], settings: Settings,
                 session.budget_spent = child.budget_spent
                 session.line(raw_bytes.decode("utf-8", errors="replace"))
             rc = child.wait()
-        session.close()
+            if child.log_error is not None:
+                session.disk_full(child.log_error)
+        try:
+            session.close()
+        except OSError as exc:
+            session.disk_full(exc)
     finally:  # the engine is stopped and train.log closed by now
-        session.metrics.close()
+        try:
+            session.metrics.close()
+        except OSError as exc:
+            session.disk_full(exc)
         session.display.stop()
     return Outcome(session.tracker, session.sync, session.display, session.classifier, session.failure,
                    rc, engine_pid, oom)
