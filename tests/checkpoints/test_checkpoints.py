@@ -319,3 +319,18 @@ def test_the_engines_own_files_are_a_checkpoint_never_thrown_away(tmp_path: Path
     with pytest.raises(NoUsableCheckpoint) as err:
         find_resume_checkpoint(ck, None, run_id="r1")
     assert err.value.exit_code == 2 and "latest" in str(err.value)
+
+
+def test_restored_engine_files_come_after_verified_checkpoints(tmp_path: Path) -> None:
+    """In a folder SageMaker's agent restored (any order, each file of whichever save it last
+    uploaded) the engine's files are not preferred to an older verified snapshot."""
+    from rectrain.training.resume import find_resume_checkpoint
+
+    ck = tmp_path / "ck"
+    save(ck, "latest", epoch=2, step=20, acc=0.5)
+    snapshot(ck, "latest", ck / "snapshots", run_id="r1")
+    verified = folder(ck / "snapshots", "latest")
+    save(ck, "latest", epoch=3, step=30, acc=0.5)
+    assert find_resume_checkpoint(ck, None, run_id="r1", engine_trusted=False) == verified / "latest"
+    got = find_resume_checkpoint(ck, None, run_id="r1")  # this machine's own disk: the newest
+    assert got is not None and verify_snapshot(got.parent).global_step == 30

@@ -440,7 +440,11 @@ class Trial:
         if a.rc == 5:
             named = re.findall(r"s3://\S+?/(s\d{8}-[A-Za-z0-9_]+-[0-9a-f]{6})/", stderr)
             lacking = [n for n in named if not (n in after.folders and after.folders[n].verified)]
-            if self._final_ok(after) and not lacking and after.pointer_step("best_of_run") is not None:
+            # a checkpoint the engine saved but rectrain could not snapshot (a full disk, a
+            # read-only folder) is missing too, whatever S3 holds: it names the engine's files
+            unsnapshotted = "could not be snapshotted" in stderr
+            if self._final_ok(after) and not lacking and not unsnapshotted \
+                    and after.pointer_step("best_of_run") is not None:
                 self.result.violate("exit5-truthful", a.index, f"exit 5, but S3 holds all it names ({named})")
         if a.rc == 2 and a.first_step is not None:
             self.result.violate("exit2-before-training", a.index,

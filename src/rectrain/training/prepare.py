@@ -218,8 +218,11 @@ def _resume_point(request: TrainRequest, s3: Optional[S3Service], run: Path, ckd
         return None, None
     # other hosts keep their copy out of the synced checkpoint dir: only rank 0 writes there
     dest = (ckdir if request.placement.uploads else run) / "resume"
+    # the engine's own files are as this machine's disk kept them, unless an outside sync
+    # (SageMaker's, for a checkpoint folder outside the run) restored them
+    trusted = request.checkpoint_s3 is not None or run in ckdir.parents
     return resume_point(ckdir, request.checkpoint_s3, dest_dir=dest, s3=s3, sub_epochs=plan.sub_epochs,
-                        run_id=state.run_id, found=found)
+                        run_id=state.run_id, found=found, engine_trusted=trusted)
 
 
 def _nothing_left(request: TrainRequest, run: Path, ckdir: Path, plan: TrainPlan, state: RunState,

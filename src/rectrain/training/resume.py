@@ -150,14 +150,17 @@ def _is_resume_point(item: Found) -> bool:
 
 def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
                   checkpoint_s3: Optional[S3Uri], s3: Optional[S3Service],
-                  sub_epochs: int = 1) -> Optional[Path]:
+                  sub_epochs: int = 1, engine_trusted: bool = True) -> Optional[Path]:
     """The ``Global.checkpoints`` prefix of the newest usable checkpoint of run ``run_id``
     (S3 ones are downloaded and verified first; local snapshots are checked against their
     marker). ``None`` when nothing was found at all; :class:`NoUsableCheckpoint` (exit 2)
     with the list of what was found and why each was rejected when none is usable.
     ``best_accuracy`` / ``best_of_run`` are never resume points (saved mid-epoch). The engine's
     own files are a checkpoint too: when they are the newest, they are snapshotted (marker and
-    checksums) and resumed from; when they are there but unusable, this refuses."""
+    checksums) and resumed from; when they are there but unusable, this refuses. In a folder
+    an outside sync restored (``engine_trusted=False``: SageMaker's agent restores files in
+    any order, each of whichever save it last uploaded) they come after every verified
+    checkpoint, whatever their step."""
     relevant = [f for f in found if _is_resume_point(f) or f.info is None]
     for item in relevant:
         if not item.problem and item.info is not None and run_id and item.info.run_id \
@@ -166,8 +169,8 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
     usable = [f for f in relevant if not f.problem and f.info is not None]
     # the highest step; at a tie a local copy, then `latest`, then the newest written
     rank = {"snapshot": 2, "engine": 1, "s3": 0}  # at a tie, what needs no download
-    usable.sort(key=lambda f: (f.step, rank[f.kind], f.name == "latest",
-                               f.info.time if f.info else 0.0), reverse=True)
+    usable.sort(key=lambda f: (engine_trusted or f.kind != "engine", f.step, rank[f.kind],
+                               f.name == "latest", f.info.time if f.info else 0.0), reverse=True)
     for item in usable:
         try:
             if item.kind == "snapshot":
@@ -210,12 +213,13 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
 
 def find_resume_checkpoint(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri] = None, *,
                            s3: Optional[S3Service] = None, sub_epochs: int = 1,
-                           run_id: str = "") -> Optional[Path]:
+                           run_id: str = "", engine_trusted: bool = True) -> Optional[Path]:
     """The newest complete epoch-end checkpoint (``latest`` / ``iter_epoch_N``) of run
     ``run_id``, local or in S3, as a ``Global.checkpoints`` prefix; see :func:`choose_resume`."""
     found = scan_checkpoints(checkpoint_dir, checkpoint_s3, s3=s3, sub_epochs=sub_epochs)
     return choose_resume(found, run_id=run_id, snap_root=checkpoint_dir / "snapshots",
-                         checkpoint_s3=checkpoint_s3, s3=s3, sub_epochs=sub_epochs)
+                         checkpoint_s3=checkpoint_s3, s3=s3, sub_epochs=sub_epochs,
+                         engine_trusted=engine_trusted)
 
 
 def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
@@ -249,7 +253,7 @@ def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
 
 def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri], *, dest_dir: Path,
                  s3: Optional[S3Service], sub_epochs: int, run_id: str,
-                 found: Optional[List[Found]] = None,
+                 found: Optional[List[Found]] = None, engine_trusted: bool = True,
                  ) -> Tuple[Optional[Path], Optional[CheckpointInfo]]:
     """The prefix the engine resumes from (a copy prepared in ``dest_dir``, see
     :func:`prepare_resume`) and the chosen checkpoint's step and epoch; ``(None, None)`` when
@@ -257,7 +261,8 @@ def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri], *, dest_d
     if found is None:
         found = scan_checkpoints(checkpoint_dir, checkpoint_s3, s3=s3, sub_epochs=sub_epochs)
     chosen = choose_resume(found, run_id=run_id, snap_root=checkpoint_dir / "snapshots",
-                           checkpoint_s3=checkpoint_s3, s3=s3, sub_epochs=sub_epochs)
+                           checkpoint_s3=checkpoint_s3, s3=s3, sub_epochs=sub_epochs,
+                           engine_trusted=engine_trusted)
     if chosen is None:
         return None, None
     info = info_from_states(chosen.parent, chosen.name, sub_epochs)

@@ -160,6 +160,8 @@ class _Session:
         self.sync.on_save(record["name"])
         self.state.global_step = record["global_step"]
         self.state.engine_epoch = record["engine_epoch"]
+        assert self.p.tracking is not None  # the MLflow run id, once its server answered
+        self.state.tracking = {**(self.state.tracking or {}), **self.p.tracking.state}
         self.state.save(self.p.state_path)
         if record["name"] != "latest":
             return
