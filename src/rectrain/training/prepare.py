@@ -27,6 +27,7 @@ from rectrain.errors import UserError
 from rectrain.logs import get_logger
 from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
+from rectrain.training.agreement import agree_on_resume_step
 from rectrain.training.command import build_train_command
 from rectrain.training.plan import TrainPlan, make_plan
 from rectrain.training.preflight import (
@@ -104,6 +105,10 @@ def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings,
     owner.set_run_id(state.run_id)
     apply_loader_choice(cfg.data, plan.overrides, request.workers, gpus=request.placement.processes)
     resume_from, resume_info = _resume_point(request, s3, run, ckdir, plan, state, found)
+    p = request.placement
+    if p.nnodes > 1 and p.master:  # every host the same step, or none starts the engine
+        agree_on_resume_step(p.master, p.node_rank, p.nnodes, resume_info.global_step if resume_info else 0,
+                             settings.host_resolve_timeout_s)
     if resume_info is not None:
         done = _nothing_left(request, run, ckdir, plan, state, resume_info)
         if done is not None:
