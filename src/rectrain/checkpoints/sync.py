@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from rectrain.checkpoints.local import (
+    SUFFIXES,
     CheckpointInfo,
     copy_snapshot,
     folder_name_of,
@@ -115,6 +116,8 @@ class CheckpointSync:
             self._snapshot_failed(name, exc)
             return None
         self._failed.pop(name, None)
+        if not self._deferred:
+            self._drop_engine_copy(name)
         if name == "best_accuracy":
             # after a resume the engine's first eval overwrites best_accuracy even when worse:
             # S3 keeps the better one, best_of_run the best of the whole run
@@ -128,6 +131,19 @@ class CheckpointSync:
         else:
             self._publish(name, info)
         return info
+
+    def _drop_engine_copy(self, name: str) -> None:
+        """The engine's ``iter_epoch_N.*`` once its snapshot is complete: the engine never
+        writes them again, and in a synced folder each would go up a second time."""
+        if not name.startswith("iter_epoch_"):
+            return  # latest / best_accuracy: the engine overwrites them itself
+        for suffix in SUFFIXES:
+            try:
+                (self.checkpoint_dir / f"{name}{suffix}").unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # kept: only bytes
+                log.debug("could not remove %s%s: %s", name, suffix, exc)
 
     def _snapshot_failed(self, name: str, exc: BaseException) -> None:
         self._failed[name] = f"snapshot of {self.checkpoint_dir / name} failed: {exc}"
@@ -168,6 +184,8 @@ class CheckpointSync:
                 if folder.is_dir():
                     seal(folder, info, engine_name, self.snap_root)
                     done.append(folder.name)
+                    if engine_name == info.name:
+                        self._drop_engine_copy(engine_name)
         for name in dict.fromkeys(n for n in (folder_name_of(f) for f in done) if n):
             if rotate and not self._stopping:
                 self._rotate_local(name[1])

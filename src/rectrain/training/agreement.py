@@ -85,7 +85,7 @@ def _collect(port: int, nnodes: int, step: int, timeout_s: float) -> None:
                 if message is None:
                     conn.close()
                     continue
-                steps[int(message["rank"])] = int(message["step"])
+                steps[int(str(message["rank"]))] = int(str(message["step"]))
                 conns.append(conn)
             verdict = _verdict(steps)
             for conn in conns:

@@ -10,6 +10,7 @@ save).
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -51,6 +52,7 @@ from rectrain.training.run_tracking import RunTracking, open_run_tracking
 from rectrain.training.workers import apply_loader_choice
 
 log = get_logger("training")
+RESUME_COPY = "resume"  # <run>/resume/: the copy of the checkpoint the engine loads
 
 
 @dataclass
@@ -221,8 +223,9 @@ def _resume_point(request: TrainRequest, s3: Optional[S3Service], run: Path, ckd
                   ) -> Tuple[Optional[Path], Optional[CheckpointInfo]]:
     if not request.resume:
         return None, None
-    # other hosts keep their copy out of the synced checkpoint dir: only rank 0 writes there
-    dest = (ckdir if request.placement.uploads else run) / "resume"
+    # the engine's copy lives in the run folder, never in the synced checkpoint folder (it
+    # would go up again after each restart); removed once the engine has loaded it
+    dest = run / RESUME_COPY
     # the engine's own files are as this machine's disk kept them, unless an outside sync
     # (SageMaker's, for a checkpoint folder outside the run) restored them
     trusted = request.checkpoint_s3 is not None or run in ckdir.parents
@@ -267,12 +270,29 @@ def _command(request: TrainRequest, engine: Engine, run: Path, ckdir: Path, plan
     config = Path(request.config)
     if config.resolve() != run / "config.yml":
         shutil.copyfile(config, run / "config.yml")
+    if request.placement.node_rank == 0:  # the engine logs to a file on the first host only
+        _engine_log_out_of(ckdir)
     p = request.placement
     return build_train_command(
         engine, str(config.resolve()), save_model_dir=str(ckdir), device=p.device,
         gpus=list(p.gpus) or None, resume_from=str(resume_from) if resume_from else None,
         plan_overrides=plan.overrides, nnodes=p.nnodes, node_rank=p.node_rank, master=p.master,
         log_dir=str(run / "launch-logs") if p.launcher else None, extra_env=dict(p.env))
+
+
+def _engine_log_out_of(ckdir: Path) -> None:
+    """The engine also logs into ``save_model_dir/train.log`` (a second copy of what rectrain
+    keeps in ``run/train.log``), growing in the checkpoint folder that is synced (SageMaker)
+    and listed: it is pointed at the null device instead."""
+    log_file = ckdir / "train.log"
+    try:
+        if log_file.is_symlink() and os.readlink(log_file) == os.devnull:
+            return
+        if log_file.is_file() or log_file.is_symlink():
+            log_file.unlink()
+        os.symlink(os.devnull, log_file)
+    except OSError as exc:  # only bytes: the engine then writes its own copy
+        log.debug("could not point the engine's log at %s: %s", os.devnull, exc)
 
 
 def _begin_segment(prepared: Prepared, settings: Settings) -> None:

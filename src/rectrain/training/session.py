@@ -12,6 +12,7 @@ engine at a checkpoint. A signal from here on stops the engine the normal way: t
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from rectrain.storage.service import S3Service
 from rectrain.training.checkpoint_lookup import best_kept
 from rectrain.training.early_stop import EarlyStop
 from rectrain.training.failures import Failure, FailureClassifier, OomWatch, disk_full
-from rectrain.training.prepare import Prepared
+from rectrain.training.prepare import RESUME_COPY, Prepared
 from rectrain.training.resume import mirror_run_files
 from rectrain.training.supervise import EngineProcess, Stopper
 
@@ -216,5 +217,14 @@ def run_engine(prepared: Prepared, s3: Optional[S3Service], settings: Settings,
         except OSError as exc:
             session.disk_full(exc)
         session.display.stop()
+        _drop_resume_copy(prepared)
     return Outcome(session.tracker, session.sync, session.display, session.classifier, session.failure,
                    rc, engine_pid, oom)
+
+
+def _drop_resume_copy(prepared: Prepared) -> None:
+    """The copy the engine resumed from (``<run>/resume/``), once the engine is gone: the
+    checkpoint itself stays in its snapshot folder."""
+    copy = prepared.run / RESUME_COPY
+    if prepared.resume_from is not None and prepared.resume_from.parent == copy:
+        shutil.rmtree(copy, ignore_errors=True)
