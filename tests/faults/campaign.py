@@ -1,7 +1,7 @@
 """The fault campaign outside pytest: many seeds, one summary table (docs/checkpoints.md).
 
     PYTHONPATH=$PWD/src venv/bin/python -m tests.faults.campaign --seeds 200
-    ... --first 1 --seeds 20           # the seeds CI runs (tests/faults/test_campaign.py)
+    ... --light --first 1 --seeds 20   # the seeds CI runs (tests/faults/test_campaign.py)
     ... --only 17 --keep               # one seed again, its folders kept for a post-mortem
 
 Starts its own SeaweedFS on loopback and a fault proxy in front of it; each seed is one
@@ -67,6 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--out", type=Path, help="one JSON line per seed")
     ap.add_argument("--keep", action="store_true", help="keep the scratch folder (printed)")
     ap.add_argument("--no-enospc", action="store_true", help="no tmpfs (when mounting is not allowed)")
+    ap.add_argument("--light", action="store_true", help="CI's plans (2-3 epochs, at most one strike)")
     args = ap.parse_args(argv)
     # SIGTERM ends the campaign through its `finally`: runs killed, mounts and server undone
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -92,7 +93,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         env = TrialEnv(dict(server.env), client, proxy, bucket, work / "trials", config_for, can_mount)
         started = time.monotonic()
         for seed in seeds:
-            result = Trial(env, seed).run()
+            result = Trial(env, seed, light=args.light).run()
             results.append(result)
             if args.out:
                 with open(args.out, "a", encoding="utf-8") as fh:

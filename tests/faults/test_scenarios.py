@@ -59,7 +59,7 @@ def _final_in_s3(checker: Checker, s3: str, final: int) -> str:
 
 def test_connections_cut_at_random_end_with_exit_0_and_the_final_step_in_s3(
         trial_env: TrialEnv, checker: Checker, tmp_path: Path) -> None:
-    epochs = 6
+    epochs = 3
     s3 = _s3(trial_env, "cut")
     trial_env.proxy.plan = FaultPlan(cut_mean_bytes=1.2e6, error_rate=0.05, error_statuses=(503, 500),
                                      stall_rate=0.03, stall_s=(0.2, 1.5))
@@ -80,18 +80,18 @@ def test_snapshots_lost_engine_files_kept_resume_never_restarts(
         trial_env: TrialEnv, s3_client: Any, tmp_path: Path, where: str) -> None:
     """The engine's own checkpoint (``latest.*``, complete: it logged the save) is all that is
     left: --resume continues from it, or refuses (exit 2) before training; never step 1."""
-    epochs, run = 6, tmp_path / "run"
+    epochs, run = 3, tmp_path / "run"
     s3 = _s3(trial_env, f"lost-{where}")
     # local: no S3 at all, the run folder is everything
     argv = train_argv(trial_env.config_for(epochs), run, s3 if where == "s3" else None,
                       trial_env.proxy.endpoint_url)
     proc = _launch(trial_env, argv, tmp_path / "a.log")
 
-    def saved_after_step_8() -> bool:
-        return any(r.get("type") == "save" and r.get("name") == "latest" and r.get("global_step", 0) >= 8
+    def saved_after_step_4() -> bool:
+        return any(r.get("type") == "save" and r.get("name") == "latest" and r.get("global_step", 0) >= 4
                    for r in display_records(tmp_path / "a.out"))
 
-    assert wait_until(proc, saved_after_step_8), _err(tmp_path / "a.log")[-3000:]
+    assert wait_until(proc, saved_after_step_4), _err(tmp_path / "a.log")[-3000:]
     kill_tree(proc)  # the machine stops; its disk survives
     saves = [r["global_step"] for r in display_records(tmp_path / "a.out")
              if r.get("type") == "save" and r.get("name") == "latest"]
@@ -153,7 +153,7 @@ def test_a_second_run_on_the_same_prefix_is_refused_naming_the_owner(
 
 def test_snapshots_unwritable_mid_run_is_never_a_silent_success(
         trial_env: TrialEnv, checker: Checker, tmp_path: Path) -> None:
-    epochs, run = 5, tmp_path / "run"
+    epochs, run = 3, tmp_path / "run"
     s3 = _s3(trial_env, "ro")
     argv = train_argv(trial_env.config_for(epochs), run, s3, trial_env.proxy.endpoint_url)
     proc = _launch(trial_env, argv, tmp_path / "a.log")

@@ -148,20 +148,22 @@ def _net_plan(rng: random.Random) -> FaultPlan:
     return FaultPlan(**kw)
 
 
-def make_plan(seed: int, mounts_ok: bool = True, skew: bool = True) -> TrialPlan:
-    """The faults of trial ``seed``."""
+def make_plan(seed: int, mounts_ok: bool = True, skew: bool = True, light: bool = False) -> TrialPlan:
+    """The faults of trial ``seed``. ``light`` (CI): a shorter run (2-3 epochs) and at most one
+    strike, striking within its first 5 steps; the same kinds of faults, drawn the same way."""
     rng = random.Random(seed)
-    epochs = rng.choice([3, 4, 5])
+    epochs = rng.choice([2, 3] if light else [3, 4, 5])
+    within = 5 if light else 7
     disk = ["ENOSPC", "READONLY"] if mounts_ok else []
-    strikes = [Strike(rng.choice(["SIGTERM"] * 3 + ["SIGKILL"] * 3 + ["LOST"] + disk), rng.randint(1, 7),
+    strikes = [Strike(rng.choice(["SIGTERM"] * 3 + ["SIGKILL"] * 3 + ["LOST"] + disk), rng.randint(1, within),
                       rng.uniform(0.0, 0.6), None, rng.randint(0, 2_500_000))
-               for _ in range(rng.choice([0, 1, 1, 2]))]
+               for _ in range(rng.choice([0, 1] if light else [0, 1, 1, 2]))]
     attempts = []
     for i in range(len(strikes) + 3):  # the strikes, then up to three attempts to finish
         blip = None
         if rng.random() < 0.3:
             kind = rng.choice(["OUTAGE"] * 2 + disk)
-            blip = Strike(kind, rng.randint(1, 7), rng.uniform(0.0, 0.6),
+            blip = Strike(kind, rng.randint(1, within), rng.uniform(0.0, 0.6),
                           rng.uniform(2.0, 15.0) if kind == "OUTAGE" else rng.uniform(0.5, 6.0),
                           rng.randint(0, 2_500_000))
         attempts.append(AttemptPlan(
@@ -306,9 +308,10 @@ class _Faults:
 
 
 class Trial:
-    def __init__(self, env: TrialEnv, seed: int, plan: Optional[TrialPlan] = None) -> None:
+    def __init__(self, env: TrialEnv, seed: int, plan: Optional[TrialPlan] = None,
+                 light: bool = False) -> None:
         self.env = env
-        self.plan = plan or make_plan(seed, mounts_ok=env.can_mount)
+        self.plan = plan or make_plan(seed, mounts_ok=env.can_mount, light=light)
         self.seed = seed
         self.s3 = f"s3://{env.bucket}/trial-{seed}"
         self.dir = env.workdir / f"seed{seed}"

@@ -98,6 +98,24 @@ class RunLock:
             os.close(self._fd)  # closing drops the flock; the file stays (it is rectrain's)
             self._fd = None
 
+    @staticmethod
+    def held(run: Path) -> Optional[bool]:
+        """Whether a live process holds ``run``'s lock (None: the run never had one)."""
+        import fcntl
+
+        path = Path(run) / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # also drops the shared lock just taken
+        return False
+
 
 @dataclass
 class Lease:
