@@ -10,7 +10,7 @@ import pickle
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -334,3 +334,49 @@ def test_restored_engine_files_come_after_verified_checkpoints(tmp_path: Path) -
     assert find_resume_checkpoint(ck, None, run_id="r1", engine_trusted=False) == verified / "latest"
     got = find_resume_checkpoint(ck, None, run_id="r1")  # this machine's own disk: the newest
     assert got is not None and verify_snapshot(got.parent).global_step == 30
+
+
+def test_each_checkpoints_bytes_go_up_once(s3_server: Any, s3_bucket: str, tmp_path: Path,
+                                           s3_env: dict) -> None:
+    """An epoch end saves ``latest``, ``iter_epoch_N`` and (a new best) ``best_accuracy`` from
+    the same weights, and rectrain keeps ``best_of_run``: four folders, one checkpoint. Bytes
+    that went up (counted by a TCP proxy in front of the server) stay within 1.1x the distinct
+    checkpoints' size; the copies are made by the server, and S3 then holds every folder
+    complete (checked with plain boto3)."""
+    from rectrain.checkpoints.sync import CheckpointSync
+    from rectrain.storage.service import S3Service
+    from tests.faults.oracle import Checker
+    from tests.faults.proxy import FaultProxy
+
+    ck = tmp_path / "ck"
+
+    def epoch_end(step: int, names: List[str]) -> int:
+        ck.mkdir(parents=True, exist_ok=True)
+        blobs = {".pdopt": os.urandom(600_000) + b".", ".pdparams": os.urandom(400_000) + b"."}
+        for name in names:
+            for suffix, blob in blobs.items():
+                (ck / f"{name}{suffix}").write_bytes(blob)
+            with open(ck / f"{name}.states", "wb") as fh:
+                pickle.dump({"best_model_dict": {"acc": step / 100}, "epoch": step // 4,
+                             "global_step": step}, fh, protocol=2)
+        return sum(len(b) for b in blobs.values())
+
+    proxy = FaultProxy(s3_server.endpoint_url).start()
+    try:
+        s3 = S3Service(proxy.endpoint_url)
+        prefix = S3Uri.parse(f"s3://{s3_bucket}/bytes")
+        sync = CheckpointSync(ck, tmp_path, s3_prefix=prefix, s3=s3, run_id="r1")
+        size = epoch_end(8, ["latest", "iter_epoch_2", "best_accuracy"])
+        for name in ("latest", "iter_epoch_2", "best_accuracy"):
+            sync.on_save(name)
+        assert sync.flush(60)
+        size += epoch_end(16, ["latest"])
+        sync.on_save("latest")
+        assert sync.close(timeout=60) and not sync.missing()
+        sent = proxy.stats().get("bytes_up", 0)
+    finally:
+        proxy.stop()
+    assert sent <= 1.1 * size, f"{sent} bytes went up for {size} bytes of checkpoints ({sent / size:.2f}x)"
+    report = Checker(s3_server.client()).check(f"s3://{s3_bucket}/bytes")
+    assert not report.anomalies and report.pointer_step("latest") == 16, report.summary()
+    assert report.pointer_step("best_of_run") == 8 and report.pointer_step("iter_epoch_2") == 8

@@ -90,6 +90,7 @@ class CheckpointSync:
         # folder -> (info, engine name, when copied): copied, marker not written yet
         self._unsealed: Dict[Path, Tuple[CheckpointInfo, str, float]] = {}
         self._failed: Dict[str, str] = {}  # name -> why its newest save has no snapshot
+        self._copies: Dict[str, str] = {}  # sha256 -> a key in S3 with those bytes (no re-upload)
         self._deferred = not self.s3_prefix
         self._closing = False
         self._stopping = False  # a stop (SIGTERM): nothing is rotated any more
@@ -291,7 +292,7 @@ class CheckpointSync:
                 raise FileNotFoundError(f"no pointer {pointer_path(self.snap_root, name)}")
             folder = got[0]
             if folder.name not in self._uploaded:  # folders never change: once is enough
-                self.uploaded_keys.extend(upload_snapshot(s3, folder, prefix))
+                self.uploaded_keys.extend(upload_snapshot(s3, folder, prefix, self._copies))
                 self._uploaded.add(folder.name)
             uri = prefix.join(pointer_path(self.snap_root, name).name)
             upload_file(s3, pointer_copy, uri)
