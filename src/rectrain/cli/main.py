@@ -9,7 +9,7 @@ import importlib
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from rectrain._version import __version__
 from rectrain.errors import (
@@ -67,6 +67,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     previous = _terminate_like_interrupt()
+    hook, threading.excepthook = threading.excepthook, _thread_failed
     try:
         args.settings = Settings.from_env()  # the one read of RECTRAIN_*; handlers pass it down
         result = args.func(args)
@@ -95,7 +96,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_INTERNAL_ERROR
     finally:
         _restore_signal(previous)
+        threading.excepthook = hook
     return int(result or 0)
+
+
+def _thread_failed(args: Any) -> None:
+    """A background thread of a library (TensorBoard's writer on a full disk, ...) died: one
+    line of rectrain's instead of Python's traceback (shown with --log-level debug); the
+    command's own result says what it means for the run."""
+    log = get_logger("cli")
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    log.warning("a background thread (%s) stopped: %s: %s", thread, args.exc_type.__name__, args.exc_value)
+    log.debug("traceback:", exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
 
 
 class _Terminated(KeyboardInterrupt):

@@ -52,19 +52,24 @@ class TensorBoardSink(Sink):
         then block the caller forever, and its exit handler print a traceback."""
         if self.writer is None:
             return False
-        events = getattr(self.writer, "event_writer", None)
-        worker = getattr(events, "_worker", None)
-        if worker is None or worker.is_alive():
+        workers = [getattr(events, "_worker", None) for events in self._event_writers()]
+        if all(worker is None or worker.is_alive() for worker in workers):
             return True
         self.problems.append(f"TensorBoard: the event writer of {self.logdir} stopped (a full disk?); "
                              "later values are not in TensorBoard (metrics.jsonl has them).")
         self._abandon()
         return False
 
+    def _event_writers(self) -> list:
+        """tensorboardX's EventFileWriters behind the SummaryWriter (one per FileWriter)."""
+        files = getattr(self.writer, "all_writers", None) or {}
+        return [events for events in (getattr(fw, "event_writer", None) for fw in files.values())
+                if events is not None]
+
     def _abandon(self) -> None:
-        events = getattr(self.writer, "event_writer", None)
-        if events is not None and hasattr(events, "_closed"):
-            events._closed = True  # its atexit close would raise (and print) again
+        for events in self._event_writers():
+            if hasattr(events, "_closed"):
+                events._closed = True  # its atexit close would raise (and print) again
         self.writer = None
 
     def log(self, step: int, metrics: Dict[str, float], wall_time: float) -> None:
