@@ -132,8 +132,10 @@ class Lease:
         return f"{run}pid {self.pid} on host {self.host}, heartbeat {age:.0f} s ago"
 
     def alive(self) -> bool:
+        """Its owner still runs: on this host its process (this process's own earlier lease,
+        left by a run that ended without releasing it, is not), elsewhere a recent heartbeat."""
         if self.host == _host():
-            return _alive(self.pid)
+            return self.pid != os.getpid() and _alive(self.pid)
         return time.time() - self.heartbeat < self.ttl_s
 
 
