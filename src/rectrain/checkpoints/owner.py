@@ -27,6 +27,7 @@ from typing import Any, Optional
 from rectrain.checkpoints.remote import is_not_found
 from rectrain.errors import StorageError, UserError
 from rectrain.logs import get_logger
+from rectrain.machine.processes import pid_alive
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
 
@@ -40,16 +41,6 @@ SETTLE_S = 1.5  # between writing a claim and reading it back (two runs started 
 
 def _host() -> str:
     return socket.gethostname()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunBusy(UserError):
@@ -135,7 +126,7 @@ class Lease:
         """Its owner still runs: on this host its process (this process's own earlier lease,
         left by a run that ended without releasing it, is not), elsewhere a recent heartbeat."""
         if self.host == _host():
-            return self.pid != os.getpid() and _alive(self.pid)
+            return self.pid != os.getpid() and pid_alive(self.pid)
         return time.time() - self.heartbeat < self.ttl_s
 
 
