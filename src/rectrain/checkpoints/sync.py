@@ -91,6 +91,7 @@ class CheckpointSync:
         self._unsealed: Dict[Path, Tuple[CheckpointInfo, str, float]] = {}
         self._failed: Dict[str, str] = {}  # name -> why its newest save has no snapshot
         self._copies: Dict[str, str] = {}  # sha256 -> a key in S3 with those bytes (no re-upload)
+        self._state_sent = False  # run-state.json uploaded in this attempt (before any checkpoint)
         self._deferred = not self.s3_prefix
         self._closing = False
         self._stopping = False  # a stop (SIGTERM): nothing is rotated any more
@@ -290,6 +291,7 @@ class CheckpointSync:
         try:
             if got is None:
                 raise FileNotFoundError(f"no pointer {pointer_path(self.snap_root, name)}")
+            self._state_first(prefix, s3)
             folder = got[0]
             if folder.name not in self._uploaded:  # folders never change: once is enough
                 self.uploaded_keys.extend(upload_snapshot(s3, folder, prefix, self._copies))
@@ -304,6 +306,17 @@ class CheckpointSync:
         self._retire(name, folder)
         if self._queue.qsize() == 0:  # the run files once the backlog is uploaded
             self.upload_run_files()
+
+    def _state_first(self, prefix: S3Uri, s3: S3Service) -> None:
+        """run-state.json goes up before this attempt's first checkpoint: S3 never holds a
+        run's checkpoint without the state that says whose it is (a fresh machine's --resume
+        would otherwise have to adopt a run from the markers, which it never does silently)."""
+        state = self.run_dir / STATE_FILE
+        if self._state_sent or not state.is_file():
+            return
+        upload_file(s3, state, prefix.join(STATE_FILE))
+        self.uploaded_keys.append(prefix.join(STATE_FILE).key)
+        self._state_sent = True
 
     def _retire(self, name: str, current: Path) -> None:
         """``current`` is complete locally and in S3: delete the older folders of ``name``,
