@@ -202,6 +202,8 @@ def test_ctrl_c_in_the_middle_of_ckpt_push(s3, tmp_path: Path, s3_server, s3_cli
 
     ck = tmp_path / "run" / "checkpoints"
     ck.mkdir(parents=True)
+    # the run's state names the run (issue 22: ckpt push never writes a marker without a run id)
+    (tmp_path / "run" / "run-state.json").write_text('{"run_id": "r8", "sub_epochs": 1}', encoding="utf-8")
     for epoch in range(1, 9):
         name = f"iter_epoch_{epoch}"
         (ck / f"{name}.pdopt").write_bytes(os.urandom(3 * 1024 * 1024))
