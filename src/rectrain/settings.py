@@ -73,6 +73,8 @@ VARIABLES: Dict[str, Tuple[str, Callable[[str, str], Any], str]] = {
                    "seconds an S3 operation retries transient failures (default 60)"),
     "lease_ttl_s": ("RECTRAIN_LEASE_TTL_S", _seconds,
                     "seconds after its last heartbeat a run's lease on its prefix expires (default 120)"),
+    "lease_settle_s": ("RECTRAIN_LEASE_SETTLE_S", _seconds,
+                       "seconds a run waits to read back its claim on a prefix (default 1)"),
     "s3_dir": ("RECTRAIN_S3_DIR", _text, "the data folder of `rectrain s3 serve`"),
     "weed": ("RECTRAIN_WEED", _text, "the SeaweedFS `weed` binary to run"),
     "tensorboard_dir": ("RECTRAIN_TENSORBOARD_DIR", _text, "where TensorBoard events go"),
@@ -96,6 +98,7 @@ class Settings:
     no_fastpath: bool = False
     s3_retry_s: float = 60.0
     lease_ttl_s: float = 120.0
+    lease_settle_s: float = 1.0
     s3_dir: Optional[str] = None
     weed: Optional[str] = None
     tensorboard_dir: Optional[str] = None

@@ -9,7 +9,8 @@
   younger than the lease's time to live, or its process still runs on this host. An expired
   lease (or one of a dead process on this host) is taken over, and the takeover is logged.
   S3 has no lock: two runs started together both write their claim, wait, and read it back;
-  the one whose claim is not there any more gives way.
+  the one whose claim is not there any more gives way (the wait: ``RECTRAIN_LEASE_SETTLE_S``,
+  1 s, longer than any writer's gap between its read and its write).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ log = get_logger("checkpoints")
 LOCK_FILE = ".rectrain-run.lock"
 LEASE_KEY = "_owner.lease"
 LEASE_TTL_S = 120.0  # a lease whose heartbeat is older is expired (RECTRAIN_LEASE_TTL_S)
-SETTLE_S = 1.5  # between writing a claim and reading it back (two runs started together)
+SETTLE_S = 1.0  # between writing a claim and reading it back (RECTRAIN_LEASE_SETTLE_S)
 
 
 def _host() -> str:
@@ -134,8 +135,9 @@ class PrefixLease:
     """The lease on a checkpoint prefix, kept alive by a heartbeat thread until released."""
 
     def __init__(self, s3: S3Service, prefix: S3Uri, run_id: str = "",
-                 ttl_s: float = LEASE_TTL_S) -> None:
+                 ttl_s: float = LEASE_TTL_S, settle_s: float = SETTLE_S) -> None:
         self.s3 = s3
+        self.settle_s = settle_s  # longer than the gap between another run's read and write
         self.uri = S3Uri(prefix.bucket, prefix.key.rstrip("/")).join(LEASE_KEY)
         self.prefix = prefix
         self.ttl_s = ttl_s
@@ -183,7 +185,7 @@ class PrefixLease:
         if other is not None:
             log.warning("taking over the expired lease on %s (%s)", self.prefix, other.describe())
         self._write()
-        time.sleep(SETTLE_S)
+        time.sleep(self.settle_s)
         now = self.current()
         if now is None or now.claim != self.mine.claim:
             if now is not None:
@@ -239,9 +241,10 @@ class Ownership:
         if self.lock is None and Path(run).is_dir():
             self.lock = RunLock.acquire(run)
 
-    def lease_prefix(self, s3: S3Service, prefix: S3Uri, ttl_s: float = LEASE_TTL_S) -> None:
+    def lease_prefix(self, s3: S3Service, prefix: S3Uri, ttl_s: float = LEASE_TTL_S,
+                     settle_s: float = SETTLE_S) -> None:
         if self.lease is None:
-            self.lease = PrefixLease(s3, prefix, ttl_s=ttl_s).acquire()
+            self.lease = PrefixLease(s3, prefix, ttl_s=ttl_s, settle_s=settle_s).acquire()
 
     def set_run_id(self, run_id: str) -> None:
         if self.lease is not None:

@@ -96,7 +96,7 @@ def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings,
             raise ValueError("a request with checkpoint_s3 needs the S3 service that reaches it")
         if request.placement.uploads:  # the host that uploads: fail before any step is paid for
             check_checkpoint_prefix(s3, request.checkpoint_s3)
-            owner.lease_prefix(s3, request.checkpoint_s3, settings.lease_ttl_s)
+            owner.lease_prefix(s3, request.checkpoint_s3, settings.lease_ttl_s, settings.lease_settle_s)
     claim_run_dir(run, request.config, cfg.data)
     owner.lock_run(run)  # a run folder made just now
     ckdir.mkdir(parents=True, exist_ok=True)
