@@ -62,9 +62,14 @@ class RunLock:
 
         lock = cls(run)
         fd = os.open(lock.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        for attempt in range(6):  # `monitor` holds a shared lock for an instant: try again
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if attempt < 5:
+                    time.sleep(0.1)
+        else:
             holder = lock._holder(fd)
             os.close(fd)
             raise RunBusy(
