@@ -59,9 +59,11 @@ def _final_in_s3(checker: Checker, s3: str, final: int) -> str:
 
 def test_connections_cut_at_random_end_with_exit_0_and_the_final_step_in_s3(
         trial_env: TrialEnv, checker: Checker, tmp_path: Path) -> None:
-    epochs = 3
+    # 4 epochs: ~9 MB go up (each checkpoint once: copies are made by the server), a cut every
+    # 1 MB on average (a 1.1 MB file needs about three tries)
+    epochs = 4
     s3 = _s3(trial_env, "cut")
-    trial_env.proxy.plan = FaultPlan(cut_mean_bytes=1.2e6, error_rate=0.05, error_statuses=(503, 500),
+    trial_env.proxy.plan = FaultPlan(cut_mean_bytes=1.0e6, error_rate=0.05, error_statuses=(503, 500),
                                      stall_rate=0.03, stall_s=(0.2, 1.5))
     argv = train_argv(trial_env.config_for(epochs), tmp_path / "run", s3, trial_env.proxy.endpoint_url)
     proc = _launch(trial_env, argv, tmp_path / "a.log")
