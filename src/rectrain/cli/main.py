@@ -67,7 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     previous = _terminate_like_interrupt()
-    hook, threading.excepthook = threading.excepthook, _thread_failed
+    # for the rest of the process: a library's daemon thread can die at exit too
+    threading.excepthook = _thread_failed
     try:
         args.settings = Settings.from_env()  # the one read of RECTRAIN_*; handlers pass it down
         result = args.func(args)
@@ -96,7 +97,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_INTERNAL_ERROR
     finally:
         _restore_signal(previous)
-        threading.excepthook = hook
     return int(result or 0)
 
 
