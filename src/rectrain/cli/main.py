@@ -104,12 +104,15 @@ def _thread_failed(args: Any) -> None:
     """A background thread of a library (TensorBoard's writer on a full disk, ...) died: one
     line of rectrain's instead of Python's traceback (shown with --log-level debug); the
     command's own result says what it means for the run."""
-    log = get_logger("cli")
     if args.exc_type is SystemExit:
         return
     thread = args.thread.name if args.thread is not None else "?"
-    log.warning("a background thread (%s) stopped: %s: %s", thread, args.exc_type.__name__, args.exc_value)
-    log.debug("traceback:", exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    get_logger("cli").debug("traceback:", exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    try:  # also at interpreter exit, when logging's handlers may be closed already
+        sys.stderr.write(f"warning: a background thread ({thread}) stopped: "
+                         f"{args.exc_type.__name__}: {args.exc_value}\n")
+    except (OSError, ValueError):
+        pass
 
 
 class _Terminated(KeyboardInterrupt):
