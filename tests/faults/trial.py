@@ -452,7 +452,9 @@ class Trial:
         if a.rc == 2 and a.first_step is not None:
             self.result.violate("exit2-before-training", a.index,
                                 f"exit 2 after training steps {a.first_step}..{a.last_step}:\n{tail}")
-        if "SIGTERM" in a.struck and a.rc not in (0, 75):
+        # (a full disk struck first: the run may have failed for it, exit 4, before the signal)
+        decided = a.rc == 4 and "ENOSPC" in a.struck and "the disk is full" in stderr
+        if "SIGTERM" in a.struck and a.rc not in (0, 75) and not decided:
             self.result.violate("sigterm-75", a.index, f"SIGTERM gave exit {a.rc}:\n{tail}")
         earlier = a.index > 0 and bool(self.result.attempts[a.index - 1].struck)
         if all(k in NETWORK for k in a.struck) and a.rc not in (0, None) \

@@ -5,6 +5,7 @@ over the library (as accelerate's ``commands/``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import signal
 import sys
@@ -140,7 +141,12 @@ def _restore_signal(previous: object) -> None:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    # the command's result is decided: a SIGTERM during the interpreter's exit (thread and
+    # atexit clean-up) would otherwise replace it with "killed by signal 15"
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
