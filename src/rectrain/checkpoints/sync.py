@@ -314,7 +314,13 @@ class CheckpointSync:
         state = self.run_dir / STATE_FILE
         if self._state_sent or not state.is_file():
             return
-        upload_file(s3, state, prefix.join(STATE_FILE))
+        fd, copy = tempfile.mkstemp(prefix="rectrain-state-", suffix=".json")
+        os.close(fd)
+        try:  # a copy: the run rewrites its state at every save (atomically, but meanwhile)
+            shutil.copyfile(state, copy)
+            upload_file(s3, copy, prefix.join(STATE_FILE))
+        finally:
+            os.unlink(copy)
         self.uploaded_keys.append(prefix.join(STATE_FILE).key)
         self._state_sent = True
 
