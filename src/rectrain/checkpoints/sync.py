@@ -314,13 +314,7 @@ class CheckpointSync:
         state = self.run_dir / STATE_FILE
         if self._state_sent or not state.is_file():
             return
-        fd, copy = tempfile.mkstemp(prefix="rectrain-state-", suffix=".json")
-        os.close(fd)
-        try:  # a copy: the run rewrites its state at every save (atomically, but meanwhile)
-            shutil.copyfile(state, copy)
-            upload_file(s3, copy, prefix.join(STATE_FILE))
-        finally:
-            os.unlink(copy)
+        _upload_copy(s3, state, prefix.join(STATE_FILE))
         self.uploaded_keys.append(prefix.join(STATE_FILE).key)
         self._state_sent = True
 
@@ -354,7 +348,7 @@ class CheckpointSync:
             path = self.run_dir / fname
             if path.is_file():
                 try:
-                    upload_file(s3, path, base.join(fname))
+                    _upload_copy(s3, path, base.join(fname))
                     self.uploaded_keys.append(base.join(fname).key)
                 except Exception as exc:  # noqa: BLE001
                     self.errors.append(f"upload {fname}: {exc}")
@@ -395,3 +389,15 @@ class CheckpointSync:
             self._queue.put(None)
             self._thread.join(timeout=1.0)
         return done
+
+
+def _upload_copy(s3: S3Service, path: Path, uri: S3Uri) -> None:
+    """Upload a run file from a copy: the run appends to it or rewrites it while it runs, and
+    an upload checks that the bytes it sent are the bytes it hashed."""
+    fd, copy = tempfile.mkstemp(prefix="rectrain-", suffix=f"-{path.name}")
+    os.close(fd)
+    try:
+        shutil.copyfile(path, copy)
+        upload_file(s3, copy, uri)
+    finally:
+        os.unlink(copy)
