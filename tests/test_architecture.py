@@ -283,3 +283,24 @@ def test_the_engine_environment_is_an_allow_list() -> None:
                            "HF_TOKEN": "z", "HTTPS_PROXY": "http://u:p@proxy:3128", "OMP_NUM_THREADS": "2"})
     assert env == {"PATH": "/bin", "OMP_NUM_THREADS": "2"}
     assert "AWS_ACCESS_KEY_ID" not in ENGINE_ENV_NAMES
+
+
+def run_owners(source: str) -> list:
+    """Lines that lock files (``flock`` / ``lockf``) or name the prefix lease's object: who owns
+    a run is decided in rectrain.checkpoints.owner alone."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in ("flock", "lockf"):
+            found.append(node.lineno)
+        if isinstance(node, ast.Constant) and node.value in ("_owner.lease", ".rectrain-run.lock"):
+            found.append(node.lineno)
+    return sorted(set(found))
+
+
+def test_one_place_decides_who_owns_a_run() -> None:
+    assert run_owners("import fcntl\nfcntl.flock(fd, fcntl.LOCK_EX)\n") == [2]
+    assert run_owners('key = prefix + "/_owner.lease"\n') == []
+    assert run_owners('uri = prefix.join("_owner.lease")\n') == [1]
+    offenders = {_rel(p): run_owners(p.read_text(encoding="utf-8")) for p in SRC_FILES
+                 if _rel(p) != "checkpoints/owner.py"}
+    assert {k: v for k, v in offenders.items() if v} == {}

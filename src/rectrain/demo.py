@@ -202,7 +202,7 @@ def _s3(stack: ExitStack, work: Path, endpoint_url: Optional[str],
     ``stack``), as an :class:`S3Service` with the demo's bucket."""
     endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
-        s3 = S3Service(endpoint, fastpath=not settings.no_fastpath)
+        s3 = S3Service(endpoint, fastpath=not settings.no_fastpath, retry_budget_s=settings.s3_retry_s)
         log.info("[2/7] using the configured S3 endpoint %s", endpoint)
     else:
         server = stack.enter_context(start_embedded(work / "s3", weed=settings.weed))

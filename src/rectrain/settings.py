@@ -69,6 +69,12 @@ VARIABLES: Dict[str, Tuple[str, Callable[[str, str], Any], str]] = {
                      "seconds a snapshot's files must be old before its marker (default 60)"),
     "model_mirror": ("RECTRAIN_MODEL_MIRROR", _text, "a mirror of the official weights"),
     "no_fastpath": ("RECTRAIN_NO_FASTPATH", _flag, "1: every S3 request through boto3"),
+    "s3_retry_s": ("RECTRAIN_S3_RETRY_S", _seconds,
+                   "seconds an S3 operation retries transient failures (default 60)"),
+    "lease_ttl_s": ("RECTRAIN_LEASE_TTL_S", _seconds,
+                    "seconds after its last heartbeat a run's lease on its prefix expires (default 120)"),
+    "lease_settle_s": ("RECTRAIN_LEASE_SETTLE_S", _seconds,
+                       "seconds a run waits to read back its claim on a prefix (default 1)"),
     "s3_dir": ("RECTRAIN_S3_DIR", _text, "the data folder of `rectrain s3 serve`"),
     "weed": ("RECTRAIN_WEED", _text, "the SeaweedFS `weed` binary to run"),
     "tensorboard_dir": ("RECTRAIN_TENSORBOARD_DIR", _text, "where TensorBoard events go"),
@@ -90,6 +96,9 @@ class Settings:
     seal_after_s: float = 60.0
     model_mirror: Optional[str] = None
     no_fastpath: bool = False
+    s3_retry_s: float = 60.0
+    lease_ttl_s: float = 120.0
+    lease_settle_s: float = 1.0
     s3_dir: Optional[str] = None
     weed: Optional[str] = None
     tensorboard_dir: Optional[str] = None

@@ -10,7 +10,7 @@ import pickle
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 import pytest
 
@@ -31,15 +31,15 @@ from rectrain.checkpoints.local import (
 )
 from rectrain.checkpoints.remote import list_remote, upload_pointer, upload_snapshot
 from rectrain.checkpoints.sync import CheckpointSync
-from rectrain.errors import IntegrityError
+from rectrain.errors import IntegrityError, UserError
 from rectrain.storage.s3 import S3Uri
 
 
 def save(ckdir: Path, name: str, *, epoch: int, step: int, acc: float, old: bool = True) -> None:
     """Write a checkpoint as ppocr/utils/save_load.py does; ``old`` backdates it (settled)."""
     ckdir.mkdir(parents=True, exist_ok=True)
-    (ckdir / f"{name}.pdopt").write_bytes(os.urandom(2048))
-    (ckdir / f"{name}.pdparams").write_bytes(os.urandom(4096))
+    (ckdir / f"{name}.pdopt").write_bytes(os.urandom(2047) + b".")  # a pickle ends with STOP
+    (ckdir / f"{name}.pdparams").write_bytes(os.urandom(4095) + b".")
     with open(ckdir / f"{name}.states", "wb") as fh:
         pickle.dump({"best_model_dict": {"acc": acc, "norm_edit_dis": acc / 2, "best_epoch": epoch},
                      "epoch": epoch, "global_step": step}, fh, protocol=2)
@@ -135,7 +135,10 @@ def test_sync_and_prune_never_touch_best(s3, tmp_path: Path, s3_client: Any, s3_
     save(ck, "best_accuracy", epoch=3, step=30, acc=0.9)
     prefix = f"s3://{s3_bucket}/run2"
     endpoint = s3_client.meta.endpoint_url
-    keys = sync_recognition_checkpoints_to_s3(ck, prefix, endpoint_url=endpoint)
+    with pytest.raises(UserError, match="--run-id"):  # a checkpoint always says whose it is
+        sync_recognition_checkpoints_to_s3(ck, prefix, endpoint_url=endpoint)
+    keys = sync_recognition_checkpoints_to_s3(ck, prefix, endpoint_url=endpoint, run_id="run2")
+    assert all(i.run_id == "run2" for i in list_remote(s3, S3Uri.parse(prefix)))
     assert sum(k.endswith(MARKER) for k in keys) == 7 and sum(k.endswith("latest.json") for k in keys) == 1
     assert sync_recognition_checkpoints_to_s3(ck, prefix, endpoint_url=endpoint) == []  # up to date
     removed = prune_checkpoints(prefix, keep_last=2, endpoint_url=endpoint)
@@ -187,7 +190,7 @@ def test_ckpt_cli_list_push_pull(tmp_path: Path, s3_client: Any, s3_bucket: str,
     save(ck, "latest", epoch=2, step=20, acc=0.5)
     save(ck, "iter_epoch_2", epoch=2, step=20, acc=0.5)
     prefix = f"s3://{s3_bucket}/cli"
-    assert main(["ckpt", "push", str(tmp_path / "run"), prefix]) == 0
+    assert main(["ckpt", "push", str(tmp_path / "run"), prefix, "--run-id", "r1"]) == 0
     assert main(["--log-format", "json", "ckpt", "list", prefix]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()
             if line.startswith("{")]
@@ -243,6 +246,7 @@ def test_resume_refuses_with_the_list_when_nothing_found_is_usable(s3,
     save(ck, "latest", epoch=2, step=20, acc=0.5)
     snapshot(ck, "latest", ck / "snapshots", run_id="thisrun")
     (folder(ck / "snapshots", "latest") / "latest.pdopt").write_bytes(b"bit rot")
+    (ck / "latest.pdparams").write_bytes(b"cut")  # the engine's own: a save cut short
     s3_client.put_object(Bucket=s3_bucket, Key="refuse/s00000030-latest-aaaaaa/latest.pdparams", Body=b"x")
     save(tmp_path / "old", "iter_epoch_5", epoch=5, step=50, acc=0.9)
     snapshot(tmp_path / "old", "iter_epoch_5", tmp_path / "old" / "snaps", run_id="oldrun")
@@ -251,10 +255,11 @@ def test_resume_refuses_with_the_list_when_nothing_found_is_usable(s3,
         find_resume_checkpoint(ck, S3Uri.parse(prefix), s3=s3, run_id="thisrun")
     text = str(err.value)
     assert "checksum" in text and "no _COMPLETE.json" in text and "another run (oldrun" in text
-    assert "engine's own files" in text and "--restart" in text and err.value.exit_code == 2
-    # run-state.json lost: the newest marker names the run to continue
+    assert "latest.pdparams is cut short" in text and "--restart" in text and err.value.exit_code == 2
+    # run-state.json lost: the run named (--adopt-run), by its newest step; never any other
     found = scan_checkpoints(ck, S3Uri.parse(prefix), s3=s3)
-    assert adopt_run(found).run_id == "oldrun"  # written last (by time in the marker)
+    assert adopt_run(found, "oldrun").global_step == 50
+    assert adopt_run(found, "nosuchrun") is None
 
 
 def test_an_s3_error_other_than_not_found_is_raised_never_taken_for_absent(
@@ -291,3 +296,87 @@ def test_a_run_from_before_the_new_layout_still_resumes(s3, tmp_path: Path, s3_c
     got = find_resume_checkpoint(fresh, S3Uri(s3_bucket, "old"), s3=s3, run_id="r")
     assert got == fresh / "snapshots" / "latest" / "latest"
     assert read_states(str(got) + ".states")["global_step"] == 20
+
+
+def test_the_engines_own_files_are_a_checkpoint_never_thrown_away(tmp_path: Path) -> None:
+    """Snapshots lost, the engine's complete ``latest.*`` kept: --resume continues from them
+    (snapshotted and verified first); a save of the engine's cut short is refused (exit 2),
+    never taken for "nothing there"."""
+    from rectrain.training.resume import NoUsableCheckpoint, find_resume_checkpoint
+
+    ck = tmp_path / "ck"
+    save(ck, "latest", epoch=3, step=30, acc=0.5)
+    got = find_resume_checkpoint(ck, None, run_id="r1")
+    assert got is not None and got.parent.parent == ck / "snapshots"
+    assert verify_snapshot(got.parent).global_step == 30 and verify_snapshot(got.parent).run_id == "r1"
+    shutil.rmtree(ck / "snapshots")
+    past = time.time() - 100
+    os.utime(ck / "latest.states", (past, past))  # the next save stopped after .pdparams
+    with pytest.raises(NoUsableCheckpoint, match="newer than latest.states"):
+        find_resume_checkpoint(ck, None, run_id="r1")
+    save(ck, "latest", epoch=3, step=30, acc=0.5)
+    (ck / "latest.states").write_bytes((ck / "latest.states").read_bytes()[:-3])  # cut short
+    with pytest.raises(NoUsableCheckpoint) as err:
+        find_resume_checkpoint(ck, None, run_id="r1")
+    assert err.value.exit_code == 2 and "latest" in str(err.value)
+
+
+def test_restored_engine_files_come_after_verified_checkpoints(tmp_path: Path) -> None:
+    """In a folder SageMaker's agent restored (any order, each file of whichever save it last
+    uploaded) the engine's files are not preferred to an older verified snapshot."""
+    from rectrain.training.resume import find_resume_checkpoint
+
+    ck = tmp_path / "ck"
+    save(ck, "latest", epoch=2, step=20, acc=0.5)
+    snapshot(ck, "latest", ck / "snapshots", run_id="r1")
+    verified = folder(ck / "snapshots", "latest")
+    save(ck, "latest", epoch=3, step=30, acc=0.5)
+    assert find_resume_checkpoint(ck, None, run_id="r1", engine_trusted=False) == verified / "latest"
+    got = find_resume_checkpoint(ck, None, run_id="r1")  # this machine's own disk: the newest
+    assert got is not None and verify_snapshot(got.parent).global_step == 30
+
+
+def test_each_checkpoints_bytes_go_up_once(s3_server: Any, s3_bucket: str, tmp_path: Path,
+                                           s3_env: dict) -> None:
+    """An epoch end saves ``latest``, ``iter_epoch_N`` and (a new best) ``best_accuracy`` from
+    the same weights, and rectrain keeps ``best_of_run``: four folders, one checkpoint. Bytes
+    that went up (counted by a TCP proxy in front of the server) stay within 1.1x the distinct
+    checkpoints' size; the copies are made by the server, and S3 then holds every folder
+    complete (checked with plain boto3)."""
+    from rectrain.checkpoints.sync import CheckpointSync
+    from rectrain.storage.service import S3Service
+    from tests.faults.oracle import Checker
+    from tests.faults.proxy import FaultProxy
+
+    ck = tmp_path / "ck"
+
+    def epoch_end(step: int, names: List[str]) -> int:
+        ck.mkdir(parents=True, exist_ok=True)
+        blobs = {".pdopt": os.urandom(600_000) + b".", ".pdparams": os.urandom(400_000) + b"."}
+        for name in names:
+            for suffix, blob in blobs.items():
+                (ck / f"{name}{suffix}").write_bytes(blob)
+            with open(ck / f"{name}.states", "wb") as fh:
+                pickle.dump({"best_model_dict": {"acc": step / 100}, "epoch": step // 4,
+                             "global_step": step}, fh, protocol=2)
+        return sum(len(b) for b in blobs.values())
+
+    proxy = FaultProxy(s3_server.endpoint_url).start()
+    try:
+        s3 = S3Service(proxy.endpoint_url)
+        prefix = S3Uri.parse(f"s3://{s3_bucket}/bytes")
+        sync = CheckpointSync(ck, tmp_path, s3_prefix=prefix, s3=s3, run_id="r1")
+        size = epoch_end(8, ["latest", "iter_epoch_2", "best_accuracy"])
+        for name in ("latest", "iter_epoch_2", "best_accuracy"):
+            sync.on_save(name)
+        assert sync.flush(60)
+        size += epoch_end(16, ["latest"])
+        sync.on_save("latest")
+        assert sync.close(timeout=60) and not sync.missing()
+        sent = proxy.stats().get("bytes_up", 0)
+    finally:
+        proxy.stop()
+    assert sent <= 1.1 * size, f"{sent} bytes went up for {size} bytes of checkpoints ({sent / size:.2f}x)"
+    report = Checker(s3_server.client()).check(f"s3://{s3_bucket}/bytes")
+    assert not report.anomalies and report.pointer_step("latest") == 16, report.summary()
+    assert report.pointer_step("best_of_run") == 8 and report.pointer_step("iter_epoch_2") == 8

@@ -136,7 +136,11 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     latest_key = remote["latest"].location[len(f"s3://{bucket}/"):] + "/latest.pdparams"
     admin.put_object(Bucket=bucket, Key=latest_key, Body=b"damaged")
     admin.delete_object(Bucket=bucket, Key="runs/x/run-state.json")
-    proc = _start(_argv(config, tmp_path / "c", s3, "--resume"), env)
+    # never adopted silently (issue 25): refused naming the run, then continued once named
+    refused = _run(_argv(config, tmp_path / "c0", s3, "--resume"), env)
+    assert refused.returncode == EXIT_USER_ERROR and f"--adopt-run {run_id}" in refused.stderr, \
+        refused.stderr[-3000:]
+    proc = _start(_argv(config, tmp_path / "c", s3, "--resume", "--adopt-run", run_id), env)
     _wait_for_step(proc, tmp_path / "c", periodic[-1].global_step + 2, resumed=True)
     err = _sigterm(proc)
     resumes = _first_step_after_each_resume(tmp_path / "c")
@@ -144,7 +148,7 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     if remote["latest"].global_step > periodic[-1].global_step:
         assert "latest" in err and "damaged" in err  # said why latest was not used
     state = json.loads((tmp_path / "c" / "run-state.json").read_text(encoding="utf-8"))
-    assert state["run_id"] == run_id  # adopted from the markers, not a new run
+    assert state["run_id"] == run_id  # the run named, checked in the markers, not a new run
 
     # 4) a new run over these checkpoints, neither --resume nor --restart: refused
     fresh = _run(_argv(config, tmp_path / "d", s3), env)
@@ -202,6 +206,8 @@ def test_ctrl_c_in_the_middle_of_ckpt_push(s3, tmp_path: Path, s3_server, s3_cli
 
     ck = tmp_path / "run" / "checkpoints"
     ck.mkdir(parents=True)
+    # the run's state names the run (issue 22: ckpt push never writes a marker without a run id)
+    (tmp_path / "run" / "run-state.json").write_text('{"run_id": "r8", "sub_epochs": 1}', encoding="utf-8")
     for epoch in range(1, 9):
         name = f"iter_epoch_{epoch}"
         (ck / f"{name}.pdopt").write_bytes(os.urandom(3 * 1024 * 1024))

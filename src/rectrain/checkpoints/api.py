@@ -20,6 +20,7 @@ from rectrain.checkpoints.local import (
     scan_local,
     snapshot,
 )
+from rectrain.checkpoints.owner import PrefixLease
 from rectrain.checkpoints.remote import (
     delete_remote,
     download_named,
@@ -56,6 +57,21 @@ def _sub_epochs(checkpoint_dir: Path) -> int:
     return 1
 
 
+def _run_id(checkpoint_dir: Path, *known: str) -> str:
+    """The run these checkpoints belong to: run-state.json's id, else the first of ``known``."""
+    for candidate in (checkpoint_dir / STATE_FILE, checkpoint_dir.parent / STATE_FILE):
+        state = RunState.load(candidate)
+        if state is not None and state.run_id:
+            return state.run_id
+    for run_id in known:
+        if run_id:
+            return run_id
+    raise UserError(f"{checkpoint_dir}: no run-state.json says which run these checkpoints belong "
+                    "to, and a checkpoint without a run id would be taken for any run's.",
+                    "pass the run's id with --run-id ID (`rectrain ckpt list` of the run's prefix "
+                    "shows it), or push from the run folder that holds run-state.json.")
+
+
 def list_checkpoints(source: Union[str, Path], *, endpoint_url: Optional[str] = None,
                      s3: Optional[S3Service] = None) -> List[CheckpointInfo]:
     """Complete checkpoints of a run dir, a checkpoint dir or an s3:// prefix, newest first.
@@ -76,23 +92,25 @@ def list_checkpoints(source: Union[str, Path], *, endpoint_url: Optional[str] = 
 
 def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri: Union[str, S3Uri], *,
                                        endpoint_url: Optional[str] = None,
-                                       s3: Optional[S3Service] = None) -> List[str]:
+                                       s3: Optional[S3Service] = None, run_id: str = "") -> List[str]:
     """Upload every named checkpoint of ``checkpoint_dir`` (``latest``, ``best_accuracy``,
     ``best_of_run``, ``iter_epoch_N``) that S3 does not already hold: its folder (marker
     last), then its pointer. The engine's files that were never snapshotted are snapshotted
-    first. Returns the keys written."""
+    first, with the run's id (its run-state.json, or ``run_id``: required, a marker without
+    one could be taken for any run's). Returns the keys written."""
     s3 = s3 or S3Service(endpoint_url)
     prefix = S3Uri.parse(s3_uri)
     base = _checkpoint_dir(checkpoint_dir)
     snaps = base / SNAPSHOTS
     k = _sub_epochs(base)
     refuse_unusable_pointers(snaps)
+    PrefixLease(s3, prefix).check_free("`ckpt push`")  # a training owns it: never beside it
     named = {name: (folder, info) for name, folder, info in pointers(snaps)}
     for info in scan_local(base, sub_epochs=k):
         have = named.get(info.name)
         if have is None or have[1].global_step != info.global_step:
             snapshot(base, info.name, snaps, sub_epochs=k,
-                     run_id=have[1].run_id if have else "")
+                     run_id=_run_id(base, have[1].run_id if have else "", run_id))
     local = {name: (folder, info) for name, folder, info in pointers(snaps)}
     remote = {name: read_remote_pointer(s3, prefix, name) for name in local}
     newer = [(local[n][1], r[1]) for n, r in remote.items()

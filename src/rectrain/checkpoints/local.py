@@ -98,6 +98,31 @@ def is_complete(checkpoint_dir: Union[str, Path], name: str, settle_s: float = 2
     return time.time() - max(s.st_mtime for s in stats) >= settle_s
 
 
+def engine_files_problem(checkpoint_dir: Union[str, Path], name: str) -> str:
+    """Why the engine's own checkpoint ``name`` cannot be resumed from ("" when it can).
+
+    The engine writes ``.pdopt``, ``.pdparams``, then ``.states`` in place and logs the save
+    after the last one: a complete save has all three, each a whole pickle (a pickle ends with
+    its STOP opcode; a file cut short does not), and no ``.pdopt``/``.pdparams`` newer than the
+    ``.states`` (that would be the next save, stopped half-way: weights of one step beside the
+    state of another)."""
+    base = Path(checkpoint_dir)
+    paths = [base / f"{name}{s}" for s in SUFFIXES]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        return f"{', '.join(missing)} missing"
+    for path in paths:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 1))
+            if fh.read(1) != b".":
+                return f"{path.name} is cut short (a save was interrupted)"
+    states_mtime = paths[-1].stat().st_mtime_ns
+    newer = [p.name for p in paths[:-1] if p.stat().st_mtime_ns > states_mtime]
+    if newer:
+        return f"{', '.join(newer)} newer than {paths[-1].name} (a save was interrupted)"
+    return ""
+
+
 def info_from_states(checkpoint_dir: Union[str, Path], name: str, sub_epochs: int = 1,
                      location: str = "") -> CheckpointInfo:
     base = Path(checkpoint_dir)
@@ -357,8 +382,9 @@ def remove_snapshot(folder: Union[str, Path]) -> None:
 
 def stale_folders(root: Union[str, Path], name: str, keep: Union[str, Path]) -> List[Path]:
     """Folders of checkpoint ``name`` under ``root`` older than ``keep`` (a complete folder
-    of that name): complete ones written before it, and marker-less ones (interrupted
-    copies) at a lower step. Newer folders are never stale."""
+    of that name): complete ones of a lower step (at the same step, written before it; never
+    by the clock alone), and marker-less ones (interrupted copies) at a lower step. Newer
+    folders are never stale."""
     keep = Path(keep)
     ref = read_marker(keep / MARKER)
     if ref is None:
@@ -369,7 +395,8 @@ def stale_folders(root: Union[str, Path], name: str, keep: Union[str, Path]) -> 
         if folder == keep or parsed is None or parsed[1] != name:
             continue
         info = read_marker(folder / MARKER)
-        if info is not None and info.time < ref.time or info is None and parsed[0] < ref.global_step:
+        if info is not None and (info.global_step, info.time) < (ref.global_step, ref.time) \
+                or info is None and parsed[0] < ref.global_step:
             out.append(folder)
     return out
 

@@ -53,21 +53,45 @@ def is_not_found(exc: BaseException) -> bool:
     return False
 
 
-def upload_snapshot(s3: S3Service, snapshot_dir: Union[str, Path], prefix: S3Uri) -> List[str]:
+def upload_snapshot(s3: S3Service, snapshot_dir: Union[str, Path], prefix: S3Uri,
+                    copies: Optional[Dict[str, str]] = None) -> List[str]:
     """Upload a snapshot folder to ``<prefix>/<folder name>/``: every file, then the marker
-    (a folder name is never reused, so nothing there is replaced). Returns the keys written."""
+    (a folder name is never reused, so nothing there is replaced). Returns the keys written.
+
+    ``copies`` (sha256 -> key in the same bucket, kept by the caller across uploads): a file
+    whose bytes are already in S3 (``iter_epoch_N`` saved with ``latest``, ``best_of_run``
+    copied from ``best_accuracy``) is copied there by the server instead of going up again;
+    a source deleted meanwhile is uploaded after all."""
     d = Path(snapshot_dir)
     info = verify_snapshot(d)
     dest = prefix.join(d.name)
     keys: List[str] = []
     for fname in sorted(info.files):
         uri = dest.join(fname)
-        upload_file(s3, d / fname, uri)
+        _copy_or_upload(s3, d / fname, uri, str(info.files[fname].get("sha256") or ""), copies)
         keys.append(uri.key)
     marker_uri = dest.join(MARKER)
     upload_file(s3, d / MARKER, marker_uri)
     keys.append(marker_uri.key)
     return keys
+
+
+def _copy_or_upload(s3: S3Service, path: Path, uri: S3Uri, sha: str,
+                    copies: Optional[Dict[str, str]]) -> None:
+    source = copies.get(sha) if copies is not None and sha else None
+    if source is not None:
+        try:  # the metadata (the sha256 rectrain keeps with each object) is copied with it
+            s3.call("copy_object", "s3:PutObject", uri, Bucket=uri.bucket, Key=uri.key,
+                    CopySource={"Bucket": uri.bucket, "Key": source})
+            return
+        except StorageError as exc:
+            if not is_not_found(exc):
+                raise
+            assert copies is not None
+            copies.pop(sha, None)
+    upload_file(s3, path, uri)
+    if copies is not None and sha:
+        copies[sha] = uri.key
 
 
 def upload_pointer(s3: S3Service, snap_root: Union[str, Path], name: str, prefix: S3Uri) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from rectrain.checkpoints.local import (
+    SUFFIXES,
     CheckpointInfo,
     copy_snapshot,
     folder_name_of,
@@ -88,8 +89,12 @@ class CheckpointSync:
         self._ok: Dict[str, CheckpointInfo] = {}  # folders verified against their marker
         # folder -> (info, engine name, when copied): copied, marker not written yet
         self._unsealed: Dict[Path, Tuple[CheckpointInfo, str, float]] = {}
+        self._failed: Dict[str, str] = {}  # name -> why its newest save has no snapshot
+        self._copies: Dict[str, str] = {}  # sha256 -> a key in S3 with those bytes (no re-upload)
+        self._state_sent = False  # run-state.json uploaded in this attempt (before any checkpoint)
         self._deferred = not self.s3_prefix
         self._closing = False
+        self._stopping = False  # a stop (SIGTERM): nothing is rotated any more
         if self.s3_prefix:
             self._thread = threading.Thread(target=self._worker, name="ckpt-upload", daemon=True)
             self._thread.start()
@@ -99,7 +104,10 @@ class CheckpointSync:
 
     # called on the output thread --------------------------------------------------------
     def on_save(self, name: str) -> Optional[CheckpointInfo]:
-        """Snapshot checkpoint ``name`` now; queue its upload."""
+        """Snapshot checkpoint ``name`` now; queue its upload. A snapshot that fails (a full
+        disk, a read-only folder, a copy that keeps changing) never stops the run, but it is
+        kept in :meth:`failed_snapshots` (the run's exit code) until a newer snapshot of the
+        same name replaces it."""
         try:
             with self._lock:
                 info = snapshot(self.checkpoint_dir, name, self.snap_root, sub_epochs=self.sub_epochs,
@@ -107,17 +115,47 @@ class CheckpointSync:
                 if self._deferred:
                     self._unsealed[Path(info.location)] = (info, name, time.monotonic())
         except Exception as exc:  # noqa: BLE001 - never kill the run over a snapshot
-            self.errors.append(f"snapshot {name}: {exc}")
-            log.warning("could not snapshot checkpoint %s: %s", name, exc)
+            self._snapshot_failed(name, exc)
             return None
+        self._failed.pop(name, None)
+        if not self._deferred:
+            self._drop_engine_copy(name)
         if name == "best_accuracy":
             # after a resume the engine's first eval overwrites best_accuracy even when worse:
             # S3 keeps the better one, best_of_run the best of the whole run
-            if self._maybe_best_of_run(info):
+            try:
+                better = self._maybe_best_of_run(info)
+            except Exception as exc:  # noqa: BLE001 - the copy failed: reported, the run goes on
+                self._snapshot_failed("best_of_run", exc)
+                better = True
+            if better:
                 self._publish(name, info)
         else:
             self._publish(name, info)
         return info
+
+    def _drop_engine_copy(self, name: str) -> None:
+        """The engine's ``iter_epoch_N.*`` once its snapshot is complete: the engine never
+        writes them again, and in a synced folder each would go up a second time."""
+        if not name.startswith("iter_epoch_"):
+            return  # latest / best_accuracy: the engine overwrites them itself
+        for suffix in SUFFIXES:
+            try:
+                (self.checkpoint_dir / f"{name}{suffix}").unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # kept: only bytes
+                log.debug("could not remove %s%s: %s", name, suffix, exc)
+
+    def _snapshot_failed(self, name: str, exc: BaseException) -> None:
+        self._failed[name] = f"snapshot of {self.checkpoint_dir / name} failed: {exc}"
+        self.errors.append(self._failed[name])
+        log.warning("could not snapshot checkpoint %s (the run goes on; it fails at the end unless a "
+                    "newer %s is saved): %s", name, name, exc)
+
+    def failed_snapshots(self) -> List[str]:
+        """The checkpoints whose newest save could not be snapshotted (never replaced since)."""
+        return [self._failed[name] for name in sorted(self._failed)]
 
     def _publish(self, name: str, info: CheckpointInfo) -> None:
         if self.s3_prefix:
@@ -135,9 +173,10 @@ class CheckpointSync:
             except Exception as exc:  # noqa: BLE001 - retried next round; reported at close
                 log.warning("could not complete a snapshot: %s", exc)
 
-    def seal_due(self, force: bool = False) -> List[str]:
+    def seal_due(self, force: bool = False, rotate: bool = True) -> List[str]:
         """Write the markers (then pointers) of the copied folders old enough (all with
-        ``force``: the attempt is over, nothing writes any more); returns the folders."""
+        ``force``: the run ended by itself, nothing writes any more), then (``rotate``) delete
+        the folders they replace; returns the folders sealed."""
         done: List[str] = []
         with self._lock:
             due = sorted(((t, f) for f, (_, _, t) in self._unsealed.items()
@@ -147,8 +186,11 @@ class CheckpointSync:
                 if folder.is_dir():
                     seal(folder, info, engine_name, self.snap_root)
                     done.append(folder.name)
+                    if engine_name == info.name:
+                        self._drop_engine_copy(engine_name)
         for name in dict.fromkeys(n for n in (folder_name_of(f) for f in done) if n):
-            self._rotate_local(name[1])
+            if rotate and not self._stopping:
+                self._rotate_local(name[1])
         return done
 
     def _verified(self, folder: Path) -> Optional[CheckpointInfo]:
@@ -165,13 +207,13 @@ class CheckpointSync:
         """Without S3 knowledge: keep the ``KEEP_LOCAL`` newest verified folders of ``name``
         (SageMaker's sync has surely copied the older of them before the next save)."""
         with self._lock:
-            dated = []
+            dated: List[Tuple[Tuple[int, float], Path]] = []
             for folder in self.snap_root.iterdir():
                 if (folder_name_of(folder) or (0, ""))[1] != name:
                     continue
                 info = self._verified(folder)
                 if info is not None:
-                    dated.append((info.time, folder))
+                    dated.append(((info.global_step, info.time), folder))
             dated.sort(reverse=True)
             if len(dated) < KEEP_LOCAL:
                 return
@@ -249,9 +291,10 @@ class CheckpointSync:
         try:
             if got is None:
                 raise FileNotFoundError(f"no pointer {pointer_path(self.snap_root, name)}")
+            self._state_first(prefix, s3)
             folder = got[0]
             if folder.name not in self._uploaded:  # folders never change: once is enough
-                self.uploaded_keys.extend(upload_snapshot(s3, folder, prefix))
+                self.uploaded_keys.extend(upload_snapshot(s3, folder, prefix, self._copies))
                 self._uploaded.add(folder.name)
             uri = prefix.join(pointer_path(self.snap_root, name).name)
             upload_file(s3, pointer_copy, uri)
@@ -263,6 +306,17 @@ class CheckpointSync:
         self._retire(name, folder)
         if self._queue.qsize() == 0:  # the run files once the backlog is uploaded
             self.upload_run_files()
+
+    def _state_first(self, prefix: S3Uri, s3: S3Service) -> None:
+        """run-state.json goes up before this attempt's first checkpoint: S3 never holds a
+        run's checkpoint without the state that says whose it is (a fresh machine's --resume
+        would otherwise have to adopt a run from the markers, which it never does silently)."""
+        state = self.run_dir / STATE_FILE
+        if self._state_sent or not state.is_file():
+            return
+        _upload_copy(s3, state, prefix.join(STATE_FILE))
+        self.uploaded_keys.append(prefix.join(STATE_FILE).key)
+        self._state_sent = True
 
     def _retire(self, name: str, current: Path) -> None:
         """``current`` is complete locally and in S3: delete the older folders of ``name``,
@@ -294,7 +348,7 @@ class CheckpointSync:
             path = self.run_dir / fname
             if path.is_file():
                 try:
-                    upload_file(s3, path, base.join(fname))
+                    _upload_copy(s3, path, base.join(fname))
                     self.uploaded_keys.append(base.join(fname).key)
                 except Exception as exc:  # noqa: BLE001
                     self.errors.append(f"upload {fname}: {exc}")
@@ -311,14 +365,20 @@ class CheckpointSync:
             time.sleep(0.05)
         return False
 
-    def close(self, timeout: float = 120.0, retry: bool = True) -> bool:
+    def close(self, timeout: float = 120.0, retry: bool = True, stopping: bool = False) -> bool:
         """Upload what is queued (and, with ``retry``, once more what failed), then stop.
         True when everything queued was attempted in time; :meth:`missing` says what is not
-        in S3."""
+        in S3.
+
+        Without S3 (an outside sync copies the folder): at the run's own end every copied
+        folder is sealed; at a stop (``stopping``: SIGTERM, SageMaker's agent may still be
+        copying, or may have stopped) only those old enough, and nothing is rotated: the
+        folders already complete stay, whatever the agent does during the grace period."""
         deadline = time.monotonic() + timeout
         self._closing = True
         if self._deferred:
-            self.seal_due(force=True)
+            self._stopping = stopping
+        self.seal_due(force=not stopping, rotate=not stopping)
         done = self.flush(timeout)
         if retry and done and self.missing():
             for name, folder in list(self._wanted.items()):
@@ -329,3 +389,15 @@ class CheckpointSync:
             self._queue.put(None)
             self._thread.join(timeout=1.0)
         return done
+
+
+def _upload_copy(s3: S3Service, path: Path, uri: S3Uri) -> None:
+    """Upload a run file from a copy: the run appends to it or rewrites it while it runs, and
+    an upload checks that the bytes it sent are the bytes it hashed."""
+    fd, copy = tempfile.mkstemp(prefix="rectrain-", suffix=f"-{path.name}")
+    os.close(fd)
+    try:
+        shutil.copyfile(path, copy)
+        upload_file(s3, copy, uri)
+    finally:
+        os.unlink(copy)

@@ -29,6 +29,8 @@ def register(sub) -> None:  # noqa: ANN001
     push.add_argument("source", help="run folder or checkpoint folder")
     push.add_argument("dest", help="s3://prefix")
     push.add_argument("--endpoint-url")
+    push.add_argument("--run-id", default="",
+                      help="the run these checkpoints belong to, when the folder has no run-state.json")
     push.set_defaults(func=handle_push)
 
     prune = ck.add_parser("prune", help="delete old iter_epoch_N checkpoints (never best/latest)")
@@ -55,7 +57,7 @@ def handle_list(args) -> int:  # noqa: ANN001
     from rich.table import Table
 
     table = Table(title=f"checkpoints in {args.source}")
-    for col in ("name", "epoch", "step", "metric", "size", "time"):
+    for col in ("name", "epoch", "step", "metric", "size", "time", "run"):
         table.add_column(col, justify="right" if col in ("epoch", "step", "size") else "left")
     for info in infos:
         short = {"acc": "acc", "norm_edit_dis": "ned"}
@@ -63,7 +65,7 @@ def handle_list(args) -> int:  # noqa: ANN001
                           if k in short and isinstance(v, (int, float)) and not isinstance(v, bool))
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(info.time)) if info.time else "-"
         table.add_row(info.name, str(info.epoch), str(info.global_step), metric, format_size(info.size),
-                      stamp)
+                      stamp, info.run_id or "-")
     Console().print(table)
     if not infos:
         print("no complete checkpoint")
@@ -84,7 +86,8 @@ def handle_push(args) -> int:  # noqa: ANN001
     # lazy: keeps `rectrain --help` fast
     from rectrain.checkpoints.api import sync_recognition_checkpoints_to_s3
 
-    keys = sync_recognition_checkpoints_to_s3(args.source, s3_uri(args.dest), s3=s3_service(args))
+    keys = sync_recognition_checkpoints_to_s3(args.source, s3_uri(args.dest), s3=s3_service(args),
+                                              run_id=args.run_id)
     print(f"uploaded {len(keys)} object(s)")
     return 0
 

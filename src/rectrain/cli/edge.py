@@ -23,13 +23,15 @@ def settings(args: argparse.Namespace) -> Settings:
 
 def s3_service(args: argparse.Namespace, *, workers: Optional[int] = None, **options: Any) -> Any:
     """The one :class:`~rectrain.storage.service.S3Service` of this command: ``--endpoint-url``,
-    ``--profile``, ``--region``, ``--no-fastpath`` / ``RECTRAIN_NO_FASTPATH`` (flags the
+    ``--profile``, ``--region``, ``--no-fastpath`` / ``RECTRAIN_NO_FASTPATH``, the retry budget
+    ``RECTRAIN_S3_RETRY_S`` (flags the
     command does not have count as not given); a pool for ``workers`` threads."""
     from rectrain.storage.service import S3Service  # lazy: keeps `rectrain --help` fast
 
     fastpath = not getattr(args, "no_fastpath", False) and not settings(args).no_fastpath
     options.setdefault("profile", getattr(args, "profile", None))
     options.setdefault("region", getattr(args, "region", None))
+    options.setdefault("retry_budget_s", settings(args).s3_retry_s)
     return S3Service.for_workers(getattr(args, "endpoint_url", None), workers or 16,
                                  fastpath=fastpath, **options)
 

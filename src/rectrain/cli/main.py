@@ -5,11 +5,12 @@ over the library (as accelerate's ``commands/``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import signal
 import sys
 import threading
-from typing import List, Optional
+from typing import Any, List, Optional
 
 from rectrain._version import __version__
 from rectrain.errors import (
@@ -67,6 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     previous = _terminate_like_interrupt()
+    # for the rest of the process: a library's daemon thread can die at exit too
+    threading.excepthook = _thread_failed
     try:
         args.settings = Settings.from_env()  # the one read of RECTRAIN_*; handlers pass it down
         result = args.func(args)
@@ -98,6 +101,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     return int(result or 0)
 
 
+def _thread_failed(args: Any) -> None:
+    """A background thread of a library (TensorBoard's writer on a full disk, ...) died: one
+    line of rectrain's instead of Python's traceback (shown with --log-level debug); the
+    command's own result says what it means for the run."""
+    if args.exc_type is SystemExit:
+        return
+    thread = args.thread.name if args.thread is not None else "?"
+    get_logger("cli").debug("traceback:", exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+    try:  # also at interpreter exit, when logging's handlers may be closed already
+        sys.stderr.write(f"warning: a background thread ({thread}) stopped: "
+                         f"{args.exc_type.__name__}: {args.exc_value}\n")
+    except (OSError, ValueError):
+        pass
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C: the same clean-up, message and exit code."""
 
@@ -123,7 +141,12 @@ def _restore_signal(previous: object) -> None:
 
 
 def run() -> None:
-    sys.exit(main())
+    code = main()
+    # the command's result is decided: a SIGTERM during the interpreter's exit (thread and
+    # atexit clean-up) would otherwise replace it with "killed by signal 15"
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

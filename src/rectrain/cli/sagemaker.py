@@ -97,6 +97,9 @@ def register(sub) -> None:  # noqa: ANN001
     local.add_argument("--interrupt-after-checkpoint", action="store_true",
                        help="interrupt only once (algo-1's) checkpoint agent has uploaded a complete "
                        "checkpoint (its marker) and the run's state written in that start")
+    local.add_argument("--agent-at-stop", choices=["stop", "grace"], default="stop",
+                       help="at an interruption the emulated checkpoint agent stops at once (stop, "
+                       "default) or keeps syncing until the job's processes end (grace)")
     local.add_argument("--work-dir", default=None, help="keep the emulated /opt/ml tree here")
     local.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")
@@ -222,6 +225,7 @@ def _run_local(args: argparse.Namespace) -> int:
         request = local_trial_request(job, args.tuning_trial, tuned)
     result = run_local(job, interrupt_after=interrupts, work_dir=args.work_dir,
                        device=args.device, max_steps=args.max_steps,
-                       interrupt_after_checkpoint=args.interrupt_after_checkpoint, request=request)
+                       interrupt_after_checkpoint=args.interrupt_after_checkpoint, request=request,
+                       agent_at_stop=args.agent_at_stop)
     print(result.summary())
     return result.exit_code

@@ -40,6 +40,9 @@ def register(sub) -> None:  # noqa: ANN001
                    help="continue from the newest complete checkpoint of this run (local or in "
                         "S3); refuses (exit 2, with the list) when checkpoints exist but none is "
                         "usable")
+    p.add_argument("--adopt-run", metavar="ID", default=None,
+                   help="with --resume where run-state.json is lost: continue run ID (shown by "
+                        "`rectrain ckpt list`); a run is never adopted from the checkpoints silently")
     p.add_argument("--restart", action="store_true",
                    help="start a new run where checkpoints already are (without --resume or "
                         "--restart that refuses)")
@@ -88,7 +91,8 @@ def request_from_args(args) -> Any:  # noqa: ANN001
         checkpoint_every_min=args.checkpoint_every, sub_epochs=args.sub_epochs,
         stop=StopRules(max_steps=args.max_steps, max_seconds=args.max_seconds, early_stop=args.early_stop),
         workers=args.workers, tracking=tracking_options(args),
-        allow_config_change=args.allow_config_change, display=display, paddleocr_dir=args.paddleocr_dir)
+        allow_config_change=args.allow_config_change, adopt_run=args.adopt_run, display=display,
+        paddleocr_dir=args.paddleocr_dir)
 
 
 def handle(args) -> int:  # noqa: ANN001

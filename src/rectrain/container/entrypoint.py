@@ -52,7 +52,7 @@ from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import TrainingOptions
 from rectrain.settings import Settings
 from rectrain.tracking import TrackingOptions, attach_to_run
-from rectrain.training.request import Placement, StopRules, TrainRequest
+from rectrain.training.request import ADOPT_NEWEST, Placement, StopRules, TrainRequest
 from rectrain.training.runner import train
 
 __all__ = ["check_gpu", "gpu_operation_check", "launch_plan", "run_entrypoint", "scratch_dir"]
@@ -460,6 +460,7 @@ def train_request(config_path: Path, run_dir: Path, device: str, plan: Distribut
         placement=Placement(device=device, gpus=tuple(plan.gpus or ()), nnodes=plan.nnodes,
                             node_rank=plan.node_rank, master=plan.master, env=dict(env)),
         checkpoint_dir=checkpoints or paths.checkpoints, mode="resume" if resume else "new",
+        adopt_run=ADOPT_NEWEST,  # the job's (or trial's) own folder, which SageMaker restored
         checkpoint_every_min=30.0 if every is None else every, stop=StopRules(max_steps=max_steps),
         workers="auto", tracking=TrackingOptions(tensorboard_dir=str(paths.output / "tensorboard")),
         display=display, paddleocr_dir=paddleocr_dir)

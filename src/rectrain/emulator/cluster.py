@@ -163,7 +163,8 @@ def _run_hosts(procs: Dict[str, subprocess.Popen], interrupt_after: Optional[flo
 def run_cluster(local: Any, job: Any, request: Dict[str, Any], s3: S3Service, root: Path, *,
                 interrupt_after: Sequence[float], device: str, max_steps: Optional[int],
                 grace_seconds: float, max_starts: Optional[int],
-                extra_env: Optional[Dict[str, str]], interrupt_after_checkpoint: bool = False) -> Any:
+                extra_env: Optional[Dict[str, str]], interrupt_after_checkpoint: bool = False,
+                agent_at_stop: str = "stop") -> Any:
     """Run ``request`` on ``InstanceCount`` (2) hosts; returns ``local.LocalRunResult``.
     ``interrupt_after_checkpoint``: an interruption waits until the first host's agent has
     uploaded a complete ``latest`` checkpoint and the run's state written in this start, so
@@ -181,7 +182,7 @@ def run_cluster(local: Any, job: Any, request: Dict[str, Any], s3: S3Service, ro
     with _sigterm_as_interrupt(), HostNetwork(hosts) as net:
         for number, after in enumerate(plan, start=1):
             start = _Start(local, s3, request, roots, net, device, max_steps, extra_env, job.region)
-            attempt = start.run(number, after, grace_seconds, interrupt_after_checkpoint)
+            attempt = start.run(number, after, grace_seconds, interrupt_after_checkpoint, agent_at_stop)
             result.attempts.append(attempt)
             result.exit_code = attempt.exit_code
             if not attempt.interrupted or attempt.exit_code == EXIT_OK:
@@ -232,7 +233,10 @@ class _Start:
         for agent in self.agents.values():
             agent.stop(final=final)
 
-    def run(self, number: int, after: Optional[float], grace: float, wait_for_checkpoint: bool) -> Any:
+    def run(self, number: int, after: Optional[float], grace: float, wait_for_checkpoint: bool,
+            agent_at_stop: str = "stop") -> Any:
+        """One start; at an interruption the agents stop at once (``stop``) or keep syncing
+        until the hosts' processes end (``grace``)."""
         self._prepare()
         until = f"interrupt after {after:.0f} s" if after is not None else "to the end"
         log.info("run-local: start %d on %s (%s), checkpoint files restored: %s", number,
@@ -253,15 +257,16 @@ class _Start:
             first = self.hosts[0]
             trial = self.local.trial_folder(self.request)
             ready = (lambda: self.agents[first].restart_ready(trial)) if wait_for_checkpoint else None
-            codes, interrupted = _run_hosts(procs, after, grace, ready, on_interrupt=stop_agents)
+            codes, interrupted = _run_hosts(procs, after, grace, ready,
+                                            on_interrupt=stop_agents if agent_at_stop == "stop" else None)
         except BaseException:
             self._stop_agents(final=False)  # run-local itself was stopped: nothing more goes up
             raise
         finally:
             if any(p.poll() is None for p in procs.values()):
                 _stop_all(procs, 5.0)
-        if not stopped:  # the job ended by itself (done or failed): the agents' last upload
-            self._stop_agents(final=True)
+        if not stopped:  # ended by itself (done or failed): the agents' last upload; after an
+            self._stop_agents(final=not interrupted)  # interruption's grace: nothing more
         return self._attempt(number, codes, interrupted, time.monotonic() - started)
 
     def _attempt(self, number: int, codes: Dict[str, int], interrupted: bool, seconds: float) -> Any:

@@ -25,6 +25,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from rectrain.errors import EnvironmentProblem
 from rectrain.logs import get_logger
+from rectrain.machine.processes import pid_alive
 
 log = get_logger("sagemaker.netns")
 PREFIX = "rectrain-"
@@ -59,16 +60,6 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _kill_namespace_processes(name: str) -> None:
     proc = _ip("netns", "pids", name, check=False)
     for pid in (int(p) for p in proc.stdout.split() if p.isdigit()):
@@ -96,7 +87,7 @@ def remove_stale() -> List[str]:
     for name in sorted(names):
         parts = name.split("-")
         if name.startswith(PREFIX) and len(parts) >= 3 and parts[1].isdigit() \
-                and not _pid_alive(int(parts[1])):
+                and not pid_alive(int(parts[1])):
             remove_namespace(name)
             removed.append(name)
     return removed

@@ -205,6 +205,9 @@ def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo
         for c in request["InputDataConfig"]})
 
 
+AGENT_AT_STOP = ("stop", "grace")
+
+
 def download_channels(paths: MLPaths, request: Dict[str, Any], s3: S3Service) -> None:
     """Every channel of the request into ``input/data/<channel>``, matched as SageMaker matches
     an ``S3Prefix`` (a key prefix: :mod:`rectrain.emulator.channels`)."""
@@ -226,9 +229,12 @@ def _entrypoint_argv(root: Path, max_steps: Optional[int]) -> List[str]:
 
 def _run_attempt(argv: List[str], env: Dict[str, str], sync: SageMakerCheckpointSync,
                  interrupt_after: Optional[float], grace: float,
-                 ready: Optional[Callable[[], bool]] = None) -> Tuple[int, bool]:
+                 ready: Optional[Callable[[], bool]] = None,
+                 agent_at_stop: str = "stop") -> Tuple[int, bool]:
     """Run the entrypoint; SIGTERM it ``interrupt_after`` seconds in (and once ``ready()``),
-    after stopping the agent (nothing more goes up), SIGKILL after ``grace``."""
+    SIGKILL after ``grace``. ``agent_at_stop``: ``stop``, the agent stops before the SIGTERM
+    (nothing more goes up); ``grace``, it keeps syncing until the process ends (AWS does not
+    say it stops at once): rectrain must be safe under both."""
     proc = subprocess.Popen(argv, env=env, stdout=sys.stderr, stderr=sys.stderr)
     sync.start()
     started = time.monotonic()
@@ -245,7 +251,8 @@ def _run_attempt(argv: List[str], env: Dict[str, str], sync: SageMakerCheckpoint
             if interrupt_after is not None and not interrupted and now - started >= interrupt_after \
                     and (ready is None or ready()):
                 log.warning("run-local: simulated spot interruption: SIGTERM after %.0f s", now - started)
-                sync.stop()  # a stopped job: SageMaker uploads nothing more
+                if agent_at_stop == "stop":
+                    sync.stop()  # a stopped job: SageMaker uploads nothing more
                 proc.send_signal(signal.SIGTERM)
                 interrupted, term_at = True, now
             if term_at is not None and now - term_at > grace:
@@ -266,13 +273,18 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
               grace_seconds: float = GRACE_SECONDS, max_starts: Optional[int] = None,
               extra_env: Optional[Dict[str, str]] = None,
               interrupt_after_checkpoint: bool = False,
-              request: Optional[Dict[str, Any]] = None) -> LocalRunResult:
+              request: Optional[Dict[str, Any]] = None, agent_at_stop: str = "stop") -> LocalRunResult:
     """Emulate the job: one start per entry of ``interrupt_after`` (each interrupted after that
     many seconds, and with ``interrupt_after_checkpoint`` only once the agent has uploaded what
-    a restart resumes from), then a last start that runs to the end. ``instance_count: 2`` runs
+    a restart resumes from), then a last start that runs to the end. ``agent_at_stop``: whether
+    the checkpoint agent stops at the interruption (``stop``) or keeps syncing through the
+    grace period (``grace``; see :func:`_run_attempt`). ``instance_count: 2`` runs
     two hosts in network namespaces (:mod:`rectrain.emulator.cluster`; root on Linux) or
     refuses. ``request``: run this one instead of the job's (a tuning trial's:
     :func:`local_trial_request`)."""
+    if agent_at_stop not in AGENT_AT_STOP:
+        raise ConfigError(f"agent_at_stop {agent_at_stop!r}: one of {', '.join(AGENT_AT_STOP)}.",
+                          "pass --agent-at-stop stop or --agent-at-stop grace.")
     request = request or local_request(job)
     name = request["TrainingJobName"]
     count = int(request["ResourceConfig"]["InstanceCount"])
@@ -299,7 +311,8 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
 
         return run_cluster(local, job, request, s3, root, interrupt_after=interrupt_after, device=device,
                            max_steps=max_steps, grace_seconds=grace_seconds, max_starts=max_starts,
-                           extra_env=extra_env, interrupt_after_checkpoint=interrupt_after_checkpoint)
+                           extra_env=extra_env, interrupt_after_checkpoint=interrupt_after_checkpoint,
+                           agent_at_stop=agent_at_stop)
     paths = MLPaths.resolve(str(root))
     _fresh_instance(paths, request, s3)
     env = dict(os.environ)
@@ -314,7 +327,7 @@ def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir
                             checkpoint_s3=request["CheckpointConfig"]["S3Uri"])
     for number, after in enumerate(plan, start=1):
         attempt = _start(number, after, paths, request, s3, _entrypoint_argv(root, max_steps), env,
-                         grace_seconds, interrupt_after_checkpoint)
+                         grace_seconds, interrupt_after_checkpoint, agent_at_stop)
         result.attempts.append(attempt)
         result.exit_code = attempt.exit_code
         if not attempt.interrupted:
@@ -346,7 +359,7 @@ def _fresh_instance(paths: MLPaths, request: Dict[str, Any], s3: S3Service) -> N
 
 def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[str, Any],
            s3: S3Service, argv: List[str], env: Dict[str, str], grace: float,
-           wait_for_checkpoint: bool = False) -> Attempt:
+           wait_for_checkpoint: bool = False, agent_at_stop: str = "stop") -> Attempt:
     """One start on a new instance: the checkpoint folder emptied and restored by the agent,
     the entrypoint run (interrupted after ``after`` seconds), the TensorBoard events uploaded."""
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
@@ -364,7 +377,8 @@ def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[st
              checkpoint_uri)
     started = time.monotonic()
     code, interrupted = _run_attempt(argv, env, sync, after, grace,
-                                     (lambda: sync.restart_ready(trial)) if wait_for_checkpoint else None)
+                                     (lambda: sync.restart_ready(trial)) if wait_for_checkpoint else None,
+                                     agent_at_stop)
     attempt = Attempt(number, code, time.monotonic() - started, interrupted, restored, sync.uploaded)
     if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
         tb_local = paths.output / "tensorboard"

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from rectrain.checkpoints.owner import RunLock
 from rectrain.checkpoints.remote import is_not_found
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import StorageError, UserError
@@ -102,6 +103,12 @@ class RunSource:
             # AccessDenied, bad credentials, an unreachable endpoint: say so, never poll forever
             raise
 
+    def abandoned(self, state: Optional[Dict[str, Any]]) -> bool:
+        """A local run whose state says running while no process holds its run lock."""
+        if self.uri is not None or (state or {}).get("status") != "running":
+            return False
+        return RunLock.held(self.state_path.parent) is False
+
     def read(self) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
         if self.uri is not None:
             raw = self._s3_get("metrics.jsonl") or b""
@@ -164,6 +171,10 @@ def monitor_recognition_training_progress(
                     if on_record:
                         on_record(record)
                 seen = max(seen, len(records))
+                if src.abandoned(state):
+                    disp.message("the run says it is running, but no process holds its run folder "
+                                 "(killed?): stopped following. Fix: `rectrain train --resume` continues it.")
+                    break
         except KeyboardInterrupt:
             pass
         finally:

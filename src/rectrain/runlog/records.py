@@ -96,6 +96,8 @@ class MetricsWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("a", encoding="utf-8")
+        if self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n"):
+            self._fh.write("\n")  # a line torn by a full disk or a kill stays a line of its own
 
     def write(self, records: Iterable[Dict[str, Any]]) -> None:
         wrote = False

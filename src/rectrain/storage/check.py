@@ -102,8 +102,9 @@ def check_s3_access(s3: S3Service, uri: S3Uri) -> CheckReport:
     """Run every check and return the report (``report.ok`` is False when training would fail).
     The requests use ``s3``'s endpoint and credentials with short timeouts and two attempts: a
     preflight answers in seconds."""
-    quick = s3.with_options(max_attempts=2, connect_timeout=5, read_timeout=20)
+    quick = s3.with_options(max_attempts=2, connect_timeout=5, read_timeout=20, retry_budget_s=30)
     client = quick.client
+    retry = quick.retry.run  # a cut connection or a 503 is retried, a refusal is not
     endpoint = quick.resolved_endpoint
     report = CheckReport(str(uri), endpoint)
     resource = str(uri)
@@ -128,7 +129,7 @@ def check_s3_access(s3: S3Service, uri: S3Uri) -> CheckReport:
     bucket_region = None
     bucket_line: CheckLine
     try:
-        head = client.head_bucket(Bucket=uri.bucket)
+        head = retry(lambda: client.head_bucket(Bucket=uri.bucket), "s3:HeadBucket")
         bucket_region = (head.get("ResponseMetadata", {}).get("HTTPHeaders", {}) or {}).get(
             "x-amz-bucket-region"
         )
@@ -171,7 +172,8 @@ def check_s3_access(s3: S3Service, uri: S3Uri) -> CheckReport:
     # List
     sample_key = None
     try:
-        listing = client.list_objects_v2(Bucket=uri.bucket, Prefix=uri.prefix, MaxKeys=5)
+        listing = retry(lambda: client.list_objects_v2(Bucket=uri.bucket, Prefix=uri.prefix, MaxKeys=5),
+                        "s3:ListBucket")
         count = listing.get("KeyCount", 0)
         for obj in listing.get("Contents", []) or []:
             if not obj["Key"].rsplit("/", 1)[-1].startswith(PROBE_PREFIX):
@@ -184,7 +186,8 @@ def check_s3_access(s3: S3Service, uri: S3Uri) -> CheckReport:
     probe = f"{uri.prefix}{PROBE_PREFIX}{uuid.uuid4().hex[:12]}"
     put_ok = False
     try:
-        client.put_object(Bucket=uri.bucket, Key=probe, Body=b"rectrain permission probe\n")
+        retry(lambda: client.put_object(Bucket=uri.bucket, Key=probe, Body=b"rectrain permission probe\n"),
+              "s3:PutObject")
         put_ok = True
         report.add("put", OK, f"s3:PutObject on {resource}")
     except Exception as exc:  # noqa: BLE001
@@ -200,14 +203,14 @@ def check_s3_access(s3: S3Service, uri: S3Uri) -> CheckReport:
         )
     else:
         try:
-            client.get_object(Bucket=uri.bucket, Key=get_key)["Body"].read()
+            retry(lambda: client.get_object(Bucket=uri.bucket, Key=get_key)["Body"].read(), "s3:GetObject")
             report.add("get", OK, f"s3:GetObject on {resource}")
         except Exception as exc:  # noqa: BLE001
             _fail(report, "get", exc, "s3:GetObject", resource)
 
     # Delete: the probe if it was written, else a key that does not exist (S3 checks the permission first)
     try:
-        client.delete_object(Bucket=uri.bucket, Key=probe)
+        retry(lambda: client.delete_object(Bucket=uri.bucket, Key=probe), "s3:DeleteObject")
         report.add("delete", OK, f"s3:DeleteObject on {resource}" + (" (probe removed)" if put_ok else ""))
     except Exception as exc:  # noqa: BLE001
         _fail(report, "delete", exc, "s3:DeleteObject", resource)

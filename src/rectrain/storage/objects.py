@@ -6,6 +6,10 @@
   mismatch raises IntegrityError and the file is never kept: downloads go to a temporary name
   and are renamed only when verified.
 - Errors are translated at this boundary (:mod:`rectrain.storage.aws_errors`), cause kept.
+- Transient failures (a cut connection, a 5xx, SlowDown, a timeout, a download cut short) are
+  retried within a time budget by the service's :class:`~rectrain.storage.service.RetryPolicy`
+  (``retry=``; the transfer primitives default to one shared policy): a listing, an upload or
+  a download is retried as a whole, the fast path included.
 - The functions other packages call take the :class:`~rectrain.storage.service.S3Service` and
   :class:`~rectrain.storage.s3.S3Uri` values; the transfer primitives below them
   (``put_object``, ``download_object``, ``read_object``, ``delete_keys``, ``write_probe``) take
@@ -20,7 +24,6 @@ import base64
 import hashlib
 import os
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +36,9 @@ from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import CHUNK, PART_SUFFIX
 from rectrain.storage.s3 import S3Uri
-from rectrain.storage.service import S3Service
+from rectrain.storage.service import RetryPolicy, S3Service, TransferCutShort
+
+DEFAULT_RETRY = RetryPolicy()  # for callers that pass a bare client (push, pull)
 
 log = get_logger("storage.objects")
 
@@ -74,22 +79,26 @@ def list_objects(
     client = s3.client
     prefix = uri.prefix if folder else uri.key
     paging = {"MaxItems": limit, "PageSize": min(limit, 1000)} if limit else {}
-    out: List[ObjectInfo] = []
-    try:
-        paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, PaginationConfig=paging):
-            for obj in page.get("Contents", []) or []:
-                out.append(
-                    ObjectInfo(
-                        obj["Key"],
-                        int(obj.get("Size", 0)),
-                        str(obj.get("ETag", "")).strip('"'),
-                        obj.get("LastModified"),
+
+    def once() -> List[ObjectInfo]:
+        out: List[ObjectInfo] = []
+        try:
+            paginator = client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, PaginationConfig=paging):
+                for obj in page.get("Contents", []) or []:
+                    out.append(
+                        ObjectInfo(
+                            obj["Key"],
+                            int(obj.get("Size", 0)),
+                            str(obj.get("ETag", "")).strip('"'),
+                            obj.get("LastModified"),
+                        )
                     )
-                )
-    except Exception as exc:
-        raise translate_error(exc, "s3:ListBucket", str(uri)) from exc
-    return out
+        except Exception as exc:
+            raise translate_error(exc, "s3:ListBucket", str(uri)) from exc
+        return out
+
+    return s3.retry.run(once, f"s3:ListBucket {uri}")
 
 
 def remote_files(s3: S3Service, uri: S3Uri) -> Dict[str, ObjectInfo]:
@@ -119,11 +128,20 @@ def put_object(
     sha: Optional[str] = None,
     size: Optional[int] = None,
     fast: Optional[FastPath] = None,
+    retry: Optional[RetryPolicy] = None,
 ) -> None:
     """PUT the file ``path`` (or the bytes ``data``) as ``key``, with its SHA-256 checked by the
     server and kept in the object's metadata (``sha``/``size`` when the caller knows them). The
     object appears only when complete (an S3 PUT, or a multipart upload, is atomic). Above 8 MB
-    the file goes up in parallel parts (each part's SHA-256 checked by the server)."""
+    the file goes up in parallel parts (each part's SHA-256 checked by the server). Transient
+    failures are retried as a whole (``retry``)."""
+    (retry or DEFAULT_RETRY).run(
+        lambda: _put_once(client, bucket, key, path=path, data=data, sha=sha, size=size, fast=fast),
+        f"s3:PutObject s3://{bucket}/{key}")
+
+
+def _put_once(client: Any, bucket: str, key: str, *, path: Optional[Path], data: Optional[bytes],
+              sha: Optional[str], size: Optional[int], fast: Optional[FastPath]) -> None:
     resource = f"s3://{bucket}/{key}"
     if sha is None or size is None:
         if data is not None:
@@ -177,7 +195,7 @@ def upload_file(s3: S3Service, path: Any, uri: S3Uri) -> None:
         raise DataError("file not found.", "check the path.", path=str(path))
     if not uri.key or uri.key.endswith("/"):
         uri = uri.join(path.name)
-    put_object(s3.client, uri.bucket, uri.key, path=path)
+    put_object(s3.client, uri.bucket, uri.key, path=path, retry=s3.retry)
 
 
 def _expected_from_etag(etag: str, response: Dict[str, Any]) -> Optional[str]:
@@ -198,38 +216,20 @@ def download_object(
     *,
     expected_sha256: Optional[str] = None,
     expected_size: Optional[int] = None,
-    attempts: int = 3,
     fast: Optional[FastPath] = None,
+    retry: Optional[RetryPolicy] = None,
 ) -> int:
-    """Stream ``key`` to a temporary name beside ``dest``, verify it, rename it. Returns its size."""
-    resource = f"s3://{bucket}/{key}"
-    for attempt in range(1, attempts + 1):
-        try:
-            return _download_once(
-                client,
-                bucket,
-                key,
-                dest,
-                expected_sha256,
-                expected_size,
-                fast if attempt == 1 else None,
-            )
-        except IntegrityError:
-            raise
-        except StorageError as exc:
-            transient = isinstance(exc.__cause__, Exception) and type(exc.__cause__).__name__ in (
-                "ResponseStreamingError",
-                "ReadTimeoutError",
-                "ConnectionClosedError",
-                "IncompleteReadError",
-                "ProtocolError",
-                "IncompleteRead",
-            )
-            if not transient or attempt == attempts:
-                raise
-            log.debug("retrying %s after %s", resource, exc)
-            time.sleep(0.5 * attempt)
-    raise AssertionError("unreachable")
+    """Stream ``key`` to a temporary name beside ``dest``, verify it, rename it. Returns its size.
+    Transient failures (a cut connection, a body cut short) are retried (``retry``); the fast
+    path is tried only the first time."""
+    tries = [0]
+
+    def once() -> int:
+        tries[0] += 1
+        return _download_once(client, bucket, key, dest, expected_sha256, expected_size,
+                              fast if tries[0] == 1 else None)
+
+    return (retry or DEFAULT_RETRY).run(once, f"s3:GetObject s3://{bucket}/{key}")
 
 
 def _download_once(
@@ -257,6 +257,7 @@ def _download_once(
     sha = hashlib.sha256()
     need_md5 = not expected_sha256 and not (response.get("Metadata") or {}).get("sha256")
     md5 = hashlib.md5() if need_md5 else None  # noqa: S324 - compared with the ETag
+    announced = response.get("ContentLength")
     size = 0
     try:
         try:
@@ -273,6 +274,9 @@ def _download_once(
             ) from exc
         except Exception as exc:
             raise translate_error(exc, "s3:GetObject", resource) from exc
+        if isinstance(announced, int) and size < announced:
+            raise TransferCutShort(f"the download of {resource} was cut short ({size} of {announced} "
+                                   "bytes arrived).", "check the network, then rerun.")
         want = expected_sha256 or (response.get("Metadata") or {}).get("sha256")
         got = sha.hexdigest()
         problem = ""
@@ -299,26 +303,34 @@ def _download_once(
 
 def download_file(s3: S3Service, uri: S3Uri, path: Any, *, expected_sha256: Optional[str] = None) -> None:
     """Download one object to ``path`` (a temporary name, renamed when verified)."""
-    download_object(s3.client, uri.bucket, uri.key, Path(path), expected_sha256=expected_sha256)
+    download_object(s3.client, uri.bucket, uri.key, Path(path), expected_sha256=expected_sha256,
+                    retry=s3.retry)
 
 
-def read_object(client: Any, bucket: str, key: str) -> bytes:
+def read_object(client: Any, bucket: str, key: str, retry: Optional[RetryPolicy] = None) -> bytes:
     """The bytes of a small object (a manifest), unverified."""
-    try:
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except Exception as exc:
-        raise translate_error(exc, "s3:GetObject", f"s3://{bucket}/{key}") from exc
+    def once() -> bytes:
+        try:
+            return bytes(client.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except Exception as exc:
+            raise translate_error(exc, "s3:GetObject", f"s3://{bucket}/{key}") from exc
+
+    return (retry or DEFAULT_RETRY).run(once, f"s3:GetObject s3://{bucket}/{key}")
 
 
-def delete_keys(client: Any, bucket: str, keys: List[str]) -> None:
+def delete_keys(client: Any, bucket: str, keys: List[str], retry: Optional[RetryPolicy] = None) -> None:
     for start in range(0, len(keys), 1000):
         batch = keys[start : start + 1000]
-        try:
-            response = client.delete_objects(
-                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
-            )
-        except Exception as exc:
-            raise translate_error(exc, "s3:DeleteObject", f"s3://{bucket}/{batch[0]}") from exc
+
+        def once(batch: List[str] = batch) -> Any:
+            try:
+                return client.delete_objects(
+                    Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            except Exception as exc:
+                raise translate_error(exc, "s3:DeleteObject", f"s3://{bucket}/{batch[0]}") from exc
+
+        response = (retry or DEFAULT_RETRY).run(once, f"s3:DeleteObject s3://{bucket}/{batch[0]}")
         errors = response.get("Errors") or []
         if errors:
             from botocore.exceptions import ClientError  # boto stays out of `rectrain --help`'s start-up
@@ -333,7 +345,7 @@ def delete_keys(client: Any, bucket: str, keys: List[str]) -> None:
 def delete_prefix(s3: S3Service, uri: S3Uri) -> int:
     """Delete every object under the folder ``uri``. Returns how many."""
     keys = [o.key for o in list_objects(s3, uri)]
-    delete_keys(s3.client, uri.bucket, keys)
+    delete_keys(s3.client, uri.bucket, keys, retry=s3.retry)
     return len(keys)
 
 

@@ -8,6 +8,15 @@ values, never ``(client, endpoint_url)`` pairs, and never build clients of their
 So every S3 request rectrain makes has the same endpoint, credentials, TLS settings, timeouts
 and retries, and a new command cannot forget one of them.
 
+Retries live here too (:class:`RetryPolicy`): a transient failure (a connection reset or cut,
+a timeout, a 5xx, ``SlowDown``, a download cut short) is retried with exponential back-off and
+full jitter for at most ``retry_budget_s`` seconds per operation (``RECTRAIN_S3_RETRY_S``),
+around boto3's own few quick retries. Every single request (:meth:`S3Service.call`), listing,
+verified upload and verified download in :mod:`rectrain.storage.objects` runs through it, the
+fast path included. Once the endpoint has failed every request for longer than the budget,
+operations get one attempt each until one succeeds again: a persistent failure ends quickly
+(and truthfully: the error names what failed) instead of waiting a budget per file.
+
 The endpoint comes from the argument, else from the standard AWS configuration
 (``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3``, profiles), which boto3 reads itself; the same
 code talks to AWS S3 and to the embedded SeaweedFS. Errors are translated at this boundary
@@ -18,17 +27,113 @@ from __future__ import annotations
 
 import dataclasses
 import email.utils
+import random
+import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, TypeVar, Union
 
 from rectrain.errors import StorageError
+from rectrain.logs import get_logger
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.fastpath import FastPath
 from rectrain.storage.s3 import S3Uri
 
+log = get_logger("storage")
 DEFAULT_REGION = "us-east-1"
+RETRY_BUDGET_S = 60.0
+T = TypeVar("T")
+
+# S3 answers worth another try: throttling, the server's own failures, a request it timed out
+TRANSIENT_CODES = frozenset({
+    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout", "Throttling",
+    "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException", "BadGateway",
+    "GatewayTimeout", "500", "502", "503", "504"})
+# exception classes (by name: botocore, urllib3 and http.client need not be imported to test them)
+TRANSIENT_TYPES = frozenset({
+    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError", "ConnectTimeoutError",
+    "ResponseStreamingError", "IncompleteReadError", "ProtocolError", "IncompleteRead",
+    "RemoteDisconnected", "HTTPClientError", "NewConnectionError", "TransferCutShort"})
+
+
+class TransferCutShort(StorageError):
+    """A download whose connection ended before the size the server announced: the network,
+    not the object (retried; never taken for a damaged object)."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether another try may succeed: a connection reset or cut, a timeout, a 5xx or
+    throttling answer, a body cut short (looked up through the cause chain of a translated
+    error). A refusal (403, 404, a bad key), a checksum mismatch or a local disk error is not."""
+    seen = 0
+    cur: Optional[BaseException] = exc
+    while cur is not None and seen < 6:
+        if error_code(cur) in TRANSIENT_CODES:
+            return True
+        status = (getattr(cur, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(status, int) and status >= 500:
+            return True
+        if any(t.__name__ in TRANSIENT_TYPES for t in type(cur).__mro__):
+            return True
+        if isinstance(cur, (ConnectionError, socket.timeout, TimeoutError)):
+            return True  # reset, refused, broken pipe, aborted: the network (never ENOSPC & co.)
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
+class RetryPolicy:
+    """Retry transient failures (:func:`is_transient`) with exponential back-off and full
+    jitter (``base_s`` doubling up to ``cap_s``) for at most ``budget_s`` seconds per
+    operation: a retry is not started when the last attempt's duration would take the
+    operation past the budget. Shared by every operation of one :class:`S3Service`: once an
+    operation has given up after its whole budget, the others get one attempt each until one
+    succeeds (a persistent failure ends fast, not a budget per file)."""
+
+    def __init__(self, budget_s: float = RETRY_BUDGET_S, base_s: float = 0.25, cap_s: float = 8.0,
+                 rng: Optional[random.Random] = None) -> None:
+        self.budget_s = float(budget_s)
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.retries = 0  # transient failures retried so far (for the logs and the tests)
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._down = False  # an operation gave up after its whole budget; no success since
+
+    def run(self, fn: Callable[[], T], what: str = "") -> T:
+        """``fn()``, tried again after transient failures within the budget; the last error
+        is raised as ``fn`` raised it."""
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            began = time.monotonic()
+            try:
+                result = fn()
+            except Exception as exc:
+                now = time.monotonic()
+                if not is_transient(exc) or self.budget_s <= 0:
+                    raise
+                delay = self._rng.uniform(0, min(self.cap_s, self.base_s * 2 ** attempt))
+                spent = now - started
+                if self._down or spent + delay + (now - began) > self.budget_s:
+                    with self._lock:
+                        self._down = True
+                    log.debug("%s: giving up after %d attempt(s) in %.1f s: %s", what or "S3",
+                              attempt + 1, spent, exc)
+                    raise
+                attempt += 1
+                with self._lock:
+                    self.retries += 1
+                log.debug("%s: transient failure (%s); retry %d in %.2f s", what or "S3",
+                          type(exc).__name__, attempt, delay)
+                time.sleep(delay)
+                continue
+            if self._down:
+                with self._lock:
+                    self._down = False
+            return result
 
 
 @dataclass(frozen=True)
@@ -42,11 +147,12 @@ class S3Options:
     secret_key: Optional[str] = None
     verify: Union[None, bool, str] = None  # TLS: None = boto3's default (AWS_CA_BUNDLE ...)
     fastpath: bool = True  # small GETs/PUTs on presigned URLs (storage.fastpath)
-    max_attempts: int = 6
+    max_attempts: int = 3  # boto3's own quick retries; RetryPolicy waits out longer trouble
     connect_timeout: float = 10
     read_timeout: float = 60
     max_pool_connections: int = 64
     retry_mode: str = "adaptive"
+    retry_budget_s: float = RETRY_BUDGET_S  # rectrain's own retries of transient failures
 
 
 class S3Service:
@@ -56,6 +162,7 @@ class S3Service:
 
     def __init__(self, endpoint_url: Optional[str] = None, **options: Any) -> None:
         self.options = S3Options(endpoint_url=endpoint_url or None, **options)
+        self.retry = RetryPolicy(self.options.retry_budget_s)
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -114,8 +221,14 @@ class S3Service:
         return FastPath(self.client, maxsize=maxsize) if self.fastpath else None
 
     def call(self, operation: str, action: str, resource: Union[str, S3Uri], **params: Any) -> Any:
-        """``client.<operation>(**params)``, a boto/OS error translated into a rectrain error
-        naming the IAM ``action`` and the ``resource`` (cause kept)."""
+        """``client.<operation>(**params)``, transient failures retried (:class:`RetryPolicy`), a
+        boto/OS error translated into a rectrain error naming the IAM ``action`` and the
+        ``resource`` (cause kept)."""
+        return self.retry.run(lambda: self._call_once(operation, action, resource, params),
+                              f"{action} {resource}")
+
+    def _call_once(self, operation: str, action: str, resource: Union[str, S3Uri],
+                   params: Dict[str, Any]) -> Any:
         try:
             return getattr(self.client, operation)(**params)
         except Exception as exc:
@@ -123,12 +236,17 @@ class S3Service:
 
     # ---------------------------------------------------------------- single requests
     def read_bytes(self, uri: S3Uri) -> bytes:
-        """The bytes of a small object (a marker, a pointer, metrics.jsonl), unverified."""
-        response = self.call("get_object", "s3:GetObject", uri, Bucket=uri.bucket, Key=uri.key)
-        try:
-            return bytes(response["Body"].read())
-        except Exception as exc:
-            raise translate_error(exc, "s3:GetObject", str(uri)) from exc
+        """The bytes of a small object (a marker, a pointer, metrics.jsonl), unverified (the
+        request and the body's transfer retried together)."""
+        def once() -> bytes:
+            response = self._call_once("get_object", "s3:GetObject", uri,
+                                       {"Bucket": uri.bucket, "Key": uri.key})
+            try:
+                return bytes(response["Body"].read())
+            except Exception as exc:
+                raise translate_error(exc, "s3:GetObject", str(uri)) from exc
+
+        return self.retry.run(once, f"s3:GetObject {uri}")
 
     def put_bytes(self, uri: S3Uri, data: bytes) -> None:
         """A plain PUT (no checksum of rectrain's: what SageMaker's own agent sends)."""
@@ -140,7 +258,7 @@ class S3Service:
     def ensure_bucket(self, bucket: str) -> None:
         """Create ``bucket`` unless it exists (the demo's own bucket on its own server)."""
         try:
-            self.client.head_bucket(Bucket=bucket)
+            self.retry.run(lambda: self.client.head_bucket(Bucket=bucket), f"s3:HeadBucket {bucket}")
         except Exception as exc:  # noqa: BLE001 - only a missing bucket is created
             if error_code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                 raise translate_error(exc, "s3:ListBucket", f"s3://{bucket}") from exc
@@ -155,8 +273,9 @@ def make_client(options: S3Options) -> Any:
 
     ``endpoint_url=None`` lets boto3 take the endpoint from ``AWS_ENDPOINT_URL_S3`` /
     ``AWS_ENDPOINT_URL`` or the profile's ``endpoint_url`` (and AWS S3 otherwise).
-    Throttling (SlowDown, 503) and 5xx errors are retried with exponential backoff;
-    ``adaptive`` also slows the client down when S3 throttles.
+    boto3 retries throttling (SlowDown, 503), 5xx errors and broken connections a few times at
+    once (``adaptive`` also slows the client down when S3 throttles); longer trouble is waited
+    out by :class:`RetryPolicy` around each operation.
     """
     import boto3
     import botocore.exceptions

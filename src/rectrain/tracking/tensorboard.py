@@ -47,18 +47,48 @@ class TensorBoardSink(Sink):
                 f"| {k} | {str(v).replace('|', '/')} |\n" for k, v in sorted(params.items()))
             self.writer.add_text("run/parameters", table, 0)
 
-    def log(self, step: int, metrics: Dict[str, float], wall_time: float) -> None:
+    def _writing(self) -> bool:
+        """False once tensorboardX's writer thread died (a full disk): its bounded queue would
+        then block the caller forever, and its exit handler print a traceback."""
         if self.writer is None:
+            return False
+        workers = [getattr(events, "_worker", None) for events in self._event_writers()]
+        if all(worker is None or worker.is_alive() for worker in workers):
+            return True
+        self.problems.append(f"TensorBoard: the event writer of {self.logdir} stopped (a full disk?); "
+                             "later values are not in TensorBoard (metrics.jsonl has them).")
+        self._abandon()
+        return False
+
+    def _event_writers(self) -> list:
+        """tensorboardX's EventFileWriters behind the SummaryWriter (one per FileWriter)."""
+        files = getattr(self.writer, "all_writers", None) or {}
+        return [events for events in (getattr(fw, "event_writer", None) for fw in files.values())
+                if events is not None]
+
+    def _abandon(self) -> None:
+        for events in self._event_writers():
+            if hasattr(events, "_closed"):
+                events._closed = True  # its atexit close would raise (and print) again
+        self.writer = None
+
+    def log(self, step: int, metrics: Dict[str, float], wall_time: float) -> None:
+        if not self._writing():
             return
         for key, value in metrics.items():
             self.writer.add_scalar(key, value, global_step=step, walltime=wall_time)
             self.values += 1
 
     def finish(self, status: str, timeout: float) -> None:
-        if self.writer is not None:
+        if not self._writing():
+            return
+        try:
             self.writer.add_text("run/status", status)
             self.writer.close()
-            self.writer = None
+        except OSError:
+            self._abandon()
+            raise
+        self.writer = None
 
     def state(self) -> Dict[str, Any]:
         return {"tensorboard_dir": str(self.logdir)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import errno
 import re
 import signal
 import subprocess
@@ -24,8 +25,22 @@ class Failure:
     evidence: str = ""
 
 
+def disk_full(exc: OSError) -> Optional[Failure]:
+    """The failure for rectrain's own write that found the disk full (None: another OS error)."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    kind, _, message, fix = RULES[0]
+    where = f" ({exc.filename})" if exc.filename else ""
+    return Failure(kind, message[:-1] + where + ".", fix, f"{type(exc).__name__}: {exc}")
+
+
 # (kind, pattern, message, fix); the first match in the output wins, most specific first.
 RULES: List[Tuple[str, Pattern[str], str, str]] = [
+    ("disk_full",
+     re.compile(r"(No space left on device|Errno 28\]|Disk quota exceeded)", re.I),
+     "the disk is full.",
+     "free space on the disk of the run folder and the checkpoints (or use another --run-dir), "
+     "then rerun the same command with --resume: the run continues from its newest checkpoint."),
     ("out_of_gpu_memory",
      re.compile(r"(Out of memory error on GPU|ResourceExhaustedError|CUDA out of memory|"
                 r"cudaErrorMemoryAllocation|out of memory)", re.I),

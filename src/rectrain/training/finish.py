@@ -12,7 +12,7 @@ writes its own result:
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, CheckpointsNotUploaded, EngineFailure
 from rectrain.logs import get_logger
@@ -72,13 +72,16 @@ def _interrupted(prepared: Prepared, outcome: Outcome, result: TrainResult, stop
     sync = outcome.sync
     outcome.display.message(f"interrupted by signal {stopper.signum}; uploading what is new "
                             f"(at most {grace:.0f} s)")
-    if not sync.close(timeout=grace):
+    if not sync.close(timeout=grace, stopping=True):
         log.warning("uploads did not finish within %.0f s; the previous complete checkpoint "
                     "stays valid in S3", grace)
     if sync.missing():
         log.warning("not in S3: %s; --resume on this machine uses the local copies, or "
                     "upload them with %s", ", ".join(sync.missing()),
                     push_command(prepared.ckdir, prepared.request.checkpoint_s3, s3))
+    for problem in sync.failed_snapshots():
+        log.warning("%s; --resume continues from the engine's own files or the newest snapshot",
+                    problem)
     result.uploaded_keys = list(sync.uploaded_keys)
     checkpoint_paths(result, prepared.ckdir)  # the snapshots are all complete now
     assert prepared.tracking is not None
@@ -87,15 +90,30 @@ def _interrupted(prepared: Prepared, outcome: Outcome, result: TrainResult, stop
 
 
 def _failed(prepared: Prepared, outcome: Outcome, failure: Failure, settings: Settings) -> None:
+    """Record the failure (state, problem log, trackers, what is new uploaded), then raise it.
+    On a full disk each record is tried and may fail: the message is rectrain's either way, and
+    the run's state stays one that ``--resume`` continues."""
     run = prepared.run
+
+    def attempt(what: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except OSError as exc:
+            if failure.kind != "disk_full":
+                raise
+            log.warning("could not write %s (%s)", what, exc.strerror or exc)
+
     prepared.state.status = "failed"
-    prepared.state.save(prepared.state_path)
-    append_problem_log(run / "problem-log.md", failure,
-                       context=f"segment {prepared.segment}, step {outcome.tracker.global_step}, "
-                               f"engine exit status {outcome.returncode}")
+    attempt("run-state.json", lambda: prepared.state.save(prepared.state_path))
+    attempt("problem-log.md", lambda: append_problem_log(
+        run / "problem-log.md", failure, context=f"segment {prepared.segment}, step "
+        f"{outcome.tracker.global_step}, engine exit status {outcome.returncode}"))
     assert prepared.tracking is not None
-    prepared.tracking.finish("failed", [run / "metrics.jsonl", run / "problem-log.md", run / "train.log"])
-    mirror_run_files(run, prepared.ckdir, prepared.request.placement.node_rank)
+    tracking = prepared.tracking
+    attempt("the trackers' last records", lambda: tracking.finish(
+        "failed", [run / "metrics.jsonl", run / "problem-log.md", run / "train.log"]))
+    attempt("the run's mirror", lambda: mirror_run_files(run, prepared.ckdir,
+                                                         prepared.request.placement.node_rank))
     outcome.sync.close(timeout=settings.interrupt_upload_s)
     raise EngineFailure(f"training failed: {failure.message} (see {run / 'train.log'}; "
                         f"last engine line: {failure.evidence.strip()[:200]})",
@@ -122,6 +140,16 @@ def _completed(prepared: Prepared, outcome: Outcome, result: TrainResult, stoppe
     checkpoint_paths(result, ckdir)  # the snapshots are all complete now
     missing = sync.missing()
     prefix = prepared.request.checkpoint_s3
+    failed = sync.failed_snapshots()
+    if failed:  # the engine's files are there; the verified copy (and S3's) is not
+        raise CheckpointsNotUploaded(
+            f"training {result.status} at step {result.global_step}, but {len(failed)} checkpoint(s) "
+            f"could not be snapshotted: {'; '.join(failed)}"
+            + (f"; not in S3 either: {', '.join(missing)}" if missing else "") + ".",
+            f"make {ckdir / 'snapshots'} writable (free space on its disk), then "
+            + (f"upload them with {push_command(ckdir, prefix, s3)} (it snapshots the engine's "
+               "files first)." if prefix is not None else
+               "rerun with --resume (it snapshots and verifies the engine's own files)."))
     if missing:  # everything is saved locally; S3, the system of record, lacks the end
         cause = sync.checkpoint_errors[-1] if sync.checkpoint_errors else "not finished in time"
         raise CheckpointsNotUploaded(

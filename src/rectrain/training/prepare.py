@@ -10,6 +10,7 @@ save).
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -19,6 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 from rectrain.checkpoints import pickles
 from rectrain.checkpoints.local import CheckpointInfo
+from rectrain.checkpoints.owner import Ownership
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.config.modules import refuse_code_in_names
 from rectrain.config.pretrained import check_pretrained_head, pretrained_file
@@ -28,6 +30,7 @@ from rectrain.errors import UserError
 from rectrain.logs import get_logger
 from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
+from rectrain.training.agreement import agree_on_resume_step
 from rectrain.training.command import build_train_command
 from rectrain.training.plan import TrainPlan, make_plan
 from rectrain.training.preflight import (
@@ -43,6 +46,7 @@ from rectrain.training.resume import (
     refuse_to_overwrite,
     restore_run_files,
     resume_point,
+    run_ids,
     scan_checkpoints,
 )
 from rectrain.training.resume_check import check_config_change, fingerprint, past_max_steps_message
@@ -50,6 +54,7 @@ from rectrain.training.run_tracking import RunTracking, open_run_tracking
 from rectrain.training.workers import apply_loader_choice
 
 log = get_logger("training")
+RESUME_COPY = "resume"  # <run>/resume/: the copy of the checkpoint the engine loads
 
 
 @dataclass
@@ -79,25 +84,35 @@ class Prepared:
         return self.state.segments - 1
 
 
-def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings) -> Tuple[
-        Optional[Prepared], Optional[TrainResult]]:
+def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings,
+            owner: Optional[Ownership] = None) -> Tuple[Optional[Prepared], Optional[TrainResult]]:
     """``(prepared, None)``, or ``(None, result)`` when a resume has nothing left to train.
-    Raises user errors (exit 2) for what cannot work."""
+    Raises user errors (exit 2) for what cannot work. ``owner`` receives the run folder's lock
+    and the checkpoint prefix's lease (the caller releases them when the run ends)."""
     engine, cfg = _check_inputs(request)
     run, ckdir = request.run, request.checkpoints
-    claim_run_dir(run, request.config, cfg.data)
-    ckdir.mkdir(parents=True, exist_ok=True)
+    owner = owner if owner is not None else Ownership()
+    owner.lock_run(run)  # before anything is read or written: one process per run folder
     if request.checkpoint_s3 is not None:
         if s3 is None:
             raise ValueError("a request with checkpoint_s3 needs the S3 service that reaches it")
         if request.placement.uploads:  # the host that uploads: fail before any step is paid for
             check_checkpoint_prefix(s3, request.checkpoint_s3)
+            owner.lease_prefix(s3, request.checkpoint_s3, settings.lease_ttl_s, settings.lease_settle_s)
+    claim_run_dir(run, request.config, cfg.data)
+    owner.lock_run(run)  # a run folder made just now
+    ckdir.mkdir(parents=True, exist_ok=True)
     if request.resume:
         restore_run_files(run, ckdir, request.checkpoint_s3, s3)
     state, found = _find_state(request, s3, cfg, run, ckdir)
     state, plan = _plan(request, cfg, state)
+    owner.set_run_id(state.run_id)
     apply_loader_choice(cfg.data, plan.overrides, request.workers, gpus=request.placement.processes)
     resume_from, resume_info = _resume_point(request, s3, run, ckdir, plan, state, found)
+    p = request.placement
+    if p.nnodes > 1 and p.master:  # every host the same step, or none starts the engine
+        agree_on_resume_step(p.master, p.node_rank, p.nnodes, resume_info.global_step if resume_info else 0,
+                             settings.host_resolve_timeout_s)
     if resume_info is not None:
         done = _nothing_left(request, run, ckdir, plan, state, resume_info)
         if done is not None:
@@ -138,14 +153,36 @@ def _find_state(request: TrainRequest, s3: Optional[S3Service], cfg: EngineConfi
     if request.mode == "new":
         refuse_to_overwrite(found)
     if request.resume and state is None:
-        adopted = adopt_run(found)
-        if adopted is not None:  # run-state.json lost: the markers say which run this is
+        adopted = _adopt(request, found)
+        if adopted is not None:  # run-state.json lost: the run named, checked in the markers
             log.warning("run-state.json is missing; continuing run %s (named in the marker of "
                         "%s)", adopted.run_id, adopted.location or adopted.name)
             plan = _make_plan(request, cfg, adopted.sub_epochs or request.sub_epochs,
                               request.stop.max_steps)
             state = _new_state(request, cfg, plan, adopted.run_id)
     return state, found
+
+
+def _adopt(request: TrainRequest, found: List[Found]) -> Optional[CheckpointInfo]:
+    """The run a --resume without run-state.json continues: the one ``--adopt-run`` names (a
+    SageMaker job: its own folder's newest), never one taken from S3 silently."""
+    ids = run_ids(found)
+    if not ids:
+        return None
+    wanted = request.adopt_run
+    if wanted is None:
+        raise UserError(
+            f"--resume: {request.run / STATE_FILE} is missing, and the checkpoints found belong to "
+            f"run(s) {', '.join(ids)}; a run is never adopted from the checkpoints silently.",
+            f"if run {ids[0]} is yours, add --adopt-run {ids[0]} (`rectrain ckpt list` shows each "
+            "checkpoint's run); or --restart to start a new run (the checkpoints there are then "
+            "replaced), or another --checkpoint-s3 / --run-dir.")
+    adopted = adopt_run(found, wanted)
+    if adopted is None:
+        raise UserError(f"--adopt-run {wanted}: no complete checkpoint of that run was found (runs "
+                        f"there: {', '.join(ids)}).",
+                        "check the id with `rectrain ckpt list`, or drop --adopt-run.")
+    return adopted
 
 
 def _make_plan(request: TrainRequest, cfg: EngineConfig, sub_epochs: Optional[int],
@@ -189,10 +226,14 @@ def _resume_point(request: TrainRequest, s3: Optional[S3Service], run: Path, ckd
                   ) -> Tuple[Optional[Path], Optional[CheckpointInfo]]:
     if not request.resume:
         return None, None
-    # other hosts keep their copy out of the synced checkpoint dir: only rank 0 writes there
-    dest = (ckdir if request.placement.uploads else run) / "resume"
+    # the engine's copy lives in the run folder, never in the synced checkpoint folder (it
+    # would go up again after each restart); removed once the engine has loaded it
+    dest = run / RESUME_COPY
+    # the engine's own files are as this machine's disk kept them, unless an outside sync
+    # (SageMaker's, for a checkpoint folder outside the run) restored them
+    trusted = request.checkpoint_s3 is not None or run in ckdir.parents
     return resume_point(ckdir, request.checkpoint_s3, dest_dir=dest, s3=s3, sub_epochs=plan.sub_epochs,
-                        run_id=state.run_id, found=found)
+                        run_id=state.run_id, found=found, engine_trusted=trusted)
 
 
 def _nothing_left(request: TrainRequest, run: Path, ckdir: Path, plan: TrainPlan, state: RunState,
@@ -232,6 +273,8 @@ def _command(request: TrainRequest, engine: Engine, cfg: EngineConfig, run: Path
     config = Path(request.config)
     if config.resolve() != run / "config.yml":
         shutil.copyfile(config, run / "config.yml")
+    if request.placement.node_rank == 0:  # the engine logs to a file on the first host only
+        _engine_log_out_of(ckdir)
     p = request.placement
     extra = _safe_weights(cfg, run, resume_from)
     return build_train_command(
@@ -258,6 +301,21 @@ def _safe_weights(cfg: EngineConfig, run: Path, resume_from: Optional[Path]) -> 
         if prefix.with_name(prefix.name + ".pdparams").is_file():
             extra["Global.checkpoints"] = str(pickles.engine_copy(prefix, run / "given-checkpoint"))
     return extra
+
+
+def _engine_log_out_of(ckdir: Path) -> None:
+    """The engine also logs into ``save_model_dir/train.log`` (a second copy of what rectrain
+    keeps in ``run/train.log``), growing in the checkpoint folder that is synced (SageMaker)
+    and listed: it is pointed at the null device instead."""
+    log_file = ckdir / "train.log"
+    try:
+        if log_file.is_symlink() and os.readlink(log_file) == os.devnull:
+            return
+        if log_file.is_file() or log_file.is_symlink():
+            log_file.unlink()
+        os.symlink(os.devnull, log_file)
+    except OSError as exc:  # only bytes: the engine then writes its own copy
+        log.debug("could not point the engine's log at %s: %s", os.devnull, exc)
 
 
 def _begin_segment(prepared: Prepared, settings: Settings) -> None:

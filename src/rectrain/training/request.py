@@ -21,6 +21,7 @@ from rectrain.storage.s3 import S3Uri
 from rectrain.tracking import TrackingOptions
 
 MODES = ("new", "resume", "restart")
+ADOPT_NEWEST = "*"
 DEVICES = ("gpu", "cpu")
 
 
@@ -86,6 +87,9 @@ class TrainRequest:
     workers: Union[None, int, str] = None
     tracking: Optional[TrackingOptions] = None
     allow_config_change: bool = False
+    # --resume without run-state.json: the run to continue, named (never adopted silently);
+    # ADOPT_NEWEST: the run of the newest marker (a SageMaker job's own checkpoint folder)
+    adopt_run: Optional[str] = None
     display: str = "rich"
     paddleocr_dir: Optional[str] = None
 

@@ -22,6 +22,7 @@ from rectrain.checkpoints.local import (
     NAME_RE,
     POINTER_SUFFIX,
     CheckpointInfo,
+    engine_files_problem,
     engine_prefix,
     folder_name_of,
     info_from_states,
@@ -29,6 +30,7 @@ from rectrain.checkpoints.local import (
     read_marker,
     read_pointer,
     read_states,
+    snapshot,
     verify_snapshot,
 )
 from rectrain.checkpoints.remote import (
@@ -43,6 +45,7 @@ from rectrain.logs import get_logger
 from rectrain.storage.objects import download_file
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
+from rectrain.training.request import ADOPT_NEWEST
 
 log = get_logger("training")
 
@@ -105,11 +108,9 @@ def scan_checkpoints(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri] = None
         item = Found(str(checkpoint_dir / name), "engine", name, ref=checkpoint_dir / name)
         try:
             item.info = info_from_states(checkpoint_dir, name, sub_epochs)
+            item.problem = engine_files_problem(checkpoint_dir, name)
         except (IntegrityError, OSError) as exc:
             item.problem = f"unreadable ({exc})"
-        else:  # completeness is proven by a marker's checksums, never by mtimes
-            item.problem = ("the engine's own files, without rectrain's completion marker "
-                            "(only verified snapshots are resumed from)")
         found.append(item)
     if checkpoint_s3 is not None:
         assert s3 is not None
@@ -120,16 +121,26 @@ def scan_checkpoints(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri] = None
     return found
 
 
-def adopt_run(found: List[Found]) -> Optional[CheckpointInfo]:
-    """The marker of the newest-written checkpoint (its ``run_id`` and ``sub_epochs``): the run
-    a resume continues when run-state.json is lost."""
-    infos = [f.info for f in found if f.info is not None and f.info.run_id and not f.problem]
-    return max(infos, key=lambda i: i.time) if infos else None
+def adopt_run(found: List[Found], run_id: str = ADOPT_NEWEST) -> Optional[CheckpointInfo]:
+    """The marker (its ``run_id`` and ``sub_epochs``) of run ``run_id``'s newest checkpoint, by
+    step (``ADOPT_NEWEST``: of any run): the run a resume continues when run-state.json is lost
+    and the user named it. ``None`` when no complete checkpoint of it was found."""
+    infos = [f.info for f in found if f.info is not None and f.info.run_id and not f.problem
+             and run_id in (ADOPT_NEWEST, f.info.run_id)]
+    return max(infos, key=lambda i: (i.global_step, i.time)) if infos else None
+
+
+def run_ids(found: List[Found]) -> List[str]:
+    """The run ids named by the complete checkpoints found, newest step first."""
+    infos = sorted((f.info for f in found if f.info is not None and f.info.run_id and not f.problem),
+                   key=lambda i: i.global_step, reverse=True)
+    return list(dict.fromkeys(i.run_id for i in infos))
 
 
 def _was_complete(item: Found) -> bool:
-    """A rectrain checkpoint that was complete once: its marker exists (maybe damaged)."""
-    return item.kind != "engine" and (item.info is not None or "damaged" in item.problem)
+    """A checkpoint that was complete once: a rectrain marker exists (maybe damaged), or the
+    engine's own files are there (the engine logged a save; never start over over them)."""
+    return item.kind == "engine" or item.info is not None or "damaged" in item.problem
 
 
 def _is_resume_point(item: Found) -> bool:
@@ -137,12 +148,18 @@ def _is_resume_point(item: Found) -> bool:
 
 
 def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
-                  checkpoint_s3: Optional[S3Uri], s3: Optional[S3Service]) -> Optional[Path]:
+                  checkpoint_s3: Optional[S3Uri], s3: Optional[S3Service],
+                  sub_epochs: int = 1, engine_trusted: bool = True) -> Optional[Path]:
     """The ``Global.checkpoints`` prefix of the newest usable checkpoint of run ``run_id``
     (S3 ones are downloaded and verified first; local snapshots are checked against their
     marker). ``None`` when nothing was found at all; :class:`NoUsableCheckpoint` (exit 2)
     with the list of what was found and why each was rejected when none is usable.
-    ``best_accuracy`` / ``best_of_run`` are never resume points (saved mid-epoch)."""
+    ``best_accuracy`` / ``best_of_run`` are never resume points (saved mid-epoch). The engine's
+    own files are a checkpoint too: when they are the newest, they are snapshotted (marker and
+    checksums) and resumed from; when they are there but unusable, this refuses. In a folder
+    an outside sync restored (``engine_trusted=False``: SageMaker's agent restores files in
+    any order, each of whichever save it last uploaded) they come after every verified
+    checkpoint, whatever their step."""
     relevant = [f for f in found if _is_resume_point(f) or f.info is None]
     for item in relevant:
         if not item.problem and item.info is not None and run_id and item.info.run_id \
@@ -150,13 +167,22 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
             item.problem = f"written by another run ({item.info.run_id}; this run is {run_id})"
     usable = [f for f in relevant if not f.problem and f.info is not None]
     # the highest step; at a tie a local copy, then `latest`, then the newest written
-    usable.sort(key=lambda f: (f.step, f.kind == "snapshot", f.name == "latest",
-                               f.info.time if f.info else 0.0), reverse=True)
+    rank = {"snapshot": 2, "engine": 1, "s3": 0}  # at a tie, what needs no download
+    usable.sort(key=lambda f: (engine_trusted or f.kind != "engine", f.step, rank[f.kind],
+                               f.name == "latest", f.info.time if f.info else 0.0), reverse=True)
     for item in usable:
         try:
             if item.kind == "snapshot":
                 verify_snapshot(item.ref)
                 return engine_prefix(item.ref)
+            if item.kind == "engine":
+                log.warning("resuming from the engine's own files %s (step %s): no newer "
+                            "snapshot of rectrain's; snapshotted and verified now", item.where,
+                            item.step)
+                copied = snapshot(Path(item.ref).parent, item.name, snap_root, sub_epochs=sub_epochs,
+                                  run_id=run_id)
+                verify_snapshot(Path(copied.location))
+                return engine_prefix(Path(copied.location))
             log.info("downloading checkpoint %s (step %s)", item.where, item.step)
             assert s3 is not None and checkpoint_s3 is not None
             folder = download_snapshot(s3, checkpoint_s3, item.ref, snap_root)
@@ -173,8 +199,8 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
     listing = "\n".join(f.line() for f in sorted(relevant, key=lambda f: f.step, reverse=True))
     if not any(_was_complete(f) for f in relevant):
         # only copies that never completed (no marker was ever written: a snapshot or upload
-        # cut short before the first checkpoint was complete) or the engine's own files:
-        # nothing complete ever existed, so starting over loses nothing
+        # cut short before the first checkpoint was complete): nothing complete ever existed,
+        # so starting over loses nothing
         log.warning("no complete checkpoint, only incomplete copies; starting from the "
                     "beginning:\n%s", listing)
         return None
@@ -186,12 +212,13 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
 
 def find_resume_checkpoint(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri] = None, *,
                            s3: Optional[S3Service] = None, sub_epochs: int = 1,
-                           run_id: str = "") -> Optional[Path]:
+                           run_id: str = "", engine_trusted: bool = True) -> Optional[Path]:
     """The newest complete epoch-end checkpoint (``latest`` / ``iter_epoch_N``) of run
     ``run_id``, local or in S3, as a ``Global.checkpoints`` prefix; see :func:`choose_resume`."""
     found = scan_checkpoints(checkpoint_dir, checkpoint_s3, s3=s3, sub_epochs=sub_epochs)
     return choose_resume(found, run_id=run_id, snap_root=checkpoint_dir / "snapshots",
-                         checkpoint_s3=checkpoint_s3, s3=s3)
+                         checkpoint_s3=checkpoint_s3, s3=s3, sub_epochs=sub_epochs,
+                         engine_trusted=engine_trusted)
 
 
 def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
@@ -214,7 +241,7 @@ def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
 
 def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri], *, dest_dir: Path,
                  s3: Optional[S3Service], sub_epochs: int, run_id: str,
-                 found: Optional[List[Found]] = None,
+                 found: Optional[List[Found]] = None, engine_trusted: bool = True,
                  ) -> Tuple[Optional[Path], Optional[CheckpointInfo]]:
     """The prefix the engine resumes from (a copy prepared in ``dest_dir``, see
     :func:`prepare_resume`) and the chosen checkpoint's step and epoch; ``(None, None)`` when
@@ -222,7 +249,8 @@ def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri], *, dest_d
     if found is None:
         found = scan_checkpoints(checkpoint_dir, checkpoint_s3, s3=s3, sub_epochs=sub_epochs)
     chosen = choose_resume(found, run_id=run_id, snap_root=checkpoint_dir / "snapshots",
-                           checkpoint_s3=checkpoint_s3, s3=s3)
+                           checkpoint_s3=checkpoint_s3, s3=s3, sub_epochs=sub_epochs,
+                           engine_trusted=engine_trusted)
     if chosen is None:
         return None, None
     info = info_from_states(chosen.parent, chosen.name, sub_epochs)

@@ -27,6 +27,7 @@ import dataclasses
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from rectrain.checkpoints.owner import Ownership
 from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
 from rectrain.tracking import TrackingOptions
@@ -54,14 +55,16 @@ def train(request: TrainRequest, s3: Optional[S3Service] = None,
     settings = settings or Settings()
     stopper = Stopper()
     stopper.install()
+    owner = Ownership()  # the run folder's lock and the prefix's lease, for the whole run
     try:
-        prepared, done = prepare(request, s3, settings)
+        prepared, done = prepare(request, s3, settings, owner)
         if prepared is None:
             assert done is not None
             return done
         outcome = run_engine(prepared, s3, settings, stopper)
         return finish(prepared, outcome, stopper, s3, settings)
     finally:
+        owner.release()
         stopper.restore()
 
 
@@ -104,5 +107,5 @@ def start_recognition_training(
         sub_epochs=sub_epochs, workers=workers, tracking=tracking,
         allow_config_change=allow_config_change, display=display, paddleocr_dir=paddleocr_dir)
     if request.checkpoint_s3 is not None and s3 is None:
-        s3 = S3Service(endpoint_url)
+        s3 = S3Service(endpoint_url, retry_budget_s=settings.s3_retry_s)
     return train(request, s3, settings)

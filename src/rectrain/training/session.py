@@ -12,6 +12,7 @@ engine at a checkpoint. A signal from here on stops the engine the normal way: t
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +26,8 @@ from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
 from rectrain.training.checkpoint_lookup import best_kept
 from rectrain.training.early_stop import EarlyStop
-from rectrain.training.failures import Failure, FailureClassifier, OomWatch
-from rectrain.training.prepare import Prepared
+from rectrain.training.failures import Failure, FailureClassifier, OomWatch, disk_full
+from rectrain.training.prepare import RESUME_COPY, Prepared
 from rectrain.training.resume import mirror_run_files
 from rectrain.training.supervise import EngineProcess, Stopper
 
@@ -109,6 +110,26 @@ class _Session:
                 else "--resume: no checkpoint found (a first attempt); starting from the beginning")
 
     def line(self, raw: str) -> None:
+        """One line of the engine's output. A full disk while rectrain writes (metrics, the
+        run's state, a snapshot's marker) stops the run as a failure with rectrain's message;
+        the output is still read (the engine must not block on a full pipe)."""
+        if self.failure is not None and self.failure.kind == "disk_full":
+            return
+        try:
+            self._line(raw)
+        except OSError as exc:
+            self.disk_full(exc)
+
+    def disk_full(self, exc: OSError) -> None:
+        """Stop the run for a full disk (other OS errors are raised: bugs)."""
+        failure = disk_full(exc)
+        if failure is None:
+            raise exc
+        if self.failure is None or self.failure.kind != "disk_full":
+            self.failure = failure
+            self.stopper.stop("failed")
+
+    def _line(self, raw: str) -> None:
         self.display.line(raw)
         iters = ITERS_RE.search(raw)
         if iters:
@@ -140,6 +161,8 @@ class _Session:
         self.sync.on_save(record["name"])
         self.state.global_step = record["global_step"]
         self.state.engine_epoch = record["engine_epoch"]
+        assert self.p.tracking is not None  # the MLflow run id, once its server answered
+        self.state.tracking = {**(self.state.tracking or {}), **self.p.tracking.state}
         self.state.save(self.p.state_path)
         if record["name"] != "latest":
             return
@@ -182,9 +205,26 @@ def run_engine(prepared: Prepared, s3: Optional[S3Service], settings: Settings,
                 session.budget_spent = child.budget_spent
                 session.line(raw_bytes.decode("utf-8", errors="replace"))
             rc = child.wait()
-        session.close()
+            if child.log_error is not None:
+                session.disk_full(child.log_error)
+        try:
+            session.close()
+        except OSError as exc:
+            session.disk_full(exc)
     finally:  # the engine is stopped and train.log closed by now
-        session.metrics.close()
+        try:
+            session.metrics.close()
+        except OSError as exc:
+            session.disk_full(exc)
         session.display.stop()
+        _drop_resume_copy(prepared)
     return Outcome(session.tracker, session.sync, session.display, session.classifier, session.failure,
                    rc, engine_pid, oom)
+
+
+def _drop_resume_copy(prepared: Prepared) -> None:
+    """The copy the engine resumed from (``<run>/resume/``), once the engine is gone: the
+    checkpoint itself stays in its snapshot folder."""
+    copy = prepared.run / RESUME_COPY
+    if prepared.resume_from is not None and prepared.resume_from.parent == copy:
+        shutil.rmtree(copy, ignore_errors=True)

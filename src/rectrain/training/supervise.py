@@ -90,6 +90,7 @@ class EngineProcess:
         self._budget = threading.Event()
         self._timers: List[threading.Timer] = []
         self._log: Any = None
+        self.log_error: Optional[OSError] = None  # train.log could not be written (a full disk)
 
     def __enter__(self) -> EngineProcess:
         self._log = self.log_path.open("ab")
@@ -126,8 +127,12 @@ class EngineProcess:
         """The engine's output, line by line as bytes, each appended to the log first."""
         assert self.proc is not None and self.proc.stdout is not None
         for raw in iter(self.proc.stdout.readline, b""):
-            self._log.write(raw)
-            self._log.flush()
+            if self.log_error is None:
+                try:
+                    self._log.write(raw)
+                    self._log.flush()
+                except OSError as exc:  # a full disk: the output still flows (the run decides)
+                    self.log_error = exc
             yield raw
 
     def wait(self) -> int:
@@ -156,4 +161,7 @@ class EngineProcess:
                     self.stopper.kill(signal.SIGKILL)
         finally:
             self._cancel_timers()
-            self._log.close()
+            try:
+                self._log.close()
+            except OSError as exc:  # the last flush on a full disk
+                self.log_error = self.log_error or exc
