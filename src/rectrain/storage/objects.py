@@ -123,6 +123,7 @@ def put_object(
     sha: Optional[str] = None,
     size: Optional[int] = None,
     fast: Optional[FastPath] = None,
+    md5: Optional[str] = None,
 ) -> None:
     """PUT the file ``path`` (or the bytes ``data``) as ``key``, with its SHA-256 checked by the
     server and kept in the object's metadata (``sha``/``size`` when the caller knows them). The
@@ -145,7 +146,7 @@ def put_object(
     }
     if size <= SMALL_FILE and data is None and path is not None:
         data = path.read_bytes()
-    if data is not None and fast is not None and fast.put(bucket, key, data, sha, checksum):
+    if data is not None and fast is not None and fast.put(bucket, key, data, sha, checksum, md5):
         return
     try:
         if data is not None:
