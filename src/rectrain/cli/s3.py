@@ -187,8 +187,8 @@ def _report(args: Any, result: Any) -> None:
     if result.dry_run:
         for item in result.planned[:50]:
             print(f"would {'upload' if result.direction == 'push' else 'download'} {item}")
-        if len(result.planned) > 50:
-            print(f"... and {len(result.planned) - 50} more")
+        if result.planned_count > 50:
+            print(f"... and {result.planned_count - 50} more")
         for item in result.deletions[:50]:
             print(f"would delete {item}")
     print(f"{result.direction} {result.source} -> {result.destination}: {result.summary()}")

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from rectrain.errors import DataError, IntegrityError, PermissionProblem, StorageError
 from rectrain.fsutil import remove_quietly, sha256_file
@@ -29,6 +29,7 @@ from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import CHUNK, PART_SUFFIX
 from rectrain.storage.s3 import S3Uri, make_client
+from rectrain.storage.spool import SortedSpool
 
 log = get_logger("storage.objects")
 
@@ -64,6 +65,22 @@ def get_client(client: Any = None, endpoint_url: Optional[str] = None, workers: 
 
 
 # ----------------------------------------------------------------------------- listing
+def iter_objects(client: Any, uri: S3Uri, *, folder: bool = True,
+                 limit: Optional[int] = None) -> Iterator[ObjectInfo]:
+    """Every object under ``uri``, page by page as S3 lists them (sorted by key), never all at
+    once in memory."""
+    prefix = uri.prefix if folder else uri.key
+    paging = {"MaxItems": limit, "PageSize": min(limit, 1000)} if limit else {}
+    try:
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, PaginationConfig=paging):
+            for obj in page.get("Contents", []) or []:
+                yield ObjectInfo(obj["Key"], int(obj.get("Size", 0)), str(obj.get("ETag", "")).strip('"'),
+                                 obj.get("LastModified"))
+    except Exception as exc:
+        raise translate_error(exc, "s3:ListBucket", str(uri)) from exc
+
+
 def list_objects(
     s3_uri: Any,
     *,
@@ -73,39 +90,27 @@ def list_objects(
     limit: Optional[int] = None,
 ) -> List[ObjectInfo]:
     """Every object under ``s3_uri`` (as a folder: ``s3://b/data`` lists ``data/...``, not
-    ``data2/...``; ``folder=False`` lists the raw key prefix); ``limit``: at most that many."""
+    ``data2/...``; ``folder=False`` lists the raw key prefix); ``limit``: at most that many.
+    A list: for listings of any length, :func:`remote_files` streams."""
     uri = S3Uri.parse(s3_uri)
-    client = get_client(client, endpoint_url)
-    prefix = uri.prefix if folder else uri.key
-    paging = {"MaxItems": limit, "PageSize": min(limit, 1000)} if limit else {}
-    out: List[ObjectInfo] = []
-    try:
-        paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, PaginationConfig=paging):
-            for obj in page.get("Contents", []) or []:
-                out.append(
-                    ObjectInfo(
-                        obj["Key"],
-                        int(obj.get("Size", 0)),
-                        str(obj.get("ETag", "")).strip('"'),
-                        obj.get("LastModified"),
-                    )
-                )
-    except Exception as exc:
-        raise translate_error(exc, "s3:ListBucket", str(uri)) from exc
-    return out
+    return list(iter_objects(get_client(client, endpoint_url), uri, folder=folder, limit=limit))
 
 
-def remote_files(client: Any, uri: S3Uri) -> Dict[str, ObjectInfo]:
-    """{relative path: object} under the folder ``uri`` (folder markers and probes left out)."""
+def remote_files(client: Any, uri: S3Uri) -> SortedSpool:
+    """``(relative path, size, etag, key)`` of the objects under the folder ``uri``, sorted by
+    path, in flat memory (folder markers and write probes left out)."""
     prefix = uri.prefix
-    out = {}
-    for obj in list_objects(uri, client=client):
-        rel = obj.key[len(prefix) :]
-        if not rel or rel.endswith("/") or rel.split("/")[-1].startswith(PROBE_PREFIX):
-            continue
-        out[rel] = obj
-    return out
+    spool = SortedSpool()
+    try:
+        for obj in iter_objects(client, uri):
+            rel = obj.key[len(prefix):]
+            if not rel or rel.endswith("/") or rel.split("/")[-1].startswith(PROBE_PREFIX):
+                continue
+            spool.add((rel, obj.size, obj.etag, obj.key))
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 # ----------------------------------------------------------------------------- single objects
@@ -381,6 +386,7 @@ __all__ = [
     "PROBE_PREFIX",
     "ObjectInfo",
     "get_client",
+    "iter_objects",
     "list_objects",
     "remote_files",
     "put_object",
