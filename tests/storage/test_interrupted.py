@@ -21,14 +21,16 @@ from .helpers import make_tree, tree_digest
 
 def _slow_client(server, delay: float, event: str = "provide-client-params.s3.PutObject"):
     """A real client whose uploads are a little slow, so the crash lands in the middle.
-    ``provide-client-params`` fires for a botocore call and for the small-object fast path
-    alike (it signs its URL with the client); ``client.hook_calls`` counts the delays."""
+    ``provide-client-params`` fires for a botocore call; the small-object fast path, which
+    signs its own requests, is slowed by :func:`_slow_fastpath`. ``client.hook_calls`` counts
+    the delays."""
     from botocore.config import Config
 
     client = server.client(
         config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=10)
     )
     client.hook_calls = 0
+    client.delay = delay
 
     def slow(**kw):
         client.hook_calls += 1
@@ -38,8 +40,24 @@ def _slow_client(server, delay: float, event: str = "provide-client-params.s3.Pu
     return client
 
 
+def _slow_fastpath(monkeypatch):
+    """Every fast-path request waits its client's ``delay`` first (counted in ``hook_calls``)."""
+    from rectrain.storage.fastpath import FastPath
+
+    real = FastPath._send
+
+    def send(self, *args, **kwargs):
+        if hasattr(self.client, "delay"):
+            self.client.hook_calls += 1
+            time.sleep(self.client.delay)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastPath, "_send", send)
+
+
 @pytest.mark.slow
-def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path):
+def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path, monkeypatch):
+    _slow_fastpath(monkeypatch)
     server = seaweed_factory(tmp_path / "srv")
     port = server.port
     server.client().create_bucket(Bucket="resume")

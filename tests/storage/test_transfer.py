@@ -108,13 +108,12 @@ def test_prefix_is_a_folder_not_a_string_prefix(s3_client, s3_bucket, tmp_path):
 )
 def test_keys_escaping_the_destination_are_refused(tmp_path, bad_rel):
     """SeaweedFS itself refuses such keys, so the planner is fed a listing as AWS S3 could return it."""
-    from rectrain.storage.objects import ObjectInfo
     from rectrain.storage.pull import _plan_pull
     from rectrain.storage.s3 import S3Uri
 
-    remote = {"fine.txt": ObjectInfo("data/fine.txt", 2, "x"), bad_rel: ObjectInfo("data/" + bad_rel, 4, "y")}
+    remote = [("fine.txt", 2, "x", "data/fine.txt"), (bad_rel, 4, "y", "data/" + bad_rel)]
     with pytest.raises(DataError) as info:
-        _plan_pull(S3Uri.parse("s3://bucket/data"), remote, tmp_path / "dst")
+        _plan_pull(S3Uri.parse("s3://bucket/data"), remote)
     assert "outside" in str(info.value)
     with pytest.raises(DataError):
         check_relpath(bad_rel)
