@@ -34,9 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from rectrain.errors import DataError, IntegrityError
+from rectrain.errors import DataError, IntegrityError, RectrainError
 from rectrain.fsutil import remove_quietly
-from rectrain.storage.manifest import PART_SUFFIX, ManifestEntry, check_relpath
+from rectrain.storage.manifest import (
+    PART_SUFFIX,
+    ManifestEntry,
+    ManifestFile,
+    check_relpath,
+    read_shard_entries,
+)
 
 BLOCK = 512
 _ZERO = bytes(BLOCK)
@@ -105,8 +111,8 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
             raise _damaged(where, "truncated header")
         stored = _number(head[148:156], where)
         blanked = head[:148] + b"        " + head[156:]
-        if stored not in (sum(blanked), sum(b - 256 if b > 127 else b for b in blanked)):
-            raise _damaged(where, "header checksum")
+        if stored != sum(blanked) and stored != sum(blanked) - 256 * sum(1 for b in blanked if b > 127):
+            raise _damaged(where, "header checksum")  # (unsigned, else signed as some old tars wrote it)
         kind = head[156:157]
         size = _number(head[124:136], where)
         if kind in (b"x", b"g", b"L", b"K"):
@@ -171,16 +177,10 @@ def write_members(shard: str, items: Sequence[_Task]) -> Tuple[int, Optional[str
     fd = os.open(shard, os.O_RDONLY)
     done = 0
     try:
-        for target, offset, size, sha, mtime in items:
-            if size > IN_MEMORY:
-                problem = _write_large(fd, target, offset, size, sha, mtime)
-            else:
-                data = os.pread(fd, size, offset)
-                problem = _check(len(data), hashlib.sha256(data).hexdigest(), size, sha)
-                if not problem:
-                    _write_small(target, data, mtime)
+        for item in items:
+            problem = _write_one(fd, item)
             if problem:
-                return done, f"{target}: {problem}"
+                return done, f"{item[0]}: {problem}"
             done += 1
     finally:
         os.close(fd)
@@ -249,6 +249,69 @@ def _write_large(fd: int, target: str, offset: int, size: int, sha: str, mtime: 
     return ""
 
 
+_TARGETS: Dict[str, Targets] = {}  # per worker process: folders already made and checked
+
+
+def extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int], name: str, first: int,
+                  last: int, final: bool, dst: str) -> Tuple[int, str, str]:
+    """A worker's share of one shard: its regular members ``first`` to ``last - 1`` and the same
+    entries of the manifest (both in path order), matched, checked and written; the ``final``
+    share also makes sure nothing follows. Returns (files written, outcome, detail): outcome
+    "ok", "refused" (detail says why), or "order" (members and entries are not in the same
+    order: the parent extracts that shard itself, matching in any order)."""
+    try:
+        return _extract_range(shard, where, manifest, span, name, first, last, final, dst)
+    except (RectrainError, OSError) as exc:  # handed back as text: rectrain's errors do not pickle
+        return 0, "refused", str(exc)
+
+
+def _extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int], name: str, first: int,
+                   last: int, final: bool, dst: str) -> Tuple[int, str, str]:
+    targets = _TARGETS.get(dst) or _TARGETS.setdefault(dst, Targets(Path(dst)))
+    entries = read_shard_entries(Path(manifest), span, name, first)
+    index = done = 0
+    with open(shard, "rb") as fh:
+        fd = fh.fileno()
+        for member in iter_members(fh, where):
+            if member.kind == b"5":
+                continue
+            if index < first:
+                index += 1
+                continue
+            if member.kind not in _REGULAR:
+                return done, "refused", f"{where} holds '{member.name}', which is " \
+                    f"{_KINDS.get(member.kind, 'not a regular file')}; refused."
+            if index >= last:
+                if final:
+                    return done, "refused", f"{where} holds '{member.name}', which its manifest does not " \
+                        "list for it; refused."
+                break
+            entry = next(entries, None)
+            if entry is None or entry.path != member.name:
+                return done, "order", ""
+            check_relpath(member.name, where)
+            target = targets.folder(member.name, where) + "/" + posixpath.basename(member.name)
+            problem = _write_one(fd, (target, member.offset, member.size, entry.sha256, member.mtime))
+            if problem:
+                return done, "refused", f"{where}:{member.name}: {problem}."
+            index += 1
+            done += 1
+    if index < last:
+        return done, "order", ""
+    return done, "ok", ""
+
+
+def _write_one(fd: int, item: _Task) -> str:
+    target, offset, size, sha, mtime = item
+    if size > IN_MEMORY:
+        return _write_large(fd, target, offset, size, sha, mtime)
+    data = os.pread(fd, size, offset)
+    problem = _check(len(data), hashlib.sha256(data).hexdigest(), size, sha)
+    if not problem:
+        _write_small(target, data, mtime)
+    return problem
+
+
 # ----------------------------------------------------------------------------- the parent's part
 class _Expected:
     """A shard's manifest entries, taken in the order its members come (any order works; memory
@@ -294,6 +357,7 @@ class Extractor:
         self.pool: Optional[ProcessPoolExecutor] = None
         self.inflight: Deque[Tuple[Future, str]] = deque()
         self.limit = max(2, processes * 3)
+        self.processes = processes
         if processes > 0 and "fork" in multiprocessing.get_all_start_methods():
             self.pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork"))
             for future in [self.pool.submit(os.getpid) for _ in range(processes)]:
@@ -332,6 +396,30 @@ class Extractor:
     def drain(self) -> None:
         while self.inflight:
             self._wait_one()
+
+    def extract_shard(self, shard_path: Path, name: str, where: str, manifest: ManifestFile) -> int:
+        """Extract one shard of ``manifest``: split among the workers (each reads its own headers
+        and manifest lines, so this process does almost nothing), or, when the shard's members
+        are not in its manifest's order, matched here (:meth:`extract`)."""
+        count = manifest.counts.get(name, 0)
+        if self.pool is None or count < 2 * CHUNK_FILES or name not in manifest.spans:
+            return self.extract(shard_path, where, manifest.shard_entries(name))
+        self.drain()
+        parts = max(1, min(self.processes * 2, count // CHUNK_FILES))
+        bounds = [count * i // parts for i in range(parts + 1)]
+        span, path = manifest.spans[name], str(manifest.path)
+        futures = [self.pool.submit(extract_range, str(shard_path), where, path, span, name, bounds[i],
+                                    bounds[i + 1], i == parts - 1, self.targets.dst_real)
+                   for i in range(parts)]
+        outcomes = [f.result() for f in futures]
+        for done, outcome, detail in outcomes:
+            if self.on_files is not None and done:
+                self.on_files(done)
+            if outcome == "refused":
+                raise IntegrityError(detail, "pack the dataset again with rectrain data pack.")
+        if any(outcome == "order" for _, outcome, _ in outcomes):
+            return self.extract(shard_path, where, manifest.shard_entries(name))
+        return count
 
     def extract(self, shard_path: Path, name: str, entries: Iterator[ManifestEntry]) -> int:
         """Check the members of one shard against its manifest ``entries`` and hand them to the

@@ -30,6 +30,7 @@ from rectrain.storage.spool import RUN, SortedSpool
 MANIFEST_NAME = "manifest.jsonl"
 PART_SUFFIX = ".rectrain-part"  # temporary download names; never uploaded, never trusted
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DRIVE = re.compile(r"^[A-Za-z]:")
 CHUNK = 1024 * 1024
 
 
@@ -175,6 +176,7 @@ class ManifestFile:
         self.files = 0
         self.bytes = 0
         self.spans: Dict[str, Tuple[int, int]] = {}  # shard -> (first byte, end byte) of its lines
+        self.counts: Dict[str, int] = {}  # shard -> files in it
         self._copy: Optional[Path] = None
         if not self._index():
             self._sort()
@@ -200,7 +202,7 @@ class ManifestFile:
         last: Optional[str] = None
         last_line = 0
         self.files = self.bytes = 0
-        self.spans = {}
+        self.spans, self.counts = {}, {}
         try:
             lines = self._lines()
             for lineno, pos, line in lines:
@@ -220,6 +222,7 @@ class ManifestFile:
                 if parsed.shard is not None:
                     first = self.spans.get(parsed.shard, (pos, 0))[0]
                     self.spans[parsed.shard] = (first, pos + len(line.encode("utf-8")))
+                    self.counts[parsed.shard] = self.counts.get(parsed.shard, 0) + 1
         except UnicodeDecodeError as exc:
             raise _damaged(f"not UTF-8 ({exc}).", self.source, 0) from exc
         return True
@@ -253,15 +256,12 @@ class ManifestFile:
             if isinstance(parsed, ManifestEntry):
                 yield parsed
 
-    def shard_entries(self, shard: str) -> Iterator[ManifestEntry]:
-        """The entries of one shard, in order, read from its lines only."""
+    def shard_entries(self, shard: str, skip: int = 0) -> Iterator[ManifestEntry]:
+        """The entries of one shard, in order, read from its lines only (checked when opened),
+        after the first ``skip``."""
         if shard not in self.spans:
             return
-        start, end = self.spans[shard]
-        for _, _, line in self._lines(start, end):
-            parsed = parse_line(line, self.source, 0)
-            if isinstance(parsed, ManifestEntry) and parsed.shard == shard:
-                yield parsed
+        yield from read_shard_entries(self.path, self.spans[shard], shard, skip)
 
     def close(self) -> None:
         if self._copy is not None:
@@ -273,6 +273,31 @@ class ManifestFile:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def read_shard_entries(path: Path, span: Tuple[int, int], shard: str,
+                       skip: int = 0) -> Iterator[ManifestEntry]:
+    """The entries of ``shard`` in the byte range ``span`` of a checked manifest, after the first
+    ``skip`` (lines written as rectrain writes them are skipped without being parsed)."""
+    token = ('"shard": ' + json.dumps(shard, ensure_ascii=False)).encode("utf-8")
+    start, end = span
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        pos = start
+        for raw in fh:
+            if pos >= end:
+                return
+            pos += len(raw)
+            if skip and token in raw:
+                skip -= 1
+                continue
+            obj = json.loads(raw)
+            if obj.get("shard") != shard or "rectrain_manifest" in obj:
+                continue
+            if skip:
+                skip -= 1
+                continue
+            yield ManifestEntry(obj["path"], obj["size"], obj["sha256"].lower(), shard)
 
 
 def write_manifest(path: Path, header: str, entries: Iterable[ManifestEntry]) -> None:
@@ -315,7 +340,7 @@ def check_relpath(rel: str, source: str = "", line: Optional[int] = None) -> str
         not rel
         or rel.startswith("/")
         or "\x00" in rel
-        or re.match(r"^[A-Za-z]:", rel) is not None
+        or _DRIVE.match(rel) is not None
         or (sys.platform == "win32" and "\\" in rel)
     )
     parts = rel.split("/")

@@ -341,7 +341,7 @@ def _pull_unpack(client: Any, uri: S3Uri, remote: SortedSpool, manifest: Manifes
                     if isinstance(item, BaseException):
                         raise item
                     name = item[0]
-                    written = ex.extract(staging / name, str(uri.join(name)), manifest.shard_entries(name))
+                    written = ex.extract_shard(staging / name, name, str(uri.join(name)), manifest)
                     result.bytes_transferred += item[2]
                     result.transferred += written
                     ex.drain()
@@ -398,7 +398,7 @@ def unpack_dataset(
         with Extractor(dst, processes, on_files=lambda n: bar.advance(0, n)) as ex, TransferProgress(
                 f"unpack {src.name}", manifest.files, 0, progress) as bar:
             for shard in todo:
-                ex.extract(src / shard.path, shard.path, manifest.shard_entries(shard.path))
+                ex.extract_shard(src / shard.path, shard.path, shard.path, manifest)
             ex.drain()
         deleted = _finish_tree(dst, manifest, delete)
         return {
