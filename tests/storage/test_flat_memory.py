@@ -17,12 +17,24 @@ import pytest
 PER_FILE = 300  # bytes of peak memory per extra file, at most
 
 
+# ru_maxrss of a forked child starts at its parent's size (pytest's: hundreds of MB), so a bare
+# interpreter forks each command and reports what wait4 says about it
+_LAUNCHER = """import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvpe(sys.argv[1], sys.argv[1:], os.environ)
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write("\\nPEAK_KB=%d\\n" % usage.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _peak_mb(argv: List[str], env: Dict[str, str]) -> float:
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    assert os.waitstatus_to_exitcode(status) == 0, err[-2000:]
-    return usage.ru_maxrss / 1024
+    proc = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER] + argv, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, _, tail = proc.stderr.rpartition("PEAK_KB=")
+    assert proc.returncode == 0 and tail.strip().isdigit(), proc.stderr[-2000:]
+    return int(tail) / 1024
 
 
 def _tree(root: Path, count: int) -> None:

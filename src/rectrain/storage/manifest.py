@@ -158,6 +158,14 @@ def parse_line(line: str, source: str, lineno: int) -> Union[ManifestHeader, Man
     )
 
 
+def read_header(path: Path) -> ManifestHeader:
+    """The first line of a manifest on disk, read alone (a packed manifest names its shards
+    there): no need to read ten million entries to learn the kind."""
+    with open(path, encoding="utf-8") as fh:
+        parsed = parse_line(fh.readline(), str(path), 1)
+    return parsed if isinstance(parsed, ManifestHeader) else ManifestHeader()
+
+
 def _twice(path: str, first: int, source: str, lineno: int) -> DataError:
     return _damaged(f"'{path}' is listed twice (first on line {first}).", source, lineno)
 
@@ -371,21 +379,6 @@ def file_digests(path: Path) -> Tuple[str, str, int]:
             md5.update(chunk)
             size += len(chunk)
     return sha.hexdigest(), md5.hexdigest(), size
-
-
-def iter_files(root: Path) -> Iterator[Tuple[str, Path]]:
-    """(relative POSIX path, path) of every regular file under ``root``, sorted, skipping
-    rectrain's temporary download names."""
-    root = Path(root)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.endswith(PART_SUFFIX):
-                continue
-            path = Path(dirpath) / name
-            if not path.is_file():
-                continue
-            yield path.relative_to(root).as_posix(), path
 
 
 def local_files(root: Path, *, skip_top: Iterable[str] = (), run: int = RUN) -> SortedSpool:

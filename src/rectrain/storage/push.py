@@ -31,11 +31,10 @@ from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
     ManifestEntry,
-    ManifestHeader,
     file_digests,
     header_line,
     local_files,
-    parse_line,
+    read_header,
     write_manifest,
 )
 from rectrain.storage.objects import delete_keys, get_client, put_object, remote_files, write_probe
@@ -100,13 +99,6 @@ def _push_one(client: Any, src: Path, uri: S3Uri, result: TransferResult, dry_ru
         result.transferred, result.bytes_transferred = 1, size
 
 
-def _read_header(path: Path) -> ManifestHeader:
-    """The first line of a manifest on disk (a packed manifest names its shards there)."""
-    with open(path, encoding="utf-8") as fh:
-        parsed = parse_line(fh.readline(), str(path), 1)
-    return parsed if isinstance(parsed, ManifestHeader) else ManifestHeader()
-
-
 class _Push:
     """One folder push: the plan (a merge of the sorted local files and the sorted listing), the
     workers, then deletions and the manifest."""
@@ -124,7 +116,7 @@ class _Push:
         self.entries = self.stack.enter_context(SortedSpool())  # the new manifest's entries
         self.extra = self.stack.enter_context(SortedSpool())  # objects with no local file
         if manifest and (src / MANIFEST_NAME).is_file():
-            header = _read_header(src / MANIFEST_NAME)
+            header = read_header(src / MANIFEST_NAME)
             if header.kind == "packed":  # a plain manifest is rewritten from the files themselves
                 self.packed = {s.path: s for s in header.shards}
         result.packed = self.packed is not None
