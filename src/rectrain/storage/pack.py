@@ -153,6 +153,7 @@ def _write_shards(src: Path, out: Path, files: Iterable[Sequence[Any]], limit: i
             with open(path, "rb") as fh:
                 reader = _HashingReader(fh)
                 tar.addfile(_tarinfo(rel, path, size), reader)
+            tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every member written
             if reader.count != size:
                 raise DataError("changed while it was being packed.",
                                 "pack again when nothing writes to the dataset.", path=str(path))

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 import shutil
 import tempfile
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-RUN = 16_384  # records sorted in memory before they go to disk as one run
-MAX_RUNS = 32  # runs open at once when merging; more are merged into one first
+RUN = 4_096  # records sorted in memory before they go to disk as one run
+MAX_RUNS = 32  # runs of one level merged into one run of the next (files open at once, at most)
 _KEY = itemgetter(0)
 
 
@@ -35,10 +34,11 @@ class SortedSpool:
         self.count = 0
         self.size_total = 0  # what the caller adds up (local_files: the files' bytes)
         self._buf: List[Sequence[Any]] = []
-        self._runs: List[Path] = []
+        self._runs: List[Tuple[int, Path]] = []  # (level, file): a level-n run merges 32 of level n-1
         self._dir: Optional[Path] = None
         self._parent = folder
         self._sorted = False
+        self._serial = 0
 
     def add(self, record: Sequence[Any]) -> None:
         self._buf.append(record)
@@ -54,18 +54,24 @@ class SortedSpool:
 
     def _spill(self) -> None:
         self._buf.sort(key=_KEY)
-        path = self._folder() / f"run-{len(self._runs):06d}.jsonl"
+        self._serial += 1
+        path = self._folder() / f"run-{self._serial:08d}.jsonl"
         with open(path, "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in self._buf)
         self._buf = []
-        self._runs.append(path)
-        if len(self._runs) >= MAX_RUNS:
-            self._compact()
+        self._runs.append((0, path))
+        level = 0
+        while sum(1 for lv, _ in self._runs if lv == level) >= MAX_RUNS:
+            self._compact(level)
+            level += 1
 
-    def _compact(self) -> None:
-        """Merge every run into one, so that a merge never holds more than MAX_RUNS files open."""
-        path = self._folder() / f"merged-{len(os.listdir(self._folder())):06d}.jsonl"
-        handles = [open(p, encoding="utf-8") for p in self._runs]  # noqa: SIM115 - closed below
+    def _compact(self, level: int) -> None:
+        """Merge the runs of one level into one run of the next (each record is rewritten once
+        per level: the work grows as n log n, and at most MAX_RUNS files are open per merge)."""
+        self._serial += 1
+        path = self._folder() / f"run-{self._serial:08d}.jsonl"
+        merging = [p for lv, p in self._runs if lv == level]
+        handles = [open(p, encoding="utf-8") for p in merging]  # noqa: SIM115 - closed below
         try:
             with open(path, "w", encoding="utf-8") as out:
                 for rec in heapq.merge(*(_read_run(h) for h in handles), key=_KEY):
@@ -73,9 +79,9 @@ class SortedSpool:
         finally:
             for h in handles:
                 h.close()
-        for p in self._runs:
+        for p in merging:
             p.unlink()
-        self._runs = [path]
+        self._runs = [(lv, p) for lv, p in self._runs if lv != level] + [(level + 1, path)]
 
     def __iter__(self) -> Iterator[Sequence[Any]]:
         if not self._sorted:
@@ -86,7 +92,7 @@ class SortedSpool:
         return self._merged()
 
     def _merged(self) -> Iterator[Sequence[Any]]:
-        handles: List[IO[str]] = [open(p, encoding="utf-8") for p in self._runs]  # noqa: SIM115
+        handles: List[IO[str]] = [open(p, encoding="utf-8") for _, p in self._runs]  # noqa: SIM115
         try:
             yield from heapq.merge(*(_read_run(h) for h in handles), iter(self._buf), key=_KEY)
         finally:
