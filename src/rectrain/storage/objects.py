@@ -129,11 +129,13 @@ def put_object(
     size: Optional[int] = None,
     fast: Optional[FastPath] = None,
     md5: Optional[str] = None,
+    stream: bool = False,
 ) -> None:
     """PUT the file ``path`` (or the bytes ``data``) as ``key``, with its SHA-256 checked by the
     server and kept in the object's metadata (``sha``/``size`` when the caller knows them). The
     object appears only when complete (an S3 PUT, or a multipart upload, is atomic). Above 8 MB
-    the file goes up in parallel parts (each part's SHA-256 checked by the server)."""
+    the file goes up in parallel parts (each part's SHA-256 checked by the server), or with
+    ``stream`` in one PUT read from the file as it is sent (memory stays flat)."""
     resource = f"s3://{bucket}/{key}"
     if sha is None or size is None:
         if data is not None:
@@ -149,13 +151,17 @@ def put_object(
         "ChecksumSHA256": checksum,
         "Metadata": {"sha256": sha},
     }
-    if size <= SMALL_FILE and data is None and path is not None:
+    if size <= SMALL_FILE and data is None and path is not None and not stream:
         data = path.read_bytes()
     if data is not None and fast is not None and fast.put(bucket, key, data, sha, checksum, md5):
         return
     try:
         if data is not None:
             client.put_object(Body=data, **args)
+        elif stream and size <= SINGLE_PUT_LIMIT:  # one PUT read from the file (a manifest): flat memory
+            assert path is not None
+            with open(path, "rb") as fh:
+                client.put_object(Body=fh, **args)
         else:
             assert path is not None
             extra = {"Metadata": {"sha256": sha}, "ChecksumAlgorithm": "SHA256"}

@@ -263,7 +263,8 @@ class _Push:
         if not same:
             self._before_change()
             try:
-                put_object(self.client, self.uri.bucket, self.uri.join(MANIFEST_NAME).key, path=manifest_path)
+                put_object(self.client, self.uri.bucket, self.uri.join(MANIFEST_NAME).key, path=manifest_path,
+                           stream=True)
             finally:
                 if manifest_path.parent == folder:
                     remove_quietly(manifest_path)
