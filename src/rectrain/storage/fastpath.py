@@ -119,8 +119,8 @@ class SigV4:
             headers["x-amz-security-token"] = frozen.token
         names = sorted(headers)
         signed = ";".join(names)
-        canonical = "\n".join((method, path, "", "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names),
-                               signed, payload_sha256))
+        lines = "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names)
+        canonical = "\n".join((method, path, "", lines, signed, payload_sha256))
         scope = f"{day}/{self.region}/s3/aws4_request"
         to_sign = "\n".join(("AWS4-HMAC-SHA256", amz_date, scope,
                              hashlib.sha256(canonical.encode("utf-8")).hexdigest()))
