@@ -50,9 +50,9 @@ from rectrain.config.presets import PRESETS  # noqa: E402
 from rectrain.data.shrink import default_max_height  # noqa: E402
 from rectrain.data.synth import synthesize, thai_words  # noqa: E402
 from rectrain.engine import find_engine  # noqa: E402
+from rectrain.loaderbench.bench import run_probe  # noqa: E402
 from rectrain.storage.pack import pack_dataset, pack_shrunk_dataset  # noqa: E402
 from rectrain.storage.pull import unpack_dataset  # noqa: E402
-from rectrain.training.loader_bench import run_probe  # noqa: E402
 from rectrain.training.workers import max_input_height  # noqa: E402
 
 
@@ -245,7 +245,7 @@ def accuracy(args: argparse.Namespace, work: Path, engine: Any) -> Dict[str, Any
     both arms of a pair share them, only the pixels differ). ``--acc-fast``: the demo's words
     (12 characters, 2-4 per word, held-out words in val) and no BiLSTM, a fixed number of steps."""
     from rectrain.demo import DemoPlan
-    from rectrain.training.metrics import read_metrics
+    from rectrain.runlog.records import read_metrics
     from rectrain.training.runner import start_recognition_training
 
     crop_h = int(32 * args.factor)

@@ -4,7 +4,7 @@ Starts its own SeaweedFS on loopback, makes N files of about 5 KB (default 20,00
 against that same server in one run:
 
 - rectrain per-file   push / pull (threads, checksums, manifest), with its small-object fast
-                      path (own SigV4, raw HTTP/1.1) and without it (``RECTRAIN_NO_FASTPATH=1``)
+                      path (own SigV4, raw HTTP/1.1) and without it (an S3Service with ``fastpath=False``)
 - boto3 + awscrt      the AWS Common Runtime transfer manager (what ``boto3[crt]`` uses;
                       PyPI ``awscrt``, pinned in benchmarks/requirements.txt), per file
 - rectrain packed     pack + push (upload side), pull --unpack (download side)
@@ -41,8 +41,9 @@ sys.path.insert(0, str(HERE.parent / "src"))
 from rectrain.storage.pack import pack_dataset  # noqa: E402
 from rectrain.storage.pull import pull  # noqa: E402
 from rectrain.storage.push import push  # noqa: E402
-from rectrain.storage.s3 import make_client  # noqa: E402
+from rectrain.storage.s3 import S3Uri  # noqa: E402
 from rectrain.storage.server import SeaweedServer  # noqa: E402
+from rectrain.storage.service import S3Service  # noqa: E402
 
 
 def crt_transfer(client: object, src: Path, dst: Path, bucket: str, prefix: str) -> Optional[tuple]:
@@ -184,10 +185,9 @@ def main() -> int:
         env = dict(os.environ)
         env.update(server.env)
         env.pop("AWS_PROFILE", None)
-        os.environ.update(server.env)  # make_client reads the credentials from the environment
-        client = make_client(server.endpoint_url, max_pool_connections=args.workers + 8)
-        client.create_bucket(Bucket="bench")
-        bench = _Bench(args, server, client, env, src, work, source_digest, total_bytes, rows)
+        s3 = server.service(max_pool_connections=args.workers + 8)  # rectrain's S3 service
+        s3.ensure_bucket("bench")
+        bench = _Bench(args, server, s3, env, src, work, source_digest, total_bytes, rows)
         wanted = [t for t in args.tools.split(",") if t]
         for rnd in range(args.rounds):
             order = wanted if rnd % 2 == 0 else list(reversed(wanted))
@@ -213,9 +213,9 @@ LABELS = {"aws": "aws s3 sync", "s5cmd": "s5cmd cp", "rectrain": "rectrain per-f
 class _Bench:
     """Each tool's upload and download against the same server, checked against the source."""
 
-    def __init__(self, args: Any, server: Any, client: Any, env: Dict[str, str], src: Path,  # noqa: PLR0913
+    def __init__(self, args: Any, server: Any, s3: S3Service, env: Dict[str, str], src: Path,  # noqa: PLR0913
                  work: Path, digest: str, total_bytes: int, rows: List[tuple]) -> None:
-        self.args, self.server, self.client, self.env = args, server, client, env
+        self.args, self.server, self.s3, self.env = args, server, s3, env
         self.src, self.work, self.digest, self.total_bytes, self.rows = src, work, digest, total_bytes, rows
 
     def measure(self, tool: str, direction: str, action: Callable[[], object]) -> None:
@@ -243,9 +243,10 @@ class _Bench:
             raise RuntimeError(f"{label}: the download differs from the source")
 
     def run(self, tool: str, rnd: int) -> None:
-        args, src, work, client, label = self.args, self.src, self.work, self.client, LABELS[tool]
+        args, src, work, label = self.args, self.src, self.work, LABELS[tool]
         dst = work / f"dst-{tool}-{rnd}"
         uri = f"s3://bench/{tool}-{rnd}"
+        where = S3Uri.parse(uri)
         if tool in ("aws", "s5cmd"):
             exe = find_tool(tool)
             if not exe:
@@ -260,37 +261,32 @@ class _Bench:
             self.measure(label, "up", lambda: timed_cmd(up, self.env))
             self.measure(label, "down", lambda: timed_cmd(down, self.env))
         elif tool in ("rectrain", "rectrain-no-fastpath"):
-            if tool != "rectrain":
-                os.environ["RECTRAIN_NO_FASTPATH"] = "1"  # every request through boto3
-            try:
-                self.measure(label, "up", lambda: push(src, uri, client=client, workers=args.workers,
-                                                       progress=False))
-                self.measure(label, "down", lambda: pull(uri, dst, client=client, workers=args.workers,
-                                                         progress=False))
-            finally:
-                os.environ.pop("RECTRAIN_NO_FASTPATH", None)
+            # without the fast path every request goes through boto3
+            s3 = self.s3 if tool == "rectrain" else self.s3.with_options(fastpath=False)
+            self.measure(label, "up", lambda: push(s3, src, where, workers=args.workers, progress=False))
+            self.measure(label, "down", lambda: pull(s3, where, dst, workers=args.workers, progress=False))
         elif tool == "awscrt":
-            crt = crt_transfer(client, src, dst, "bench", f"{tool}-{rnd}")
+            crt = crt_transfer(self.s3.client, src, dst, "bench", f"{tool}-{rnd}")
             if crt is None:
                 print("  boto3 + awscrt: not installed (pip install awscrt==0.38.0): skipped")
                 return
             self.measure(label, "up", crt[0])
             self.measure(label, "down", crt[1])
         else:
-            self.run_packed(uri, dst)
+            self.run_packed(where, dst)
         self.check(dst, label)
 
-    def run_packed(self, uri: str, dst: Path) -> None:
-        args, client = self.args, self.client
+    def run_packed(self, uri: S3Uri, dst: Path) -> None:
+        args, s3 = self.args, self.s3
 
         def pack_and_push() -> None:
             started = time.perf_counter()
             shards = pack_dataset(self.src, self.work / "packed", args.shard_size, progress=False).shards
             print(f"    (pack {time.perf_counter() - started:.2f} s, {len(shards)} shard(s), then push)")
-            push(self.work / "packed", uri, client=client, workers=args.workers, progress=False)
+            push(s3, self.work / "packed", uri, workers=args.workers, progress=False)
 
         self.measure(LABELS["packed"], "up", pack_and_push)
-        self.measure(LABELS["packed"], "down", lambda: pull(uri, dst, client=client, workers=args.workers,
+        self.measure(LABELS["packed"], "down", lambda: pull(s3, uri, dst, workers=args.workers,
                                                             progress=False, unpack=True))
 
 

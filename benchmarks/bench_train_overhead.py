@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from training.tinydata import make_dataset, tiny_config  # noqa: E402
 
 from rectrain.engine import engine_command, find_engine  # noqa: E402
-from rectrain.training.metrics import parse_line  # noqa: E402
+from rectrain.runlog.records import parse_line  # noqa: E402
 
 
 def _run(argv: List[str], env: Dict[str, str]) -> Dict[str, float]:

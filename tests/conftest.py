@@ -2,7 +2,10 @@
 
 - ``s3_server``: one server for the whole session (``.endpoint_url``, ``.access_key``,
   ``.secret_key``, ``.env``; also a read-only identity: ``.read_only_env``, ``.client(read_only=True)``).
-- ``s3_client``: a boto3 S3 client for it (admin identity).
+- ``s3_client``: a plain boto3 S3 client for it (admin identity): the tests' own checker of
+  what rectrain wrote, and how they plant objects.
+- ``s3``: rectrain's :class:`~rectrain.storage.service.S3Service` for it (admin identity): what
+  the tests pass to rectrain's functions.
 - ``s3_bucket``: a fresh, empty bucket for each test (its name), removed afterwards.
 - ``s3_env``: the server's AWS_* variables set in ``os.environ`` for the test (for CLI tests).
 - ``seaweed_factory``: ``seaweed_factory(data_dir=None, port=None, read_only_identity=False)``
@@ -39,6 +42,11 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureR
 @pytest.fixture(scope="session")
 def s3_client(s3_server: Any) -> Any:
     return s3_server.client()
+
+
+@pytest.fixture(scope="session")
+def s3(s3_server: Any) -> Any:
+    return s3_server.service()
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def test_help_loads_no_library_stage() -> None:
     assert "rectrain.cli.main" in loaded
     heavy = {"boto3", "botocore", "numpy", "yaml", "matplotlib", "PIL", "rich", "paddle", "cv2"}
     stages = {"storage", "data", "config", "training", "checkpoints", "model", "monitor", "sagemaker",
-              "demo"}
+              "demo", "container", "emulator", "runs", "runlog", "loaderbench", "tracking"}
     assert sorted(m for m in loaded if m.split(".")[0] in heavy) == []
     assert sorted(m for m in loaded if m.startswith("rectrain.") and m.split(".")[1] in stages) == []
 
@@ -107,7 +107,7 @@ def test_doctor_reports_unreachable_s3(tmp_path) -> None:  # noqa: ANN001
 
 @pytest.mark.gpu
 def test_doctor_sees_the_gpu() -> None:
-    from rectrain.gpu import query_gpus
+    from rectrain.machine.gpu import query_gpus
 
     if not query_gpus().gpus:
         pytest.skip("no NVIDIA GPU on this machine")

@@ -26,7 +26,7 @@ _API: Dict[str, str] = {
     "predict": "rectrain.model.predict",
     "launch_training_job": "rectrain.sagemaker.launch",
     "follow_job": "rectrain.sagemaker.follow",
-    "run_local": "rectrain.sagemaker.local",
+    "run_local": "rectrain.emulator.run_local",
     "run_doctor": "rectrain.doctor",
     "run_demo": "rectrain.demo",
     "setup_logging": "rectrain.logs",

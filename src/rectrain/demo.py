@@ -13,10 +13,10 @@ import random
 import shutil
 import time
 from collections import Counter
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from rectrain.config.build import create_recognition_training_config
 from rectrain.data.dictionary import check_dictionary
@@ -30,11 +30,14 @@ from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.logs import get_logger
 from rectrain.model.evaluate import evaluate_model
 from rectrain.model.export import export_model
+from rectrain.settings import Settings
 from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
 from rectrain.storage.objects import delete_prefix, list_objects
-from rectrain.storage.s3 import make_client
+from rectrain.storage.s3 import S3Uri
 from rectrain.storage.server import start_embedded
-from rectrain.training.runner import start_recognition_training
+from rectrain.storage.service import S3Service
+from rectrain.training.request import Placement, StopRules, TrainRequest
+from rectrain.training.runner import train
 
 log = get_logger("demo")
 
@@ -43,6 +46,8 @@ DEMO_BUCKET = "rectrain-demo"
 DEMO_EFFECTS_SPEC: Dict[str, Any] = dict(blur=0.2, noise=0.2, rotation=1.0, perspective=0.0,
                                          jpeg=0.2, background=False, colors=False)
 DEMO_PREFIX = "demo"
+DATASET = S3Uri(DEMO_BUCKET, f"{DEMO_PREFIX}/dataset")
+CHECKPOINTS = S3Uri(DEMO_BUCKET, f"{DEMO_PREFIX}/checkpoints")
 
 
 @dataclass(frozen=True)
@@ -98,21 +103,6 @@ def choose_words(plan: DemoPlan, seed: int) -> Tuple[List[str], List[str], List[
     return words[plan.val_words:], words[:plan.val_words], charset
 
 
-@contextmanager
-def _environ(values: Dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of the block, then restore them."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
 def _reset(path: Path) -> None:
     if path.exists():
         shutil.rmtree(path)
@@ -120,10 +110,12 @@ def _reset(path: Path) -> None:
 
 def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *, seed: int = 0,
              endpoint_url: Optional[str] = None, resume: bool = False,
-             plan: Optional[DemoPlan] = None, display: str = "rich") -> Dict[str, object]:
+             plan: Optional[DemoPlan] = None, display: str = "rich",
+             settings: Optional[Settings] = None) -> Dict[str, object]:
     """Run the demo; returns the report (also written to ``workdir/report.json``).
     ``minutes`` is an optional cap on the whole demo; training is ``plan.train_steps`` steps."""
     plan = plan or DemoPlan()
+    settings = settings or Settings.from_env()
     started = time.monotonic()
     work = Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -132,96 +124,24 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
     log.info("      %s", estimate_line(sched, plan.seconds_per_step, minutes))
 
     with ExitStack() as stack:
-        # a. synthetic dataset, with held-out words never seen in training
-        source = work / "source"
-        dataset_stamp = source / "dataset.json"
-        if not dataset_stamp.is_file():
-            _reset(source)
-            train_words, val_words, charset = choose_words(plan, seed)
-            log.info("[1/7] synthesizing %d training images of %d words and %d held-out words "
-                     "(%d characters)", plan.train_images, len(train_words), len(val_words), len(charset))
-            fonts = demo_fonts()
-            effects = Effects(**DEMO_EFFECTS_SPEC)
-            synthesize(train_words, source / "train", plan.train_images, seed=seed, fonts=fonts,
-                       height=plan.image_height, effects=effects, prefix="train-")
-            synthesize(val_words, source / "val", len(val_words), seed=seed + 1, fonts=fonts,
-                       height=plan.image_height, effects=effects, prefix="val-")
-            write_text_atomic(source / "dict.txt", "\n".join(charset) + "\n")
-            write_json_atomic(dataset_stamp, {"seed": seed, "train_words": len(train_words),
-                                              "val_words": len(val_words), "charset": charset})
-        else:
-            log.info("[1/7] reusing the synthetic dataset in %s", source)
-
-        # b. S3: the configured endpoint, or an embedded SeaweedFS on loopback
-        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            log.info("[2/7] using the configured S3 endpoint %s", endpoint)
-        else:
-            server = stack.enter_context(start_embedded(work / "s3"))
-            endpoint = server.endpoint_url
-            stack.enter_context(_environ(server.env))  # its credentials, for this run only
-            log.info("[2/7] started the embedded S3 (SeaweedFS) at %s", endpoint)
-        client = make_client(endpoint)
-        try:
-            client.head_bucket(Bucket=DEMO_BUCKET)
-        except Exception:  # noqa: BLE001 - create it when it is not there
-            client.create_bucket(Bucket=DEMO_BUCKET)
-        data_uri = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}/dataset"
-        ckpt_uri = f"s3://{DEMO_BUCKET}/{DEMO_PREFIX}/checkpoints"
-        upload_recognition_data_to_s3(str(source), data_uri, endpoint_url=endpoint)
-        log.info("      uploaded the dataset to %s", data_uri)
-
-        # c. download and validate, as a training job would
-        data = work / "data"
-        download_recognition_data_from_s3(data_uri, str(data), endpoint_url=endpoint)
-        dict_path = data / "dict.txt"
-        bad_dict = [f for f in check_dictionary(str(dict_path)) if f.severity == "error"]
-        if bad_dict:
-            raise DataError(bad_dict[0].message, bad_dict[0].fix, path=str(dict_path), line=bad_dict[0].line)
-        for split in ("train", "val"):
-            report = validate_recognition_annotation_format(
-                [str(data / split / "labels.txt")], dict_path=str(dict_path), progress=False)
-            if report.errors:
-                raise DataError(f"{report.errors} error(s) in the downloaded {split} set",
-                                f"run `rectrain data validate {data / split / 'labels.txt'} --dict "
-                                f"{dict_path}` for details.")
-            log.info("[3/7] validated %s: %d samples, %d images, 0 errors", split, report.samples,
-                     report.images_checked)
-
-        # d. training config from the CRNN preset with the dataset's own dictionary
-        run_dir = work / "run"
-        if not resume:
-            _reset(run_dir)
-            delete_prefix(ckpt_uri, endpoint_url=endpoint)
-        cap_s = None if minutes is None else max(60.0, minutes * 60 - (time.monotonic() - started) - 90.0)
-        epochs = sched.schedule_epochs
-        built = create_recognition_training_config(
-            "crnn-mv3", [str(data / "train" / "labels.txt")], [str(data / "val" / "labels.txt")],
-            str(dict_path), str(work / "config.yml"), epochs=epochs, lr=plan.lr,
-            batch_size=plan.batch_size, device="cpu", overrides=plan.overrides)
-        log.info("[4/7] built %s from the crnn-mv3 preset (schedule of %d epochs; training stops "
-                 "after %d steps)", built.path, epochs, sched.steps)
-
+        source = _synthetic_dataset(work, plan, seed)  # a. held-out words never seen in training
+        s3, endpoint = _s3(stack, work, endpoint_url, settings)  # b.
+        data = _through_s3(s3, source, work)  # c. up, down and validated, as a training job would
+        built, run_dir = _config(s3, work, data, plan, sched, resume)  # d.
         # e./f. train on the CPU; checkpoints go to S3 as they appear
         log.info("[5/7] training on the CPU: %d steps", sched.steps)
         t0 = time.monotonic()
-        result = start_recognition_training(
-            str(built.path), str(run_dir), device="cpu", checkpoint_s3=ckpt_uri,
-            endpoint_url=endpoint, resume=resume, display=display,
-            max_seconds=cap_s, stop_at_step=sched.steps)
+        cap_s = None if minutes is None else max(60.0, minutes * 60 - (time.monotonic() - started) - 90.0)
+        request = TrainRequest(config=Path(built.path), run_dir=run_dir, placement=Placement(device="cpu"),
+                               checkpoint_s3=CHECKPOINTS, mode="resume" if resume else "new",
+                               display=display, stop=StopRules(max_seconds=cap_s, stop_at_step=sched.steps))
+        result = train(request, s3, settings)
         train_seconds = time.monotonic() - t0
         cut_short = cut_short_line(result.global_step, sched, minutes)
         if cut_short:
             log.warning("%s", cut_short)
-
-        # g. export with the engine's exporter, evaluate the exported model on held-out words
-        model_dir = work / "model"
-        export_model(str(run_dir), out_dir=str(model_dir), overwrite=True)
-        log.info("[6/7] exported the inference model to %s", model_dir)
-        evaluation = evaluate_model(str(model_dir), str(data / "val" / "labels.txt"),
-                                    json_out=str(work / "evaluation.json"),
-                                    grid_png=str(work / "worst.png"))
-        keys = sorted(o.key for o in list_objects(ckpt_uri, endpoint_url=endpoint))
+        evaluation = _export_and_evaluate(work, run_dir, data)  # g.
+        keys = sorted(o.key for o in list_objects(s3, CHECKPOINTS))
 
     # h. the report
     curves = run_dir / "curves.png"
@@ -238,11 +158,11 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
         "global_step": result.global_step,
         "planned_steps": sched.steps,
         "cut_short": bool(cut_short),
-        "epochs": epochs,
+        "epochs": sched.schedule_epochs,
         "s3_endpoint": endpoint,
         "s3_checkpoint_keys": keys,
         "engine": {"kind": engine.kind, "version": engine.version},
-        "model_dir": str(model_dir),
+        "model_dir": str(work / "model"),
         "curves_png": str(work / "curves.png"),
     }
     write_json_atomic(work / "report.json", report_data)
@@ -251,3 +171,92 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
     log.info("      report: %s", work / "report.json")
     log.info("      curves: %s", work / "curves.png")
     return report_data
+
+
+def _synthetic_dataset(work: Path, plan: DemoPlan, seed: int) -> Path:
+    """Train and held-out words rendered with the packaged Thai fonts, made once per workdir."""
+    source = work / "source"
+    dataset_stamp = source / "dataset.json"
+    if dataset_stamp.is_file():
+        log.info("[1/7] reusing the synthetic dataset in %s", source)
+        return source
+    _reset(source)
+    train_words, val_words, charset = choose_words(plan, seed)
+    log.info("[1/7] synthesizing %d training images of %d words and %d held-out words "
+             "(%d characters)", plan.train_images, len(train_words), len(val_words), len(charset))
+    fonts = demo_fonts()
+    effects = Effects(**DEMO_EFFECTS_SPEC)
+    synthesize(train_words, source / "train", plan.train_images, seed=seed, fonts=fonts,
+               height=plan.image_height, effects=effects, prefix="train-")
+    synthesize(val_words, source / "val", len(val_words), seed=seed + 1, fonts=fonts,
+               height=plan.image_height, effects=effects, prefix="val-")
+    write_text_atomic(source / "dict.txt", "\n".join(charset) + "\n")
+    write_json_atomic(dataset_stamp, {"seed": seed, "train_words": len(train_words),
+                                      "val_words": len(val_words), "charset": charset})
+    return source
+
+
+def _s3(stack: ExitStack, work: Path, endpoint_url: Optional[str],
+        settings: Settings) -> Tuple[S3Service, str]:
+    """The configured S3 endpoint, or an embedded SeaweedFS on loopback (stopped with
+    ``stack``), as an :class:`S3Service` with the demo's bucket."""
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        s3 = S3Service(endpoint, fastpath=not settings.no_fastpath)
+        log.info("[2/7] using the configured S3 endpoint %s", endpoint)
+    else:
+        server = stack.enter_context(start_embedded(work / "s3", weed=settings.weed))
+        endpoint = server.endpoint_url
+        s3 = server.service(fastpath=not settings.no_fastpath)  # its own credentials
+        log.info("[2/7] started the embedded S3 (SeaweedFS) at %s", endpoint)
+    s3.ensure_bucket(DEMO_BUCKET)
+    return s3, endpoint
+
+
+def _through_s3(s3: S3Service, source: Path, work: Path) -> Path:
+    """The dataset uploaded, downloaded and validated (dictionary and both splits)."""
+    upload_recognition_data_to_s3(str(source), DATASET, s3=s3)
+    log.info("      uploaded the dataset to %s", DATASET)
+    data = work / "data"
+    download_recognition_data_from_s3(DATASET, str(data), s3=s3)
+    dict_path = data / "dict.txt"
+    bad_dict = [f for f in check_dictionary(str(dict_path)) if f.severity == "error"]
+    if bad_dict:
+        raise DataError(bad_dict[0].message, bad_dict[0].fix, path=str(dict_path), line=bad_dict[0].line)
+    for split in ("train", "val"):
+        report = validate_recognition_annotation_format(
+            [str(data / split / "labels.txt")], dict_path=str(dict_path), progress=False)
+        if report.errors:
+            raise DataError(f"{report.errors} error(s) in the downloaded {split} set",
+                            f"run `rectrain data validate {data / split / 'labels.txt'} --dict "
+                            f"{dict_path}` for details.")
+        log.info("[3/7] validated %s: %d samples, %d images, 0 errors", split, report.samples,
+                 report.images_checked)
+    return data
+
+
+def _config(s3: S3Service, work: Path, data: Path, plan: DemoPlan, sched: Any,
+            resume: bool) -> Tuple[Any, Path]:
+    """The training config from the CRNN preset with the dataset's own dictionary, and the run
+    folder (emptied, with its checkpoints in S3, unless resuming)."""
+    run_dir = work / "run"
+    if not resume:
+        _reset(run_dir)
+        delete_prefix(s3, CHECKPOINTS)
+    epochs = sched.schedule_epochs
+    built = create_recognition_training_config(
+        "crnn-mv3", [str(data / "train" / "labels.txt")], [str(data / "val" / "labels.txt")],
+        str(data / "dict.txt"), str(work / "config.yml"), epochs=epochs, lr=plan.lr,
+        batch_size=plan.batch_size, device="cpu", overrides=plan.overrides)
+    log.info("[4/7] built %s from the crnn-mv3 preset (schedule of %d epochs; training stops "
+             "after %d steps)", built.path, epochs, sched.steps)
+    return built, run_dir
+
+
+def _export_and_evaluate(work: Path, run_dir: Path, data: Path) -> Any:
+    """Export with the engine's exporter; evaluate the exported model on the held-out words."""
+    model_dir = work / "model"
+    export_model(str(run_dir), out_dir=str(model_dir), overwrite=True)
+    log.info("[6/7] exported the inference model to %s", model_dir)
+    return evaluate_model(str(model_dir), str(data / "val" / "labels.txt"),
+                          json_out=str(work / "evaluation.json"), grid_png=str(work / "worst.png"))

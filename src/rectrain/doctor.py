@@ -14,7 +14,7 @@ from typing import Callable, List, Optional
 
 from rectrain.engine import find_engine
 from rectrain.errors import RectrainError
-from rectrain.gpu import paddle_build, query_gpus
+from rectrain.machine.gpu import paddle_build, query_gpus
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -109,30 +109,30 @@ def _fonts() -> Check:
 def _s3(endpoint_url: Optional[str]) -> Check:
     endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     try:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        import boto3  # noqa: F401
     except ImportError:
         return Check("s3", FAIL, "boto3 is not installed", "run ./setup.sh.", True)
-    session = boto3.Session()
-    if session.get_credentials() is None:
+    from rectrain.storage.aws_errors import error_code
+    from rectrain.storage.service import S3Service
+
+    s3 = S3Service(endpoint_url, max_attempts=1, connect_timeout=3, read_timeout=5)
+    if not s3.has_credentials():
         return Check("s3", WARN, "no AWS credentials configured",
                      "export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or set a profile; for a local "
                      "S3 run `rectrain s3 serve` and export what it prints.")
     where = endpoint or "AWS S3"
     try:
-        client = session.client("s3", endpoint_url=endpoint, config=Config(
-            connect_timeout=3, read_timeout=5, retries={"max_attempts": 1}))
-        buckets = client.list_buckets().get("Buckets", [])
-    except NoCredentialsError:
-        return Check("s3", WARN, "no AWS credentials configured", "configure credentials.")
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        return Check("s3", FAIL, f"{where}: credentials refused ({code})",
-                     "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile; then run "
-                     "`rectrain s3 check s3://BUCKET/PREFIX` for per-permission detail.", True)
-    except BotoCoreError as exc:
-        return Check("s3", FAIL, f"{where} unreachable ({exc})",
+        buckets = s3.call("list_buckets", "s3:ListAllMyBuckets", "s3://").get("Buckets", [])
+    except RectrainError as exc:
+        cause = exc.__cause__
+        if type(cause).__name__ == "NoCredentialsError":
+            return Check("s3", WARN, "no AWS credentials configured", "configure credentials.")
+        code = error_code(cause) if cause is not None else ""
+        if code:
+            return Check("s3", FAIL, f"{where}: credentials refused ({code})",
+                         "check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the profile; then run "
+                         "`rectrain s3 check s3://BUCKET/PREFIX` for per-permission detail.", True)
+        return Check("s3", FAIL, f"{where} unreachable ({cause or exc})",
                      "check AWS_ENDPOINT_URL / --endpoint-url and the network; for a local S3 run "
                      "`rectrain s3 serve`.", True)
     return Check("s3", OK, f"{where} reachable, credentials accepted ({len(buckets)} bucket(s) visible)")

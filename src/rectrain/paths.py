@@ -1,14 +1,14 @@
 """One ``/opt/ml``-style path layout for local and SageMaker runs, resolved from one setting
 (as the SageMaker training toolkit's ``environment.py``).
 
-On SageMaker the root is ``/opt/ml``. Locally it is ``$RECTRAIN_ML_ROOT`` or a folder the
-caller passes (``rectrain sagemaker run-local`` uses a temp dir).
+On SageMaker the root is ``/opt/ml``. Locally it is the folder the caller passes (``--ml-root``,
+``RECTRAIN_ML_ROOT`` read into the settings by the entry point; ``rectrain sagemaker run-local``
+uses a temp dir).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -22,7 +22,7 @@ class MLPaths:
 
     @classmethod
     def resolve(cls, root: Optional[str] = None) -> MLPaths:
-        return cls(Path(root or os.environ.get("RECTRAIN_ML_ROOT") or SAGEMAKER_ROOT))
+        return cls(Path(root or SAGEMAKER_ROOT))
 
     @property
     def input_config(self) -> Path:

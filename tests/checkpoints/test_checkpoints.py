@@ -32,6 +32,7 @@ from rectrain.checkpoints.local import (
 from rectrain.checkpoints.remote import list_remote, upload_pointer, upload_snapshot
 from rectrain.checkpoints.sync import CheckpointSync
 from rectrain.errors import IntegrityError
+from rectrain.storage.s3 import S3Uri
 
 
 def save(ckdir: Path, name: str, *, epoch: int, step: int, acc: float, old: bool = True) -> None:
@@ -88,30 +89,30 @@ def test_snapshot_marker_and_tamper_detection(tmp_path: Path) -> None:
         read_states(bad)
 
 
-def test_upload_list_pull_with_marker_last(tmp_path: Path, s3_client: Any, s3_bucket: str,
+def test_upload_list_pull_with_marker_last(s3, tmp_path: Path, s3_client: Any, s3_bucket: str,
                                           s3_env: dict) -> None:
     prefix = f"s3://{s3_bucket}/run1"
     ck = tmp_path / "ck"
     save(ck, "latest", epoch=1, step=10, acc=0.1)
     snapshot(ck, "latest", ck / "snapshots")
     first = folder(ck / "snapshots", "latest")
-    keys = upload_snapshot(first, prefix, client=s3_client)
+    keys = upload_snapshot(s3, first, S3Uri.parse(prefix))
     assert keys[-1] == f"run1/{first.name}/_COMPLETE.json"  # the marker goes last
     # a folder without its pointer is not a named checkpoint yet
-    assert list_remote(prefix, client=s3_client) == []
-    upload_pointer(ck / "snapshots", "latest", prefix, client=s3_client)
+    assert list_remote(s3, S3Uri.parse(prefix)) == []
+    upload_pointer(s3, ck / "snapshots", "latest", S3Uri.parse(prefix))
     # files without a marker (an upload cut short) do not count
     s3_client.put_object(Bucket=s3_bucket, Key="run1/s00000090-iter_epoch_9-abcdef/iter_epoch_9.pdparams",
                          Body=b"x")
-    infos = list_remote(prefix, client=s3_client)
+    infos = list_remote(s3, S3Uri.parse(prefix))
     assert [(i.name, i.global_step) for i in infos] == [("latest", 10)]
     # a new `latest`: a new folder, then the pointer moves; the old folder is untouched
     save(ck, "latest", epoch=2, step=20, acc=0.2)
     snapshot(ck, "latest", ck / "snapshots")
     second = folder(ck / "snapshots", "latest")
-    upload_snapshot(second, prefix, client=s3_client)
-    upload_pointer(ck / "snapshots", "latest", prefix, client=s3_client)
-    assert list_remote(prefix, client=s3_client)[0].global_step == 20
+    upload_snapshot(s3, second, S3Uri.parse(prefix))
+    upload_pointer(s3, ck / "snapshots", "latest", S3Uri.parse(prefix))
+    assert list_remote(s3, S3Uri.parse(prefix))[0].global_step == 20
     assert s3_client.head_object(Bucket=s3_bucket, Key=f"run1/{first.name}/{MARKER}")
     got = download_recognition_checkpoints_from_s3(prefix, tmp_path / "pulled",
                                                    endpoint_url=s3_client.meta.endpoint_url)
@@ -125,7 +126,7 @@ def test_upload_list_pull_with_marker_last(tmp_path: Path, s3_client: Any, s3_bu
     assert not (tmp_path / "pulled2" / "latest").exists()
 
 
-def test_sync_and_prune_never_touch_best(tmp_path: Path, s3_client: Any, s3_bucket: str,
+def test_sync_and_prune_never_touch_best(s3, tmp_path: Path, s3_client: Any, s3_bucket: str,
                                          s3_env: dict) -> None:
     ck = tmp_path / "ck"
     for epoch in range(1, 6):
@@ -139,7 +140,7 @@ def test_sync_and_prune_never_touch_best(tmp_path: Path, s3_client: Any, s3_buck
     assert sync_recognition_checkpoints_to_s3(ck, prefix, endpoint_url=endpoint) == []  # up to date
     removed = prune_checkpoints(prefix, keep_last=2, endpoint_url=endpoint)
     assert sorted(removed) == ["iter_epoch_1", "iter_epoch_2", "iter_epoch_3"]
-    left = {i.name for i in list_remote(prefix, client=s3_client)}
+    left = {i.name for i in list_remote(s3, S3Uri.parse(prefix))}
     assert left == {"latest", "best_accuracy", "iter_epoch_4", "iter_epoch_5"}
     gone = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="run2/")["Contents"]
             if "iter_epoch_1" in o["Key"]]
@@ -149,27 +150,26 @@ def test_sync_and_prune_never_touch_best(tmp_path: Path, s3_client: Any, s3_buck
     assert {i.name for i in list_checkpoints(ck)} == {"latest", "best_accuracy"}
 
 
-def test_best_of_run_survives_a_worse_best_after_resume(tmp_path: Path, s3_client: Any,
+def test_best_of_run_survives_a_worse_best_after_resume(s3, tmp_path: Path, s3_client: Any,
                                                         s3_bucket: str, s3_env: dict) -> None:
     """The engine resets best acc to 0 on resume: its first eval overwrites best_accuracy even
     when worse. best_of_run/ (and best_accuracy in S3) must keep the run's best."""
     ck = tmp_path / "ck"
     prefix = f"s3://{s3_bucket}/run3"
     bests: Dict[str, Any] = {}
-    sync = CheckpointSync(ck, tmp_path, s3_prefix=prefix, endpoint_url=s3_client.meta.endpoint_url,
+    sync = CheckpointSync(ck, tmp_path, s3_prefix=S3Uri.parse(prefix), s3=s3,
                           on_best=lambda info: bests.update(step=info.global_step))
     save(ck, "best_accuracy", epoch=2, step=20, acc=0.8)
     sync.on_save("best_accuracy")
     assert sync.close(timeout=60)
     assert bests["step"] == 20
     # "resume": a new segment knows the run's best (from run-state.json)
-    sync = CheckpointSync(ck, tmp_path, s3_prefix=prefix, endpoint_url=s3_client.meta.endpoint_url,
-                          best_so_far=0.8)
+    sync = CheckpointSync(ck, tmp_path, s3_prefix=S3Uri.parse(prefix), s3=s3, best_so_far=0.8)
     save(ck, "best_accuracy", epoch=3, step=30, acc=0.3)  # worse, but the engine saved it
     sync.on_save("best_accuracy")
     assert sync.close(timeout=60)
     assert verify_snapshot(folder(ck / "snapshots", "best_of_run")).global_step == 20
-    remote = {i.name: i for i in list_remote(prefix, client=s3_client)}
+    remote = {i.name: i for i in list_remote(s3, S3Uri.parse(prefix))}
     assert remote["best_of_run"].metric["acc"] == 0.8 and remote["best_accuracy"].global_step == 20
     save(ck, "best_accuracy", epoch=4, step=40, acc=0.95)  # a real improvement replaces it
     sync = CheckpointSync(ck, tmp_path, best_so_far=0.8)
@@ -198,7 +198,7 @@ def test_ckpt_cli_list_push_pull(tmp_path: Path, s3_client: Any, s3_bucket: str,
     assert "would remove 1: iter_epoch_2" in capsys.readouterr().out
 
 
-def test_resume_picks_the_newest_complete_checkpoint_of_this_run(tmp_path: Path, s3_client: Any,
+def test_resume_picks_the_newest_complete_checkpoint_of_this_run(s3, tmp_path: Path, s3_client: Any,
                                                                  s3_bucket: str, s3_env: dict) -> None:
     from rectrain.training.resume import find_resume_checkpoint
 
@@ -207,7 +207,7 @@ def test_resume_picks_the_newest_complete_checkpoint_of_this_run(tmp_path: Path,
     # an older run left a far-advanced checkpoint under the same prefix
     save(tmp_path / "old", "iter_epoch_50", epoch=50, step=500, acc=0.9)
     snapshot(tmp_path / "old", "iter_epoch_50", tmp_path / "old" / "snaps", run_id="oldrun")
-    upload_snapshot(folder(tmp_path / "old" / "snaps", "iter_epoch_50"), prefix, client=s3_client)
+    upload_snapshot(s3, folder(tmp_path / "old" / "snaps", "iter_epoch_50"), S3Uri.parse(prefix))
     # this run: latest at step 20 locally, iter_epoch_3 (step 30) only in S3
     save(ck, "latest", epoch=2, step=20, acc=0.5)
     snapshot(ck, "latest", ck / "snapshots", run_id="thisrun")
@@ -215,10 +215,10 @@ def test_resume_picks_the_newest_complete_checkpoint_of_this_run(tmp_path: Path,
     save(tmp_path / "other", "iter_epoch_3", epoch=3, step=30, acc=0.6)
     snapshot(tmp_path / "other", "iter_epoch_3", tmp_path / "other" / "snaps", run_id="thisrun")
     remote_iter = folder(tmp_path / "other" / "snaps", "iter_epoch_3")
-    upload_snapshot(remote_iter, prefix, client=s3_client)
+    upload_snapshot(s3, remote_iter, S3Uri.parse(prefix))
     # a newer best_accuracy is never a resume point (saved mid-epoch)
     save(ck, "best_accuracy", epoch=4, step=45, acc=0.7)
-    got = find_resume_checkpoint(ck, prefix, run_id="thisrun")
+    got = find_resume_checkpoint(ck, S3Uri.parse(prefix), s3=s3, run_id="thisrun")
     assert got == ck / "snapshots" / remote_iter.name / "iter_epoch_3"  # downloaded and verified
     assert read_states(str(got) + ".states")["global_step"] == 30
     assert find_resume_checkpoint(ck, None, run_id="thisrun") == got  # now local, no S3 needed
@@ -227,7 +227,7 @@ def test_resume_picks_the_newest_complete_checkpoint_of_this_run(tmp_path: Path,
     assert find_resume_checkpoint(tmp_path / "empty", None) is None
 
 
-def test_resume_refuses_with_the_list_when_nothing_found_is_usable(
+def test_resume_refuses_with_the_list_when_nothing_found_is_usable(s3,
         tmp_path: Path, s3_client: Any, s3_bucket: str, s3_env: dict) -> None:
     """Found but unusable (damaged locally, a marker-less folder in S3, another run's) is never
     "nothing there": --resume stops with the list and why."""
@@ -246,42 +246,36 @@ def test_resume_refuses_with_the_list_when_nothing_found_is_usable(
     s3_client.put_object(Bucket=s3_bucket, Key="refuse/s00000030-latest-aaaaaa/latest.pdparams", Body=b"x")
     save(tmp_path / "old", "iter_epoch_5", epoch=5, step=50, acc=0.9)
     snapshot(tmp_path / "old", "iter_epoch_5", tmp_path / "old" / "snaps", run_id="oldrun")
-    upload_snapshot(folder(tmp_path / "old" / "snaps", "iter_epoch_5"), prefix, client=s3_client)
+    upload_snapshot(s3, folder(tmp_path / "old" / "snaps", "iter_epoch_5"), S3Uri.parse(prefix))
     with pytest.raises(NoUsableCheckpoint) as err:
-        find_resume_checkpoint(ck, prefix, run_id="thisrun")
+        find_resume_checkpoint(ck, S3Uri.parse(prefix), s3=s3, run_id="thisrun")
     text = str(err.value)
     assert "checksum" in text and "no _COMPLETE.json" in text and "another run (oldrun" in text
     assert "engine's own files" in text and "--restart" in text and err.value.exit_code == 2
     # run-state.json lost: the newest marker names the run to continue
-    found = scan_checkpoints(ck, prefix)
+    found = scan_checkpoints(ck, S3Uri.parse(prefix), s3=s3)
     assert adopt_run(found).run_id == "oldrun"  # written last (by time in the marker)
 
 
 def test_an_s3_error_other_than_not_found_is_raised_never_taken_for_absent(
         tmp_path: Path, s3_server: Any, s3_bucket: str) -> None:
-    import boto3
-
     from rectrain.checkpoints.remote import read_remote_marker
     from rectrain.errors import StorageError
+    from rectrain.storage.service import S3Service
     from rectrain.training.resume import find_resume_checkpoint
 
-    ok = s3_server.client()
-    assert read_remote_marker(f"s3://{s3_bucket}/none/{MARKER}", client=ok) is None  # 404: absent
-    bad = boto3.client("s3", endpoint_url=s3_server.endpoint_url, region_name="us-east-1",
-                       aws_access_key_id=s3_server.access_key, aws_secret_access_key="wrong-secret")
+    ok = s3_server.service()
+    assert read_remote_marker(ok, S3Uri.parse(f"s3://{s3_bucket}/none/{MARKER}")) is None  # 404: absent
+    bad = S3Service(s3_server.endpoint_url, region="us-east-1", access_key=s3_server.access_key,
+                    secret_key="wrong-secret")
     with pytest.raises(StorageError, match="secret key"):
-        read_remote_marker(f"s3://{s3_bucket}/none/{MARKER}", client=bad)
-    env = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": "wrong-secret",
-           "AWS_ENDPOINT_URL": s3_server.endpoint_url}
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        with pytest.raises(StorageError):
-            find_resume_checkpoint(tmp_path / "ck", f"s3://{s3_bucket}/x", run_id="r")
+        read_remote_marker(bad, S3Uri.parse(f"s3://{s3_bucket}/none/{MARKER}"))
+    with pytest.raises(StorageError):
+        find_resume_checkpoint(tmp_path / "ck", S3Uri(s3_bucket, "x"), s3=bad, run_id="r")
 
 
-def test_a_run_from_before_the_new_layout_still_resumes(tmp_path: Path, s3_client: Any, s3_bucket: str,
-                                                         s3_env: dict) -> None:
+def test_a_run_from_before_the_new_layout_still_resumes(s3, tmp_path: Path, s3_client: Any,
+                                                         s3_bucket: str, s3_env: dict) -> None:
     """Snapshots written as snapshots/<name>/ (and <prefix>/<name>/ in S3) by an older rectrain
     are still verified and resumed from: an upgrade never restarts a run."""
     from rectrain.training.resume import find_resume_checkpoint
@@ -294,6 +288,6 @@ def test_a_run_from_before_the_new_layout_still_resumes(tmp_path: Path, s3_clien
     for path in sorted((ck / "snapshots" / "latest").iterdir()):
         s3_client.upload_file(str(path), s3_bucket, f"old/latest/{path.name}")
     fresh = tmp_path / "fresh"
-    got = find_resume_checkpoint(fresh, f"s3://{s3_bucket}/old", run_id="r")
+    got = find_resume_checkpoint(fresh, S3Uri(s3_bucket, "old"), s3=s3, run_id="r")
     assert got == fresh / "snapshots" / "latest" / "latest"
     assert read_states(str(got) + ".states")["global_step"] == 20

@@ -53,31 +53,27 @@ def _table(sha):
             for n in ("good", "short", "gone")}
 
 
-def test_known_model_is_verified_and_kept(server, tmp_path, monkeypatch):
-    monkeypatch.setenv("RECTRAIN_MODEL_MIRROR", server)
-    path = download_model("good", tmp_path, models=_table(SHA))
+def test_known_model_is_verified_and_kept(server, tmp_path):
+    path = download_model("good", tmp_path, models=_table(SHA), mirror=server)
     assert path == tmp_path / "good_pretrained.pdparams" and path.read_bytes() == PAYLOAD
     # already there and verified: not downloaded again (the server could be gone)
-    monkeypatch.setenv("RECTRAIN_MODEL_MIRROR", "http://127.0.0.1:9/none")
-    assert download_model("good", tmp_path, models=_table(SHA)) == path
+    assert download_model("good", tmp_path, models=_table(SHA), mirror="http://127.0.0.1:9/none") == path
 
 
-def test_wrong_hash_or_short_body_keeps_nothing(server, tmp_path, monkeypatch):
-    monkeypatch.setenv("RECTRAIN_MODEL_MIRROR", server)
+def test_wrong_hash_or_short_body_keeps_nothing(server, tmp_path):
     with pytest.raises(IntegrityError, match="is not the pinned"):
-        download_model("good", tmp_path / "w.pdparams", models=_table("0" * 64))
+        download_model("good", tmp_path / "w.pdparams", models=_table("0" * 64), mirror=server)
     with pytest.raises(StorageError, match="bytes"):
-        download_model("short", tmp_path / "w.pdparams", models=_table(SHA))
+        download_model("short", tmp_path / "w.pdparams", models=_table(SHA), mirror=server)
     with pytest.raises(StorageError, match="HTTP 404"):
-        download_model("gone", tmp_path / "w.pdparams", models=_table(SHA))
+        download_model("gone", tmp_path / "w.pdparams", models=_table(SHA), mirror=server)
     assert list(tmp_path.iterdir()) == []  # no file, no .part
 
 
-def test_unpinned_model_needs_a_hash_or_consent(server, tmp_path, monkeypatch):
-    monkeypatch.setenv("RECTRAIN_MODEL_MIRROR", server)
+def test_unpinned_model_needs_a_hash_or_consent(server, tmp_path):
     with pytest.raises(IntegrityError, match="no SHA-256 is pinned"):
-        download_model("good", tmp_path, models=_table(None))
-    path = download_model("good", tmp_path, models=_table(None), trust_unpinned=True)
+        download_model("good", tmp_path, models=_table(None), mirror=server)
+    path = download_model("good", tmp_path, models=_table(None), trust_unpinned=True, mirror=server)
     assert (tmp_path / "good_pretrained.pdparams.sha256").read_text().split()[0] == SHA
     assert path.read_bytes() == PAYLOAD
     assert KNOWN["th_PP-OCRv5_mobile_rec"].url(base="https://x/").endswith(

@@ -31,7 +31,7 @@ def _words(tmp: Path) -> None:
 
 def _report_folder_with_user_labels(tmp: Path) -> None:
     """A folder where `data report` wrote its charts, holding the user's own labels.txt."""
-    from rectrain.data.report import dataset_report
+    from rectrain.data.charts import dataset_report
 
     _words(tmp)
     dataset_report(tmp / "labels.txt", tmp / "charts", samples=2)

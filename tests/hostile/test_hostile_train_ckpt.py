@@ -23,7 +23,8 @@ import pytest
 from rectrain.checkpoints.local import read_pointer, verify_snapshot
 from rectrain.checkpoints.remote import list_remote, scan_remote
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_NOT_UPLOADED, EXIT_USER_ERROR
-from rectrain.training.metrics import read_metrics
+from rectrain.runlog.records import read_metrics
+from rectrain.storage.s3 import S3Uri
 from tests.hostile.harness import REPO
 from tests.training.tinydata import make_dataset, tiny_config
 
@@ -117,7 +118,7 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     _wait_for_step(proc, tmp_path / "a", 10)
     _sigterm(proc)
     run_id = json.loads((tmp_path / "a" / "run-state.json").read_text(encoding="utf-8"))["run_id"]
-    remote = {i.name: i for i in list_remote(s3, client=admin)}
+    remote = {i.name: i for i in list_remote(server.service(), S3Uri.parse(s3))}
     assert remote["latest"].global_step > 0 and remote["latest"].run_id == run_id
     periodic = sorted((i for i in remote.values() if i.name.startswith("iter_epoch_")),
                       key=lambda i: i.global_step)
@@ -152,7 +153,7 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     assert not (tmp_path / "d" / "train.log").exists()  # the engine never started
 
     # 5) every checkpoint in S3 damaged: --resume refuses with the list of what was found
-    for folder in scan_remote(s3, client=admin):
+    for folder in scan_remote(server.service(), S3Uri.parse(s3)):
         if folder.info is not None:
             first = sorted(folder.info.files)[0]
             admin.put_object(Bucket=bucket, Key=f"runs/x/{folder.name}/{first}", Body=b"damaged")
@@ -188,11 +189,11 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     assert push is not None
     pushed = _run([sys.executable, "-m", "rectrain", *push.group(1).split()], env)
     assert pushed.returncode == 0, pushed.stderr[-3000:]
-    latest = {i.name: i for i in list_remote(s3y, client=server.client())}["latest"]
+    latest = {i.name: i for i in list_remote(server.service(), S3Uri.parse(s3y))}["latest"]
     assert final - 2 <= latest.global_step <= final
 
 
-def test_ctrl_c_in_the_middle_of_ckpt_push(tmp_path: Path, s3_server, s3_client, s3_bucket) -> None:  # noqa: ANN001
+def test_ctrl_c_in_the_middle_of_ckpt_push(s3, tmp_path: Path, s3_server, s3_client, s3_bucket) -> None:  # noqa: ANN001
     """SIGINT while `rectrain ckpt push` uploads: exit 75, every checkpoint S3 names is complete
     (its folder's marker and files match), and the rerun finishes the rest."""
     import pickle
@@ -225,11 +226,11 @@ def test_ctrl_c_in_the_middle_of_ckpt_push(tmp_path: Path, s3_server, s3_client,
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_INTERRUPTED, err.decode()[-2000:]
     assert "Traceback" not in err.decode() and "rerun" in err.decode()
-    named = list_remote(prefix, client=s3_client)
+    named = list_remote(s3, S3Uri.parse(prefix))
     for info in named:  # whatever S3 names is complete
         folder = info.location.rsplit("/", 1)[1]
-        download_snapshot(prefix, folder, tmp_path / "check", client=s3_client)
+        download_snapshot(s3, S3Uri.parse(prefix), folder, tmp_path / "check")
     assert len(named) < 8
     rerun = _run(argv, env)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert {i.name for i in list_remote(prefix, client=s3_client)} == {f"iter_epoch_{e}" for e in range(1, 9)}
+    assert {i.name for i in list_remote(s3, S3Uri.parse(prefix))} == {f"iter_epoch_{e}" for e in range(1, 9)}

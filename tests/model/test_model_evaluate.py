@@ -16,8 +16,8 @@ from rectrain.cli.main import main
 from rectrain.engine import engine_command
 from rectrain.errors import UserError
 from rectrain.model.evaluate import evaluate_model
-from rectrain.model.metrics import text_metrics
 from rectrain.model.predict import predict
+from rectrain.model.scores import text_metrics
 
 pytestmark = pytest.mark.slow
 

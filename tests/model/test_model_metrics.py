@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rectrain.model.metrics import (
+from rectrain.model.scores import (
     DEL,
     INS,
     SUB,
@@ -87,7 +87,7 @@ def test_describe_char_shows_combining_marks_on_a_carrier():
 
 
 def test_pure_python_distance_equals_rapidfuzz():
-    from rectrain.model import metrics
+    from rectrain.model import scores as metrics
 
     rapidfuzz = pytest.importorskip("rapidfuzz.distance")
     cases = [(SAWASDEE, "สวสดี"), ("ที่", "ท่ี"), ("", "abc"), ("น้ำ", "นํ้า"), ("kitten", "sitting")]

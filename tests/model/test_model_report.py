@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from rectrain.cli.main import main
-from rectrain.model.errors import analyse_errors, char_class
+from rectrain.model.error_analysis import analyse_errors, char_class
 
 
 @pytest.mark.parametrize("ch, cls", [

@@ -12,7 +12,7 @@ import pytest
 
 from rectrain.cli.main import main
 from rectrain.monitor.follow import monitor_recognition_training_progress
-from rectrain.training.metrics import MetricsWriter, parse_log
+from rectrain.runlog.records import MetricsWriter, parse_log
 
 FIXTURE = Path(__file__).resolve().parents[1] / "training" / "fixtures" / "engine-2.10-cpu-train.log"
 
@@ -69,17 +69,15 @@ def test_monitor_an_s3_run(tmp_path: Path, s3_client: Any, s3_bucket: str, s3_en
     assert out["global_step"] == 8 and Path(out["plot"]).is_file()
 
 
-def test_an_s3_error_is_an_error_not_nothing_there_yet(s3_server: Any, s3_bucket: str,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_s3_error_is_an_error_not_nothing_there_yet(s3_server: Any, s3_bucket: str) -> None:
     """Only "not found" means "not uploaded yet"; a refused request stops `monitor --follow`
     with the action and the fix instead of polling forever."""
     from rectrain.errors import StorageError
     from rectrain.monitor.follow import RunSource
+    from rectrain.storage.service import S3Service
 
-    for key, value in s3_server.env.items():
-        monkeypatch.setenv(key, value)
-    source = RunSource(f"s3://{s3_bucket}/not-yet")
+    source = RunSource(f"s3://{s3_bucket}/not-yet", s3_server.service())
     assert source.read() == ([], None)  # nothing uploaded yet: not an error
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+    wrong = S3Service(s3_server.endpoint_url, access_key=s3_server.access_key, secret_key="wrong-secret")
     with pytest.raises(StorageError, match="s3:GetObject"):
-        RunSource(f"s3://{s3_bucket}/not-yet").read()
+        RunSource(f"s3://{s3_bucket}/not-yet", wrong).read()

@@ -11,7 +11,7 @@ import pytest
 def host_network() -> Iterator[Any]:
     """``algo-1`` and ``algo-2`` in two network namespaces joined by a veth pair; removed at
     teardown, also when the test fails. Skips (saying why) where namespaces cannot be made."""
-    from rectrain.sagemaker.netns import HostNetwork, unavailable_reason
+    from rectrain.emulator.netns import HostNetwork, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
@@ -27,7 +27,7 @@ def host_network() -> Iterator[Any]:
 @pytest.fixture
 def host_network_available() -> None:
     """Skips (saying why) where run-local cannot make network namespaces."""
-    from rectrain.sagemaker.netns import unavailable_reason
+    from rectrain.emulator.netns import unavailable_reason
 
     reason = unavailable_reason()
     if reason:

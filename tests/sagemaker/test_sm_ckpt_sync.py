@@ -1,4 +1,4 @@
-"""SageMaker's checkpoint sync as AWS documents it (sagemaker/ckpt_sync.py), and rectrain's
+"""SageMaker's checkpoint sync as AWS documents it (emulator/checkpoint_agent.py), and rectrain's
 checkpoints under it: SIGTERM at random moments (right after a save, during the snapshot copy
 and rotation, during an upload), at least five times, each attempt on a fresh "instance"
 restored from S3 in random order with new mtimes, then a clean finish. Real engine on the
@@ -19,19 +19,21 @@ import pytest
 
 from rectrain.checkpoints.local import read_pointer, verify_snapshot
 from rectrain.checkpoints.remote import download_snapshot, read_remote_pointer, scan_remote
+from rectrain.emulator.checkpoint_agent import SageMakerCheckpointSync, restore_and_start
 from rectrain.errors import IntegrityError, StorageError
-from rectrain.sagemaker.ckpt_sync import SageMakerCheckpointSync, restore_and_start
-from rectrain.training.metrics import read_metrics
-from rectrain.training.plots import continuous
+from rectrain.runlog.plots import continuous
+from rectrain.runlog.records import read_metrics
+from rectrain.storage.s3 import S3Uri
 from tests.training.tinydata import make_dataset, tiny_config
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_the_emulation_is_no_kinder_than_sagemaker(tmp_path: Path, s3_client: Any, s3_bucket: str) -> None:
+def test_the_emulation_is_no_kinder_than_sagemaker(s3: Any, tmp_path: Path, s3_client: Any,
+                                                   s3_bucket: str) -> None:
     uri = f"s3://{s3_bucket}/ck"
     folder = tmp_path / "a"
-    sync = restore_and_start(s3_client, folder, uri, every=60)  # scans only when asked
+    sync = restore_and_start(s3, folder, S3Uri.parse(uri), every=60)  # scans only when asked
     (folder / "sub").mkdir()
     for i in range(20):
         (folder / "sub" / f"f{i:02d}").write_bytes(b"x" * i)
@@ -50,7 +52,7 @@ def test_the_emulation_is_no_kinder_than_sagemaker(tmp_path: Path, s3_client: An
     orders = []
     for seed in (1, 2):
         before = time.time()
-        other = SageMakerCheckpointSync(s3_client, tmp_path / f"b{seed}", uri, rng=random.Random(seed))
+        other = SageMakerCheckpointSync(s3, tmp_path / f"b{seed}", S3Uri.parse(uri), rng=random.Random(seed))
         other.restore()
         files = sorted((tmp_path / f"b{seed}").rglob("*"), key=lambda p: p.stat().st_mtime_ns)
         orders.append([p.name for p in files if p.is_file()])
@@ -58,16 +60,16 @@ def test_the_emulation_is_no_kinder_than_sagemaker(tmp_path: Path, s3_client: An
     assert orders[0] != orders[1] and sorted(orders[0]) == sorted(orders[1])
 
 
-def _newest_complete(s3_client: Any, uri: str, tmp: Path) -> int:
+def _newest_complete(s3: Any, uri: str, tmp: Path) -> int:
     """The step of the newest resume point (latest / iter_epoch_N) in S3 whose every file
     matches its marker: what a restart must continue from (0: none)."""
     best = 0
-    for folder in scan_remote(uri + "/snapshots", client=s3_client):
+    for folder in scan_remote(s3, S3Uri.parse(uri + "/snapshots")):
         info = folder.info
         if info is None or info.name.startswith("best_") or info.global_step <= best:
             continue
         try:
-            download_snapshot(uri + "/snapshots", folder.name, tmp, client=s3_client)
+            download_snapshot(s3, S3Uri.parse(uri + "/snapshots"), folder.name, tmp)
         except (IntegrityError, StorageError):
             continue
         best = info.global_step
@@ -86,7 +88,7 @@ def _restored_records(machine: Path) -> int:
 
 
 @pytest.mark.slow
-def test_sigterm_at_random_moments_under_sagemakers_sync(tmp_path: Path, s3_client: Any,
+def test_sigterm_at_random_moments_under_sagemakers_sync(s3, tmp_path: Path, s3_client: Any,
                                                        s3_bucket: str, s3_server: Any) -> None:
     from rectrain.engine import find_engine
     from rectrain.errors import EnvironmentProblem
@@ -115,8 +117,8 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(tmp_path: Path, s3_clie
     while True:
         assert attempt < kills_wanted + 3, "the run does not converge to a finish"
         machine = tmp_path / f"instance{attempt}"
-        expected.append(_newest_complete(s3_client, uri, tmp_path / f"verify{attempt}"))
-        sync = restore_and_start(s3_client, machine / "checkpoints", uri, every=0.05,
+        expected.append(_newest_complete(s3, uri, tmp_path / f"verify{attempt}"))
+        sync = restore_and_start(s3, machine / "checkpoints", S3Uri.parse(uri), every=0.05,
                                  seed=rng.randrange(1 << 30))
         n0 = _restored_records(machine)
         argv = [sys.executable, "-m", "rectrain", "train", "--config", str(config), "--run-dir",
@@ -175,11 +177,11 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(tmp_path: Path, s3_clie
         seen[r["global_step"]] = r["lr"]
     assert train[-1]["lr"] < 0.0001
     # the final model and the run's best are complete in S3
-    folder, latest = read_remote_pointer(uri + "/snapshots", "latest", client=s3_client)
+    folder, latest = read_remote_pointer(s3, S3Uri.parse(uri + "/snapshots"), "latest")
     assert latest.global_step == steps
-    verify_snapshot(download_snapshot(uri + "/snapshots", folder, tmp_path / "final", client=s3_client))
-    folder, best = read_remote_pointer(uri + "/snapshots", "best_of_run", client=s3_client)
-    verify_snapshot(download_snapshot(uri + "/snapshots", folder, tmp_path / "final", client=s3_client))
+    verify_snapshot(download_snapshot(s3, S3Uri.parse(uri + "/snapshots"), folder, tmp_path / "final"))
+    folder, best = read_remote_pointer(s3, S3Uri.parse(uri + "/snapshots"), "best_of_run")
+    verify_snapshot(download_snapshot(s3, S3Uri.parse(uri + "/snapshots"), folder, tmp_path / "final"))
     evals = [r["acc"] for r in continuous(records) if r["type"] == "eval" and "acc" in r]
     assert best.metric["acc"] >= max(evals) - 1e-9
     assert read_pointer(machine / "checkpoints" / "snapshots", "best_of_run") is not None

@@ -5,6 +5,7 @@ interrupted together and resumed from the same checkpoint restored from a real S
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,10 @@ from pathlib import Path
 import pytest
 from sm_helpers import make_tiny_dataset
 
+from rectrain.emulator.run_local import run_local
 from rectrain.errors import ConfigError, EnvironmentProblem
 from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import job_config_from_dict
-from rectrain.sagemaker.local import run_local
 
 
 def _upload_tree(s3, root, bucket, prefix):
@@ -38,15 +39,15 @@ def _records(path: Path):
 
 def test_more_hosts_than_emulated_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="1 or 2 hosts"):
-        run_local(_job("b", "http://127.0.0.1:1", count=3), work_dir=str(tmp_path), s3_client=object())
+        run_local(_job("b", "http://127.0.0.1:1", count=3), work_dir=str(tmp_path), s3=object())
 
 
 def test_two_hosts_refused_where_namespaces_cannot_be_made(tmp_path, monkeypatch):
-    import rectrain.sagemaker.netns as netns
+    import rectrain.emulator.netns as netns
 
     monkeypatch.setattr(netns, "unavailable_reason", lambda: "not root (ip netns needs CAP_SYS_ADMIN)")
     with pytest.raises(EnvironmentProblem, match="cannot emulate 2 hosts here: not root") as info:
-        run_local(_job("b", "http://127.0.0.1:1"), work_dir=str(tmp_path), s3_client=object())
+        run_local(_job("b", "http://127.0.0.1:1"), work_dir=str(tmp_path), s3=object())
     assert "--instance-count 1" in info.value.fix
 
 
@@ -61,16 +62,23 @@ def test_cli_refuses_three_hosts():
 
 @pytest.mark.slow
 def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
-        host_network_available, s3_server, s3_client, s3_bucket, tmp_path):
+        host_network_available, s3, s3_server, s3_client, s3_bucket, tmp_path):
     data = make_tiny_dataset(tmp_path / "data")
     _upload_tree(s3_client, data["root"], s3_bucket, "data/train")
     _upload_tree(s3_client, data["root"], s3_bucket, "data/val")
-    job = _job(s3_bucket, s3_server.endpoint_url, epochs=20)
+    epochs = 40  # long enough that the first start cannot end before what a restart needs is in S3
+    job = _job(s3_bucket, s3_server.endpoint_url, epochs=epochs)
 
-    # interrupted once algo-1 has uploaded a checkpoint of this start (iter_epoch_3: the preset
-    # saves every 3 epochs), well before the 20 epochs end, however fast or slow the machine
-    result = run_local(job, interrupt_after=[5.0], work_dir=str(tmp_path / "ml"), s3_client=s3_client,
-                       grace_seconds=120, interrupt_after_checkpoint=True)
+    # interrupted once algo-1's agent has uploaded a complete `latest` of this start (its marker,
+    # written once the files are RECTRAIN_SEAL_AFTER_S old) and the run's state, well before the
+    # 40 epochs end, however fast or slow the machine. Nothing is uploaded after the stop (the
+    # one emulation of SageMaker's agent, the same as one host's): what the restart resumes
+    # from must be in S3 before it. The files must be old enough that the agent, which scans
+    # every 2 s and uploads in any order, has sent their final bytes before the marker (60 s in
+    # production; 6 s here, three scans)
+    result = run_local(job, interrupt_after=[5.0], work_dir=str(tmp_path / "ml"), s3=s3,
+                       grace_seconds=120, interrupt_after_checkpoint=True,
+                       extra_env={"RECTRAIN_SEAL_AFTER_S": "6"})
     print(result.summary())
     assert result.exit_code == 0, result.summary() + "\n" + (result.failure or "")
     assert [a.interrupted for a in result.attempts] == [True, False]
@@ -91,12 +99,16 @@ def test_two_hosts_train_together_and_resume_from_the_same_checkpoint(
     assert s1["run_id"] == s2["run_id"]
     r1, r2 = s1["history"][-1], s2["history"][-1]
     assert r1["resume_step"] == r2["resume_step"] > 0
-    assert Path(r1["resumed_from"]).name == Path(r2["resumed_from"]).name == "latest"
+    # an epoch-end checkpoint (`latest`, or the `iter_epoch_N` saved with it when that one's
+    # marker reached S3 first: the agent uploads in any order), the same one on both hosts
+    resumed = Path(r1["resumed_from"]).name
+    assert resumed == Path(r2["resumed_from"]).name
+    assert resumed == "latest" or re.fullmatch(r"iter_epoch_\d+", resumed), resumed
     # data parallel: 8 images, batch 4 per rank, 2 ranks -> 1 step per epoch (one host alone: 2).
     # The gradients are all-reduced every step, so both hosts took exactly these steps: a host
     # with fewer would leave the other waiting in the all-reduce, and both exited 0 together.
     m1 = _records(one.output_data / "run" / "metrics.jsonl")
-    assert max(r["global_step"] for r in m1 if r.get("type") == "train") == 20
+    assert max(r["global_step"] for r in m1 if r.get("type") == "train") == epochs
     for name in ("algo-1", "algo-2"):
         log = (tmp_path / "ml" / name / "output" / "data" / ("run" if name == "algo-1" else "run-algo-2")
                / "train.log").read_text(encoding="utf-8", errors="replace")

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from sm_helpers import NOW, job_dict
 
-from rectrain.engine import Engine, engine_command
-from rectrain.errors import ConfigError
-from rectrain.paths import MLPaths
-from rectrain.sagemaker.contract import (
+from rectrain.container.contract import (
     distributed_plan,
     is_gpu_instance,
     parse_hyperparameters,
     parse_resource_config,
     read_contract,
 )
+from rectrain.engine import Engine, engine_command
+from rectrain.errors import ConfigError
+from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import job_config_from_dict
 from rectrain.sagemaker.request import build_training_job_request
 

@@ -25,6 +25,6 @@ def test_download_refuses_a_folder_holding_the_users_model(tmp_path: Path) -> No
             "Completed", "Completed", ModelArtifacts={"S3ModelArtifacts": "s3://b/out/model.tar.gz"}),
             {"TrainingJobName": JOB})
         with pytest.raises(UserError, match="model/.*rectrain did not write"):
-            download_job(JOB, str(dest), sagemaker_client=sm, s3_client=None)
+            download_job(JOB, str(dest), sagemaker_client=sm, s3=None)
     assert (dest / "model" / "inference.pdiparams").read_bytes() == b"last month's model"
     assert not (dest / "model.tar.gz").exists() and not (dest / OUTPUT_MARKER).exists()

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 from sm_helpers import make_tiny_dataset
 
-from rectrain.errors import ConfigError, DataError, EnvironmentProblem
-from rectrain.paths import MLPaths
-from rectrain.sagemaker.entrypoint import (
+from rectrain.container.entrypoint import (
     FAILURE_LIMIT,
     check_gpu,
     failure_text,
@@ -22,6 +20,8 @@ from rectrain.sagemaker.entrypoint import (
     prepare_channel,
     run_entrypoint,
 )
+from rectrain.errors import ConfigError, DataError, EnvironmentProblem
+from rectrain.paths import MLPaths
 
 
 def _contract(root: Path, hyperparameters: dict, instance_type: str = "ml.m5.xlarge",
@@ -72,11 +72,11 @@ def test_bad_hyperparameter_value_is_named(tmp_path, monkeypatch):
 def test_gpu_instance_with_a_cpu_paddle_fails_fast(monkeypatch):
     """This venv has the CPU build of Paddle: on a GPU instance that must stop in seconds."""
     monkeypatch.delenv("RECTRAIN_DEVICE", raising=False)
-    from rectrain.gpu import paddle_build
+    from rectrain.machine.gpu import paddle_build
 
     if paddle_build().cuda_build:
         pytest.skip("this machine has a CUDA build of Paddle")
-    import rectrain.gpu as gpu
+    import rectrain.machine.gpu as gpu
 
     started = time.monotonic()
     if not gpu.query_gpus().gpus:  # no GPU here: NVML is asked first, and says so
@@ -94,7 +94,7 @@ def test_gpu_instance_with_a_cpu_paddle_fails_fast(monkeypatch):
 
 @pytest.mark.gpu
 def test_gpu_instance_sees_its_gpus(monkeypatch):
-    from rectrain.gpu import paddle_build, query_gpus
+    from rectrain.machine.gpu import paddle_build, query_gpus
 
     if not query_gpus().gpus or not paddle_build().cuda_build:
         pytest.skip("needs an NVIDIA GPU and a CUDA build of Paddle")
@@ -153,8 +153,8 @@ def test_label_file_detection(tmp_path):
 def test_gpu_operation_check_reports_paddles_own_error():
     """The one real GPU operation, run with this machine's CPU build of Paddle: it fails in
     seconds with Paddle's message and the fix (on a GPU without kernels it fails the same way)."""
-    from rectrain.gpu import paddle_build
-    from rectrain.sagemaker.startup import gpu_operation_check
+    from rectrain.container.startup import gpu_operation_check
+    from rectrain.machine.gpu import paddle_build
 
     if paddle_build().cuda_build:
         pytest.skip("this machine has a CUDA build of Paddle (test_gpu_instance_sees_its_gpus runs the op)")

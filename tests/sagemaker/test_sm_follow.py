@@ -141,7 +141,7 @@ def test_stop():
         stub.assert_no_pending_responses()
 
 
-def test_download_model_and_checkpoints_from_real_s3(s3_client, s3_bucket, tmp_path):
+def test_download_model_and_checkpoints_from_real_s3(s3, s3_client, s3_bucket, tmp_path):
     payload = io.BytesIO()
     with tarfile.open(fileobj=payload, mode="w:gz") as tar:
         for name, data in (("model.json", b'{"format": "x"}'), ("inference.pdiparams", b"\0" * 64)):
@@ -158,7 +158,7 @@ def test_download_model_and_checkpoints_from_real_s3(s3_client, s3_bucket, tmp_p
             ModelArtifacts={"S3ModelArtifacts": f"s3://{s3_bucket}/out/{JOB}/output/model.tar.gz"},
             CheckpointConfig={"S3Uri": f"s3://{s3_bucket}/ckpt", "LocalPath": "/opt/ml/checkpoints"}),
             {"TrainingJobName": JOB})
-        written = download_job(JOB, str(tmp_path / "dl"), sagemaker_client=sm, s3_client=s3_client,
+        written = download_job(JOB, str(tmp_path / "dl"), sagemaker_client=sm, s3=s3,
                                checkpoints=True)
     assert (tmp_path / "dl" / "model" / "model.json").read_bytes() == b'{"format": "x"}'
     assert (tmp_path / "dl" / "checkpoints" / "latest.pdparams").read_bytes() == b"p" * 10

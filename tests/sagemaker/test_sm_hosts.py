@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from rectrain.container.contract import parse_resource_config
+from rectrain.container.entrypoint import launch_plan, run_entrypoint
+from rectrain.container.hosts import EFA_ENV, launch_env, resolve_host
+from rectrain.emulator.netns import hosts_file
 from rectrain.errors import EnvironmentProblem
 from rectrain.paths import MLPaths
-from rectrain.sagemaker.contract import parse_resource_config
-from rectrain.sagemaker.entrypoint import launch_plan, run_entrypoint
-from rectrain.sagemaker.hosts import EFA_ENV, hosts_file, launch_env, resolve_host
 
 RC = {"current_host": "algo-2", "hosts": ["algo-1", "algo-2"], "current_instance_type": "ml.p4d.24xlarge",
       "network_interface_name": "eth0"}
@@ -171,7 +172,7 @@ def test_hosts_file_names_every_host():
 
 
 def test_namespaces_are_removed_on_failure_and_after_a_killed_run():
-    from rectrain.sagemaker import netns
+    from rectrain.emulator import netns
 
     reason = netns.unavailable_reason()
     if reason:

@@ -15,8 +15,8 @@ import pytest
 from packaging.version import Version
 
 from rectrain.errors import ConfigError
+from rectrain.machine.instances import runnable_problems
 from rectrain.sagemaker.image import BUILD_ARGS, plan_image
-from rectrain.sagemaker.instances import runnable_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"

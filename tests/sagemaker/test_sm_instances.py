@@ -15,7 +15,7 @@ import pytest
 from sm_helpers import IMAGE, NOW, ROLE, job_dict
 
 from rectrain.errors import ConfigError
-from rectrain.sagemaker.instances import (
+from rectrain.machine.instances import (
     FAMILIES,
     family_of,
     has_efa,
@@ -118,7 +118,7 @@ def test_image_region_must_be_the_jobs():
     assert "--region ap-southeast-7" in info.value.fix
 
 
-def test_bucket_in_another_region_is_refused_before_sending(s3_client, s3_bucket):
+def test_bucket_in_another_region_is_refused_before_sending(s3, s3_client, s3_bucket):
     """A real S3 server answers GetBucketLocation; SageMaker itself is never reached."""
     import boto3
 
@@ -132,7 +132,7 @@ def test_bucket_in_another_region_is_refused_before_sending(s3_client, s3_bucket
                                         val=None, output=f"s3://{s3_bucket}/jobs"))
     sm = boto3.client("sagemaker", region_name=other, aws_access_key_id="x", aws_secret_access_key="x")
     with pytest.raises(ConfigError, match=f"bucket {s3_bucket}") as info:
-        launch_training_job(job, sagemaker_client=sm, s3_client=s3_client, now=NOW)
+        launch_training_job(job, sagemaker_client=sm, s3=s3, now=NOW)
     assert other in str(info.value)
 
 

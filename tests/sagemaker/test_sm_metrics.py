@@ -13,7 +13,7 @@ import yaml
 from sm_helpers import ENGINE_LOG, SHARED_CONFIGS, make_tiny_dataset
 
 from rectrain.errors import ConfigError
-from rectrain.sagemaker.metrics import (
+from rectrain.sagemaker.metric_definitions import (
     BUILTIN_METRICS,
     MAX_METRICS,
     MAX_REGEX_CHARS,

@@ -154,7 +154,7 @@ def test_job_names():
     assert job_name(exact, NOW) == "my-job-1"
 
 
-def test_launch_sends_exactly_the_request_after_checking_real_s3(s3_client, s3_bucket):
+def test_launch_sends_exactly_the_request_after_checking_real_s3(s3, s3_client, s3_bucket):
     """SageMaker is stubbed behind the real boto3 client (the Stubber checks the call against
     the service model); the input prefixes are checked in a real S3 server."""
     import boto3
@@ -167,14 +167,14 @@ def test_launch_sends_exactly_the_request_after_checking_real_s3(s3_client, s3_b
                                         output=f"s3://{s3_bucket}/jobs"))
     sm = boto3.client("sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
     with pytest.raises(DataError, match="channel 'train' is empty"):
-        launch_training_job(job, sagemaker_client=sm, s3_client=s3_client, now=NOW)
+        launch_training_job(job, sagemaker_client=sm, s3=s3, now=NOW)
     s3_client.put_object(Bucket=s3_bucket, Key="train/train.txt", Body=b"a.png\t\xe0\xb8\x81\n")
     s3_client.put_object(Bucket=s3_bucket, Key="val/val.txt", Body=b"a.png\t\xe0\xb8\x81\n")
     expected = build_training_job_request(job, NOW)
     arn = "arn:aws:sagemaker:us-east-1:123456789012:training-job/thai-rec-20261125-200000"
     with Stubber(sm) as stub:
         stub.add_response("create_training_job", {"TrainingJobArn": arn}, expected)
-        result = launch_training_job(job, sagemaker_client=sm, s3_client=s3_client, now=NOW)
+        result = launch_training_job(job, sagemaker_client=sm, s3=s3, now=NOW)
         stub.assert_no_pending_responses()
     assert result.sent and result.arn == arn and result.request == expected
     dry = launch_training_job(job, dry_run=True, now=NOW)  # no client at all: nothing contacted

@@ -18,8 +18,9 @@ from sm_helpers import ENGINE_LOG, IMAGE, NOW, ROLE, job_dict
 
 from rectrain.cli.main import main
 from rectrain.errors import ConfigError, UserError
+from rectrain.runlog.records import parse_log
 from rectrain.sagemaker.jobconfig import job_config_from_dict
-from rectrain.sagemaker.metrics import parse_metrics
+from rectrain.sagemaker.metric_definitions import parse_metrics
 from rectrain.sagemaker.tune import (
     best_training_job,
     build_tuning_request,
@@ -28,7 +29,6 @@ from rectrain.sagemaker.tune import (
     tuning_request_problems,
     tuning_status,
 )
-from rectrain.training.metrics import parse_log
 
 TRAINING_LOGS = Path(__file__).resolve().parents[1] / "training" / "fixtures"
 NAME = "thai-rec-261125-200000"

@@ -14,42 +14,42 @@ from rectrain.storage.manifest import MANIFEST_NAME, Manifest
 from rectrain.storage.objects import list_objects
 from rectrain.storage.pull import pull
 from rectrain.storage.push import push
+from rectrain.storage.s3 import S3Uri
 from rectrain.storage.server import SeaweedServer
 
 from .helpers import make_tree, tree_digest
 
 
-def _slow_client(server, delay: float, event: str = "provide-client-params.s3.PutObject"):
-    """A real client whose uploads are a little slow, so the crash lands in the middle.
+def _slow_service(server, delay: float, event: str = "provide-client-params.s3.PutObject"):
+    """A real S3 service whose uploads are a little slow, so the crash lands in the middle.
     ``provide-client-params`` fires for a botocore call; the small-object fast path, which
-    signs its own requests, is slowed by :func:`_slow_fastpath`. ``client.hook_calls`` counts
+    signs its own requests, is slowed by :func:`_slow_fastpath`. ``service.hook_calls`` counts
     the delays."""
-    from botocore.config import Config
-
-    client = server.client(
-        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=10)
-    )
-    client.hook_calls = 0
-    client.delay = delay
+    service = server.service(max_attempts=2, retry_mode="standard", connect_timeout=2, read_timeout=10)
+    service.hook_calls = 0
+    service.delay = delay
+    service.client.slowed_by = service
 
     def slow(**kw):
-        client.hook_calls += 1
+        service.hook_calls += 1
         time.sleep(delay)
 
-    client.meta.events.register(event, slow)
-    return client
+    service.client.meta.events.register(event, slow)
+    return service
 
 
 def _slow_fastpath(monkeypatch):
-    """Every fast-path request waits its client's ``delay`` first (counted in ``hook_calls``)."""
+    """Every fast-path request of a slowed service waits its ``delay`` first (counted in its
+    ``hook_calls``)."""
     from rectrain.storage.fastpath import FastPath
 
     real = FastPath._send
 
     def send(self, *args, **kwargs):
-        if hasattr(self.client, "delay"):
-            self.client.hook_calls += 1
-            time.sleep(self.client.delay)
+        owner = getattr(self.client, "slowed_by", None)
+        if owner is not None:
+            owner.hook_calls += 1
+            time.sleep(owner.delay)
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(FastPath, "_send", send)
@@ -66,20 +66,20 @@ def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path, 
     uri = "s3://resume/ds"
 
     errors = []
-    client = _slow_client(server, 0.03)
+    client = _slow_service(server, 0.03)
 
     def run():
         try:
-            push(src, uri, client=client, workers=4, progress=False)
+            push(client, src, S3Uri.parse(uri), workers=4, progress=False)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
     thread = threading.Thread(target=run)
     thread.start()
-    watcher = server.client()
+    watcher = server.service()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if len(list_objects(uri, client=watcher)) >= 30:
+        if len(list_objects(watcher, S3Uri.parse(uri))) >= 30:
             break
         time.sleep(0.05)
     server.kill()  # SIGKILL: a crash, in the middle of the push
@@ -92,14 +92,14 @@ def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path, 
     again = SeaweedServer(tmp_path / "srv", port=port).start()
     try:
         check = again.client()
-        present = {o.key: o for o in list_objects(uri, client=check)}
+        present = {o.key: o for o in list_objects(again.service(), S3Uri.parse(uri))}
         assert f"ds/{MANIFEST_NAME}" not in present  # the partial upload does not look finished
         assert 0 < len(present) < len(files)
         for key in present:  # whatever is there is complete and correct
             body = check.get_object(Bucket="resume", Key=key)["Body"].read()
             assert body == files[key[len("ds/") :]], key
 
-        rerun = push(src, uri, client=check, workers=4, progress=False)
+        rerun = push(again.service(), src, S3Uri.parse(uri), workers=4, progress=False)
         assert rerun.skipped == len(present)
         assert rerun.transferred == len(files) - len(present)  # nothing uploaded twice
 
@@ -115,13 +115,13 @@ def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path, 
 
     # now the server dies in the middle of a pull
     server = seaweed_factory(tmp_path / "srv", port=port)
-    slow = _slow_client(server, 0.03, "provide-client-params.s3.GetObject")  # fires for every GET
+    slow = _slow_service(server, 0.03, "provide-client-params.s3.GetObject")  # fires for every GET
     out = tmp_path / "out"
     errors.clear()
 
     def run_pull():
         try:
-            pull(uri, out, client=slow, workers=4, progress=False)
+            pull(slow, S3Uri.parse(uri), out, workers=4, progress=False)
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -141,7 +141,7 @@ def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path, 
     assert all(files[rel] == data for rel, data in got.items())  # whatever is there is complete
 
     server = seaweed_factory(tmp_path / "srv", port=port)
-    rerun = pull(uri, out, client=server.client(), workers=4, progress=False)
+    rerun = pull(server.service(), S3Uri.parse(uri), out, workers=4, progress=False)
     assert rerun.skipped == len(got) and rerun.transferred == len(files) - len(got)
     pulled = tree_digest(out)
     pulled.pop(MANIFEST_NAME)

@@ -11,6 +11,7 @@ from rectrain.storage.objects import list_objects
 from rectrain.storage.pack import pack_dataset, parse_size
 from rectrain.storage.pull import pull, unpack_dataset
 from rectrain.storage.push import push
+from rectrain.storage.s3 import S3Uri
 
 from .helpers import make_tree, tree_digest
 
@@ -99,31 +100,31 @@ def test_shard_with_unlisted_or_escaping_member_is_refused(tmp_path):
     assert not (tmp_path / "evil.txt").exists()
 
 
-def test_packed_push_and_pull_unpack(s3_client, s3_bucket, tmp_path):
+def test_packed_push_and_pull_unpack(s3, s3_client, s3_bucket, tmp_path):
     src = tmp_path / "src"
     make_tree(src, files=40, size=1500)
     packed = tmp_path / "packed"
     result = pack_dataset(src, packed, "16KB", progress=False)
     uri = f"s3://{s3_bucket}/packed/thai"
-    pushed = push(packed, uri, client=s3_client, progress=False)
+    pushed = push(s3, packed, S3Uri.parse(uri), progress=False)
     assert pushed.packed and pushed.transferred == len(result.shards)
-    keys = sorted(o.key.rsplit("/", 1)[1] for o in list_objects(uri, client=s3_client))
+    keys = sorted(o.key.rsplit("/", 1)[1] for o in list_objects(s3, S3Uri.parse(uri)))
     assert keys == sorted(result.shards + [MANIFEST_NAME])
 
     out = tmp_path / "out"
-    pulled = pull(uri, out, client=s3_client, unpack=True, progress=False, workers=3)
+    pulled = pull(s3, S3Uri.parse(uri), out, unpack=True, progress=False, workers=3)
     assert pulled.packed and pulled.transferred == result.files
     assert tree_digest(out) == tree_digest(src)  # exactly the original tree, nothing more
-    again = pull(uri, out, client=s3_client, unpack=True, progress=False)
+    again = pull(s3, S3Uri.parse(uri), out, unpack=True, progress=False)
     assert again.transferred == 0 and again.skipped == result.files
 
     raw = tmp_path / "raw"
-    plain = pull(uri, raw, client=s3_client, progress=False)  # without --unpack: the shards themselves
+    plain = pull(s3, S3Uri.parse(uri), raw, progress=False)  # without --unpack: the shards themselves
     assert plain.transferred == len(result.shards)
     assert tree_digest(raw) == tree_digest(packed)
 
 
-def test_api_names_round_trip_packed(s3_server, s3_client, s3_bucket, tmp_path):
+def test_api_names_round_trip_packed(s3_server, s3, s3_bucket, tmp_path):
     import rectrain
 
     src = tmp_path / "src"
@@ -134,12 +135,11 @@ def test_api_names_round_trip_packed(s3_server, s3_client, s3_bucket, tmp_path):
         packed=True,
         shard_size="4KB",
         progress=False,
-        endpoint_url=s3_server.endpoint_url,
-        client=s3_client,
+        s3=s3,
     )
     assert up["packed"] and up["shards"] > 1
     down = rectrain.download_recognition_data_from_s3(
-        f"s3://{s3_bucket}/api", tmp_path / "out", progress=False, client=s3_client
+        f"s3://{s3_bucket}/api", tmp_path / "out", progress=False, s3=s3
     )
     assert down["packed"] and tree_digest(tmp_path / "out") == tree_digest(src)
 

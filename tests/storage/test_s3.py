@@ -5,7 +5,8 @@ from botocore.exceptions import ClientError
 
 from rectrain.errors import IntegrityError, PermissionProblem, StorageError
 from rectrain.storage.aws_errors import iam_statement, translate_error
-from rectrain.storage.s3 import S3Uri, make_client
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 
 def test_s3uri_parse_join_and_prefix():
@@ -62,16 +63,17 @@ def test_endpoint_comes_from_standard_aws_configuration(monkeypatch):
     for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9999")
-    assert make_client().meta.endpoint_url == "http://127.0.0.1:9999"
+    assert S3Service().client.meta.endpoint_url == "http://127.0.0.1:9999"
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9998")  # the service-specific one wins
-    assert make_client().meta.endpoint_url == "http://127.0.0.1:9998"
-    assert make_client("http://127.0.0.1:9997").meta.endpoint_url == "http://127.0.0.1:9997"
+    assert S3Service().client.meta.endpoint_url == "http://127.0.0.1:9998"
+    assert S3Service("http://127.0.0.1:9997").client.meta.endpoint_url == "http://127.0.0.1:9997"
+    assert S3Service("http://127.0.0.1:9997").resolved_endpoint == "http://127.0.0.1:9997"
 
 
 def test_unknown_profile_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     with pytest.raises(StorageError) as info:
-        make_client(profile="no-such-profile")
+        assert S3Service(profile="no-such-profile").client is None  # raises first
     assert "no-such-profile" in str(info.value)
 
 

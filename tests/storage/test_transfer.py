@@ -7,18 +7,19 @@ from rectrain.storage.manifest import MANIFEST_NAME, Manifest, check_relpath
 from rectrain.storage.objects import delete_prefix, download_file, list_objects, upload_file
 from rectrain.storage.pull import pull
 from rectrain.storage.push import push
-from rectrain.storage.s3 import make_client
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 from .helpers import make_tree, tree_digest
 
 
-def test_round_trip_is_exact_and_second_push_transfers_nothing(s3_client, s3_bucket, tmp_path):
+def test_round_trip_is_exact_and_second_push_transfers_nothing(s3, s3_client, s3_bucket, tmp_path):
     src = tmp_path / "src"
     files = make_tree(src)
     uri = f"s3://{s3_bucket}/datasets/thai"
-    first = push(src, uri, client=s3_client, progress=False)
+    first = push(s3, src, S3Uri.parse(uri), progress=False)
     assert first.transferred == len(files) and first.skipped == 0
-    keys = {o.key for o in list_objects(uri, client=s3_client)}
+    keys = {o.key for o in list_objects(s3, S3Uri.parse(uri))}
     assert f"datasets/thai/{MANIFEST_NAME}" in keys
     assert "datasets/thai/images/ชุดที่1/img_001.png" in keys
     manifest = Manifest.parse(
@@ -26,29 +27,29 @@ def test_round_trip_is_exact_and_second_push_transfers_nothing(s3_client, s3_buc
     )
     assert {e.path for e in manifest.entries} == set(files)
 
-    second = push(src, uri, client=s3_client, progress=False)
+    second = push(s3, src, S3Uri.parse(uri), progress=False)
     assert second.transferred == 0 and second.skipped == len(files)
 
     dst = tmp_path / "dst"
-    got = pull(uri, dst, client=s3_client, progress=False)
+    got = pull(s3, S3Uri.parse(uri), dst, progress=False)
     assert got.transferred == len(files)
     expected = tree_digest(src)
     expected.pop("empty_dir")  # a plain (unpacked) upload carries files only
     pulled = tree_digest(dst)
     assert pulled.pop(MANIFEST_NAME)  # the dataset's manifest comes along
     assert pulled == expected
-    again = pull(uri, dst, client=s3_client, progress=False)
+    again = pull(s3, S3Uri.parse(uri), dst, progress=False)
     assert again.transferred == 0 and again.skipped == len(files)
 
 
-def test_changed_file_is_uploaded_again_and_manifest_follows(s3_client, s3_bucket, tmp_path):
+def test_changed_file_is_uploaded_again_and_manifest_follows(s3, s3_client, s3_bucket, tmp_path):
     src = tmp_path / "src"
     make_tree(src, files=6)
     uri = f"s3://{s3_bucket}/ds"
-    push(src, uri, client=s3_client, progress=False)
+    push(s3, src, S3Uri.parse(uri), progress=False)
     target = src / "images/img_003.png"
     target.write_bytes(b"x" * target.stat().st_size)  # same size, new content
-    result = push(src, uri, client=s3_client, progress=False)
+    result = push(s3, src, S3Uri.parse(uri), progress=False)
     assert result.transferred == 1
     body = s3_client.get_object(Bucket=s3_bucket, Key="ds/images/img_003.png")["Body"].read()
     assert body == target.read_bytes()
@@ -60,46 +61,46 @@ def test_changed_file_is_uploaded_again_and_manifest_follows(s3_client, s3_bucke
     assert manifest.by_path()["images/img_003.png"].sha256 == hashlib.sha256(target.read_bytes()).hexdigest()
 
 
-def test_dry_run_changes_nothing(s3_client, s3_bucket, tmp_path):
+def test_dry_run_changes_nothing(s3, s3_client, s3_bucket, tmp_path):
     src = tmp_path / "src"
     files = make_tree(src, files=5)
     uri = f"s3://{s3_bucket}/dry"
-    result = push(src, uri, client=s3_client, dry_run=True, progress=False)
+    result = push(s3, src, S3Uri.parse(uri), dry_run=True, progress=False)
     assert result.dry_run and result.transferred == len(files)
-    assert list_objects(uri, client=s3_client) == []
-    push(src, uri, client=s3_client, progress=False)
+    assert list_objects(s3, S3Uri.parse(uri)) == []
+    push(s3, src, S3Uri.parse(uri), progress=False)
     dst = tmp_path / "dst"
-    planned = pull(uri, dst, client=s3_client, dry_run=True, progress=False)
+    planned = pull(s3, S3Uri.parse(uri), dst, dry_run=True, progress=False)
     assert planned.transferred == len(files) and not dst.exists()
 
 
-def test_delete_only_when_asked(s3_client, s3_bucket, tmp_path):
+def test_delete_only_when_asked(s3, s3_client, s3_bucket, tmp_path):
     src = tmp_path / "src"
     make_tree(src, files=4)
     uri = f"s3://{s3_bucket}/del"
-    push(src, uri, client=s3_client, progress=False)
+    push(s3, src, S3Uri.parse(uri), progress=False)
     (src / "dict.txt").unlink()
-    push(src, uri, client=s3_client, progress=False)
-    keys = {o.key for o in list_objects(uri, client=s3_client)}
+    push(s3, src, S3Uri.parse(uri), progress=False)
+    keys = {o.key for o in list_objects(s3, S3Uri.parse(uri))}
     assert "del/dict.txt" in keys  # kept: --delete was not given
-    result = push(src, uri, client=s3_client, delete=True, progress=False)
+    result = push(s3, src, S3Uri.parse(uri), delete=True, progress=False)
     assert result.deleted == 1
-    assert "del/dict.txt" not in {o.key for o in list_objects(uri, client=s3_client)}
+    assert "del/dict.txt" not in {o.key for o in list_objects(s3, S3Uri.parse(uri))}
 
     dst = tmp_path / "dst"
-    pull(uri, dst, client=s3_client, progress=False)
+    pull(s3, S3Uri.parse(uri), dst, progress=False)
     (dst / "local-extra.txt").write_text("mine")
-    pull(uri, dst, client=s3_client, progress=False)
+    pull(s3, S3Uri.parse(uri), dst, progress=False)
     assert (dst / "local-extra.txt").exists()
-    result = pull(uri, dst, client=s3_client, delete=True, progress=False)
+    result = pull(s3, S3Uri.parse(uri), dst, delete=True, progress=False)
     assert result.deleted == 1 and not (dst / "local-extra.txt").exists()
 
 
-def test_prefix_is_a_folder_not_a_string_prefix(s3_client, s3_bucket, tmp_path):
+def test_prefix_is_a_folder_not_a_string_prefix(s3, s3_client, s3_bucket, tmp_path):
     s3_client.put_object(Bucket=s3_bucket, Key="data/a.txt", Body=b"a")
     s3_client.put_object(Bucket=s3_bucket, Key="data2/b.txt", Body=b"b")
-    assert [o.key for o in list_objects(f"s3://{s3_bucket}/data", client=s3_client)] == ["data/a.txt"]
-    result = pull(f"s3://{s3_bucket}/data", tmp_path / "d", client=s3_client, progress=False)
+    assert [o.key for o in list_objects(s3, S3Uri.parse(f"s3://{s3_bucket}/data"))] == ["data/a.txt"]
+    result = pull(s3, S3Uri.parse(f"s3://{s3_bucket}/data"), tmp_path / "d", progress=False)
     assert result.transferred == 1 and (tmp_path / "d/a.txt").read_bytes() == b"a"
 
 
@@ -126,7 +127,7 @@ def test_manifest_with_escaping_path_is_refused():
     assert "manifest.jsonl:1" in str(info.value)
 
 
-def test_altered_object_is_detected_on_pull_and_never_kept(s3_server, s3_client, s3_bucket, tmp_path):
+def test_altered_object_is_detected_on_pull_and_never_kept(s3, s3_server, s3_client, s3_bucket, tmp_path):
     """The bytes of an uploaded object are changed behind S3's back (through SeaweedFS's filer):
     the pull must fail with IntegrityError and leave no file (nor temporary file) behind."""
     import urllib.request
@@ -134,7 +135,7 @@ def test_altered_object_is_detected_on_pull_and_never_kept(s3_server, s3_client,
     src = tmp_path / "src"
     make_tree(src, files=4)
     uri = f"s3://{s3_bucket}/alt"
-    push(src, uri, client=s3_client, progress=False)
+    push(s3, src, S3Uri.parse(uri), progress=False)
     key = "alt/images/img_003.png"
     original = (src / "images/img_003.png").read_bytes()
     tampered = bytes([original[0] ^ 0xFF]) + original[1:]
@@ -146,81 +147,74 @@ def test_altered_object_is_detected_on_pull_and_never_kept(s3_server, s3_client,
 
     dst = tmp_path / "dst"
     with pytest.raises(IntegrityError) as info:
-        pull(uri, dst, client=s3_client, progress=False, workers=1)
+        pull(s3, S3Uri.parse(uri), dst, progress=False, workers=1)
     assert "img_003.png" in str(info.value)
     assert not (dst / "images/img_003.png").exists()
     assert not list(dst.rglob("*.rectrain-part"))
     assert not (dst / MANIFEST_NAME).exists()  # an incomplete download never looks finished
 
 
-def test_object_changed_without_manifest_is_caught_by_its_checksum(s3_client, s3_bucket, tmp_path):
+def test_object_changed_without_manifest_is_caught_by_its_checksum(s3, s3_client, s3_bucket, tmp_path):
     src = tmp_path / "ckpt"
     src.mkdir()
     (src / "model.pdparams").write_bytes(b"weights" * 100)
-    push(src, f"s3://{s3_bucket}/ckpt", client=s3_client, progress=False, manifest=False)
+    push(s3, src, S3Uri.parse(f"s3://{s3_bucket}/ckpt"), progress=False, manifest=False)
     head = s3_client.head_object(Bucket=s3_bucket, Key="ckpt/model.pdparams")
     # bit rot with the metadata left as it was
     s3_client.put_object(
         Bucket=s3_bucket, Key="ckpt/model.pdparams", Body=b"WEIGHTS" * 100, Metadata=head["Metadata"]
     )
     with pytest.raises(IntegrityError):
-        download_file(f"s3://{s3_bucket}/ckpt/model.pdparams", tmp_path / "out.pdparams", client=s3_client)
+        download_file(s3, S3Uri.parse(f"s3://{s3_bucket}/ckpt/model.pdparams"), tmp_path / "out.pdparams")
     assert not (tmp_path / "out.pdparams").exists()
 
 
-def test_upload_and_download_single_file(s3_client, s3_bucket, tmp_path):
+def test_upload_and_download_single_file(s3, s3_client, s3_bucket, tmp_path):
     path = tmp_path / "best_accuracy.pdparams"
     path.write_bytes(b"\x00\x01" * 5000)
-    upload_file(path, f"s3://{s3_bucket}/runs/r1/", client=s3_client)
+    upload_file(s3, path, S3Uri.parse(f"s3://{s3_bucket}/runs/r1/"))
     head = s3_client.head_object(Bucket=s3_bucket, Key="runs/r1/best_accuracy.pdparams")
     assert len(head["Metadata"]["sha256"]) == 64
-    download_file(f"s3://{s3_bucket}/runs/r1/best_accuracy.pdparams", tmp_path / "back.bin", client=s3_client)
+    download_file(s3, S3Uri.parse(f"s3://{s3_bucket}/runs/r1/best_accuracy.pdparams"), tmp_path / "back.bin")
     assert (tmp_path / "back.bin").read_bytes() == path.read_bytes()
-    assert delete_prefix(f"s3://{s3_bucket}/runs", client=s3_client) == 1
-    assert list_objects(f"s3://{s3_bucket}/runs", client=s3_client) == []
+    assert delete_prefix(s3, S3Uri.parse(f"s3://{s3_bucket}/runs")) == 1
+    assert list_objects(s3, S3Uri.parse(f"s3://{s3_bucket}/runs")) == []
 
 
-def test_missing_bucket_and_missing_prefix_are_clear(s3_client, tmp_path):
+def test_missing_bucket_and_missing_prefix_are_clear(s3, s3_client, tmp_path):
     src = tmp_path / "src"
     make_tree(src, files=2)
     with pytest.raises(StorageError) as info:
-        push(src, "s3://no-such-bucket-here/x", client=s3_client, progress=False)
+        push(s3, src, S3Uri.parse("s3://no-such-bucket-here/x"), progress=False)
     assert "no-such-bucket-here" in str(info.value) and "does not exist" in str(info.value)
 
 
-def test_nothing_at_prefix(s3_client, s3_bucket, tmp_path):
+def test_nothing_at_prefix(s3, s3_client, s3_bucket, tmp_path):
     with pytest.raises(StorageError) as info:
-        pull(f"s3://{s3_bucket}/nothing/here", tmp_path / "d", client=s3_client, progress=False)
+        pull(s3, S3Uri.parse(f"s3://{s3_bucket}/nothing/here"), tmp_path / "d", progress=False)
     assert "Nothing found" in str(info.value)
 
 
 def test_wrong_credentials_and_unreachable_endpoint(s3_server, s3_env, s3_bucket, tmp_path):
-    import boto3
-
-    bad = boto3.session.Session().client(
-        "s3",
-        endpoint_url=s3_server.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key="wrong",
-    )
+    bad = S3Service(s3_server.endpoint_url, region="us-east-1", access_key=s3_server.access_key,
+                    secret_key="wrong")
     with pytest.raises(StorageError) as info:
-        list_objects(f"s3://{s3_bucket}/x", client=bad)
+        list_objects(bad, S3Uri.parse(f"s3://{s3_bucket}/x"))
     assert "secret key" in str(info.value)
     from rectrain.storage.server import free_ports
 
-    nowhere = make_client(f"http://127.0.0.1:{free_ports(1)[0]}", max_attempts=1, connect_timeout=1)
+    nowhere = S3Service(f"http://127.0.0.1:{free_ports(1)[0]}", max_attempts=1, connect_timeout=1)
     with pytest.raises(StorageError) as info:
-        list_objects(f"s3://{s3_bucket}/x", client=nowhere)
+        list_objects(nowhere, S3Uri.parse(f"s3://{s3_bucket}/x"))
     assert "Cannot reach" in str(info.value)
 
 
-def test_fast_get_path_reads_object_and_metadata(s3_client, s3_bucket, tmp_path):
+def test_fast_get_path_reads_object_and_metadata(s3, s3_client, s3_bucket, tmp_path):
     from rectrain.storage.fastpath import FastPath
 
     path = tmp_path / "a.bin"
     path.write_bytes(b"abc" * 1000)
-    upload_file(path, f"s3://{s3_bucket}/f/a.bin", client=s3_client)
+    upload_file(s3, path, S3Uri.parse(f"s3://{s3_bucket}/f/a.bin"))
     fast = FastPath(s3_client)
     got = fast.get(s3_bucket, "f/a.bin")
     assert got is not None

@@ -11,8 +11,8 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
+from rectrain.runlog.records import read_metrics
 from rectrain.tracking import TrackingOptions
-from rectrain.training.metrics import read_metrics
 from rectrain.training.runner import start_recognition_training
 
 from .mlflow_server import free_port

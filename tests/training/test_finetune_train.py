@@ -13,8 +13,8 @@ import yaml
 
 from rectrain.cli.main import main
 from rectrain.errors import EXIT_USER_ERROR, ConfigError, UserError
+from rectrain.runlog.records import read_metrics
 from rectrain.training.early_stop import EarlyStop
-from rectrain.training.metrics import read_metrics
 from rectrain.training.runner import start_recognition_training
 
 

@@ -9,7 +9,7 @@ import pytest
 
 
 def _gpu_ready() -> str:
-    from rectrain.gpu import paddle_build, query_gpus
+    from rectrain.machine.gpu import paddle_build, query_gpus
 
     if not query_gpus().gpus:
         return "no NVIDIA GPU visible"
@@ -24,7 +24,7 @@ def test_train_on_one_gpu(engine, make_config: Callable[..., Path], tmp_path: Pa
     reason = _gpu_ready()
     if reason:
         pytest.skip(reason)
-    from rectrain.training.metrics import read_metrics
+    from rectrain.runlog.records import read_metrics
     from rectrain.training.runner import start_recognition_training
 
     result = start_recognition_training(make_config(epochs=2), tmp_path / "run", device="gpu",

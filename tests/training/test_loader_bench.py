@@ -11,7 +11,7 @@ import pytest
 
 from rectrain.config.build import create_recognition_training_config as build
 from rectrain.engine import find_engine
-from rectrain.training.loader_bench import PROBE, loader_bench_command
+from rectrain.loaderbench.bench import PROBE, loader_bench_command
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from rectrain.engine import Engine
-from rectrain.training.launch import build_train_command
+from rectrain.training.command import build_train_command
 from rectrain.training.plan import make_plan
 
 

@@ -17,8 +17,9 @@ import pytest
 
 from rectrain.checkpoints.remote import list_remote
 from rectrain.fsutil import sha256_file
-from rectrain.training.metrics import read_metrics
-from rectrain.training.plots import continuous
+from rectrain.runlog.plots import continuous
+from rectrain.runlog.records import read_metrics
+from rectrain.storage.s3 import S3Uri
 
 EPOCHS = 10  # x 4 steps = 40 global steps
 STEPS = EPOCHS * 4
@@ -48,9 +49,9 @@ def _interrupt(proc: subprocess.Popen) -> int:
     return proc.wait(timeout=120)
 
 
-def _assert_s3_complete_only(s3_client: Any, bucket: str, prefix: str, tmp: Path) -> List[Any]:
+def _assert_s3_complete_only(s3: Any, s3_client: Any, bucket: str, prefix: str, tmp: Path) -> List[Any]:
     """Every checkpoint S3 lists has its marker and every file the marker names, checksums equal."""
-    infos = list_remote(f"s3://{bucket}/{prefix}", client=s3_client)
+    infos = list_remote(s3, S3Uri.parse(f"s3://{bucket}/{prefix}"))
     for info in infos:
         for fname, meta in info.files.items():
             key = f"{info.location[len(f's3://{bucket}/'):]}/{fname}"  # the folder it names
@@ -75,7 +76,7 @@ def test_sigterm_resume_twice_then_finish(engine, make_config: Callable[..., Pat
     assert _interrupt(proc) == 75
     state = json.loads((machine_a / "run-state.json").read_text(encoding="utf-8"))
     assert state["status"] == "interrupted" and state["sub_epochs"] == 2
-    infos = _assert_s3_complete_only(s3_client, s3_bucket, "runs/tiny", tmp_path)
+    infos = _assert_s3_complete_only(s3_server.service(), s3_client, s3_bucket, "runs/tiny", tmp_path)
     latest = next(i for i in infos if i.name == "latest")
     assert 0 < latest.global_step <= stopped_at + 2  # (a save may land while stopping)
 
@@ -108,7 +109,7 @@ def test_sigterm_resume_twice_then_finish(engine, make_config: Callable[..., Pat
     lrs = [r["lr"] for r in continuous(records) if r["type"] == "train"]
     assert max(lrs) <= 0.001 + 1e-9 and lrs[-1] < 0.0001  # warmup then cosine down to ~0
     # S3 holds complete checkpoints only, the last one at the last step, and the run files
-    infos = _assert_s3_complete_only(s3_client, s3_bucket, "runs/tiny", tmp_path)
+    infos = _assert_s3_complete_only(s3_server.service(), s3_client, s3_bucket, "runs/tiny", tmp_path)
     names = {i.name: i for i in infos}
     assert names["latest"].global_step == STEPS and "best_of_run" in names
     keys = {o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="runs/tiny/")["Contents"]}

@@ -17,8 +17,8 @@ from typing import Callable, Dict, List
 
 import pytest
 
-from rectrain.training.metrics import read_metrics
-from rectrain.training.plots import continuous
+from rectrain.runlog.plots import continuous
+from rectrain.runlog.records import read_metrics
 
 EPOCHS = 6  # x 4 steps = 24 global steps
 

@@ -10,12 +10,12 @@ import pytest
 
 from rectrain.checkpoints.local import read_pointer
 from rectrain.errors import EnvironmentProblem, UserError
-from rectrain.training.metrics import read_metrics
+from rectrain.runlog.records import read_metrics
 from rectrain.training.runner import start_recognition_training
 
 
 def test_gpu_is_required_unless_cpu_is_asked(make_config: Callable[..., Path], tmp_path: Path) -> None:
-    from rectrain.gpu import query_gpus
+    from rectrain.machine.gpu import query_gpus
 
     if query_gpus().gpus:
         pytest.skip("this machine has a GPU")

@@ -16,16 +16,8 @@ import pytest
 
 from rectrain.config.presets import PRESETS
 from rectrain.errors import ConfigError
-from rectrain.training.workers import (
-    CpuProbe,
-    ShmProbe,
-    auto_workers,
-    cgroup_cpu_quota,
-    choose_loader,
-    probe_cpus,
-    probe_shm,
-    shm_needed,
-)
+from rectrain.machine.probes import CpuProbe, ShmProbe, cgroup_cpu_quota, probe_cpus, probe_shm
+from rectrain.training.workers import auto_workers, choose_loader, shm_needed
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -35,7 +27,8 @@ cpus = sys.argv[1]
 if cpus != "-":
     os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
 from rectrain.config.presets import PRESETS
-from rectrain.training.workers import choose_loader, probe_cpus, probe_shm
+from rectrain.machine.probes import probe_cpus, probe_shm
+from rectrain.training.workers import choose_loader
 cfg = PRESETS[sys.argv[2]].load()
 cfg["Train"]["loader"]["batch_size_per_card"] = int(sys.argv[3])
 choice = choose_loader(cfg, "auto")

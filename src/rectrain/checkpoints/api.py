@@ -1,9 +1,13 @@
-"""Checkpoint operations shared by the CLI, the notebook and the SageMaker entry point."""
+"""Checkpoint operations shared by the CLI, the notebook and the SageMaker entry point.
+
+These are entry points of the Python API: a source or destination is a local folder or an
+``s3://`` address as text (parsed here, once), and S3 is reached through the given
+:class:`S3Service` or one built from ``endpoint_url``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import List, Optional, Union
 
 from rectrain.checkpoints.local import (
     PROTECTED,
@@ -25,7 +29,8 @@ from rectrain.checkpoints.remote import (
 )
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.errors import UserError
-from rectrain.storage.s3 import make_client
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 SNAPSHOTS = "snapshots"
 
@@ -51,12 +56,12 @@ def _sub_epochs(checkpoint_dir: Path) -> int:
 
 
 def list_checkpoints(source: Union[str, Path], *, endpoint_url: Optional[str] = None,
-                     client: Any = None) -> List[CheckpointInfo]:
+                     s3: Optional[S3Service] = None) -> List[CheckpointInfo]:
     """Complete checkpoints of a run dir, a checkpoint dir or an s3:// prefix, newest first.
     Local: the named snapshots (``snapshots/<name>.json``, verified copies) and the engine's own
     files not snapshotted yet."""
     if _is_s3(source):
-        return list_remote(str(source), client=client, endpoint_url=endpoint_url)
+        return list_remote(s3 or S3Service(endpoint_url), S3Uri.parse(str(source)))
     base = _checkpoint_dir(source)
     if not base.is_dir():
         raise UserError(f"{base}: no such folder.", "give a run folder, a checkpoint folder or s3://...")
@@ -68,13 +73,15 @@ def list_checkpoints(source: Union[str, Path], *, endpoint_url: Optional[str] = 
     return sorted(found.values(), key=lambda i: (i.global_step, i.time), reverse=True)
 
 
-def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri: str, *,
-                                       endpoint_url: Optional[str] = None) -> List[str]:
+def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri: Union[str, S3Uri], *,
+                                       endpoint_url: Optional[str] = None,
+                                       s3: Optional[S3Service] = None) -> List[str]:
     """Upload every named checkpoint of ``checkpoint_dir`` (``latest``, ``best_accuracy``,
     ``best_of_run``, ``iter_epoch_N``) that S3 does not already hold: its folder (marker
     last), then its pointer. The engine's files that were never snapshotted are snapshotted
     first. Returns the keys written."""
-    client = make_client(endpoint_url)
+    s3 = s3 or S3Service(endpoint_url)
+    prefix = S3Uri.parse(s3_uri)
     base = _checkpoint_dir(checkpoint_dir)
     snaps = base / SNAPSHOTS
     k = _sub_epochs(base)
@@ -85,13 +92,13 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
             snapshot(base, info.name, snaps, sub_epochs=k,
                      run_id=have[1].run_id if have else "")
     local = {name: (folder, info) for name, folder, info in pointers(snaps)}
-    remote = {name: read_remote_pointer(s3_uri, name, client=client) for name in local}
+    remote = {name: read_remote_pointer(s3, prefix, name) for name in local}
     newer = [(local[n][1], r[1]) for n, r in remote.items()
              if r is not None and r[1].global_step > local[n][1].global_step]
     if newer:  # checked before anything is uploaded
         mine, theirs = newer[0]
         raise UserError(
-            f"{s3_uri} holds a newer {mine.name} (step {theirs.global_step}) than {base} (step "
+            f"{prefix} holds a newer {mine.name} (step {theirs.global_step}) than {base} (step "
             f"{mine.global_step}): pushing would replace it"
             + (f" (and {len(newer) - 1} more)" if len(newer) > 1 else "") + ".",
             "push to another prefix (each run its own --checkpoint-s3), or pull the newer one "
@@ -101,46 +108,51 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
         there = remote[name]
         if there is not None and there[0] == folder.name:
             continue
-        keys += upload_snapshot(folder, s3_uri, client=client)
-        keys.append(upload_pointer(snaps, name, s3_uri, client=client))
+        keys += upload_snapshot(s3, folder, prefix)
+        keys.append(upload_pointer(s3, snaps, name, prefix))
     return keys
 
 
-def download_recognition_checkpoints_from_s3(s3_uri: str, checkpoint_dir: Union[str, Path], *,
+def download_recognition_checkpoints_from_s3(s3_uri: Union[str, S3Uri], checkpoint_dir: Union[str, Path], *,
                                              name: Optional[str] = None,
-                                             endpoint_url: Optional[str] = None) -> Path:
+                                             endpoint_url: Optional[str] = None,
+                                             s3: Optional[S3Service] = None) -> Path:
     """Download one complete checkpoint (``name``, default: the newest epoch-end one) into
     ``checkpoint_dir/<name>/``, verified; returns its engine prefix (for Global.checkpoints /
     export), e.g. ``DIR/latest/latest``."""
-    client = make_client(endpoint_url)
+    s3 = s3 or S3Service(endpoint_url)
+    prefix = S3Uri.parse(s3_uri)
     if name is None:
-        infos = [i for i in list_remote(s3_uri, client=client)
+        infos = [i for i in list_remote(s3, prefix)
                  if i.name not in ("best_accuracy", "best_of_run")]
         if not infos:
-            raise UserError(f"{s3_uri} holds no complete checkpoint.",
+            raise UserError(f"{prefix} holds no complete checkpoint.",
                             "check the prefix with `rectrain ckpt list`.")
         name = infos[0].name
     dest = Path(checkpoint_dir)
     dest.mkdir(parents=True, exist_ok=True)
-    folder = download_named(s3_uri, name, dest, client=client)
+    folder = download_named(s3, prefix, name, dest)
     return engine_prefix(folder)
 
 
 def prune_checkpoints(source: Union[str, Path], keep_last: int, *, endpoint_url: Optional[str] = None,
-                      dry_run: bool = False) -> List[str]:
+                      dry_run: bool = False, s3: Optional[S3Service] = None) -> List[str]:
     """Remove ``iter_epoch_N`` checkpoints except the newest ``keep_last``; never ``latest``,
     ``best_accuracy`` or ``best_of_run``. Returns the names removed."""
     if keep_last < 0:
         raise UserError("--keep-last must be 0 or more.", "use e.g. --keep-last 3.")
-    infos = list_checkpoints(source, endpoint_url=endpoint_url)
+    if _is_s3(source):
+        s3 = s3 or S3Service(endpoint_url)
+    infos = list_checkpoints(source, s3=s3)
     periodic = sorted((i for i in infos if i.name not in PROTECTED and i.name.startswith("iter_epoch_")),
                       key=lambda i: i.global_step, reverse=True)
     doomed = [i.name for i in periodic[keep_last:]]
     if dry_run:
         return doomed
     if _is_s3(source):
+        assert s3 is not None
         for name in doomed:
-            delete_remote(str(source), name, endpoint_url=endpoint_url)
+            delete_remote(s3, S3Uri.parse(str(source)), name)
         return doomed
     base = _checkpoint_dir(source)
     snaps = base / SNAPSHOTS

@@ -27,7 +27,6 @@ from rectrain.fsutil import remove_quietly, sha256_file
 
 PathLike = Union[str, Path]
 OFFICIAL_BASE = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model/"
-MIRROR_ENV = "RECTRAIN_MODEL_MIRROR"  # replaces OFFICIAL_BASE (an internal mirror, an S3 website)
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,9 @@ class KnownModel:
     note: str = ""
 
     def url(self, base: Optional[str] = None) -> str:
-        root = base or os.environ.get(MIRROR_ENV) or OFFICIAL_BASE
+        """The download address under ``base`` (a mirror, ``RECTRAIN_MODEL_MIRROR``), else the
+        official one."""
+        root = base or OFFICIAL_BASE
         return root.rstrip("/") + "/" + self.filename
 
 
@@ -66,15 +67,17 @@ def _names(models: Mapping[str, KnownModel]) -> str:
 def download_model(name: str, dest: PathLike, *, sha256: Optional[str] = None,
                    trust_unpinned: bool = False, url: Optional[str] = None,
                    models: Optional[Mapping[str, KnownModel]] = None, timeout: float = 60.0,
-                   progress: Optional[Callable[[int, Optional[int]], None]] = None) -> Path:
+                   progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                   mirror: Optional[str] = None) -> Path:
     """Download ``name`` (a known model, or any file with ``url`` and ``sha256``) to ``dest``
-    (a file, or a folder: the upstream file name inside it). Returns the verified file."""
+    (a file, or a folder: the upstream file name inside it), from ``mirror`` (an internal
+    mirror or an S3 website, ``RECTRAIN_MODEL_MIRROR``) when given. Returns the verified file."""
     table = KNOWN if models is None else models
     model = table.get(name)
     if model is None and url is None:
         raise UserError(f"ckpt download {name}: not a known model (known: {_names(table)}).",
                         "pass one of those names, or --url URL --sha256 HEX for another file.")
-    source = url or (model.url() if model else "")
+    source = url or (model.url(mirror) if model else "")
     filename = model.filename if model else Path(source.split("?")[0]).name or f"{name}.pdparams"
     want = (sha256 or (model.sha256 if model else None) or "").lower() or None
     if want is not None and (len(want) != 64 or any(c not in "0123456789abcdef" for c in want)):

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
+from rectrain.checkpoints import pickles
 from rectrain.errors import IntegrityError
 from rectrain.fsutil import sha256_file, write_json_atomic
 
@@ -62,23 +63,11 @@ class CheckpointInfo:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-class _SafeUnpickler(pickle.Unpickler):
-    """The engine's .states holds plain dicts, ints, floats (and maybe numpy scalars)."""
-
-    ALLOWED = {("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"), ("builtins", "float"), ("builtins", "int")}
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing {module}.{name} in a .states file")
-
-
 def read_states(path: Union[str, Path]) -> Dict[str, Any]:
     """The engine's ``<prefix>.states`` pickle as a dict (epoch, global_step, best_model_dict)."""
     try:
         with open(path, "rb") as fh:
-            data = _SafeUnpickler(fh, encoding="latin1").load()
+            data = pickles.load(fh, pickles.STATES, "a .states file", encoding="latin1")
     except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
         raise IntegrityError(f"{path}: cannot read checkpoint state ({exc}).",
                              "the checkpoint is incomplete or damaged; use an older one "

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
+from rectrain.checkpoints import pickles
 from rectrain.errors import UserError
 from rectrain.fsutil import atomic_open
 
@@ -61,20 +62,12 @@ HEAD_TENSORS = (
 )
 
 
-class _NumpyOnly(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if module.split(".")[0] == "numpy" or (module, name) in (
-                ("collections", "OrderedDict"), ("builtins", "dict"), ("builtins", "list")):
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
 def load_state(path: PathLike, what: str = "--pretrained") -> Dict[str, Any]:
     """The state dict of a ``.pdparams`` file (numpy arrays), without importing Paddle and
     without running any code from the file."""
     try:
         with open(path, "rb") as fh:
-            state = _NumpyOnly(fh).load()
+            state = pickles.load(fh, pickles.TENSORS, "a .pdparams file")
     except FileNotFoundError:
         raise UserError(f"{what} {path}: no such weights file.",
                         "pass an existing .pdparams file.") from None

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from rectrain.checkpoints.local import (
     MARKER,
     NAME_RE,
@@ -31,19 +29,14 @@ from rectrain.checkpoints.local import (
 )
 from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
-from rectrain.storage.aws_errors import error_code, translate_error
+from rectrain.storage.aws_errors import error_code
 from rectrain.storage.objects import delete_prefix, download_file, list_objects, upload_file
-from rectrain.storage.s3 import S3Uri, make_client
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("checkpoints")
 
 NOT_FOUND = ("NoSuchKey", "404", "NotFound")
-
-
-def _client(client: Any, endpoint_url: Optional[str]) -> Any:
-    if client is not None:
-        return client
-    return make_client(endpoint_url)
 
 
 def is_not_found(exc: BaseException) -> bool:
@@ -59,40 +52,37 @@ def is_not_found(exc: BaseException) -> bool:
     return False
 
 
-def upload_snapshot(snapshot_dir: Union[str, Path], s3_prefix: str, *, client: Any = None,
-                    endpoint_url: Optional[str] = None) -> List[str]:
-    """Upload a snapshot folder to ``<s3_prefix>/<folder name>/``: every file, then the marker
+def upload_snapshot(s3: S3Service, snapshot_dir: Union[str, Path], prefix: S3Uri) -> List[str]:
+    """Upload a snapshot folder to ``<prefix>/<folder name>/``: every file, then the marker
     (a folder name is never reused, so nothing there is replaced). Returns the keys written."""
-    client = _client(client, endpoint_url)
     d = Path(snapshot_dir)
     info = verify_snapshot(d)
-    dest = S3Uri.parse(s3_prefix).join(d.name)
+    dest = prefix.join(d.name)
     keys: List[str] = []
     for fname in sorted(info.files):
         uri = dest.join(fname)
-        upload_file(d / fname, str(uri), client=client)
+        upload_file(s3, d / fname, uri)
         keys.append(uri.key)
     marker_uri = dest.join(MARKER)
-    upload_file(d / MARKER, str(marker_uri), client=client)
+    upload_file(s3, d / MARKER, marker_uri)
     keys.append(marker_uri.key)
     return keys
 
 
-def upload_pointer(snap_root: Union[str, Path], name: str, s3_prefix: str, *,
-                   client: Any = None, endpoint_url: Optional[str] = None) -> str:
-    """Upload ``<snap_root>/<name>.json`` to ``<s3_prefix>/<name>.json`` (after its folder)."""
-    uri = S3Uri.parse(s3_prefix).join(name + POINTER_SUFFIX)
-    upload_file(pointer_path(snap_root, name), str(uri), client=_client(client, endpoint_url))
+def upload_pointer(s3: S3Service, snap_root: Union[str, Path], name: str, prefix: S3Uri) -> str:
+    """Upload ``<snap_root>/<name>.json`` to ``<prefix>/<name>.json`` (after its folder)."""
+    uri = prefix.join(name + POINTER_SUFFIX)
+    upload_file(s3, pointer_path(snap_root, name), uri)
     return uri.key
 
 
-def _read_json(client: Any, uri: S3Uri) -> Optional[Dict[str, Any]]:
+def _read_json(s3: S3Service, uri: S3Uri) -> Optional[Dict[str, Any]]:
     try:
-        body = client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
-    except (BotoCoreError, ClientError, OSError) as exc:
+        body = s3.read_bytes(uri)
+    except StorageError as exc:
         if is_not_found(exc):
             return None
-        raise translate_error(exc, "s3:GetObject", str(uri)) from exc
+        raise
     try:
         data = json.loads(body.decode("utf-8"))
         if not isinstance(data, dict):
@@ -105,13 +95,11 @@ def _read_json(client: Any, uri: S3Uri) -> Optional[Dict[str, Any]]:
     return data
 
 
-def read_remote_marker(s3_uri: str, *, client: Any = None,
-                       endpoint_url: Optional[str] = None) -> Optional[CheckpointInfo]:
-    """The marker at ``s3_uri``; ``None`` only when it does not exist (404 / NoSuchKey). Any
+def read_remote_marker(s3: S3Service, uri: S3Uri) -> Optional[CheckpointInfo]:
+    """The marker at ``uri``; ``None`` only when it does not exist (404 / NoSuchKey). Any
     other error reading it is raised (translated: the action and the fix), and a marker that
     is not valid JSON raises :class:`IntegrityError`: neither means "not there"."""
-    uri = S3Uri.parse(s3_uri)
-    data = _read_json(_client(client, endpoint_url), uri)
+    data = _read_json(s3, uri)
     if data is None:
         return None
     info = CheckpointInfo.from_dict(data)
@@ -119,11 +107,9 @@ def read_remote_marker(s3_uri: str, *, client: Any = None,
     return info
 
 
-def read_remote_pointer(s3_prefix: str, name: str, *, client: Any = None,
-                        endpoint_url: Optional[str] = None) -> Optional[Tuple[str, CheckpointInfo]]:
-    """``(folder name, info)`` of ``<s3_prefix>/<name>.json``; ``None`` when there is none."""
-    base = S3Uri.parse(s3_prefix)
-    data = _read_json(_client(client, endpoint_url), base.join(name + POINTER_SUFFIX))
+def read_remote_pointer(s3: S3Service, base: S3Uri, name: str) -> Optional[Tuple[str, CheckpointInfo]]:
+    """``(folder name, info)`` of ``<base>/<name>.json``; ``None`` when there is none."""
+    data = _read_json(s3, base.join(name + POINTER_SUFFIX))
     if data is None:
         return None
     folder = str(data.get("folder") or "")
@@ -146,11 +132,11 @@ class RemoteFolder:
     problem: str = ""  # why it is not complete ("" when the marker was read)
 
 
-def _top_level(client: Any, base: S3Uri) -> Tuple[Dict[str, List[str]], List[str]]:
+def _top_level(s3: S3Service, base: S3Uri) -> Tuple[Dict[str, List[str]], List[str]]:
     """``({folder: [file, ...]}, [top-level file, ...])`` under ``base``."""
     folders: Dict[str, List[str]] = {}
     files: List[str] = []
-    for obj in list_objects(str(base), client=client):
+    for obj in list_objects(s3, base):
         rel = obj.key[len(base.prefix):] if obj.key.startswith(base.prefix) else obj.key
         parts = rel.split("/")
         if len(parts) == 2 and parts[1]:
@@ -160,13 +146,10 @@ def _top_level(client: Any, base: S3Uri) -> Tuple[Dict[str, List[str]], List[str
     return folders, files
 
 
-def scan_remote(s3_prefix: str, *, client: Any = None,
-                endpoint_url: Optional[str] = None) -> List[RemoteFolder]:
-    """Every snapshot folder under ``s3_prefix``: complete ones with their marker, the others
+def scan_remote(s3: S3Service, base: S3Uri) -> List[RemoteFolder]:
+    """Every snapshot folder under ``base``: complete ones with their marker, the others
     with the reason. Listing or reading errors other than "not found" are raised."""
-    client = _client(client, endpoint_url)
-    base = S3Uri.parse(s3_prefix)
-    folders, _ = _top_level(client, base)
+    folders, _ = _top_level(s3, base)
     out: List[RemoteFolder] = []
     for folder, files in sorted(folders.items()):
         if folder_name_of(folder) is None and not (NAME_RE.match(folder) and MARKER in files):
@@ -176,7 +159,7 @@ def scan_remote(s3_prefix: str, *, client: Any = None,
             item.problem = (f"{len(files)} file(s) but no {MARKER} (an upload was interrupted)")
         else:
             try:
-                info = read_remote_marker(str(base.join(folder, MARKER)), client=client)
+                info = read_remote_marker(s3, base.join(folder, MARKER))
             except IntegrityError as exc:
                 item.problem = exc.message
             else:
@@ -188,20 +171,18 @@ def scan_remote(s3_prefix: str, *, client: Any = None,
     return out
 
 
-def list_remote(s3_prefix: str, *, client: Any = None,
-                endpoint_url: Optional[str] = None) -> List[CheckpointInfo]:
+def list_remote(s3: S3Service, prefix: S3Uri) -> List[CheckpointInfo]:
     """The named checkpoints (``<name>.json`` pointers: latest, best_accuracy, best_of_run,
-    iter_epoch_N) under ``s3_prefix``, newest step first; ``location`` is the folder.
+    iter_epoch_N) under ``prefix``, newest step first; ``location`` is the folder.
     Damaged pointers are logged and left out; access errors are raised."""
-    client = _client(client, endpoint_url)
-    _, files = _top_level(client, S3Uri.parse(s3_prefix))
+    _, files = _top_level(s3, prefix)
     out: List[CheckpointInfo] = []
     for fname in sorted(files):
         name = fname[: -len(POINTER_SUFFIX)] if fname.endswith(POINTER_SUFFIX) else ""
         if not NAME_RE.match(name):
             continue
         try:
-            got = read_remote_pointer(s3_prefix, name, client=client)
+            got = read_remote_pointer(s3, prefix, name)
         except IntegrityError as exc:
             log.warning("%s", exc)
             continue
@@ -211,17 +192,15 @@ def list_remote(s3_prefix: str, *, client: Any = None,
     return out
 
 
-def download_snapshot(s3_prefix: str, folder: str, dest_root: Union[str, Path], *,
-                      client: Any = None, endpoint_url: Optional[str] = None,
+def download_snapshot(s3: S3Service, prefix: S3Uri, folder: str, dest_root: Union[str, Path], *,
                       dest_name: Optional[str] = None) -> Path:
-    """Download the snapshot folder ``<s3_prefix>/<folder>/`` into ``dest_root/<dest_name or
+    """Download the snapshot folder ``<prefix>/<folder>/`` into ``dest_root/<dest_name or
     folder>/`` (files, then the marker) and verify it against its marker."""
-    client = _client(client, endpoint_url)
-    src = S3Uri.parse(s3_prefix).join(folder)
-    info = read_remote_marker(str(src.join(MARKER)), client=client)
+    src = prefix.join(folder)
+    info = read_remote_marker(s3, src.join(MARKER))
     if info is None:
         raise StorageError(f"{src} is not a complete checkpoint (no {MARKER}).",
-                           "list the complete ones with `rectrain ckpt list " f"{s3_prefix}`.")
+                           "list the complete ones with `rectrain ckpt list " f"{prefix}`.")
     dest = Path(dest_root) / (dest_name or folder)
     if (dest / MARKER).exists():
         try:
@@ -236,9 +215,8 @@ def download_snapshot(s3_prefix: str, folder: str, dest_root: Union[str, Path], 
     dest.mkdir(parents=True)
     try:
         for fname, meta in info.files.items():
-            download_file(str(src.join(fname)), dest / fname, client=client,
-                          expected_sha256=meta.get("sha256"))
-        download_file(str(src.join(MARKER)), dest / MARKER, client=client)
+            download_file(s3, src.join(fname), dest / fname, expected_sha256=meta.get("sha256"))
+        download_file(s3, src.join(MARKER), dest / MARKER)
         verify_snapshot(dest)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
@@ -246,34 +224,25 @@ def download_snapshot(s3_prefix: str, folder: str, dest_root: Union[str, Path], 
     return dest
 
 
-def download_named(s3_prefix: str, name: str, dest_root: Union[str, Path], *,
-                   client: Any = None, endpoint_url: Optional[str] = None) -> Path:
+def download_named(s3: S3Service, prefix: S3Uri, name: str, dest_root: Union[str, Path]) -> Path:
     """The folder ``<name>.json`` points at, downloaded into ``dest_root/<name>/``."""
-    client = _client(client, endpoint_url)
-    got = read_remote_pointer(s3_prefix, name, client=client)
+    got = read_remote_pointer(s3, prefix, name)
     if got is None:
-        raise StorageError(f"{s3_prefix} has no checkpoint named {name}.",
-                           f"list the complete ones with `rectrain ckpt list {s3_prefix}`.")
-    return download_snapshot(s3_prefix, got[0], dest_root, client=client, dest_name=name)
+        raise StorageError(f"{prefix} has no checkpoint named {name}.",
+                           f"list the complete ones with `rectrain ckpt list {prefix}`.")
+    return download_snapshot(s3, prefix, got[0], dest_root, dest_name=name)
 
 
-def delete_remote_folder(s3_prefix: str, folder: str, *, client: Any = None,
-                         endpoint_url: Optional[str] = None) -> None:
+def delete_remote_folder(s3: S3Service, prefix: S3Uri, folder: str) -> None:
     """Delete one snapshot folder in S3: its marker first (it stops counting), then the files."""
-    client = _client(client, endpoint_url)
-    uri = S3Uri.parse(s3_prefix).join(folder)
-    marker = uri.join(MARKER)
-    try:
-        client.delete_object(Bucket=marker.bucket, Key=marker.key)
-    except (BotoCoreError, ClientError, OSError) as exc:
-        raise translate_error(exc, "s3:DeleteObject", str(marker)) from exc
-    delete_prefix(str(uri) + "/", client=client)
+    uri = prefix.join(folder)
+    s3.delete(uri.join(MARKER))
+    delete_prefix(s3, uri)
 
 
-def remote_folders_of(s3_prefix: str, name: str, *, client: Any = None,
-                      endpoint_url: Optional[str] = None) -> List[str]:
+def remote_folders_of(s3: S3Service, prefix: S3Uri, name: str) -> List[str]:
     """The snapshot folders of checkpoint ``name`` in S3 (complete or not)."""
-    folders, _ = _top_level(_client(client, endpoint_url), S3Uri.parse(s3_prefix))
+    folders, _ = _top_level(s3, prefix)
     return sorted(f for f in folders if (folder_name_of(f) or (0, ""))[1] == name)
 
 
@@ -300,14 +269,8 @@ def _refuse_replacing(dest: Path, remote: CheckpointInfo, source: str) -> None:
                         "away yourself.")
 
 
-def delete_remote(s3_prefix: str, name: str, *, client: Any = None,
-                  endpoint_url: Optional[str] = None) -> None:
+def delete_remote(s3: S3Service, prefix: S3Uri, name: str) -> None:
     """Delete the named checkpoint: its pointer first, then every folder of that name."""
-    client = _client(client, endpoint_url)
-    pointer = S3Uri.parse(s3_prefix).join(name + POINTER_SUFFIX)
-    try:
-        client.delete_object(Bucket=pointer.bucket, Key=pointer.key)
-    except (BotoCoreError, ClientError, OSError) as exc:
-        raise translate_error(exc, "s3:DeleteObject", str(pointer)) from exc
-    for folder in remote_folders_of(s3_prefix, name, client=client):
-        delete_remote_folder(s3_prefix, folder, client=client)
+    s3.delete(prefix.join(name + POINTER_SUFFIX))
+    for folder in remote_folders_of(s3, prefix, name):
+        delete_remote_folder(s3, prefix, folder)

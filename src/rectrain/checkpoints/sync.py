@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from rectrain.checkpoints.local import (
     CheckpointInfo,
@@ -42,7 +42,8 @@ from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import IntegrityError
 from rectrain.logs import get_logger
 from rectrain.storage.objects import upload_file
-from rectrain.storage.s3 import S3Uri, make_client
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("checkpoints")
 
@@ -50,21 +51,25 @@ RUN_FILES = ("metrics.jsonl", "problem-log.md", STATE_FILE, "config.yml", "train
 KEEP_LOCAL = 2  # folders per name kept when no S3 upload says which one is safe
 # Without --checkpoint-s3 an outside sync (SageMaker's) may copy the folder in any order and
 # stop at any moment: a marker is written only once the folder's files are this old, so the
-# sync has copied them before it can copy the marker.
-SEAL_AFTER_S = float(os.environ.get("RECTRAIN_SEAL_AFTER_S", "60"))
+# sync has copied them before it can copy the marker (``seal_after_s``, RECTRAIN_SEAL_AFTER_S).
+SEAL_AFTER_S = 60.0
 
 
 class CheckpointSync:
-    def __init__(self, checkpoint_dir: Path, run_dir: Path, *, s3_prefix: Optional[str] = None,
-                 endpoint_url: Optional[str] = None, sub_epochs: int = 1,
+    def __init__(self, checkpoint_dir: Path, run_dir: Path, *, s3_prefix: Optional[S3Uri] = None,
+                 s3: Optional[S3Service] = None, sub_epochs: int = 1,
                  main_indicator: str = "acc",
                  best_so_far: Optional[float] = None, run_id: str = "",
-                 on_best: Optional[Callable[[CheckpointInfo], None]] = None) -> None:
+                 on_best: Optional[Callable[[CheckpointInfo], None]] = None,
+                 seal_after_s: float = SEAL_AFTER_S) -> None:
+        if s3_prefix is not None and s3 is None:
+            raise ValueError("CheckpointSync: an s3_prefix needs the S3 service that reaches it")
         self.checkpoint_dir = Path(checkpoint_dir)
         self.run_dir = Path(run_dir)
         self.snap_root = self.checkpoint_dir / "snapshots"
-        self.s3_prefix = s3_prefix.rstrip("/") if s3_prefix else None
-        self.endpoint_url = endpoint_url
+        self.s3_prefix = S3Uri(s3_prefix.bucket, s3_prefix.key.rstrip("/")) if s3_prefix else None
+        self.s3 = s3
+        self.seal_after_s = seal_after_s
         self.sub_epochs = sub_epochs
         self.main_indicator = main_indicator
         self.best_so_far = best_so_far
@@ -76,7 +81,6 @@ class CheckpointSync:
         self._queue: queue.Queue[Optional[str]] = queue.Queue()
         self._pending: Set[str] = set()
         self._lock = threading.Lock()  # snapshot folders are created and deleted under it
-        self._client: Any = None
         self._thread: Optional[threading.Thread] = None
         self._wanted: Dict[str, str] = {}  # name -> folder of the newest snapshot
         self._done: Dict[str, str] = {}  # name -> folder uploaded (with its pointer) last
@@ -87,7 +91,6 @@ class CheckpointSync:
         self._deferred = not self.s3_prefix
         self._closing = False
         if self.s3_prefix:
-            self._client = make_client(endpoint_url)
             self._thread = threading.Thread(target=self._worker, name="ckpt-upload", daemon=True)
             self._thread.start()
         else:
@@ -126,7 +129,7 @@ class CheckpointSync:
     # without S3: markers once the outside sync has surely copied the files ---------------
     def _seal_loop(self) -> None:
         while not self._closing:
-            time.sleep(min(1.0, max(0.05, SEAL_AFTER_S / 4)))
+            time.sleep(min(1.0, max(0.05, self.seal_after_s / 4)))
             try:
                 self.seal_due()
             except Exception as exc:  # noqa: BLE001 - retried next round; reported at close
@@ -138,7 +141,7 @@ class CheckpointSync:
         done: List[str] = []
         with self._lock:
             due = sorted(((t, f) for f, (_, _, t) in self._unsealed.items()
-                          if force or time.monotonic() - t >= SEAL_AFTER_S), key=lambda p: p[0])
+                          if force or time.monotonic() - t >= self.seal_after_s), key=lambda p: p[0])
             for _, folder in due:
                 info, engine_name, _ = self._unsealed.pop(folder)
                 if folder.is_dir():
@@ -201,7 +204,9 @@ class CheckpointSync:
 
     def missing(self) -> List[str]:
         """The checkpoints whose newest snapshot is not in S3 (``s3://.../<folder>/``)."""
-        return [f"{self.s3_prefix}/{folder}/ ({name})" for name, folder in sorted(self._wanted.items())
+        if self.s3_prefix is None:
+            return []
+        return [f"{self.s3_prefix.join(folder)}/ ({name})" for name, folder in sorted(self._wanted.items())
                 if self._done.get(name) != folder]
 
     def enqueue(self, name: str) -> None:
@@ -234,7 +239,8 @@ class CheckpointSync:
         if name in ("_run_files", "_all_run_files"):
             self.upload_run_files(with_log=name == "_all_run_files")
             return
-        prefix = self.s3_prefix or ""
+        prefix, s3 = self.s3_prefix, self.s3
+        assert prefix is not None and s3 is not None
         with self._lock:  # the pointer as it is now (a copy: a newer save may move it)
             got = read_pointer(self.snap_root, name)
             fd, pointer_copy = tempfile.mkstemp(prefix=f"rectrain-{name}-", suffix=".json")
@@ -245,10 +251,10 @@ class CheckpointSync:
                 raise FileNotFoundError(f"no pointer {pointer_path(self.snap_root, name)}")
             folder = got[0]
             if folder.name not in self._uploaded:  # folders never change: once is enough
-                self.uploaded_keys.extend(upload_snapshot(folder, prefix, client=self._client))
+                self.uploaded_keys.extend(upload_snapshot(s3, folder, prefix))
                 self._uploaded.add(folder.name)
-            uri = S3Uri.parse(prefix).join(pointer_path(self.snap_root, name).name)
-            upload_file(pointer_copy, str(uri), client=self._client)
+            uri = prefix.join(pointer_path(self.snap_root, name).name)
+            upload_file(s3, pointer_copy, uri)
             self.uploaded_keys.append(uri.key)
         finally:
             os.unlink(pointer_copy)
@@ -265,10 +271,12 @@ class CheckpointSync:
         with self._lock:
             local_old = stale_folders(self.snap_root, name, current)
             newer = {f.name for f in self.snap_root.iterdir()} - {f.name for f in local_old}
-        for remote in remote_folders_of(self.s3_prefix or "", name, client=self._client):
+        prefix, s3 = self.s3_prefix, self.s3
+        assert prefix is not None and s3 is not None
+        for remote in remote_folders_of(s3, prefix, name):
             parsed = folder_name_of(remote)
             if remote != current.name and remote not in newer and parsed and parsed[0] <= step:
-                delete_remote_folder(self.s3_prefix or "", remote, client=self._client)
+                delete_remote_folder(s3, prefix, remote)
                 self._uploaded.discard(remote)
         with self._lock:
             for folder in local_old:
@@ -277,16 +285,16 @@ class CheckpointSync:
     def upload_run_files(self, with_log: bool = False) -> None:
         """metrics.jsonl, problem-log.md, run-state.json, ... beside the checkpoints
         (train.log, which can be large, only when asked: at the end of an attempt)."""
-        if not self.s3_prefix:
+        base, s3 = self.s3_prefix, self.s3
+        if base is None or s3 is None:
             return
-        base = S3Uri.parse(self.s3_prefix)
         for fname in RUN_FILES:
             if fname == "train.log" and not with_log:
                 continue
             path = self.run_dir / fname
             if path.is_file():
                 try:
-                    upload_file(path, str(base.join(fname)), client=self._client)
+                    upload_file(s3, path, base.join(fname))
                     self.uploaded_keys.append(base.join(fname).key)
                 except Exception as exc:  # noqa: BLE001
                     self.errors.append(f"upload {fname}: {exc}")

@@ -1,4 +1,4 @@
-"""CLI wiring for ``rectrain bench`` (library: rectrain.training.loader_bench)."""
+"""CLI wiring for ``rectrain bench`` (library: rectrain.loaderbench.bench)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_loader(args: Any) -> int:
-    from rectrain.training.loader_bench import bench_loader, format_report
+    from rectrain.loaderbench.bench import bench_loader, format_report
 
     workers = None if args.workers == "config" else args.workers
     result = bench_loader(args.config, workers, seconds=args.seconds, paddleocr_dir=args.paddleocr_dir)
@@ -54,8 +54,8 @@ def max_height_arg(text: str, config: Any) -> int:
     if not config:
         raise ConfigError("--max-height auto needs the training config.",
                           "add --config CONFIG.yml, or give the height: --max-height 48.")
-    from rectrain.config.yamlio import load_yaml
     from rectrain.data.shrink import default_max_height
+    from rectrain.engine.config import load_engine_config
     from rectrain.training.workers import max_input_height
 
-    return default_max_height(max_input_height(load_yaml(config)))
+    return default_max_height(max_input_height(load_engine_config(config).data))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from rectrain.cli.edge import s3_service, s3_uri
 from rectrain.fsutil import format_size
 
 
@@ -45,7 +46,7 @@ def register(sub) -> None:  # noqa: ANN001
 def handle_list(args) -> int:  # noqa: ANN001
     from rectrain.checkpoints.api import list_checkpoints  # lazy: keeps `rectrain --help` fast
 
-    infos = list_checkpoints(args.source, endpoint_url=args.endpoint_url)
+    infos = list_checkpoints(args.source, s3=s3_service(args))
     if getattr(args, "log_format", "human") == "json":
         for info in infos:
             print(json.dumps(info.as_dict(), ensure_ascii=False))
@@ -73,8 +74,8 @@ def handle_pull(args) -> int:  # noqa: ANN001
     # lazy: keeps `rectrain --help` fast
     from rectrain.checkpoints.api import download_recognition_checkpoints_from_s3
 
-    prefix = download_recognition_checkpoints_from_s3(args.source, args.dest, name=args.name,
-                                                      endpoint_url=args.endpoint_url)
+    prefix = download_recognition_checkpoints_from_s3(s3_uri(args.source), args.dest, name=args.name,
+                                                      s3=s3_service(args))
     print(prefix)
     return 0
 
@@ -83,7 +84,7 @@ def handle_push(args) -> int:  # noqa: ANN001
     # lazy: keeps `rectrain --help` fast
     from rectrain.checkpoints.api import sync_recognition_checkpoints_to_s3
 
-    keys = sync_recognition_checkpoints_to_s3(args.source, args.dest, endpoint_url=args.endpoint_url)
+    keys = sync_recognition_checkpoints_to_s3(args.source, s3_uri(args.dest), s3=s3_service(args))
     print(f"uploaded {len(keys)} object(s)")
     return 0
 
@@ -91,8 +92,7 @@ def handle_push(args) -> int:  # noqa: ANN001
 def handle_prune(args) -> int:  # noqa: ANN001
     from rectrain.checkpoints.api import prune_checkpoints  # lazy: keeps `rectrain --help` fast
 
-    removed = prune_checkpoints(args.source, args.keep_last, endpoint_url=args.endpoint_url,
-                                dry_run=args.dry_run)
+    removed = prune_checkpoints(args.source, args.keep_last, s3=s3_service(args), dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     print(f"{verb} {len(removed)}: {', '.join(removed) if removed else '-'}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rectrain.cli.edge import settings
 from rectrain.errors import EXIT_OK
 
 
@@ -46,7 +47,7 @@ def handle_download(args) -> int:  # noqa: ANN001
     from rectrain.fsutil import sha256_file
 
     path = download_model(args.name, args.out, sha256=args.sha256, url=args.url,
-                          trust_unpinned=args.trust_unpinned)
+                          trust_unpinned=args.trust_unpinned, mirror=settings(args).model_mirror)
     print(f"{path}  sha256 {sha256_file(path)}")
     model = KNOWN.get(args.name)
     if model is not None:

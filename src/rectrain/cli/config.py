@@ -99,10 +99,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rectrain.config.checks import check_training_config  # lazy: keeps `rectrain --help` fast
-    from rectrain.config.yamlio import load_yaml
+    from rectrain.engine.config import load_engine_config
 
     path = Path(args.config)
-    check_training_config(load_yaml(path), source=str(path), paddleocr_dir=args.paddleocr_dir)
+    check_training_config(load_engine_config(path).data, source=str(path), paddleocr_dir=args.paddleocr_dir)
     print(f"{path}: ok for the selected engine (modules, parameters, shapes, files)")
     return EXIT_OK
 

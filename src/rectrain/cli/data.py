@@ -152,7 +152,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from rectrain.data.report import dataset_report  # lazy: keeps `rectrain --help` fast
+    from rectrain.data.charts import dataset_report  # lazy: keeps `rectrain --help` fast
 
     pngs = dataset_report(args.labels, args.out, images_root=args.images_root, samples=args.samples,
                           seed=args.seed)

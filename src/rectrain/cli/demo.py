@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rectrain.cli.edge import settings
+
 
 def register(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("demo", help="run the whole loop on the CPU against an embedded S3 (~10 min)")
@@ -25,5 +27,5 @@ def _demo(args) -> int:  # noqa: ANN001
     display = "json" if args.log_format == "json" else "rich"
     plan = DemoPlan(train_steps=args.steps) if args.steps else None
     run_demo(args.workdir, args.minutes, seed=args.seed, endpoint_url=args.endpoint_url,
-             resume=args.resume, display=display, plan=plan)
+             resume=args.resume, display=display, plan=plan, settings=settings(args))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from rectrain.engine import find_engine
-from rectrain.gpu import paddle_build
+from rectrain.machine.gpu import paddle_build
 
 
 def register(sub) -> None:  # noqa: ANN001

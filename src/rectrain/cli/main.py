@@ -21,6 +21,7 @@ from rectrain.errors import (
     user_os_error,
 )
 from rectrain.logs import get_logger, setup_logging
+from rectrain.settings import Settings
 
 # Command-family modules under rectrain.cli, in the order they appear in --help.
 COMMAND_MODULES = [
@@ -67,6 +68,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USER_ERROR
     previous = _terminate_like_interrupt()
     try:
+        args.settings = Settings.from_env()  # the one read of RECTRAIN_*; handlers pass it down
         result = args.func(args)
     except RectrainError as exc:
         log.error("error: %s", exc)

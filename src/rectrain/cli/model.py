@@ -84,7 +84,7 @@ def _evaluate(args) -> int:  # noqa: ANN001
                             worst=args.worst, use_gpu=_use_gpu(args.device))
     print(report.summary(top=args.top))
     if args.report:
-        from rectrain.model.report import write_error_report
+        from rectrain.model.error_report import write_error_report
 
         files = write_error_report(report, args.report, worst=args.worst)
         print(f"error report: {files['markdown']} (and {files['html'].name}, figures, evaluation.json)")

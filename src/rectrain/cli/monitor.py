@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from rectrain.cli.edge import s3_service
+
 
 def register(sub) -> None:  # noqa: ANN001
     p = sub.add_parser("monitor", help="follow a training run (folder or s3://) and draw its curves",
@@ -26,7 +28,7 @@ def handle(args) -> int:  # noqa: ANN001
     register_job_source(job_summary)  # `rectrain monitor JOBNAME` follows a SageMaker job
     as_json = getattr(args, "log_format", "human") == "json"
     summary = monitor_recognition_training_progress(
-        args.source, follow=args.follow, plot=args.plot, endpoint_url=args.endpoint_url,
+        args.source, follow=args.follow, plot=args.plot, s3=s3_service(args),
         display="json" if as_json else "rich", poll_s=args.interval)
     if as_json:
         print(json.dumps(summary, ensure_ascii=False))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rectrain.cli.edge import s3_service
 from rectrain.errors import EXIT_OK
 
 
@@ -30,7 +31,7 @@ def register(sub: Any) -> None:
 def _compare(args: Any) -> int:
     from rectrain.runs.compare import compare_runs, format_comparison, plot_overlay, write_comparison
 
-    comparison = compare_runs(args.runs, endpoint_url=args.endpoint_url, region=args.region,
+    comparison = compare_runs(args.runs, s3=s3_service(args), region=args.region,
                               profile=args.profile)
     written = write_comparison(comparison, args.out) if args.out else {}
     if args.plot:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
 from typing import Any
 
+from rectrain.cli.edge import s3_service, s3_uri, settings
 from rectrain.errors import EXIT_FINDINGS, EXIT_OK, StorageError
 
 DEFAULT_SERVE_DIR = ".seaweedfs"
@@ -121,15 +121,6 @@ def register(sub: Any) -> None:
     ls.set_defaults(func=cmd_ls)
 
 
-def _client(args: Any) -> Any:
-    from rectrain.storage.s3 import make_client  # lazy: keeps `rectrain --help` fast
-
-    workers = getattr(args, "workers", 16) or 16
-    return make_client(
-        args.endpoint_url, profile=args.profile, region=args.region, max_pool_connections=max(workers + 4, 10)
-    )
-
-
 def _print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
 
@@ -138,19 +129,13 @@ def _progress(args: Any) -> bool:
     return not args.no_progress and not args.json and sys.stderr.isatty()
 
 
-def _fastpath_switch(args: Any) -> None:
-    if getattr(args, "no_fastpath", False):
-        os.environ["RECTRAIN_NO_FASTPATH"] = "1"  # read by storage.fastpath
-
-
 def cmd_push(args: Any) -> int:
     from rectrain.storage.push import push  # lazy: keeps `rectrain --help` fast
 
-    _fastpath_switch(args)
     result = push(
+        s3_service(args, workers=args.workers),
         args.src,
-        args.dst,
-        client=_client(args),
+        s3_uri(args.dst),
         workers=args.workers,
         delete=args.delete,
         dry_run=args.dry_run,
@@ -164,11 +149,10 @@ def cmd_push(args: Any) -> int:
 def cmd_pull(args: Any) -> int:
     from rectrain.storage.pull import pull  # lazy: keeps `rectrain --help` fast
 
-    _fastpath_switch(args)
     result = pull(
-        args.src,
+        s3_service(args, workers=args.workers),
+        s3_uri(args.src),
         args.dst,
-        client=_client(args),
         workers=args.workers,
         delete=args.delete,
         dry_run=args.dry_run,
@@ -198,17 +182,8 @@ def _report(args: Any, result: Any) -> None:
 
 def cmd_check(args: Any) -> int:
     from rectrain.storage.check import check_s3_access  # lazy: keeps `rectrain --help` fast
-    from rectrain.storage.s3 import make_client
 
-    client = make_client(
-        args.endpoint_url,
-        profile=args.profile,
-        region=args.region,
-        max_attempts=2,
-        connect_timeout=5,
-        read_timeout=20,
-    )
-    report = check_s3_access(args.uri, client=client)
+    report = check_s3_access(s3_service(args), s3_uri(args.uri))
     if args.json:
         _print_json(report.to_dict())
     else:
@@ -219,7 +194,8 @@ def cmd_check(args: Any) -> int:
 def cmd_ls(args: Any) -> int:
     from rectrain.storage.objects import list_objects  # lazy: keeps `rectrain --help` fast
 
-    objects = list_objects(args.uri, client=_client(args))
+    uri = s3_uri(args.uri)
+    objects = list_objects(s3_service(args), uri)
     if args.json:
         _print_json(
             [
@@ -230,7 +206,7 @@ def cmd_ls(args: Any) -> int:
         return EXIT_OK
     for obj in objects:
         stamp = obj.last_modified.strftime("%Y-%m-%d %H:%M:%S") if obj.last_modified else ""
-        print(f"{stamp:19}  {obj.size:>12}  s3://{args.uri[5:].split('/', 1)[0]}/{obj.key}")
+        print(f"{stamp:19}  {obj.size:>12}  s3://{uri.bucket}/{obj.key}")
     print(f"{len(objects)} object(s), {sum(o.size for o in objects)} bytes")
     return EXIT_OK
 
@@ -238,8 +214,9 @@ def cmd_ls(args: Any) -> int:
 def cmd_serve(args: Any) -> int:
     from rectrain.storage.server import SeaweedServer, port_is_free  # lazy: keeps `rectrain --help` fast
 
-    data_dir = args.data_dir or os.environ.get("RECTRAIN_S3_DIR") or DEFAULT_SERVE_DIR
-    server = SeaweedServer(data_dir, port=args.port, read_only_identity=args.read_only_identity)
+    data_dir = args.data_dir or settings(args).s3_dir or DEFAULT_SERVE_DIR
+    server = SeaweedServer(data_dir, port=args.port, read_only_identity=args.read_only_identity,
+                           weed=settings(args).weed)
     if args.port is None and not server.saved_ports and port_is_free(DEFAULT_SERVE_PORT):
         server.requested_port = DEFAULT_SERVE_PORT
 

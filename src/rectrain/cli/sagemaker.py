@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from rectrain.cli.edge import s3_service, settings
 from rectrain.cli.sagemaker_common import aws_flags as _aws_flags
 from rectrain.cli.sagemaker_common import clients as _clients
 from rectrain.cli.sagemaker_common import job_flags as _job_flags
@@ -87,8 +88,8 @@ def register(sub) -> None:  # noqa: ANN001
                        "restart from the checkpoints in S3. Repeat it (or give 30,30) to interrupt "
                        "several starts")
     local.add_argument("--interrupt-after-checkpoint", action="store_true",
-                       help="with --instance-count 2: interrupt only once algo-1 has uploaded a "
-                       "checkpoint written in that start")
+                       help="interrupt only once (algo-1's) checkpoint agent has uploaded a complete "
+                       "checkpoint (its marker) and the run's state written in that start")
     local.add_argument("--work-dir", default=None, help="keep the emulated /opt/ml tree here")
     local.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
     local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")
@@ -147,8 +148,8 @@ def _stop(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from rectrain.sagemaker.follow import download_job  # lazy: keeps `rectrain --help` fast
 
-    sm, s3 = _clients(args, "sagemaker", "s3")
-    written = download_job(args.job, args.out or args.job, sagemaker_client=sm, s3_client=s3,
+    (sm,) = _clients(args, "sagemaker")
+    written = download_job(args.job, args.out or args.job, sagemaker_client=sm, s3=s3_service(args),
                            checkpoints=args.checkpoints, extract=not args.no_extract)
     for name, where in written.items():
         print(f"{name}: {where}")
@@ -173,13 +174,14 @@ def _image(args: argparse.Namespace) -> int:
 
 
 def _entrypoint(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.entrypoint import run_entrypoint  # lazy: keeps `rectrain --help` fast
+    from rectrain.container.entrypoint import run_entrypoint  # lazy: keeps `rectrain --help` fast
 
-    return run_entrypoint(args.ml_root, paddleocr_dir=args.paddleocr_dir, max_steps=args.max_steps)
+    return run_entrypoint(args.ml_root, paddleocr_dir=args.paddleocr_dir, max_steps=args.max_steps,
+                          settings=settings(args))
 
 
 def _run_local(args: argparse.Namespace) -> int:
-    from rectrain.sagemaker.local import run_local  # lazy: keeps `rectrain --help` fast
+    from rectrain.emulator.run_local import run_local  # lazy: keeps `rectrain --help` fast
 
     job = _job(args)
     interrupts = []

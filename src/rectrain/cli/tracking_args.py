@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rectrain.cli.edge import settings
+
 
 def add_tracking_args(p: Any) -> None:
     g = p.add_argument_group("experiment tracking (docs/tracking.md)")
@@ -25,4 +27,5 @@ def tracking_options(args: Any) -> Any:
     return TrackingOptions(mlflow_uri=getattr(args, "mlflow_uri", None),
                            experiment=getattr(args, "mlflow_experiment", None),
                            mlflow=not getattr(args, "no_mlflow", False),
-                           tensorboard=not getattr(args, "no_tensorboard", False))
+                           tensorboard=not getattr(args, "no_tensorboard", False),
+                           tensorboard_dir=settings(args).tensorboard_dir)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import List, Optional
+from pathlib import Path
+from typing import Any, List, Optional
 
+from rectrain.cli.edge import s3_service, s3_uri, settings
 from rectrain.cli.tracking_args import add_tracking_args, tracking_options
 from rectrain.errors import EXIT_INTERRUPTED, UserError
 from rectrain.logs import get_logger
@@ -67,18 +69,34 @@ def register(sub) -> None:  # noqa: ANN001
     p.set_defaults(func=handle)
 
 
-def handle(args) -> int:  # noqa: ANN001
-    from rectrain.training.runner import start_recognition_training  # lazy: keeps `rectrain --help` fast
+def request_from_args(args) -> Any:  # noqa: ANN001
+    """The :class:`~rectrain.training.request.TrainRequest` the flags describe."""
+    # lazy: keeps `rectrain --help` fast
+    from rectrain.training.request import Placement, StopRules, TrainRequest
 
+    if args.resume and args.restart:
+        raise UserError("--resume and --restart exclude each other.",
+                        "--resume continues the run; --restart starts a new one: give one.")
     display = args.display or ("json" if getattr(args, "log_format", "human") == "json" else "rich")
-    result = start_recognition_training(
-        args.config, args.run_dir, device=args.device, gpus=_gpus(args.gpus),
-        checkpoint_s3=args.checkpoint_s3, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-        checkpoint_every_min=args.checkpoint_every, endpoint_url=args.endpoint_url,
-        paddleocr_dir=args.paddleocr_dir, nnodes=args.nnodes, node_rank=args.node_rank,
-        master=args.master, display=display, max_steps=args.max_steps, sub_epochs=args.sub_epochs,
-        max_seconds=args.max_seconds, tracking=tracking_options(args), early_stop=args.early_stop,
-        allow_config_change=args.allow_config_change, workers=args.workers, restart=args.restart)
+    return TrainRequest(
+        config=Path(args.config), run_dir=Path(args.run_dir),
+        placement=Placement(device=args.device, gpus=tuple(_gpus(args.gpus) or ()), nnodes=args.nnodes,
+                            node_rank=args.node_rank, master=args.master),
+        checkpoint_s3=s3_uri(args.checkpoint_s3) if args.checkpoint_s3 else None,
+        checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
+        mode="resume" if args.resume else "restart" if args.restart else "new",
+        checkpoint_every_min=args.checkpoint_every, sub_epochs=args.sub_epochs,
+        stop=StopRules(max_steps=args.max_steps, max_seconds=args.max_seconds, early_stop=args.early_stop),
+        workers=args.workers, tracking=tracking_options(args),
+        allow_config_change=args.allow_config_change, display=display, paddleocr_dir=args.paddleocr_dir)
+
+
+def handle(args) -> int:  # noqa: ANN001
+    from rectrain.training.runner import train  # lazy: keeps `rectrain --help` fast
+
+    request = request_from_args(args)
+    s3 = s3_service(args) if request.checkpoint_s3 is not None else None
+    result = train(request, s3, settings(args))
     log = get_logger("train")
     if result.exit_code == EXIT_INTERRUPTED:
         log.warning("interrupted at step %d; checkpoints are saved. Fix: rerun the same command "

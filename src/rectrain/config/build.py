@@ -25,6 +25,7 @@ from rectrain.config.checks import (
     ctc_length_warning,
 )
 from rectrain.config.datacheck import LabelScan
+from rectrain.config.diff import write_diff
 from rectrain.config.edit import Change, Editor, get_path, walk
 from rectrain.config.grow import maybe_grow
 from rectrain.config.knowledge import EngineKnowledge, engine_knowledge
@@ -33,7 +34,6 @@ from rectrain.config.modules import check_modules, refuse_v1, require_sections
 from rectrain.config.overrides import Override, parse_overrides, take_options
 from rectrain.config.presets import base_text, resolve_base
 from rectrain.config.pretrained import check_head, resolve_pretrained
-from rectrain.config.report import write_diff
 from rectrain.config.yamlio import write_yaml
 from rectrain.data.dictionary import Dictionary, read_dictionary
 from rectrain.data.official_dicts import check_official

@@ -13,8 +13,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rectrain.config.knowledge import engine_knowledge
 from rectrain.config.modules import check_modules
-from rectrain.config.yamlio import load_yaml, load_yaml_text
 from rectrain.engine import find_engine
+from rectrain.engine.config import load_engine_config, parse_engine_config
 from rectrain.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
@@ -41,7 +41,7 @@ class Preset:
         return self.path.read_text(encoding="utf-8")
 
     def load(self) -> Dict[str, Any]:
-        return load_yaml_text(self.text(), f"preset {self.name}")
+        return parse_engine_config(self.text(), f"preset {self.name}").data
 
     def as_dict(self) -> Dict[str, Any]:
         return {"name": self.name, "summary": self.summary,
@@ -114,7 +114,7 @@ def resolve_base(name_or_path: str) -> Tuple[Dict[str, Any], str]:
             raise ConfigError(f"--base {key}: no such file.",
                               "check the path, or use a preset: "
                               + ", ".join(PRESETS) + " (`rectrain config presets`).")
-        return load_yaml(path), str(path.resolve())
+        return load_engine_config(path).data, str(path.resolve())
     raise ConfigError(f"--base {key}: not a preset name and not a .yml/.yaml file.",
                       "use one of " + ", ".join(PRESETS)
                       + " (`rectrain config presets`) or the path of a PaddleOCR config.")

@@ -1,9 +1,8 @@
-"""Reading and writing PaddleOCR YAML configs.
+"""Writing PaddleOCR YAML configs (reading them is :mod:`rectrain.engine.config`'s, the one
+reader).
 
-PyPI's PyYAML expands anchors and aliases on load, so after loading, ``max_text_length``
-in ``Global`` and in the NRTR head are two independent values: the builder keeps them
-consistent itself. Output is written with ``allow_unicode`` (Thai paths and comments stay
-readable) and keys in their original order.
+Output is written with ``allow_unicode`` (Thai paths and comments stay readable) and keys in
+their original order; never with anchors or aliases.
 """
 
 from __future__ import annotations
@@ -13,36 +12,7 @@ from typing import Any, Dict
 
 import yaml
 
-from rectrain.errors import ConfigError
 from rectrain.fsutil import write_text_atomic
-
-
-def load_yaml_text(text: str, source: str) -> Dict[str, Any]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}).",
-                          "fix the YAML syntax at that line (indentation, a missing ':').") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: a training config must be a YAML mapping with sections "
-                          f"such as Global, Architecture, Train and Eval; got {type(data).__name__}.",
-                          "pass a PaddleOCR recognition config (configs/rec/*.yml) or a preset "
-                          "name from `rectrain config presets`.")
-    return data
-
-
-def load_yaml(path: Path) -> Dict[str, Any]:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: config file not found.",
-                          "check the path, or pass a preset name from `rectrain config presets`."
-                          ) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text.", "save the config as UTF-8.") from exc
-    return load_yaml_text(text, str(path))
 
 
 class _Dumper(yaml.SafeDumper):

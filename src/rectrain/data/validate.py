@@ -408,32 +408,7 @@ def validate_recognition_annotation_format(
     Raises UserError/DataError when it cannot run (a label file that cannot be opened, a
     dictionary the engine could not read); data problems are findings in the report.
     """
-    if isinstance(label_files, (str, os.PathLike)):
-        label_files = [label_files]
-    files = [str(f) for f in label_files]
-    if not files:
-        raise UserError("no label file given.", "pass at least one label file.")
-    for f in files:
-        if not os.path.isfile(f):
-            raise DataError("label file not found." if not os.path.exists(f) else "not a file.",
-                            "check the path.", path=f)
-        if not os.access(f, os.R_OK):
-            raise DataError("label file is not readable.", "check its permissions.", path=f)
-        check_label_file(f)
-    inputs = [("label file", f) for f in files] + [("dictionary", dict_path)]
-    refuse_output_over_inputs(json_out, inputs, flag="--json")
-    refuse_output_over_inputs(write_clean, inputs, flag="--write-clean")
-    refuse_replacing_foreign_file(json_out, flag="--json", kind="json")
-    if json_out is not None and write_clean is not None and same_file(json_out, write_clean):
-        raise UserError(f"--json and --write-clean name the same file ({json_out}).",
-                        "write the report and the clean label file to two different paths.")
-    if images_root is not None and not os.path.isdir(images_root):
-        raise DataError("images root is not a folder.", "pass the folder the label paths are "
-                        "relative to.", path=str(images_root))
-    if max_text_length is not None and max_text_length < 1:
-        raise UserError(f"max_text_length must be positive, got {max_text_length}.",
-                        "pass the value of Global.max_text_length of the training config.")
-
+    files = _check_arguments(label_files, images_root, dict_path, max_text_length, json_out, write_clean)
     col = _Collector(max_findings_per_code)
     stats = _Stats()
     report = ValidationReport(label_files=files, dict_path=str(dict_path) if dict_path else None)
@@ -495,21 +470,7 @@ def validate_recognition_annotation_format(
             bar.stop()
     _duplicates(path_hashes, label_hashes, keys, files, col)
     _fill_values(files, col.findings)
-
-    report.counts = dict(sorted(col.counts.items(), key=lambda kv: codes.ORDER.index(kv[0])
-                                if kv[0] in codes.ORDER else 99))
-    order = {c: i for i, c in enumerate(codes.ORDER)}
-    report.findings = sorted(col.findings, key=lambda f: (0 if f.code.startswith("dict-") else 1,
-                                                          files.index(f.file) if f.file in files else -1,
-                                                          f.line or 0, order.get(f.code, 99)))
-    report.omitted_findings = col.omitted
-    report.stats = stats.to_dict()
-    if dictionary is not None:
-        report.stats["dictionary"] = {"entries": len(dictionary.chars),
-                                      "ctc_classes": dictionary.num_classes_ctc,
-                                      "form": unicode_form(dictionary.chars),
-                                      "use_space_char": use_space_char,
-                                      "official": official_name(dict_path)}
+    _fill_report(report, col, stats, files, dictionary, dict_path, use_space_char)
     if write_clean is not None:
         report.clean_path = str(write_clean)
         report.clean_lines, report.clean_images_root = _write_clean(files, images_root, col.error_keys,
@@ -653,3 +614,56 @@ def _progress(files: List[str]) -> Optional[_Bar]:
     if total < (4 << 20) or not sys.stderr.isatty():
         return None
     return _Bar(total)
+
+
+def _check_arguments(label_files: Union[PathLike, Sequence[PathLike]], images_root: Optional[PathLike],
+                     dict_path: Optional[PathLike], max_text_length: Optional[int],
+                     json_out: Optional[PathLike], write_clean: Optional[PathLike]) -> List[str]:
+    """The label files as strings, after every check that refuses to start (missing or
+    unreadable files, an output over an input, a bad images root or max_text_length)."""
+    if isinstance(label_files, (str, os.PathLike)):
+        label_files = [label_files]
+    files = [str(f) for f in label_files]
+    if not files:
+        raise UserError("no label file given.", "pass at least one label file.")
+    for f in files:
+        if not os.path.isfile(f):
+            raise DataError("label file not found." if not os.path.exists(f) else "not a file.",
+                            "check the path.", path=f)
+        if not os.access(f, os.R_OK):
+            raise DataError("label file is not readable.", "check its permissions.", path=f)
+        check_label_file(f)
+    inputs = [("label file", f) for f in files] + [("dictionary", dict_path)]
+    refuse_output_over_inputs(json_out, inputs, flag="--json")
+    refuse_output_over_inputs(write_clean, inputs, flag="--write-clean")
+    refuse_replacing_foreign_file(json_out, flag="--json", kind="json")
+    if json_out is not None and write_clean is not None and same_file(json_out, write_clean):
+        raise UserError(f"--json and --write-clean name the same file ({json_out}).",
+                        "write the report and the clean label file to two different paths.")
+    if images_root is not None and not os.path.isdir(images_root):
+        raise DataError("images root is not a folder.", "pass the folder the label paths are "
+                        "relative to.", path=str(images_root))
+    if max_text_length is not None and max_text_length < 1:
+        raise UserError(f"max_text_length must be positive, got {max_text_length}.",
+                        "pass the value of Global.max_text_length of the training config.")
+    return files
+
+
+def _fill_report(report: ValidationReport, col: _Collector, stats: _Stats, files: List[str],
+                 dictionary: Optional[Dictionary], dict_path: Optional[PathLike],
+                 use_space_char: bool) -> None:
+    """Counts, findings in reading order, statistics and the dictionary's facts."""
+    report.counts = dict(sorted(col.counts.items(), key=lambda kv: codes.ORDER.index(kv[0])
+                                if kv[0] in codes.ORDER else 99))
+    order = {c: i for i, c in enumerate(codes.ORDER)}
+    report.findings = sorted(col.findings, key=lambda f: (0 if f.code.startswith("dict-") else 1,
+                                                          files.index(f.file) if f.file in files else -1,
+                                                          f.line or 0, order.get(f.code, 99)))
+    report.omitted_findings = col.omitted
+    report.stats = stats.to_dict()
+    if dictionary is not None:
+        report.stats["dictionary"] = {"entries": len(dictionary.chars),
+                                      "ctc_classes": dictionary.num_classes_ctc,
+                                      "form": unicode_form(dictionary.chars),
+                                      "use_space_char": use_space_char,
+                                      "official": official_name(dict_path)}

@@ -1,6 +1,6 @@
 """Evaluate an exported model on a labelled set with the engine's own inference code.
 
-Numbers (see :mod:`rectrain.model.metrics`): word accuracy, character error rate, the engine's
+Numbers (see :mod:`rectrain.model.scores`): word accuracy, character error rate, the engine's
 normalized edit distance, the most confused character pairs with their code points, and a PNG
 grid of the worst samples. Labels are compared as written in the label file; the engine's own
 eval instead drops label characters that are not in the dictionary (its label encoder cannot
@@ -27,7 +27,8 @@ from rectrain.fsutil import write_json_atomic
 from rectrain.logs import get_logger
 from rectrain.model.grid import worst_samples_grid
 from rectrain.model.info import dictionary_chars, dictionary_path
-from rectrain.model.metrics import (
+from rectrain.model.predict import Recognizer, read_image
+from rectrain.model.scores import (
     Confusion,
     confusions,
     describe_char,
@@ -36,7 +37,6 @@ from rectrain.model.metrics import (
     normalized_edit_distance,
     text_metrics,
 )
-from rectrain.model.predict import Recognizer, read_image
 from rectrain.outputs import refuse_output_over_inputs, refuse_replacing_foreign_file
 
 log = get_logger("model.evaluate")

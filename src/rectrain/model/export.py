@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import pickle
 import re
 import shutil
 import subprocess
@@ -28,11 +27,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-import yaml
-
 from rectrain._version import __version__
-from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer
+from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer, read_states
 from rectrain.engine import Engine, engine_command, find_engine
+from rectrain.engine.config import load_engine_config
 from rectrain.errors import ConfigError, EngineFailure, UserError
 from rectrain.fsutil import sha256_file, write_json_atomic
 from rectrain.logs import get_logger
@@ -54,16 +52,8 @@ _SHAPE_MISMATCH = re.compile(r"not matched with loaded params|not in loaded para
 
 
 def _load_config(path: Path) -> Dict[str, Any]:
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"config {path} does not exist.",
-                        "pass --config, or a --run-dir that holds config.yml.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}", "fix the YAML syntax.") from None
-    if not isinstance(config, dict) or not isinstance(config.get("Architecture"), dict):
-        raise ConfigError(f"{path} has no Architecture section: not a PaddleOCR 2.x config.",
-                          "pass the config the model was trained with (the run dir's config.yml).")
+    """The run's config (the one engine-config reader), checked for what export needs."""
+    config = load_engine_config(path, require=("Architecture",)).data
     model_type = config["Architecture"].get("model_type")
     if model_type != "rec":
         raise ConfigError(f"{path}: Architecture.model_type is {model_type!r}, not 'rec'.",
@@ -176,8 +166,7 @@ def _checkpoint_state(prefix: Path) -> Dict[str, Any]:
     if not states_file.is_file():
         return {}
     try:
-        with open(states_file, "rb") as fh:
-            states = pickle.load(fh, encoding="latin1")  # written by the engine's save_model
+        states = read_states(states_file)  # the engine's save_model wrote it; the safe unpickler
     except Exception as exc:  # noqa: BLE001 - metadata only; the model is still exportable
         log.warning("could not read %s (%s); model.json will have no metrics.", states_file, exc)
         return {}
@@ -322,6 +311,23 @@ def _place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
     os.replace(tmp, out_dir)
 
 
+def _copy_dictionary(tmp: Path, dict_path: Optional[Path], use_space_char: bool) -> Dict[str, Any]:
+    """The dictionary copied into the model folder; its entry of model.json."""
+    dictionary: Dict[str, Any] = {"file": None, "sha256": None, "source": None}
+    if dict_path is not None:
+        if (tmp / dict_path.name).exists() or dict_path.name in (MODEL_JSON, "config.yml"):
+            raise ConfigError(f"the dictionary's file name {dict_path.name} clashes with a file "
+                              "of the model folder.", "rename the dictionary (e.g. dict.txt).")
+        shutil.copyfile(dict_path, tmp / dict_path.name)
+        chars = dictionary_chars(dict_path, use_space_char)
+        dictionary = {"file": dict_path.name, "sha256": sha256_file(dict_path),
+                      "source": str(dict_path), "lines": len(chars) - int(use_space_char),
+                      "classes": len(chars), "classes_with_ctc_blank": len(chars) + 1}
+    else:
+        dictionary["note"] = "engine built-in 0-9a-z (lower-cased), no file"
+    return dictionary
+
+
 def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                  config: Optional[str] = None, out_dir: str, paddleocr_dir: Optional[str] = None,
                  overwrite: bool = False) -> Path:
@@ -397,18 +403,7 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                                 f"(found: {', '.join(sorted(p.name for p in tmp.iterdir()))}).",
                                 f"read {_keep_log(tmp / 'export.log', failed_log)}.", kind="export")
         shutil.copyfile(config_path, tmp / "config.yml")
-        dictionary: Dict[str, Any] = {"file": None, "sha256": None, "source": None}
-        if dict_path is not None:
-            if (tmp / dict_path.name).exists() or dict_path.name in (MODEL_JSON, "config.yml"):
-                raise ConfigError(f"the dictionary's file name {dict_path.name} clashes with a file "
-                                  "of the model folder.", "rename the dictionary (e.g. dict.txt).")
-            shutil.copyfile(dict_path, tmp / dict_path.name)
-            chars = dictionary_chars(dict_path, use_space_char)
-            dictionary = {"file": dict_path.name, "sha256": sha256_file(dict_path),
-                          "source": str(dict_path), "lines": len(chars) - int(use_space_char),
-                          "classes": len(chars), "classes_with_ctc_blank": len(chars) + 1}
-        else:
-            dictionary["note"] = "engine built-in 0-9a-z (lower-cased), no file"
+        dictionary = _copy_dictionary(tmp, dict_path, use_space_char)
         prog = program_file(tmp)
         assert prog is not None
         state = _checkpoint_state(prefix)

@@ -15,13 +15,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
+from rectrain.checkpoints.remote import is_not_found
 from rectrain.checkpoints.run_state import STATE_FILE
-from rectrain.errors import UserError
+from rectrain.errors import StorageError, UserError
 from rectrain.outputs import refuse_replacing_foreign_file
-from rectrain.storage.aws_errors import error_code, translate_error
-from rectrain.storage.s3 import S3Uri, make_client
-from rectrain.training.display import make_display
-from rectrain.training.plots import continuous, plot_curves
+from rectrain.runlog.display import make_display
+from rectrain.runlog.plots import continuous, plot_curves
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 FINAL_STATES = ("completed", "interrupted", "failed", "stopped")
 
@@ -72,13 +73,13 @@ def summarize(records: List[Dict[str, Any]], state: Optional[Dict[str, Any]] = N
 class RunSource:
     """Reads metrics.jsonl and run-state.json from a folder, a file or S3."""
 
-    def __init__(self, source: str, endpoint_url: Optional[str] = None) -> None:
+    def __init__(self, source: str, s3: Optional[S3Service] = None) -> None:
         self.source = source
-        self.s3 = source.startswith("s3://")
-        self.endpoint_url = endpoint_url
-        self._client: Any = None
-        if self.s3:
-            self._client = make_client(endpoint_url)
+        self.uri: Optional[S3Uri] = S3Uri.parse(source) if source.startswith("s3://") else None
+        self.service = s3
+        if self.uri is not None:
+            if s3 is None:
+                raise ValueError("RunSource: an s3:// source needs the S3 service that reaches it")
             self.metrics_path: Optional[Path] = None
         else:
             p = Path(source)
@@ -92,19 +93,17 @@ class RunSource:
                                 "as --checkpoint-s3.")
 
     def _s3_get(self, name: str) -> Optional[bytes]:
-        uri = S3Uri.parse(self.source).join(name)
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        assert self.uri is not None and self.service is not None
         try:
-            return self._client.get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read()
-        except (BotoCoreError, ClientError) as exc:
-            if error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            return self.service.read_bytes(self.uri.join(name))
+        except StorageError as exc:
+            if is_not_found(exc):
                 return None  # not there (yet): the run has not uploaded it
             # AccessDenied, bad credentials, an unreachable endpoint: say so, never poll forever
-            raise translate_error(exc, "s3:GetObject", str(uri)) from exc
+            raise
 
     def read(self) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, Any]]]:
-        if self.s3:
+        if self.uri is not None:
             raw = self._s3_get("metrics.jsonl") or b""
             state_raw = self._s3_get(STATE_FILE)
             lines = raw.decode("utf-8", errors="replace").splitlines()
@@ -133,6 +132,7 @@ def monitor_recognition_training_progress(
     endpoint_url: Optional[str] = None, display: str = "rich", poll_s: float = 2.0,
     timeout_s: Optional[float] = None,
     on_record: Optional[Callable[[Dict[str, Any]], None]] = None,
+    s3: Optional[S3Service] = None,
 ) -> Dict[str, Any]:
     """Summary dict of a run (see :func:`summarize`); with ``follow`` shows new records live
     until the run ends (run-state.json says completed/interrupted/failed) or ``timeout_s``;
@@ -144,7 +144,7 @@ def monitor_recognition_training_progress(
             job = job_source(text, follow=follow)
             if job is not None:
                 return job
-    src = RunSource(text, endpoint_url)
+    src = RunSource(text, (s3 or S3Service(endpoint_url)) if text.startswith("s3://") else None)
     records, state = src.read()
     if follow:
         disp = make_display(display)

@@ -19,15 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from rectrain.errors import RectrainError, UserError
+from rectrain.engine.config import parse_engine_config
+from rectrain.errors import ConfigError, RectrainError, UserError
 from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.monitor.follow import RunSource
 from rectrain.plotting import finish_axes, save_png, subplots
+from rectrain.runlog.plots import continuous
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.follow import describe_job
 from rectrain.sagemaker.jobconfig import JOB_NAME_RE
+from rectrain.storage.service import S3Service
 from rectrain.tracking.params import flatten
-from rectrain.training.plots import continuous
 
 MAX_DIFFS = 40
 
@@ -45,41 +47,39 @@ class RunData:
     status: Optional[str] = None
 
 
-def _read_config(text: Optional[str]) -> Dict[str, Any]:
+def _read_config(text: Optional[str], source: str) -> Dict[str, Any]:
+    """The run's config.yml flattened (``{}``: none, or unreadable: the comparison goes on)."""
     if not text:
         return {}
-    import yaml
-
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError:
+        return flatten(parse_engine_config(text, source).data)
+    except ConfigError:
         return {}
-    return flatten(data) if isinstance(data, dict) else {}
 
 
-def load_run(source: str, *, endpoint_url: Optional[str] = None, sagemaker_client: Any = None,
+def load_run(source: str, *, s3: S3Service, sagemaker_client: Any = None,
              label: Optional[str] = None, region: Optional[str] = None,
              profile: Optional[str] = None) -> RunData:
     """Read one run from a folder, an s3:// prefix or a SageMaker job name."""
     text = str(source)
     if text.startswith("s3://") or Path(text).exists():
-        src = RunSource(text, endpoint_url)
+        src = RunSource(text, s3)
         records, state = src.read()
-        if src.s3:
+        if src.uri is not None:
             raw = src._s3_get("config.yml")
-            config = _read_config(raw.decode("utf-8", errors="replace") if raw else None)
+            config = _read_config(raw.decode("utf-8", errors="replace") if raw else None, text)
             kind = "s3"
         else:
             folder = Path(text) if Path(text).is_dir() else Path(text).parent
             cfg = folder / "config.yml"
-            config = _read_config(cfg.read_text(encoding="utf-8") if cfg.is_file() else None)
+            config = _read_config(cfg.read_text(encoding="utf-8") if cfg.is_file() else None, str(cfg))
             kind = "folder"
         if not records:
             raise UserError(f"{text}: no metrics.jsonl records.",
                             "give the --run-dir of `rectrain train` or its --checkpoint-s3 prefix.")
         return RunData(label or _label(text), text, kind, records, state, config,
                        status=(state or {}).get("status"))
-    return _load_job(text, endpoint_url=endpoint_url, client=sagemaker_client, label=label, region=region,
+    return _load_job(text, s3=s3, client=sagemaker_client, label=label, region=region,
                      profile=profile)
 
 
@@ -87,7 +87,7 @@ def _label(source: str) -> str:
     return source.rstrip("/").rsplit("/", 1)[-1] or source
 
 
-def _load_job(name: str, *, endpoint_url: Optional[str], client: Any, label: Optional[str],
+def _load_job(name: str, *, s3: S3Service, client: Any, label: Optional[str],
               region: Optional[str] = None, profile: Optional[str] = None) -> RunData:
     if not JOB_NAME_RE.match(name):
         raise UserError(f"{name!r} is not a run folder, an s3:// prefix or a SageMaker job name.",
@@ -105,7 +105,7 @@ def _load_job(name: str, *, endpoint_url: Optional[str], client: Any, label: Opt
     state = None
     if status.checkpoint_s3:
         for prefix in (f"{status.checkpoint_s3.rstrip('/')}/run", status.checkpoint_s3):
-            records, state = RunSource(prefix, endpoint_url).read()
+            records, state = RunSource(prefix, s3).read()
             if records:
                 break
     hyper = getattr(status, "hyperparameters", None) or {}
@@ -175,12 +175,14 @@ def config_differences(runs: Sequence[RunData]) -> Dict[str, List[Any]]:
 
 def compare_runs(sources: Sequence[str], *, endpoint_url: Optional[str] = None,
                  sagemaker_client: Any = None, region: Optional[str] = None,
-                 profile: Optional[str] = None) -> Dict[str, Any]:
-    """Load and compare runs; see the module docstring. Needs two runs or more."""
+                 profile: Optional[str] = None, s3: Optional[S3Service] = None) -> Dict[str, Any]:
+    """Load and compare runs; see the module docstring. Needs two runs or more. S3 prefixes are
+    read through ``s3`` (default: a service for ``endpoint_url``)."""
     if len(sources) < 2:
         raise UserError("compare needs at least two runs.", "give two or more run folders, s3:// "
                         "prefixes or SageMaker job names.")
-    runs = [load_run(s, endpoint_url=endpoint_url, sagemaker_client=sagemaker_client, region=region,
+    s3 = s3 or S3Service(endpoint_url)
+    runs = [load_run(s, s3=s3, sagemaker_client=sagemaker_client, region=region,
                      profile=profile) for s in sources]
     seen: Dict[str, int] = {}
     for run in runs:  # two folders both named "run": tell them apart

@@ -1,5 +1,6 @@
-"""boto3 clients for SageMaker and CloudWatch Logs (S3 clients come from :mod:`rectrain.storage`),
-with AWS errors turned into user messages that name the action and the fix."""
+"""boto3 clients for SageMaker and CloudWatch Logs, with AWS errors turned into user messages
+that name the action and the fix. S3 is reached through :class:`rectrain.storage.service.S3Service`
+(:func:`s3_for` builds the one a job config describes)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any, Optional
 
 from rectrain.errors import EnvironmentProblem, RectrainError, UserError
 from rectrain.storage.aws_errors import error_code, translate_error
-from rectrain.storage.s3 import make_client
+from rectrain.storage.service import S3Service
 
 GUIDE = "docs/sagemaker.md"
 
@@ -23,10 +24,17 @@ def session(region: Optional[str] = None, profile: Optional[str] = None) -> Any:
                                  "run `aws configure --profile NAME` or pass another --profile.") from exc
 
 
+def s3_for(job: Any) -> S3Service:
+    """The S3 service of a job config: its endpoint (a local server), profile and region."""
+    return S3Service(getattr(job, "endpoint_url", None), profile=getattr(job, "profile", None),
+                     region=getattr(job, "region", None))
+
+
 def client(service: str, region: Optional[str] = None, profile: Optional[str] = None,
            endpoint_url: Optional[str] = None) -> Any:
-    if service == "s3":  # one S3 stack: storage's client (retries, endpoint, checksums)
-        return make_client(endpoint_url, profile=profile, region=region)
+    """A SageMaker or CloudWatch Logs client (S3: :func:`s3_for` / ``S3Service``)."""
+    if service == "s3":
+        raise ValueError("S3 goes through rectrain.storage.service.S3Service, not a client of its own")
     sess = session(region, profile)
     if not sess.region_name:
         raise EnvironmentProblem(f"no AWS region set for {service}.",

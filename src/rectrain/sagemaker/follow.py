@@ -21,6 +21,8 @@ from rectrain.sagemaker.jobconfig import JOB_NAME_RE
 from rectrain.sagemaker.pricing import CostEstimate, estimate_cost
 from rectrain.storage.objects import download_file
 from rectrain.storage.pull import pull
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("sagemaker.follow")
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -221,7 +223,7 @@ def stop_job(job_name: str, sagemaker_client: Any) -> None:
         raise aws.aws_error(exc, "sagemaker:StopTrainingJob", job_name) from exc
 
 
-def download_job(job_name: str, dest: str, *, sagemaker_client: Any, s3_client: Any,
+def download_job(job_name: str, dest: str, *, sagemaker_client: Any, s3: Optional[S3Service],
                  checkpoints: bool = False, extract: bool = True) -> Dict[str, str]:
     """Download ``model.tar.gz`` (and unpack it into ``dest/model``) and, with ``checkpoints``,
     the checkpoint prefix into ``dest/checkpoints``. Returns what was written."""
@@ -231,7 +233,8 @@ def download_job(job_name: str, dest: str, *, sagemaker_client: Any, s3_client: 
     written: Dict[str, str] = {}
     if status.model_artifacts:
         tar_path = out / "model.tar.gz"
-        _download(status.model_artifacts, tar_path, s3_client)
+        assert s3 is not None
+        download_file(s3, S3Uri.parse(status.model_artifacts), tar_path)
         written["model.tar.gz"] = str(tar_path)
         if extract:
             written["model"] = str(_extract(tar_path, out / "model"))
@@ -242,18 +245,11 @@ def download_job(job_name: str, dest: str, *, sagemaker_client: Any, s3_client: 
         if not status.checkpoint_s3:
             raise UserError(f"{job_name} has no CheckpointConfig.", "nothing to download.")
         target = out / "checkpoints"
-        n = _download_prefix(status.checkpoint_s3, target, s3_client)
+        assert s3 is not None
+        pull(s3, S3Uri.parse(status.checkpoint_s3), str(target), progress=False, verify_manifest=False)
+        n = sum(1 for p in target.rglob("*") if p.is_file())
         written["checkpoints"] = f"{target} ({n} files)"
     return written
-
-
-def _download(uri: str, path: Path, s3_client: Any) -> None:
-    download_file(uri, str(path), client=s3_client)
-
-
-def _download_prefix(uri: str, target: Path, s3_client: Any) -> int:
-    pull(uri, str(target), client=s3_client, progress=False, verify_manifest=False)
-    return sum(1 for p in target.rglob("*") if p.is_file())
 
 
 def _extract(tar_path: Path, target: Path) -> Path:

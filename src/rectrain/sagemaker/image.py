@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 from rectrain._version import __version__
 from rectrain.errors import ConfigError, EngineFailure, EnvironmentProblem, UserError
 from rectrain.logs import get_logger
-from rectrain.sagemaker.instances import DEFAULT_VARIANT, IMAGE_VARIANTS, runnable_problems, variant_for
+from rectrain.machine.instances import DEFAULT_VARIANT, IMAGE_VARIANTS, runnable_problems, variant_for
 
 log = get_logger("sagemaker.image")
 DEFAULT_REPOSITORY = "rectrain"

@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional
 
 from rectrain.errors import ConfigError
 from rectrain.logs import get_logger
-from rectrain.sagemaker.metrics import metric_definitions
+from rectrain.sagemaker.metric_definitions import metric_definitions
 
 log = get_logger("sagemaker")
 

@@ -12,6 +12,8 @@ from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
 from rectrain.sagemaker.request import build_training_job_request
 from rectrain.storage.objects import list_objects
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("sagemaker.launch")
 
@@ -25,18 +27,18 @@ class LaunchResult:
     warnings: List[str] = field(default_factory=list)
 
 
-def preflight_inputs(request: Dict[str, Any], s3_client: Any) -> None:
+def preflight_inputs(request: Dict[str, Any], s3: S3Service) -> None:
     """Every input channel must hold at least one object: a typo in a prefix otherwise costs an
     instance start-up (minutes) before SageMaker fails. Raises :class:`DataError`."""
     for channel in request.get("InputDataConfig", []):
         uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-        if not list_objects(uri, client=s3_client, folder=False, limit=1):  # S3Prefix: a key prefix
+        if not list_objects(s3, S3Uri.parse(uri), folder=False, limit=1):  # S3Prefix: a key prefix
             raise DataError(f"channel '{channel['ChannelName']}' is empty: nothing under {uri}.",
                             "upload the data first (`rectrain s3 push` / `rectrain data pack`), or fix "
                             "the prefix.", path=uri)
 
 
-def preflight_regions(request: Dict[str, Any], job: JobConfig, sm: Any, s3: Any) -> None:
+def preflight_regions(request: Dict[str, Any], job: JobConfig, sm: Any, s3: S3Service) -> None:
     """The image's ECR region and every bucket's region must be the job's region (a custom S3
     endpoint, such as a local server, has no regions to compare)."""
     from rectrain.errors import ConfigError
@@ -56,7 +58,7 @@ def preflight_regions(request: Dict[str, Any], job: JobConfig, sm: Any, s3: Any)
 
 
 def gpu_warnings(job: JobConfig) -> List[str]:
-    from rectrain.sagemaker.instances import is_gpu_instance
+    from rectrain.machine.instances import is_gpu_instance
 
     if not is_gpu_instance(job.instance_type):
         return [f"{job.instance_type} has no GPU: training will run on the CPU (slow). "
@@ -65,11 +67,12 @@ def gpu_warnings(job: JobConfig) -> List[str]:
 
 
 def launch_training_job(job: JobConfig, *, dry_run: bool = False, sagemaker_client: Any = None,
-                        s3_client: Any = None, preflight: bool = True,
+                        s3: Optional[S3Service] = None, preflight: bool = True,
                         now: Optional[_dt.datetime] = None) -> LaunchResult:
     """Build and (unless ``dry_run``) send the ``CreateTrainingJob`` request.
 
-    With ``dry_run`` nothing is contacted. Returns the request and the job ARN."""
+    With ``dry_run`` nothing is contacted. Returns the request and the job ARN. S3 (the
+    preflight of the inputs) is reached through ``s3`` (default: the job config's)."""
     request = build_training_job_request(job, now)
     result = LaunchResult(job_name=request["TrainingJobName"], request=request, sent=False,
                           warnings=gpu_warnings(job))
@@ -78,10 +81,11 @@ def launch_training_job(job: JobConfig, *, dry_run: bool = False, sagemaker_clie
     for warning in result.warnings:
         log.warning("warning: %s", warning)
     if preflight:
-        s3 = s3_client or aws.client("s3", job.region, job.profile, job.endpoint_url)
+        s3 = s3 or aws.s3_for(job)
         preflight_inputs(request, s3)
     sm = sagemaker_client or aws.client("sagemaker", job.region, job.profile)
     if preflight:
+        assert s3 is not None
         preflight_regions(request, job, sm, s3)
     try:
         response = sm.create_training_job(**request)

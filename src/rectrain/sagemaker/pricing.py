@@ -1,4 +1,5 @@
-"""A small price table for the usual training instances, for an ESTIMATE of a job's cost.
+"""An ESTIMATE of a job's cost from the one instance table's prices
+(:data:`rectrain.machine.instances.TYPES`).
 
 Prices are SageMaker training on-demand list prices per instance-hour in us-east-1 (USD) as
 published in late 2025; they differ by region and change. The real bill is in AWS Cost
@@ -9,34 +10,9 @@ discount, as SageMaker reports it), on-demand jobs on the training time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Optional
 
-PRICE_REGION = "us-east-1"
-ON_DEMAND_USD_PER_HOUR: Dict[str, float] = {
-    "ml.g4dn.xlarge": 0.736,
-    "ml.g4dn.2xlarge": 0.94,
-    "ml.g4dn.4xlarge": 1.505,
-    "ml.g4dn.8xlarge": 2.72,
-    "ml.g4dn.12xlarge": 4.89,
-    "ml.g5.xlarge": 1.408,
-    "ml.g5.2xlarge": 1.515,
-    "ml.g5.4xlarge": 2.03,
-    "ml.g5.8xlarge": 3.06,
-    "ml.g5.12xlarge": 7.09,
-    "ml.g5.48xlarge": 20.36,
-    "ml.g6.xlarge": 1.1616,
-    "ml.g6.2xlarge": 1.2544,
-    "ml.g6.12xlarge": 6.6784,
-    "ml.g6e.xlarge": 2.3424,
-    "ml.p3.2xlarge": 3.825,
-    "ml.p3.8xlarge": 14.688,
-    "ml.p3.16xlarge": 28.152,
-    "ml.p4d.24xlarge": 37.688,
-    "ml.p5.48xlarge": 113.068,
-    "ml.m5.xlarge": 0.23,
-    "ml.m5.2xlarge": 0.461,
-    "ml.c5.2xlarge": 0.408,
-}
+from rectrain.machine.instances import PRICE_REGION, price_per_hour
 
 
 @dataclass
@@ -84,4 +60,4 @@ def estimate_cost(instance_type: str, instance_count: int, training_seconds: Opt
     training = int(training_seconds or 0)
     billable = int(billable_seconds if billable_seconds is not None else training)
     return CostEstimate(instance_type, max(1, int(instance_count or 1)),
-                        ON_DEMAND_USD_PER_HOUR.get(instance_type), training, billable, bool(spot))
+                        price_per_hour(instance_type), training, billable, bool(spot))

@@ -15,10 +15,11 @@ from typing import Any, Dict, List, Optional
 
 from rectrain._version import __version__
 from rectrain.errors import ConfigError
-from rectrain.sagemaker.instances import has_local_storage, runnable_problems
+from rectrain.machine.instances import has_local_storage, runnable_problems
 from rectrain.sagemaker.jobconfig import DEFAULT_LOCAL_CHECKPOINTS, JOB_NAME_RE, JobConfig
-from rectrain.sagemaker.metrics import metric_definitions
+from rectrain.sagemaker.metric_definitions import metric_definitions
 from rectrain.sagemaker.tracking import add_tracking
+from rectrain.storage.s3 import S3Uri
 
 ECR_IMAGE_RE = re.compile(r"^[0-9]{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/[^:@\s]+([:@][^\s]+)?$")
 ROLE_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
@@ -181,13 +182,14 @@ def region_problems(image: str, region: str) -> List[str]:
     return []
 
 
-def bucket_region(s3_client: Any, bucket: str) -> str:
+def bucket_region(s3: Any, bucket: str) -> str:
     """The bucket's region (``GetBucketLocation``: empty means us-east-1, ``EU`` eu-west-1)."""
-    location = s3_client.get_bucket_location(Bucket=bucket).get("LocationConstraint") or "us-east-1"
+    location = s3.call("get_bucket_location", "s3:GetBucketLocation", f"s3://{bucket}",
+                       Bucket=bucket).get("LocationConstraint") or "us-east-1"
     return {"EU": "eu-west-1"}.get(location, location)
 
 
-def bucket_region_problems(request: Dict[str, Any], region: str, s3_client: Any) -> List[str]:
+def bucket_region_problems(request: Dict[str, Any], region: str, s3: Any) -> List[str]:
     """Every S3 bucket of the request (channels, output, checkpoints) must be in the job's
     region: SageMaker training jobs do not read or write buckets of another region."""
     uris = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in request.get("InputDataConfig", [])]
@@ -195,10 +197,10 @@ def bucket_region_problems(request: Dict[str, Any], region: str, s3_client: Any)
     problems: List[str] = []
     seen: Dict[str, str] = {}
     for uri in uris:
-        bucket = uri[len("s3://"):].partition("/")[0]
+        bucket = S3Uri.parse(uri).bucket  # an address the request carries as text
         if bucket in seen:
             continue
-        seen[bucket] = bucket_region(s3_client, bucket)
+        seen[bucket] = bucket_region(s3, bucket)
         if seen[bucket] != region:
             problems.append(f"bucket {bucket} ({uri}) is in {seen[bucket]}, the job in {region}. Fix: "
                             f"launch in {seen[bucket]} (--region) or copy the data to a bucket in {region}.")

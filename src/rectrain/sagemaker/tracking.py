@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from rectrain.sagemaker import aws
-
 TENSORBOARD_LOCAL = "/opt/ml/output/tensorboard"
 
 
@@ -37,23 +35,3 @@ def add_tracking(request: Dict[str, Any], job: Any, name: str) -> None:
         env["MLFLOW_TRACKING_URI"] = str(job.mlflow_uri)
     if getattr(job, "mlflow_experiment", None):
         env["MLFLOW_EXPERIMENT_NAME"] = str(job.mlflow_experiment)
-
-
-def upload_tensorboard(s3: Any, local_dir: Any, uri: str) -> int:
-    """What SageMaker does with ``TensorBoardOutputConfig`` (run-local's emulation): every file
-    under ``local_dir`` to ``uri`` with its relative path. Returns the number of files."""
-    from pathlib import Path
-
-    root = Path(local_dir)
-    if not root.is_dir():
-        return 0
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    count = 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        key = "/".join(x for x in (prefix.rstrip("/"), path.relative_to(root).as_posix()) if x)
-        try:
-            s3.upload_file(str(path), bucket, key)
-        except Exception as exc:  # noqa: BLE001
-            raise aws.aws_error(exc, "s3:PutObject", f"s3://{bucket}/{key}") from exc
-        count += 1
-    return count

@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional
 from rectrain.errors import PermissionProblem
 from rectrain.storage.aws_errors import error_code, iam_statement, translate_error
 from rectrain.storage.objects import PROBE_PREFIX
-from rectrain.storage.s3 import S3Uri, client_endpoint, make_client
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 OK, FAIL, WARN, INFO = "ok", "fail", "warn", "info"
 
@@ -97,16 +98,13 @@ def _fail(
         report.add(name, FAIL, err.message, err.fix or "", None, required)
 
 
-def check_s3_access(
-    s3_uri: Any, *, client: Any = None, endpoint_url: Optional[str] = None, profile: Optional[str] = None
-) -> CheckReport:
-    """Run every check and return the report (``report.ok`` is False when training would fail)."""
-    uri = S3Uri.parse(s3_uri)
-    if client is None:
-        client = make_client(
-            endpoint_url, profile=profile, max_attempts=2, connect_timeout=5, read_timeout=20
-        )
-    endpoint = client_endpoint(client)
+def check_s3_access(s3: S3Service, uri: S3Uri) -> CheckReport:
+    """Run every check and return the report (``report.ok`` is False when training would fail).
+    The requests use ``s3``'s endpoint and credentials with short timeouts and two attempts: a
+    preflight answers in seconds."""
+    quick = s3.with_options(max_attempts=2, connect_timeout=5, read_timeout=20)
+    client = quick.client
+    endpoint = quick.resolved_endpoint
     report = CheckReport(str(uri), endpoint)
     resource = str(uri)
 

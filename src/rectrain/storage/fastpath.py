@@ -21,8 +21,9 @@ Here each request is
 TLS as the client does it: its ``verify`` (``False``, a CA bundle path from ``verify=`` or
 ``AWS_CA_BUNDLE`` / ``ca_bundle``, or botocore's default bundle). The path turns itself off
 after repeated network failures (the client, with its own retries and errors, takes over),
-after repeated refusals, behind a proxy, without credentials, and when
-``RECTRAIN_NO_FASTPATH=1`` (``rectrain s3 push|pull --no-fastpath``).
+after repeated refusals, behind a proxy and without credentials; the service that owns the
+client (:class:`rectrain.storage.service.S3Service`) does not make one at all when it is
+switched off (``rectrain s3 push|pull --no-fastpath``, ``RECTRAIN_NO_FASTPATH=1``).
 
 Only a 200 is handled here. Anything else (403, 404, a region redirect, repeated 5xx, a broken
 connection, a proxy in the environment) goes back to the regular client, which gives the real
@@ -56,10 +57,6 @@ _NET_ERRORS = (OSError, ValueError, _ProtocolError)
 NET_FAILURES_OFF = 3  # requests whose every attempt failed on the network: then off
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _MAX_HEAD = 64 * 1024  # response headers larger than this are not S3's: give up on the path
-
-
-def disabled_by_env() -> bool:
-    return os.environ.get("RECTRAIN_NO_FASTPATH", "").strip().lower() in ("1", "true", "yes")
 
 
 def client_ssl_context(client: Any) -> ssl.SSLContext:
@@ -249,7 +246,7 @@ class FastPath:
         self.signer = SigV4(credentials, str(client.meta.region_name)) if credentials else None
         if any(os.environ.get(name) for name in _PROXY_VARS) or getattr(config, "proxies", None):
             self.enabled = False
-        if disabled_by_env() or self.signer is None:
+        if self.signer is None:
             self.enabled = False
 
     # ------------------------------------------------------------------ plumbing

@@ -1,4 +1,4 @@
-"""Single S3 objects: the client, list, verified put and get, delete, and the write probe.
+"""Single S3 objects: list, verified put and get, delete, and the write probe.
 
 - Verified: each upload carries its SHA-256 (``x-amz-checksum-sha256``, checked by the server,
   and ``x-amz-meta-sha256`` for later reads); each download is hashed while it streams and
@@ -6,6 +6,10 @@
   mismatch raises IntegrityError and the file is never kept: downloads go to a temporary name
   and are renamed only when verified.
 - Errors are translated at this boundary (:mod:`rectrain.storage.aws_errors`), cause kept.
+- The functions other packages call take the :class:`~rectrain.storage.service.S3Service` and
+  :class:`~rectrain.storage.s3.S3Uri` values; the transfer primitives below them
+  (``put_object``, ``download_object``, ``read_object``, ``delete_keys``, ``write_probe``) take
+  the service's boto3 client and are for ``rectrain.storage`` itself.
 
 Folders of objects are moved by :mod:`rectrain.storage.push` and :mod:`rectrain.storage.pull`.
 """
@@ -28,7 +32,8 @@ from rectrain.logs import get_logger
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import CHUNK, PART_SUFFIX
-from rectrain.storage.s3 import S3Uri, make_client
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 from rectrain.storage.spool import SortedSpool
 
 log = get_logger("storage.objects")
@@ -46,6 +51,8 @@ def _transfer_config(size: int) -> Any:
     part = max(PART_SIZE, -(-size // 10_000))
     return TransferConfig(multipart_threshold=SMALL_FILE, multipart_chunksize=part,
                           max_concurrency=PART_WORKERS, use_threads=True)
+
+
 PROBE_PREFIX = ".rectrain-write-probe-"
 
 
@@ -55,13 +62,6 @@ class ObjectInfo:
     size: int
     etag: str
     last_modified: Any = None
-
-
-def get_client(client: Any = None, endpoint_url: Optional[str] = None, workers: int = 16) -> Any:
-    """``client``, else a new one whose connection pool fits ``workers`` threads."""
-    if client is not None:
-        return client
-    return make_client(endpoint_url, max_pool_connections=max(workers + 4, 10))
 
 
 # ----------------------------------------------------------------------------- listing
@@ -82,27 +82,25 @@ def iter_objects(client: Any, uri: S3Uri, *, folder: bool = True,
 
 
 def list_objects(
-    s3_uri: Any,
+    s3: S3Service,
+    uri: S3Uri,
     *,
-    client: Any = None,
-    endpoint_url: Optional[str] = None,
     folder: bool = True,
     limit: Optional[int] = None,
 ) -> List[ObjectInfo]:
-    """Every object under ``s3_uri`` (as a folder: ``s3://b/data`` lists ``data/...``, not
+    """Every object under ``uri`` (as a folder: ``s3://b/data`` lists ``data/...``, not
     ``data2/...``; ``folder=False`` lists the raw key prefix); ``limit``: at most that many.
     A list: for listings of any length, :func:`remote_files` streams."""
-    uri = S3Uri.parse(s3_uri)
-    return list(iter_objects(get_client(client, endpoint_url), uri, folder=folder, limit=limit))
+    return list(iter_objects(s3.client, uri, folder=folder, limit=limit))
 
 
-def remote_files(client: Any, uri: S3Uri) -> SortedSpool:
+def remote_files(s3: S3Service, uri: S3Uri) -> SortedSpool:
     """``(relative path, size, etag, key)`` of the objects under the folder ``uri``, sorted by
     path, in flat memory (folder markers and write probes left out)."""
     prefix = uri.prefix
     spool = SortedSpool()
     try:
-        for obj in iter_objects(client, uri):
+        for obj in iter_objects(s3.client, uri):
             rel = obj.key[len(prefix):]
             if not rel or rel.endswith("/") or rel.split("/")[-1].startswith(PROBE_PREFIX):
                 continue
@@ -184,17 +182,16 @@ def put_object(
         raise translate_error(exc, "s3:PutObject", resource) from exc
 
 
-def upload_file(path: Any, s3_uri: Any, *, client: Any = None, endpoint_url: Optional[str] = None) -> None:
+def upload_file(s3: S3Service, path: Any, uri: S3Uri) -> None:
     """Upload one file, with its SHA-256 checked by the server and kept in the object's metadata.
     The object appears only when complete (an S3 PUT is atomic). A key ending in '/' gets the
     file's name appended."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found.", "check the path.", path=str(path))
-    uri = S3Uri.parse(s3_uri)
     if not uri.key or uri.key.endswith("/"):
         uri = uri.join(path.name)
-    put_object(get_client(client, endpoint_url), uri.bucket, uri.key, path=path)
+    put_object(s3.client, uri.bucket, uri.key, path=path)
 
 
 def _expected_from_etag(etag: str, response: Dict[str, Any]) -> Optional[str]:
@@ -314,19 +311,9 @@ def _download_once(
     return size
 
 
-def download_file(
-    s3_uri: Any,
-    path: Any,
-    *,
-    client: Any = None,
-    endpoint_url: Optional[str] = None,
-    expected_sha256: Optional[str] = None,
-) -> None:
+def download_file(s3: S3Service, uri: S3Uri, path: Any, *, expected_sha256: Optional[str] = None) -> None:
     """Download one object to ``path`` (a temporary name, renamed when verified)."""
-    uri = S3Uri.parse(s3_uri)
-    download_object(
-        get_client(client, endpoint_url), uri.bucket, uri.key, Path(path), expected_sha256=expected_sha256
-    )
+    download_object(s3.client, uri.bucket, uri.key, Path(path), expected_sha256=expected_sha256)
 
 
 def read_object(client: Any, bucket: str, key: str) -> bytes:
@@ -357,12 +344,10 @@ def delete_keys(client: Any, bucket: str, keys: List[str]) -> None:
             raise translate_error(denied, "s3:DeleteObject", f"s3://{bucket}/{first.get('Key')}") from denied
 
 
-def delete_prefix(s3_uri: Any, *, client: Any = None, endpoint_url: Optional[str] = None) -> int:
-    """Delete every object under the folder ``s3_uri``. Returns how many."""
-    uri = S3Uri.parse(s3_uri)
-    client = get_client(client, endpoint_url)
-    keys = [o.key for o in list_objects(uri, client=client)]
-    delete_keys(client, uri.bucket, keys)
+def delete_prefix(s3: S3Service, uri: S3Uri) -> int:
+    """Delete every object under the folder ``uri``. Returns how many."""
+    keys = [o.key for o in list_objects(s3, uri)]
+    delete_keys(s3.client, uri.bucket, keys)
     return len(keys)
 
 
@@ -391,7 +376,6 @@ def write_probe(client: Any, uri: S3Uri, *, need_delete: bool = False) -> None:
 __all__ = [
     "PROBE_PREFIX",
     "ObjectInfo",
-    "get_client",
     "iter_objects",
     "list_objects",
     "remote_files",

@@ -33,7 +33,6 @@ from rectrain.logs import get_logger
 from rectrain.outputs import is_within, refuse_delete_in
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.extract import IN_PROCESS_BELOW, Extractor, Targets, usable_cpus
-from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
     PART_SUFFIX,
@@ -43,12 +42,13 @@ from rectrain.storage.manifest import (
     file_digests,
     local_files,
 )
-from rectrain.storage.objects import download_object, get_client, remote_files
+from rectrain.storage.objects import download_object, remote_files
 from rectrain.storage.pack import shard_extracted
 from rectrain.storage.parallel import run_parallel
 from rectrain.storage.progress import TransferProgress
 from rectrain.storage.result import TransferResult, note_partial
 from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 from rectrain.storage.spool import SortedSpool, merge_join
 
 log = get_logger("storage.pull")
@@ -83,11 +83,10 @@ def _local_matches(path: Path, size: int, sha256: Optional[str], etag_md5: Optio
 
 
 def pull(
-    s3_uri: Any,
+    s3: S3Service,
+    uri: S3Uri,
     dst_dir: Any,
     *,
-    client: Any = None,
-    endpoint_url: Optional[str] = None,
     workers: int = 16,
     delete: bool = False,
     dry_run: bool = False,
@@ -96,24 +95,23 @@ def pull(
     verify_manifest: bool = True,
     empty_ok: bool = False,
 ) -> TransferResult:
-    """Download the S3 folder ``s3_uri`` into ``dst_dir``.
+    """Download the S3 folder ``uri`` into ``dst_dir``.
 
     With a ``manifest.jsonl`` there (and ``verify_manifest``), exactly the files it lists are
     downloaded and each is checked against it; a listed file missing on S3 is an error. A
     packed dataset with ``unpack=True`` is downloaded shard by shard and extracted in parallel
     into the original tree. ``delete`` removes local files that are not part of the download.
-    Nothing under ``s3_uri`` is an error (unless it names one object, which is downloaded), or
+    Nothing under ``uri`` is an error (unless it names one object, which is downloaded), or
     with ``empty_ok`` an empty download (a first run's checkpoints).
     """
     started = time.monotonic()
-    uri = S3Uri.parse(s3_uri)
     dst = Path(dst_dir).expanduser()
     if delete:
         refuse_delete_in(dst)
-    client = get_client(client, endpoint_url, workers)
+    client = s3.client
     result = TransferResult("pull", str(uri), str(dst), dry_run=dry_run)
     with ExitStack() as stack:
-        remote = stack.enter_context(remote_files(client, uri))
+        remote = stack.enter_context(remote_files(s3, uri))
         if not remote.count and not empty_ok:
             target = dst / uri.name if dst.is_dir() or str(dst_dir).endswith(("/", os.sep)) else dst
             _pull_object(client, uri, target, result, dry_run)
@@ -128,10 +126,10 @@ def pull(
         elif verify_manifest:
             log.info("no %s at %s: each file is checked against its own checksum only", MANIFEST_NAME, uri)
         if dataset is not None and dataset.kind == "packed" and unpack:
-            _pull_unpack(client, uri, remote, dataset, dst, workers=workers, delete=delete, dry_run=dry_run,
+            _pull_unpack(s3, uri, remote, dataset, dst, workers=workers, delete=delete, dry_run=dry_run,
                          progress=progress, result=result)
         else:
-            _pull_files(client, uri, remote, dataset, dst, total, workers=workers, delete=delete,
+            _pull_files(s3, uri, remote, dataset, dst, total, workers=workers, delete=delete,
                         dry_run=dry_run, progress=progress, result=result)
     result.seconds = time.monotonic() - started
     log.debug("%s", result.summary())
@@ -173,7 +171,7 @@ def _wanted(uri: S3Uri, remote: SortedSpool, dataset: Optional[ManifestFile]) ->
         yield rel, obj[3], int(entry[1]), entry[2], str(obj[2])
 
 
-def _pull_files(client: Any, uri: S3Uri, remote: SortedSpool, dataset: Optional[ManifestFile], dst: Path,
+def _pull_files(s3: S3Service, uri: S3Uri, remote: SortedSpool, dataset: Optional[ManifestFile], dst: Path,
                 total: int, *, workers: int, delete: bool, dry_run: bool, progress: bool,
                 result: TransferResult) -> None:
     """Download the objects (or the manifest's files), each checked, skipping what is already here."""
@@ -189,7 +187,7 @@ def _pull_files(client: Any, uri: S3Uri, remote: SortedSpool, dataset: Optional[
         dst.mkdir(parents=True, exist_ok=True)
         _clean_partials(dst)
     targets = Targets(dst) if not dry_run else None
-    fast = FastPath(client, maxsize=workers + 4)
+    client, fast = s3.client, s3.fast_path(workers + 4)
     lock = threading.Lock()
 
     def fetch(item: _Want, bar: TransferProgress) -> None:
@@ -288,7 +286,7 @@ def _processes(files: int, shards: int) -> int:
     return usable_cpus() if usable_cpus() > 1 else 0
 
 
-def _pull_unpack(client: Any, uri: S3Uri, remote: SortedSpool, manifest: ManifestFile, dst: Path, *,
+def _pull_unpack(s3: S3Service, uri: S3Uri, remote: SortedSpool, manifest: ManifestFile, dst: Path, *,
                  workers: int, delete: bool, dry_run: bool, progress: bool, result: TransferResult) -> None:
     """``pull --unpack`` of a packed dataset: shards are downloaded next to the destination (each
     checked against the manifest's sha256) and extracted by worker processes as they arrive;
@@ -311,7 +309,7 @@ def _pull_unpack(client: Any, uri: S3Uri, remote: SortedSpool, manifest: Manifes
     _clean_partials(dst)
     staging = Path(tempfile.mkdtemp(prefix=".rectrain-shards-", dir=dst))
     arrived: queue.Queue[Any] = queue.Queue()
-    fast = FastPath(client, maxsize=workers + 4)
+    client, fast = s3.client, s3.fast_path(workers + 4)
     try:
         with Extractor(dst, _processes(files_todo, len(todo)), on_files=lambda n: bar.advance(0, n)) as ex, \
                 TransferProgress(f"pull --unpack {uri}", files_todo, sum(

@@ -27,7 +27,6 @@ from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 from rectrain.errors import DataError, IntegrityError, RectrainError
 from rectrain.fsutil import remove_quietly, sha256_file
 from rectrain.logs import get_logger
-from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
     ManifestEntry,
@@ -37,11 +36,12 @@ from rectrain.storage.manifest import (
     read_header,
     write_manifest,
 )
-from rectrain.storage.objects import delete_keys, get_client, put_object, remote_files, write_probe
+from rectrain.storage.objects import delete_keys, put_object, remote_files, write_probe
 from rectrain.storage.parallel import run_parallel
 from rectrain.storage.progress import TransferProgress
 from rectrain.storage.result import TransferResult, note_partial
 from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 from rectrain.storage.spool import SortedSpool, merge_join
 
 log = get_logger("storage.push")
@@ -51,11 +51,10 @@ _Item = Tuple[str, int, Optional[Sequence[Any]]]  # (relative path, local size, 
 
 
 def push(
+    s3: S3Service,
     src_dir: Any,
-    s3_uri: Any,
+    uri: S3Uri,
     *,
-    client: Any = None,
-    endpoint_url: Optional[str] = None,
     workers: int = 16,
     delete: bool = False,
     dry_run: bool = False,
@@ -63,16 +62,15 @@ def push(
     manifest: bool = True,
     preflight: bool = True,
 ) -> TransferResult:
-    """Upload the folder ``src_dir`` to the S3 folder ``s3_uri`` (a single file works too).
+    """Upload the folder ``src_dir`` to the S3 folder ``uri`` (a single file works too).
 
     With ``manifest`` (datasets), ``manifest.jsonl`` is written LAST; a packed folder (made by
     ``rectrain data pack``) keeps its own manifest, its shards checked against it first.
     ``delete`` removes objects under the prefix that are not in ``src_dir``.
     """
     started = time.monotonic()
-    uri = S3Uri.parse(s3_uri)
     src = Path(src_dir).expanduser()
-    client = get_client(client, endpoint_url, workers)
+    client = s3.client
     result = TransferResult("push", str(src), str(uri), dry_run=dry_run)
     if src.is_file():
         _push_one(client, src, uri, result, dry_run)
@@ -81,7 +79,7 @@ def push(
     else:
         if preflight and not dry_run:
             write_probe(client, uri, need_delete=delete)
-        with _Push(client, uri, src, result, workers=workers, manifest=manifest, delete=delete,
+        with _Push(s3, uri, src, result, workers=workers, manifest=manifest, delete=delete,
                    dry_run=dry_run) as job:
             job.run(progress)
     result.seconds = time.monotonic() - started
@@ -103,16 +101,17 @@ class _Push:
     """One folder push: the plan (a merge of the sorted local files and the sorted listing), the
     workers, then deletions and the manifest."""
 
-    def __init__(self, client: Any, uri: S3Uri, src: Path, result: TransferResult, *, workers: int,
+    def __init__(self, s3: S3Service, uri: S3Uri, src: Path, result: TransferResult, *, workers: int,
                  manifest: bool, delete: bool, dry_run: bool) -> None:
-        self.client, self.uri, self.src, self.result = client, uri, src, result
+        self.client, self.uri, self.src, self.result = s3.client, uri, src, result
+        self.s3 = s3
         self.workers, self.manifest, self.delete, self.dry_run = workers, manifest, delete, dry_run
         self.stack = ExitStack()
         self.lock = threading.Lock()
         self.packed: Optional[Dict[str, ManifestEntry]] = None  # shard name -> its manifest entry
         self.remote_manifest: Optional[Sequence[Any]] = None
         self.manifest_removed = False
-        self.fast = FastPath(client, maxsize=workers + 4)
+        self.fast = s3.fast_path(workers + 4)
         self.entries = self.stack.enter_context(SortedSpool())  # the new manifest's entries
         self.extra = self.stack.enter_context(SortedSpool())  # objects with no local file
         if manifest and (src / MANIFEST_NAME).is_file():
@@ -211,7 +210,7 @@ class _Push:
         skip_top = {MANIFEST_NAME} if self.manifest else set()
         local = self.stack.enter_context(local_files(self.src, skip_top=skip_top))
         self._check_packed(local)
-        remote = self.stack.enter_context(remote_files(self.client, self.uri))
+        remote = self.stack.enter_context(remote_files(self.s3, self.uri))
         result.files_total = local.count
         log.info("checking %d local file(s) against %s ...", local.count, self.uri)
         with TransferProgress(f"push {self.uri}", local.count, local.size_total, progress) as bar:

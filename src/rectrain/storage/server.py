@@ -57,11 +57,11 @@ _LIVE: List[SeaweedServer] = []
 _LIVE_LOCK = threading.Lock()
 
 
-def find_weed() -> Path:
-    """The ``weed`` binary: ``$RECTRAIN_WEED``, next to this Python, or on PATH."""
+def find_weed(given: Optional[str] = None) -> Path:
+    """The ``weed`` binary: ``given`` (``RECTRAIN_WEED``), next to this Python, or on PATH."""
     candidates = []
-    if os.environ.get("RECTRAIN_WEED"):
-        candidates.append(Path(os.environ["RECTRAIN_WEED"]))
+    if given:
+        candidates.append(Path(given))
     exe_dir = Path(sys.executable).parent
     candidates += [exe_dir / "weed", exe_dir / "weed.exe"]
     found = shutil.which("weed")
@@ -137,8 +137,10 @@ class SeaweedServer:
         *,
         startup_timeout: float = 60.0,
         stop_timeout: float = 8.0,
+        weed: Optional[str] = None,
     ) -> None:
         self.data_dir = Path(data_dir).expanduser().resolve()
+        self.weed = weed
         self.requested_port = port
         self.read_only_identity = read_only_identity
         self.startup_timeout = startup_timeout
@@ -206,6 +208,16 @@ class SeaweedServer:
             aws_secret_access_key=self.read_only_secret_key if read_only else self.secret_key,
             **kwargs,
         )
+
+    def service(self, read_only: bool = False, **options: Any) -> Any:
+        """The :class:`~rectrain.storage.service.S3Service` for this server (admin identity unless
+        ``read_only``): what the demo and the tests pass to rectrain's functions."""
+        from rectrain.storage.service import S3Service
+
+        return S3Service(self.endpoint_url, region=REGION,
+                         access_key=self.read_only_access_key if read_only else self.access_key,
+                         secret_key=self.read_only_secret_key if read_only else self.secret_key,
+                         **options)
 
     # ----------------------------------------------------------------- state
     def _load_state(self) -> Dict[str, Any]:
@@ -318,7 +330,7 @@ class SeaweedServer:
     def start(self) -> SeaweedServer:
         if self.running:
             return self
-        weed = find_weed()
+        weed = find_weed(self.weed)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "data").mkdir(exist_ok=True)
         attempts = 1 if self.requested_port is not None else 3
@@ -505,10 +517,11 @@ class SeaweedServer:
 
 
 def start_embedded(
-    data_dir: Any, port: Optional[int] = None, read_only_identity: bool = False
+    data_dir: Any, port: Optional[int] = None, read_only_identity: bool = False,
+    weed: Optional[str] = None,
 ) -> SeaweedServer:
     """Start a :class:`SeaweedServer` and return it (stop it with ``.stop()``)."""
-    return SeaweedServer(data_dir, port=port, read_only_identity=read_only_identity).start()
+    return SeaweedServer(data_dir, port=port, read_only_identity=read_only_identity, weed=weed).start()
 
 
 def stop_all() -> None:

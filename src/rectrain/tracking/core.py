@@ -39,9 +39,10 @@ METRIC_TYPES = {"train", "eval", "best"}
 
 @dataclass
 class TrackingOptions:
-    """Where a run is tracked. ``None`` fields take their defaults from the environment:
-    ``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME`` (else ``rectrain``), TensorBoard events
-    in ``RUN/tensorboard`` (``RECTRAIN_TENSORBOARD_DIR`` overrides)."""
+    """Where a run is tracked. ``None`` fields take their defaults from MLflow's environment:
+    ``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME`` (else ``rectrain``); TensorBoard events
+    go to ``RUN/tensorboard`` unless ``tensorboard_dir`` (``RECTRAIN_TENSORBOARD_DIR``, which the
+    entry points read into it) says otherwise."""
 
     mlflow_uri: Optional[str] = None
     experiment: Optional[str] = None
@@ -61,7 +62,7 @@ class TrackingOptions:
     def resolved_tensorboard_dir(self, run_dir: Path) -> Optional[Path]:
         if not self.tensorboard:
             return None
-        given = self.tensorboard_dir or os.environ.get("RECTRAIN_TENSORBOARD_DIR")
+        given = self.tensorboard_dir
         return Path(given).expanduser() if given else run_dir / "tensorboard"
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from rectrain._version import __version__
+from rectrain.engine.config import load_engine_config
+from rectrain.errors import ConfigError
 
 MAX_VALUE = 500  # characters per parameter value (MLflow accepts 6000; keep the UI readable)
 MAX_CHANGED = 80
@@ -87,11 +89,9 @@ def changed_fields(cfg: Dict[str, Any], config_path: Optional[Path]) -> Dict[str
     base_path = base_config_for(config_path)
     if base_path is None:
         return {}
-    import yaml
-
     try:
-        base = yaml.safe_load(base_path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+        base = load_engine_config(base_path).data
+    except (OSError, ConfigError):
         return {}
     now, before = flatten(cfg), flatten(base)
     changed = {k: v for k, v in now.items() if before.get(k, object()) != v}

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Deque, List, Optional, Pattern, Sequence, Tuple, Union
 
-from rectrain.training.cgroups import own_cgroups
-from rectrain.training.metrics import strip_line
+from rectrain.machine.cgroups import own_cgroups
+from rectrain.runlog.records import strip_line
 
 
 @dataclass

@@ -6,13 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Union
 
-import yaml
-
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.data.configfiles import check_config_files
-from rectrain.errors import ConfigError, EnvironmentProblem, UserError
-from rectrain.gpu import paddle_build, query_gpus
+from rectrain.errors import EnvironmentProblem, UserError
+from rectrain.machine.gpu import paddle_build, query_gpus
 from rectrain.outputs import claim_output_dir, same_file
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 # what a run writes into its folder (runner.py's module docstring)
 RUN_FILES = ("train.log", "metrics.jsonl", "config.yml", "problem-log.md", "curves.png",
@@ -47,31 +47,7 @@ def check_device(device: str, gpus: Optional[Sequence[int]], python: str) -> Non
             "or pass --device cpu.")
 
 
-def load_train_config(config: Union[str, Path]) -> Dict[str, Any]:
-    """The PaddleOCR training config at ``config`` as a dict (it must have Global and Train)."""
-    path = Path(config)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found.",
-                          "create one with `rectrain config build`.")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (a binary file, e.g. weights, or another "
-                          "encoding), so not a training config.",
-                          "pass the config written by `rectrain config build` (UTF-8 YAML).") from exc
-    except yaml.YAMLError as exc:
-        hint = (" (it looks like a label file: image path, TAB, label)"
-                if "\t" in path.read_text(encoding="utf-8", errors="replace")[:2000] else "")
-        raise ConfigError(f"{path}: not valid YAML{hint} ({exc}).",
-                          "pass the training config (from `rectrain config build`), or fix its "
-                          "YAML syntax.") from exc
-    if not isinstance(data, dict) or "Global" not in data or "Train" not in data:
-        raise ConfigError(f"{path}: not a PaddleOCR training config (no Global/Train sections).",
-                          "create one with `rectrain config build`.")
-    return data
-
-
-def check_checkpoint_prefix(checkpoint_s3: str, endpoint_url: Optional[str]) -> None:
+def check_checkpoint_prefix(s3: S3Service, checkpoint_s3: S3Uri) -> None:
     """Before the engine starts: this identity can list, write, read and delete under the
     checkpoint prefix (the ``rectrain s3 check`` preflight). Otherwise refuse, with the IAM
     statements that would fix it: a read-only identity would train to the end and keep
@@ -81,7 +57,7 @@ def check_checkpoint_prefix(checkpoint_s3: str, endpoint_url: Optional[str]) -> 
     from rectrain.errors import PermissionProblem
     from rectrain.storage.check import check_s3_access
 
-    report = check_s3_access(checkpoint_s3, endpoint_url=endpoint_url)
+    report = check_s3_access(s3, checkpoint_s3)
     if report.ok:
         return
     failed = [line for line in report.lines if line.status == "fail" and line.required]
@@ -93,7 +69,7 @@ def check_checkpoint_prefix(checkpoint_s3: str, endpoint_url: Optional[str]) -> 
     raise PermissionProblem(
         f"--checkpoint-s3 {checkpoint_s3}: this identity cannot keep checkpoints there "
         f"({details}); nothing was trained.", fix + f" Check again with `rectrain s3 check {checkpoint_s3}`.",
-        action=",".join(line.name for line in failed), resource=checkpoint_s3)
+        action=",".join(line.name for line in failed), resource=str(checkpoint_s3))
 
 
 def check_train_inputs(cfg: Dict[str, Any]) -> None:

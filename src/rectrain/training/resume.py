@@ -43,6 +43,7 @@ from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
 from rectrain.storage.objects import download_file
 from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
 
 log = get_logger("training")
 
@@ -75,8 +76,8 @@ class NoUsableCheckpoint(UserError):
     """Checkpoints were found but none can be resumed from (exit 2, before training)."""
 
 
-def scan_checkpoints(checkpoint_dir: Path, checkpoint_s3: Optional[str] = None, *,
-                     endpoint_url: Optional[str] = None, sub_epochs: int = 1) -> List[Found]:
+def scan_checkpoints(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri] = None, *,
+                     s3: Optional[S3Service] = None, sub_epochs: int = 1) -> List[Found]:
     """Everything that looks like a checkpoint, locally (snapshot folders, the engine's own
     files) and under ``checkpoint_s3``, with the problems visible without downloading.
     Errors listing or reading S3 other than "not found" are raised, never taken as "none"."""
@@ -111,8 +112,9 @@ def scan_checkpoints(checkpoint_dir: Path, checkpoint_s3: Optional[str] = None, 
             item.problem = ("the engine's own files, without rectrain's completion marker "
                             "(only verified snapshots are resumed from)")
         found.append(item)
-    if checkpoint_s3:
-        for remote in scan_remote(checkpoint_s3, endpoint_url=endpoint_url):
+    if checkpoint_s3 is not None:
+        assert s3 is not None
+        for remote in scan_remote(s3, checkpoint_s3):
             parsed = folder_name_of(remote.name)
             found.append(Found(remote.uri, "s3", parsed[1] if parsed else remote.name, remote.info,
                                remote.problem, ref=remote.name))
@@ -136,7 +138,7 @@ def _is_resume_point(item: Found) -> bool:
 
 
 def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
-                  checkpoint_s3: Optional[str], endpoint_url: Optional[str]) -> Optional[Path]:
+                  checkpoint_s3: Optional[S3Uri], s3: Optional[S3Service]) -> Optional[Path]:
     """The ``Global.checkpoints`` prefix of the newest usable checkpoint of run ``run_id``
     (S3 ones are downloaded and verified first; local snapshots are checked against their
     marker). ``None`` when nothing was found at all; :class:`NoUsableCheckpoint` (exit 2)
@@ -157,8 +159,8 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
                 verify_snapshot(item.ref)
                 return engine_prefix(item.ref)
             log.info("downloading checkpoint %s (step %s)", item.where, item.step)
-            folder = download_snapshot(checkpoint_s3 or "", item.ref, snap_root,
-                                       endpoint_url=endpoint_url)
+            assert s3 is not None and checkpoint_s3 is not None
+            folder = download_snapshot(s3, checkpoint_s3, item.ref, snap_root)
             return engine_prefix(folder)
         except IntegrityError as exc:
             item.problem = exc.message
@@ -183,15 +185,14 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
         "over on purpose with --restart (a new run; these checkpoints are then ignored).")
 
 
-def find_resume_checkpoint(checkpoint_dir: Path, checkpoint_s3: Optional[str] = None, *,
-                           endpoint_url: Optional[str] = None, sub_epochs: int = 1,
+def find_resume_checkpoint(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri] = None, *,
+                           s3: Optional[S3Service] = None, sub_epochs: int = 1,
                            run_id: str = "") -> Optional[Path]:
     """The newest complete epoch-end checkpoint (``latest`` / ``iter_epoch_N``) of run
     ``run_id``, local or in S3, as a ``Global.checkpoints`` prefix; see :func:`choose_resume`."""
-    found = scan_checkpoints(checkpoint_dir, checkpoint_s3, endpoint_url=endpoint_url,
-                             sub_epochs=sub_epochs)
+    found = scan_checkpoints(checkpoint_dir, checkpoint_s3, s3=s3, sub_epochs=sub_epochs)
     return choose_resume(found, run_id=run_id, snap_root=checkpoint_dir / "snapshots",
-                         checkpoint_s3=checkpoint_s3, endpoint_url=endpoint_url)
+                         checkpoint_s3=checkpoint_s3, s3=s3)
 
 
 def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
@@ -223,18 +224,17 @@ def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
     return target
 
 
-def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[str], *, dest_dir: Path,
-                 endpoint_url: Optional[str], sub_epochs: int, run_id: str,
+def resume_point(checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri], *, dest_dir: Path,
+                 s3: Optional[S3Service], sub_epochs: int, run_id: str,
                  found: Optional[List[Found]] = None,
                  ) -> Tuple[Optional[Path], Optional[CheckpointInfo]]:
     """The prefix the engine resumes from (a copy prepared in ``dest_dir``, see
     :func:`prepare_resume`) and the chosen checkpoint's step and epoch; ``(None, None)`` when
     nothing was found; :class:`NoUsableCheckpoint` when nothing found is usable."""
     if found is None:
-        found = scan_checkpoints(checkpoint_dir, checkpoint_s3, endpoint_url=endpoint_url,
-                                 sub_epochs=sub_epochs)
+        found = scan_checkpoints(checkpoint_dir, checkpoint_s3, s3=s3, sub_epochs=sub_epochs)
     chosen = choose_resume(found, run_id=run_id, snap_root=checkpoint_dir / "snapshots",
-                           checkpoint_s3=checkpoint_s3, endpoint_url=endpoint_url)
+                           checkpoint_s3=checkpoint_s3, s3=s3)
     if chosen is None:
         return None, None
     info = info_from_states(chosen.parent, chosen.name, sub_epochs)
@@ -255,8 +255,8 @@ def refuse_to_overwrite(found: List[Found]) -> None:
         "replaces them), or use another --checkpoint-s3 prefix / --run-dir.")
 
 
-def restore_run_files(run: Path, checkpoint_dir: Path, checkpoint_s3: Optional[str],
-                      endpoint_url: Optional[str]) -> None:
+def restore_run_files(run: Path, checkpoint_dir: Path, checkpoint_s3: Optional[S3Uri],
+                      s3: Optional[S3Service]) -> None:
     """Before a resume: bring back the run's history that this machine lacks, first from the
     mirror in ``checkpoint_dir/run/``, then (with ``checkpoint_s3``) from S3, with
     ``best_of_run`` (pointer and folder), so the history and the run's best continue."""
@@ -264,17 +264,16 @@ def restore_run_files(run: Path, checkpoint_dir: Path, checkpoint_s3: Optional[s
         src = checkpoint_dir / "run" / name
         if src.is_file() and not (run / name).exists():
             shutil.copyfile(src, run / name)
-    if checkpoint_s3:
-        _restore_from_s3(run, checkpoint_dir, checkpoint_s3, endpoint_url)
+    if checkpoint_s3 is not None:
+        assert s3 is not None
+        _restore_from_s3(run, checkpoint_dir, checkpoint_s3, s3)
 
 
-def _restore_from_s3(run_dir: Path, checkpoint_dir: Path, checkpoint_s3: str,
-                     endpoint_url: Optional[str]) -> None:
-    base = S3Uri.parse(checkpoint_s3)
+def _restore_from_s3(run_dir: Path, checkpoint_dir: Path, base: S3Uri, s3: S3Service) -> None:
     for fname in MIRRORED:
         if not (run_dir / fname).exists():
             try:
-                download_file(str(base.join(fname)), run_dir / fname, endpoint_url=endpoint_url)
+                download_file(s3, base.join(fname), run_dir / fname)
             except StorageError as exc:
                 if not is_not_found(exc):  # AccessDenied, timeouts: say so, never start over
                     raise
@@ -283,11 +282,11 @@ def _restore_from_s3(run_dir: Path, checkpoint_dir: Path, checkpoint_s3: str,
     if read_pointer(snap_root, "best_of_run") is not None:
         return
     try:
-        got = read_remote_pointer(checkpoint_s3, "best_of_run", endpoint_url=endpoint_url)
+        got = read_remote_pointer(s3, base, "best_of_run")
         if got is not None:
-            download_snapshot(checkpoint_s3, got[0], snap_root, endpoint_url=endpoint_url)
-            download_file(str(base.join("best_of_run" + POINTER_SUFFIX)),
-                          pointer_path(snap_root, "best_of_run"), endpoint_url=endpoint_url)
+            download_snapshot(s3, base, got[0], snap_root)
+            download_file(s3, base.join("best_of_run" + POINTER_SUFFIX),
+                          pointer_path(snap_root, "best_of_run"))
     except IntegrityError as exc:  # damaged: the run goes on; run-state.json keeps the best value
         log.warning("the run's best model in S3 cannot be restored: %s A better one replaces it; "
                     "the metric to beat stays the one in run-state.json.", exc)

@@ -1,0 +1,325 @@
+"""``rectrain sagemaker run-local``: the SageMaker container contract on this machine.
+
+What SageMaker does around the container, done here against S3 (AWS or a local server):
+
+- an ``/opt/ml`` tree under a temp dir: ``input/config/hyperparameters.json`` (the request's
+  HyperParameters, all strings), ``resourceconfig.json``, ``inputdataconfig.json``;
+- every input channel downloaded from its S3 prefix to ``input/data/<channel>`` (File mode);
+- ``/opt/ml/checkpoints`` restored from ``CheckpointConfig.S3Uri`` before each start (random
+  order, new mtimes), synced to it while the container runs (deletions too), nothing uploaded
+  after a stop: SageMaker's checkpoint agent, emulated once
+  (:mod:`rectrain.emulator.checkpoint_agent`) for one host and for two (:mod:`.cluster`);
+- the real entrypoint (``rectrain sagemaker entrypoint train``) as a subprocess, on the CPU;
+- ``--interrupt-after SECONDS``: SIGTERM, the 120-second grace, SIGKILL, then a fresh start
+  with the checkpoints restored from S3 (a spot interruption);
+- on success ``model/`` packed as ``model.tar.gz`` and ``output/data`` as ``output.tar.gz``
+  under ``<output>/<job>/output/``, as SageMaker uploads them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from rectrain.emulator.checkpoint_agent import SageMakerCheckpointSync
+from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, EnvironmentProblem
+from rectrain.logs import get_logger
+from rectrain.outputs import claim_output_dir
+from rectrain.paths import MLPaths
+from rectrain.sagemaker import aws
+from rectrain.sagemaker.jobconfig import JobConfig
+from rectrain.sagemaker.request import build_training_job_request
+from rectrain.storage.objects import upload_file
+from rectrain.storage.pull import pull
+from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import S3Service
+
+log = get_logger("sagemaker.local")
+GRACE_SECONDS = 120.0
+SYNC_EVERY_SECONDS = 2.0
+LOCAL_ROLE = "arn:aws:iam::000000000000:role/rectrain-run-local"
+LOCAL_IMAGE = "000000000000.dkr.ecr.us-east-1.amazonaws.com/rectrain:run-local"
+
+
+@dataclass
+class Attempt:
+    number: int
+    exit_code: int
+    seconds: float
+    interrupted: bool
+    restored_files: int
+    uploaded_files: int
+    hosts: Dict[str, Any] = field(default_factory=dict)  # several hosts: per host exit code, files
+
+
+@dataclass
+class LocalRunResult:
+    job_name: str
+    ml_root: str
+    exit_code: int
+    attempts: List[Attempt] = field(default_factory=list)
+    model_dir: Optional[str] = None
+    model_s3: Optional[str] = None
+    checkpoint_s3: Optional[str] = None
+    failure: Optional[str] = None
+
+    def summary(self) -> str:
+        lines = [f"{self.job_name}: exit {self.exit_code} after {len(self.attempts)} start(s)"]
+        for a in self.attempts:
+            what = "interrupted (SIGTERM)" if a.interrupted else f"exit {a.exit_code}"
+            lines.append(f"  start {a.number}: {what} after {a.seconds:.0f} s; restored "
+                         f"{a.restored_files} checkpoint file(s), uploaded {a.uploaded_files}")
+            for host, info in sorted(a.hosts.items()):
+                lines.append(f"    {host}: exit {info['exit_code']}, restored {info['restored_files']}, "
+                             f"uploaded {info['uploaded_files']}")
+        if self.model_dir:
+            lines.append(f"  model: {self.model_dir}")
+        if self.model_s3:
+            lines.append(f"  model.tar.gz: {self.model_s3}")
+        if self.checkpoint_s3:
+            lines.append(f"  checkpoints: {self.checkpoint_s3}")
+        if self.failure:
+            lines.append(f"  failure: {self.failure}")
+        lines.append(f"  /opt/ml: {self.ml_root}")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ S3 helpers
+def download_prefix(s3: S3Service, uri: S3Uri, dest: Path) -> int:
+    """Every object under ``uri`` into ``dest`` (relative paths kept, each verified; a key that
+    would land outside ``dest`` is refused); returns the count. Nothing there: 0."""
+    result = pull(s3, uri, dest, progress=False, verify_manifest=False, empty_ok=True)
+    return result.files_total
+
+
+def upload_tensorboard(s3: S3Service, local_dir: Any, uri: S3Uri) -> int:
+    """What SageMaker does with ``TensorBoardOutputConfig``: every file under ``local_dir`` to
+    ``uri`` with its relative path. Returns the number of files."""
+    root = Path(local_dir)
+    if not root.is_dir():
+        return 0
+    count = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        target = uri.join(path.relative_to(root).as_posix())
+        s3.call("upload_file", "s3:PutObject", target, Filename=str(path), Bucket=target.bucket,
+                Key=target.key)
+        count += 1
+    return count
+
+
+# ------------------------------------------------------------------ the emulation
+def local_request(job: JobConfig) -> Dict[str, Any]:
+    """The job's request, with placeholders for what only AWS needs (role, image)."""
+    if not job.output and not job.checkpoint_s3:
+        raise ConfigError("run-local needs output: (or checkpoint_s3:) to keep checkpoints in S3.",
+                          "pass --output s3://bucket/rectrain/jobs.")
+    import dataclasses
+
+    filled = dataclasses.replace(job, role=job.role or LOCAL_ROLE, image=job.image or LOCAL_IMAGE,
+                                 output=job.output or job.checkpoint_s3)
+    return build_training_job_request(filled)
+
+
+def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo-1",
+                   hosts: Sequence[str] = ("algo-1",), interface: str = "eth0") -> None:
+    """The three files SageMaker writes in ``/opt/ml/input/config``."""
+    from rectrain.fsutil import write_json_atomic
+
+    write_json_atomic(paths.hyperparameters, {k: str(v) for k, v in request["HyperParameters"].items()})
+    write_json_atomic(paths.resource_config, {
+        "current_host": host, "current_instance_type": request["ResourceConfig"]["InstanceType"],
+        "current_group_name": "homogeneousCluster", "hosts": list(hosts),
+        "instance_groups": [{"instance_group_name": "homogeneousCluster",
+                             "instance_type": request["ResourceConfig"]["InstanceType"],
+                             "hosts": list(hosts)}],
+        "network_interface_name": interface})
+    write_json_atomic(paths.input_data_config, {
+        c["ChannelName"]: {"TrainingInputMode": c.get("InputMode", "File"),
+                           "S3DistributionType": c["DataSource"]["S3DataSource"]["S3DataDistributionType"],
+                           "RecordWrapperType": "None"}
+        for c in request["InputDataConfig"]})
+
+
+def _entrypoint_argv(root: Path, max_steps: Optional[int]) -> List[str]:
+    argv = [sys.executable, "-m", "rectrain", "sagemaker", "entrypoint", "train", "--ml-root", str(root)]
+    if max_steps:
+        argv += ["--max-steps", str(max_steps)]
+    return argv
+
+
+def _run_attempt(argv: List[str], env: Dict[str, str], sync: SageMakerCheckpointSync,
+                 interrupt_after: Optional[float], grace: float,
+                 ready: Optional[Callable[[], bool]] = None) -> Tuple[int, bool]:
+    """Run the entrypoint; SIGTERM it ``interrupt_after`` seconds in (and once ``ready()``),
+    after stopping the agent (nothing more goes up), SIGKILL after ``grace``."""
+    proc = subprocess.Popen(argv, env=env, stdout=sys.stderr, stderr=sys.stderr)
+    sync.start()
+    started = time.monotonic()
+    interrupted = False
+    term_at: Optional[float] = None
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if interrupt_after is not None and not interrupted and now - started >= interrupt_after \
+                    and (ready is None or ready()):
+                log.warning("run-local: simulated spot interruption: SIGTERM after %.0f s", now - started)
+                sync.stop()  # a stopped job: SageMaker uploads nothing more
+                proc.send_signal(signal.SIGTERM)
+                interrupted, term_at = True, now
+            if term_at is not None and now - term_at > grace:
+                log.error("run-local: still running %.0f s after SIGTERM: SIGKILL (SageMaker does the same)",
+                          grace)
+                proc.kill()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        sync.stop(final=not interrupted)  # only a job that ended by itself gets a last upload
+    return code, interrupted
+
+
+def run_local(job: JobConfig, *, interrupt_after: Sequence[float] = (), work_dir: Optional[str] = None,
+              device: str = "cpu", max_steps: Optional[int] = None, s3: Optional[S3Service] = None,
+              grace_seconds: float = GRACE_SECONDS, max_starts: Optional[int] = None,
+              extra_env: Optional[Dict[str, str]] = None,
+              interrupt_after_checkpoint: bool = False) -> LocalRunResult:
+    """Emulate the job: one start per entry of ``interrupt_after`` (each interrupted after that
+    many seconds, and with ``interrupt_after_checkpoint`` only once the agent has uploaded what
+    a restart resumes from), then a last start that runs to the end. ``instance_count: 2`` runs
+    two hosts in network namespaces (:mod:`rectrain.emulator.cluster`; root on Linux) or
+    refuses."""
+    request = local_request(job)
+    name = request["TrainingJobName"]
+    count = int(request["ResourceConfig"]["InstanceCount"])
+    if count > 2:
+        raise ConfigError(f"run-local emulates 1 or 2 hosts; the job asks for {count}.",
+                          "pass --instance-count 2 (the emulation of several hosts) or 1.")
+    if count == 2:
+        from rectrain.emulator.netns import unavailable_reason
+
+        reason = unavailable_reason()
+        if reason:
+            raise EnvironmentProblem(f"run-local cannot emulate 2 hosts here: {reason}.",
+                                     "run as root on Linux (network namespaces), or pass --instance-count 1.")
+    s3 = s3 or aws.s3_for(job)
+    root = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix=f"rectrain-{name}-"))
+    # its input/data/<channel> and checkpoints/ (per host with 2 hosts) are replaced: only in a
+    # folder rectrain made
+    claim_output_dir(root, command="sagemaker run-local", flag="--work-dir",
+                     writes=["algo-1/", "algo-2/"] if count == 2 else
+                     ["input/", "checkpoints/", "model/", "output/", "code/"])
+    if count == 2:
+        import rectrain.emulator.run_local as local
+        from rectrain.emulator.cluster import run_cluster
+
+        return run_cluster(local, job, request, s3, root, interrupt_after=interrupt_after, device=device,
+                           max_steps=max_steps, grace_seconds=grace_seconds, max_starts=max_starts,
+                           extra_env=extra_env, interrupt_after_checkpoint=interrupt_after_checkpoint)
+    paths = MLPaths.resolve(str(root))
+    _fresh_instance(paths, request, s3)
+    env = dict(os.environ)
+    env.update({"RECTRAIN_ML_ROOT": str(root), "RECTRAIN_DEVICE": device, "PYTHONUNBUFFERED": "1",
+                "SM_CURRENT_HOST": "algo-1", "TRAINING_JOB_NAME": name})
+    env.update(request.get("Environment", {}))
+    env.update(extra_env or {})
+    plan = list(interrupt_after) + [None]
+    if max_starts:
+        plan = plan[:max_starts]
+    result = LocalRunResult(job_name=name, ml_root=str(root), exit_code=EXIT_OK,
+                            checkpoint_s3=request["CheckpointConfig"]["S3Uri"])
+    for number, after in enumerate(plan, start=1):
+        attempt = _start(number, after, paths, request, s3, _entrypoint_argv(root, max_steps), env,
+                         grace_seconds, interrupt_after_checkpoint)
+        result.attempts.append(attempt)
+        result.exit_code = attempt.exit_code
+        if not attempt.interrupted:
+            break
+        if attempt.exit_code == EXIT_OK:
+            log.warning("run-local: the job finished before the interruption took effect")
+            break
+        if attempt.exit_code != EXIT_INTERRUPTED:
+            log.warning("run-local: exit code %s after SIGTERM (expected %s: stopped after saving)",
+                        attempt.exit_code, EXIT_INTERRUPTED)
+        # SageMaker restarts an interrupted spot job on a new instance
+    _finish_job(job, s3, paths, result)
+    return result
+
+
+def _fresh_instance(paths: MLPaths, request: Dict[str, Any], s3: S3Service) -> None:
+    """The contract files and every channel downloaded, as SageMaker prepares an instance."""
+    write_contract(paths, request)
+    for channel in request["InputDataConfig"]:
+        uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+        dest = paths.channel(channel["ChannelName"])
+        if dest.exists():
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        n = download_prefix(s3, S3Uri.parse(uri), dest)
+        log.info("run-local: channel %s: %d file(s) from %s", channel["ChannelName"], n, uri)
+    for folder in (paths.model, paths.output_data, paths.failure.parent):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[str, Any],
+           s3: S3Service, argv: List[str], env: Dict[str, str], grace: float,
+           wait_for_checkpoint: bool = False) -> Attempt:
+    """One start on a new instance: the checkpoint folder emptied and restored by the agent,
+    the entrypoint run (interrupted after ``after`` seconds), the TensorBoard events uploaded."""
+    checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
+    if paths.checkpoints.exists():
+        shutil.rmtree(paths.checkpoints)
+    paths.checkpoints.mkdir(parents=True)
+    sync = SageMakerCheckpointSync(s3, paths.checkpoints, S3Uri.parse(checkpoint_uri),
+                                   every=SYNC_EVERY_SECONDS)
+    restored = sync.restore()  # random order, new mtimes (see checkpoint_agent)
+    if paths.failure.exists():
+        paths.failure.unlink()
+    log.info("run-local: start %d (%s), %d checkpoint file(s) restored from %s", number,
+             f"interrupt after {after:.0f} s" if after is not None else "to the end", restored,
+             checkpoint_uri)
+    started = time.monotonic()
+    code, interrupted = _run_attempt(argv, env, sync, after, grace,
+                                     sync.restart_ready if wait_for_checkpoint else None)
+    attempt = Attempt(number, code, time.monotonic() - started, interrupted, restored, sync.uploaded)
+    if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
+        tb_local = paths.output / "tensorboard"
+        upload_tensorboard(s3, tb_local, S3Uri.parse(request["TensorBoardOutputConfig"]["S3OutputPath"]))
+        shutil.rmtree(tb_local, ignore_errors=True)
+    return attempt
+
+
+def _finish_job(job: JobConfig, s3: S3Service, paths: MLPaths, result: LocalRunResult) -> None:
+    """The failure reason, and on success the model and output packed to S3 as SageMaker does."""
+    if paths.failure.is_file():
+        result.failure = paths.failure.read_text(encoding="utf-8", errors="replace")
+    if result.exit_code == EXIT_OK and any(paths.model.iterdir()):
+        result.model_dir = str(paths.model)
+        out_prefix = f"{str(job.output or job.checkpoint_s3).rstrip('/')}/{result.job_name}/output"
+        result.model_s3 = _upload_tar(s3, paths.model, f"{out_prefix}/model.tar.gz")
+        if paths.output_data.is_dir() and any(paths.output_data.iterdir()):
+            _upload_tar(s3, paths.output_data, f"{out_prefix}/output.tar.gz")
+
+
+def _upload_tar(s3: S3Service, folder: Path, uri: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / Path(uri).name
+        with tarfile.open(archive, "w:gz") as tar:
+            for item in sorted(folder.iterdir()):
+                tar.add(item, arcname=item.name)
+        upload_file(s3, archive, S3Uri.parse(uri))
+    return uri

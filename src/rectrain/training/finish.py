@@ -1,0 +1,136 @@
+"""A run, step 3 of 3: the finish (see :mod:`.runner`). Each way a run can end is one arm that
+writes its own result:
+
+- **interrupted** (a signal): the state saved, what is new uploaded within
+  ``RECTRAIN_INTERRUPT_UPLOAD_S`` (SageMaker gives two minutes), exit 75;
+- **failed** (the engine's exit, or a failure seen in its output): classified, written to
+  ``problem-log.md``, :class:`EngineFailure` (exit 4) with the fix;
+- **completed** or **stopped** (a stop rule): the curves drawn, every checkpoint uploaded, or
+  :class:`CheckpointsNotUploaded` (exit 5) naming what did not reach S3 and the command that
+  uploads it.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, CheckpointsNotUploaded, EngineFailure
+from rectrain.logs import get_logger
+from rectrain.runlog.plots import plot_curves
+from rectrain.settings import Settings
+from rectrain.storage.service import S3Service
+from rectrain.training.checkpoint_lookup import checkpoint_paths, push_command
+from rectrain.training.failures import Failure, append_problem_log
+from rectrain.training.prepare import Prepared
+from rectrain.training.request import TrainResult
+from rectrain.training.resume import mirror_run_files
+from rectrain.training.session import Outcome
+from rectrain.training.supervise import Stopper
+
+log = get_logger("training")
+FINAL_UPLOAD_S = 600.0  # at least this long for the last uploads of a run that ended by itself
+
+
+def finish(prepared: Prepared, outcome: Outcome, stopper: Stopper, s3: Optional[S3Service],
+           settings: Settings) -> TrainResult:
+    """The run's result (or its error), after the state, the run files and the uploads."""
+    prepared.state.global_step = max(prepared.state.global_step, outcome.tracker.global_step)
+    result = _result(prepared, outcome)
+    if stopper.reason == "interrupted":
+        return _interrupted(prepared, outcome, result, stopper, s3, settings)
+    failure = outcome.failure
+    if failure is None and stopper.reason != "stopped":
+        rc = outcome.returncode if outcome.returncode is not None else 1
+        failure = outcome.classifier.classify(rc, oom=outcome.oom.evidence([outcome.engine_pid]))
+    if failure is not None:
+        _failed(prepared, outcome, failure, settings)
+    return _completed(prepared, outcome, result, stopper, s3, settings)
+
+
+def _result(prepared: Prepared, outcome: Outcome) -> TrainResult:
+    """A completed-run result with where the best and latest checkpoints are."""
+    tracker, run = outcome.tracker, prepared.run
+    result = TrainResult(status="completed", exit_code=EXIT_OK, run_dir=run,
+                         checkpoint_dir=prepared.ckdir, global_step=tracker.global_step,
+                         epoch=tracker.last_train.get("epoch", 0) if tracker.last_train else 0,
+                         metrics_path=run / "metrics.jsonl", plan=prepared.plan)
+    checkpoint_paths(result, prepared.ckdir)
+    return result
+
+
+def _save_state(prepared: Prepared, status: str) -> None:
+    prepared.state.status = status
+    prepared.state.save(prepared.state_path)
+    mirror_run_files(prepared.run, prepared.ckdir, prepared.request.placement.node_rank)
+
+
+def _interrupted(prepared: Prepared, outcome: Outcome, result: TrainResult, stopper: Stopper,
+                 s3: Optional[S3Service], settings: Settings) -> TrainResult:
+    result.status, result.exit_code = "interrupted", EXIT_INTERRUPTED
+    _save_state(prepared, "interrupted")
+    grace = settings.interrupt_upload_s
+    sync = outcome.sync
+    outcome.display.message(f"interrupted by signal {stopper.signum}; uploading what is new "
+                            f"(at most {grace:.0f} s)")
+    if not sync.close(timeout=grace):
+        log.warning("uploads did not finish within %.0f s; the previous complete checkpoint "
+                    "stays valid in S3", grace)
+    if sync.missing():
+        log.warning("not in S3: %s; --resume on this machine uses the local copies, or "
+                    "upload them with %s", ", ".join(sync.missing()),
+                    push_command(prepared.ckdir, prepared.request.checkpoint_s3, s3))
+    result.uploaded_keys = list(sync.uploaded_keys)
+    checkpoint_paths(result, prepared.ckdir)  # the snapshots are all complete now
+    assert prepared.tracking is not None
+    prepared.tracking.finish("interrupted", [prepared.run / "metrics.jsonl"], timeout=30)
+    return result
+
+
+def _failed(prepared: Prepared, outcome: Outcome, failure: Failure, settings: Settings) -> None:
+    run = prepared.run
+    prepared.state.status = "failed"
+    prepared.state.save(prepared.state_path)
+    append_problem_log(run / "problem-log.md", failure,
+                       context=f"segment {prepared.segment}, step {outcome.tracker.global_step}, "
+                               f"engine exit status {outcome.returncode}")
+    assert prepared.tracking is not None
+    prepared.tracking.finish("failed", [run / "metrics.jsonl", run / "problem-log.md", run / "train.log"])
+    mirror_run_files(run, prepared.ckdir, prepared.request.placement.node_rank)
+    outcome.sync.close(timeout=settings.interrupt_upload_s)
+    raise EngineFailure(f"training failed: {failure.message} (see {run / 'train.log'}; "
+                        f"last engine line: {failure.evidence.strip()[:200]})",
+                        failure.fix, kind=failure.kind)
+
+
+def _completed(prepared: Prepared, outcome: Outcome, result: TrainResult, stopper: Stopper,
+               s3: Optional[S3Service], settings: Settings) -> TrainResult:
+    run, ckdir, sync = prepared.run, prepared.ckdir, outcome.sync
+    for warning in outcome.classifier.warnings:
+        append_problem_log(run / "problem-log.md", warning, context=f"segment {prepared.segment}")
+    if stopper.reason == "stopped":
+        result.status = "stopped"
+    _save_state(prepared, "completed" if result.status == "completed" else result.status)
+    try:
+        plot_curves(run / "metrics.jsonl", run / "curves.png")
+    except Exception as exc:  # noqa: BLE001 - a plot never fails a finished run
+        log.warning("could not draw curves.png: %s", exc)
+    assert prepared.tracking is not None
+    prepared.tracking.finish(result.status,
+                             [run / "curves.png", run / "metrics.jsonl", run / "problem-log.md"])
+    sync.close(timeout=max(settings.interrupt_upload_s, FINAL_UPLOAD_S))
+    result.uploaded_keys = list(sync.uploaded_keys)
+    checkpoint_paths(result, ckdir)  # the snapshots are all complete now
+    missing = sync.missing()
+    prefix = prepared.request.checkpoint_s3
+    if missing:  # everything is saved locally; S3, the system of record, lacks the end
+        cause = sync.checkpoint_errors[-1] if sync.checkpoint_errors else "not finished in time"
+        raise CheckpointsNotUploaded(
+            f"training {result.status} at step {result.global_step} and everything is saved in "
+            f"{ckdir}, but {len(missing)} checkpoint(s) did not reach S3: {', '.join(missing)} "
+            f"(last error: {cause}).",
+            f"fix the cause (`rectrain s3 check {prefix}`), then upload them with "
+            f"{push_command(ckdir, prefix, s3)}.")
+    if sync.errors:
+        log.warning("some uploads failed: %s", "; ".join(sync.errors[:3]))
+    return result
+

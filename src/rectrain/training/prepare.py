@@ -1,0 +1,256 @@
+"""A run, step 1 of 3: everything decided before the engine starts (see :mod:`.runner`).
+
+Checks that refuse in seconds what would fail after minutes (the device, the config's files,
+the pretrained head, the run folder, the checkpoint prefix's permissions), the run's state
+(new, or the run to continue: its ``run-state.json``, restored from S3 or adopted from the
+markers), the plan (sub-epochs, the schedule), the checkpoint to resume from, and the engine's
+command as data. Nothing is trained here; a signal raises :class:`Interrupted` (nothing new to
+save).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from rectrain.checkpoints.local import CheckpointInfo
+from rectrain.checkpoints.run_state import STATE_FILE, RunState
+from rectrain.config.pretrained import check_pretrained_head
+from rectrain.engine import Engine, find_engine
+from rectrain.engine.config import EngineConfig, load_engine_config
+from rectrain.errors import UserError
+from rectrain.logs import get_logger
+from rectrain.settings import Settings
+from rectrain.storage.service import S3Service
+from rectrain.training.command import build_train_command
+from rectrain.training.plan import TrainPlan, make_plan
+from rectrain.training.preflight import (
+    check_checkpoint_prefix,
+    check_device,
+    check_train_inputs,
+    claim_run_dir,
+)
+from rectrain.training.request import TrainRequest, TrainResult
+from rectrain.training.resume import (
+    Found,
+    adopt_run,
+    refuse_to_overwrite,
+    restore_run_files,
+    resume_point,
+    scan_checkpoints,
+)
+from rectrain.training.resume_check import check_config_change, fingerprint, past_max_steps_message
+from rectrain.training.run_tracking import RunTracking, open_run_tracking
+from rectrain.training.workers import apply_loader_choice
+
+log = get_logger("training")
+
+
+@dataclass
+class Prepared:
+    """What the engine session and the finish need: the run, its state and plan, the command."""
+
+    request: TrainRequest
+    engine: Engine
+    cfg: EngineConfig
+    run: Path
+    ckdir: Path
+    state: RunState
+    plan: TrainPlan
+    argv: List[str]
+    env: Dict[str, str]
+    resume_from: Optional[Path] = None
+    resume_info: Optional[CheckpointInfo] = None
+    stop_at: Optional[int] = None  # where rectrain stops the engine (a plan's own end aside)
+    tracking: Optional[RunTracking] = None
+
+    @property
+    def state_path(self) -> Path:
+        return self.run / STATE_FILE
+
+    @property
+    def segment(self) -> int:
+        return self.state.segments - 1
+
+
+def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings) -> Tuple[
+        Optional[Prepared], Optional[TrainResult]]:
+    """``(prepared, None)``, or ``(None, result)`` when a resume has nothing left to train.
+    Raises user errors (exit 2) for what cannot work."""
+    engine, cfg = _check_inputs(request)
+    run, ckdir = request.run, request.checkpoints
+    claim_run_dir(run, request.config, cfg.data)
+    ckdir.mkdir(parents=True, exist_ok=True)
+    if request.checkpoint_s3 is not None:
+        if s3 is None:
+            raise ValueError("a request with checkpoint_s3 needs the S3 service that reaches it")
+        if request.placement.uploads:  # the host that uploads: fail before any step is paid for
+            check_checkpoint_prefix(s3, request.checkpoint_s3)
+    if request.resume:
+        restore_run_files(run, ckdir, request.checkpoint_s3, s3)
+    state, found = _find_state(request, s3, cfg, run, ckdir)
+    state, plan = _plan(request, cfg, state)
+    apply_loader_choice(cfg.data, plan.overrides, request.workers, gpus=request.placement.processes)
+    resume_from, resume_info = _resume_point(request, s3, run, ckdir, plan, state, found)
+    if resume_info is not None:
+        done = _nothing_left(request, run, ckdir, plan, state, resume_info)
+        if done is not None:
+            return None, done
+    _check_resume_config(request, state, cfg)
+    prepared = Prepared(request, engine, cfg, run, ckdir, state, plan, *_command(
+        request, engine, run, ckdir, plan, resume_from), resume_from=resume_from,
+        resume_info=resume_info, stop_at=_stop_at(request, plan, state))
+    _begin_segment(prepared, settings)
+    return prepared, None
+
+
+def _check_inputs(request: TrainRequest) -> Tuple[Engine, EngineConfig]:
+    """The engine, the device asked for, the config (loaded once) and the files it names."""
+    engine = find_engine(request.paddleocr_dir)
+    check_device(request.placement.device, list(request.placement.gpus), engine.python)
+    cfg = load_engine_config(request.config, require=("Global", "Train"))
+    check_train_inputs(cfg.data)
+    if not request.resume:
+        check_pretrained_head(cfg.data, str(request.config))
+    return engine, cfg
+
+
+def _find_state(request: TrainRequest, s3: Optional[S3Service], cfg: EngineConfig, run: Path,
+                ckdir: Path) -> Tuple[Optional[RunState], List[Found]]:
+    """The run's state (None: a new run) and the checkpoints already there; refuses to start a
+    new run over an earlier one's state or checkpoints."""
+    state = RunState.load(run / STATE_FILE)
+    if state is not None and request.mode == "new" and state.status not in ("new",):
+        raise UserError(f"{run} already holds a run ({state.status}, step {state.global_step}).",
+                        "add --resume to continue it, --restart to start over, or choose a new "
+                        "--run-dir.")
+    found: List[Found] = []
+    if not request.restart:  # what is there decides: continue it, refuse, or (nothing) start
+        found = scan_checkpoints(ckdir, request.checkpoint_s3, s3=s3,
+                                 sub_epochs=state.sub_epochs if state else 1)
+    if request.mode == "new":
+        refuse_to_overwrite(found)
+    if request.resume and state is None:
+        adopted = adopt_run(found)
+        if adopted is not None:  # run-state.json lost: the markers say which run this is
+            log.warning("run-state.json is missing; continuing run %s (named in the marker of "
+                        "%s)", adopted.run_id, adopted.location or adopted.name)
+            plan = _make_plan(request, cfg, adopted.sub_epochs or request.sub_epochs,
+                              request.stop.max_steps)
+            state = _new_state(request, cfg, plan, adopted.run_id)
+    return state, found
+
+
+def _make_plan(request: TrainRequest, cfg: EngineConfig, sub_epochs: Optional[int],
+               max_steps: Optional[int]) -> TrainPlan:
+    p = request.placement
+    return make_plan(cfg.data, device=p.device, gpus=list(p.gpus), nnodes=p.nnodes,
+                     sub_epochs=sub_epochs, max_steps=max_steps,
+                     checkpoint_every_min=request.checkpoint_every_min)
+
+
+def _new_state(request: TrainRequest, cfg: EngineConfig, plan: TrainPlan, run_id: str) -> RunState:
+    prefix = request.checkpoint_s3
+    return RunState(run_id=run_id, sub_epochs=plan.sub_epochs, epochs=plan.epochs,
+                    engine_epochs=plan.engine_epochs, main_indicator=cfg.main_indicator,
+                    checkpoint_s3=str(prefix) if prefix is not None else None,
+                    plan_max_steps=request.stop.max_steps)
+
+
+def _plan(request: TrainRequest, cfg: EngineConfig, state: Optional[RunState]) -> Tuple[RunState, TrainPlan]:
+    """The run's plan: on a resume the run's own schedule (K and the --max-steps of its first
+    start), never a new one: the engine rebuilds its lr scheduler from it while the scheduler's
+    position comes from the checkpoint, so a different schedule would bend the learning-rate
+    curve (see training.resume_check); --max-steps on a resume only says where to stop."""
+    if state is not None and request.resume:
+        return state, _make_plan(request, cfg, state.sub_epochs, state.plan_max_steps)
+    plan = _make_plan(request, cfg, request.sub_epochs, request.stop.max_steps)
+    return _new_state(request, cfg, plan, uuid.uuid4().hex[:12]), plan
+
+
+def _stop_at(request: TrainRequest, plan: TrainPlan, state: RunState) -> Optional[int]:
+    """The step where rectrain stops the engine (a plan made for --max-steps ends there itself)."""
+    max_steps = request.stop.max_steps
+    stop_at = max_steps if max_steps and max_steps != state.plan_max_steps else None
+    if max_steps and not request.resume and "Global.epoch_num" not in plan.overrides:
+        stop_at = max_steps
+    return stop_at
+
+
+def _resume_point(request: TrainRequest, s3: Optional[S3Service], run: Path, ckdir: Path,
+                  plan: TrainPlan, state: RunState, found: List[Found],
+                  ) -> Tuple[Optional[Path], Optional[CheckpointInfo]]:
+    if not request.resume:
+        return None, None
+    # other hosts keep their copy out of the synced checkpoint dir: only rank 0 writes there
+    dest = (ckdir if request.placement.uploads else run) / "resume"
+    return resume_point(ckdir, request.checkpoint_s3, dest_dir=dest, s3=s3, sub_epochs=plan.sub_epochs,
+                        run_id=state.run_id, found=found)
+
+
+def _nothing_left(request: TrainRequest, run: Path, ckdir: Path, plan: TrainPlan, state: RunState,
+                  info: CheckpointInfo) -> Optional[TrainResult]:
+    max_steps = request.stop.max_steps
+    nothing_left = past_max_steps_message(info.global_step, max_steps, state.plan_max_steps)
+    if nothing_left:
+        log.warning("%s", nothing_left)
+        return TrainResult.stopped_before_start(run, ckdir, info.global_step, info.epoch, plan)
+    if max_steps:
+        log.info("--resume --max-steps %d: continuing the run's schedule from step %d and "
+                 "stopping at step %d (the last checkpoint before it is kept).", max_steps,
+                 info.global_step, max_steps)
+    return None
+
+
+def _check_resume_config(request: TrainRequest, state: RunState, cfg: EngineConfig) -> None:
+    """Record what the run depends on (first start), or compare a resume's config with it."""
+    new = fingerprint(cfg.data)
+    run, config = request.run, request.config
+    if request.resume and state.segments > 0:
+        old = state.config_fingerprint
+        if not old and (run / "config.yml").is_file() and Path(config).resolve() != run / "config.yml":
+            # a run-state written before fingerprints: the copy the run started with
+            old = fingerprint(load_engine_config(run / "config.yml", require=("Global", "Train")).data)
+        diffs = check_config_change(old, new, allow=request.allow_config_change, config=str(config))
+        if diffs:
+            log.warning("warning: --allow-config-change: resuming with a changed config: %s",
+                        "; ".join(diffs))
+            state.history.append({"config_change": diffs, "time": time.time()})
+    state.config_fingerprint = new
+
+
+def _command(request: TrainRequest, engine: Engine, run: Path, ckdir: Path, plan: TrainPlan,
+             resume_from: Optional[Path]) -> Tuple[List[str], Dict[str, str]]:
+    """The config's copy in the run folder, and the engine's command as data."""
+    config = Path(request.config)
+    if config.resolve() != run / "config.yml":
+        shutil.copyfile(config, run / "config.yml")
+    p = request.placement
+    return build_train_command(
+        engine, str(config.resolve()), save_model_dir=str(ckdir), device=p.device,
+        gpus=list(p.gpus) or None, resume_from=str(resume_from) if resume_from else None,
+        plan_overrides=plan.overrides, nnodes=p.nnodes, node_rank=p.node_rank, master=p.master,
+        log_dir=str(run / "launch-logs") if p.launcher else None, extra_env=dict(p.env))
+
+
+def _begin_segment(prepared: Prepared, settings: Settings) -> None:
+    """A new attempt in the run's history, its trackers opened, the state saved."""
+    state, request = prepared.state, prepared.request
+    info = prepared.resume_info
+    state.segments += 1
+    state.status = "running"
+    state.history.append({"segment": state.segments - 1, "started": time.time(),
+                          "resumed_from": str(prepared.resume_from) if prepared.resume_from else None,
+                          "resume_step": info.global_step if info else 0})
+    p = request.placement
+    prepared.tracking = open_run_tracking(
+        request.tracking, prepared.run, Path(request.config).resolve(), prepared.cfg.data,
+        engine=prepared.engine, device=p.device, gpus=list(p.gpus) or None, nnodes=p.nnodes,
+        node_rank=p.node_rank, plan=prepared.plan, state=state,
+        resume_step=info.global_step if info else 0, job=settings.sagemaker_job,
+        instance_type=settings.instance_type)
+    state.save(prepared.state_path)
