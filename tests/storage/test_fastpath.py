@@ -154,3 +154,57 @@ def test_the_server_refuses_a_corrupted_upload(s3_client, s3_bucket, tmp_path: P
                    fast=fast)
     listed = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
     assert listed == []
+
+
+def _count_fast_requests(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Counts the PUTs and GETs the fast path itself completed (a 200 it handled)."""
+    counts = {"put": 0, "get": 0}
+    real_put, real_get = FastPath.put, FastPath.get
+
+    def put(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        done = real_put(self, *args, **kwargs)
+        counts["put"] += bool(done)
+        return done
+
+    def get(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        got = real_get(self, *args, **kwargs)
+        counts["get"] += got is not None
+        return got
+
+    monkeypatch.setattr(FastPath, "put", put)
+    monkeypatch.setattr(FastPath, "get", get)
+    return counts
+
+
+def test_push_and_pull_through_the_service_use_the_fast_path(s3_server, s3_bucket, tmp_path: Path,  # noqa: ANN001
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service the CLI builds (rectrain.cli.edge.s3_service) sends every small file through
+    the fast path, and none with --no-fastpath: the switch lives in S3Service only."""
+    from rectrain.cli.edge import s3_service
+    from rectrain.storage.pull import pull
+    from rectrain.storage.push import push
+
+    from .helpers import make_tree
+
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("RECTRAIN_NO_FASTPATH", raising=False)
+    counts = _count_fast_requests(monkeypatch)
+    files = make_tree(tmp_path / "src", files=12)
+    args = argparse.Namespace(endpoint_url=s3_server.endpoint_url, profile=None, region=None,
+                              no_fastpath=False)
+    service = s3_service(args, workers=4)
+    uri = S3Uri.parse(f"s3://{s3_bucket}/fast")
+    assert push(service, tmp_path / "src", uri, workers=4, progress=False).transferred == len(files)
+    assert counts["put"] == len(files)  # the manifest goes up streamed from its file, by boto3
+    assert pull(service, uri, tmp_path / "dst", workers=4, progress=False).transferred == len(files)
+    assert counts["get"] >= len(files)  # every file (and the manifest)
+
+    counts.update(put=0, get=0)
+    args.no_fastpath = True
+    slow = s3_service(args, workers=4)
+    slow_uri = S3Uri.parse(f"s3://{s3_bucket}/slow")
+    assert push(slow, tmp_path / "src", slow_uri, workers=4, progress=False).transferred == len(files)
+    assert pull(slow, slow_uri, tmp_path / "dst2", workers=4, progress=False).transferred == len(files)
+    assert counts == {"put": 0, "get": 0}

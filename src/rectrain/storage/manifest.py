@@ -31,6 +31,11 @@ MANIFEST_NAME = "manifest.jsonl"
 PART_SUFFIX = ".rectrain-part"  # temporary download names; never uploaded, never trusted
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# an entry exactly as rectrain writes it (json.dumps, sorted keys, no escapes in the texts): read
+# without the JSON parser (5x faster; ten million lines are read at every open); any other line is
+# parsed as JSON and checked the same way
+_CANONICAL = re.compile(r'\{"path": "([^"\\\x00-\x1f]*)", "sha256": "([0-9a-f]{64})", '
+                        r'(?:"shard": "([^"\\\x00-\x1f]*)", )?"size": (0|[1-9][0-9]{0,17})\}\r?\n?\Z')
 CHUNK = 1024 * 1024
 
 
@@ -128,6 +133,10 @@ def entry_line(entry: ManifestEntry) -> str:
 
 def parse_line(line: str, source: str, lineno: int) -> Union[ManifestHeader, ManifestEntry, None]:
     """One line of a manifest, checked: the header, an entry, or None for a blank line."""
+    fast = _CANONICAL.match(line)
+    if fast is not None:
+        path, sha, shard, size = fast.groups()
+        return ManifestEntry(check_relpath(path, source, lineno), int(size), sha, shard)
     if not line.strip():
         return None
     try:
@@ -206,33 +215,53 @@ class ManifestFile:
                 lineno += 1 if lineno else 0
 
     def _index(self) -> bool:
-        """Check every line, count, find each shard's lines; False when the entries are not sorted."""
-        last: Optional[str] = None
+        """Check every line, count, find each shard's lines; False when the entries are not sorted.
+        (Run on every open of a manifest of up to ten million lines: the lines rectrain writes
+        are matched by one pattern, the others parsed as JSON.)"""
+        last = ""
         last_line = 0
-        self.files = self.bytes = 0
-        self.spans, self.counts = {}, {}
+        files = total = 0
+        spans: Dict[str, List[int]] = {}
+        counts: Dict[str, int] = {}
+        match, source = _CANONICAL.match, self.source
         try:
-            lines = self._lines()
-            for lineno, pos, line in lines:
-                parsed = parse_line(line, self.source, lineno)
-                if isinstance(parsed, ManifestHeader):
-                    self.header = parsed
-                    continue
-                if parsed is None:
-                    continue
-                if last is not None and parsed.path <= last:
-                    if parsed.path == last:
-                        raise _twice(parsed.path, last_line, self.source, lineno)
-                    return False
-                last, last_line = parsed.path, lineno
-                self.files += 1
-                self.bytes += parsed.size
-                if parsed.shard is not None:
-                    first = self.spans.get(parsed.shard, (pos, 0))[0]
-                    self.spans[parsed.shard] = (first, pos + len(line.encode("utf-8")))
-                    self.counts[parsed.shard] = self.counts.get(parsed.shard, 0) + 1
+            with open(self.path, "rb") as fh:
+                pos = 0
+                for lineno, raw in enumerate(fh, 1):
+                    line = raw.decode("utf-8")
+                    fast = match(line)
+                    if fast is not None:
+                        path, _, shard, size_text = fast.groups()
+                        check_relpath(path, source, lineno)
+                        size = int(size_text)
+                    else:
+                        parsed = parse_line(line, source, lineno)
+                        if isinstance(parsed, ManifestHeader):
+                            self.header = parsed
+                        if not isinstance(parsed, ManifestEntry):
+                            pos += len(raw)
+                            continue
+                        path, size, shard = parsed.path, parsed.size, parsed.shard
+                    if path <= last and files:
+                        if path == last:
+                            raise _twice(path, last_line, source, lineno)
+                        return False
+                    last, last_line = path, lineno
+                    files += 1
+                    total += size
+                    if shard is not None:
+                        span = spans.get(shard)
+                        if span is None:
+                            spans[shard] = [pos, pos + len(raw)]
+                            counts[shard] = 1
+                        else:
+                            span[1] = pos + len(raw)
+                            counts[shard] += 1
+                    pos += len(raw)
         except UnicodeDecodeError as exc:
             raise _damaged(f"not UTF-8 ({exc}).", self.source, 0) from exc
+        self.files, self.bytes, self.counts = files, total, counts
+        self.spans = {name: (span[0], span[1]) for name, span in spans.items()}
         return True
 
     def _sort(self) -> None:
@@ -299,6 +328,11 @@ def read_shard_entries(path: Path, span: Tuple[int, int], shard: str,
             if skip and token in raw:
                 skip -= 1
                 continue
+            fast = _CANONICAL.match(raw.decode("utf-8"))
+            if fast is not None:
+                if fast.group(3) == shard:
+                    yield ManifestEntry(fast.group(1), int(fast.group(4)), fast.group(2), shard)
+                continue
             obj = json.loads(raw)
             if obj.get("shard") != shard or "rectrain_manifest" in obj:
                 continue
@@ -344,16 +378,19 @@ def _entry(obj: object, source: str, lineno: int) -> ManifestEntry:
 def check_relpath(rel: str, source: str = "", line: Optional[int] = None) -> str:
     """``rel`` if it is a plain relative POSIX path that stays inside its folder, else DataError.
     Refuses absolute paths, drive letters, ``..``, empty and ``.`` components and NUL."""
+    if not isinstance(rel, str):
+        rel = str(rel)
+    probe = "/" + rel + "/"  # an empty, "." or ".." component shows as "//", "/./" or "/../"
     bad = (
         not rel
-        or rel.startswith("/")
+        or rel[0] == "/"
         or "\x00" in rel
-        or _DRIVE.match(rel) is not None
+        or "//" in probe
+        or "/./" in probe
+        or "/../" in probe
+        or (rel[1:2] == ":" and _DRIVE.match(rel) is not None)
         or (sys.platform == "win32" and "\\" in rel)
     )
-    parts = rel.split("/")
-    if not bad and any(p in ("", ".", "..") for p in parts):
-        bad = True
     if bad:
         raise DataError(
             f"'{rel}' would land outside the destination folder (absolute path, '..' or "
