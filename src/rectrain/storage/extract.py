@@ -81,6 +81,13 @@ def _number(field: bytes, where: str) -> int:
         raise _damaged(where, f"bad number {field!r}") from None
 
 
+def _text(field: bytes, where: str) -> str:
+    try:
+        return field.split(b"\0", 1)[0].decode("utf-8")
+    except UnicodeDecodeError:
+        raise _damaged(where, f"a name that is not UTF-8: {field[:40]!r}") from None
+
+
 def _pax_records(data: bytes, where: str) -> Dict[str, str]:
     out: Dict[str, str] = {}
     pos = 0
@@ -97,6 +104,41 @@ def _pax_records(data: bytes, where: str) -> Dict[str, str]:
     return out
 
 
+def _check_header(head: bytes, where: str) -> None:
+    """The header's checksum: the sum of its bytes with the checksum field read as spaces
+    (unsigned, else signed as some old tars wrote it). Zero bytes add nothing, so they are
+    dropped first (a header is mostly zeros: summing the rest is 3x faster)."""
+    stored = _number(head[148:156], where)
+    total = sum(head.translate(None, b"\0")) - sum(head[148:156]) + 256
+    if stored != total:
+        blanked = head[:148] + b"        " + head[156:]
+        if stored != total - 256 * sum(1 for b in blanked if b > 127):
+            raise _damaged(where, "header checksum")
+
+
+def skip_members(fh: IO[bytes], count: int, where: str) -> None:
+    """Move ``fh`` past its first ``count`` members that are not folders (another worker reads
+    and checks them): each header's type and size only; a PAX ``size`` is honoured."""
+    size_override: Optional[int] = None
+    while count > 0:
+        head = fh.read(BLOCK)
+        if len(head) < BLOCK or head == _ZERO:
+            raise _damaged(where, "fewer members than its manifest lists")
+        kind = head[156:157]
+        size = _number(head[124:136], where)
+        if kind in (b"x", b"g", b"L", b"K"):
+            data = fh.read(size)
+            fh.seek(-size % BLOCK, 1)
+            if kind == b"x" and b" size=" in data:
+                size_override = int(_pax_records(data, where)["size"])
+            continue
+        if size_override is not None:
+            size, size_override = size_override, None
+        fh.seek(size + (-size % BLOCK), 1)
+        if kind != b"5":
+            count -= 1
+
+
 def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
     """The members of the tar file ``fh`` (seekable), their data skipped. POSIX ustar, PAX
     (``path``, ``size``, ``mtime``) and GNU long names; a header with a bad checksum is an error."""
@@ -109,10 +151,7 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
             return
         if len(head) < BLOCK:
             raise _damaged(where, "truncated header")
-        stored = _number(head[148:156], where)
-        blanked = head[:148] + b"        " + head[156:]
-        if stored != sum(blanked) and stored != sum(blanked) - 256 * sum(1 for b in blanked if b > 127):
-            raise _damaged(where, "header checksum")  # (unsigned, else signed as some old tars wrote it)
+        _check_header(head, where)
         kind = head[156:157]
         size = _number(head[124:136], where)
         if kind in (b"x", b"g", b"L", b"K"):
@@ -128,10 +167,11 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
                 long_name = data.split(b"\0", 1)[0].decode("utf-8")
             continue
         fields = {**glob, **pax}
-        name = head[:100].split(b"\0", 1)[0].decode("utf-8")
-        if head[257:262] == b"ustar" and head[345:346] != b"\0":
-            name = head[345:500].split(b"\0", 1)[0].decode("utf-8") + "/" + name
-        name = fields.get("path", long_name or name)
+        name = fields.get("path", long_name)  # the header's own field may be cut mid-character
+        if name is None:
+            name = _text(head[:100], where)
+            if head[257:262] == b"ustar" and head[345:346] != b"\0":
+                name = _text(head[345:500], where) + "/" + name
         if "size" in fields:
             size = int(fields["size"])
         mtime = float(fields.get("mtime", _number(head[136:148], where)))
@@ -272,11 +312,10 @@ def _extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int],
     index = done = 0
     with open(shard, "rb") as fh:
         fd = fh.fileno()
+        skip_members(fh, first, where)
+        index = first
         for member in iter_members(fh, where):
             if member.kind == b"5":
-                continue
-            if index < first:
-                index += 1
                 continue
             if member.kind not in _REGULAR:
                 return done, "refused", f"{where} holds '{member.name}', which is " \
