@@ -39,6 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from rectrain.storage.pack import pack_dataset  # noqa: E402
+from rectrain.storage.parallel import TRANSFER_WORKERS  # noqa: E402
 from rectrain.storage.pull import pull  # noqa: E402
 from rectrain.storage.push import push  # noqa: E402
 from rectrain.storage.s3 import S3Uri  # noqa: E402
@@ -160,7 +161,8 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=20000, help="number of files (default 20000)")
     parser.add_argument("--size", type=int, default=5000, help="average file size in bytes (default 5000)")
     parser.add_argument(
-        "--workers", type=int, default=16, help="rectrain workers (default 16, the CLI default)"
+        "--workers", type=int, default=TRANSFER_WORKERS,
+        help=f"rectrain workers (default {TRANSFER_WORKERS}, the CLI default)"
     )
     parser.add_argument("--rounds", type=int, default=2,
                         help="rounds, the tools' order alternating (default 2); best and median reported")

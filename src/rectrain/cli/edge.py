@@ -25,12 +25,13 @@ def s3_service(args: argparse.Namespace, *, workers: Optional[int] = None, **opt
     """The one :class:`~rectrain.storage.service.S3Service` of this command: ``--endpoint-url``,
     ``--profile``, ``--region``, ``--no-fastpath`` / ``RECTRAIN_NO_FASTPATH`` (flags the
     command does not have count as not given); a pool for ``workers`` threads."""
-    from rectrain.storage.service import S3Service  # lazy: keeps `rectrain --help` fast
+    from rectrain.storage.parallel import TRANSFER_WORKERS  # lazy: keeps `rectrain --help` fast
+    from rectrain.storage.service import S3Service
 
     fastpath = not getattr(args, "no_fastpath", False) and not settings(args).no_fastpath
     options.setdefault("profile", getattr(args, "profile", None))
     options.setdefault("region", getattr(args, "region", None))
-    return S3Service.for_workers(getattr(args, "endpoint_url", None), workers or 16,
+    return S3Service.for_workers(getattr(args, "endpoint_url", None), workers or TRANSFER_WORKERS,
                                  fastpath=fastpath, **options)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from rectrain.cli.edge import s3_service, s3_uri, settings
 from rectrain.errors import EXIT_FINDINGS, EXIT_OK, StorageError
+from rectrain.storage.parallel import TRANSFER_WORKERS
 
 DEFAULT_SERVE_DIR = ".seaweedfs"
 DEFAULT_SERVE_PORT = 8333
@@ -64,7 +65,8 @@ def register(sub: Any) -> None:
 
     def transfer(p: argparse.ArgumentParser) -> None:
         common(p)
-        p.add_argument("--workers", type=int, default=16, help="parallel transfers (default 16)")
+        p.add_argument("--workers", type=int, default=TRANSFER_WORKERS,
+                       help=f"parallel transfers (default {TRANSFER_WORKERS})")
         p.add_argument(
             "--dry-run", action="store_true", help="show what would be transferred; change nothing"
         )

@@ -44,7 +44,7 @@ from rectrain.storage.manifest import (
 )
 from rectrain.storage.objects import download_object, remote_files
 from rectrain.storage.pack import shard_extracted
-from rectrain.storage.parallel import run_parallel
+from rectrain.storage.parallel import TRANSFER_WORKERS, run_parallel
 from rectrain.storage.progress import TransferProgress
 from rectrain.storage.result import TransferResult, note_partial
 from rectrain.storage.s3 import S3Uri
@@ -87,7 +87,7 @@ def pull(
     uri: S3Uri,
     dst_dir: Any,
     *,
-    workers: int = 16,
+    workers: int = TRANSFER_WORKERS,
     delete: bool = False,
     dry_run: bool = False,
     progress: bool = True,

@@ -37,7 +37,7 @@ from rectrain.storage.manifest import (
     write_manifest,
 )
 from rectrain.storage.objects import delete_keys, put_object, remote_files, write_probe
-from rectrain.storage.parallel import run_parallel
+from rectrain.storage.parallel import TRANSFER_WORKERS, run_parallel
 from rectrain.storage.progress import TransferProgress
 from rectrain.storage.result import TransferResult, note_partial
 from rectrain.storage.s3 import S3Uri
@@ -55,7 +55,7 @@ def push(
     src_dir: Any,
     uri: S3Uri,
     *,
-    workers: int = 16,
+    workers: int = TRANSFER_WORKERS,
     delete: bool = False,
     dry_run: bool = False,
     progress: bool = True,
