@@ -11,7 +11,6 @@ from typing import Any
 
 from rectrain.cli.edge import s3_service, s3_uri, settings
 from rectrain.errors import EXIT_FINDINGS, EXIT_OK, StorageError
-from rectrain.storage.parallel import TRANSFER_WORKERS
 
 DEFAULT_SERVE_DIR = ".seaweedfs"
 DEFAULT_SERVE_PORT = 8333
@@ -65,8 +64,8 @@ def register(sub: Any) -> None:
 
     def transfer(p: argparse.ArgumentParser) -> None:
         common(p)
-        p.add_argument("--workers", type=int, default=TRANSFER_WORKERS,
-                       help=f"parallel transfers (default {TRANSFER_WORKERS})")
+        # default: the library's (rectrain.storage.parallel.TRANSFER_WORKERS), not imported here
+        p.add_argument("--workers", type=int, default=None, help="parallel transfers (default 64)")
         p.add_argument(
             "--dry-run", action="store_true", help="show what would be transferred; change nothing"
         )
@@ -131,6 +130,11 @@ def _progress(args: Any) -> bool:
     return not args.no_progress and not args.json and sys.stderr.isatty()
 
 
+def _workers(args: Any) -> dict:
+    """``--workers`` when given; else the library's default."""
+    return {"workers": args.workers} if args.workers else {}
+
+
 def cmd_push(args: Any) -> int:
     from rectrain.storage.push import push  # lazy: keeps `rectrain --help` fast
 
@@ -138,7 +142,7 @@ def cmd_push(args: Any) -> int:
         s3_service(args, workers=args.workers),
         args.src,
         s3_uri(args.dst),
-        workers=args.workers,
+        **_workers(args),
         delete=args.delete,
         dry_run=args.dry_run,
         progress=_progress(args),
@@ -155,7 +159,7 @@ def cmd_pull(args: Any) -> int:
         s3_service(args, workers=args.workers),
         s3_uri(args.src),
         args.dst,
-        workers=args.workers,
+        **_workers(args),
         delete=args.delete,
         dry_run=args.dry_run,
         progress=_progress(args),
