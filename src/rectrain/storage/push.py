@@ -20,13 +20,14 @@ import os
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 from rectrain.errors import DataError, IntegrityError, RectrainError
 from rectrain.fsutil import remove_quietly, sha256_file
 from rectrain.logs import get_logger
+from rectrain.storage import objects
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
     ManifestEntry,
@@ -47,6 +48,7 @@ from rectrain.storage.spool import SortedSpool, merge_join
 log = get_logger("storage.push")
 
 KEEP_SMALL = 256 * 1024  # files up to this size are read once: hashed and sent from memory
+LARGE_AT_ONCE = 8  # files sent in parallel parts (objects.SMALL_FILE and up) uploading at once
 _Item = Tuple[str, int, Optional[Sequence[Any]]]  # (relative path, local size, remote record)
 
 
@@ -112,6 +114,9 @@ class _Push:
         self.remote_manifest: Optional[Sequence[Any]] = None
         self.manifest_removed = False
         self.fast = s3.fast_path(workers + 4)
+        # many small files want many requests in flight; a large file's parts have their own threads
+        # and buffers: 64 of them at once would be 512 part uploads
+        self.large = threading.BoundedSemaphore(LARGE_AT_ONCE)
         self.entries = self.stack.enter_context(SortedSpool())  # the new manifest's entries
         self.extra = self.stack.enter_context(SortedSpool())  # objects with no local file
         if manifest and (src / MANIFEST_NAME).is_file():
@@ -197,8 +202,9 @@ class _Push:
             self.result.plan(str(self.uri.join(rel)))
         if not self.dry_run:
             self._before_change()
-            put_object(self.client, self.uri.bucket, self.uri.join(rel).key, path=path, sha=sha, size=size,
-                       data=data, fast=self.fast, md5=md5)
+            with self.large if size > objects.SMALL_FILE else nullcontext():
+                put_object(self.client, self.uri.bucket, self.uri.join(rel).key, path=path, sha=sha,
+                           size=size, data=data, fast=self.fast, md5=md5)
         with self.lock:
             self.result.transferred += 1
             self.result.bytes_transferred += size
