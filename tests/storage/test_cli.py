@@ -133,3 +133,13 @@ def test_serve_on_a_busy_port_is_one_line(s3_server, tmp_path):
     assert proc.returncode == EXIT_USER_ERROR
     lines = err.strip().splitlines()
     assert len(lines) == 1 and f"Port {s3_server.port}" in lines[0] and "--port" in lines[0]
+
+
+def test_the_workers_help_names_the_librarys_default():
+    """`s3 push|pull --workers` is not imported by the CLI (help stays fast): its text must follow."""
+    from pathlib import Path
+
+    import rectrain.cli.s3 as cli_s3
+    from rectrain.storage.parallel import TRANSFER_WORKERS
+
+    assert f"(default {TRANSFER_WORKERS})" in Path(cli_s3.__file__).read_text(encoding="utf-8")

@@ -4,6 +4,7 @@ failures, off on request. (Its speed is measured in benchmarks/bench_s3.py.)"""
 from __future__ import annotations
 
 import argparse
+import os
 import ssl
 from pathlib import Path
 
@@ -79,3 +80,131 @@ def test_a_large_object_goes_up_in_parallel_parts(s3_server, s3_client, s3_bucke
     assert head["Metadata"]["sha256"] == hashlib.sha256(big.read_bytes()).hexdigest()
     download_file(s3, S3Uri.parse(f"s3://{s3_bucket}/big.bin"), tmp_path / "back.bin")
     assert (tmp_path / "back.bin").read_bytes() == big.read_bytes()
+
+
+def test_signature_is_botocores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hand-written SigV4 must sign exactly as botocore's S3SigV4Auth does (the judge)."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from rectrain.storage.fastpath import SigV4, quote_key
+
+    for token in (None, "session-token"):
+        creds = Credentials("AKIAEXAMPLE", "secret/key+x", token)
+        path = "/bench/" + quote_key("d ir/ü+=&?#%x~.png")
+        headers = {"content-length": "3", "x-amz-checksum-sha256": "AAAA", "x-amz-meta-sha256": "ab  cd"}
+        ours = SigV4(creds, "eu-west-1").sign("PUT", "127.0.0.1:8333", path, dict(headers), "f" * 64,
+                                              now=1_790_000_000)
+        request = AWSRequest("PUT", "http://127.0.0.1:8333" + path, data=b"abc",
+                             headers={**headers, "X-Amz-Content-SHA256": "f" * 64})
+        auth = S3SigV4Auth(creds, "s3", "eu-west-1")
+        monkeypatch.setattr(auth, "_modify_request_before_signing", lambda req: req)
+        request.context["timestamp"] = ours["x-amz-date"]
+        request.headers["X-Amz-Date"] = ours["x-amz-date"]
+        request.headers["Host"] = "127.0.0.1:8333"
+        if token:
+            request.headers["X-Amz-Security-Token"] = token
+        theirs = auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request)
+        assert ours["authorization"].endswith("Signature=" + theirs)
+
+
+def test_keys_are_addressed_as_the_client_addresses_them(s3_client, s3_bucket) -> None:  # noqa: ANN001
+    from urllib.parse import urlsplit
+
+    from rectrain.storage.fastpath import quote_key
+
+    fast = FastPath(s3_client)
+    for key in ("a b/ü+c~d", "x=1&y?#%.png", "ทดสอบ/ภาพ 1.jpg"):
+        url = s3_client.generate_presigned_url("get_object", Params={"Bucket": s3_bucket, "Key": key})
+        scheme, netloc, prefix = fast._base(s3_bucket)  # noqa: SLF001
+        assert urlsplit(url).path == prefix + quote_key(key)
+        data = key.encode() * 3
+        import base64
+        import hashlib
+
+        sha = hashlib.sha256(data).hexdigest()
+        assert fast.put(s3_bucket, key, data, sha, base64.b64encode(bytes.fromhex(sha)).decode())
+        assert s3_client.get_object(Bucket=s3_bucket, Key=key)["Body"].read() == data  # plain boto3 reads it
+        fields, body = fast.get(s3_bucket, key)
+        assert b"".join(body.iter_chunks(7)) == data and fields["Metadata"]["sha256"] == sha
+
+
+def test_the_server_refuses_a_corrupted_upload(s3_client, s3_bucket, tmp_path: Path) -> None:  # noqa: ANN001
+    """What makes skipping a read-back safe: a body that is not what its checksums say is refused
+    by the server (SeaweedFS checks x-amz-checksum-sha256 and Content-MD5, as AWS S3 does), through
+    the fast path and through boto3, and nothing is stored."""
+    import base64
+    import hashlib
+
+    from rectrain.errors import IntegrityError
+    from rectrain.storage.objects import put_object
+
+    good = os.urandom(5000)
+    bad = bytes([good[0] ^ 1]) + good[1:]
+    sha = hashlib.sha256(good).hexdigest()
+    b64 = base64.b64encode(bytes.fromhex(sha)).decode()
+    fast = FastPath(s3_client)
+    assert fast.put(s3_bucket, "bad-fast", bad, sha, b64, hashlib.md5(good).hexdigest()) is False
+    assert fast.put(s3_bucket, "bad-sha", bad, sha, b64, hashlib.md5(bad).hexdigest()) is False
+    path = tmp_path / "f.bin"
+    path.write_bytes(bad)
+    with pytest.raises(IntegrityError):  # the regular client then gets BadDigest: not stored
+        put_object(s3_client, s3_bucket, "bad-both", path=path, data=bad, sha=sha, size=len(bad),
+                   fast=fast)
+    listed = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
+    assert listed == []
+
+
+def _count_fast_requests(monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Counts the PUTs and GETs the fast path itself completed (a 200 it handled)."""
+    counts = {"put": 0, "get": 0}
+    real_put, real_get = FastPath.put, FastPath.get
+
+    def put(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        done = real_put(self, *args, **kwargs)
+        counts["put"] += bool(done)
+        return done
+
+    def get(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        got = real_get(self, *args, **kwargs)
+        counts["get"] += got is not None
+        return got
+
+    monkeypatch.setattr(FastPath, "put", put)
+    monkeypatch.setattr(FastPath, "get", get)
+    return counts
+
+
+def test_push_and_pull_through_the_service_use_the_fast_path(s3_server, s3_bucket, tmp_path: Path,  # noqa: ANN001
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service the CLI builds (rectrain.cli.edge.s3_service) sends every small file through
+    the fast path, and none with --no-fastpath: the switch lives in S3Service only."""
+    from rectrain.cli.edge import s3_service
+    from rectrain.storage.pull import pull
+    from rectrain.storage.push import push
+
+    from .helpers import make_tree
+
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("RECTRAIN_NO_FASTPATH", raising=False)
+    counts = _count_fast_requests(monkeypatch)
+    files = make_tree(tmp_path / "src", files=12)
+    args = argparse.Namespace(endpoint_url=s3_server.endpoint_url, profile=None, region=None,
+                              no_fastpath=False)
+    service = s3_service(args, workers=4)
+    uri = S3Uri.parse(f"s3://{s3_bucket}/fast")
+    assert push(service, tmp_path / "src", uri, workers=4, progress=False).transferred == len(files)
+    assert counts["put"] == len(files)  # the manifest goes up streamed from its file, by boto3
+    assert pull(service, uri, tmp_path / "dst", workers=4, progress=False).transferred == len(files)
+    assert counts["get"] >= len(files)  # every file (and the manifest)
+
+    counts.update(put=0, get=0)
+    args.no_fastpath = True
+    slow = s3_service(args, workers=4)
+    slow_uri = S3Uri.parse(f"s3://{s3_bucket}/slow")
+    assert push(slow, tmp_path / "src", slow_uri, workers=4, progress=False).transferred == len(files)
+    assert pull(slow, slow_uri, tmp_path / "dst2", workers=4, progress=False).transferred == len(files)
+    assert counts == {"put": 0, "get": 0}

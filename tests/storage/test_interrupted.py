@@ -22,10 +22,13 @@ from .helpers import make_tree, tree_digest
 
 def _slow_service(server, delay: float, event: str = "provide-client-params.s3.PutObject"):
     """A real S3 service whose uploads are a little slow, so the crash lands in the middle.
-    ``provide-client-params`` fires for a botocore call and for the small-object fast path
-    alike (it signs its URL with the client); ``service.hook_calls`` counts the delays."""
+    ``provide-client-params`` fires for a botocore call; the small-object fast path, which
+    signs its own requests, is slowed by :func:`_slow_fastpath`. ``service.hook_calls`` counts
+    the delays."""
     service = server.service(max_attempts=2, retry_mode="standard", connect_timeout=2, read_timeout=10)
     service.hook_calls = 0
+    service.delay = delay
+    service.client.slowed_by = service
 
     def slow(**kw):
         service.hook_calls += 1
@@ -35,8 +38,26 @@ def _slow_service(server, delay: float, event: str = "provide-client-params.s3.P
     return service
 
 
+def _slow_fastpath(monkeypatch):
+    """Every fast-path request of a slowed service waits its ``delay`` first (counted in its
+    ``hook_calls``)."""
+    from rectrain.storage.fastpath import FastPath
+
+    real = FastPath._send
+
+    def send(self, *args, **kwargs):
+        owner = getattr(self.client, "slowed_by", None)
+        if owner is not None:
+            owner.hook_calls += 1
+            time.sleep(owner.delay)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FastPath, "_send", send)
+
+
 @pytest.mark.slow
-def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path):
+def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path, monkeypatch):
+    _slow_fastpath(monkeypatch)
     server = seaweed_factory(tmp_path / "srv")
     port = server.port
     server.client().create_bucket(Bucket="resume")

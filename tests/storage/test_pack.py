@@ -142,3 +142,82 @@ def test_api_names_round_trip_packed(s3_server, s3, s3_bucket, tmp_path):
         f"s3://{s3_bucket}/api", tmp_path / "out", progress=False, s3=s3
     )
     assert down["packed"] and tree_digest(tmp_path / "out") == tree_digest(src)
+
+
+def _shard_with(tmp_path, members):
+    """A packed dataset whose only shard holds ``members`` [(TarInfo, bytes)], listed in its manifest."""
+    import hashlib
+
+    src = tmp_path / "src"
+    make_tree(src, files=2)
+    packed = tmp_path / "packed"
+    result = pack_dataset(src, packed, "1MB", progress=False)
+    shard = result.shards[0]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    (packed / shard).write_bytes(buf.getvalue())
+    entries = [{"path": info.name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "shard": shard} for info, data in members]
+    manifest = Manifest.parse((packed / MANIFEST_NAME).read_text())
+    import json
+
+    header = json.loads((packed / MANIFEST_NAME).read_text().splitlines()[0])
+    header["files"] = len(entries)
+    header["shards"][0]["sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    lines = [json.dumps(header)] + [json.dumps(e) for e in sorted(entries, key=lambda e: e["path"])]
+    (packed / MANIFEST_NAME).write_text("\n".join(lines) + "\n")
+    assert manifest.kind == "packed"
+    return packed
+
+
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE, tarfile.CHRTYPE])
+def test_links_fifos_and_devices_in_a_shard_are_refused(tmp_path, kind):
+    ok = tarfile.TarInfo("a.txt")
+    ok.size = 2
+    odd = tarfile.TarInfo("b.txt")
+    odd.type = kind
+    odd.linkname = "/etc/passwd"
+    packed = _shard_with(tmp_path, [(ok, b"ok"), (odd, b"")])
+    with pytest.raises(IntegrityError) as info:
+        unpack_dataset(packed, tmp_path / "out", progress=False, workers=1)
+    assert "b.txt" in str(info.value) and "refused" in str(info.value)
+    assert not (tmp_path / "out" / "b.txt").exists() and not (tmp_path / "out" / "b.txt").is_symlink()
+
+
+def test_no_mode_or_setuid_is_taken_from_the_archive(tmp_path):
+    info = tarfile.TarInfo("run.sh")
+    info.size = 4
+    info.mode = 0o6777  # setuid, setgid, world-writable
+    packed = _shard_with(tmp_path, [(info, b"echo")])
+    unpack_dataset(packed, tmp_path / "out", progress=False, workers=1)
+    mode = (tmp_path / "out" / "run.sh").stat().st_mode
+    assert not mode & 0o7000 and not mode & 0o002 and (tmp_path / "out" / "run.sh").read_bytes() == b"echo"
+
+
+def test_parallel_unpack_of_many_files_any_member_order(tmp_path):
+    """Worker processes split a shard between them; members in another order than the manifest
+    (a shard packed by another tool) are matched all the same; the tree is exact."""
+    from rectrain.storage.extract import IN_PROCESS_BELOW
+
+    src = tmp_path / "src"
+    count = IN_PROCESS_BELOW + 500
+    for i in range(count):
+        path = src / f"d{i % 7}" / f"f-{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(i.to_bytes(4, "big") * 3)
+    packed = tmp_path / "packed"
+    pack_dataset(src, packed, "128MB", progress=False)
+    out = tmp_path / "out"
+    unpack_dataset(packed, out, progress=False, workers=2)
+    assert tree_digest(out) == tree_digest(src)
+    shard = next(packed.glob("shard-*.tar"))  # the same members, in reverse order
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w", format=tarfile.PAX_FORMAT) as tar:
+        for member, data in reversed(members):
+            tar.addfile(member, io.BytesIO(data))
+    out2 = tmp_path / "out2"
+    unpack_dataset(packed, out2, progress=False, workers=2)
+    assert tree_digest(out2) == tree_digest(src)

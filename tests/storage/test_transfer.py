@@ -109,13 +109,12 @@ def test_prefix_is_a_folder_not_a_string_prefix(s3, s3_client, s3_bucket, tmp_pa
 )
 def test_keys_escaping_the_destination_are_refused(tmp_path, bad_rel):
     """SeaweedFS itself refuses such keys, so the planner is fed a listing as AWS S3 could return it."""
-    from rectrain.storage.objects import ObjectInfo
     from rectrain.storage.pull import _plan_pull
     from rectrain.storage.s3 import S3Uri
 
-    remote = {"fine.txt": ObjectInfo("data/fine.txt", 2, "x"), bad_rel: ObjectInfo("data/" + bad_rel, 4, "y")}
+    remote = [("fine.txt", 2, "x", "data/fine.txt"), (bad_rel, 4, "y", "data/" + bad_rel)]
     with pytest.raises(DataError) as info:
-        _plan_pull(S3Uri.parse("s3://bucket/data"), remote, tmp_path / "dst")
+        _plan_pull(S3Uri.parse("s3://bucket/data"), remote)
     assert "outside" in str(info.value)
     with pytest.raises(DataError):
         check_relpath(bad_rel)
@@ -225,3 +224,38 @@ def test_fast_get_path_reads_object_and_metadata(s3, s3_client, s3_bucket, tmp_p
     assert len(fields["Metadata"]["sha256"]) == 64
     assert b"".join(body.iter_chunks(1024)) == path.read_bytes()
     assert fast.get(s3_bucket, "f/missing.bin") is None  # errors go back to the regular client
+
+
+def test_large_files_upload_a_few_at_a_time(s3, s3_bucket, tmp_path, monkeypatch):
+    """64 threads send small files; files big enough for parallel parts go up at most
+    LARGE_AT_ONCE at a time (each has its own part threads and buffers)."""
+    import threading
+    import time
+
+    from rectrain.storage import objects
+    from rectrain.storage import push as push_module
+
+    monkeypatch.setattr(objects, "SMALL_FILE", 100)  # every file below counts as large
+    now = {"in": 0, "max": 0}
+    lock = threading.Lock()
+    real = push_module.put_object
+
+    def counting(*args, **kwargs):
+        with lock:
+            now["in"] += 1
+            now["max"] = max(now["max"], now["in"])
+        time.sleep(0.02)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                now["in"] -= 1
+
+    monkeypatch.setattr(push_module, "put_object", counting)
+    src = tmp_path / "src"
+    for i in range(40):
+        (src / f"f{i:02d}.bin").parent.mkdir(parents=True, exist_ok=True)
+        (src / f"f{i:02d}.bin").write_bytes(bytes([i]) * 300)
+    result = push(s3, src, S3Uri.parse(f"s3://{s3_bucket}/large"), workers=64, progress=False, manifest=False)
+    assert result.transferred == 40
+    assert 1 <= now["max"] <= push_module.LARGE_AT_ONCE

@@ -26,13 +26,14 @@ def s3_service(args: argparse.Namespace, *, workers: Optional[int] = None, **opt
     ``--profile``, ``--region``, ``--no-fastpath`` / ``RECTRAIN_NO_FASTPATH``, the retry budget
     ``RECTRAIN_S3_RETRY_S`` (flags the
     command does not have count as not given); a pool for ``workers`` threads."""
-    from rectrain.storage.service import S3Service  # lazy: keeps `rectrain --help` fast
+    from rectrain.storage.parallel import TRANSFER_WORKERS  # lazy: keeps `rectrain --help` fast
+    from rectrain.storage.service import S3Service
 
     fastpath = not getattr(args, "no_fastpath", False) and not settings(args).no_fastpath
     options.setdefault("profile", getattr(args, "profile", None))
     options.setdefault("region", getattr(args, "region", None))
     options.setdefault("retry_budget_s", settings(args).s3_retry_s)
-    return S3Service.for_workers(getattr(args, "endpoint_url", None), workers or 16,
+    return S3Service.for_workers(getattr(args, "endpoint_url", None), workers or TRANSFER_WORKERS,
                                  fastpath=fastpath, **options)
 
 

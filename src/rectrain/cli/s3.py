@@ -64,7 +64,8 @@ def register(sub: Any) -> None:
 
     def transfer(p: argparse.ArgumentParser) -> None:
         common(p)
-        p.add_argument("--workers", type=int, default=16, help="parallel transfers (default 16)")
+        # default: the library's (rectrain.storage.parallel.TRANSFER_WORKERS), not imported here
+        p.add_argument("--workers", type=int, default=None, help="parallel transfers (default 64)")
         p.add_argument(
             "--dry-run", action="store_true", help="show what would be transferred; change nothing"
         )
@@ -129,6 +130,11 @@ def _progress(args: Any) -> bool:
     return not args.no_progress and not args.json and sys.stderr.isatty()
 
 
+def _workers(args: Any) -> dict:
+    """``--workers`` when given; else the library's default."""
+    return {"workers": args.workers} if args.workers else {}
+
+
 def cmd_push(args: Any) -> int:
     from rectrain.storage.push import push  # lazy: keeps `rectrain --help` fast
 
@@ -136,7 +142,7 @@ def cmd_push(args: Any) -> int:
         s3_service(args, workers=args.workers),
         args.src,
         s3_uri(args.dst),
-        workers=args.workers,
+        **_workers(args),
         delete=args.delete,
         dry_run=args.dry_run,
         progress=_progress(args),
@@ -153,7 +159,7 @@ def cmd_pull(args: Any) -> int:
         s3_service(args, workers=args.workers),
         s3_uri(args.src),
         args.dst,
-        workers=args.workers,
+        **_workers(args),
         delete=args.delete,
         dry_run=args.dry_run,
         progress=_progress(args),
@@ -171,8 +177,8 @@ def _report(args: Any, result: Any) -> None:
     if result.dry_run:
         for item in result.planned[:50]:
             print(f"would {'upload' if result.direction == 'push' else 'download'} {item}")
-        if len(result.planned) > 50:
-            print(f"... and {len(result.planned) - 50} more")
+        if result.planned_count > 50:
+            print(f"... and {result.planned_count - 50} more")
         for item in result.deletions[:50]:
             print(f"would delete {item}")
     print(f"{result.direction} {result.source} -> {result.destination}: {result.summary()}")

@@ -107,10 +107,10 @@ def write_failure(paths: MLPaths, exc: BaseException, log_file: Optional[Path] =
 
 
 def _packed_manifest(channel_dir: Path) -> bool:
-    from rectrain.storage.manifest import MANIFEST_NAME, Manifest
+    from rectrain.storage.manifest import MANIFEST_NAME, read_header
 
     path = channel_dir / MANIFEST_NAME
-    return path.is_file() and Manifest.read(path).kind == "packed"
+    return path.is_file() and read_header(path).kind == "packed"
 
 
 def prepare_channel(channel_dir: Path, work_dir: Path) -> Path:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from rectrain.storage.pack import pack_dataset
+from rectrain.storage.parallel import TRANSFER_WORKERS
 from rectrain.storage.pull import pull
 from rectrain.storage.push import push
 from rectrain.storage.result import TransferResult
@@ -25,7 +26,7 @@ def upload_recognition_data_to_s3(
     endpoint_url: Optional[str] = None,
     packed: bool = False,
     shard_size: Any = "128MB",
-    workers: int = 16,
+    workers: int = TRANSFER_WORKERS,
     progress: bool = True,
     s3: Optional[S3Service] = None,
 ) -> Dict[str, Any]:
@@ -60,7 +61,7 @@ def download_recognition_data_from_s3(
     local_dir: Any,
     *,
     endpoint_url: Optional[str] = None,
-    workers: int = 16,
+    workers: int = TRANSFER_WORKERS,
     progress: bool = True,
     s3: Optional[S3Service] = None,
 ) -> Dict[str, Any]:

@@ -2,17 +2,28 @@
 
 For a 5 KB image, a boto3 ``get_object``/``put_object`` spends most of its time in botocore's
 machinery (endpoint rules, events, response parsing), not on the network: moving many small
-files is CPU-bound in Python. Here each request is signed by the same client
-(``generate_presigned_url``, SigV4: same credentials, endpoint, addressing and region; for a
-PUT the SHA-256 checksum and metadata headers are signed too, and the server checks the
-checksum) and sent on a plain urllib3 pool.
+files is CPU-bound in Python (docs/performance.md, "Per-file S3 transfers", has the profile).
+Here each request is
+
+- addressed as the client addresses it: the bucket's base URL comes from one presigned URL of
+  the same client (endpoint, path or virtual-host style, region), the key is quoted as
+  botocore quotes it;
+- signed with SigV4 in the ``Authorization`` header (:class:`SigV4`; same credentials, region
+  and service; refreshed credentials are picked up on every request). A PUT signs its payload's
+  SHA-256 (``x-amz-content-sha256``), ``x-amz-checksum-sha256``, ``Content-MD5`` and the
+  ``x-amz-meta-sha256`` metadata: AWS S3 refuses a body that does not match any of them, and
+  SeaweedFS checks the last two (measured: it ignores ``x-amz-content-sha256``). After a 200, the
+  ETag the server computed must be the MD5 we sent, else IntegrityError: no read-back needed;
+- sent as HTTP/1.1 on one keep-alive socket per thread (``http.client`` parses headers with the
+  email package and urllib3 re-parses long URLs character by character: each cost more than
+  the request itself).
 
 TLS as the client does it: its ``verify`` (``False``, a CA bundle path from ``verify=`` or
 ``AWS_CA_BUNDLE`` / ``ca_bundle``, or botocore's default bundle). The path turns itself off
 after repeated network failures (the client, with its own retries and errors, takes over),
-after repeated refusals and behind a proxy; the service that owns the client
-(:class:`rectrain.storage.service.S3Service`) does not make one at all when it is switched off
-(``rectrain s3 push|pull --no-fastpath``, ``RECTRAIN_NO_FASTPATH=1``).
+after repeated refusals, behind a proxy and without credentials; the service that owns the
+client (:class:`rectrain.storage.service.S3Service`) does not make one at all when it is
+switched off (``rectrain s3 push|pull --no-fastpath``, ``RECTRAIN_NO_FASTPATH=1``).
 
 Only a 200 is handled here. Anything else (403, 404, a region redirect, repeated 5xx, a broken
 connection, a proxy in the environment) goes back to the regular client, which gives the real
@@ -21,18 +32,31 @@ error with its code and its retries. Every byte is still checked by the caller.
 
 from __future__ import annotations
 
-import http.client
+import base64
+import hashlib
+import hmac
 import os
 import random
+import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, Optional, Tuple
-from urllib.parse import urlsplit
+from typing import Any, Dict, Iterator, Optional, Tuple
+from urllib.parse import quote, urlsplit
+
+from rectrain.errors import IntegrityError
 
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
-_NET_ERRORS = (http.client.HTTPException, OSError)
+
+
+class _ProtocolError(Exception):
+    """An answer that is not the plain HTTP/1.1 this path speaks (the client takes over)."""
+
+
+_NET_ERRORS = (OSError, ValueError, _ProtocolError)
 NET_FAILURES_OFF = 3  # requests whose every attempt failed on the network: then off
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_MAX_HEAD = 64 * 1024  # response headers larger than this are not S3's: give up on the path
 
 
 def client_ssl_context(client: Any) -> ssl.SSLContext:
@@ -54,9 +78,157 @@ def client_ssl_context(client: Any) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=get_cert_path(True))
 
 
+def quote_key(key: str) -> str:
+    """The key as botocore puts it in the URL path (``percent_encode(key, safe='/~')``)."""
+    return quote(key, safe="/~")
+
+
+class SigV4:
+    """AWS Signature Version 4 in the Authorization header, for service ``s3``. The canonical
+    request is the one botocore's ``S3SigV4Auth`` builds (no double-encoded path, every header
+    given signed); tests compare the two signatures. The day's signing key is cached."""
+
+    def __init__(self, credentials: Any, region: str) -> None:
+        self.credentials = credentials
+        self.region = region
+        self._key: Tuple[Tuple[str, str], bytes] = (("", ""), b"")
+
+    def _signing_key(self, secret: str, day: str) -> bytes:
+        cached, key = self._key
+        if cached == (secret, day):
+            return key
+        key = ("AWS4" + secret).encode("utf-8")
+        for part in (day, self.region, "s3", "aws4_request"):
+            key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+        self._key = ((secret, day), key)
+        return key
+
+    def sign(self, method: str, host: str, path: str, headers: Dict[str, str], payload_sha256: str,
+             now: Optional[float] = None) -> Dict[str, str]:
+        """``headers`` (lower-case names) plus host, date, payload hash, token and Authorization."""
+        frozen = self.credentials.get_frozen_credentials()
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+        day = amz_date[:8]
+        headers["host"] = host
+        headers["x-amz-date"] = amz_date
+        headers["x-amz-content-sha256"] = payload_sha256
+        if frozen.token:
+            headers["x-amz-security-token"] = frozen.token
+        names = sorted(headers)
+        signed = ";".join(names)
+        lines = "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names)
+        canonical = "\n".join((method, path, "", lines, signed, payload_sha256))
+        scope = f"{day}/{self.region}/s3/aws4_request"
+        to_sign = "\n".join(("AWS4-HMAC-SHA256", amz_date, scope,
+                             hashlib.sha256(canonical.encode("utf-8")).hexdigest()))
+        signature = hmac.new(self._signing_key(frozen.secret_key, day), to_sign.encode("utf-8"),
+                             hashlib.sha256).hexdigest()
+        headers["authorization"] = (f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
+                                    f"SignedHeaders={signed}, Signature={signature}")
+        return headers
+
+
+class _Response:
+    """Status, lower-case headers and the unread body of one response on a :class:`_Connection`."""
+
+    def __init__(self, conn: _Connection, status: int, headers: Dict[str, str]) -> None:
+        self.conn = conn
+        self.status = status
+        self.headers = headers
+        self.length = int(headers.get("content-length", "0") or 0)
+        self.will_close = headers.get("connection", "").lower() == "close"
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The body, at most ``size`` bytes at a time; the connection is reusable only after the
+        last chunk (a body left half-read closes it)."""
+        left = self.length
+        complete = False
+        try:
+            while left > 0:
+                chunk = self.conn.read_some(min(size, left))
+                left -= len(chunk)
+                yield chunk
+            complete = True
+        finally:
+            if not complete or self.will_close:
+                self.conn.close()
+
+    def read(self) -> bytes:
+        return b"".join(self.chunks(1 << 20))
+
+
+class _Connection:
+    """One HTTP/1.1 keep-alive connection: a request out, a response's status and headers in."""
+
+    def __init__(self, scheme: str, host: str, port: int, timeout: float,
+                 context: Optional[ssl.SSLContext]) -> None:
+        self.sock: Optional[socket.socket] = None
+        self.buf = b""
+        self.scheme, self.host, self.port, self.timeout, self.context = scheme, host, port, timeout, context
+
+    def _open(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.scheme == "https":
+            assert self.context is not None
+            sock = self.context.wrap_socket(sock, server_hostname=self.host)
+        self.buf = b""
+        return sock
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+        self.buf = b""
+
+    def read_some(self, limit: int) -> bytes:
+        if self.buf:
+            data, self.buf = self.buf[:limit], self.buf[limit:]
+            return data
+        assert self.sock is not None
+        data = self.sock.recv(min(limit, 1 << 20))
+        if not data:
+            raise _ProtocolError("the server closed the connection")
+        return data
+
+    def request(self, head: bytes, body: Optional[bytes]) -> _Response:
+        if self.sock is None:
+            self.sock = self._open()
+        if body and len(body) <= 256 * 1024:
+            self.sock.sendall(head + body)
+        else:
+            self.sock.sendall(head)
+            if body:
+                self.sock.sendall(body)
+        while True:
+            end = self.buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(self.buf) > _MAX_HEAD:
+                raise _ProtocolError("response headers too long")
+            data = self.sock.recv(65536)
+            if not data:
+                raise _ProtocolError("the server closed the connection")
+            self.buf += data
+        lines = self.buf[:end].decode("latin-1").split("\r\n")
+        self.buf = self.buf[end + 4:]
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
+            raise _ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+        headers: Dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise _ProtocolError("chunked responses are left to the regular client")
+        return _Response(self, int(parts[1]), headers)
+
+
 class FastPath:
-    """One keep-alive ``http.client`` connection per thread (urllib3 re-parses the long signed URL
-    character by character several times per request, which costs more than the request)."""
+    """Signed small-object requests on one keep-alive connection per thread."""
 
     def __init__(self, client: Any, maxsize: int = 16, attempts: int = 3) -> None:
         self.client = client
@@ -66,48 +238,78 @@ class FastPath:
         config = client.meta.config
         self.timeout = float(max(config.connect_timeout or 10, config.read_timeout or 60))
         self.ssl_context: Optional[ssl.SSLContext] = None
-        self.refusals = 0  # 400/403 answers: after a few, this endpoint does not take our signed URLs
+        self.refusals = 0  # 400/403 answers: after a few, this endpoint does not take our requests
         self.net_failures = 0  # requests that failed on the network every attempt
+        self.bases: Dict[str, Optional[Tuple[str, str, str]]] = {}  # bucket -> (scheme, netloc, path)
+        self._lock = threading.Lock()
+        credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+        self.signer = SigV4(credentials, str(client.meta.region_name)) if credentials else None
         if any(os.environ.get(name) for name in _PROXY_VARS) or getattr(config, "proxies", None):
             self.enabled = False
+        if self.signer is None:
+            self.enabled = False
 
-    def _connection(self, scheme: str, netloc: str) -> http.client.HTTPConnection:
+    # ------------------------------------------------------------------ plumbing
+    def _base(self, bucket: str) -> Optional[Tuple[str, str, str]]:
+        """(scheme, host[:port], path prefix) of the bucket's objects, as the client addresses them."""
+        if bucket not in self.bases:
+            base = None
+            try:
+                url = self.client.generate_presigned_url(
+                    "get_object", Params={"Bucket": bucket, "Key": "K"}, ExpiresIn=60)
+                parts = urlsplit(str(url))
+                if parts.path.endswith("/K") and parts.scheme in ("http", "https"):
+                    base = (parts.scheme, parts.netloc, parts.path[:-1])
+            except Exception:  # noqa: BLE001 - the client will say what is wrong
+                base = None
+            with self._lock:
+                self.bases[bucket] = base
+        return self.bases[bucket]
+
+    def _connection(self, scheme: str, netloc: str) -> _Connection:
         conn = getattr(self.local, "conn", None)
         if conn is not None and self.local.key == (scheme, netloc):
             return conn
         self._drop()
+        parts = urlsplit(f"{scheme}://{netloc}")
+        context = None
         if scheme == "https":
-            if self.ssl_context is None:
-                self.ssl_context = client_ssl_context(self.client)
-            conn = http.client.HTTPSConnection(netloc, timeout=self.timeout, context=self.ssl_context)
-        else:
-            conn = http.client.HTTPConnection(netloc, timeout=self.timeout)
+            with self._lock:
+                if self.ssl_context is None:
+                    self.ssl_context = client_ssl_context(self.client)
+                context = self.ssl_context
+        conn = _Connection(scheme, str(parts.hostname), parts.port or (443 if scheme == "https" else 80),
+                           self.timeout, context)
         self.local.conn, self.local.key = conn, (scheme, netloc)
         return conn
 
     def _drop(self) -> None:
         conn = getattr(self.local, "conn", None)
         if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+            conn.close()
         self.local.conn = None
 
-    def _send(
-        self, method: str, url: str, body: Optional[bytes] = None, headers: Optional[Dict[str, str]] = None
-    ) -> Optional[http.client.HTTPResponse]:
+    def _send(self, method: str, bucket: str, key: str, headers: Dict[str, str], payload_sha256: str,
+              body: Optional[bytes] = None) -> Optional[_Response]:
         """The response (200 or not), or None when the network kept failing."""
-        parts = urlsplit(url)
-        target = parts.path + ("?" + parts.query if parts.query else "")
+        base = self._base(bucket)
+        if base is None or self.signer is None:
+            return None
+        scheme, netloc, prefix = base
+        path = prefix + quote_key(key)
         for attempt in range(self.attempts):
-            conn = self._connection(parts.scheme, parts.netloc)
+            signed = self.signer.sign(method, netloc, path, dict(headers), payload_sha256)
+            head = (f"{method} {path} HTTP/1.1\r\n"
+                    + "".join(f"{name}: {value}\r\n" for name, value in signed.items())
+                    + "\r\n").encode("utf-8")
+            conn = self._connection(scheme, netloc)
+            reused = conn.sock is not None
             try:
-                conn.request(method, target, body=body, headers=headers or {})
-                response = conn.getresponse()
+                response = conn.request(head, body)
             except _NET_ERRORS:
                 self._drop()
-                time.sleep(0.05 * 2**attempt * (1 + random.random()))
+                if not (reused and attempt == 0):  # a stale keep-alive connection: retry at once
+                    time.sleep(0.05 * 2**attempt * (1 + random.random()))
                 continue
             if response.status in (500, 502, 503, 504) and attempt + 1 < self.attempts:
                 self._finish(response)
@@ -125,86 +327,77 @@ class FastPath:
             if self.refusals >= 3:
                 self.enabled = False  # the regular client does the rest
 
-    def _finish(self, response: http.client.HTTPResponse) -> None:
+    def _finish(self, response: _Response) -> None:
         try:
-            response.read()
+            if response.length <= 1 << 20:
+                response.read()
+            else:
+                response.conn.close()
         except _NET_ERRORS:
             self._drop()
         if response.will_close:
             self._drop()
 
-    def _presign(self, operation: str, params: Dict[str, Any]) -> Optional[str]:
-        try:
-            return str(self.client.generate_presigned_url(operation, Params=params, ExpiresIn=900))
-        except Exception:  # noqa: BLE001
-            return None
-
+    # ------------------------------------------------------------------ requests
     def get(self, bucket: str, key: str) -> Optional[Tuple[Dict[str, Any], Any]]:
         """(response fields as boto3 names them, body) for a 200, else None (use the client)."""
         if not self.enabled:
             return None
-        url = self._presign("get_object", {"Bucket": bucket, "Key": key})
-        response = self._send("GET", url) if url else None
+        response = self._send("GET", bucket, key, {}, EMPTY_SHA256)
         if response is None:
             return None
-        if response.status != 200:
+        if response.status != 200 or "content-length" not in response.headers:
             self._finish(response)
             self._refused(response.status)
             return None
         headers = response.headers
-        meta = {
-            k[len("x-amz-meta-") :].lower(): v
-            for k, v in headers.items()
-            if k.lower().startswith("x-amz-meta-")
-        }
+        meta = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
         fields = {
             "Metadata": meta,
-            "ETag": headers.get("ETag", ""),
+            "ETag": headers.get("etag", ""),
             "ServerSideEncryption": headers.get("x-amz-server-side-encryption"),
             "SSECustomerAlgorithm": headers.get("x-amz-server-side-encryption-customer-algorithm"),
-            "ContentLength": int(headers.get("Content-Length", "0") or 0),
+            "ContentLength": response.length,
         }
-        return fields, _Body(self, response)
+        return fields, _Body(response)
 
-    def put(self, bucket: str, key: str, data: bytes, sha256_hex: str, sha256_b64: str) -> bool:
-        """PUT ``data`` with its checksum and sha256 metadata; True when stored, False to let the
-        regular client do it (and report any error)."""
+    def put(self, bucket: str, key: str, data: bytes, sha256_hex: str, sha256_b64: str,
+            md5_hex: Optional[str] = None) -> bool:
+        """PUT ``data`` with its checksums and sha256 metadata; True when stored and the server's
+        ETag confirms the bytes, False to let the regular client do it (and report any error).
+        IntegrityError when the server stored something else than was sent."""
         if not self.enabled:
             return False
-        url = self._presign(
-            "put_object",
-            {"Bucket": bucket, "Key": key, "ChecksumSHA256": sha256_b64, "Metadata": {"sha256": sha256_hex}},
-        )
+        if md5_hex is None:
+            md5_hex = hashlib.md5(data).hexdigest()  # noqa: S324 - Content-MD5, the ETag
         headers = {
+            "content-length": str(len(data)),
+            "content-md5": base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii"),
             "x-amz-checksum-sha256": sha256_b64,
             "x-amz-meta-sha256": sha256_hex,
-            "Content-Length": str(len(data)),
         }
-        response = self._send("PUT", url, body=data, headers=headers) if url else None
+        response = self._send("PUT", bucket, key, headers, sha256_hex, body=data)
         if response is None:
             return False
         self._finish(response)
         if response.status != 200:
             self._refused(response.status)
-        return response.status == 200
+            return False
+        etag = response.headers.get("etag", "").strip('"').lower()
+        encrypted = response.headers.get("x-amz-server-side-encryption", "") in ("aws:kms", "aws:kms:dsse")
+        if len(etag) == 32 and "-" not in etag and not encrypted and etag != md5_hex:
+            raise IntegrityError(
+                f"s3://{bucket}/{key}: the server stored other bytes than were sent (ETag {etag}, "
+                f"MD5 sent {md5_hex}).", "rerun the push; if it happens again, check the S3 endpoint "
+                "or any proxy between this machine and it.")
+        return True
 
 
 class _Body:
     """The body with boto3's ``iter_chunks``. A body not read to the end closes its connection."""
 
-    def __init__(self, owner: FastPath, response: http.client.HTTPResponse) -> None:
-        self.owner = owner
+    def __init__(self, response: _Response) -> None:
         self.response = response
 
-    def iter_chunks(self, size: int) -> Any:
-        complete = False
-        try:
-            while True:
-                chunk = self.response.read(size)
-                if not chunk:
-                    break
-                yield chunk
-            complete = True
-        finally:
-            if not complete or self.response.will_close:
-                self.owner._drop()  # noqa: SLF001
+    def iter_chunks(self, size: int) -> Iterator[bytes]:
+        return self.response.chunks(size)

@@ -27,7 +27,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from rectrain.errors import DataError, IntegrityError, PermissionProblem, StorageError
 from rectrain.fsutil import remove_quietly, sha256_file
@@ -37,6 +37,7 @@ from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import CHUNK, PART_SUFFIX
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import RetryPolicy, S3Service, TransferCutShort
+from rectrain.storage.spool import SortedSpool
 
 DEFAULT_RETRY = RetryPolicy()  # for callers that pass a bare client (push, pull)
 
@@ -55,6 +56,8 @@ def _transfer_config(size: int) -> Any:
     part = max(PART_SIZE, -(-size // 10_000))
     return TransferConfig(multipart_threshold=SMALL_FILE, multipart_chunksize=part,
                           max_concurrency=PART_WORKERS, use_threads=True)
+
+
 PROBE_PREFIX = ".rectrain-write-probe-"
 
 
@@ -67,6 +70,22 @@ class ObjectInfo:
 
 
 # ----------------------------------------------------------------------------- listing
+def iter_objects(client: Any, uri: S3Uri, *, folder: bool = True,
+                 limit: Optional[int] = None) -> Iterator[ObjectInfo]:
+    """Every object under ``uri``, page by page as S3 lists them (sorted by key), never all at
+    once in memory."""
+    prefix = uri.prefix if folder else uri.key
+    paging = {"MaxItems": limit, "PageSize": min(limit, 1000)} if limit else {}
+    try:
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, PaginationConfig=paging):
+            for obj in page.get("Contents", []) or []:
+                yield ObjectInfo(obj["Key"], int(obj.get("Size", 0)), str(obj.get("ETag", "")).strip('"'),
+                                 obj.get("LastModified"))
+    except Exception as exc:
+        raise translate_error(exc, "s3:ListBucket", str(uri)) from exc
+
+
 def list_objects(
     s3: S3Service,
     uri: S3Uri,
@@ -75,42 +94,33 @@ def list_objects(
     limit: Optional[int] = None,
 ) -> List[ObjectInfo]:
     """Every object under ``uri`` (as a folder: ``s3://b/data`` lists ``data/...``, not
-    ``data2/...``; ``folder=False`` lists the raw key prefix); ``limit``: at most that many."""
-    client = s3.client
-    prefix = uri.prefix if folder else uri.key
-    paging = {"MaxItems": limit, "PageSize": min(limit, 1000)} if limit else {}
-
-    def once() -> List[ObjectInfo]:
-        out: List[ObjectInfo] = []
-        try:
-            paginator = client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, PaginationConfig=paging):
-                for obj in page.get("Contents", []) or []:
-                    out.append(
-                        ObjectInfo(
-                            obj["Key"],
-                            int(obj.get("Size", 0)),
-                            str(obj.get("ETag", "")).strip('"'),
-                            obj.get("LastModified"),
-                        )
-                    )
-        except Exception as exc:
-            raise translate_error(exc, "s3:ListBucket", str(uri)) from exc
-        return out
-
-    return s3.retry.run(once, f"s3:ListBucket {uri}")
+    ``data2/...``; ``folder=False`` lists the raw key prefix); ``limit``: at most that many.
+    A list: for listings of any length, :func:`remote_files` streams. Transient failures: the
+    listing starts again (the service's retry policy)."""
+    return s3.retry.run(lambda: list(iter_objects(s3.client, uri, folder=folder, limit=limit)),
+                        f"s3:ListBucket {uri}")
 
 
-def remote_files(s3: S3Service, uri: S3Uri) -> Dict[str, ObjectInfo]:
-    """{relative path: object} under the folder ``uri`` (folder markers and probes left out)."""
+def remote_files(s3: S3Service, uri: S3Uri) -> SortedSpool:
+    """``(relative path, size, etag, key)`` of the objects under the folder ``uri``, sorted by
+    path, in flat memory (folder markers and write probes left out). Transient failures: the
+    listing starts again in a new spool (the service's retry policy)."""
+    return s3.retry.run(lambda: _spool_listing(s3, uri), f"s3:ListBucket {uri}")
+
+
+def _spool_listing(s3: S3Service, uri: S3Uri) -> SortedSpool:
     prefix = uri.prefix
-    out = {}
-    for obj in list_objects(s3, uri):
-        rel = obj.key[len(prefix) :]
-        if not rel or rel.endswith("/") or rel.split("/")[-1].startswith(PROBE_PREFIX):
-            continue
-        out[rel] = obj
-    return out
+    spool = SortedSpool()
+    try:
+        for obj in iter_objects(s3.client, uri):
+            rel = obj.key[len(prefix):]
+            if not rel or rel.endswith("/") or rel.split("/")[-1].startswith(PROBE_PREFIX):
+                continue
+            spool.add((rel, obj.size, obj.etag, obj.key))
+    except BaseException:
+        spool.close()
+        raise
+    return spool
 
 
 # ----------------------------------------------------------------------------- single objects
@@ -129,19 +139,24 @@ def put_object(
     size: Optional[int] = None,
     fast: Optional[FastPath] = None,
     retry: Optional[RetryPolicy] = None,
+    md5: Optional[str] = None,
+    stream: bool = False,
 ) -> None:
     """PUT the file ``path`` (or the bytes ``data``) as ``key``, with its SHA-256 checked by the
     server and kept in the object's metadata (``sha``/``size`` when the caller knows them). The
     object appears only when complete (an S3 PUT, or a multipart upload, is atomic). Above 8 MB
-    the file goes up in parallel parts (each part's SHA-256 checked by the server). Transient
+    the file goes up in parallel parts (each part's SHA-256 checked by the server), or with
+    ``stream`` in one PUT read from the file as it is sent (memory stays flat). Transient
     failures are retried as a whole (``retry``)."""
     (retry or DEFAULT_RETRY).run(
-        lambda: _put_once(client, bucket, key, path=path, data=data, sha=sha, size=size, fast=fast),
+        lambda: _put_once(client, bucket, key, path=path, data=data, sha=sha, size=size, fast=fast,
+                          md5=md5, stream=stream),
         f"s3:PutObject s3://{bucket}/{key}")
 
 
 def _put_once(client: Any, bucket: str, key: str, *, path: Optional[Path], data: Optional[bytes],
-              sha: Optional[str], size: Optional[int], fast: Optional[FastPath]) -> None:
+              sha: Optional[str], size: Optional[int], fast: Optional[FastPath], md5: Optional[str],
+              stream: bool) -> None:
     resource = f"s3://{bucket}/{key}"
     if sha is None or size is None:
         if data is not None:
@@ -157,13 +172,17 @@ def _put_once(client: Any, bucket: str, key: str, *, path: Optional[Path], data:
         "ChecksumSHA256": checksum,
         "Metadata": {"sha256": sha},
     }
-    if size <= SMALL_FILE and data is None and path is not None:
+    if size <= SMALL_FILE and data is None and path is not None and not stream:
         data = path.read_bytes()
-    if data is not None and fast is not None and fast.put(bucket, key, data, sha, checksum):
+    if data is not None and fast is not None and fast.put(bucket, key, data, sha, checksum, md5):
         return
     try:
         if data is not None:
             client.put_object(Body=data, **args)
+        elif stream and size <= SINGLE_PUT_LIMIT:  # one PUT read from the file (a manifest): flat memory
+            assert path is not None
+            with open(path, "rb") as fh:
+                client.put_object(Body=fh, **args)
         else:
             assert path is not None
             extra = {"Metadata": {"sha256": sha}, "ChecksumAlgorithm": "SHA256"}
@@ -374,6 +393,7 @@ def write_probe(client: Any, uri: S3Uri, *, need_delete: bool = False) -> None:
 __all__ = [
     "PROBE_PREFIX",
     "ObjectInfo",
+    "iter_objects",
     "list_objects",
     "remote_files",
     "put_object",

@@ -5,40 +5,40 @@ objects that move at the network's speed. ``shard-00000.tar, shard-00001.tar, ..
 plain POSIX (PAX, UTF-8 names) tar files anyone can open; the manifest lists every original
 file (path, size, sha256, shard) and every shard (size, sha256).
 
-Here: :func:`pack_dataset` and the shard reader (:func:`extract_shard`, which checks every file
-against the manifest as it lands). Unpacking a whole dataset, from S3 (``pull(...,
-unpack=True)``, several shards at once) or from local disk (``unpack_dataset``), is in
-:mod:`rectrain.storage.pull`.
+Here: :func:`pack_dataset`, which streams: files are packed in path order (the manifest's
+order, so that unpacking matches members and entries without holding either), and each
+file's manifest line is written as it is packed. Extraction is in :mod:`rectrain.storage.extract`;
+unpacking a whole dataset, from S3 (``pull(..., unpack=True)``) or from local disk
+(``unpack_dataset``), in :mod:`rectrain.storage.pull`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import posixpath
 import re
 import secrets
 import shutil
 import tarfile
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from rectrain.archives import safe_mode
 from rectrain.data.shrink import ShrinkResult, shrink_tree
-from rectrain.errors import ConfigError, DataError, IntegrityError
-from rectrain.fsutil import format_size, remove_quietly, sha256_file, write_text_atomic
+from rectrain.errors import ConfigError, DataError
+from rectrain.fsutil import atomic_open, format_size, remove_quietly, sha256_file
 from rectrain.logs import get_logger
 from rectrain.storage.manifest import (
     CHUNK,
     MANIFEST_NAME,
     PART_SUFFIX,
-    Manifest,
     ManifestEntry,
-    check_relpath,
     empty_dirs,
-    iter_files,
+    entry_line,
+    header_line,
+    local_files,
 )
 from rectrain.storage.progress import TransferProgress
 
@@ -130,6 +130,56 @@ def _tar_cost(rel: str, size: int) -> int:
     return header + (size + _TAR_BLOCK - 1) // _TAR_BLOCK * _TAR_BLOCK
 
 
+def _write_shards(src: Path, out: Path, files: Iterable[Sequence[Any]], limit: int, entries: IO[str],
+                  bar: TransferProgress) -> List[ManifestEntry]:
+    """Write the files (sorted) into shards of about ``limit`` bytes, in order; each file's
+    manifest line goes to ``entries`` as it is packed. Returns the shards' entries."""
+    shards: List[ManifestEntry] = []
+    tar: Optional[tarfile.TarFile] = None
+    tmp = out / "unused"
+    current = 0
+    try:
+        for rel, size in files:
+            cost = _tar_cost(rel, size)
+            if tar is not None and current + cost > limit - 2 * _TAR_BLOCK * 2:
+                tar.close()
+                shards.append(_finish_shard(tmp, out, len(shards)))
+                tar = None
+            if tar is None:
+                tmp = out / f".{SHARD_PATTERN.format(len(shards))}.{secrets.token_hex(4)}{PART_SUFFIX}"
+                tar = tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, encoding="utf-8")  # noqa: SIM115
+                current = 0
+            path = src / rel
+            with open(path, "rb") as fh:
+                reader = _HashingReader(fh)
+                tar.addfile(_tarinfo(rel, path, size), reader)
+            tar.members.clear()  # type: ignore[attr-defined]  # TarFile keeps every member written
+            if reader.count != size:
+                raise DataError("changed while it was being packed.",
+                                "pack again when nothing writes to the dataset.", path=str(path))
+            name = SHARD_PATTERN.format(len(shards))
+            entries.write(entry_line(ManifestEntry(rel, size, reader.sha.hexdigest(), name)))
+            bar.advance(size)
+            current += cost
+        if tar is not None:
+            tar.close()
+            shards.append(_finish_shard(tmp, out, len(shards)))
+            tar = None
+    except BaseException:
+        if tar is not None:
+            tar.close()
+        remove_quietly(tmp)
+        raise
+    return shards
+
+
+def _finish_shard(tmp: Path, out: Path, index: int) -> ManifestEntry:
+    name = SHARD_PATTERN.format(index)
+    sha, size = sha256_file(tmp), tmp.stat().st_size
+    os.replace(tmp, out / name)
+    return ManifestEntry(name, size, sha)
+
+
 def pack_dataset(
     src_dir: Any, out_dir: Any, shard_size: Any = "128MB", *, progress: bool = True,
     shrink: Optional[Dict[str, Any]] = None,
@@ -148,67 +198,35 @@ def pack_dataset(
             "choose an output folder outside the dataset, e.g. a sibling folder.",
             path=str(src),
         )
-    files = [(rel, path) for rel, path in iter_files(src) if rel != MANIFEST_NAME]
-    if not files:
-        raise DataError("no files to pack.", "check the dataset folder.", path=str(src))
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        (out / MANIFEST_NAME).unlink()  # an old manifest must not vouch for half-written shards
-    except FileNotFoundError:
-        pass
-
-    # group files into shards, in path order
-    groups: List[List[tuple]] = [[]]
-    current = 0
-    for rel, path in files:
-        size = path.stat().st_size
-        cost = _tar_cost(rel, size)
-        if groups[-1] and current + cost > limit - 2 * _TAR_BLOCK * 2:
-            groups.append([])
-            current = 0
-        groups[-1].append((rel, path, size))
-        current += cost
-
-    entries: List[ManifestEntry] = []
-    shards: List[ManifestEntry] = []
-    total = sum(size for group in groups for _, _, size in group)
-    with TransferProgress(f"pack {src.name}", len(files), total, progress) as bar:
-        for index, group in enumerate(groups):
-            name = SHARD_PATTERN.format(index)
-            tmp = out / f".{name}.{secrets.token_hex(4)}{PART_SUFFIX}"
-            try:
-                with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
-                    for rel, path, size in group:
-                        with open(path, "rb") as fh:
-                            reader = _HashingReader(fh)
-                            tar.addfile(_tarinfo(rel, path, size), reader)
-                        if reader.count != size:
-                            raise DataError(
-                                "changed while it was being packed.",
-                                "pack again when nothing writes to the dataset.",
-                                path=str(path),
-                            )
-                        entries.append(ManifestEntry(rel, size, reader.sha.hexdigest(), name))
-                        bar.advance(size)
-                sha, shard_bytes = sha256_file(tmp), tmp.stat().st_size
-                os.replace(tmp, out / name)
-            except BaseException:
-                remove_quietly(tmp)
-                raise
-            shards.append(ManifestEntry(name, shard_bytes, sha))
-    keep = {s.path for s in shards}
-    for stale in out.iterdir():
-        if _SHARD_RE.match(stale.name) and stale.name not in keep:
-            stale.unlink()
-    manifest = Manifest(entries=entries, kind="packed", shards=shards, dirs=empty_dirs(src),
-                        shrink=shrink)
-    write_text_atomic(out / MANIFEST_NAME, manifest.to_jsonl())
+    with local_files(src, skip_top={MANIFEST_NAME}) as files:
+        if not files.count:
+            raise DataError("no files to pack.", "check the dataset folder.", path=str(src))
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            (out / MANIFEST_NAME).unlink()  # an old manifest must not vouch for half-written shards
+        except FileNotFoundError:
+            pass
+        with tempfile.TemporaryDirectory(prefix="rectrain-pack-") as tmp:
+            entries_path = Path(tmp) / "entries.jsonl"
+            with open(entries_path, "w", encoding="utf-8") as entries, TransferProgress(
+                    f"pack {src.name}", files.count, files.size_total, progress) as bar:
+                shards = _write_shards(src, out, files, limit, entries, bar)
+            keep = {s.path for s in shards}
+            for stale in out.iterdir():
+                if _SHARD_RE.match(stale.name) and stale.name not in keep:
+                    stale.unlink()
+            total = files.size_total
+            header = header_line("packed", files.count, total, shards, empty_dirs(src), shrink)
+            with atomic_open(out / MANIFEST_NAME, "w") as fh, open(entries_path, encoding="utf-8") as body:
+                fh.write(header)
+                shutil.copyfileobj(body, fh, 1 << 20)
+        count = files.count
     result = PackResult(
         str(out),
         str(out / MANIFEST_NAME),
         [s.path for s in shards],
-        len(entries),
-        manifest.total_bytes,
+        count,
+        total,
         time.monotonic() - started,
         shrink,
     )
@@ -222,142 +240,7 @@ def pack_dataset(
     return result
 
 
-# ----------------------------------------------------------------------------- extraction
-class _Targets:
-    """Where the members of a shard go inside ``dst``: folders are created and checked once each,
-    and a folder that resolves outside ``dst`` (through a link) is refused."""
-
-    def __init__(self, dst: Path) -> None:
-        self.dst = dst
-        self.dst.mkdir(parents=True, exist_ok=True)
-        self.dst_real = os.path.realpath(dst)
-        self.checked: Dict[str, str] = {}
-
-    def target(self, rel: str, where: str) -> Path:
-        parent = posixpath.dirname(rel)
-        if parent not in self.checked:
-            folder = self.dst / parent if parent else self.dst
-            folder.mkdir(parents=True, exist_ok=True)
-            real = os.path.realpath(folder)
-            if real != self.dst_real and not real.startswith(self.dst_real + os.sep):
-                raise DataError(
-                    f"'{rel}' would land outside {self.dst} (through a link); refused.",
-                    "extract into an empty folder.",
-                    path=where,
-                )
-            self.checked[parent] = real
-        return Path(self.checked[parent]) / posixpath.basename(rel)
-
-
-def _write_file(data: bytes, target: Path, mtime: float, mode: int) -> None:
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
-    try:
-        with open(tmp, "wb") as out:
-            out.write(data)
-        _finish_file(tmp, target, mtime, mode)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
-
-
-def _finish_file(tmp: Path, target: Path, mtime: float, mode: int) -> None:
-    os.chmod(tmp, safe_mode(mode))  # no setuid or world-writable bit from a shard
-    os.utime(tmp, (mtime, mtime))
-    os.replace(tmp, target)
-
-
-IN_MEMORY = 4 * 1024 * 1024  # members up to this size are read and checked in memory, then written
-
-
-def extract_shard(
-    stream: IO[bytes],
-    shard: ManifestEntry,
-    expected: Dict[str, ManifestEntry],
-    dst: Path,
-    *,
-    on_bytes: Optional[Callable[[int], None]] = None,
-) -> Set[str]:
-    """Extract one shard read from ``stream`` (a file or an S3 body) into ``dst``. Each member must
-    be a regular file the manifest lists for this shard; each is checked (size, sha256) before it
-    is written under a temporary name and renamed (on the reading thread: measured faster than
-    handing small files to writer threads). Returns the paths written."""
-    reader = _HashingReader(stream, on_bytes)
-    written: Set[str] = set()
-    where = shard.path
-    targets = _Targets(dst)
-    try:
-        with tarfile.open(fileobj=reader, mode="r|", encoding="utf-8") as tar:  # type: ignore[call-overload]
-            for member in tar:
-                if member.isdir():
-                    continue
-                rel = member.name
-                if not member.isfile():
-                    raise IntegrityError(
-                        f"{where} holds '{rel}', which is not a regular file; refused.",
-                        "pack the dataset again with rectrain data pack.",
-                    )
-                entry = expected.get(rel)
-                if entry is None:
-                    raise IntegrityError(
-                        f"{where} holds '{rel}', which its manifest does not list for it; refused.",
-                        "pack the dataset again with rectrain data pack.",
-                    )
-                check_relpath(rel, where)
-                target = targets.target(rel, where)
-                fileobj = tar.extractfile(member)
-                assert fileobj is not None
-                if member.size <= IN_MEMORY:
-                    data = fileobj.read()
-                    _verify(len(data), hashlib.sha256(data).hexdigest(), entry, f"{where}:{rel}")
-                    _write_file(data, target, member.mtime, member.mode)
-                else:
-                    _write_verified(fileobj, target, entry, f"{where}:{rel}", member.mtime, member.mode)
-                written.add(rel)
-            reader.drain()
-    except tarfile.TarError as exc:
-        raise IntegrityError(
-            f"{where} is not a readable tar file ({exc}).", "pack and upload the dataset again."
-        ) from exc
-    if shard.sha256 and reader.sha.hexdigest() != shard.sha256:
-        log.warning(
-            "%s: the shard's sha256 differs from the manifest, but every file in it matched its own checksum",
-            where,
-        )
-    return written
-
-
-def _verify(size: int, sha: str, entry: ManifestEntry, where: str) -> None:
-    if size != entry.size or sha != entry.sha256:
-        raise IntegrityError(
-            f"{where} does not match the manifest ({size} bytes, sha256 {sha[:16]}...; "
-            f"expected {entry.size} bytes, {entry.sha256[:16]}...). The file was discarded.",
-            "pack and upload the dataset again from the original copy.",
-        )
-
-
-def _write_verified(
-    fileobj: Any, target: Path, entry: ManifestEntry, where: str, mtime: float, mode: int
-) -> None:
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
-    sha = hashlib.sha256()
-    size = 0
-    try:
-        with open(tmp, "wb") as out:
-            while True:
-                chunk = fileobj.read(CHUNK)
-                if not chunk:
-                    break
-                out.write(chunk)
-                sha.update(chunk)
-                size += len(chunk)
-        _verify(size, sha.hexdigest(), entry, where)
-        _finish_file(tmp, target, mtime, mode)
-    except BaseException:
-        remove_quietly(tmp)
-        raise
-
-
-def shard_extracted(dst: Path, entries: List[ManifestEntry]) -> bool:
+def shard_extracted(dst: Path, entries: Iterable[ManifestEntry]) -> bool:
     """Whether every file of a shard (``entries``) is already in ``dst``, checked by sha256."""
     for entry in entries:
         path = dst / entry.path
@@ -371,27 +254,12 @@ def shard_extracted(dst: Path, entries: List[ManifestEntry]) -> bool:
     return True
 
 
-def entries_by_shard(manifest: Manifest) -> Dict[str, List[ManifestEntry]]:
-    """{shard name: the files it holds}, from a packed dataset's manifest."""
-    groups: Dict[str, List[ManifestEntry]] = {s.path: [] for s in manifest.shards}
-    for entry in manifest.entries:
-        if entry.shard not in groups:
-            raise IntegrityError(
-                f"the manifest lists {entry.path} in shard '{entry.shard}', which it does not name.",
-                "pack the dataset again with rectrain data pack.",
-            )
-        groups[entry.shard].append(entry)  # type: ignore[index]
-    return groups
-
-
 __all__ = [
     "SHARD_PATTERN",
     "PackResult",
     "parse_size",
     "pack_dataset",
-    "extract_shard",
     "shard_extracted",
-    "entries_by_shard",
 ]
 
 

@@ -1,62 +1,78 @@
-"""Pull: download an S3 folder into a local folder, concurrent, resumable and verified; a packed
-dataset (:mod:`rectrain.storage.pack`) can be unpacked on the fly, or later from local disk.
+"""Pull: download an S3 folder into a local folder, concurrent, resumable and verified, in flat
+memory; a packed dataset (:mod:`rectrain.storage.pack`) can be unpacked on the way, or later from
+local disk.
 
 - Resumable: a local file with the same size and sha256 is not downloaded again.
 - Verified: with a ``manifest.jsonl`` there, exactly the files it lists are downloaded and each
   is checked against it; otherwise against the object's own sha256 metadata or MD5 ETag
-  (:func:`rectrain.storage.objects.download_object`). Keys that would land outside the
-  destination are refused before anything is written. ``delete`` removes extra local files
-  only when asked.
+  (:func:`rectrain.storage.objects.download_object`). Keys that could land outside the
+  destination are refused before anything is written (and a folder that resolves outside it,
+  through a link, when it is reached). ``delete`` removes extra local files only when asked.
+- Flat memory: the listing, the manifest and the local files are sorted on disk
+  (:mod:`rectrain.storage.spool`) and matched by merges.
+- Unpacking: shards are downloaded (each checked against its sha256 in the manifest) beside the
+  destination and extracted by worker processes while the next ones download
+  (:mod:`rectrain.storage.extract`).
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
+import queue
+import shutil
+import tempfile
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from rectrain.errors import DataError, IntegrityError, RectrainError, StorageError, UserError
 from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
 from rectrain.outputs import is_within, refuse_delete_in
 from rectrain.storage.aws_errors import error_code, translate_error
+from rectrain.storage.extract import IN_PROCESS_BELOW, Extractor, Targets, usable_cpus
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
     PART_SUFFIX,
-    Manifest,
+    ManifestEntry,
+    ManifestFile,
     check_relpath,
     file_digests,
-    iter_files,
+    local_files,
 )
-from rectrain.storage.objects import ObjectInfo, download_object, read_object, remote_files
-from rectrain.storage.pack import entries_by_shard, extract_shard, shard_extracted
-from rectrain.storage.parallel import run_parallel
+from rectrain.storage.objects import download_object, remote_files
+from rectrain.storage.pack import shard_extracted
+from rectrain.storage.parallel import TRANSFER_WORKERS, run_parallel
 from rectrain.storage.progress import TransferProgress
 from rectrain.storage.result import TransferResult, note_partial
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
+from rectrain.storage.spool import SortedSpool, merge_join
 
 log = get_logger("storage.pull")
 
+# (relative path, key, size, expected sha256 or None, etag)
+_Want = Tuple[str, str, int, Optional[str], str]
 
-def _plan_pull(uri: S3Uri, remote: Dict[str, ObjectInfo], dst: Path) -> None:
-    for rel in remote:
-        check_relpath(rel, str(uri.join(rel)))
-        target = (dst / rel).resolve()
-        if dst.resolve() not in target.parents:
-            raise DataError(
-                f"'{rel}' would land outside {dst}; refused.",
-                "remove or rename that object; rectrain only writes inside the destination.",
-                path=str(uri.join(rel)),
-            )
+
+def _plan_pull(uri: S3Uri, remote: Iterable[Sequence[Any]]) -> Tuple[int, Optional[Sequence[Any]]]:
+    """Refuse any key that would land outside the destination (absolute, ``..``, empty parts),
+    before anything is written. Returns (total bytes, the manifest's record or None)."""
+    total = 0
+    manifest = None
+    for rec in remote:
+        check_relpath(rec[0], str(uri.join(rec[0])))
+        total += int(rec[1])
+        if rec[0] == MANIFEST_NAME:
+            manifest = rec
+    return total, manifest
 
 
 def _local_matches(path: Path, size: int, sha256: Optional[str], etag_md5: Optional[str]) -> bool:
     try:
-        if not path.is_file() or path.stat().st_size != size:
+        if path.stat().st_size != size or not path.is_file():
             return False
     except OSError:
         return False
@@ -71,7 +87,7 @@ def pull(
     uri: S3Uri,
     dst_dir: Any,
     *,
-    workers: int = 16,
+    workers: int = TRANSFER_WORKERS,
     delete: bool = False,
     dry_run: bool = False,
     progress: bool = True,
@@ -83,10 +99,10 @@ def pull(
 
     With a ``manifest.jsonl`` there (and ``verify_manifest``), exactly the files it lists are
     downloaded and each is checked against it; a listed file missing on S3 is an error. A
-    packed dataset with ``unpack=True`` is streamed and extracted in parallel into the original
-    tree. ``delete`` removes local files that are not part of the download. Nothing under
-    ``uri`` is an error (unless it names one object, which is downloaded), or with
-    ``empty_ok`` an empty download (a first run's checkpoints).
+    packed dataset with ``unpack=True`` is downloaded shard by shard and extracted in parallel
+    into the original tree. ``delete`` removes local files that are not part of the download.
+    Nothing under ``uri`` is an error (unless it names one object, which is downloaded), or
+    with ``empty_ok`` an empty download (a first run's checkpoints).
     """
     started = time.monotonic()
     dst = Path(dst_dir).expanduser()
@@ -94,144 +110,135 @@ def pull(
         refuse_delete_in(dst)
     client = s3.client
     result = TransferResult("pull", str(uri), str(dst), dry_run=dry_run)
-    remote = remote_files(s3, uri)
-    if not remote and not empty_ok:
-        target = dst / uri.name if dst.is_dir() or str(dst_dir).endswith(("/", os.sep)) else dst
-        _pull_object(client, uri, target, result, dry_run)
-    if not remote:
-        result.seconds = time.monotonic() - started
-        return result
-    _plan_pull(uri, remote, dst)
-
-    dataset: Optional[Manifest] = None
-    manifest_raw = b""
-    if verify_manifest and MANIFEST_NAME in remote:
-        manifest_raw = read_object(client, uri.bucket, remote[MANIFEST_NAME].key)
-        dataset = Manifest.parse(manifest_raw.decode("utf-8", "replace"), str(uri.join(MANIFEST_NAME)))
-        result.manifest = str(uri.join(MANIFEST_NAME))
-    elif verify_manifest:
-        log.info("no %s at %s: each file is checked against its own checksum only", MANIFEST_NAME, uri)
-
-    if dataset is not None and dataset.kind == "packed" and unpack:
-        return _pull_unpack(
-            client,
-            uri,
-            remote,
-            dataset,
-            dst,
-            workers=workers,
-            delete=delete,
-            dry_run=dry_run,
-            progress=progress,
-            started=started,
-            result=result,
-        )
-
-    wanted = _wanted(uri, remote, dataset)
-    result.files_total = len(wanted)
-    result.bytes_total = sum(obj.size for _, obj, _ in wanted)
-    todo = _not_here(wanted, dst, workers)
-    keep = {rel for rel, _, _ in wanted} | ({MANIFEST_NAME} if dataset is not None else set())
-    extra = sorted(rel for rel, _ in iter_files(dst) if rel not in keep) if (delete and dst.is_dir()) else []
-    result.skipped = len(wanted) - len(todo)
-    result.planned = [str(dst / rel) for rel, _, _ in todo]
-    result.deletions = [str(dst / rel) for rel in extra]
-    if dry_run:
-        result.transferred = len(todo)
-        result.bytes_transferred = sum(obj.size for _, obj, _ in todo)
-        result.seconds = time.monotonic() - started
-        return result
-
-    dst.mkdir(parents=True, exist_ok=True)
-    _clean_partials(dst)
-    for folder in sorted({posixpath.dirname(rel) for rel, _, _ in todo} - {""}):
-        (dst / folder).mkdir(parents=True, exist_ok=True)
-    done_lock = threading.Lock()
-    with TransferProgress(f"pull {uri}", len(todo), sum(obj.size for _, obj, _ in todo), progress) as bar:
-        fast = s3.fast_path(workers + 4)
-
-        def fetch(item: Tuple[str, ObjectInfo, Optional[str]]) -> None:
-            rel, obj, sha = item
-            size = download_object(
-                client,
-                uri.bucket,
-                obj.key,
-                dst / rel,
-                expected_sha256=sha,
-                expected_size=obj.size if sha else None,
-                fast=fast,
-            )
-            with done_lock:
-                result.transferred += 1
-                result.bytes_transferred += size
-            bar.advance(size)
-
-        try:
-            run_parallel(todo, fetch, workers)
-        except RectrainError as exc:
-            raise note_partial(exc, result, "pull", len(todo)) from exc.__cause__
-    for rel in extra:
-        try:
-            (dst / rel).unlink()
-            result.deleted += 1
-        except OSError as exc:
-            raise StorageError(
-                f"Cannot delete {dst / rel}: {exc}.", "check the folder's permissions."
-            ) from exc
-    if dataset is not None:
-        with atomic_open(dst / MANIFEST_NAME, "wb") as fh:
-            fh.write(manifest_raw)
+    with ExitStack() as stack:
+        remote = stack.enter_context(remote_files(s3, uri))
+        if not remote.count and not empty_ok:
+            target = dst / uri.name if dst.is_dir() or str(dst_dir).endswith(("/", os.sep)) else dst
+            _pull_object(client, uri, target, result, dry_run)
+        if not remote.count:
+            result.seconds = time.monotonic() - started
+            return result
+        total, manifest_rec = _plan_pull(uri, remote)
+        dataset: Optional[ManifestFile] = None
+        if verify_manifest and manifest_rec is not None:
+            dataset = stack.enter_context(_fetch_manifest(client, uri, manifest_rec, stack))
+            result.manifest = str(uri.join(MANIFEST_NAME))
+        elif verify_manifest:
+            log.info("no %s at %s: each file is checked against its own checksum only", MANIFEST_NAME, uri)
+        if dataset is not None and dataset.kind == "packed" and unpack:
+            _pull_unpack(s3, uri, remote, dataset, dst, workers=workers, delete=delete, dry_run=dry_run,
+                         progress=progress, result=result)
+        else:
+            _pull_files(s3, uri, remote, dataset, dst, total, workers=workers, delete=delete,
+                        dry_run=dry_run, progress=progress, result=result)
     result.seconds = time.monotonic() - started
     log.debug("%s", result.summary())
     return result
 
 
-Wanted = Tuple[str, ObjectInfo, Optional[str]]  # (rel, object, expected sha256)
+def _fetch_manifest(client: Any, uri: S3Uri, rec: Sequence[Any], stack: ExitStack) -> ManifestFile:
+    """The dataset's manifest, downloaded (checked against its own sha256 metadata) to a
+    temporary file and read from there as a stream."""
+    folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rectrain-pull-")))
+    download_object(client, uri.bucket, rec[3], folder / MANIFEST_NAME)
+    return ManifestFile(folder / MANIFEST_NAME, str(uri.join(MANIFEST_NAME)))
 
 
-def _wanted(uri: S3Uri, remote: Dict[str, ObjectInfo], dataset: Optional[Manifest]) -> List[Wanted]:
-    """What to fetch: with a manifest exactly what it lists (all there, sizes as listed), else
-    everything under ``uri``."""
-    wanted: List[Wanted] = []
-    if dataset is not None:
-        listed = dataset.shards if dataset.kind == "packed" else dataset.entries
-        missing = [e.path for e in listed if e.path not in remote]
-        if missing:
+def _wanted(uri: S3Uri, remote: SortedSpool, dataset: Optional[ManifestFile]) -> Iterator[_Want]:
+    """What to download, sorted: every object, or exactly what the manifest lists (each object
+    there with the listed size, else IntegrityError before anything is downloaded)."""
+    if dataset is None:
+        for rec in remote:
+            yield rec[0], rec[3], int(rec[1]), None, str(rec[2])
+        return
+    listed: Iterable[ManifestEntry] = dataset.entries()
+    if dataset.kind == "packed":
+        listed = sorted(dataset.header.shards, key=lambda e: e.path)
+    records = ((e.path, e.size, e.sha256) for e in listed)
+    for rel, entry, obj in merge_join(records, remote):
+        if entry is None:
+            continue
+        if obj is None:
             raise IntegrityError(
-                f"The dataset at {uri} is incomplete: {len(missing)} file(s) in its manifest are "
-                f"not on S3 (e.g. {', '.join(missing[:3])}).",
+                f"The dataset at {uri} is incomplete: {rel}, listed in its manifest, is not on S3.",
                 "push the dataset again from the original copy; the rerun uploads only what is missing.",
             )
-        for entry in listed:
-            obj = remote[entry.path]
-            if obj.size != entry.size:
-                raise IntegrityError(
-                    f"{uri.join(entry.path)} is {obj.size} bytes on S3 but the manifest says {entry.size}.",
-                    "push the dataset again from the original copy.",
-                )
-            wanted.append((entry.path, obj, entry.sha256))
-    else:
-        wanted = [(rel, obj, None) for rel, obj in sorted(remote.items())]
-    return wanted
+        if int(obj[1]) != int(entry[1]):
+            raise IntegrityError(
+                f"{uri.join(rel)} is {obj[1]} bytes on S3 but the manifest says {entry[1]}.",
+                "push the dataset again from the original copy.",
+            )
+        yield rel, obj[3], int(entry[1]), entry[2], str(obj[2])
 
 
-def _not_here(wanted: List[Wanted], dst: Path, workers: int) -> List[Wanted]:
-    """The wanted files that ``dst`` does not already hold, checked in parallel."""
-    if not dst.is_dir():
-        return list(wanted)
-    todo: List[Wanted] = []
-    todo_lock = threading.Lock()
+def _pull_files(s3: S3Service, uri: S3Uri, remote: SortedSpool, dataset: Optional[ManifestFile], dst: Path,
+                total: int, *, workers: int, delete: bool, dry_run: bool, progress: bool,
+                result: TransferResult) -> None:
+    """Download the objects (or the manifest's files), each checked, skipping what is already here."""
+    count = remote.count
+    if dataset is not None:  # a first pass checks that everything listed is there
+        count = total = 0
+        for _, _, size, _, _ in _wanted(uri, remote, dataset):
+            count += 1
+            total += size
+    result.files_total, result.bytes_total = count, total
+    existed = dst.is_dir()
+    if not dry_run:
+        dst.mkdir(parents=True, exist_ok=True)
+        _clean_partials(dst)
+    targets = Targets(dst) if not dry_run else None
+    client, fast = s3.client, s3.fast_path(workers + 4)
+    lock = threading.Lock()
 
-    def check(item: Wanted) -> None:
-        rel, obj, sha = item
-        md5 = obj.etag.lower() if (len(obj.etag) == 32 and "-" not in obj.etag) else None
-        if not _local_matches(dst / rel, obj.size, sha, md5):
-            with todo_lock:
-                todo.append(item)
+    def fetch(item: _Want, bar: TransferProgress) -> None:
+        rel, key, size, sha, etag = item
+        md5 = etag.lower() if (len(etag) == 32 and "-" not in etag) else None
+        if existed and _local_matches(dst / rel, size, sha, md5):
+            with lock:
+                result.skipped += 1
+            bar.advance(size)
+            return
+        with lock:
+            result.plan(str(dst / rel))
+        if not dry_run:
+            assert targets is not None
+            size = download_object(client, uri.bucket, key, targets.target(rel, str(uri.join(rel))),
+                                   expected_sha256=sha, expected_size=size if sha else None, fast=fast)
+        with lock:
+            result.transferred += 1
+            result.bytes_transferred += size
+        bar.advance(size)
 
-    run_parallel(wanted, check, workers)
-    todo.sort(key=lambda t: t[0])
-    return todo
+    with TransferProgress(f"pull {uri}", count, total, progress) as bar:
+        try:
+            run_parallel(_wanted(uri, remote, dataset), lambda item: fetch(item, bar), workers)
+        except RectrainError as exc:
+            raise note_partial(exc, result, "pull", count) from exc.__cause__
+    keep = (rec[0] for rec in _wanted(uri, remote, dataset))
+    _delete_extra(dst, keep, {MANIFEST_NAME} if dataset is not None else set(), delete, dry_run, result)
+    if dataset is not None and not dry_run:
+        with atomic_open(dst / MANIFEST_NAME, "wb") as fh, open(dataset.path, "rb") as src:
+            shutil.copyfileobj(src, fh, 1 << 20)
+
+
+def _delete_extra(dst: Path, keep: Iterable[str], also_keep: set, delete: bool, dry_run: bool,
+                  result: TransferResult) -> None:
+    """With ``delete``: remove the local files that are not in ``keep`` (sorted paths)."""
+    if not delete or not dst.is_dir():
+        return
+    with local_files(dst) as local:
+        for rel, here, wanted in merge_join(local, ((k,) for k in keep)):
+            if here is None or wanted is not None or rel in also_keep:
+                continue
+            result.plan_deletion(str(dst / rel))
+            if dry_run:
+                continue
+            try:
+                (dst / rel).unlink()
+                result.deleted += 1
+            except OSError as exc:
+                raise StorageError(f"Cannot delete {dst / rel}: {exc}.",
+                                   "check the folder's permissions.") from exc
 
 
 def _pull_object(client: Any, uri: S3Uri, target: Path, result: TransferResult, dry_run: bool) -> None:
@@ -246,14 +253,14 @@ def _pull_object(client: Any, uri: S3Uri, target: Path, result: TransferResult, 
             raise nothing from exc
         raise translate_error(exc, "s3:GetObject", str(uri)) from exc
     result.files_total, result.bytes_total = 1, int(head.get("ContentLength", 0))
-    result.planned = [str(target)]
+    result.plan(str(target))
     if not dry_run:
         download_object(client, uri.bucket, uri.key, target)
         result.transferred, result.bytes_transferred = 1, result.bytes_total
 
 
 def _clean_partials(dst: Path) -> None:
-    """Remove temporary download names left by an interrupted pull."""
+    """Remove temporary names left by an interrupted pull or unpack."""
     for dirpath, _, filenames in os.walk(dst):
         for name in filenames:
             if name.endswith(PART_SUFFIX):
@@ -263,100 +270,98 @@ def _clean_partials(dst: Path) -> None:
                     pass
 
 
+# ----------------------------------------------------------------------------- packed datasets
+def _shards_to_do(manifest: ManifestFile, dst: Path) -> List[ManifestEntry]:
+    """The shards not yet fully extracted in ``dst`` (each file checked by sha256)."""
+    shards = manifest.header.shards
+    if not dst.is_dir():
+        return list(shards)
+    return [s for s in shards if not shard_extracted(dst, manifest.shard_entries(s.path))]
 
 
-def _pull_unpack(
-    client: Any,
-    uri: S3Uri,
-    remote: Dict[str, ObjectInfo],
-    manifest: Manifest,
-    dst: Path,
-    *,
-    workers: int,
-    delete: bool,
-    dry_run: bool,
-    progress: bool,
-    started: float,
-    result: TransferResult,
-) -> TransferResult:
-    """``pull --unpack`` of a packed dataset: each shard streams from S3 into extraction, several
-    shards at once; the result is verified file by file against the manifest."""
+def _processes(files: int, shards: int) -> int:
+    """Worker processes for extraction: none for a small dataset (starting them costs more)."""
+    if files < IN_PROCESS_BELOW:
+        return 0
+    return usable_cpus() if usable_cpus() > 1 else 0
+
+
+def _pull_unpack(s3: S3Service, uri: S3Uri, remote: SortedSpool, manifest: ManifestFile, dst: Path, *,
+                 workers: int, delete: bool, dry_run: bool, progress: bool, result: TransferResult) -> None:
+    """``pull --unpack`` of a packed dataset: shards are downloaded next to the destination (each
+    checked against the manifest's sha256) and extracted by worker processes as they arrive;
+    every file is checked against the manifest."""
     result.packed = True
-    groups = entries_by_shard(manifest)
-    shards = {s.path: s for s in manifest.shards}
-    missing = [name for name in shards if name not in remote]
-    if missing:
-        raise IntegrityError(
-            f"The packed dataset at {uri} is incomplete: {', '.join(missing[:3])} "
-            f"{'is' if len(missing) == 1 else 'are'} not on S3.",
-            "push the packed dataset again; the rerun uploads only what is missing.",
-        )
-    todo = [name for name, entries in groups.items() if not (dst.is_dir() and shard_extracted(dst, entries))]
-    files_todo = sum(len(groups[n]) for n in todo)
-    bytes_todo = sum(shards[n].size for n in todo)
-    result.files_total = manifest.files
-    result.bytes_total = manifest.total_bytes
-    result.skipped = sum(len(groups[n]) for n in groups if n not in todo)
-    result.planned = [str(uri.join(n)) for n in todo]
-    listed = {e.path for e in manifest.entries}
-    if delete and dst.is_dir():
-        result.deletions = [str(dst / rel) for rel, _ in iter_files(dst) if rel not in listed]
+    shards = list(_wanted(uri, remote, manifest))  # each listed shard on S3 with its size
+    todo = {s.path for s in _shards_to_do(manifest, dst)}
+    files_todo = sum(1 for s in todo for _ in manifest.shard_entries(s))
+    result.files_total, result.bytes_total = manifest.files, manifest.bytes
+    result.skipped = manifest.files - files_todo
+    for rel, _, _, _, _ in shards:
+        if rel in todo:
+            result.plan(str(uri.join(rel)))
     if dry_run:
-        result.transferred, result.bytes_transferred = files_todo, bytes_todo
-        result.seconds = time.monotonic() - started
-        return result
+        result.transferred = files_todo
+        result.bytes_transferred = sum(size for rel, _, size, _, _ in shards if rel in todo)
+        _delete_extra(dst, (e.path for e in manifest.entries()), set(), delete, True, result)
+        return
     dst.mkdir(parents=True, exist_ok=True)
-    lock = threading.Lock()
-    with TransferProgress(f"pull --unpack {uri}", files_todo, bytes_todo, progress) as bar:
+    _clean_partials(dst)
+    staging = Path(tempfile.mkdtemp(prefix=".rectrain-shards-", dir=dst))
+    arrived: queue.Queue[Any] = queue.Queue()
+    client, fast = s3.client, s3.fast_path(workers + 4)
+    try:
+        with Extractor(dst, _processes(files_todo, len(todo)), on_files=lambda n: bar.advance(0, n)) as ex, \
+                TransferProgress(f"pull --unpack {uri}", files_todo, sum(
+                    size for rel, _, size, _, _ in shards if rel in todo), progress) as bar:
 
-        def work(name: str) -> None:
-            key = remote[name].key
-            try:
-                body = client.get_object(Bucket=uri.bucket, Key=key)["Body"]
-            except Exception as exc:
-                raise translate_error(exc, "s3:GetObject", str(uri.join(name))) from exc
-            try:
-                written = extract_shard(
-                    body,
-                    shards[name],
-                    {e.path: e for e in groups[name]},
-                    dst,
-                    on_bytes=lambda n: bar.advance(n, 0),
-                )
-            except RectrainError:
-                raise
-            except Exception as exc:  # a broken connection in the middle of the stream
-                raise translate_error(exc, "s3:GetObject", str(uri.join(name))) from exc
-            bar.advance(0, len(written))
-            if len(written) != len(groups[name]):
-                absent = sorted({e.path for e in groups[name]} - written)
-                raise IntegrityError(
-                    f"{uri.join(name)} lacks {len(absent)} file(s) its manifest lists (e.g. {absent[0]}).",
-                    "pack and push the dataset again.",
-                )
-            with lock:
-                result.transferred += len(written)
-                result.bytes_transferred += shards[name].size
+            def fetch(item: _Want) -> None:
+                rel, key, size, sha, _ = item
+                download_object(client, uri.bucket, key, staging / rel, expected_sha256=sha,
+                                expected_size=size, fast=fast)
+                bar.advance(size, 0)
+                arrived.put(item)
 
-        try:
-            run_parallel(todo, work, workers)
-        except RectrainError as exc:
-            raise note_partial(exc, result, "pull --unpack", files_todo) from exc.__cause__
-        except OSError as exc:
-            raise StorageError(
-                f"Cannot write into {dst}: {exc}.", "check free disk space and permissions."
-            ) from exc
+            def download_all() -> None:
+                try:
+                    run_parallel([s for s in shards if s[0] in todo], fetch, min(workers, 4))
+                    arrived.put(None)
+                except BaseException as exc:  # noqa: BLE001 - handed to the extracting thread
+                    arrived.put(exc)
+
+            thread = threading.Thread(target=download_all, name="rectrain-shards", daemon=True)
+            thread.start()
+            try:
+                for _ in range(len(todo) + 1):
+                    item = arrived.get()
+                    if item is None:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    name = item[0]
+                    written = ex.extract_shard(staging / name, name, str(uri.join(name)), manifest)
+                    result.bytes_transferred += item[2]
+                    result.transferred += written
+                    ex.drain()
+                    (staging / item[0]).unlink()
+            except RectrainError as exc:
+                raise note_partial(exc, result, "pull --unpack", files_todo) from exc.__cause__
+            except OSError as exc:
+                raise StorageError(f"Cannot write into {dst}: {exc}.",
+                                   "check free disk space and permissions.") from exc
+            finally:
+                thread.join(timeout=60)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     result.deleted = _finish_tree(dst, manifest, delete)
-    result.seconds = time.monotonic() - started
-    log.debug("%s", result.summary())
-    return result
 
 
 def unpack_dataset(
     src_dir: Any, dst_dir: Any, *, workers: int = 4, delete: bool = False, progress: bool = True
 ) -> Dict[str, Any]:
     """Extract a packed dataset (shards + manifest.jsonl in ``src_dir``) into ``dst_dir``, checking
-    every file against the manifest. Shards whose files are all already there are skipped."""
+    every file against the manifest, with worker processes on every usable core (``workers``
+    caps them; 1 extracts in this process). Shards whose files are all already there are skipped."""
     started = time.monotonic()
     src = Path(src_dir).expanduser()
     dst = Path(dst_dir).expanduser()
@@ -374,61 +379,53 @@ def unpack_dataset(
             "give the folder made by `rectrain data pack`.",
             path=str(src),
         )
-    manifest = Manifest.read(src / MANIFEST_NAME)
-    if manifest.kind != "packed":
-        raise DataError(
-            "this manifest is not a packed dataset's.",
-            "give the folder made by `rectrain data pack`.",
-            path=str(src / MANIFEST_NAME),
-        )
-    groups = entries_by_shard(manifest)
-    dst.mkdir(parents=True, exist_ok=True)
-    shards = {s.path: s for s in manifest.shards}
-    todo = [name for name, entries in groups.items() if not shard_extracted(dst, entries)]
-    with TransferProgress(
-        f"unpack {src.name}", len(todo), sum(shards[n].size for n in todo), progress
-    ) as bar:
-
-        def work(name: str) -> None:
-            path = src / name
-            if not path.is_file():
-                raise DataError(
-                    "shard missing.", "copy or download the whole packed dataset.", path=str(path)
-                )
-            with open(path, "rb") as fh:
-                extract_shard(
-                    fh,
-                    shards[name],
-                    {e.path: e for e in groups[name]},
-                    dst,
-                    on_bytes=lambda n: bar.advance(n, 0),
-                )
-            bar.advance(0, 1)
-
-        run_parallel(todo, work, workers)
-    deleted = _finish_tree(dst, manifest, delete)
-    return {
-        "dst": str(dst),
-        "files": manifest.files,
-        "bytes": manifest.total_bytes,
-        "shards": len(shards),
-        "shards_extracted": len(todo),
-        "deleted": deleted,
-        "seconds": time.monotonic() - started,
-    }
+    with ManifestFile(src / MANIFEST_NAME) as manifest:
+        if manifest.kind != "packed":
+            raise DataError(
+                "this manifest is not a packed dataset's.",
+                "give the folder made by `rectrain data pack`.",
+                path=str(src / MANIFEST_NAME),
+            )
+        _check_shard_names(manifest)
+        todo = _shards_to_do(manifest, dst)
+        for shard in todo:
+            if not (src / shard.path).is_file():
+                raise DataError("shard missing.", "copy or download the whole packed dataset.",
+                                path=str(src / shard.path))
+        processes = min(_processes(manifest.files, len(todo)), max(1, workers)) if workers > 1 else 0
+        with Extractor(dst, processes, on_files=lambda n: bar.advance(0, n)) as ex, TransferProgress(
+                f"unpack {src.name}", manifest.files, 0, progress) as bar:
+            for shard in todo:
+                ex.extract_shard(src / shard.path, shard.path, shard.path, manifest)
+            ex.drain()
+        deleted = _finish_tree(dst, manifest, delete)
+        return {
+            "dst": str(dst),
+            "files": manifest.files,
+            "bytes": manifest.bytes,
+            "shards": len(manifest.header.shards),
+            "shards_extracted": len(todo),
+            "deleted": deleted,
+            "seconds": time.monotonic() - started,
+        }
 
 
-def _finish_tree(dst: Path, manifest: Manifest, delete: bool) -> int:
-    for rel in manifest.dirs:
+def _check_shard_names(manifest: ManifestFile) -> None:
+    names = {s.path for s in manifest.header.shards}
+    for shard in manifest.spans:
+        if shard not in names:
+            raise IntegrityError(
+                f"the manifest lists files in shard '{shard}', which it does not name.",
+                "pack the dataset again with rectrain data pack.",
+            )
+
+
+def _finish_tree(dst: Path, manifest: ManifestFile, delete: bool) -> int:
+    for rel in manifest.header.dirs:
         (dst / check_relpath(rel)).mkdir(parents=True, exist_ok=True)
-    deleted = 0
-    if delete:
-        listed = {e.path for e in manifest.entries}
-        for rel, path in iter_files(dst):
-            if rel not in listed:
-                path.unlink()
-                deleted += 1
-    return deleted
+    result = TransferResult("pull", "", str(dst))
+    _delete_extra(dst, (e.path for e in manifest.entries()), set(), delete, False, result)
+    return result.deleted
 
 
 __all__ = ["pull", "unpack_dataset"]

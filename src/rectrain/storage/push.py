@@ -1,48 +1,55 @@
-"""Push: upload a local folder to an S3 folder, concurrent, resumable and verified.
+"""Push: upload a local folder to an S3 folder, concurrent, resumable and verified, in flat memory.
 
 - Resumable: an object already there with the same size and checksum (ETag = MD5 of a
-  single-part upload, else the ``sha256`` metadata) is skipped.
-- Verified: every PUT carries the file's SHA-256, checked by the server
-  (:func:`rectrain.storage.objects.put_object`).
-- Datasets: ``manifest.jsonl`` is written LAST (and a stale one removed first), so a partial
-  upload never looks finished. ``delete`` removes extra objects only when asked.
+  single-part upload, else the ``sha256`` metadata) is skipped. The listing says what is there:
+  no HEAD before a PUT (only for multipart or encrypted objects of the same size).
+- Verified: every PUT carries the file's SHA-256 and MD5, checked by the server, and the ETag it
+  answers must be the MD5 sent (:func:`rectrain.storage.objects.put_object`): no read-back.
+- Datasets: ``manifest.jsonl`` is written LAST, and a stale one is removed before the first
+  object changes, so a partial upload never looks finished. ``delete`` removes extra objects
+  only when asked.
+- Flat memory: the local files, the listing and the manifest are sorted on disk
+  (:mod:`rectrain.storage.spool`) and matched by one merge; each file is read, hashed, compared
+  and sent by one worker, its bytes never kept.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from contextlib import ExitStack, nullcontext
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 from rectrain.errors import DataError, IntegrityError, RectrainError
-from rectrain.fsutil import sha256_file
+from rectrain.fsutil import remove_quietly, sha256_file
 from rectrain.logs import get_logger
-from rectrain.storage.manifest import MANIFEST_NAME, Manifest, ManifestEntry, file_digests, iter_files
-from rectrain.storage.objects import ObjectInfo, delete_keys, put_object, remote_files, write_probe
-from rectrain.storage.parallel import run_parallel
+from rectrain.storage import objects
+from rectrain.storage.manifest import (
+    MANIFEST_NAME,
+    ManifestEntry,
+    file_digests,
+    header_line,
+    local_files,
+    read_header,
+    write_manifest,
+)
+from rectrain.storage.objects import delete_keys, put_object, remote_files, write_probe
+from rectrain.storage.parallel import TRANSFER_WORKERS, run_parallel
 from rectrain.storage.progress import TransferProgress
 from rectrain.storage.result import TransferResult, note_partial
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
+from rectrain.storage.spool import SortedSpool, merge_join
 
 log = get_logger("storage.push")
 
-@dataclass
-class _LocalFile:
-    rel: str
-    path: Path
-    size: int = 0
-    sha256: str = ""
-    md5: str = ""
-    upload: bool = True
-    data: Optional[bytes] = None  # small files are read once: kept from the check to the upload
-
-
-KEEP_SMALL = 256 * 1024  # files up to this size keep their bytes between check and upload ...
-KEEP_BUDGET = 512 * 1024 * 1024  # ... up to this much in all
+KEEP_SMALL = 256 * 1024  # files up to this size are read once: hashed and sent from memory
+LARGE_AT_ONCE = 8  # files sent in parallel parts (objects.SMALL_FILE and up) uploading at once
+_Item = Tuple[str, int, Optional[Sequence[Any]]]  # (relative path, local size, remote record)
 
 
 def push(
@@ -50,7 +57,7 @@ def push(
     src_dir: Any,
     uri: S3Uri,
     *,
-    workers: int = 16,
+    workers: int = TRANSFER_WORKERS,
     delete: bool = False,
     dry_run: bool = False,
     progress: bool = True,
@@ -60,7 +67,7 @@ def push(
     """Upload the folder ``src_dir`` to the S3 folder ``uri`` (a single file works too).
 
     With ``manifest`` (datasets), ``manifest.jsonl`` is written LAST; a packed folder (made by
-    ``rectrain data pack``) keeps its own manifest, checked against its shards first.
+    ``rectrain data pack``) keeps its own manifest, its shards checked against it first.
     ``delete`` removes objects under the prefix that are not in ``src_dir``.
     """
     started = time.monotonic()
@@ -68,169 +75,219 @@ def push(
     client = s3.client
     result = TransferResult("push", str(src), str(uri), dry_run=dry_run)
     if src.is_file():
-        _push_file(client, src, uri, result, dry_run)
-        result.seconds = time.monotonic() - started
-        return result
-    if not src.is_dir():
+        _push_one(client, src, uri, result, dry_run)
+    elif not src.is_dir():
         raise DataError("folder not found.", "check the path you want to upload.", path=str(src))
-
-    existing: Optional[Manifest] = None
-    if manifest and (src / MANIFEST_NAME).is_file():
-        existing = Manifest.read(src / MANIFEST_NAME)
-        if existing.kind != "packed":
-            existing = None  # a plain manifest is rewritten from the files themselves
-    skip_top = {MANIFEST_NAME} if manifest else set()
-    files = [_LocalFile(rel, path) for rel, path in iter_files(src) if rel not in skip_top]
-    result.packed = existing is not None
-
-    if preflight and not dry_run:
-        write_probe(client, uri, need_delete=delete)
-    remote = remote_files(s3, uri)
-
-    log.info("checking %d local file(s) against %s ...", len(files), uri)
-    _compare(client, uri, files, remote, workers)
-    manifest_obj: Optional[Manifest] = None
-    manifest_bytes = b""
-    if manifest:
-        if existing is not None:
-            _check_shards(existing, files, src)
-            manifest_obj = existing
-        else:
-            manifest_obj = Manifest(entries=[ManifestEntry(f.rel, f.size, f.sha256) for f in files], dirs=[])
-        manifest_bytes = manifest_obj.to_bytes()
-        result.manifest = str(uri.join(MANIFEST_NAME))
-
-    todo = [f for f in files if f.upload]
-    local_rels = {f.rel for f in files}
-    extra = sorted(rel for rel in remote if rel not in local_rels and not (manifest and rel == MANIFEST_NAME))
-    result.files_total = len(files)
-    result.bytes_total = sum(f.size for f in files)
-    result.skipped = len(files) - len(todo)
-    result.planned = [str(uri.join(f.rel)) for f in todo]
-    result.deletions = [str(uri.join(rel)) for rel in extra] if delete else []
-    remote_manifest = remote.get(MANIFEST_NAME) if manifest else None
-    manifest_same = bool(
-        remote_manifest and remote_manifest.etag.lower() == hashlib.md5(manifest_bytes).hexdigest()
-    )  # noqa: S324
-    if manifest and not manifest_same:
-        result.planned.append(str(uri.join(MANIFEST_NAME)))
-    if dry_run:
-        result.transferred = len(todo)
-        result.bytes_transferred = sum(f.size for f in todo)
-        result.seconds = time.monotonic() - started
-        return result
-
-    changing = bool(todo) or (delete and bool(extra)) or not manifest_same
-    if manifest and remote_manifest is not None and changing:
-        # the dataset is about to change: it must not look complete until the new manifest lands
-        delete_keys(client, uri.bucket, [remote_manifest.key])
-
-    done_lock = threading.Lock()
-    with TransferProgress(f"push {uri}", len(todo), sum(f.size for f in todo), progress) as bar:
-        fast = s3.fast_path(workers + 4)
-
-        def upload(item: _LocalFile) -> None:
-            put_object(
-                client,
-                uri.bucket,
-                uri.join(item.rel).key,
-                path=item.path,
-                sha=item.sha256,
-                size=item.size,
-                data=item.data,
-                fast=fast,
-            )
-            item.data = None
-            with done_lock:
-                result.transferred += 1
-                result.bytes_transferred += item.size
-            bar.advance(item.size)
-
-        try:
-            run_parallel(todo, upload, workers)
-        except RectrainError as exc:
-            raise note_partial(exc, result, "push", len(todo)) from exc.__cause__
-
-    if delete and extra:
-        delete_keys(client, uri.bucket, [uri.join(rel).key for rel in extra])
-        result.deleted = len(extra)
-    if manifest and not manifest_same:
-        put_object(client, uri.bucket, uri.join(MANIFEST_NAME).key, data=manifest_bytes)
+    else:
+        if preflight and not dry_run:
+            write_probe(client, uri, need_delete=delete)
+        with _Push(s3, uri, src, result, workers=workers, manifest=manifest, delete=delete,
+                   dry_run=dry_run) as job:
+            job.run(progress)
     result.seconds = time.monotonic() - started
     log.debug("%s", result.summary())
     return result
 
 
-
-def _push_file(client: Any, src: Path, uri: S3Uri, result: TransferResult, dry_run: bool) -> None:
-    """``src`` is one file: upload it to ``uri`` (a folder key gets the file's name)."""
+def _push_one(client: Any, src: Path, uri: S3Uri, result: TransferResult, dry_run: bool) -> None:
     target = uri.join(src.name) if (not uri.key or uri.key.endswith("/")) else uri
     sha, size = sha256_file(src), src.stat().st_size
     result.files_total, result.bytes_total = 1, size
-    result.planned = [str(target)]
+    result.plan(str(target))
     if not dry_run:
         put_object(client, target.bucket, target.key, path=src, sha=sha, size=size)
         result.transferred, result.bytes_transferred = 1, size
 
 
-def _compare(client: Any, uri: S3Uri, files: List[_LocalFile], remote: Dict[str, ObjectInfo],
-             workers: int) -> None:
-    """Hash every local file (in parallel) and mark those S3 already holds (``upload =
-    False``); small files keep their bytes for the upload, within ``KEEP_BUDGET``."""
-    kept = [0]
-    kept_lock = threading.Lock()
+class _Push:
+    """One folder push: the plan (a merge of the sorted local files and the sorted listing), the
+    workers, then deletions and the manifest."""
 
-    def check(item: _LocalFile) -> None:
-        data = None
-        try:
-            if item.path.stat().st_size <= KEEP_SMALL:
-                data = item.path.read_bytes()
-        except OSError as exc:
-            raise DataError(
-                f"cannot read: {exc}.", "check the file's permissions.", path=str(item.path)
-            ) from exc
-        if data is not None:
-            item.size = len(data)
-            item.sha256 = hashlib.sha256(data).hexdigest()
-            item.md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - compared with the ETag
-        else:
-            item.sha256, item.md5, item.size = file_digests(item.path)
-        obj = remote.get(item.rel)
-        if obj is not None and obj.size == item.size and obj.etag.lower() == item.md5:
-            item.upload = False
+    def __init__(self, s3: S3Service, uri: S3Uri, src: Path, result: TransferResult, *, workers: int,
+                 manifest: bool, delete: bool, dry_run: bool) -> None:
+        self.client, self.uri, self.src, self.result = s3.client, uri, src, result
+        self.s3 = s3
+        self.workers, self.manifest, self.delete, self.dry_run = workers, manifest, delete, dry_run
+        self.stack = ExitStack()
+        self.lock = threading.Lock()
+        self.packed: Optional[Dict[str, ManifestEntry]] = None  # shard name -> its manifest entry
+        self.remote_manifest: Optional[Sequence[Any]] = None
+        self.manifest_removed = False
+        self.fast = s3.fast_path(workers + 4)
+        # many small files want many requests in flight; a large file's parts have their own threads
+        # and buffers: 64 of them at once would be 512 part uploads
+        self.large = threading.BoundedSemaphore(LARGE_AT_ONCE)
+        self.entries = self.stack.enter_context(SortedSpool())  # the new manifest's entries
+        self.extra = self.stack.enter_context(SortedSpool())  # objects with no local file
+        if manifest and (src / MANIFEST_NAME).is_file():
+            header = read_header(src / MANIFEST_NAME)
+            if header.kind == "packed":  # a plain manifest is rewritten from the files themselves
+                self.packed = {s.path: s for s in header.shards}
+        result.packed = self.packed is not None
+
+    def __enter__(self) -> _Push:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stack.close()
+
+    # ------------------------------------------------------------------ plan
+    def _items(self, local: SortedSpool, remote: SortedSpool) -> Iterator[_Item]:
+        for rel, lrec, rrec in merge_join(local, remote):
+            if lrec is not None:
+                yield rel, int(lrec[1]), rrec
+            elif self.manifest and rel == MANIFEST_NAME:
+                self.remote_manifest = rrec
+            else:
+                assert rrec is not None
+                self.extra.add((rel, rrec[3]))
+                if self.delete:
+                    self.result.plan_deletion(str(self.uri.join(rel)))
+
+    def _check_packed(self, local: SortedSpool) -> None:
+        if self.packed is None:
             return
-        if data is not None:
-            with kept_lock:
-                if kept[0] + len(data) <= KEEP_BUDGET:
-                    kept[0] += len(data)
-                    item.data = data
-        if obj is None or obj.size != item.size:
-            return
+        sizes = {rel: size for rel, size in local if rel in self.packed}
+        problems = [f"{name}: missing" for name in self.packed if name not in sizes]
+        problems += [f"{name}: differs from the manifest" for name, size in sizes.items()
+                     if size != self.packed[name].size]
+        if problems:
+            raise _packed_mismatch(self.src, problems)
+
+    # ------------------------------------------------------------------ one file
+    def _before_change(self) -> None:
+        """The dataset is about to change: it must not look complete until the new manifest lands."""
+        with self.lock:
+            if self.remote_manifest is not None and not self.manifest_removed:
+                delete_keys(self.client, self.uri.bucket, [self.remote_manifest[3]])
+                self.manifest_removed = True
+
+    def _same_remote(self, rrec: Optional[Sequence[Any]], size: int, sha: str, md5: str) -> bool:
+        if rrec is None or int(rrec[1]) != size:
+            return False
+        if str(rrec[2]).lower() == md5:
+            return True
         try:  # multipart or encrypted: compare the sha256 we stored
-            head = client.head_object(Bucket=uri.bucket, Key=obj.key)
+            head = self.client.head_object(Bucket=self.uri.bucket, Key=rrec[3])
         except Exception:  # noqa: BLE001 - then upload it again
+            return False
+        return (head.get("Metadata") or {}).get("sha256") == sha
+
+    def _one(self, item: _Item, bar: TransferProgress) -> None:
+        rel, _, rrec = item
+        path = self.src / rel
+        data: Optional[bytes] = None
+        try:
+            if os.stat(path).st_size <= KEEP_SMALL:
+                data = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"cannot read: {exc}.", "check the file's permissions.", path=str(path)) from exc
+        if data is not None:
+            size, sha = len(data), hashlib.sha256(data).hexdigest()
+            md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - compared with the ETag
+        else:
+            sha, md5, size = file_digests(path)
+        if self.packed is not None and rel in self.packed and (
+                self.packed[rel].sha256 != sha or self.packed[rel].size != size):
+            raise _packed_mismatch(self.src, [f"{rel}: differs from the manifest"])
+        with self.lock:
+            self.entries.add((rel, size, sha))
+            self.result.bytes_total += size
+        if self._same_remote(rrec, size, sha, md5):
+            with self.lock:
+                self.result.skipped += 1
+            bar.advance(size)
             return
-        if (head.get("Metadata") or {}).get("sha256") == item.sha256:
-            item.upload = False
-            item.data = None
+        with self.lock:
+            self.result.plan(str(self.uri.join(rel)))
+        if not self.dry_run:
+            self._before_change()
+            with self.large if size > objects.SMALL_FILE else nullcontext():
+                put_object(self.client, self.uri.bucket, self.uri.join(rel).key, path=path, sha=sha,
+                           size=size, data=data, fast=self.fast, md5=md5)
+        with self.lock:
+            self.result.transferred += 1
+            self.result.bytes_transferred += size
+        bar.advance(size)
 
-    run_parallel(files, check, workers)
+    # ------------------------------------------------------------------ the whole push
+    def run(self, progress: bool) -> None:
+        result = self.result
+        skip_top = {MANIFEST_NAME} if self.manifest else set()
+        local = self.stack.enter_context(local_files(self.src, skip_top=skip_top))
+        self._check_packed(local)
+        remote = self.stack.enter_context(remote_files(self.s3, self.uri))
+        result.files_total = local.count
+        log.info("checking %d local file(s) against %s ...", local.count, self.uri)
+        with TransferProgress(f"push {self.uri}", local.count, local.size_total, progress) as bar:
+            try:
+                run_parallel(self._items(local, remote), lambda item: self._one(item, bar), self.workers)
+            except RectrainError as exc:
+                raise note_partial(exc, result, "push", local.count) from exc.__cause__
+        if self.dry_run:
+            result.transferred = result.planned_count
+        if self.manifest:
+            self._finish_with_manifest()
+        elif self.delete and not self.dry_run:
+            self._delete_extra()
+
+    def _delete_extra(self) -> None:
+        batch = []
+        for _, key in self.extra:
+            batch.append(key)
+            if len(batch) == 1000:
+                self._before_change()
+                delete_keys(self.client, self.uri.bucket, batch)
+                self.result.deleted += len(batch)
+                batch = []
+        if batch:
+            self._before_change()
+            delete_keys(self.client, self.uri.bucket, batch)
+            self.result.deleted += len(batch)
+
+    def _finish_with_manifest(self) -> None:
+        result = self.result
+        result.manifest = str(self.uri.join(MANIFEST_NAME))
+        folder = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="rectrain-push-")))
+        if self.packed is not None:
+            manifest_path = self.src / MANIFEST_NAME
+        else:
+            manifest_path = folder / MANIFEST_NAME
+            entries = (ManifestEntry(rec[0], rec[1], rec[2]) for rec in self.entries)
+            header = header_line("files", self.entries.count, result.bytes_total, [], [])
+            write_manifest(manifest_path, header, entries)
+        md5 = _md5_file(manifest_path)
+        remote = self.remote_manifest
+        same = remote is not None and not self.manifest_removed and str(remote[2]).lower() == md5
+        if not same:
+            result.plan(result.manifest)
+        if self.dry_run:
+            return
+        if self.delete:
+            self._delete_extra()
+        if not same:
+            self._before_change()
+            try:
+                put_object(self.client, self.uri.bucket, self.uri.join(MANIFEST_NAME).key, path=manifest_path,
+                           stream=True)
+            finally:
+                if manifest_path.parent == folder:
+                    remove_quietly(manifest_path)
 
 
-def _check_shards(existing: Manifest, files: List[_LocalFile], src: Path) -> None:
-    by_rel = {f.rel: f for f in files}
-    problems = []
-    for shard in existing.shards:
-        item = by_rel.get(shard.path)
-        if item is None:
-            problems.append(f"{shard.path}: missing")
-        elif item.size != shard.size or item.sha256 != shard.sha256:
-            problems.append(f"{shard.path}: differs from the manifest")
-    if problems:
-        raise IntegrityError(
-            f"The packed dataset {src} does not match its manifest: {'; '.join(problems[:5])}.",
-            "pack the dataset again (rectrain data pack).",
-        )
+def _md5_file(path: Path) -> str:
+    digest = hashlib.md5()  # noqa: S324 - compared with the ETag
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _packed_mismatch(src: Path, problems: Sequence[str]) -> IntegrityError:
+    return IntegrityError(
+        f"The packed dataset {src} does not match its manifest: {'; '.join(problems[:5])}.",
+        "pack the dataset again (rectrain data pack).",
+    )
 
 
 __all__ = ["push"]

@@ -8,6 +8,8 @@ from typing import Any, Dict, List, Optional
 from rectrain.errors import RectrainError
 from rectrain.fsutil import format_size
 
+LISTED = 1000  # planned transfers and deletions kept by name (memory stays flat at any size)
+
 
 @dataclass
 class TransferResult:
@@ -24,8 +26,20 @@ class TransferResult:
     seconds: float = 0.0
     manifest: Optional[str] = None
     packed: bool = False
-    planned: List[str] = field(default_factory=list)  # what was (or, dry-run, would be) transferred
+    planned: List[str] = field(default_factory=list)  # what was (or, dry-run, would be) transferred ...
     deletions: List[str] = field(default_factory=list)
+    planned_count: int = 0  # ... the first LISTED of each are kept, the counts are complete
+    deletions_count: int = 0
+
+    def plan(self, item: str) -> None:
+        self.planned_count += 1
+        if len(self.planned) < LISTED:
+            self.planned.append(item)
+
+    def plan_deletion(self, item: str) -> None:
+        self.deletions_count += 1
+        if len(self.deletions) < LISTED:
+            self.deletions.append(item)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -38,8 +52,8 @@ class TransferResult:
             f"{verb} {self.transferred} of {self.files_total} files "
             f"({format_size(self.bytes_transferred)}), skipped {self.skipped} already there"
         )
-        if self.deleted or self.deletions:
-            text += f", {'would delete' if self.dry_run else 'deleted'} {len(self.deletions)}"
+        if self.deleted or self.deletions_count:
+            text += f", {'would delete' if self.dry_run else 'deleted'} {self.deletions_count}"
         if not self.dry_run:
             seconds = max(self.seconds, 1e-9)
             text += (

@@ -39,6 +39,7 @@ from rectrain.errors import StorageError
 from rectrain.logs import get_logger
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.fastpath import FastPath
+from rectrain.storage.parallel import TRANSFER_WORKERS
 from rectrain.storage.s3 import S3Uri
 
 log = get_logger("storage")
@@ -167,7 +168,7 @@ class S3Service:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_workers(cls, endpoint_url: Optional[str] = None, workers: int = 16,
+    def for_workers(cls, endpoint_url: Optional[str] = None, workers: int = TRANSFER_WORKERS,
                     **options: Any) -> S3Service:
         """A service whose connection pool fits ``workers`` transfer threads."""
         options.setdefault("max_pool_connections", max(int(workers) + 4, 10))
