@@ -168,10 +168,25 @@ def _rewrite_modes(shard: Path, modes: Dict[str, int]) -> None:
     shard.write_bytes(buf.getvalue())
 
 
+def _reseal_manifest(manifest: Path, shard: Path) -> None:
+    """The shard's size and sha256 in the manifest's header line, as its writer would set them."""
+    import hashlib
+    import json
+
+    lines = manifest.read_text(encoding="utf-8").splitlines()
+    head = json.loads(lines[0])
+    for entry in head["shards"]:
+        if entry["path"] == shard.name:
+            entry["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
+            entry["size"] = shard.stat().st_size
+    lines[0] = json.dumps(head, sort_keys=True)
+    manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 def test_unpacked_dataset_keeps_no_mode_from_the_shards(s3_client: Any, s3_bucket: str,
                                                         env: Dict[str, str], tmp_path: Path) -> None:
     """`s3 pull --unpack` of a packed dataset whose shard gives a label file mode 4777 and an
-    image 0777 (contents unchanged, so every checksum of the manifest still holds)."""
+    image 0777 (contents unchanged; the writer reseals the shard's checksum in the manifest)."""
     data = make_dataset(tmp_path / "src")
     packed = tmp_path / "packed"
     proc = rectrain(["data", "pack", data["root"], "-o", packed, "--no-progress"], env)
@@ -179,6 +194,7 @@ def test_unpacked_dataset_keeps_no_mode_from_the_shards(s3_client: Any, s3_bucke
     shards = sorted(packed.glob("*.tar"))
     assert shards, sorted(p.name for p in packed.iterdir())
     _rewrite_modes(shards[0], {"train.txt": 0o4777, "images/img_000.png": 0o777})
+    _reseal_manifest(packed / "manifest.jsonl", shards[0])  # a prefix writer rewrites the manifest too
     for path in sorted(packed.iterdir()):
         s3_client.put_object(Bucket=s3_bucket, Key=f"datasets/thai/{path.name}", Body=path.read_bytes())
     dest = tmp_path / "pulled"

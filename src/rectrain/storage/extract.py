@@ -439,10 +439,10 @@ class Extractor:
     def extract_shard(self, shard_path: Path, name: str, where: str, manifest: ManifestFile) -> int:
         """Extract one shard of ``manifest``: split among the workers (each reads its own headers
         and manifest lines, so this process does almost nothing), or, when the shard's members
-        are not in its manifest's order, matched here (:meth:`extract`)."""
+        are not in its manifest's order, matched here (:meth:`extract_here`)."""
         count = manifest.counts.get(name, 0)
         if self.pool is None or count < 2 * CHUNK_FILES or name not in manifest.spans:
-            return self.extract(shard_path, where, manifest.shard_entries(name))
+            return self.extract_here(shard_path, where, manifest.shard_entries(name))
         self.drain()
         parts = max(1, min(self.processes * 2, count // CHUNK_FILES))
         bounds = [count * i // parts for i in range(parts + 1)]
@@ -457,10 +457,10 @@ class Extractor:
             if outcome == "refused":
                 raise IntegrityError(detail, "pack the dataset again with rectrain data pack.")
         if any(outcome == "order" for _, outcome, _ in outcomes):
-            return self.extract(shard_path, where, manifest.shard_entries(name))
+            return self.extract_here(shard_path, where, manifest.shard_entries(name))
         return count
 
-    def extract(self, shard_path: Path, name: str, entries: Iterator[ManifestEntry]) -> int:
+    def extract_here(self, shard_path: Path, name: str, entries: Iterator[ManifestEntry]) -> int:
         """Check the members of one shard against its manifest ``entries`` and hand them to the
         workers. Returns how many members it holds (all are listed, and all listed are there,
         else IntegrityError)."""
