@@ -37,7 +37,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$venv/bin/python" -c '
     exit 0
 fi
 
-say "installing pinned dependencies (requirements.txt); the first run downloads over 1 GB (2.7 GB installed)"
+say "installing pinned dependencies (requirements.txt); the first run downloads over 1 GB (2.9 GB installed)"
 "$venv/bin/python" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || say "warning: could not upgrade pip; continuing"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements.txt \
     || die "installing requirements.txt failed (see pip's message above). Fix: check the network / package index and rerun ./setup.sh."

@@ -8,6 +8,9 @@
   the tests pass to rectrain's functions.
 - ``s3_bucket``: a fresh, empty bucket for each test (its name), removed afterwards.
 - ``s3_env``: the server's AWS_* variables set in ``os.environ`` for the test (for CLI tests).
+- ``paddleocr3_python``: the Python of a separate PaddleOCR 3.x environment
+  (tests/paddleocr3_env.py), created once and cached outside the repository; skipped only when
+  it must be created and the package index cannot be reached.
 - ``seaweed_factory``: ``seaweed_factory(data_dir=None, port=None, read_only_identity=False)``
   starts a dedicated server (for stop/restart tests); all are stopped after the test.
 
@@ -99,3 +102,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     module = sys.modules.get("rectrain.storage.server")
     if module is not None:
         module.stop_all()
+
+
+@pytest.fixture(scope="session")
+def paddleocr3_python() -> Any:
+    import paddleocr3_env
+
+    try:
+        return paddleocr3_env.ensure(log=lambda msg: print(msg, flush=True))
+    except paddleocr3_env.IndexUnreachable as exc:
+        pytest.skip(str(exc))

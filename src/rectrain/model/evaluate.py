@@ -7,11 +7,15 @@ eval instead drops label characters that are not in the dictionary (its label en
 represent them) and skips labels longer than ``max_text_length``: both are counted and shown
 here, because those samples can never be read correctly.
 
-Inference (the engine's ``TextRecognizer``) keeps an image's aspect ratio and widens the
-network input for images wider than the model's input shape (``W/H``); the engine's training
-eval (``RecResizeImg``) squeezes them to the fixed width instead. On such images the numbers
-here (what a deployed model does) may differ from the training log's eval; they are counted as
-``wider_than_input``.
+Images are read as deployed: one at a time, with the preprocessing PaddleOCR 3.x's
+``TextRecognition`` applies (the engine's ``TextRecognizer`` does the same arithmetic; see
+:mod:`rectrain.model.deploy`), so the readings do not depend on ``batch_size`` and equal
+PaddleOCR 3.x's image by image. Inference keeps an image's aspect ratio and widens the network
+input for images wider than the model's input shape (``W/H``); the engine's training eval
+(``RecResizeImg``) squeezes them to the fixed width instead. On such images the numbers here
+may differ from the training log's eval; they are counted as ``wider_than_input``. The report
+names the runtime that produced it (``runtime``: Paddle Inference or ONNX Runtime, version,
+device, oneDNN, batching).
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ class EvalReport:
     too_long_samples: int = 0
     wider_than_input: int = 0
     model: Dict[str, Any] = field(default_factory=dict)
+    runtime: Dict[str, Any] = field(default_factory=dict)
     json_path: Optional[str] = None
     grid_path: Optional[str] = None
 
@@ -92,7 +97,7 @@ class EvalReport:
             "too_long_samples": self.too_long_samples,
             "wider_than_input": self.wider_than_input,
             "confusions": [c.as_dict() for c in self.confusions],
-            "model": self.model, "grid_png": self.grid_path,
+            "model": self.model, "runtime": self.runtime, "grid_png": self.grid_path,
             "samples": [s.as_dict() for s in self.samples],
         }
 
@@ -103,6 +108,8 @@ class EvalReport:
             f"character error rate {self.cer:.4f}  ({self.char_errors}/{self.reference_chars} chars)",
             f"norm. edit distance  {self.norm_edit_dis:.4f}  (engine RecMetric: 1 - mean NED)",
         ]
+        if self.runtime:
+            lines.append(f"runtime              {describe_runtime(self.runtime)}")
         if self.out_of_dictionary_samples:
             chars = ", ".join(describe_char(c) for c in list(self.out_of_dictionary)[:5])
             lines.append(f"labels with characters outside the dictionary: "
@@ -121,6 +128,21 @@ class EvalReport:
         if self.json_path:
             lines.append(f"report: {self.json_path}")
         return "\n".join(lines)
+
+
+def describe_runtime(runtime: Dict[str, Any]) -> str:
+    """One line: what produced the readings (see :meth:`Recognizer._describe_runtime`)."""
+    if runtime.get("backend") == "onnxruntime":
+        where = f"onnxruntime {runtime.get('version')} ({', '.join(runtime.get('providers') or [])})"
+    else:
+        device = str(runtime.get("device", "?")).upper()
+        if runtime.get("cpu_threads"):
+            device += f", {runtime['cpu_threads']} threads"
+        if "cpu_onednn" in runtime:
+            device += ", oneDNN " + ("on" if runtime["cpu_onednn"] else
+                                     f"off: {runtime.get('cpu_onednn_off_because')}")
+        where = f"paddle inference {runtime.get('version')} ({device})"
+    return f"{where}; {runtime.get('batching')}"
 
 
 def read_labelled_samples(labels: Path, images_root: Path) -> List[Tuple[Path, str]]:
@@ -164,11 +186,14 @@ def _progress(total: int):  # noqa: ANN202
 
 def evaluate_model(model_dir: str, labels: str, images_root: Optional[str] = None,
                    json_out: Optional[str] = None, grid_png: Optional[str] = None,
-                   paddleocr_dir: Optional[str] = None, *, batch_size: int = 6,
+                   paddleocr_dir: Optional[str] = None, *, batch_size: int = 1,
                    ignore_space: bool = True, top_confusions: int = 20, worst: int = 24,
-                   use_gpu: Optional[bool] = None, chunk: int = 256) -> EvalReport:
+                   use_gpu: Optional[bool] = None, chunk: int = 256,
+                   backend: str = "paddle") -> EvalReport:
     """Evaluate an exported model on ``labels`` (paths relative to ``images_root``, by
-    default the label file's folder). Writes ``json_out`` and ``grid_png`` when given."""
+    default the label file's folder). Writes ``json_out`` and ``grid_png`` when given.
+    ``backend``: ``paddle`` (Paddle Inference) or ``onnx`` (ONNX Runtime on inference.onnx);
+    ``batch_size`` changes the speed, not the readings (:class:`Recognizer`)."""
     labels_path = Path(labels).resolve()
     root = Path(images_root).resolve() if images_root else labels_path.parent
     model_files = [p for p in Path(model_dir).glob("*") if p.is_file()] if Path(model_dir).is_dir() else []
@@ -180,7 +205,7 @@ def evaluate_model(model_dir: str, labels: str, images_root: Optional[str] = Non
     samples = read_labelled_samples(labels_path, root)
     refuse_output_over_inputs(grid_png, [("image", p) for p, _ in samples], flag="--grid")
     recognizer = Recognizer(model_dir, paddleocr_dir=paddleocr_dir, batch_size=batch_size,
-                            use_gpu=use_gpu)
+                            use_gpu=use_gpu, backend=backend)
     info = recognizer.info
 
     results: List[SampleResult] = []
@@ -226,6 +251,7 @@ def evaluate_model(model_dir: str, labels: str, images_root: Optional[str] = Non
         too_long_samples=too_long, wider_than_input=int(wider),
         model={k: info.get(k) for k in ("algorithm", "rec_image_shape", "engine", "paddle_version",
                                         "checkpoint", "metrics")},
+        runtime=recognizer.runtime,
     )
     if grid_png:
         report.grid_path = str(worst_samples_grid(results, grid_png, limit=worst))

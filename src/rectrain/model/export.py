@@ -34,6 +34,8 @@ from rectrain.engine.config import load_engine_config
 from rectrain.errors import ConfigError, EngineFailure, UserError
 from rectrain.fsutil import sha256_file, write_json_atomic
 from rectrain.logs import get_logger
+from rectrain.model.card import dataset_card
+from rectrain.model.deploy import FIXED_SHAPE, make_deployable, onednn_breakers
 from rectrain.model.info import (
     FORMAT,
     MODEL_JSON,
@@ -41,6 +43,7 @@ from rectrain.model.info import (
     dictionary_chars,
     program_file,
 )
+from rectrain.model.onnx_export import convert_to_onnx
 from rectrain.outputs import check_replaceable_dir
 
 log = get_logger("model.export")
@@ -311,33 +314,92 @@ def _place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
     os.replace(tmp, out_dir)
 
 
-def _copy_dictionary(tmp: Path, dict_path: Optional[Path], use_space_char: bool) -> Dict[str, Any]:
-    """The dictionary copied into the model folder; its entry of model.json."""
-    dictionary: Dict[str, Any] = {"file": None, "sha256": None, "source": None}
-    if dict_path is not None:
-        if (tmp / dict_path.name).exists() or dict_path.name in (MODEL_JSON, "config.yml"):
-            raise ConfigError(f"the dictionary's file name {dict_path.name} clashes with a file "
-                              "of the model folder.", "rename the dictionary (e.g. dict.txt).")
-        shutil.copyfile(dict_path, tmp / dict_path.name)
-        chars = dictionary_chars(dict_path, use_space_char)
-        dictionary = {"file": dict_path.name, "sha256": sha256_file(dict_path),
-                      "source": str(dict_path), "lines": len(chars) - int(use_space_char),
-                      "classes": len(chars), "classes_with_ctc_blank": len(chars) + 1}
-    else:
-        dictionary["note"] = "engine built-in 0-9a-z (lower-cased), no file"
-    return dictionary
+def _copy_dictionary(dict_path: Optional[Path], tmp: Path, use_space_char: bool) -> Dict[str, Any]:
+    """Copy the dictionary into the model folder; model.json's ``dictionary``."""
+    if dict_path is None:
+        return {"file": None, "sha256": None, "source": None,
+                "note": "engine built-in 0-9a-z (lower-cased), no file"}
+    if (tmp / dict_path.name).exists() or dict_path.name in (MODEL_JSON, "config.yml"):
+        raise ConfigError(f"the dictionary's file name {dict_path.name} clashes with a file "
+                          "of the model folder.", "rename the dictionary (e.g. dict.txt).")
+    shutil.copyfile(dict_path, tmp / dict_path.name)
+    chars = dictionary_chars(dict_path, use_space_char)
+    return {"file": dict_path.name, "sha256": sha256_file(dict_path),
+            "source": str(dict_path), "lines": len(chars) - int(use_space_char),
+            "classes": len(chars), "classes_with_ctc_blank": len(chars) + 1}
+
+
+def _deploy(tmp: Path, cfg: Dict[str, Any], dict_path: Optional[Path], image_shape: List[int],
+            onnx: bool, out: Path) -> Dict[str, Any]:
+    """Make the folder load in PaddleOCR 3.x (and, with ``onnx``, write inference.onnx);
+    model.json's ``deploy``."""
+    arch = cfg["Architecture"]
+    prog = program_file(tmp)
+    assert prog is not None
+    chars = dictionary_chars(dict_path, False) if dict_path is not None else None
+    deploy: Dict[str, Any] = {"paddleocr3": make_deployable(
+        tmp, algorithm=str(arch.get("algorithm")),
+        postprocess=(cfg.get("PostProcess") or {}).get("name"), chars=chars,
+        decode=_decode_settings(cfg),
+        arabic_reversed=dict_path is not None and "arabic" in dict_path.name)}
+    if arch.get("Head", {}).get("name") == "MultiHead":
+        deploy["branch"] = "CTC (the engine exports MultiHead's CTC branch; NRTR/SAR train only)"
+    breakers = onednn_breakers(prog)
+    deploy["cpu_onednn"] = not breakers
+    if breakers:
+        deploy["cpu_onednn_why"] = (f"the program has {', '.join(breakers)}, which oneDNN in "
+                                    "Paddle 3.3 cannot run; CPU inference runs without it")
+    if onnx:
+        log_path = out.with_name(out.name + ".onnx-failed.log")
+        deploy["onnx"] = convert_to_onnx(tmp, prog, tmp / PARAMS_FILE, image_shape,
+                                         str(arch.get("algorithm")) in FIXED_SHAPE, log_path)
+        os.replace(log_path, tmp / "onnx-export.log")
+    return deploy
+
+
+def _model_info(cfg: Dict[str, Any], tmp: Path, engine: Engine, paddle_version: str,
+                image_shape: List[int], dictionary: Dict[str, Any],
+                deploy: Dict[str, Any]) -> Dict[str, Any]:
+    """model.json without the checkpoint, metrics and dataset parts."""
+    prog = program_file(tmp)
+    assert prog is not None
+    arch = cfg["Architecture"]
+    glob = cfg.get("Global") or {}
+    return {
+        "format": FORMAT,
+        "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "rectrain_version": __version__,
+        "engine": {"kind": engine.kind, "version": engine.version},
+        "paddle_version": paddle_version,
+        "python": sys.version.split()[0],
+        "model_format": "pir-json" if prog.suffix == ".json" else "pdmodel",
+        "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())
+                  if p.name.startswith("inference.")},
+        "algorithm": arch.get("algorithm"),
+        "architecture": {k: (arch.get(k) or {}).get("name") for k in ("Transform", "Backbone",
+                                                                       "Neck", "Head")},
+        "postprocess": (cfg.get("PostProcess") or {}).get("name"),
+        "rec_image_shape": image_shape,
+        "decode": _decode_settings(cfg),
+        "use_space_char": bool(glob.get("use_space_char", False)),
+        "max_text_length": glob.get("max_text_length"),
+        "dictionary": dictionary,
+        "deploy": deploy,
+    }
 
 
 def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                  config: Optional[str] = None, out_dir: str, paddleocr_dir: Optional[str] = None,
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, onnx: bool = False) -> Path:
     """Export ``checkpoint`` of a run to an inference model folder ``out_dir``; returns it.
 
     ``run_dir`` holds ``config.yml`` and ``checkpoints/``; ``config`` overrides the config
     file; ``checkpoint`` is a name in the run (best_accuracy, latest, best_of_run,
     iter_epoch_N) or a path prefix of ``.pdparams``. The default, ``best``, is the best model
     of the whole run: ``best_of_run`` (kept by ``rectrain train`` across resumes) when the run
-    has one, else the engine's ``best_accuracy``."""
+    has one, else the engine's ``best_accuracy``. The folder loads in PaddleOCR 3.x as is
+    (:mod:`rectrain.model.deploy`); ``onnx`` adds ``inference.onnx`` (paddle2onnx, checked with
+    ONNX Runtime)."""
     run_path = Path(run_dir).resolve() if run_dir else None
     if run_path is not None and not run_path.is_dir():
         raise UserError(f"run dir {run_path} does not exist.", "pass the --run-dir of a training run.")
@@ -403,40 +465,21 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
                                 f"(found: {', '.join(sorted(p.name for p in tmp.iterdir()))}).",
                                 f"read {_keep_log(tmp / 'export.log', failed_log)}.", kind="export")
         shutil.copyfile(config_path, tmp / "config.yml")
-        dictionary = _copy_dictionary(tmp, dict_path, use_space_char)
-        prog = program_file(tmp)
-        assert prog is not None
+        dictionary = _copy_dictionary(dict_path, tmp, use_space_char)
+        deploy = _deploy(tmp, cfg, dict_path, image_shape, onnx, out)
         state = _checkpoint_state(prefix)
-        arch = cfg["Architecture"]
-        info: Dict[str, Any] = {
-            "format": FORMAT,
-            "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "rectrain_version": __version__,
-            "engine": {"kind": engine.kind, "version": engine.version},
-            "paddle_version": paddle_version,
-            "python": sys.version.split()[0],
-            "model_format": "pir-json" if prog.suffix == ".json" else "pdmodel",
-            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())
-                      if p.name.startswith("inference.")},
-            "algorithm": arch.get("algorithm"),
-            "architecture": {k: (arch.get(k) or {}).get("name") for k in ("Transform", "Backbone",
-                                                                           "Neck", "Head")},
-            "postprocess": (cfg.get("PostProcess") or {}).get("name"),
-            "rec_image_shape": image_shape,
-            "decode": _decode_settings(cfg),
-            "use_space_char": use_space_char,
-            "max_text_length": glob.get("max_text_length"),
-            "dictionary": dictionary,
-            "checkpoint": {"name": checkpoint, "path": str(prefix),
-                           "epoch": state.get("epoch"), "global_step": state.get("global_step")},
-            "metrics": state.get("metrics"),
-        }
+        info = _model_info(cfg, tmp, engine, paddle_version, image_shape, dictionary, deploy)
+        info["checkpoint"] = {"name": checkpoint, "path": str(prefix), "epoch": state.get("epoch"),
+                              "global_step": state.get("global_step")}
+        info["metrics"] = state.get("metrics")
+        info["dataset"] = dataset_card(cfg, config_path, run_path)
         info["written"] = sorted({p.name for p in tmp.iterdir()} | {MODEL_JSON})  # what --force may replace
         write_json_atomic(tmp / MODEL_JSON, info)
         _make_readable(tmp)
         _place(tmp, out, overwrite)
-        if failed_log.exists():
-            failed_log.unlink()  # from an earlier attempt
+        for stale in (failed_log, out.with_name(out.name + ".onnx-failed.log")):
+            if stale.exists():
+                stale.unlink()  # from an earlier attempt
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -21,10 +21,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 from rectrain.engine import Engine, find_engine
 from rectrain.errors import DataError, EnvironmentProblem, UserError
 from rectrain.logs import get_logger
-from rectrain.model.info import check_compatible, dictionary_path, read_model_info
+from rectrain.model.deploy import DYNAMIC_WIDTH, onednn_breakers
+from rectrain.model.info import check_compatible, dictionary_path, program_file, read_model_info
+from rectrain.model.onnx_export import ONNX_FILE
 
 log = get_logger("model.predict")
 
+# PaddleOCR 3.x's default ``cpu_threads`` (paddleocr/_constants.py DEFAULT_CPU_THREADS).
+PADDLEOCR3_CPU_THREADS = 10
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
 
@@ -73,11 +77,16 @@ def _engine_modules(engine: Engine) -> Tuple[Any, Any]:
 
 class _PirAwareInference:
     """``paddle.inference`` as the engine's ``utility`` module sees it, except that ``Config``
-    switches on the new IR and executor for a PIR program (``inference.json``).
+    switches on the new IR and executor for a PIR program (``inference.json``), and switches
+    oneDNN off for a program that oneDNN cannot run.
 
     The engine's ``create_predictor`` (PaddleOCR 2.10) predates PIR: it enables memory
     optimisation but never ``enable_new_ir``, and Paddle 3.3 then fails to create a predictor
     for a ``.json`` model ("Not find predictor_id 0 and pass_name memory_optimize_pass").
+    Paddle 3.3 turns oneDNN on by default on the CPU, and its oneDNN executor cannot run
+    bilinear interpolation (SVTR's STN): :func:`rectrain.model.deploy.onednn_breakers`. The
+    CPU thread count is PaddleOCR 3.x's default, because oneDNN's results depend on it (a
+    score moved by 3.5e-5 between 1 and 10 threads).
     Only the engine's module sees this wrapper; see docs/problem-log.md."""
 
     def __init__(self, module: Any) -> None:
@@ -90,6 +99,10 @@ class _PirAwareInference:
                 if args and str(args[0]).endswith(".json"):
                     self.enable_new_ir(True)
                     self.enable_new_executor(True)
+                if args and onednn_breakers(Path(str(args[0]))):
+                    self.disable_mkldnn()  # on by default on the CPU; see rectrain.model.deploy
+                # As PaddleOCR 3.x runs it on the CPU: oneDNN results depend on the thread count.
+                self.set_cpu_math_library_num_threads(PADDLEOCR3_CPU_THREADS)
 
         self.Config = Config
 
@@ -141,16 +154,63 @@ def read_image(path: Path, decode: Optional[Dict[str, Any]] = None) -> Any:
     return img
 
 
+BACKENDS = ("paddle", "onnx")
+
+
+def _onnx_providers(use_gpu: Optional[bool]) -> List[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise EnvironmentProblem("--backend onnx needs onnxruntime, which is not installed.",
+                                 "run ./setup.sh (it installs the pinned onnxruntime).") from None
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if use_gpu and not cuda:
+        raise EnvironmentProblem("--device gpu was asked for, but this onnxruntime has no CUDA "
+                                 "provider.", "use --device cpu (or auto), or install "
+                                 "onnxruntime-gpu on a machine with an NVIDIA GPU.")
+    if cuda and (use_gpu or (use_gpu is None and _gpu_available())):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _quiet_session_options() -> Any:
+    """ONNX Runtime session options that keep its warnings about constants it folded away
+    (harmless, one line per constant) out of the output."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return options
+
+
 class Recognizer:
-    """An exported model loaded once; :meth:`recognize` takes BGR images (numpy HxWx3)."""
+    """An exported model loaded once; :meth:`recognize` takes BGR images (numpy HxWx3).
+
+    ``backend``: ``paddle`` (Paddle Inference on the exported program) or ``onnx`` (ONNX
+    Runtime on ``inference.onnx``, from ``rectrain export --onnx``); preprocessing and decoding
+    are the engine's either way. Images are read one at a time, as PaddleOCR 3.x's
+    ``TextRecognition`` reads them by default; ``batch_size`` > 1 batches only images whose
+    network input has the same width, so each image gets the same input tensor as alone and
+    the readings do not depend on which images share a batch."""
 
     def __init__(self, model_dir: str, *, paddleocr_dir: Optional[str] = None,
-                 batch_size: int = 6, use_gpu: Optional[bool] = None, check: bool = True) -> None:
+                 batch_size: int = 1, use_gpu: Optional[bool] = None, check: bool = True,
+                 backend: str = "paddle") -> None:
+        if backend not in BACKENDS:
+            raise UserError(f"unknown backend {backend!r}.", f"use one of: {', '.join(BACKENDS)}.")
+        if int(batch_size) < 1:
+            raise UserError(f"--batch-size {batch_size} is not a positive number.",
+                            "pass 1 (one image at a time, the default) or more.")
         self.model_dir = Path(model_dir).resolve()
         self.info = read_model_info(self.model_dir)
         self.engine = find_engine(paddleocr_dir)
+        self.backend = backend
+        self.batch_size = int(batch_size)
         if check:
             check_compatible(self.model_dir, self.info, self.engine)
+        if backend == "onnx" and not (self.model_dir / ONNX_FILE).is_file():
+            raise UserError(f"{self.model_dir} has no {ONNX_FILE}.",
+                            "export the model with `rectrain export --onnx`.")
         predict_rec, utility = _engine_modules(self.engine)  # imports Paddle quietly
         if check:
             _warn_on_other_paddle(self.info)
@@ -163,13 +223,24 @@ class Recognizer:
         args.use_space_char = bool(self.info["use_space_char"])
         if self.info.get("max_text_length"):
             args.max_text_length = int(self.info["max_text_length"])
-        args.rec_batch_num = int(batch_size)
-        if use_gpu and not _gpu_available():
+        args.rec_batch_num = self.batch_size
+        if use_gpu and backend == "paddle" and not _gpu_available():
             raise EnvironmentProblem("--device gpu was asked for, but this Paddle build sees no GPU.",
                                      "use --device cpu (or auto), or install paddlepaddle-gpu on a "
                                      "machine with an NVIDIA GPU.")
         args.use_gpu = _gpu_available() if use_gpu is None else bool(use_gpu)
-        args.use_onnx = False
+        program = program_file(self.model_dir)
+        self._onednn_breakers = onednn_breakers(program) if program else []
+        # On the CPU, as PaddleOCR 3.x: oneDNN (cache of 10 shapes) with 10 threads, unless
+        # the program holds an op oneDNN cannot run.
+        args.enable_mkldnn = not args.use_gpu and not self._onednn_breakers
+        args.cpu_threads = PADDLEOCR3_CPU_THREADS
+        args.use_onnx = backend == "onnx"
+        if args.use_onnx:
+            args.rec_model_dir = str(self.model_dir / ONNX_FILE)
+            args.onnx_providers = _onnx_providers(use_gpu)
+            args.onnx_sess_options = _quiet_session_options()
+            args.use_gpu = "CUDAExecutionProvider" in args.onnx_providers
         args.benchmark = False
         args.return_word_box = False
         args.show_log = False
@@ -180,13 +251,55 @@ class Recognizer:
             raise UserError(f"the engine could not load the model in {self.model_dir}: "
                             f"{type(exc).__name__}: {exc}",
                             "export the model again with this engine and Paddle version.") from exc
+        self.runtime = self._describe_runtime()
+
+    def _describe_runtime(self) -> Dict[str, Any]:
+        """What produced the readings: the runtime and its version, device, batching."""
+        runtime: Dict[str, Any]
+        if self.backend == "onnx":
+            import onnxruntime as ort
+
+            runtime = {"backend": "onnxruntime", "version": ort.__version__,
+                       "providers": list(self.args.onnx_providers), "model_file": ONNX_FILE}
+        else:
+            import paddle
+
+            program = program_file(self.model_dir)
+            runtime = {"backend": "paddle-inference", "version": paddle.__version__,
+                       "device": "gpu" if self.args.use_gpu else "cpu",
+                       "model_file": program.name if program else None}
+            if not self.args.use_gpu:
+                runtime["cpu_threads"] = PADDLEOCR3_CPU_THREADS
+                runtime["cpu_onednn"] = not self._onednn_breakers
+                if self._onednn_breakers:
+                    runtime["cpu_onednn_off_because"] = ", ".join(self._onednn_breakers)
+        runtime["pre_and_post_processing"] = (f"{self.engine.kind} {self.engine.version} "
+                                              "tools/infer/predict_rec.py")
+        runtime["batching"] = ("one image at a time (as PaddleOCR 3.x TextRecognition reads by "
+                               "default)" if self.batch_size == 1 else
+                               f"up to {self.batch_size} images of the same input width per batch "
+                               "(each image gets the input tensor it gets alone)")
+        return runtime
+
+    def input_width(self, image: Any) -> int:
+        """The width of the network input the engine builds for ``image`` read alone."""
+        _, in_h, in_w = (list(self.info["rec_image_shape"]) + [0, 0, 0])[:3]
+        if self.info.get("algorithm") not in DYNAMIC_WIDTH or not in_h:
+            return int(in_w)
+        h, w = image.shape[:2]
+        return int(in_h * max(in_w / in_h, w * 1.0 / h))
 
     def recognize(self, images: Sequence[Any]) -> List[Tuple[str, float]]:
         """``[(text, score)]`` for BGR images, in order."""
-        if not images:
-            return []
-        results, _elapsed = self._recognizer(list(images))
-        return [(str(text), float(score)) for text, score, *_ in results]
+        groups: Dict[int, List[int]] = {}
+        for index, image in enumerate(images):
+            groups.setdefault(self.input_width(image), []).append(index)
+        results: List[Tuple[str, float]] = [("", 0.0)] * len(images)
+        for indices in groups.values():
+            out, _elapsed = self._recognizer([images[i] for i in indices])
+            for i, (text, score, *_) in zip(indices, out):
+                results[i] = (str(text), float(score))
+        return results
 
     def recognize_files(self, paths: Sequence[Path], chunk: int = 256) -> List[Prediction]:
         """Read and recognize image files, ``chunk`` at a time (bounded memory)."""
@@ -215,13 +328,15 @@ def expand_images(inputs: Iterable[str]) -> List[Path]:
 
 
 def predict(model_dir: str, images: Sequence[str], *, paddleocr_dir: Optional[str] = None,
-            batch_size: int = 6, use_gpu: Optional[bool] = None) -> List[Prediction]:
-    """Recognize the text in image files (or folders of images) with an exported model."""
+            batch_size: int = 1, use_gpu: Optional[bool] = None,
+            backend: str = "paddle") -> List[Prediction]:
+    """Recognize the text in image files (or folders of images) with an exported model
+    (``backend``: ``paddle`` or ``onnx``, see :class:`Recognizer`)."""
     paths = expand_images(images)
     if not paths:
         raise UserError("no images to recognize.", "pass image files or folders that hold images.")
     recognizer = Recognizer(model_dir, paddleocr_dir=paddleocr_dir, batch_size=batch_size,
-                            use_gpu=use_gpu)
+                            use_gpu=use_gpu, backend=backend)
     return recognizer.recognize_files(paths)
 
 
