@@ -29,6 +29,7 @@ from rectrain.checkpoints.remote import (
 )
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.errors import UserError
+from rectrain.outputs import remove_file
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
 
@@ -159,14 +160,14 @@ def prune_checkpoints(source: Union[str, Path], keep_last: int, *, endpoint_url:
     folders = {name: folder for name, folder, _ in pointers(snaps)}
     for name in doomed:
         try:  # the pointer first: the name stops counting, then its folder
-            pointer_path(snaps, name).unlink()
+            remove_file(pointer_path(snaps, name), missing_ok=False)
         except FileNotFoundError:
             pass
         if name in folders:
             remove_snapshot(folders[name])
         for suffix in (".states", ".pdparams", ".pdopt"):  # states first: no longer "complete"
             try:
-                (base / f"{name}{suffix}").unlink()
+                remove_file(base / f"{name}{suffix}", missing_ok=False)
             except FileNotFoundError:
                 pass
     return doomed

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from rectrain.checkpoints import pickles
 from rectrain.errors import UserError
-from rectrain.fsutil import atomic_open
+from rectrain.outputs import atomic_open
 
 PathLike = Union[str, Path]
 NAME_MAP_KEY = "StructuredToParameterName@@"

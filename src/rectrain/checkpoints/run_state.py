@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from rectrain.fsutil import write_json_atomic
+from rectrain.outputs import write_json
 
 STATE_FILE = "run-state.json"
 
@@ -56,4 +56,4 @@ class RunState:
 
     def save(self, path: Union[str, Path]) -> None:
         self.updated = time.time()
-        write_json_atomic(path, asdict(self))
+        write_json(path, asdict(self))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import tempfile
 import threading
 import time
@@ -41,6 +40,7 @@ from rectrain.checkpoints.remote import (
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import IntegrityError
 from rectrain.logs import get_logger
+from rectrain.outputs import copy_file, remove_file
 from rectrain.storage.objects import upload_file
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
@@ -48,6 +48,7 @@ from rectrain.storage.service import S3Service
 log = get_logger("checkpoints")
 
 RUN_FILES = ("metrics.jsonl", "problem-log.md", STATE_FILE, "config.yml", "train.log", "curves.png")
+
 KEEP_LOCAL = 2  # folders per name kept when no S3 upload says which one is safe
 # Without --checkpoint-s3 an outside sync (SageMaker's) may copy the folder in any order and
 # stop at any moment: a marker is written only once the folder's files are this old, so the
@@ -245,7 +246,7 @@ class CheckpointSync:
             got = read_pointer(self.snap_root, name)
             fd, pointer_copy = tempfile.mkstemp(prefix=f"rectrain-{name}-", suffix=".json")
             os.close(fd)
-            shutil.copyfile(pointer_path(self.snap_root, name), pointer_copy)
+            copy_file(pointer_path(self.snap_root, name), pointer_copy)
         try:
             if got is None:
                 raise FileNotFoundError(f"no pointer {pointer_path(self.snap_root, name)}")
@@ -257,7 +258,7 @@ class CheckpointSync:
             upload_file(s3, pointer_copy, uri)
             self.uploaded_keys.append(uri.key)
         finally:
-            os.unlink(pointer_copy)
+            remove_file(pointer_copy)
         self._done[name] = folder.name
         log.debug("uploaded checkpoint %s (%s) to %s", name, folder.name, prefix)
         self._retire(name, folder)

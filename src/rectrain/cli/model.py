@@ -96,7 +96,8 @@ def _evaluate(args) -> int:  # noqa: ANN001
     report = evaluate_model(args.model, args.labels, args.images_root, json_out=args.json_out,
                             grid_png=args.grid, paddleocr_dir=args.paddleocr_dir,
                             batch_size=args.batch_size, ignore_space=not args.keep_spaces,
-                            worst=args.worst, use_gpu=_use_gpu(args.device), backend=args.backend)
+                            worst=args.worst, use_gpu=_use_gpu(args.device), backend=args.backend,
+                            report_dir=args.report)
     print(report.summary(top=args.top))
     if args.report:
         from rectrain.model.error_report import write_error_report

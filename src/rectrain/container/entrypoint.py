@@ -21,7 +21,6 @@ settings are read once, by :func:`run_entrypoint` (unless the CLI passes them).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import tarfile
 import time
@@ -41,8 +40,8 @@ from rectrain.errors import (
     RectrainError,
     UserError,
 )
-from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.logs import get_logger
+from rectrain.outputs import copy_file, extract_tar, move, remove_tree, write_json, write_text
 from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import TrainingOptions
 from rectrain.settings import Settings
@@ -94,7 +93,7 @@ def write_failure(paths: MLPaths, exc: BaseException, log_file: Optional[Path] =
                  and "s/it]" not in line]
         tail = "\n".join(lines[-15:])
     text = failure_text(exc, tail)
-    write_text_atomic(paths.failure, text)
+    write_text(paths.failure, text)
     return text
 
 
@@ -108,7 +107,7 @@ def _safe_extract(archive: Path, dest: Path) -> None:
                     or member.issym() or member.islnk() or member.isdev():
                 raise DataError(f"unsafe member {member.name!r} in the archive.",
                                 "repack the dataset with `rectrain data pack`.", path=str(archive))
-        tar.extractall(dest)
+        extract_tar(tar, dest)
 
 
 def _packed_manifest(channel_dir: Path) -> bool:
@@ -144,7 +143,7 @@ def prepare_channel(channel_dir: Path, work_dir: Path) -> Path:
     for item in channel_dir.iterdir():
         loose = item.is_file() and not item.name.endswith(ARCHIVE_SUFFIXES)
         if loose and not (work_dir / item.name).exists():
-            shutil.copy2(item, work_dir / item.name)
+            copy_file(item, work_dir / item.name, metadata=True)
     log.info("unpacked %d archive(s) of %s in %.1f s", len(archives), channel_dir.name,
              time.monotonic() - started)
     return work_dir
@@ -220,7 +219,7 @@ def write_model_dir(paths: MLPaths, run_dir: Path, checkpoints: List[str],
                         "train for at least one epoch (or one evaluation) before the job ends.")
     staging = scratch_dir(paths, scratch) / ".model-export"
     if staging.exists():
-        shutil.rmtree(staging)
+        remove_tree(staging)
     last_error: Optional[Exception] = None
     for checkpoint in checkpoints:
         try:
@@ -236,12 +235,12 @@ def write_model_dir(paths: MLPaths, run_dir: Path, checkpoints: List[str],
     for item in staging.iterdir():
         target = paths.model / item.name
         if target.is_dir():
-            shutil.rmtree(target)
-        shutil.move(str(item), str(target))
-    shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(target)
+        move(item, target)
+    remove_tree(staging, ignore_errors=True)
     for name in ("metrics.jsonl", "curves.png", "problem-log.md"):
         if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, paths.model / name)
+            copy_file(run_dir / name, paths.model / name, metadata=True)
     return paths.model
 
 
@@ -400,7 +399,7 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
         write_model_dir(paths, run_dir, model_checkpoints(result, paths.checkpoints), paddleocr_dir,
                         settings.scratch)
         attach_to_run(run_dir, [paths.model], subdir="model")  # MLflow, when the run is tracked
-        write_json_atomic(paths.output_data / "job.json", {
+        write_json(paths.output_data / "job.json", {
             "host": resource.current_host, "hosts": resource.sorted_hosts, "device": device,
             "gpus": gpu_count, "resumed": resume, "seconds": round(time.monotonic() - started, 1),
             "global_step": getattr(result, "global_step", None), "epoch": getattr(result, "epoch", None)})

@@ -20,7 +20,7 @@ from rectrain.data.images import BOMB_PIXELS
 from rectrain.data.labels import iter_label_file
 from rectrain.errors import DataError
 from rectrain.logs import get_logger
-from rectrain.outputs import claim_output_dir
+from rectrain.outputs import claim_output_dir, save_with
 from rectrain.plotting import save_png, subplots
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -168,7 +168,5 @@ def _sample_grid(picks: List[Tuple[str, str]], path: Path, font_path: Optional[s
             draw.text((x + 5, y + 4), "(unreadable image)", fill="red", font=font)
         draw.text((x + 5, y + img_h + 8), label[:40], fill="black", font=font)
         draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline="#dddddd")
-    tmp = path.with_name(f".{path.name}.part.png")
-    grid.save(tmp)
-    os.replace(tmp, path)
+    save_with(path, lambda fh: grid.save(fh, format="PNG"))
     return path

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
-from rectrain.outputs import claim_output_dir
+from rectrain.outputs import atomic_open, claim_output_dir
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.convert")

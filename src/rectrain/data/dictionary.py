@@ -25,8 +25,7 @@ from rectrain.data.findings import WARNING, Finding, codepoints, describe_char, 
 from rectrain.data.labels import iter_label_file
 from rectrain.data.sniff import check_dictionary_file, check_label_file
 from rectrain.errors import DataError
-from rectrain.fsutil import write_text_atomic
-from rectrain.outputs import refuse_output_over_inputs, refuse_replacing_data
+from rectrain.outputs import claim_output_file, record_output, write_text
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -217,8 +216,9 @@ def build_dictionary(labels: Iterable[PathLike], base: Optional[PathLike] = None
     Writes ``out`` (atomically) when given.
     """
     labels = [str(lf) for lf in labels]
-    refuse_output_over_inputs(out, [("label file", lf) for lf in labels] + [("base dictionary", base)])
-    refuse_replacing_data(out, what="dictionary")
+    if out is not None:
+        claim_output_file(out, command="data dict", inputs=[("label file", lf) for lf in labels]
+                          + [("base dictionary", base)])
     for lf in labels:
         check_label_file(lf)
     seen: set = set()
@@ -240,10 +240,11 @@ def build_dictionary(labels: Iterable[PathLike], base: Optional[PathLike] = None
     result = DictBuild(chars=chars, added=added, base_count=len(base_chars), has_space=has_space)
     if out is not None:
         write_dictionary(chars, out)
+        record_output(out, command="data dict")
         result.path = str(out)
     return result
 
 
 def write_dictionary(chars: List[str], out: PathLike) -> None:
     """One entry per line, LF, UTF-8 without BOM, a final newline."""
-    write_text_atomic(out, "".join(c + "\n" for c in chars))
+    write_text(out, "".join(c + "\n" for c in chars))

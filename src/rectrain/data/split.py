@@ -12,9 +12,8 @@ from typing import Any, Dict, Optional, Pattern, Union
 from rectrain.data.labels import iter_label_file
 from rectrain.data.sniff import check_label_file
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
-from rectrain.outputs import refuse_outputs_over_inputs
+from rectrain.outputs import atomic_open, claim_output_dir
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.split")
@@ -45,9 +44,8 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
         raise DataError("label file not found.", "check the path.", path=str(src))
     check_label_file(src)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {out} is a file, not a folder.", "pass the folder for train.txt and val.txt.")
-    refuse_outputs_over_inputs([out / "train.txt", out / "val.txt"], [("label file", src)])
+    claim_output_dir(out, command="data split", writes=["train.txt", "val.txt"], inputs=[("label file", src)],
+                     create=False)
     pattern: Optional[Pattern[str]] = None
     if group_by:
         try:
@@ -82,7 +80,7 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
             break  # keep at least one group for training
         val_groups.add(g)
         n_val += sizes[g]
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, command="data split", writes=["train.txt", "val.txt"], inputs=[("label file", src)])
     n_train = 0
     with atomic_open(out / "train.txt") as ftrain, atomic_open(out / "val.txt") as fval:
         for rec in iter_label_file(src):

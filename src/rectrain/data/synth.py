@@ -25,9 +25,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from rectrain.data.fonts import Font, resolve_fonts
 from rectrain.data.text import normalize_label
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
-from rectrain.outputs import claim_output_dir
+from rectrain.outputs import atomic_open, claim_output_dir
 
 log = get_logger("data.synth")
 

@@ -26,9 +26,8 @@ from rectrain.data.official_dicts import official_findings, official_name
 from rectrain.data.sniff import check_label_file
 from rectrain.data.text import is_normalized, label_form, normalize_label, thai_issues, unicode_form
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import atomic_open, write_json_atomic
 from rectrain.logs import get_logger
-from rectrain.outputs import refuse_output_over_inputs, refuse_replacing_foreign_file, same_file
+from rectrain.outputs import atomic_open, claim_output_file, record_output, same_file, write_json
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.validate")
@@ -475,8 +474,10 @@ def validate_recognition_annotation_format(
         report.clean_path = str(write_clean)
         report.clean_lines, report.clean_images_root = _write_clean(files, images_root, col.error_keys,
                                                                     write_clean)
+        record_output(write_clean, command="data validate")
     if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
+        write_json(json_out, report.to_dict())
+        record_output(json_out, command="data validate")
     return report
 
 
@@ -634,9 +635,10 @@ def _check_arguments(label_files: Union[PathLike, Sequence[PathLike]], images_ro
             raise DataError("label file is not readable.", "check its permissions.", path=f)
         check_label_file(f)
     inputs = [("label file", f) for f in files] + [("dictionary", dict_path)]
-    refuse_output_over_inputs(json_out, inputs, flag="--json")
-    refuse_output_over_inputs(write_clean, inputs, flag="--write-clean")
-    refuse_replacing_foreign_file(json_out, flag="--json", kind="json")
+    if json_out is not None:
+        claim_output_file(json_out, command="data validate", flag="--json", inputs=inputs, kind="json")
+    if write_clean is not None:
+        claim_output_file(write_clean, command="data validate", flag="--write-clean", inputs=inputs)
     if json_out is not None and write_clean is not None and same_file(json_out, write_clean):
         raise UserError(f"--json and --write-clean name the same file ({json_out}).",
                         "write the report and the clean label file to two different paths.")

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from rectrain.errors import EXIT_ENGINE_FAILED, EXIT_INTERRUPTED, EXIT_OK, RectrainError, UserError
 from rectrain.logs import get_logger
-from rectrain.outputs import claim_output_dir
+from rectrain.outputs import claim_output_dir, extract_tar
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JOB_NAME_RE
 from rectrain.sagemaker.pricing import CostEstimate, estimate_cost
@@ -261,5 +261,5 @@ def _extract(tar_path: Path, target: Path) -> Path:
             if not str(dest).startswith(str(root)) or member.issym() or member.islnk():
                 raise UserError(f"{tar_path}: unsafe path {member.name!r} in the archive.",
                                 "do not unpack this archive; check where it came from.")
-        tar.extractall(target)
+        extract_tar(tar, target)
     return target

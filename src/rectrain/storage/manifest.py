@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from rectrain.errors import DataError
+from rectrain.outputs import refuse_special
 
 MANIFEST_NAME = "manifest.jsonl"
 PART_SUFFIX = ".rectrain-part"  # temporary download names; never uploaded, never trusted
@@ -205,6 +206,7 @@ def iter_files(root: Path) -> Iterator[Tuple[str, Path]]:
             if name.endswith(PART_SUFFIX):
                 continue
             path = Path(dirpath) / name
+            refuse_special(path, what="file in the folder")
             if not path.is_file():
                 continue
             yield path.relative_to(root).as_posix(), path

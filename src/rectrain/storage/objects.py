@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import time
 import uuid
@@ -27,8 +26,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rectrain.errors import DataError, IntegrityError, PermissionProblem, StorageError
-from rectrain.fsutil import remove_quietly, sha256_file
+from rectrain.fsutil import sha256_file
 from rectrain.logs import get_logger
+from rectrain.outputs import move, open_stream, remove_quietly
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import CHUNK, PART_SUFFIX
@@ -260,7 +260,7 @@ def _download_once(
     size = 0
     try:
         try:
-            with open(tmp, "wb") as fh:
+            with open_stream(tmp) as fh:
                 for chunk in body.iter_chunks(CHUNK):
                     fh.write(chunk)
                     sha.update(chunk)
@@ -290,7 +290,7 @@ def _download_once(
                 f"The download was discarded ({dest} not written).",
                 "upload the file again from the original copy (rectrain s3 push), then pull again.",
             )
-        os.replace(tmp, dest)
+        move(tmp, dest)
     except BaseException:
         remove_quietly(tmp)
         raise

@@ -18,7 +18,6 @@ import os
 import posixpath
 import re
 import secrets
-import shutil
 import tarfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,8 +26,18 @@ from typing import IO, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from rectrain.data.shrink import ShrinkResult, shrink_tree
 from rectrain.errors import ConfigError, DataError, IntegrityError
-from rectrain.fsutil import format_size, remove_quietly, sha256_file, write_text_atomic
+from rectrain.fsutil import format_size, sha256_file
 from rectrain.logs import get_logger
+from rectrain.outputs import (
+    claim_output_dir,
+    move,
+    open_stream,
+    remove_file,
+    remove_quietly,
+    remove_tree,
+    tar_writer,
+    write_text,
+)
 from rectrain.storage.manifest import (
     CHUNK,
     MANIFEST_NAME,
@@ -147,14 +156,13 @@ def pack_dataset(
             "choose an output folder outside the dataset, e.g. a sibling folder.",
             path=str(src),
         )
+    claim_output_dir(out, command="data pack", writes=[MANIFEST_NAME], inputs=[("dataset folder", src)],
+                     create=False)
     files = [(rel, path) for rel, path in iter_files(src) if rel != MANIFEST_NAME]
     if not files:
         raise DataError("no files to pack.", "check the dataset folder.", path=str(src))
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        (out / MANIFEST_NAME).unlink()  # an old manifest must not vouch for half-written shards
-    except FileNotFoundError:
-        pass
+    claim_output_dir(out, command="data pack", writes=[MANIFEST_NAME], inputs=[("dataset folder", src)])
+    remove_file(out / MANIFEST_NAME)  # an old manifest must not vouch for half-written shards
 
     # group files into shards, in path order
     groups: List[List[tuple]] = [[]]
@@ -176,7 +184,7 @@ def pack_dataset(
             name = SHARD_PATTERN.format(index)
             tmp = out / f".{name}.{secrets.token_hex(4)}{PART_SUFFIX}"
             try:
-                with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
+                with tar_writer(tmp, "w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tar:
                     for rel, path, size in group:
                         with open(path, "rb") as fh:
                             reader = _HashingReader(fh)
@@ -190,7 +198,7 @@ def pack_dataset(
                         entries.append(ManifestEntry(rel, size, reader.sha.hexdigest(), name))
                         bar.advance(size)
                 sha, shard_bytes = sha256_file(tmp), tmp.stat().st_size
-                os.replace(tmp, out / name)
+                move(tmp, out / name)
             except BaseException:
                 remove_quietly(tmp)
                 raise
@@ -198,10 +206,10 @@ def pack_dataset(
     keep = {s.path for s in shards}
     for stale in out.iterdir():
         if _SHARD_RE.match(stale.name) and stale.name not in keep:
-            stale.unlink()
+            remove_file(stale)
     manifest = Manifest(entries=entries, kind="packed", shards=shards, dirs=empty_dirs(src),
                         shrink=shrink)
-    write_text_atomic(out / MANIFEST_NAME, manifest.to_jsonl())
+    write_text(out / MANIFEST_NAME, manifest.to_jsonl())
     result = PackResult(
         str(out),
         str(out / MANIFEST_NAME),
@@ -251,7 +259,7 @@ class _Targets:
 def _write_file(data: bytes, target: Path, mtime: float, mode: int) -> None:
     tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
     try:
-        with open(tmp, "wb") as out:
+        with open_stream(tmp) as out:
             out.write(data)
         _finish_file(tmp, target, mtime, mode)
     except BaseException:
@@ -263,7 +271,7 @@ def _finish_file(tmp: Path, target: Path, mtime: float, mode: int) -> None:
     if mode and (mode & 0o777) != 0o644:
         os.chmod(tmp, (mode & 0o777) | 0o600)
     os.utime(tmp, (mtime, mtime))
-    os.replace(tmp, target)
+    move(tmp, target)
 
 
 IN_MEMORY = 4 * 1024 * 1024  # members up to this size are read and checked in memory, then written
@@ -342,7 +350,7 @@ def _write_verified(
     sha = hashlib.sha256()
     size = 0
     try:
-        with open(tmp, "wb") as out:
+        with open_stream(tmp) as out:
             while True:
                 chunk = fileobj.read(CHUNK)
                 if not chunk:
@@ -407,11 +415,13 @@ def pack_shrunk_dataset(src_dir: Union[str, Path], out_dir: Union[str, Path], ma
         raise DataError(f"the output folder {out} is inside the dataset folder.",
                         "choose an output folder outside the dataset, e.g. a sibling folder.",
                         path=str(src))
+    claim_output_dir(out, command="data pack", writes=[MANIFEST_NAME], inputs=[("dataset folder", src)],
+                     create=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.shrink-{secrets.token_hex(4)}"
     try:
         result = shrink_tree(src, staging, max_height)
         packed = pack_dataset(staging, out, shard_size, progress=progress, shrink=result.record())
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging, ignore_errors=True)
     return packed, result

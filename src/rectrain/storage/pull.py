@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from rectrain.errors import DataError, IntegrityError, RectrainError, StorageError, UserError
-from rectrain.fsutil import atomic_open
 from rectrain.logs import get_logger
-from rectrain.outputs import is_within, refuse_delete_in
+from rectrain.outputs import (
+    OUTPUT_MARKER,
+    atomic_open,
+    claim_output_dir,
+    is_within,
+    refuse_delete_in,
+    remove_file,
+    remove_quietly,
+)
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
@@ -172,7 +179,7 @@ def pull(
             raise note_partial(exc, result, "pull", len(todo)) from exc.__cause__
     for rel in extra:
         try:
-            (dst / rel).unlink()
+            remove_file(dst / rel, missing_ok=False)
             result.deleted += 1
         except OSError as exc:
             raise StorageError(
@@ -257,10 +264,7 @@ def _clean_partials(dst: Path) -> None:
     for dirpath, _, filenames in os.walk(dst):
         for name in filenames:
             if name.endswith(PART_SUFFIX):
-                try:
-                    os.unlink(os.path.join(dirpath, name))
-                except OSError:
-                    pass
+                remove_quietly(os.path.join(dirpath, name))
 
 
 
@@ -382,7 +386,8 @@ def unpack_dataset(
             path=str(src / MANIFEST_NAME),
         )
     groups = entries_by_shard(manifest)
-    dst.mkdir(parents=True, exist_ok=True)
+    tops = sorted({e.path.split("/", 1)[0] + ("/" if "/" in e.path else "") for e in manifest.entries})
+    claim_output_dir(dst, command="data unpack", writes=tops, inputs=[("packed dataset", src)])
     shards = {s.path: s for s in manifest.shards}
     todo = [name for name, entries in groups.items() if not shard_extracted(dst, entries)]
     with TransferProgress(
@@ -425,8 +430,8 @@ def _finish_tree(dst: Path, manifest: Manifest, delete: bool) -> int:
     if delete:
         listed = {e.path for e in manifest.entries}
         for rel, path in iter_files(dst):
-            if rel not in listed:
-                path.unlink()
+            if rel not in listed and rel != OUTPUT_MARKER:
+                remove_file(path)
                 deleted += 1
     return deleted
 

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rectrain.errors import EnvironmentProblem, StorageError
-from rectrain.fsutil import write_json_atomic
 from rectrain.logs import get_logger
+from rectrain.outputs import open_append, write_json
 
 log = get_logger("storage.server")
 
@@ -231,7 +231,7 @@ class SeaweedServer:
         return data if isinstance(data, dict) else {}
 
     def _save_state(self) -> None:
-        write_json_atomic(
+        write_json(
             self.data_dir / STATE_FILE,
             {
                 "endpoint_url": self.endpoint_url,
@@ -263,7 +263,7 @@ class SeaweedServer:
                 }
             )
         path = self.data_dir / IDENTITIES_FILE
-        write_json_atomic(path, {"identities": identities})
+        write_json(path, {"identities": identities})
         os.chmod(path, 0o600)
         return path
 
@@ -352,7 +352,7 @@ class SeaweedServer:
         self.port = self.ports["s3.port"]
         identities = self._write_identities()
         argv = self.command(weed, identities)
-        self._log_fh = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child
+        self._log_fh = open_append(self.log_path, "ab")  # kept open for the child
         self._log_fh.write(f"\n==== rectrain: starting {' '.join(argv)}\n".encode())
         self._log_fh.flush()
         log_start = self._log_fh.tell()

@@ -10,7 +10,6 @@ save).
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,8 +21,9 @@ from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.config.pretrained import check_pretrained_head
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.config import EngineConfig, load_engine_config
-from rectrain.errors import UserError
+from rectrain.errors import RectrainError, UserError
 from rectrain.logs import get_logger
+from rectrain.outputs import copy_file, remove_tree
 from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
 from rectrain.training.command import build_train_command
@@ -32,6 +32,7 @@ from rectrain.training.preflight import (
     check_checkpoint_prefix,
     check_device,
     check_train_inputs,
+    claim_checkpoint_dir,
     claim_run_dir,
 )
 from rectrain.training.request import TrainRequest, TrainResult
@@ -83,7 +84,20 @@ def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings) 
     Raises user errors (exit 2) for what cannot work."""
     engine, cfg = _check_inputs(request)
     run, ckdir = request.run, request.checkpoints
+    fresh = [p for p in (run, ckdir) if not p.exists()]
+    try:
+        return _prepare(request, s3, settings, engine, cfg)
+    except RectrainError:  # refused before training: a new run folder is not left behind
+        for folder in fresh:
+            remove_tree(folder, ignore_errors=True)
+        raise
+
+
+def _prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings, engine: Engine,
+             cfg: EngineConfig) -> Tuple[Optional[Prepared], Optional[TrainResult]]:
+    run, ckdir = request.run, request.checkpoints
     claim_run_dir(run, request.config, cfg.data)
+    claim_checkpoint_dir(ckdir, run, request.config, cfg.data)
     ckdir.mkdir(parents=True, exist_ok=True)
     if request.checkpoint_s3 is not None:
         if s3 is None:
@@ -228,7 +242,7 @@ def _command(request: TrainRequest, engine: Engine, run: Path, ckdir: Path, plan
     """The config's copy in the run folder, and the engine's command as data."""
     config = Path(request.config)
     if config.resolve() != run / "config.yml":
-        shutil.copyfile(config, run / "config.yml")
+        copy_file(config, run / "config.yml")
     p = request.placement
     return build_train_command(
         engine, str(config.resolve()), save_model_dir=str(ckdir), device=p.device,

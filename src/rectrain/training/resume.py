@@ -9,9 +9,7 @@ Where the history lives between attempts:
 
 from __future__ import annotations
 
-import os
 import pickle
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
@@ -41,6 +39,7 @@ from rectrain.checkpoints.remote import (
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
+from rectrain.outputs import copy_file, link_or_copy, remove_file, save_with
 from rectrain.storage.objects import download_file
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
@@ -213,14 +212,9 @@ def prepare_resume(prefix: Path, dest_dir: Path) -> Path:
     for suffix in SUFFIXES[:-1]:
         src = prefix.with_name(prefix.name + suffix)
         dst = target.with_name(target.name + suffix)
-        if dst.exists() or dst.is_symlink():
-            dst.unlink()
-        try:
-            os.link(src, dst)  # the engine only reads them
-        except OSError:
-            shutil.copy2(src, dst)
-    with open(target.with_name(target.name + ".states"), "wb") as fh:
-        pickle.dump(states, fh, protocol=2)
+        remove_file(dst)
+        link_or_copy(src, dst)  # the engine only reads them
+    save_with(target.with_name(target.name + ".states"), lambda fh: pickle.dump(states, fh, protocol=2))
     return target
 
 
@@ -263,7 +257,7 @@ def restore_run_files(run: Path, checkpoint_dir: Path, checkpoint_s3: Optional[S
     for name in MIRRORED:
         src = checkpoint_dir / "run" / name
         if src.is_file() and not (run / name).exists():
-            shutil.copyfile(src, run / name)
+            copy_file(src, run / name)
     if checkpoint_s3 is not None:
         assert s3 is not None
         _restore_from_s3(run, checkpoint_dir, checkpoint_s3, s3)
@@ -302,6 +296,4 @@ def mirror_run_files(run: Path, checkpoint_dir: Path, node_rank: int = 0) -> Non
     dest.mkdir(parents=True, exist_ok=True)
     for name in MIRRORED:
         if (run / name).is_file():
-            tmp = dest / f".{name}.part"
-            shutil.copyfile(run / name, tmp)
-            os.replace(tmp, dest / name)
+            copy_file(run / name, dest / name)

@@ -1,9 +1,12 @@
-"""Guards for what a command writes: never over one of its own inputs, and ``--force`` only
-ever over what rectrain itself wrote before.
+"""The rules of the write gateway: may a command write there at all.
 
-Every command that takes an output path calls :func:`refuse_output_over_inputs` before it
-reads anything; commands that replace a whole folder call :func:`check_replaceable_dir`.
-Both raise :class:`~rectrain.errors.UserError` (exit 2) naming the paths and the fix.
+Never over one of its own inputs, never over a file rectrain did not write (``--force`` only
+over a file of the same kind, never over data), never a training run's records or a file
+inside a verified checkpoint snapshot, never the current folder, its parents, home or root.
+A command claims each output before it does any work: a file with :func:`claim_output_file`
+(and :func:`record_output` once written), a folder with :func:`claim_output_dir`, a folder
+it replaces whole with :func:`check_replaceable_dir`. Each raises
+:class:`~rectrain.errors.UserError` (exit 2) naming the paths and the fix.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Set, Tuple, Union
 
 from rectrain.errors import UserError
+from rectrain.outputs.files import refuse_special, special_place, write_json
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -110,14 +114,7 @@ OUTPUT_MARKER = ".rectrain-output"
 
 
 def _special_place(target: Path) -> str:
-    cwd = _resolve(os.getcwd())
-    if target == cwd:
-        return "the current folder"
-    if target in cwd.parents:
-        return "a parent of the current folder"
-    if target in {Path(target.anchor), _resolve(Path.home())}:
-        return "the root or home folder"
-    return ""
+    return special_place(target)
 
 
 def refuse_delete_in(folder: PathLike, *, flag: str = "--delete") -> None:
@@ -142,7 +139,7 @@ def _recorded(target: Path) -> Set[str]:
 
 def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
                      inputs: Iterable[Tuple[str, Optional[PathLike]]] = (), flag: str = "-o",
-                     create: bool = True) -> Path:
+                     create: bool = True, own: Iterable[PathLike] = ()) -> Path:
     """Prepare a folder that ``command`` writes the names ``writes`` into (files, or folders
     ending with "/"), refusing to replace what rectrain did not write there.
 
@@ -151,9 +148,14 @@ def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
     names every rectrain command wrote there). An input that one of the written names would
     replace is refused in every case. The marker is updated with ``writes``."""
     target = _resolve(out)
+    refuse_special(out, what=f"{flag} folder")
     if target.exists() and not target.is_dir():
         raise UserError(f"{flag} {out} is a file, not a folder.",
                         f"pass a folder path for the output of {command} (it is created).")
+    why = protected_reason(target, own=own)
+    if why:
+        raise UserError(f"{flag} {out} is {why}: {command} never writes there.",
+                        f"write into a new folder, e.g. {flag} {target.parent / (target.name + '-out')}.")
     for what, path in inputs:
         if path is None:
             continue
@@ -183,10 +185,7 @@ def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
         target.mkdir(parents=True, exist_ok=True)
         record = sorted(ours | set(writes))
         if record != sorted(ours):
-            tmp = target / f"{OUTPUT_MARKER}.part"
-            tmp.write_text(json.dumps({"written": record, "last_command": command}) + "\n",
-                           encoding="utf-8")
-            os.replace(tmp, target / OUTPUT_MARKER)
+            write_json(target / OUTPUT_MARKER, {"written": record, "last_command": command})
     return target
 
 
@@ -246,3 +245,74 @@ def refuse_replacing_data(path: Optional[PathLike], *, flag: str = "-o", what: s
     if kind:
         raise UserError(f"{flag} {path} exists and is {kind}: writing the {what} there would "
                         "replace it.", f"choose a new file name, e.g. {flag} {_suggest(path)}.")
+
+
+# What no command writes over, whatever its flags: a training run's records, and anything inside
+# a verified checkpoint snapshot (its files are what `_COMPLETE.json` vouches for).
+RUN_RECORDS = ("run-state.json", "metrics.jsonl", "train.log")
+RUN_DIR_SIGN = "run-state.json"
+SNAPSHOT_MARKER = "_COMPLETE.json"
+
+
+def _run_dir_of(target: Path) -> Optional[Path]:
+    """The training run folder ``target`` lies in (a folder holding run-state.json), if any."""
+    for folder in [target, *target.parents]:
+        if (folder / RUN_DIR_SIGN).is_file():
+            return folder
+    return None
+
+
+def protected_reason(target: PathLike, *, own: Iterable[PathLike] = ()) -> str:
+    """Why ``target`` (a file or folder to write) must not be written, or "": inside a
+    verified checkpoint snapshot, a run's records (run-state.json, metrics.jsonl, train.log),
+    or inside a training run's folder that is not one of the command's ``own`` runs."""
+    p = _resolve(target)
+    for folder in [p, *p.parents]:
+        if (folder / SNAPSHOT_MARKER).is_file() or \
+                (folder.parent.name == "snapshots" and folder.name.startswith("s")):
+            return f"inside a verified checkpoint snapshot ({folder})"
+    if p.name in RUN_RECORDS and p.parent.is_dir() and (p.parent / RUN_DIR_SIGN).exists():
+        return f"the training run's record {p.name}"
+    run = _run_dir_of(p)
+    if run is not None and not any(same_file(run, o) or is_within(run, o) for o in own):
+        return f"inside the training run {run} (another run's files)"
+    return ""
+
+
+def claim_output_file(path: PathLike, *, command: str, flag: str = "-o",
+                      inputs: Iterable[Tuple[str, Optional[PathLike]]] = (), force: bool = False,
+                      kind: Optional[str] = None, own: Iterable[PathLike] = ()) -> Path:
+    """Check that ``command`` may write the file ``path`` (before any work): never a special
+    file or a folder, never one of its ``inputs``, never a run's records or a snapshot's file
+    (:func:`protected_reason`), and an existing file only when rectrain recorded it as its own
+    output there (:func:`record_output`) or, with ``force``, when it is of the same ``kind``
+    ("png", "json") and not data. Returns the resolved path."""
+    p = _resolve(path)
+    refuse_special(path, what=f"{flag} output")
+    if p.is_dir():
+        raise UserError(f"{flag} {path} is a folder.",
+                        f"pass a file path, e.g. {flag} {Path(str(path)) / ('out.' + (kind or 'txt'))}.")
+    refuse_output_over_inputs(path, inputs, flag=flag)
+    why = protected_reason(p, own=own)
+    if why:
+        raise UserError(f"{flag} {path} is {why}: {command} never writes there.",
+                        f"write to a new file outside it, e.g. {flag} {Path.cwd() / p.name}.")
+    if not (p.exists() or p.is_symlink()):
+        return p
+    if force or p.name in _recorded(p.parent):
+        refuse_replacing_data(path, flag=flag)
+        if kind:
+            refuse_replacing_foreign_file(path, flag=flag, kind=kind)
+        return p
+    raise UserError(f"{flag} {path} exists and rectrain did not write it: {command} would "
+                    "replace it.", f"choose a new file name (e.g. {flag} {_suggest(path)}), or move "
+                    "that file away yourself.")
+
+
+def record_output(path: PathLike, *, command: str) -> None:
+    """Note in the folder's :data:`OUTPUT_MARKER` that ``command`` wrote ``path``, so a later
+    run may replace it (and only it)."""
+    p = _resolve(path)
+    ours = _recorded(p.parent)
+    if p.name not in ours:
+        write_json(p.parent / OUTPUT_MARKER, {"written": sorted(ours | {p.name}), "last_command": command})
