@@ -28,7 +28,7 @@ from rectrain.errors import DataError, UserError
 from rectrain.logs import get_logger
 from rectrain.model.evaluate import evaluate_model
 from rectrain.model.export import export_model
-from rectrain.outputs import copy_file, remove_tree, write_json, write_text
+from rectrain.outputs import claim_output_dir, copy_file, remove_tree, write_json, write_text
 from rectrain.settings import Settings
 from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
 from rectrain.storage.objects import delete_prefix, list_objects
@@ -107,6 +107,12 @@ def _reset(path: Path) -> None:
         remove_tree(path)
 
 
+# What the demo writes into its --workdir (a rerun replaces them; a folder with other files of
+# these names is refused).
+DEMO_WRITES = ("source/", "s3/", "data/", "run/", "model/", "config.yml", "config.base.yml",
+               "config.diff.md", "curves.png", "report.json")
+
+
 def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *, seed: int = 0,
              endpoint_url: Optional[str] = None, resume: bool = False,
              plan: Optional[DemoPlan] = None, display: str = "rich",
@@ -116,8 +122,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
     plan = plan or DemoPlan()
     settings = settings or Settings.from_env()
     started = time.monotonic()
-    work = Path(workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    work = claim_output_dir(workdir, command="demo", flag="--workdir", writes=list(DEMO_WRITES))
     engine = find_engine()
     sched = step_schedule(plan.train_images, plan.batch_size, plan.train_steps)
     log.info("      %s", estimate_line(sched, plan.seconds_per_step, minutes))

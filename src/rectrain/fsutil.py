@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Iterator, Union
+
+from rectrain.errors import UserError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -36,6 +39,34 @@ def _default_mode() -> int:
     """The mode a plain ``open()`` would give (mkstemp's temp files are owner-only). The umask is
     read once: flipping it on every write would race with other threads creating files."""
     return 0o666 & ~_UMASK
+
+
+def special_kind(path: PathLike) -> str:
+    """What ``path`` is when it is a named pipe, a device or a socket ("a named pipe (FIFO)"),
+    judged by its type without opening it; "" for a regular file, a folder or nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def refuse_special(path: PathLike, *, what: str = "file") -> None:
+    """The one check every reader and writer makes before opening a path: a named pipe may
+    wait forever, a device (/dev/zero) never end, a socket belongs to another program."""
+    kind = special_kind(path)
+    if kind:
+        raise UserError(f"{path} is {kind}, not a regular file: rectrain does not read or write "
+                        f"special files (as the {what} it would wait forever or never end).",
+                        f"pass a regular file as the {what} (copy the data into one first).")
 
 
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:

@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from rectrain.data.fonts import packaged_font_files
 from rectrain.data.images import BOMB_PIXELS
-from rectrain.data.labels import iter_label_file
+from rectrain.data.labels import iter_labels_reporting
 from rectrain.errors import DataError
 from rectrain.logs import get_logger
 from rectrain.outputs import claim_output_dir, save_with
@@ -70,7 +70,7 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
     seen = 0
     for f in files:
         root = Path(images_root) if images_root else Path(f).resolve().parent
-        for rec in iter_label_file(f):
+        for rec in iter_labels_reporting(f):
             if rec.path is None or rec.label is None:
                 continue
             lengths[len(rec.label)] += 1

@@ -34,6 +34,9 @@ CODES: Dict[str, Tuple[str, str]] = {
                             "fix the label; the engine silently drops characters it does not know."),
     "too-long": (ERROR, "raise max_text_length, shorten the label, or remove the line; the engine "
                         "silently skips longer samples."),
+    "invisible-char": (WARNING, "delete the invisible character(s) from the label (zero-width, word "
+                                "joiner, BOM, bidi control, soft hyphen); the image does not show them, "
+                                "yet the model would learn to output them."),
     "not-nfc": (WARNING, "normalize the label (--write-clean does it) and the dictionary alike."),
     "space-not-in-dict": (ERROR, "set --use-space-char (use_space_char: True in the config) or remove "
                                  "the spaces; the engine silently drops them."),

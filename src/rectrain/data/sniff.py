@@ -11,6 +11,7 @@ import re
 from typing import Optional, Union
 
 from rectrain.errors import DataError
+from rectrain.fsutil import refuse_special
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -42,6 +43,7 @@ _MAGIC = (
 
 
 def _head(path: PathLike) -> bytes:
+    refuse_special(path)
     with open(path, "rb") as fh:
         return fh.read(HEAD_BYTES)
 

@@ -9,9 +9,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Optional, Pattern, Union
 
-from rectrain.data.labels import iter_label_file
+from rectrain.data.labels import iter_label_file, iter_labels_reporting
 from rectrain.data.sniff import check_label_file
 from rectrain.errors import DataError, UserError
+from rectrain.fsutil import refuse_special
 from rectrain.logs import get_logger
 from rectrain.outputs import atomic_open, claim_output_dir
 
@@ -40,6 +41,7 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
     if not 0.0 < val < 1.0:
         raise UserError(f"--val must be between 0 and 1 (a fraction), got {val}.", "e.g. --val 0.1.")
     src = Path(labels)
+    refuse_special(src, what="label file")
     if not src.is_file():
         raise DataError("label file not found.", "check the path.", path=str(src))
     check_label_file(src)
@@ -56,7 +58,7 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
     sizes: Counter = Counter()
     skipped = 0
     unmatched = 0
-    for rec in iter_label_file(src):
+    for rec in iter_labels_reporting(src):
         if rec.path is None or rec.label is None:
             skipped += 1 if not any(c == "blank-line" for c, _ in rec.issues) else 0
             continue

@@ -24,8 +24,17 @@ from rectrain.data.images import MIN_HEIGHT, MIN_WIDTH, check_image, load_decode
 from rectrain.data.labels import LabelLine, iter_label_file, parse_line
 from rectrain.data.official_dicts import official_findings, official_name
 from rectrain.data.sniff import check_label_file
-from rectrain.data.text import is_normalized, label_form, normalize_label, thai_issues, unicode_form
+from rectrain.data.text import (
+    invisible_chars,
+    is_normalized,
+    label_form,
+    name_chars,
+    normalize_label,
+    thai_issues,
+    unicode_form,
+)
 from rectrain.errors import DataError, UserError
+from rectrain.fsutil import refuse_special
 from rectrain.logs import get_logger
 from rectrain.outputs import atomic_open, claim_output_file, record_output, same_file, write_json
 
@@ -237,6 +246,10 @@ def _check_label(label: str, line: int, add: AddFn, encodable: Optional[frozense
         return
     if label != label.strip():
         add("whitespace-edge", line, f"label {show_value(label)} starts or ends with whitespace.", label)
+    hidden = invisible_chars(label)
+    if hidden:
+        add("invisible-char", line, f"label {show_value(label)} holds {name_chars(hidden)}: invisible "
+            "(zero-width or format) characters.", label)
     if not is_normalized(label):
         # checked below in its normalized form, which --write-clean writes, unless the
         # dictionary holds the label's code points as written (a dictionary in the same form)
@@ -251,9 +264,12 @@ def _check_label(label: str, line: int, add: AddFn, encodable: Optional[frozense
                         "label as written; keep one form for both (NFC labels from --write-clean "
                         "with a dictionary rebuilt from them by `rectrain data dict`).")
                 label = raw
-            elif lost:
+            elif lost:  # the engine reads the file as written: these are dropped
                 note = (f" As written, the engine drops {describe_chars(lost)} (not in the "
                         "dictionary); train on the --write-clean output.")
+                add("unknown-char", line, f"{describe_chars(lost)} not in the dictionary, in label "
+                    f"{show_value(raw)} as written (the engine reads the file as written and drops "
+                    "them; --write-clean writes the composed form, which the dictionary holds).", raw)
         add("not-nfc", line, f"label {show_value(raw)}: {'; '.join(why)}; normalized: "
             f"{show_value(normalize_label(raw))}.{note}", raw)
     if encodable is not None:
@@ -628,6 +644,7 @@ def _check_arguments(label_files: Union[PathLike, Sequence[PathLike]], images_ro
     if not files:
         raise UserError("no label file given.", "pass at least one label file.")
     for f in files:
+        refuse_special(f, what="label file")
         if not os.path.isfile(f):
             raise DataError("label file not found." if not os.path.exists(f) else "not a file.",
                             "check the path.", path=f)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from rectrain.data.labels import iter_label_file
+from rectrain.data.labels import iter_labels_reporting
 from rectrain.errors import DataError, UserError
 from rectrain.logs import get_logger
 from rectrain.model.error_report import REPORT_FILES
@@ -157,7 +157,7 @@ def read_labelled_samples(labels: Path, images_root: Path) -> List[Tuple[Path, s
         raise UserError(f"label file {labels} does not exist.", "check --labels.")
     samples: List[Tuple[Path, str]] = []
     missing: List[str] = []
-    for rec in iter_label_file(labels):
+    for rec in iter_labels_reporting(labels):
         codes = {code for code, _ in rec.issues}
         if "blank-line" in codes:
             continue

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import tarfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Optional, Sequence, Union
 
-from rectrain.errors import UserError
-from rectrain.fsutil import atomic_open, remove_quietly, write_json_atomic, write_text_atomic
+from rectrain.fsutil import atomic_open, refuse_special, remove_quietly, write_json_atomic, write_text_atomic
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -35,23 +33,6 @@ __all__ = [
     "move", "save_figure", "save_with", "tar_writer", "extract_tar", "refuse_special",
     "special_place",
 ]
-
-
-def refuse_special(path: PathLike, *, what: str = "file") -> None:
-    """Refuse a path that is a named pipe, a device or a socket (by its type, never opened):
-    reading one may wait forever (a FIFO) or never end (/dev/zero), writing one feeds another
-    program."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return
-    kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a special file")
-    raise UserError(f"{path} is {kind}, not a regular file: rectrain does not read or write "
-                    f"special files (the {what} would wait forever or never end).",
-                    f"pass a regular file for the {what} (copy the data into one first).")
 
 
 def write_text(path: PathLike, text: str) -> None:
@@ -170,7 +151,7 @@ def move(src: PathLike, dst: PathLike) -> None:
 def tar_writer(path: PathLike, mode: str = "w", **kw: Any) -> Iterator[tarfile.TarFile]:
     """A tar archive written at ``path`` (the caller writes to a temporary name and moves it)."""
     refuse_special(path)
-    with tarfile.open(path, mode, **kw) as tar:
+    with tarfile.open(path, mode, **kw) as tar:  # type: ignore[call-overload]
         yield tar
 
 

@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Set, Tuple, Union
 
 from rectrain.errors import UserError
-from rectrain.outputs.files import refuse_special, special_place, write_json
+from rectrain.fsutil import sha256_file
+from rectrain.logs import get_logger
+from rectrain.outputs.files import open_append, refuse_special, special_place, write_json, write_text
 
 PathLike = Union[str, "os.PathLike[str]"]
+log = get_logger(__name__)
 
 
 def _resolve(path: PathLike) -> Path:
@@ -299,7 +302,7 @@ def claim_output_file(path: PathLike, *, command: str, flag: str = "-o",
                         f"write to a new file outside it, e.g. {flag} {Path.cwd() / p.name}.")
     if not (p.exists() or p.is_symlink()):
         return p
-    if force or p.name in _recorded(p.parent):
+    if force or p.name in _recorded(p.parent) or written_by_rectrain(p):
         refuse_replacing_data(path, flag=flag)
         if kind:
             refuse_replacing_foreign_file(path, flag=flag, kind=kind)
@@ -309,10 +312,44 @@ def claim_output_file(path: PathLike, *, command: str, flag: str = "-o",
                     "that file away yourself.")
 
 
+def _registry() -> Path:
+    """Where rectrain notes the files it wrote (path, SHA-256): outside the user's folders, so
+    an output leaves nothing else behind."""
+    return Path.home() / ".cache" / "rectrain" / "written-files.jsonl"
+
+
+REGISTRY_MAX = 4 << 20  # bytes; then the older half is dropped
+
+
 def record_output(path: PathLike, *, command: str) -> None:
-    """Note in the folder's :data:`OUTPUT_MARKER` that ``command`` wrote ``path``, so a later
-    run may replace it (and only it)."""
+    """Note that ``command`` wrote ``path`` as it is now (its SHA-256): a later run may replace
+    it, as long as nobody changed it since (then it is the user's)."""
     p = _resolve(path)
-    ours = _recorded(p.parent)
-    if p.name not in ours:
-        write_json(p.parent / OUTPUT_MARKER, {"written": sorted(ours | {p.name}), "last_command": command})
+    line = json.dumps({"path": str(p), "sha256": sha256_file(p), "command": command}) + "\n"
+    registry = _registry()
+    try:
+        if registry.is_file() and registry.stat().st_size > REGISTRY_MAX:
+            lines = registry.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+            write_text(registry, "".join(lines[len(lines) // 2:]))
+        with open_append(registry) as fh:
+            fh.write(line)
+    except OSError as exc:  # a read-only home: the output stays; a rerun then asks for --force
+        log.debug("could not note %s in %s: %s", p, registry, exc)
+
+
+def written_by_rectrain(path: PathLike) -> bool:
+    """Whether rectrain wrote ``path`` with exactly its present content (:func:`record_output`)."""
+    p = _resolve(path)
+    try:
+        text = _registry().read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    key = json.dumps(str(p))
+    digests = set()
+    for line in text.splitlines():
+        if key in line:
+            try:
+                digests.add(json.loads(line).get("sha256"))
+            except ValueError:
+                continue
+    return bool(digests) and p.is_file() and sha256_file(p) in digests

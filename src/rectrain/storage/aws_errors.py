@@ -87,6 +87,15 @@ def permission_fix(action: str, resource: str) -> str:
     )
 
 
+def _endpoint_of(exc: Exception) -> str:
+    """``scheme://host:port`` of the request that failed (botocore keeps its URL)."""
+    url = getattr(exc, "kwargs", {}).get("endpoint_url", "") or ""
+    if url:
+        parts = urlsplit(url)
+        url = f"{parts.scheme}://{parts.netloc}"
+    return url
+
+
 def translate_error(
     exc: BaseException, action: str, resource: str, *, guide: str = "the rectrain docs"
 ) -> RectrainError:
@@ -153,10 +162,7 @@ def translate_error(
             + (" (for the embedded server: `rectrain s3 serve` prints them)." if s3 else "."),
         )
     if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError)):
-        url = getattr(exc, "kwargs", {}).get("endpoint_url", "") or ""
-        if url:
-            parts = urlsplit(url)
-            url = f"{parts.scheme}://{parts.netloc}"
+        url = _endpoint_of(exc)
         return setup(
             f"Cannot reach the {service} endpoint {url} ({where}).",
             "check AWS_ENDPOINT_URL / --endpoint-url and the network; for the embedded server run "
@@ -164,7 +170,16 @@ def translate_error(
             if s3
             else "check the network, the region and --endpoint-url.",
         )
-    if isinstance(exc, (bex.ReadTimeoutError, bex.ConnectionClosedError, bex.ResponseStreamingError)):
+    if isinstance(exc, bex.ReadTimeoutError):
+        url = _endpoint_of(exc)
+        return failed(
+            f"The {service} endpoint {url} accepted the connection but did not answer ({where}); "
+            "rectrain gave up after its bounded retries.",
+            "check that AWS_ENDPOINT_URL / --endpoint-url points at a working S3 server (a proxy or "
+            "firewall may swallow replies), then rerun: finished transfers are kept and skipped."
+            if s3 else "check the network and the endpoint, then rerun.",
+        )
+    if isinstance(exc, (bex.ConnectionClosedError, bex.ResponseStreamingError)):
         return failed(
             f"The connection to {service} broke during {where}.",
             "rerun the command: finished transfers are kept and skipped.",

@@ -42,9 +42,13 @@ class S3Options:
     secret_key: Optional[str] = None
     verify: Union[None, bool, str] = None  # TLS: None = boto3's default (AWS_CA_BUNDLE ...)
     fastpath: bool = True  # small GETs/PUTs on presigned URLs (storage.fastpath)
-    max_attempts: int = 6
-    connect_timeout: float = 10
-    read_timeout: float = 60
+    # Bounded waits, for every request (the client and the fast path): a server that accepts
+    # the connection and never answers fails in about max_attempts x read_timeout (under a
+    # minute), naming the endpoint. read_timeout is the longest silence within one response,
+    # not a limit on a transfer's length.
+    max_attempts: int = 3
+    connect_timeout: float = 5
+    read_timeout: float = 15
     max_pool_connections: int = 64
     retry_mode: str = "adaptive"
 
@@ -111,7 +115,7 @@ class S3Service:
     def fast_path(self, maxsize: int = 16) -> Optional[FastPath]:
         """The small-object fast path for ``maxsize`` threads, or None when switched off
         (``--no-fastpath``, ``RECTRAIN_NO_FASTPATH=1``)."""
-        return FastPath(self.client, maxsize=maxsize) if self.fastpath else None
+        return FastPath(self.client, maxsize=maxsize, attempts=1) if self.fastpath else None
 
     def call(self, operation: str, action: str, resource: Union[str, S3Uri], **params: Any) -> Any:
         """``client.<operation>(**params)``, a boto/OS error translated into a rectrain error
