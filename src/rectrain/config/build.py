@@ -345,6 +345,10 @@ def _loaders(ed: Editor, batch_size: Optional[int], epoch_num: int,
         if isinstance(nw, int) and nw > cpus:
             ed.set((mode, "loader", "num_workers"), cpus,
                    f"at most one loader process per CPU ({cpus} here)")
+    for key, why in (("shuffle", "evaluation reads every sample in order"),
+                     ("drop_last", "evaluation scores every validation sample, the last batch too")):
+        if get_path(cfg, ("Eval", "loader", key)) is True:
+            ed.set(("Eval", "loader", key), False, why)
     return cpus
 
 
