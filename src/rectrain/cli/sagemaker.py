@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from rectrain.cli import ranges
 from rectrain.cli.edge import s3_service, settings
 from rectrain.cli.sagemaker_common import aws_flags as _aws_flags
 from rectrain.cli.sagemaker_common import clients as _clients
@@ -39,7 +40,8 @@ def register(sub) -> None:  # noqa: ANN001
     logs = s.add_parser("logs", help="CloudWatch logs of every host of the job")
     logs.add_argument("job")
     logs.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
-    logs.add_argument("--poll", type=float, default=10.0, help="seconds between polls with --follow")
+    logs.add_argument("--poll", type=ranges.positive(), default=10.0,
+                      help="seconds between polls with --follow")
     _aws_flags(logs)
     logs.set_defaults(func=_logs)
 
@@ -78,7 +80,7 @@ def register(sub) -> None:  # noqa: ANN001
         ep.add_argument("--ml-root", default=None,
                         help="the /opt/ml folder (default: $RECTRAIN_ML_ROOT or /opt/ml)")
         ep.add_argument("--paddleocr-dir", default=None)
-        ep.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
+        ep.add_argument("--max-steps", type=ranges.count(1), default=None, help=argparse.SUPPRESS)
         ep.set_defaults(func=_entrypoint)
 
     local = s.add_parser("run-local", help="run the job's container contract on this machine (CPU)")
@@ -92,7 +94,7 @@ def register(sub) -> None:  # noqa: ANN001
                        "checkpoint (its marker) and the run's state written in that start")
     local.add_argument("--work-dir", default=None, help="keep the emulated /opt/ml tree here")
     local.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")
+    local.add_argument("--max-steps", type=ranges.count(1), default=None, help="stop each run after N steps")
     local.set_defaults(func=_run_local)
 
     from rectrain.cli.sagemaker_tune import register_tune
@@ -188,10 +190,10 @@ def _run_local(args: argparse.Namespace) -> int:
     for text in args.interrupt_after or []:
         for part in str(text).split(","):
             try:
-                interrupts.append(float(part))
-            except ValueError as exc:
-                raise UserError(f"--interrupt-after {text!r}: not a number of seconds.",
-                                "pass --interrupt-after 30 (repeat it for several interruptions).") from exc
+                interrupts.append(ranges.positive()(part))
+            except argparse.ArgumentTypeError as exc:
+                raise UserError(f"--interrupt-after {text!r}: {str(exc).split(' Fix:')[0]}",
+                                "pass --interrupt-after 30 (repeat it for several interruptions).") from None
     result = run_local(job, interrupt_after=interrupts, work_dir=args.work_dir,
                        device=args.device, max_steps=args.max_steps,
                        interrupt_after_checkpoint=args.interrupt_after_checkpoint)
