@@ -267,6 +267,9 @@ def merge_overrides(job: JobConfig, overrides: Dict[str, Any]) -> JobConfig:
             data["training"][key.split(".", 1)[1]] = value
         else:
             data[key] = value
+    on_demand = overrides.get("spot") is False and overrides.get("max_wait") is None
+    if on_demand and data.get("max_wait") is not None:
+        data.pop("max_wait")  # --on-demand over a spot job config: no waiting for spot capacity
     return job_config_from_dict(data, "command line")
 
 

@@ -116,8 +116,12 @@ def pull(
         manifest_raw = read_object(client, uri.bucket, remote[MANIFEST_NAME].key)
         dataset = Manifest.parse(manifest_raw.decode("utf-8", "replace"), str(uri.join(MANIFEST_NAME)))
         result.manifest = str(uri.join(MANIFEST_NAME))
-    elif verify_manifest:
-        log.info("no %s at %s: each file is checked against its own checksum only", MANIFEST_NAME, uri)
+    elif verify_manifest:  # fail closed: an upload stopped before its end has no manifest yet
+        raise StorageError(
+            f"no {MANIFEST_NAME} at {uri}: rectrain writes it last, so this upload may have been "
+            "interrupted (files missing or half there), and nothing says which files belong.",
+            "push the dataset again (`rectrain s3 push`), or pass --no-verify-manifest to pull the "
+            "files that are there (each checked against its own checksum).")
 
     if dataset is not None and dataset.kind == "packed" and unpack:
         return _pull_unpack(

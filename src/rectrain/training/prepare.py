@@ -21,9 +21,9 @@ from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.config.pretrained import check_pretrained_head
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.config import EngineConfig, load_engine_config
-from rectrain.errors import RectrainError, UserError
+from rectrain.errors import ConfigError, RectrainError, UserError
 from rectrain.logs import get_logger
-from rectrain.outputs import copy_file, remove_tree
+from rectrain.outputs import copy_file, move, remove_tree
 from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
 from rectrain.training.command import build_train_command
@@ -127,6 +127,11 @@ def _check_inputs(request: TrainRequest) -> Tuple[Engine, EngineConfig]:
     engine = find_engine(request.paddleocr_dir)
     check_device(request.placement.device, list(request.placement.gpus), engine.python)
     cfg = load_engine_config(request.config, require=("Global", "Train"))
+    epochs = cfg.global_section.get("epoch_num")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ConfigError(f"{request.config}: Global.epoch_num is {epochs!r}; the engine would train "
+                          "nothing (or its whole default schedule).",
+                          "set Global.epoch_num to 1 or more (rectrain config build --epochs N).")
     check_train_inputs(cfg.data)
     if not request.resume:
         check_pretrained_head(cfg.data, str(request.config))
@@ -251,10 +256,24 @@ def _command(request: TrainRequest, engine: Engine, run: Path, ckdir: Path, plan
         log_dir=str(run / "launch-logs") if p.launcher else None, extra_env=dict(p.env))
 
 
+def archive_records(run: Path) -> None:
+    """--restart: a new run's metrics history; the old one kept beside it (never appended to)."""
+    old = run / "metrics.jsonl"
+    if not old.is_file():
+        return
+    n = 1
+    while (run / f"metrics-before-restart-{n}.jsonl").exists():
+        n += 1
+    move(old, run / f"metrics-before-restart-{n}.jsonl")
+    log.info("--restart: the earlier metrics history is kept as %s", f"metrics-before-restart-{n}.jsonl")
+
+
 def _begin_segment(prepared: Prepared, settings: Settings) -> None:
     """A new attempt in the run's history, its trackers opened, the state saved."""
     state, request = prepared.state, prepared.request
     info = prepared.resume_info
+    if request.restart:
+        archive_records(prepared.run)
     state.segments += 1
     state.status = "running"
     state.history.append({"segment": state.segments - 1, "started": time.time(),
