@@ -19,6 +19,7 @@ from rectrain.data.fonts import packaged_font_files
 from rectrain.data.images import BOMB_PIXELS
 from rectrain.data.labels import iter_labels_reporting
 from rectrain.errors import DataError
+from rectrain.fsutil import special_kind
 from rectrain.logs import get_logger
 from rectrain.outputs import claim_output_dir, save_with
 from rectrain.plotting import save_png, subplots
@@ -86,6 +87,12 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
     if not seen:
         raise DataError("no sample lines (image_path<TAB>label) found.", "run `rectrain data validate` "
                         "on the file.", path=str(files[0]))
+    for p, _ in list(reservoir):
+        kind = special_kind(p)
+        if kind:  # never opened: a named pipe would wait forever
+            log.warning("%s is %s, not a regular file: left out of the report. Fix: replace it with "
+                        "the image file (`rectrain data validate` lists such lines).", p, kind)
+            reservoir.remove((p, _))
     sizes: List[Tuple[int, int]] = []
     for p, _ in reservoir:
         try:

@@ -34,7 +34,7 @@ from rectrain.data.text import (
     unicode_form,
 )
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import refuse_special
+from rectrain.fsutil import refuse_special, special_kind
 from rectrain.logs import get_logger
 from rectrain.outputs import atomic_open, claim_output_file, record_output, same_file, write_json
 
@@ -364,6 +364,11 @@ def _process_chunk(file_idx: int, root: str, start_line: int, raws: List[bytes])
                 add("missing-image", line, "the image path is empty.", p)
                 continue
             full = _resolve(root, p)
+            special = special_kind(os.path.join(root, p))
+            if special:  # never opened (a FIFO waits forever, /dev/zero never ends)
+                add("unreadable-image", line, f"image path {p!r} is {special}, not a regular file; it "
+                    "was not opened.", p)
+                continue
             if full is None:
                 add("path-escape", line, f"image path {p!r} is absolute or leaves the images root; it "
                     "was not opened.", p)

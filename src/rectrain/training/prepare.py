@@ -161,6 +161,11 @@ def _find_state(request: TrainRequest, s3: Optional[S3Service], cfg: EngineConfi
             plan = _make_plan(request, cfg, adopted.sub_epochs or request.sub_epochs,
                               request.stop.max_steps)
             state = _new_state(request, cfg, plan, adopted.run_id)
+    if request.resume and state is None and not found and not any(p.is_file() for p in ckdir.rglob("*")):
+        where = f" or under {request.checkpoint_s3}" if request.checkpoint_s3 is not None else ""
+        raise UserError(f"--resume: {run} holds no run to continue (no {STATE_FILE}, no checkpoint in "
+                        f"{ckdir}{where}).", "drop --resume to start a new run there, or pass the "
+                        "--run-dir of the run to continue.")
     return state, found
 
 
