@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 from rectrain.checkpoints.local import (
+    MARKER,
     PROTECTED,
     CheckpointInfo,
     engine_prefix,
@@ -17,6 +18,7 @@ from rectrain.checkpoints.local import (
     pointers,
     remove_snapshot,
     scan_local,
+    sizes_match,
     snapshot,
 )
 from rectrain.checkpoints.remote import (
@@ -29,11 +31,13 @@ from rectrain.checkpoints.remote import (
 )
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.errors import UserError
+from rectrain.logs import get_logger
 from rectrain.outputs import remove_file
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
 
 SNAPSHOTS = "snapshots"
+log = get_logger(__name__)
 
 
 def _is_s3(source: Union[str, Path]) -> bool:
@@ -66,7 +70,14 @@ def list_checkpoints(source: Union[str, Path], *, endpoint_url: Optional[str] = 
     base = _checkpoint_dir(source)
     if not base.is_dir():
         raise UserError(f"{base}: no such folder.", "give a run folder, a checkpoint folder or s3://...")
-    found = {name: info for name, _, info in pointers(base / SNAPSHOTS)}
+    found = {}
+    for name, folder, info in pointers(base / SNAPSHOTS):
+        if sizes_match(folder, info):
+            found[name] = info
+        else:  # changed since it was sealed: not complete any more
+            log.warning("%s: a file differs from its marker (%s); not listed as complete. Fix: use "
+                        "another checkpoint, or pull it again from S3 (`rectrain ckpt pull`).",
+                        folder, MARKER)
     for info in scan_local(base, sub_epochs=_sub_epochs(base)):
         have = found.get(info.name)
         if have is None or have.global_step < info.global_step:

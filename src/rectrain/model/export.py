@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from rectrain._version import __version__
-from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer, read_states
+from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer, read_states, verify_snapshot
 from rectrain.engine import Engine, engine_command, find_engine
 from rectrain.engine.config import load_engine_config
 from rectrain.errors import ConfigError, EngineFailure, UserError
@@ -110,6 +110,7 @@ def resolve_checkpoint(checkpoint: str, run_dir: Optional[Path], config: Dict[st
         for d in dirs:  # a named snapshot kept by `rectrain train` (snapshots/<name>.json)
             pointed = read_pointer(d / "snapshots", checkpoint)
             if pointed is not None:
+                verify_snapshot(pointed[0])  # a file changed since it was sealed: refused by name
                 prefix = engine_prefix(pointed[0])
                 if prefix.with_name(prefix.name + ".pdparams").is_file():
                     return prefix.resolve()
