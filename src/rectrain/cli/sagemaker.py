@@ -190,7 +190,7 @@ def _run_local(args: argparse.Namespace) -> int:
     for text in args.interrupt_after or []:
         for part in str(text).split(","):
             try:
-                interrupts.append(ranges.positive()(part))
+                interrupts.append(float(ranges.positive()(part)))
             except argparse.ArgumentTypeError as exc:
                 raise UserError(f"--interrupt-after {text!r}: {str(exc).split(' Fix:')[0]}",
                                 "pass --interrupt-after 30 (repeat it for several interruptions).") from None

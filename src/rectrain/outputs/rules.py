@@ -185,11 +185,33 @@ def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
             f"there ({command} would replace {'them' if len(taken) > 1 else 'it'}).",
             "choose a new or empty folder, or move those files away yourself.")
     if create:
-        target.mkdir(parents=True, exist_ok=True)
-        record = sorted(ours | set(writes))
-        if record != sorted(ours):
-            write_json(target / OUTPUT_MARKER, {"written": record, "last_command": command})
+        record_names(target, writes, command=command)
     return target
+
+
+def record_names(folder: PathLike, names: Iterable[str], *, command: str) -> None:
+    """Create ``folder`` and note in its :data:`OUTPUT_MARKER` that ``command`` writes ``names``
+    there (files, or folders ending with "/"): a later rectrain command may replace them."""
+    target = _resolve(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    ours = _recorded(target)
+    record = sorted(ours | set(names))
+    if record != sorted(ours):
+        write_json(target / OUTPUT_MARKER, {"written": record, "last_command": command})
+
+
+def refuse_replacing_unrecorded(folder: PathLike, rels: Sequence[str], *, command: str, source: str) -> None:
+    """``command`` would replace the files ``rels`` (relative to ``folder``) with different ones
+    from ``source``: refused unless rectrain wrote them there (their top-level name is in the
+    folder's marker)."""
+    ours = _recorded(_resolve(folder)) if Path(folder).is_dir() else set()
+    foreign = [r for r in rels if (r.split("/", 1)[0] + ("/" if "/" in r else "")) not in ours]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise UserError(f"{folder} holds {len(foreign)} file(s) that differ from {source} and that rectrain "
+                        f"did not write there ({shown}): {command} would replace them.",
+                        "pull into a new folder, or move those files away yourself (a folder rectrain "
+                        "pulled into before is updated in place).")
 
 
 def refuse_replacing_foreign_file(path: Optional[PathLike], *, flag: str, kind: str) -> None:

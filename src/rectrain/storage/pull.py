@@ -25,7 +25,9 @@ from rectrain.outputs import (
     atomic_open,
     claim_output_dir,
     is_within,
+    record_names,
     refuse_delete_in,
+    refuse_replacing_unrecorded,
     remove_file,
     remove_quietly,
 )
@@ -59,6 +61,16 @@ def _plan_pull(uri: S3Uri, remote: Dict[str, ObjectInfo], dst: Path) -> None:
                 "remove or rename that object; rectrain only writes inside the destination.",
                 path=str(uri.join(rel)),
             )
+
+
+def _claim_destination(dst: Path, uri: S3Uri, wanted: List[Wanted], todo: List[Wanted],
+                       manifest: bool) -> None:
+    """Before any byte lands: a local file the pull would replace (it differs) must be one
+    rectrain wrote there; then the names pulled are noted in the folder's marker."""
+    refuse_replacing_unrecorded(dst, [rel for rel, _, _ in todo if (dst / rel).exists()], command="s3 pull",
+                                source=str(uri))
+    tops = {rel.split("/", 1)[0] + ("/" if "/" in rel else "") for rel, _, _ in wanted}
+    record_names(dst, sorted(tops | ({MANIFEST_NAME} if manifest else set())), command="s3 pull")
 
 
 def _local_matches(path: Path, size: int, sha256: Optional[str], etag_md5: Optional[str]) -> bool:
@@ -142,7 +154,8 @@ def pull(
     result.files_total = len(wanted)
     result.bytes_total = sum(obj.size for _, obj, _ in wanted)
     todo = _not_here(wanted, dst, workers)
-    keep = {rel for rel, _, _ in wanted} | ({MANIFEST_NAME} if dataset is not None else set())
+    keep = {rel for rel, _, _ in wanted} | {OUTPUT_MARKER}
+    keep |= {MANIFEST_NAME} if dataset is not None else set()
     extra = sorted(rel for rel, _ in iter_files(dst) if rel not in keep) if (delete and dst.is_dir()) else []
     result.skipped = len(wanted) - len(todo)
     result.planned = [str(dst / rel) for rel, _, _ in todo]
@@ -153,7 +166,7 @@ def pull(
         result.seconds = time.monotonic() - started
         return result
 
-    dst.mkdir(parents=True, exist_ok=True)
+    _claim_destination(dst, uri, wanted, todo, dataset is not None)
     _clean_partials(dst)
     for folder in sorted({posixpath.dirname(rel) for rel, _, _ in todo} - {""}):
         (dst / folder).mkdir(parents=True, exist_ok=True)
