@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional
 from rectrain.errors import EnvironmentProblem, StorageError
 from rectrain.logs import get_logger
 from rectrain.outputs import open_append, write_json
+from rectrain.storage.service import bounded_config
 
 log = get_logger("storage.server")
 
@@ -195,11 +196,8 @@ class SeaweedServer:
     def client(self, read_only: bool = False, **kwargs: Any) -> Any:
         """A boto3 S3 client for this server (admin identity unless ``read_only``)."""
         import boto3
-        from botocore.config import Config
 
-        kwargs.setdefault(
-            "config", Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=64)
-        )
+        kwargs.setdefault("config", bounded_config(max_pool_connections=64))
         return boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint_url,

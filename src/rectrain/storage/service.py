@@ -154,6 +154,17 @@ class S3Service:
         return f"S3Service({self.endpoint_url or 'AWS default'})"
 
 
+def bounded_config(**changes: Any) -> Any:
+    """A botocore ``Config`` with S3Options' bounded waits (connect and read timeouts, retries):
+    for the other AWS clients rectrain builds (SageMaker, CloudWatch Logs), so that no AWS call
+    waits longer than an S3 one."""
+    from botocore.config import Config
+
+    o = S3Options()
+    return Config(connect_timeout=o.connect_timeout, read_timeout=o.read_timeout,
+                  retries={"total_max_attempts": o.max_attempts, "mode": "standard"}, **changes)
+
+
 def make_client(options: S3Options) -> Any:
     """A boto3 S3 client (called by :class:`S3Service` only).
 
@@ -182,7 +193,7 @@ def make_client(options: S3Options) -> Any:
         # botocore's default CRC32 on top would only cost CPU
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"max_attempts": options.max_attempts, "mode": options.retry_mode},
+        retries={"total_max_attempts": options.max_attempts, "mode": options.retry_mode},
         connect_timeout=options.connect_timeout,
         read_timeout=options.read_timeout,
         max_pool_connections=options.max_pool_connections,
