@@ -43,15 +43,15 @@ from rectrain.outputs.rules import (
     refuse_delete_in,
     refuse_output_over_inputs,
     refuse_outputs_over_inputs,
+    refuse_replacing,
     refuse_replacing_data,
     refuse_replacing_foreign_file,
-    refuse_replacing_unrecorded,
     same_file,
 )
 
 __all__ = [
     "OUTPUT_MARKER", "atomic_open", "check_replaceable_dir", "claim_output_dir", "claim_output_file",
-    "protected_reason", "record_names", "record_output", "refuse_replacing_unrecorded", "copy_file",
+    "protected_reason", "record_names", "record_output", "refuse_replacing", "copy_file",
     "extract_tar", "link_or_copy", "is_within", "move", "open_append", "open_stream",
     "refuse_delete_in", "refuse_output_over_inputs", "refuse_outputs_over_inputs",
     "refuse_replacing_data", "refuse_replacing_foreign_file", "refuse_special",

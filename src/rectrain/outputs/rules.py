@@ -200,18 +200,14 @@ def record_names(folder: PathLike, names: Iterable[str], *, command: str) -> Non
         write_json(target / OUTPUT_MARKER, {"written": record, "last_command": command})
 
 
-def refuse_replacing_unrecorded(folder: PathLike, rels: Sequence[str], *, command: str, source: str) -> None:
-    """``command`` would replace the files ``rels`` (relative to ``folder``) with different ones
-    from ``source``: refused unless rectrain wrote them there (their top-level name is in the
-    folder's marker)."""
-    ours = _recorded(_resolve(folder)) if Path(folder).is_dir() else set()
-    foreign = [r for r in rels if (r.split("/", 1)[0] + ("/" if "/" in r else "")) not in ours]
+def refuse_replacing(folder: PathLike, foreign: Sequence[str], *, command: str, source: str) -> None:
+    """``command`` would replace the files ``foreign`` (relative to ``folder``, each differing
+    from what ``source`` holds and not written there by rectrain): refused, listed, with the fix."""
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise UserError(f"{folder} holds {len(foreign)} file(s) that differ from {source} and that rectrain "
                         f"did not write there ({shown}): {command} would replace them.",
-                        "pull into a new folder, or move those files away yourself (a folder rectrain "
-                        "pulled into before is updated in place).")
+                        "write into a new folder, or move those files away yourself.")
 
 
 def refuse_replacing_foreign_file(path: Optional[PathLike], *, flag: str, kind: str) -> None:

@@ -19,15 +19,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from rectrain.errors import DataError, IntegrityError, RectrainError, StorageError, UserError
+from rectrain.fsutil import sha256_file
 from rectrain.logs import get_logger
 from rectrain.outputs import (
-    OUTPUT_MARKER,
     atomic_open,
     claim_output_dir,
     is_within,
-    record_names,
     refuse_delete_in,
-    refuse_replacing_unrecorded,
+    refuse_replacing,
     remove_file,
     remove_quietly,
 )
@@ -63,14 +62,20 @@ def _plan_pull(uri: S3Uri, remote: Dict[str, ObjectInfo], dst: Path) -> None:
             )
 
 
-def _claim_destination(dst: Path, uri: S3Uri, wanted: List[Wanted], todo: List[Wanted],
-                       manifest: bool) -> None:
-    """Before any byte lands: a local file the pull would replace (it differs) must be one
-    rectrain wrote there; then the names pulled are noted in the folder's marker."""
-    refuse_replacing_unrecorded(dst, [rel for rel, _, _ in todo if (dst / rel).exists()], command="s3 pull",
-                                source=str(uri))
-    tops = {rel.split("/", 1)[0] + ("/" if "/" in rel else "") for rel, _, _ in wanted}
-    record_names(dst, sorted(tops | ({MANIFEST_NAME} if manifest else set())), command="s3 pull")
+def _claim_destination(dst: Path, uri: S3Uri, todo: List[Wanted]) -> None:
+    """Before any byte lands: a local file the pull would replace (it differs from S3's) must be
+    one an earlier pull wrote there, unchanged since (the local manifest.jsonl vouches for it);
+    a file of the user's is never replaced."""
+    replaced = [rel for rel, _, _ in todo if (dst / rel).exists()]
+    if not replaced:
+        return
+    try:
+        ours = Manifest.read(dst / MANIFEST_NAME).by_path()
+    except (OSError, RectrainError):
+        ours = {}
+    foreign = [rel for rel in replaced if rel not in ours or not (dst / rel).is_file()
+               or sha256_file(dst / rel) != ours[rel].sha256]
+    refuse_replacing(dst, foreign, command="s3 pull", source=str(uri))
 
 
 def _local_matches(path: Path, size: int, sha256: Optional[str], etag_md5: Optional[str]) -> bool:
@@ -154,8 +159,7 @@ def pull(
     result.files_total = len(wanted)
     result.bytes_total = sum(obj.size for _, obj, _ in wanted)
     todo = _not_here(wanted, dst, workers)
-    keep = {rel for rel, _, _ in wanted} | {OUTPUT_MARKER}
-    keep |= {MANIFEST_NAME} if dataset is not None else set()
+    keep = {rel for rel, _, _ in wanted} | ({MANIFEST_NAME} if dataset is not None else set())
     extra = sorted(rel for rel, _ in iter_files(dst) if rel not in keep) if (delete and dst.is_dir()) else []
     result.skipped = len(wanted) - len(todo)
     result.planned = [str(dst / rel) for rel, _, _ in todo]
@@ -166,7 +170,8 @@ def pull(
         result.seconds = time.monotonic() - started
         return result
 
-    _claim_destination(dst, uri, wanted, todo, dataset is not None)
+    _claim_destination(dst, uri, todo)
+    dst.mkdir(parents=True, exist_ok=True)
     _clean_partials(dst)
     for folder in sorted({posixpath.dirname(rel) for rel, _, _ in todo} - {""}):
         (dst / folder).mkdir(parents=True, exist_ok=True)
@@ -403,8 +408,10 @@ def unpack_dataset(
             path=str(src / MANIFEST_NAME),
         )
     groups = entries_by_shard(manifest)
-    tops = sorted({e.path.split("/", 1)[0] + ("/" if "/" in e.path else "") for e in manifest.entries})
-    claim_output_dir(dst, command="data unpack", writes=tops, inputs=[("packed dataset", src)])
+    claim_output_dir(dst, command="data unpack", writes=[], inputs=[("packed dataset", src)], create=False)
+    refuse_replacing(dst, [e.path for e in manifest.entries if (dst / e.path).exists()
+                           and not shard_extracted(dst, [e])], command="data unpack", source=str(src))
+    dst.mkdir(parents=True, exist_ok=True)
     shards = {s.path: s for s in manifest.shards}
     todo = [name for name, entries in groups.items() if not shard_extracted(dst, entries)]
     with TransferProgress(
@@ -447,7 +454,7 @@ def _finish_tree(dst: Path, manifest: Manifest, delete: bool) -> int:
     if delete:
         listed = {e.path for e in manifest.entries}
         for rel, path in iter_files(dst):
-            if rel not in listed and rel != OUTPUT_MARKER:
+            if rel not in listed:
                 remove_file(path)
                 deleted += 1
     return deleted
