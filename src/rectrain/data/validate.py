@@ -152,7 +152,7 @@ class _Collector:
             value: Optional[str] = None, key: Optional[int] = None) -> None:
         self.counts[code] += 1
         sev = codes.severity(code)
-        if sev == ERROR and key is not None:
+        if sev == ERROR and key is not None and code not in codes.CLEANABLE:
             self.error_keys.append(key)
         if self.counts[code] > self.max_per_code:
             self.omitted += 1
@@ -267,9 +267,9 @@ def _check_label(label: str, line: int, add: AddFn, encodable: Optional[frozense
             elif lost:  # the engine reads the file as written: these are dropped
                 note = (f" As written, the engine drops {describe_chars(lost)} (not in the "
                         "dictionary); train on the --write-clean output.")
-                add("unknown-char", line, f"{describe_chars(lost)} not in the dictionary, in label "
-                    f"{show_value(raw)} as written (the engine reads the file as written and drops "
-                    "them; --write-clean writes the composed form, which the dictionary holds).", raw)
+                add("dropped-as-written", line, f"{describe_chars(lost)} not in the dictionary, in "
+                    f"label {show_value(raw)} as written: the engine reads the file as written and "
+                    "drops them.", raw)
         add("not-nfc", line, f"label {show_value(raw)}: {'; '.join(why)}; normalized: "
             f"{show_value(normalize_label(raw))}.{note}", raw)
     if encodable is not None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from rectrain.data.shrink import ShrinkResult, shrink_tree
-from rectrain.errors import ConfigError, DataError, IntegrityError
+from rectrain.errors import ConfigError, DataError, IntegrityError, RectrainError, UserError
 from rectrain.fsutil import format_size, sha256_file
 from rectrain.logs import get_logger
 from rectrain.outputs import (
@@ -138,6 +138,23 @@ def _tar_cost(rel: str, size: int) -> int:
     return header + (size + _TAR_BLOCK - 1) // _TAR_BLOCK * _TAR_BLOCK
 
 
+def claim_pack_dir(out: Path, src: Path) -> None:
+    """``data pack -o OUT``: a new folder, or one holding a packed dataset's manifest (a pack
+    rectrain wrote, replaced whole); never a manifest.jsonl of something else. The packed folder
+    itself stays exact (shards and manifest, no marker)."""
+    claim_output_dir(out, command="data pack", writes=[], inputs=[("dataset folder", src)], create=False)
+    old = out / MANIFEST_NAME
+    if old.exists() or old.is_symlink():
+        try:
+            ours = Manifest.read(old).kind == "packed"
+        except (OSError, RectrainError):
+            ours = False
+        if not ours:
+            raise UserError(f"-o {out} already holds {MANIFEST_NAME}, which is not the manifest of a "
+                            "packed dataset rectrain wrote: packing there would replace it.",
+                            f"choose a new or empty folder, e.g. -o {out.parent / (out.name + '-packed')}.")
+
+
 def pack_dataset(
     src_dir: Any, out_dir: Any, shard_size: Any = "128MB", *, progress: bool = True,
     shrink: Optional[Dict[str, Any]] = None,
@@ -156,12 +173,11 @@ def pack_dataset(
             "choose an output folder outside the dataset, e.g. a sibling folder.",
             path=str(src),
         )
-    claim_output_dir(out, command="data pack", writes=[MANIFEST_NAME], inputs=[("dataset folder", src)],
-                     create=False)
+    claim_pack_dir(out, src)
     files = [(rel, path) for rel, path in iter_files(src) if rel != MANIFEST_NAME]
     if not files:
         raise DataError("no files to pack.", "check the dataset folder.", path=str(src))
-    claim_output_dir(out, command="data pack", writes=[MANIFEST_NAME], inputs=[("dataset folder", src)])
+    out.mkdir(parents=True, exist_ok=True)
     remove_file(out / MANIFEST_NAME)  # an old manifest must not vouch for half-written shards
 
     # group files into shards, in path order
@@ -415,8 +431,7 @@ def pack_shrunk_dataset(src_dir: Union[str, Path], out_dir: Union[str, Path], ma
         raise DataError(f"the output folder {out} is inside the dataset folder.",
                         "choose an output folder outside the dataset, e.g. a sibling folder.",
                         path=str(src))
-    claim_output_dir(out, command="data pack", writes=[MANIFEST_NAME], inputs=[("dataset folder", src)],
-                     create=False)
+    claim_pack_dir(out, src)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.shrink-{secrets.token_hex(4)}"
     try:

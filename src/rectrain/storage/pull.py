@@ -62,6 +62,17 @@ def _plan_pull(uri: S3Uri, remote: Dict[str, ObjectInfo], dst: Path) -> None:
             )
 
 
+def _pushed_by_rectrain(s3: S3Service, uri: S3Uri, remote: Dict[str, ObjectInfo]) -> bool:
+    """Whether the objects were uploaded by rectrain (its SHA-256 in their metadata): one HEAD."""
+    first = remote[sorted(remote)[0]]
+    try:
+        head = s3.call("head_object", "s3:GetObject", uri.join(sorted(remote)[0]), Bucket=uri.bucket,
+                       Key=first.key)
+    except RectrainError:
+        return False
+    return bool((head.get("Metadata") or {}).get("sha256"))
+
+
 def _claim_destination(dst: Path, uri: S3Uri, todo: List[Wanted]) -> None:
     """Before any byte lands: a local file the pull would replace (it differs from S3's) must be
     one an earlier pull wrote there, unchanged since (the local manifest.jsonl vouches for it);
@@ -133,12 +144,16 @@ def pull(
         manifest_raw = read_object(client, uri.bucket, remote[MANIFEST_NAME].key)
         dataset = Manifest.parse(manifest_raw.decode("utf-8", "replace"), str(uri.join(MANIFEST_NAME)))
         result.manifest = str(uri.join(MANIFEST_NAME))
-    elif verify_manifest:  # fail closed: an upload stopped before its end has no manifest yet
+    elif verify_manifest and _pushed_by_rectrain(s3, uri, remote):
+        # fail closed: `rectrain s3 push` writes the manifest last, so its absence means the
+        # upload stopped before its end (other prefixes are pulled file by file, checked each)
         raise StorageError(
             f"no {MANIFEST_NAME} at {uri}: rectrain writes it last, so this upload may have been "
             "interrupted (files missing or half there), and nothing says which files belong.",
             "push the dataset again (`rectrain s3 push`), or pass --no-verify-manifest to pull the "
             "files that are there (each checked against its own checksum).")
+    elif verify_manifest:
+        log.info("no %s at %s: each file is checked against its own checksum only", MANIFEST_NAME, uri)
 
     if dataset is not None and dataset.kind == "packed" and unpack:
         return _pull_unpack(

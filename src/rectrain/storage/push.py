@@ -124,6 +124,7 @@ def push(
     if manifest and remote_manifest is not None and changing:
         # the dataset is about to change: it must not look complete until the new manifest lands
         delete_keys(client, uri.bucket, [remote_manifest.key])
+        manifest_same = False  # deleted: written again at the end, even if its bytes are the same
 
     done_lock = threading.Lock()
     with TransferProgress(f"push {uri}", len(todo), sum(f.size for f in todo), progress) as bar:
