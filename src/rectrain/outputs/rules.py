@@ -344,7 +344,10 @@ def record_output(path: PathLike, *, command: str) -> None:
     it, as long as nobody changed it since (then it is the user's)."""
     p = _resolve(path)
     line = json.dumps({"path": str(p), "sha256": sha256_file(p), "command": command}) + "\n"
-    registry = _registry()
+    try:
+        registry = _registry()
+    except RuntimeError:  # no home folder: the output stays; a rerun then asks for --force
+        return
     try:
         if registry.is_file() and registry.stat().st_size > REGISTRY_MAX:
             lines = registry.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
@@ -360,7 +363,7 @@ def written_by_rectrain(path: PathLike) -> bool:
     p = _resolve(path)
     try:
         text = _registry().read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    except (OSError, RuntimeError):
         return False
     key = json.dumps(str(p))
     digests = set()

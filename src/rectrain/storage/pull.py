@@ -62,6 +62,24 @@ def _plan_pull(uri: S3Uri, remote: Dict[str, ObjectInfo], dst: Path) -> None:
             )
 
 
+def _remote_manifest(s3: S3Service, uri: S3Uri, remote: Dict[str, ObjectInfo],
+                     result: TransferResult) -> Tuple[Optional[Manifest], bytes]:
+    """The dataset's manifest and its bytes; none for a prefix rectrain did not push. An upload
+    by rectrain without its manifest (written last) stopped before its end: refused."""
+    if MANIFEST_NAME in remote:
+        raw = read_object(s3.client, uri.bucket, remote[MANIFEST_NAME].key)
+        result.manifest = str(uri.join(MANIFEST_NAME))
+        return Manifest.parse(raw.decode("utf-8", "replace"), str(uri.join(MANIFEST_NAME))), raw
+    if _pushed_by_rectrain(s3, uri, remote):
+        raise StorageError(
+            f"no {MANIFEST_NAME} at {uri}: rectrain writes it last, so this upload may have been "
+            "interrupted (files missing or half there), and nothing says which files belong.",
+            "push the dataset again (`rectrain s3 push`), or pass --no-verify-manifest to pull the "
+            "files that are there (each checked against its own checksum).")
+    log.info("no %s at %s: each file is checked against its own checksum only", MANIFEST_NAME, uri)
+    return None, b""
+
+
 def _pushed_by_rectrain(s3: S3Service, uri: S3Uri, remote: Dict[str, ObjectInfo]) -> bool:
     """Whether the objects were uploaded by rectrain (its SHA-256 in their metadata): one HEAD."""
     first = remote[sorted(remote)[0]]
@@ -138,23 +156,7 @@ def pull(
         return result
     _plan_pull(uri, remote, dst)
 
-    dataset: Optional[Manifest] = None
-    manifest_raw = b""
-    if verify_manifest and MANIFEST_NAME in remote:
-        manifest_raw = read_object(client, uri.bucket, remote[MANIFEST_NAME].key)
-        dataset = Manifest.parse(manifest_raw.decode("utf-8", "replace"), str(uri.join(MANIFEST_NAME)))
-        result.manifest = str(uri.join(MANIFEST_NAME))
-    elif verify_manifest and _pushed_by_rectrain(s3, uri, remote):
-        # fail closed: `rectrain s3 push` writes the manifest last, so its absence means the
-        # upload stopped before its end (other prefixes are pulled file by file, checked each)
-        raise StorageError(
-            f"no {MANIFEST_NAME} at {uri}: rectrain writes it last, so this upload may have been "
-            "interrupted (files missing or half there), and nothing says which files belong.",
-            "push the dataset again (`rectrain s3 push`), or pass --no-verify-manifest to pull the "
-            "files that are there (each checked against its own checksum).")
-    elif verify_manifest:
-        log.info("no %s at %s: each file is checked against its own checksum only", MANIFEST_NAME, uri)
-
+    dataset, manifest_raw = _remote_manifest(s3, uri, remote, result) if verify_manifest else (None, b"")
     if dataset is not None and dataset.kind == "packed" and unpack:
         return _pull_unpack(
             client,
