@@ -123,6 +123,22 @@ YAML_READERS = (
 )
 
 
+FSUTIL_WRITERS = {"atomic_open", "write_text_atomic", "write_json_atomic", "remove_quietly"}
+
+
+def primitive_imports(source: str) -> List[int]:
+    """Lines importing fsutil's writing primitives (everyone else calls rectrain.outputs)."""
+    return sorted(node.lineno for node in ast.walk(ast.parse(source))
+                  if isinstance(node, ast.ImportFrom) and node.module == "rectrain.fsutil"
+                  and any(a.name in FSUTIL_WRITERS for a in node.names))
+
+
+def test_only_the_gateway_calls_the_atomic_primitives() -> None:
+    assert primitive_imports("from rectrain.fsutil import sha256_file, atomic_open\n") == [1]
+    assert primitive_imports("from rectrain.fsutil import sha256_file\n") == []
+    assert offenders(PACKAGE, primitive_imports, ("outputs/",)) == {}
+
+
 def test_yaml_is_parsed_by_the_one_strict_reader() -> None:
     """Configs, job configs and --set values are parsed by ``rectrain.yamlfile`` alone."""
     assert offenders(PACKAGE, yaml_parses, YAML_READERS) == {}
