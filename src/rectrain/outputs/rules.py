@@ -320,10 +320,10 @@ def claim_output_file(path: PathLike, *, command: str, flag: str = "-o",
                         f"write to a new file outside it, e.g. {flag} {Path.cwd() / p.name}.")
     if not (p.exists() or p.is_symlink()):
         return p
+    refuse_replacing_data(path, flag=flag)  # what it is, when it is data: named in the message
+    if kind:
+        refuse_replacing_foreign_file(path, flag=flag, kind=kind)
     if force or p.name in _recorded(p.parent) or written_by_rectrain(p):
-        refuse_replacing_data(path, flag=flag)
-        if kind:
-            refuse_replacing_foreign_file(path, flag=flag, kind=kind)
         return p
     raise UserError(f"{flag} {path} exists and rectrain did not write it: {command} would "
                     "replace it.", f"choose a new file name (e.g. {flag} {_suggest(path)}), or move "

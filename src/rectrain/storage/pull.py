@@ -70,7 +70,8 @@ def _remote_manifest(s3: S3Service, uri: S3Uri, remote: Dict[str, ObjectInfo],
         raw = read_object(s3.client, uri.bucket, remote[MANIFEST_NAME].key)
         result.manifest = str(uri.join(MANIFEST_NAME))
         return Manifest.parse(raw.decode("utf-8", "replace"), str(uri.join(MANIFEST_NAME))), raw
-    if _pushed_by_rectrain(s3, uri, remote):
+    checkpoints = any(rel.rsplit("/", 1)[-1] == "_COMPLETE.json" for rel in remote)  # markers, no manifest
+    if not checkpoints and _pushed_by_rectrain(s3, uri, remote):
         raise StorageError(
             f"no {MANIFEST_NAME} at {uri}: rectrain writes it last, so this upload may have been "
             "interrupted (files missing or half there), and nothing says which files belong.",
