@@ -34,7 +34,7 @@ def register(sub) -> None:  # noqa: ANN001
 
     prune = ck.add_parser("prune", help="delete old iter_epoch_N checkpoints (never best/latest)")
     prune.add_argument("source", help="run folder, checkpoint folder or s3://prefix")
-    prune.add_argument("--keep-last", type=ranges.count(1), required=True, metavar="N")
+    prune.add_argument("--keep-last", type=ranges.count(0), required=True, metavar="N")
     prune.add_argument("--dry-run", action="store_true")
     prune.add_argument("--endpoint-url")
     prune.set_defaults(func=handle_prune)
