@@ -123,5 +123,9 @@ def claim_checkpoint_dir(ckdir: Path, run: Path, config: Union[str, Path], cfg: 
             raise UserError(f"--checkpoint-dir {ckdir} holds the {what} ({path}): the engine's "
                             "files would be written among them.",
                             f"pass a new folder, e.g. --checkpoint-dir {run / 'checkpoints'} (the default).")
-    claim_output_dir(ckdir, command="train", flag="--checkpoint-dir", writes=list(ENGINE_CHECKPOINT_FILES),
-                     inputs=inputs, own=[run])
+    # checks only, no marker: SageMaker syncs this folder to S3 as it is. A folder that already
+    # holds the engine's checkpoints is a run's (resume, restart: their own refusals apply).
+    engine_files = ckdir.is_dir() and (any(ckdir.glob("*.states")) or (ckdir / "snapshots").is_dir())
+    claim_output_dir(ckdir, command="train", flag="--checkpoint-dir",
+                     writes=[] if engine_files else list(ENGINE_CHECKPOINT_FILES), inputs=inputs, own=[run],
+                     create=False)
