@@ -106,7 +106,8 @@ ENGINE_CHECKPOINT_FILES = ("config.yml", "train.log", "latest.pdparams", "latest
                            "best_model/", "snapshots/")
 
 
-def claim_checkpoint_dir(ckdir: Path, run: Path, config: Union[str, Path], cfg: Dict[str, Any]) -> None:
+def claim_checkpoint_dir(ckdir: Path, run: Path, config: Union[str, Path], cfg: Dict[str, Any],
+                         new_run: bool = True) -> None:
     """``--checkpoint-dir`` outside the run folder: never the current folder, its parents, home
     or root, never a folder holding the run's inputs (the dataset), never another run's
     checkpoints, never over files of the names the engine writes that rectrain did not write."""
@@ -125,7 +126,8 @@ def claim_checkpoint_dir(ckdir: Path, run: Path, config: Union[str, Path], cfg: 
                             f"pass a new folder, e.g. --checkpoint-dir {run / 'checkpoints'} (the default).")
     # checks only, no marker: SageMaker syncs this folder to S3 as it is. A folder that already
     # holds the engine's checkpoints is a run's (resume, restart: their own refusals apply).
-    engine_files = ckdir.is_dir() and (any(ckdir.glob("*.states")) or (ckdir / "snapshots").is_dir())
+    engine_files = not new_run or (ckdir.is_dir() and (any(ckdir.glob("*.states"))
+                                                        or (ckdir / "snapshots").is_dir()))
     claim_output_dir(ckdir, command="train", flag="--checkpoint-dir",
                      writes=[] if engine_files else list(ENGINE_CHECKPOINT_FILES), inputs=inputs, own=[run],
                      create=False)

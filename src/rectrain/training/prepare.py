@@ -97,7 +97,7 @@ def _prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings,
              cfg: EngineConfig) -> Tuple[Optional[Prepared], Optional[TrainResult]]:
     run, ckdir = request.run, request.checkpoints
     claim_run_dir(run, request.config, cfg.data)
-    claim_checkpoint_dir(ckdir, run, request.config, cfg.data)
+    claim_checkpoint_dir(ckdir, run, request.config, cfg.data, new_run=request.mode == "new")
     ckdir.mkdir(parents=True, exist_ok=True)
     if request.checkpoint_s3 is not None:
         if s3 is None:
