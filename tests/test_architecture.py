@@ -264,13 +264,15 @@ def archive_extractors(source: str) -> list:
 
 def test_one_safe_extractor_unpacks_archives() -> None:
     """Archives rectrain did not write (model.tar.gz, channel tars) are unpacked by
-    rectrain.archives alone (its member checks, the data filter, no modes from the archive;
-    packed datasets stream through storage/pack.py's own checked reader)."""
+    rectrain.archives.safe_extract alone, whose writing part is the write gateway's
+    outputs/files.py extract_tar (the member checks of rectrain.outputs.archives, the data
+    filter, no modes from the archive); packed datasets' shards go through storage/extract.py's
+    own checked reader."""
     assert archive_extractors("tar.extractall(dest)\n") == [1]
     assert archive_extractors("shutil.unpack_archive(a, b)\n") == [1]
     assert archive_extractors("tar.extractfile(m)\n") == []
     offenders = {_rel(p): archive_extractors(p.read_text(encoding="utf-8")) for p in SRC_FILES
-                 if _rel(p) != "archives.py"}
+                 if _rel(p) != "outputs/files.py"}
     assert {k: v for k, v in offenders.items() if v} == {}
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -26,10 +25,10 @@ from rectrain.data.validate import validate_recognition_annotation_format
 from rectrain.demo_steps import cut_short_line, estimate_line, step_schedule
 from rectrain.engine import find_engine
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.logs import get_logger
 from rectrain.model.evaluate import evaluate_model
 from rectrain.model.export import export_model
+from rectrain.outputs import claim_output_dir, copy_file, remove_tree, write_json, write_text
 from rectrain.settings import Settings
 from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
 from rectrain.storage.objects import delete_prefix, list_objects
@@ -105,7 +104,13 @@ def choose_words(plan: DemoPlan, seed: int) -> Tuple[List[str], List[str], List[
 
 def _reset(path: Path) -> None:
     if path.exists():
-        shutil.rmtree(path)
+        remove_tree(path)
+
+
+# What the demo writes into its --workdir (a rerun replaces them; a folder with other files of
+# these names is refused).
+DEMO_WRITES = ("source/", "s3/", "data/", "run/", "model/", "config.yml", "config.base.yml",
+               "config.diff.md", "curves.png", "report.json")
 
 
 def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *, seed: int = 0,
@@ -117,8 +122,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
     plan = plan or DemoPlan()
     settings = settings or Settings.from_env()
     started = time.monotonic()
-    work = Path(workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    work = claim_output_dir(workdir, command="demo", flag="--workdir", writes=list(DEMO_WRITES))
     engine = find_engine()
     sched = step_schedule(plan.train_images, plan.batch_size, plan.train_steps)
     log.info("      %s", estimate_line(sched, plan.seconds_per_step, minutes))
@@ -146,7 +150,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
     # h. the report
     curves = run_dir / "curves.png"
     if curves.is_file():
-        shutil.copyfile(curves, work / "curves.png")
+        copy_file(curves, work / "curves.png")
     report_data: Dict[str, object] = {
         "word_accuracy": evaluation.word_accuracy,
         "cer": evaluation.cer,
@@ -165,7 +169,7 @@ def run_demo(workdir: str = "rectrain-demo", minutes: Optional[float] = None, *,
         "model_dir": str(work / "model"),
         "curves_png": str(work / "curves.png"),
     }
-    write_json_atomic(work / "report.json", report_data)
+    write_json(work / "report.json", report_data)
     log.info("[7/7] held-out word accuracy %.1f%%, CER %.3f (exported model, %d unseen words)",
              100 * evaluation.word_accuracy, evaluation.cer, evaluation.total)
     log.info("      report: %s", work / "report.json")
@@ -190,8 +194,8 @@ def _synthetic_dataset(work: Path, plan: DemoPlan, seed: int) -> Path:
                height=plan.image_height, effects=effects, prefix="train-")
     synthesize(val_words, source / "val", len(val_words), seed=seed + 1, fonts=fonts,
                height=plan.image_height, effects=effects, prefix="val-")
-    write_text_atomic(source / "dict.txt", "\n".join(charset) + "\n")
-    write_json_atomic(dataset_stamp, {"seed": seed, "train_words": len(train_words),
+    write_text(source / "dict.txt", "\n".join(charset) + "\n")
+    write_json(dataset_stamp, {"seed": seed, "train_words": len(train_words),
                                       "val_words": len(val_words), "charset": charset})
     return source
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Union
+from typing import IO, Any, Iterator, Optional, Union
+
+from rectrain.errors import UserError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -36,6 +39,34 @@ def _default_mode() -> int:
     """The mode a plain ``open()`` would give (mkstemp's temp files are owner-only). The umask is
     read once: flipping it on every write would race with other threads creating files."""
     return 0o666 & ~_UMASK
+
+
+def special_kind(path: PathLike) -> str:
+    """What ``path`` is when it is a named pipe, a device or a socket ("a named pipe (FIFO)"),
+    judged by its type without opening it; "" for a regular file, a folder or nothing."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return ""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def refuse_special(path: PathLike, *, what: str = "file") -> None:
+    """The one check every reader and writer makes before opening a path: a named pipe may
+    wait forever, a device (/dev/zero) never end, a socket belongs to another program."""
+    kind = special_kind(path)
+    if kind:
+        raise UserError(f"{path} is {kind}, not a regular file: rectrain does not read or write "
+                        f"special files (as the {what} it would wait forever or never end).",
+                        f"pass a regular file as the {what} (copy the data into one first).")
 
 
 def sha256_file(path: PathLike, chunk: int = 1 << 20) -> str:
@@ -66,8 +97,11 @@ def remove_quietly(path: PathLike) -> None:
 
 
 @contextmanager
-def atomic_open(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO[Any]]:
-    """Write to a temporary file beside ``path`` and rename it over ``path`` on success."""
+def atomic_open(path: PathLike, mode: str = "w", encoding: str = "utf-8",
+                perm: Optional[int] = None) -> Iterator[IO[Any]]:
+    """Write to a temporary file beside ``path`` and rename it over ``path`` on success.
+    ``perm``: the file's mode (0o600 for a secret: owner-only from its first byte, as mkstemp
+    makes it); default what a plain ``open()`` gives."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -80,19 +114,19 @@ def atomic_open(path: PathLike, mode: str = "w", encoding: str = "utf-8") -> Ite
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, _default_mode())
+        os.chmod(tmp, _default_mode() if perm is None else perm)
         os.replace(tmp, target)
     except BaseException:
         remove_quietly(tmp)
         raise
 
 
-def write_text_atomic(path: PathLike, text: str) -> None:
-    with atomic_open(path, "w") as fh:
+def write_text_atomic(path: PathLike, text: str, perm: Optional[int] = None) -> None:
+    with atomic_open(path, "w", perm=perm) as fh:
         fh.write(text)
 
 
-def write_json_atomic(path: PathLike, data: Any) -> None:
-    with atomic_open(path, "w") as fh:
+def write_json_atomic(path: PathLike, data: Any, perm: Optional[int] = None) -> None:
+    with atomic_open(path, "w", perm=perm) as fh:
         json.dump(data, fh, ensure_ascii=False, indent=2, sort_keys=False)
         fh.write("\n")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Tuple, Union
 
-from rectrain.fsutil import atomic_open
+from rectrain.outputs import save_figure
 
 
 def subplots(*args: Any, figsize: Tuple[float, float] = (8, 4), **kwargs: Any) -> Tuple[Any, Any]:
@@ -34,6 +34,5 @@ def save_png(fig: Any, out: Union[str, Path], dpi: int = 100) -> Path:
     fig.tight_layout()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=dpi)
+    save_figure(fig, path, dpi=dpi)
     return path

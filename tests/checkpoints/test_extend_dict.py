@@ -118,7 +118,7 @@ def test_refusals(tmp_path, dicts):
     old, new = dicts
     c = 1 + len(OLD)
     src = _save(tmp_path / "w.pdparams", {"head.fc.weight": _rand(4, c), "head.fc.bias": _rand(c)})
-    with pytest.raises(UserError, match="is the input weights file"):
+    with pytest.raises(UserError, match="same file as the pretrained weights"):
         extend_dictionary(src, old, new, src)
     reordered = _dict(tmp_path / "re.txt", ["b", "a"] + OLD[2:] + ["ฃ"])
     with pytest.raises(UserError, match="line 1 is 'b'") as err:
@@ -145,4 +145,4 @@ def test_cli_extend_dict(tmp_path, dicts, capsys):
     assert "2 new class(es)" in capsys.readouterr().out
     assert main(["ckpt", "extend-dict", "--pretrained", str(src), "--base-dict", str(old),
                  "--dict", str(new), "-o", str(src)]) == EXIT_USER_ERROR
-    assert "is the input weights file" in capsys.readouterr().err
+    assert "same file as the pretrained weights" in capsys.readouterr().err

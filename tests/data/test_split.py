@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from rectrain.cli.main import main
 from rectrain.data.split import split_labels
 
@@ -41,5 +43,7 @@ def test_split_cli(tmp_path, capsys):
     src = _write(tmp_path)
     assert main(["data", "split", str(src), "-o", str(tmp_path / "o"), "--val", "0.2", "--seed", "9"]) == 0
     assert '"val_samples": 20' in capsys.readouterr().out
-    assert main(["data", "split", str(src), "-o", str(tmp_path / "o"), "--val", "2"]) == 2
+    with pytest.raises(SystemExit) as refused:  # out of --val's range: refused by the parser
+        main(["data", "split", str(src), "-o", str(tmp_path / "o"), "--val", "2"])
+    assert refused.value.code == 2
     assert main(["data", "split", str(src), "-o", str(tmp_path / "o"), "--group-by", "("]) == 2

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import List, Optional, Union
 
 from rectrain.checkpoints.local import (
+    MARKER,
     PROTECTED,
     CheckpointInfo,
     engine_prefix,
@@ -18,6 +19,7 @@ from rectrain.checkpoints.local import (
     refuse_unusable_pointers,
     remove_snapshot,
     scan_local,
+    sizes_match,
     snapshot,
 )
 from rectrain.checkpoints.owner import PrefixLease
@@ -31,10 +33,13 @@ from rectrain.checkpoints.remote import (
 )
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
 from rectrain.errors import UserError
+from rectrain.logs import get_logger
+from rectrain.outputs import remove_file
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
 
 SNAPSHOTS = "snapshots"
+log = get_logger(__name__)
 
 
 def _is_s3(source: Union[str, Path]) -> bool:
@@ -82,7 +87,14 @@ def list_checkpoints(source: Union[str, Path], *, endpoint_url: Optional[str] = 
     base = _checkpoint_dir(source)
     if not base.is_dir():
         raise UserError(f"{base}: no such folder.", "give a run folder, a checkpoint folder or s3://...")
-    found = {name: info for name, _, info in pointers(base / SNAPSHOTS)}
+    found = {}
+    for name, folder, info in pointers(base / SNAPSHOTS):
+        if sizes_match(folder, info):
+            found[name] = info
+        else:  # changed since it was sealed: not complete any more
+            log.warning("%s: a file differs from its marker (%s); not listed as complete. Fix: use "
+                        "another checkpoint, or pull it again from S3 (`rectrain ckpt pull`).",
+                        folder, MARKER)
     for info in scan_local(base, sub_epochs=_sub_epochs(base)):
         have = found.get(info.name)
         if have is None or have.global_step < info.global_step:
@@ -179,14 +191,14 @@ def prune_checkpoints(source: Union[str, Path], keep_last: int, *, endpoint_url:
     folders = {name: folder for name, folder, _ in pointers(snaps)}
     for name in doomed:
         try:  # the pointer first: the name stops counting, then its folder
-            pointer_path(snaps, name).unlink()
+            remove_file(pointer_path(snaps, name), missing_ok=False)
         except FileNotFoundError:
             pass
         if name in folders:
             remove_snapshot(folders[name])
         for suffix in (".states", ".pdparams", ".pdopt"):  # states first: no longer "complete"
             try:
-                (base / f"{name}{suffix}").unlink()
+                remove_file(base / f"{name}{suffix}", missing_ok=False)
             except FileNotFoundError:
                 pass
     return doomed

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import Callable, Dict, Mapping, Optional, Union
 
 from rectrain.errors import IntegrityError, StorageError, UserError
-from rectrain.fsutil import remove_quietly, sha256_file
+from rectrain.fsutil import sha256_file
+from rectrain.outputs import (
+    claim_output_file,
+    move,
+    open_stream,
+    record_output,
+    refuse_output_over_inputs,
+    remove_quietly,
+    write_text,
+)
 
 PathLike = Union[str, Path]
 OFFICIAL_BASE = "https://paddle-model-ecology.bj.bcebos.com/paddlex/official_pretrained_model/"
@@ -92,16 +101,25 @@ def download_model(name: str, dest: PathLike, *, sha256: Optional[str] = None,
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     host = source.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].lower()
     loopback = host in ("127.0.0.1", "localhost", "[::1]")  # a local mirror: nobody on the way
-    if scheme not in ("https", "http") or (scheme == "http" and want is None and not loopback):
+    pinned_local = scheme == "file" and want is not None  # a mirror on a mounted disk, checked by hash
+    if not pinned_local and (scheme not in ("https", "http") or (scheme == "http" and want is None
+                                                                 and not loopback)):
         raise UserError(f"ckpt download {name}: {source} is not an https:// address"
                         + (" (plain http with no pinned SHA-256 lets anyone on the way change "
-                           "the weights)" if scheme == "http" else "") + ".",
-                        "use an https:// URL (or a mirror), or pass --sha256 HEX for an http one.")
+                           "the weights)" if scheme in ("http", "file") else "") + ".",
+                        "use an https:// URL (or a mirror), or pass --sha256 HEX for an http:// or "
+                        "file:// one.")
     target = Path(dest).expanduser()
     if target.is_dir() or str(dest).endswith(("/", os.sep)):
         target = target / filename
+    local = urllib.request.url2pathname(source[len("file://"):]) if source.startswith("file://") else None
+    refuse_output_over_inputs(target, [("file downloaded", local)])
     if target.is_file() and want is not None and sha256_file(target) == want:
         return target  # already there and verified
+    sidecar = target.with_name(target.name + ".sha256")
+    claim_output_file(target, command="ckpt download", inputs=[("file downloaded", local)])
+    if want is None:
+        claim_output_file(sidecar, command="ckpt download")
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
@@ -109,7 +127,7 @@ def download_model(name: str, dest: PathLike, *, sha256: Optional[str] = None,
     try:
         try:
             req = urllib.request.Request(source, headers={"User-Agent": "rectrain"})
-            with urllib.request.urlopen(req, timeout=timeout) as resp, open(part, "wb") as fh:
+            with urllib.request.urlopen(req, timeout=timeout) as resp, open_stream(part) as fh:
                 length = resp.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
                 while True:
@@ -139,11 +157,12 @@ def download_model(name: str, dest: PathLike, *, sha256: Optional[str] = None,
             raise IntegrityError(f"{source}: SHA-256 {actual} is not the pinned {want}.",
                                  "the file differs from the one pinned (a changed upload or a "
                                  "tampered mirror); nothing was kept. Check the source.")
-        os.replace(part, target)
+        move(part, target)
     except BaseException:
         remove_quietly(part)
         raise
+    record_output(target, command="ckpt download")
     if want is None:
-        (target.with_name(target.name + ".sha256")).write_text(
-            f"{actual}  {target.name}\n", encoding="utf-8")
+        write_text(sidecar, f"{actual}  {target.name}\n")
+        record_output(sidecar, command="ckpt download")
     return target

@@ -29,6 +29,7 @@ from typing import Any, Dict, List, Union
 from rectrain.checkpoints.pdparams import NAME_MAP_KEY, head_tensors, load_state, save_state
 from rectrain.data.dictionary import read_dictionary
 from rectrain.errors import UserError
+from rectrain.outputs import claim_output_file, record_output
 
 PathLike = Union[str, Path]
 
@@ -84,6 +85,8 @@ def extend_dictionary(pretrained: PathLike, base_dict: PathLike, new_dict: PathL
     """Write ``out`` (.pdparams): ``pretrained`` with its head grown from ``base_dict`` to
     ``new_dict``. Refuses ``out`` == ``pretrained``, a NEW that is not OLD + appended lines and
     weights whose head does not fit OLD (with ``use_space_char`` as given)."""
+    claim_output_file(out, command="ckpt extend-dict", inputs=[
+        ("pretrained weights", pretrained), ("base dictionary", base_dict), ("new dictionary", new_dict)])
     added = appended_lines(base_dict, new_dict)
     if not added:
         raise UserError(f"--dict {new_dict} adds nothing to --base-dict {base_dict}.",
@@ -97,6 +100,7 @@ def grow_weights(pretrained: PathLike, out: PathLike, old_chars: List[str], adde
     """``extend_dictionary`` on lines: ``old_chars`` are the weights' dictionary lines (no
     space), ``added`` the lines appended after them."""
     src, dst = Path(pretrained), Path(out)
+    claim_output_file(dst, command="ckpt extend-dict", inputs=[("pretrained weights", src)])
     if dst.suffix != ".pdparams":
         raise UserError(f"-o {dst}: the output must be a .pdparams file.",
                         "pass e.g. -o grown.pdparams.")
@@ -138,4 +142,5 @@ def grow_weights(pretrained: PathLike, out: PathLike, old_chars: List[str], adde
     if NAME_MAP_KEY in state:
         new_state[NAME_MAP_KEY] = state[NAME_MAP_KEY]
     save_state(new_state, dst)
+    record_output(dst, command="ckpt extend-dict")
     return report

@@ -21,7 +21,6 @@ import json
 import pickle
 import re
 import secrets
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from rectrain.checkpoints import pickles
 from rectrain.errors import IntegrityError
-from rectrain.fsutil import sha256_file, write_json_atomic
+from rectrain.fsutil import sha256_file
+from rectrain.outputs import copy_file, remove_file, remove_tree, write_json
 
 SUFFIXES = (".pdparams", ".pdopt", ".states")
 MARKER = "_COMPLETE.json"
@@ -236,7 +236,7 @@ def write_pointer(root: Union[str, Path], name: str, folder: Union[str, Path],
     """``<root>/<name>.json``: which complete folder ``name`` (latest, best_accuracy,
     best_of_run, iter_epoch_N) is now; written atomically, after the folder's marker."""
     data = dict(info.as_dict(), name=name, folder=Path(folder).name)
-    write_json_atomic(pointer_path(root, name), data)
+    write_json(pointer_path(root, name), data)
 
 
 def read_pointer(root: Union[str, Path], name: str) -> Optional[Tuple[Path, CheckpointInfo]]:
@@ -286,7 +286,7 @@ def seal(folder: Union[str, Path], info: CheckpointInfo, engine_name: str,
     """Write a copied folder's marker (it is complete from now on), then point
     ``root/<info.name>.json`` at it (``root``: the folder's parent)."""
     folder = Path(folder)
-    write_json_atomic(folder / MARKER, dict(info.as_dict(), engine_prefix=engine_name))
+    write_json(folder / MARKER, dict(info.as_dict(), engine_prefix=engine_name))
     write_pointer(root or folder.parent, info.name, folder, info)
 
 
@@ -318,13 +318,13 @@ def snapshot(checkpoint_dir: Union[str, Path], name: str, dest_root: Union[str, 
         files: Dict[str, Dict[str, Any]] = {}
         for suffix in SUFFIXES:
             target = dest / f"{name}{suffix}"
-            shutil.copyfile(src / f"{name}{suffix}", target)
+            copy_file(src / f"{name}{suffix}", target)
             files[target.name] = {"size": target.stat().st_size, "sha256": sha256_file(target)}
         after = [(src / f"{name}{s}").stat().st_mtime_ns for s in SUFFIXES]
         copied = read_states(dest / f"{name}.states")
         if before != after or int(copied.get("global_step", 0)) != step:
             last_error = IntegrityError(f"{src / name} changed while it was copied.", "retry.")
-            shutil.rmtree(dest, ignore_errors=True)
+            remove_tree(dest, ignore_errors=True)
             time.sleep(0.5)
             continue
         engine_epoch = int(copied.get("epoch", 0))
@@ -362,7 +362,7 @@ def copy_snapshot(src_folder: Union[str, Path], dest_root: Union[str, Path], nam
     files = {}
     for fname, meta in info.files.items():
         new = name + fname[len(old_prefix):] if fname.startswith(old_prefix) else fname
-        shutil.copyfile(Path(src_folder) / fname, dest / new)
+        copy_file(Path(src_folder) / fname, dest / new)
         files[new] = meta
     info.name, info.location, info.files, info.time = name, str(dest), files, time.time()
     if sealed:
@@ -373,11 +373,8 @@ def copy_snapshot(src_folder: Union[str, Path], dest_root: Union[str, Path], nam
 def remove_snapshot(folder: Union[str, Path]) -> None:
     """Delete a snapshot folder, its marker first: a sync that copies the deletion halfway
     leaves an incomplete folder, never a marker beside missing files."""
-    try:
-        (Path(folder) / MARKER).unlink()
-    except FileNotFoundError:
-        pass
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_file(Path(folder) / MARKER)
+    remove_tree(folder, ignore_errors=True)
 
 
 def stale_folders(root: Union[str, Path], name: str, keep: Union[str, Path]) -> List[Path]:
@@ -416,6 +413,18 @@ def engine_prefix(snapshot_dir: Union[str, Path]) -> Path:
         if states:
             return d / states[0].name[: -len(".states")]
         return d / d.name
+
+
+def sizes_match(snapshot_dir: Union[str, Path], info: CheckpointInfo) -> bool:
+    """The cheap half of :func:`verify_snapshot` (a stat per file, no hashing), for listings:
+    every file the marker names is there with the size it was sealed with."""
+    for fname, meta in info.files.items():
+        try:
+            if "size" in meta and (Path(snapshot_dir) / fname).stat().st_size != meta["size"]:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def verify_snapshot(snapshot_dir: Union[str, Path]) -> CheckpointInfo:

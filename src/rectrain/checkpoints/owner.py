@@ -29,6 +29,7 @@ from rectrain.checkpoints.remote import is_not_found
 from rectrain.errors import StorageError, UserError
 from rectrain.logs import get_logger
 from rectrain.machine.processes import pid_alive
+from rectrain.outputs import open_lock
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
 
@@ -61,7 +62,7 @@ class RunLock:
         import fcntl
 
         lock = cls(run)
-        fd = os.open(lock.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = open_lock(lock.path)
         for attempt in range(6):  # `monitor` holds a shared lock for an instant: try again
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -28,7 +28,8 @@ from typing import Any, Dict, List, Optional, Union
 
 from rectrain.checkpoints import pickles
 from rectrain.errors import UserError
-from rectrain.fsutil import atomic_open
+from rectrain.fsutil import refuse_special
+from rectrain.outputs import atomic_open
 
 PathLike = Union[str, Path]
 NAME_MAP_KEY = "StructuredToParameterName@@"
@@ -65,6 +66,7 @@ HEAD_TENSORS = (
 def load_state(path: PathLike, what: str = "--pretrained") -> Dict[str, Any]:
     """The state dict of a ``.pdparams`` file (numpy arrays), without importing Paddle and
     without running any code from the file."""
+    refuse_special(path, what=f"{what} weights file")
     try:
         with open(path, "rb") as fh:
             state = pickles.load(fh, pickles.TENSORS, "a .pdparams file")

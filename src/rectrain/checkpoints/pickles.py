@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Dict, FrozenSet, Optional, Tuple
 
 from rectrain.errors import IntegrityError
-from rectrain.fsutil import atomic_open
+from rectrain.outputs import remove_file, save_with
 
 Allowed = Callable[[str, str], bool]
 
@@ -116,7 +116,7 @@ def engine_copy(prefix: Path, dest_dir: Path, *, states: Optional[Dict[str, Any]
             raise IntegrityError(f"{src}: not a state dict.",
                                  "use a checkpoint or weights file written by PaddleOCR.")
         if dst.exists() or dst.is_symlink():
-            dst.unlink()
-        with atomic_open(dst, "wb") as fh:
-            pickle.dump(data, fh, protocol=2 if suffix == ".states" else 4)
+            remove_file(dst)
+        protocol = 2 if suffix == ".states" else 4
+        save_with(dst, lambda fh, data=data, protocol=protocol: pickle.dump(data, fh, protocol=protocol))
     return target

@@ -12,7 +12,6 @@ Only "not found" (404 / NoSuchKey) means absent; any other error is raised, tran
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -30,6 +29,7 @@ from rectrain.checkpoints.local import (
 )
 from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
+from rectrain.outputs import remove_tree
 from rectrain.storage.aws_errors import error_code
 from rectrain.storage.objects import delete_prefix, download_file, list_objects, upload_file
 from rectrain.storage.s3 import S3Uri
@@ -234,7 +234,7 @@ def download_snapshot(s3: S3Service, prefix: S3Uri, folder: str, dest_root: Unio
     if dest_name is not None:  # a folder the user names (ckpt pull): never another checkpoint
         _refuse_replacing(dest, info, str(src))
     if dest.exists():
-        shutil.rmtree(dest)
+        remove_tree(dest)
     dest.mkdir(parents=True)
     try:
         for fname, meta in info.files.items():
@@ -246,7 +246,7 @@ def download_snapshot(s3: S3Service, prefix: S3Uri, folder: str, dest_root: Unio
         download_file(s3, src.join(MARKER), dest / MARKER)
         verify_snapshot(dest)
     except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
+        remove_tree(dest, ignore_errors=True)
         raise
     return dest
 

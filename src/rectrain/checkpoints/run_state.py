@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
-from rectrain.fsutil import write_json_atomic
+from rectrain.errors import DataError
+from rectrain.outputs import write_json
 from rectrain.redaction import redact_data
 
 STATE_FILE = "run-state.json"
@@ -50,11 +51,17 @@ class RunState:
         if not p.is_file():
             return None
         try:
-            data: Dict[str, Any] = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+            data: Any = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            data = exc
+        if not isinstance(data, dict):  # damaged (cut short, edited): never read as "no run"
+            what = "not JSON" if isinstance(data, Exception) else "not a JSON object"
+            raise DataError(f"{p} is damaged ({what}): "
+                            "it says which run this folder holds and how far it got.",
+                            f"restore {p.name} from a copy (or from the checkpoint prefix in S3: "
+                            "`rectrain ckpt pull`), or start over with --restart.", path=str(p))
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def save(self, path: Union[str, Path]) -> None:
         self.updated = time.time()
-        write_json_atomic(path, redact_data(asdict(self)))  # no credential in a state file
+        write_json(path, redact_data(asdict(self)))  # no credential in a state file

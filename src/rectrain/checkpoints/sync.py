@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import tempfile
 import threading
 import time
@@ -42,6 +41,7 @@ from rectrain.checkpoints.remote import (
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import IntegrityError
 from rectrain.logs import get_logger
+from rectrain.outputs import copy_file, remove_file
 from rectrain.storage.objects import upload_file
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
@@ -49,6 +49,7 @@ from rectrain.storage.service import S3Service
 log = get_logger("checkpoints")
 
 RUN_FILES = ("metrics.jsonl", "problem-log.md", STATE_FILE, "config.yml", "train.log", "curves.png")
+
 KEEP_LOCAL = 2  # folders per name kept when no S3 upload says which one is safe
 # Without --checkpoint-s3 an outside sync (SageMaker's) may copy the folder in any order and
 # stop at any moment: a marker is written only once the folder's files are this old, so the
@@ -141,9 +142,7 @@ class CheckpointSync:
             return  # latest / best_accuracy: the engine overwrites them itself
         for suffix in SUFFIXES:
             try:
-                (self.checkpoint_dir / f"{name}{suffix}").unlink()
-            except FileNotFoundError:
-                pass
+                remove_file(self.checkpoint_dir / f"{name}{suffix}")
             except OSError as exc:  # kept: only bytes
                 log.debug("could not remove %s%s: %s", name, suffix, exc)
 
@@ -287,7 +286,7 @@ class CheckpointSync:
             got = read_pointer(self.snap_root, name)
             fd, pointer_copy = tempfile.mkstemp(prefix=f"rectrain-{name}-", suffix=".json")
             os.close(fd)
-            shutil.copyfile(pointer_path(self.snap_root, name), pointer_copy)
+            copy_file(pointer_path(self.snap_root, name), pointer_copy)
         try:
             if got is None:
                 raise FileNotFoundError(f"no pointer {pointer_path(self.snap_root, name)}")
@@ -300,7 +299,7 @@ class CheckpointSync:
             upload_file(s3, pointer_copy, uri)
             self.uploaded_keys.append(uri.key)
         finally:
-            os.unlink(pointer_copy)
+            remove_file(pointer_copy)
         self._done[name] = folder.name
         log.debug("uploaded checkpoint %s (%s) to %s", name, folder.name, prefix)
         self._retire(name, folder)
@@ -397,7 +396,7 @@ def _upload_copy(s3: S3Service, path: Path, uri: S3Uri) -> None:
     fd, copy = tempfile.mkstemp(prefix="rectrain-", suffix=f"-{path.name}")
     os.close(fd)
     try:
-        shutil.copyfile(path, copy)
+        copy_file(path, copy)
         upload_file(s3, copy, uri)
     finally:
-        os.unlink(copy)
+        remove_file(copy)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+from rectrain.cli import ranges
 from rectrain.cli.edge import s3_service, s3_uri
 from rectrain.fsutil import format_size
 
@@ -35,7 +36,7 @@ def register(sub) -> None:  # noqa: ANN001
 
     prune = ck.add_parser("prune", help="delete old iter_epoch_N checkpoints (never best/latest)")
     prune.add_argument("source", help="run folder, checkpoint folder or s3://prefix")
-    prune.add_argument("--keep-last", type=int, required=True, metavar="N")
+    prune.add_argument("--keep-last", type=ranges.count(0), required=True, metavar="N")
     prune.add_argument("--dry-run", action="store_true")
     prune.add_argument("--endpoint-url")
     prune.set_defaults(func=handle_prune)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from rectrain.cli import ranges
 from rectrain.errors import EXIT_OK
 
 
@@ -40,10 +41,10 @@ def register(sub) -> None:  # noqa: ANN001
                         "(default: the label file's folder)")
     b.add_argument("--val-images-root", default=None, metavar="DIR",
                    help="folder for the validation image paths (default: --images-root)")
-    b.add_argument("--epochs", type=int, default=None)
-    b.add_argument("--lr", type=float, default=None, help="learning rate")
-    b.add_argument("--batch-size", type=int, default=None, help="per card")
-    b.add_argument("--max-text-length", type=int, default=None)
+    b.add_argument("--epochs", type=ranges.count(1), default=None)
+    b.add_argument("--lr", type=ranges.positive(), default=None, help="learning rate")
+    b.add_argument("--batch-size", type=ranges.count(1), default=None, help="per card")
+    b.add_argument("--max-text-length", type=ranges.count(1), default=None)
     b.add_argument("--image-shape", default=None, metavar="C,H,W")
     b.add_argument("--pretrained", default=None, metavar="PATH",
                    help="weights (.pdparams) to start from")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from rectrain.cli import data_pack
+from rectrain.cli import data_pack, ranges
 from rectrain.errors import EXIT_FINDINGS, EXIT_OK, UserError
 
 
@@ -20,16 +20,17 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--images-root", help="folder the image paths are relative to (default: each "
                    "label file's folder)")
     p.add_argument("--dict", dest="dict_path", help="character dictionary (one character per line)")
-    p.add_argument("--max-text-length", type=int, help="Global.max_text_length of the training config")
+    p.add_argument("--max-text-length", type=ranges.count(1),
+                   help="Global.max_text_length of the training config")
     p.add_argument("--use-space-char", action="store_true", help="Global.use_space_char is True")
     p.add_argument("--multihead", action="store_true", help="the model head is MultiHead (PP-OCRv4/v5): "
                    "its NRTR/SAR branch drops labels of max_text_length - 1 characters or more")
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write the full report as JSON")
     p.add_argument("--write-clean", metavar="OUT", help="write a label file without the error lines, "
                    "NFC-normalized, without BOM/CR")
-    p.add_argument("--workers", type=int, help="image-check processes (default: all cores)")
+    p.add_argument("--workers", type=ranges.WORKERS, help="image-check processes (default: all cores)")
     p.add_argument("--no-images", action="store_true", help="check the label files only")
-    p.add_argument("--examples", type=int, default=3, help="examples shown per code (default 3)")
+    p.add_argument("--examples", type=ranges.count(0), default=3, help="examples shown per code (default 3)")
     p.set_defaults(func=cmd_validate)
 
     p = data_sub.add_parser("dict", help="build a dictionary (one code point per line) from labels")
@@ -41,8 +42,8 @@ def register(sub) -> None:  # noqa: ANN001
     p = data_sub.add_parser("split", help="split a label file into train/val, reproducibly")
     p.add_argument("labels", metavar="LABELS")
     p.add_argument("-o", "--out", required=True, help="folder for train.txt and val.txt")
-    p.add_argument("--val", type=float, default=0.1, help="validation fraction (default 0.1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val", type=ranges.FRACTION, default=0.1, help="validation fraction (default 0.1)")
+    p.add_argument("--seed", type=ranges.SEED, default=0)
     p.add_argument("--group-by", metavar="REGEX", help="regex on the image path; samples whose "
                    "match (group 1 if any) is equal stay on one side")
     p.set_defaults(func=cmd_split)
@@ -57,15 +58,16 @@ def register(sub) -> None:  # noqa: ANN001
     p = data_sub.add_parser("synth", help="render synthetic word images (correct Thai shaping)")
     p.add_argument("--words", required=True, help="a text file with one word/line per line, or `thai`")
     p.add_argument("--fonts", default="default", help="a folder of .ttf/.otf fonts, or `default`")
-    p.add_argument("-n", type=int, required=True, help="number of images")
+    p.add_argument("-n", type=ranges.count(1), required=True, help="number of images")
     p.add_argument("-o", "--out", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--height", type=int, default=32)
+    p.add_argument("--seed", type=ranges.SEED, default=0)
+    p.add_argument("--height", type=ranges.count(8), default=32)
     p.add_argument("--effects", default="default", help="`default`, `none`, or a comma list of: "
                    "blur,noise,rotation,perspective,jpeg,background,colors")
-    p.add_argument("--workers", type=int)
-    p.add_argument("--max-len", type=int, help="with --words thai: longest word in characters")
-    p.add_argument("--lines", type=float, default=0.0, metavar="FRAC", help="share of images showing a "
+    p.add_argument("--workers", type=ranges.WORKERS)
+    p.add_argument("--max-len", type=ranges.count(1), help="with --words thai: longest word in characters")
+    p.add_argument("--lines", type=ranges.SHARE, default=0.0, metavar="FRAC",
+                   help="share of images showing a "
                    "short line of 2-3 words joined by spaces (train with use_space_char); default 0")
     p.add_argument("--prefix", default="", help="image file name prefix (to merge several runs)")
     p.set_defaults(func=cmd_synth)
@@ -74,8 +76,8 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("labels", nargs="+", metavar="LABELS")
     p.add_argument("--images-root")
     p.add_argument("-o", "--out", required=True)
-    p.add_argument("--samples", type=int, default=24, help="images in the sample grid")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=ranges.count(0), default=24, help="images in the sample grid")
+    p.add_argument("--seed", type=ranges.SEED, default=0)
     p.set_defaults(func=cmd_report)
 
     data_pack.register(data_sub)

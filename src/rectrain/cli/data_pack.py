@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from rectrain.cli import ranges
 from rectrain.errors import EXIT_OK
 
 
@@ -37,7 +38,7 @@ def register(data_sub: Any) -> None:
     )
     unpack.add_argument("dir", help="folder with the shards and manifest.jsonl")
     unpack.add_argument("-o", "--out", required=True, help="where to restore the dataset tree")
-    unpack.add_argument("--workers", type=int, default=4,
+    unpack.add_argument("--workers", type=ranges.WORKERS, default=4,
                         help="extracting processes, at most the usable cores (default 4; 1: none)")
     unpack.add_argument("--delete", action="store_true", help="delete files in OUT that the dataset lacks")
     unpack.add_argument("--no-progress", action="store_true", help="no progress bar")

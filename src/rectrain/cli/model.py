@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from rectrain.cli import ranges
 from rectrain.errors import EXIT_OK
 
 
@@ -35,8 +36,8 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--report", metavar="DIR", help="write an error report (index.md, index.html, "
                    "figures, evaluation.json): confusions, CER by length, errors by character class")
     p.add_argument("--run-dir", help="the training run: also log the report to its MLflow run")
-    p.add_argument("--worst", type=int, default=24, help="samples in the grid (default 24)")
-    p.add_argument("--top", type=int, default=10, help="confused pairs to print (default 10)")
+    p.add_argument("--worst", type=ranges.count(0), default=24, help="samples in the grid (default 24)")
+    p.add_argument("--top", type=ranges.count(0), default=10, help="confused pairs to print (default 10)")
     p.add_argument("--keep-spaces", action="store_true",
                    help="compare spaces too (the engine's metric ignores them by default)")
     _add_runtime_args(p)
@@ -52,7 +53,7 @@ def register(sub) -> None:  # noqa: ANN001
 
 def _add_runtime_args(p) -> None:  # noqa: ANN001
     """How `evaluate` and `predict` run the model."""
-    p.add_argument("--batch-size", type=int, default=1,
+    p.add_argument("--batch-size", type=ranges.count(1), default=1,
                    help="images per inference batch (default 1, one at a time as PaddleOCR 3.x "
                         "reads; more is faster and batches only images of the same input width, "
                         "so the readings stay the same)")
@@ -96,7 +97,8 @@ def _evaluate(args) -> int:  # noqa: ANN001
     report = evaluate_model(args.model, args.labels, args.images_root, json_out=args.json_out,
                             grid_png=args.grid, paddleocr_dir=args.paddleocr_dir,
                             batch_size=args.batch_size, ignore_space=not args.keep_spaces,
-                            worst=args.worst, use_gpu=_use_gpu(args.device), backend=args.backend)
+                            worst=args.worst, use_gpu=_use_gpu(args.device), backend=args.backend,
+                            report_dir=args.report)
     print(report.summary(top=args.top))
     if args.report:
         from rectrain.model.error_report import write_error_report

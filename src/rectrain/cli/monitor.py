@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from rectrain.cli import ranges
 from rectrain.cli.edge import s3_service
 
 
@@ -16,7 +17,7 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--follow", "-f", action="store_true", help="keep showing new records")
     p.add_argument("--plot", metavar="OUT.png", help="write the curves to OUT.png")
     p.add_argument("--endpoint-url", help="S3 endpoint (SeaweedFS, MinIO); default: AWS config")
-    p.add_argument("--interval", type=float, default=2.0, help="seconds between polls (--follow)")
+    p.add_argument("--interval", type=ranges.positive(), default=2.0, help="seconds between polls (--follow)")
     p.set_defaults(func=handle)
 
 

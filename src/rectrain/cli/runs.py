@@ -29,13 +29,20 @@ def register(sub: Any) -> None:
 
 
 def _compare(args: Any) -> int:
-    from rectrain.runs.compare import compare_runs, format_comparison, plot_overlay, write_comparison
+    from rectrain.runs.compare import (
+        claim_compare_outputs,
+        compare_runs,
+        format_comparison,
+        write_comparison,
+        write_figure,
+    )
 
+    claim_compare_outputs(args.runs, out_dir=args.out, plot=args.plot)
     comparison = compare_runs(args.runs, s3=s3_service(args), region=args.region,
                               profile=args.profile)
     written = write_comparison(comparison, args.out) if args.out else {}
     if args.plot:
-        written["figure"] = plot_overlay(comparison["_runs"], args.plot)
+        written["figure"] = write_figure(comparison, args.plot)
     if args.json:
         data = {k: v for k, v in comparison.items() if not k.startswith("_")}
         print(json.dumps(dict(data, files={k: str(v) for k, v in written.items()}), indent=2,

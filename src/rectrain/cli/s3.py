@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from rectrain.cli import ranges
 from rectrain.cli.edge import s3_service, s3_uri, settings
 from rectrain.errors import EXIT_FINDINGS, EXIT_OK, StorageError
 
@@ -39,7 +40,7 @@ def register(sub: Any) -> None:
     )
     serve.add_argument(
         "--port",
-        type=int,
+        type=ranges.PORT,
         default=None,
         help=f"S3 port (default: the one used last time for this data dir, else {DEFAULT_SERVE_PORT} "
         "when free, else a free one)",
@@ -65,7 +66,7 @@ def register(sub: Any) -> None:
     def transfer(p: argparse.ArgumentParser) -> None:
         common(p)
         # default: the library's (rectrain.storage.parallel.TRANSFER_WORKERS), not imported here
-        p.add_argument("--workers", type=int, default=None, help="parallel transfers (default 64)")
+        p.add_argument("--workers", type=ranges.WORKERS, default=None, help="parallel transfers (default 64)")
         p.add_argument(
             "--dry-run", action="store_true", help="show what would be transferred; change nothing"
         )

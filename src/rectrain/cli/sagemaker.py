@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 
+from rectrain.cli import ranges
 from rectrain.cli.edge import s3_service, settings
 from rectrain.cli.sagemaker_common import aws_flags as _aws_flags
 from rectrain.cli.sagemaker_common import clients as _clients
@@ -46,7 +47,8 @@ def register(sub) -> None:  # noqa: ANN001
     logs = s.add_parser("logs", help="CloudWatch logs of every host of the job")
     logs.add_argument("job")
     logs.add_argument("--follow", "-f", action="store_true", help="stream until the job ends")
-    logs.add_argument("--poll", type=float, default=10.0, help="seconds between polls with --follow")
+    logs.add_argument("--poll", type=ranges.positive(), default=10.0,
+                      help="seconds between polls with --follow")
     _aws_flags(logs)
     logs.set_defaults(func=_logs)
 
@@ -85,7 +87,7 @@ def register(sub) -> None:  # noqa: ANN001
         ep.add_argument("--ml-root", default=None,
                         help="the /opt/ml folder (default: $RECTRAIN_ML_ROOT or /opt/ml)")
         ep.add_argument("--paddleocr-dir", default=None)
-        ep.add_argument("--max-steps", type=int, default=None, help=argparse.SUPPRESS)
+        ep.add_argument("--max-steps", type=ranges.count(1), default=None, help=argparse.SUPPRESS)
         ep.set_defaults(func=_entrypoint)
 
     local = s.add_parser("run-local", help="run the job's container contract on this machine (CPU)")
@@ -102,8 +104,8 @@ def register(sub) -> None:  # noqa: ANN001
                        "default) or keeps syncing until the job's processes end (grace)")
     local.add_argument("--work-dir", default=None, help="keep the emulated /opt/ml tree here")
     local.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    local.add_argument("--max-steps", type=int, default=None, help="stop each run after N steps")
-    local.add_argument("--tuning-trial", type=int, default=None, metavar="N",
+    local.add_argument("--max-steps", type=ranges.count(1), default=None, help="stop each run after N steps")
+    local.add_argument("--tuning-trial", type=ranges.count(1), default=None, metavar="N",
                        help="run the job as trial N of a tuning job named exactly --name, as SageMaker "
                        "starts it: _tuning_objective_metric, the shared checkpoint prefix (docs/tracking.md)")
     local.add_argument("--tuned", action="append", default=[], metavar="NAME=VALUE",
@@ -210,10 +212,10 @@ def _run_local(args: argparse.Namespace) -> int:
     for text in args.interrupt_after or []:
         for part in str(text).split(","):
             try:
-                interrupts.append(float(part))
-            except ValueError as exc:
-                raise UserError(f"--interrupt-after {text!r}: not a number of seconds.",
-                                "pass --interrupt-after 30 (repeat it for several interruptions).") from exc
+                interrupts.append(float(ranges.positive()(part)))
+            except argparse.ArgumentTypeError as exc:
+                raise UserError(f"--interrupt-after {text!r}: {str(exc).split(' Fix:')[0]}",
+                                "pass --interrupt-after 30 (repeat it for several interruptions).") from None
     request = None
     if args.tuning_trial is not None or args.tuned:
         from rectrain.emulator.run_local import local_trial_request

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict
 
+from rectrain.cli import ranges
+
 
 def aws_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--region", default=None)
@@ -25,8 +27,8 @@ def job_flags(p: argparse.ArgumentParser) -> None:
                         "6h, your account's quota permitting; on-demand only): a later job with the same "
                         "instance, volume and network settings starts on them (docs/sagemaker.md)")
     p.add_argument("--instance-type", default=None)
-    p.add_argument("--instance-count", type=int, default=None)
-    p.add_argument("--volume-gb", type=int, default=None)
+    p.add_argument("--instance-count", type=ranges.count(1), default=None)
+    p.add_argument("--volume-gb", type=ranges.count(1), default=None)
     p.add_argument("--train", default=None, help="s3:// prefix of the training set")
     p.add_argument("--val", default=None, help="s3:// prefix of the validation set")
     p.add_argument("--checkpoint-s3", default=None, help="s3:// prefix for checkpoints (spot resume)")
@@ -38,9 +40,9 @@ def job_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, help="training preset (rectrain config presets)")
     p.add_argument("--base-config", default=None, help="or a base config file in the config channel")
     p.add_argument("--dict", default=None, help="dictionary file name in the train channel")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--epochs", type=ranges.count(1), default=None)
+    p.add_argument("--lr", type=ranges.positive(), default=None)
+    p.add_argument("--batch-size", type=ranges.count(1), default=None)
     p.add_argument("--pretrained", default=None, help="s3:// prefix of .pdparams weights")
     p.add_argument("--region", default=None)
     p.add_argument("--profile", default=None)

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from rectrain.cli import ranges
 from rectrain.cli.sagemaker_common import aws_flags, clients, job_flags, job_from_args
 from rectrain.errors import EXIT_OK
 
@@ -26,8 +27,9 @@ def register_tune(s: Any) -> None:
     tune.add_argument("--param", action="append", default=[], metavar="NAME=KIND:ARGS",
                       help="a range to search: lr=log:1e-4:1e-2, epochs=int:20:60, "
                            "batch_size=choice:64,128 (repeat)")
-    tune.add_argument("--max-jobs", type=int, default=10, help="training jobs in all (default 10)")
-    tune.add_argument("--max-parallel", type=int, default=2, help="at once (default 2)")
+    tune.add_argument("--max-jobs", type=ranges.count(1), default=10,
+                      help="training jobs in all (default 10)")
+    tune.add_argument("--max-parallel", type=ranges.count(1), default=2, help="at once (default 2)")
     tune.add_argument("--early-stopping", choices=["auto", "off"], default="off",
                       help="let SageMaker stop trials that lag (Auto)")
     tune.add_argument("--strategy", default="Bayesian", help="Bayesian (default), Random, Hyperband, Grid")

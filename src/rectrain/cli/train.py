@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any, List, Optional
 
+from rectrain.cli import ranges
 from rectrain.cli.edge import s3_service, s3_uri, settings
 from rectrain.cli.tracking_args import add_tracking_args, tracking_options
 from rectrain.errors import EXIT_INTERRUPTED, UserError
@@ -46,25 +47,26 @@ def register(sub) -> None:  # noqa: ANN001
     p.add_argument("--restart", action="store_true",
                    help="start a new run where checkpoints already are (without --resume or "
                         "--restart that refuses)")
-    p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="MIN",
+    p.add_argument("--checkpoint-every", type=ranges.positive(), default=30.0, metavar="MIN",
                    help="save at least every MIN minutes (sub-epochs; default 30)")
-    p.add_argument("--sub-epochs", type=int, default=None, metavar="K",
+    p.add_argument("--sub-epochs", type=ranges.count(1), default=None, metavar="K",
                    help="split each epoch into K engine epochs (default: from --checkpoint-every)")
     p.add_argument("--endpoint-url", help="S3 endpoint (SeaweedFS, MinIO); default: AWS config")
     p.add_argument("--paddleocr-dir", help="an official PaddleOCR checkout to use as the engine")
-    p.add_argument("--max-steps", type=int, help="train about N steps then stop cleanly (tests, demos)")
-    p.add_argument("--max-seconds", type=float, metavar="S",
+    p.add_argument("--max-steps", type=ranges.count(1),
+                   help="train about N steps then stop cleanly (tests, demos)")
+    p.add_argument("--max-seconds", type=ranges.positive(), metavar="S",
                    help="stop at the first checkpoint saved after S seconds (time budgets)")
     p.add_argument("--allow-config-change", action="store_true",
                    help="--resume even though the config changed batch size, epochs, learning rate, "
                         "architecture or dictionary since the run started (logged)")
-    p.add_argument("--early-stop", type=int, metavar="N",
+    p.add_argument("--early-stop", type=ranges.count(1), metavar="N",
                    help="stop after N evaluations without a better metric (the best model is kept)")
-    p.add_argument("--workers", default=None, metavar="N|auto",
+    p.add_argument("--workers", type=ranges.WORKERS_OR_AUTO, default=None, metavar="N|auto",
                    help="data-loader workers: auto (sized from the usable CPUs), a number, or "
                         "the config's num_workers (default); /dev/shm is checked either way")
-    p.add_argument("--nnodes", type=int, default=1, help=argparse.SUPPRESS)
-    p.add_argument("--node-rank", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--nnodes", type=ranges.count(1), default=1, help=argparse.SUPPRESS)
+    p.add_argument("--node-rank", type=ranges.count(0), default=0, help=argparse.SUPPRESS)
     p.add_argument("--master", help=argparse.SUPPRESS)
     p.add_argument("--display", choices=["rich", "plain", "json", "none"], default=None,
                    help="live panel (default on a terminal), plain engine lines, or JSON lines")

@@ -41,9 +41,8 @@ from rectrain.data.sniff import refuse_bom
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.datasets import LABEL_DATASETS
 from rectrain.errors import ConfigError
-from rectrain.fsutil import write_text_atomic
 from rectrain.logs import get_logger
-from rectrain.outputs import refuse_outputs_over_inputs, refuse_replacing_data, same_file
+from rectrain.outputs import claim_output_file, record_output, same_file, write_text
 
 log = get_logger("config")
 
@@ -84,13 +83,12 @@ def create_recognition_training_config(
     if source == str(out_path):
         raise ConfigError(f"-o {out_path} is the base config itself.",
                           "write the built config to another file; the base stays as it was.")
-    refuse_outputs_over_inputs(
-        [out_path, _sidecar(out_path, ".base.yml"), _sidecar(out_path, ".diff.md")],
-        [("base config", source if Path(source).is_file() else None), ("dictionary", dict_path),
-         ("pretrained weights", pretrained), ("base dictionary", base_dict)]
-        + [("train label file", p) for p in _as_list(train_labels)]
-        + [("val label file", p) for p in _as_list(val_labels)])
-    refuse_replacing_data(out_path, what="config")
+    inputs = ([("base config", source if Path(source).is_file() else None), ("dictionary", dict_path),
+               ("pretrained weights", pretrained), ("base dictionary", base_dict)]
+              + [("train label file", p) for p in _as_list(train_labels)]
+              + [("val label file", p) for p in _as_list(val_labels)])
+    for path in _outputs(out_path):
+        claim_output_file(path, command="config build", inputs=inputs)
     refuse_v1(base_cfg, source)
     require_sections(base_cfg, source)
     check_options(device=device, amp=amp, epochs=epochs, batch_size=batch_size,
@@ -347,6 +345,10 @@ def _loaders(ed: Editor, batch_size: Optional[int], epoch_num: int,
         if isinstance(nw, int) and nw > cpus:
             ed.set((mode, "loader", "num_workers"), cpus,
                    f"at most one loader process per CPU ({cpus} here)")
+    for key, why in (("shuffle", "evaluation reads every sample in order"),
+                     ("drop_last", "evaluation scores every validation sample, the last batch too")):
+        if get_path(cfg, ("Eval", "loader", key)) is True:
+            ed.set(("Eval", "loader", key), False, why)
     return cpus
 
 
@@ -402,10 +404,16 @@ def _write(ed: Editor, out_path: Path, base: str, source: str, engine_name: str,
               f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} "
               f"from {source}\n# for engine {engine_name}; what changed and why: "
               f"{diff_path.name}\n")
-    write_text_atomic(base_path, base_text(base))
+    write_text(base_path, base_text(base))
     write_yaml(out_path, ed.config, header)
     write_diff(diff_path, source, out_path, ed.changes, warnings, stats)
+    for path in _outputs(out_path):
+        record_output(path, command="config build")
     return base_path, diff_path
+
+
+def _outputs(out_path: Path) -> List[Path]:
+    return [out_path, _sidecar(out_path, ".base.yml"), _sidecar(out_path, ".diff.md")]
 
 
 def _sidecar(out: Path, suffix: str) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from rectrain.data.findings import describe_char
-from rectrain.data.labels import iter_label_file
+from rectrain.data.labels import iter_labels_reporting
 from rectrain.data.sniff import check_label_file, refuse_bom
 from rectrain.errors import ConfigError, DataError
 
@@ -102,7 +102,7 @@ def _iter(file: str, delimiter: str):
     """``(line, path, label, fields)`` as the engine splits lines (CR/BOM handled as the data
     library reports them)."""
     if delimiter == "\t":
-        for rec in iter_label_file(file):
+        for rec in iter_labels_reporting(file):
             nfields = 2 + rec.extra_fields if rec.parsed else 0
             yield rec.line, rec.path, rec.label, nfields
         return

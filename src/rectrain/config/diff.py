@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from rectrain.config.edit import Change
-from rectrain.fsutil import write_text_atomic
+from rectrain.outputs import write_text
 
 LABELS = {"train_samples": "training samples", "eval_samples": "evaluation samples",
           "longest_label": "longest label (code points)",
@@ -44,4 +44,4 @@ def render_diff(source: str, out: Path, changes: List[Change], warnings: List[st
 
 def write_diff(path: Path, source: str, out: Path, changes: List[Change], warnings: List[str],
                stats: Dict[str, Any]) -> None:
-    write_text_atomic(path, render_diff(source, out, changes, warnings, stats))
+    write_text(path, render_diff(source, out, changes, warnings, stats))

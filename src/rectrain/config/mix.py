@@ -41,14 +41,28 @@ def check_ratio(ratio: Union[str, Sequence[float]], files: Sequence[str]) -> Lis
                 "epoch, so it must be in (0, 1] (it cannot repeat a file).",
                 "lower the other files' ratios instead, or list a small file twice in "
                 "--train-labels to weigh it more.")
+        n = _count_lines(f)
+        if n and round(n * v) == 0:
+            need = (1 / n) * 0.5
+            raise ConfigError(
+                f"--ratio {v:g} for {f}: the engine draws round({n} x {v:g}) = 0 of its {n} lines per "
+                "epoch, so the file would never be trained on.",
+                f"raise its ratio above {need:.3g} (e.g. --ratio with {min(1.0, 1 / n):.3g} or more for "
+                "it), or leave the file out.")
     return values
+
+
+def _count_lines(path: str) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return sum(1 for _ in fh)
+    except OSError:
+        return 0
 
 
 def per_epoch(ratio: Union[str, Sequence[float]], files: Sequence[str]) -> int:
     """Samples per epoch as the engine draws them."""
     total = 0
     for v, f in zip(parse_ratio(ratio), files):
-        with open(f, "rb") as fh:
-            n = sum(1 for _ in fh)
-        total += int(round(n * v))
+        total += int(round(_count_lines(f) * v))
     return total

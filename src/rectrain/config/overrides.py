@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import yaml
-
 from rectrain.config.edit import Key, format_path, get_path
 from rectrain.errors import ConfigError
+from rectrain.yamlfile import parse_yaml
 
 Override = Tuple[Tuple[Key, ...], Any]
 
@@ -42,10 +41,9 @@ def parse_overrides(items: Sequence[str], config: Dict[str, Any]) -> List[Overri
                 "set an existing field or a new key of an existing section; list items are "
                 "addressed by index (Train.dataset.transforms.2.RecResizeImg.image_shape=...).")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc}).",
-                              "quote strings and write lists as [a, b].") from None
+            value = parse_yaml(raw, f"--set {text!r}") if raw.strip() else None
+        except ConfigError as exc:
+            raise ConfigError(f"{exc.message}", "quote strings and write lists as [a, b].") from None
         out.append((tuple(parts), value))
     return out
 

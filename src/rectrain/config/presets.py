@@ -16,6 +16,7 @@ from rectrain.config.modules import check_modules
 from rectrain.engine import find_engine
 from rectrain.engine.config import load_engine_config, parse_engine_config
 from rectrain.errors import ConfigError
+from rectrain.fsutil import refuse_special
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 
@@ -105,6 +106,7 @@ def resolve_base(name_or_path: str) -> Tuple[Dict[str, Any], str]:
     """
     key = str(name_or_path).strip()
     path = Path(key).expanduser()
+    refuse_special(path, what="base config")
     if not path.is_file() and preset_name(key):
         key = str(preset_name(key))
     if key in PRESETS:

@@ -12,7 +12,7 @@ from typing import Any, Dict
 
 import yaml
 
-from rectrain.fsutil import write_text_atomic
+from rectrain.outputs import write_text
 
 
 class _Dumper(yaml.SafeDumper):
@@ -43,4 +43,4 @@ def dump_yaml(data: Dict[str, Any]) -> str:
 
 
 def write_yaml(path: Path, data: Dict[str, Any], header: str = "") -> None:
-    write_text_atomic(path, header + dump_yaml(data))
+    write_text(path, header + dump_yaml(data))

@@ -20,7 +20,6 @@ settings are read once, by :func:`run_entrypoint` (unless the CLI passes them).
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 import traceback
@@ -46,8 +45,8 @@ from rectrain.errors import (
     RectrainError,
     UserError,
 )
-from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.logs import get_logger
+from rectrain.outputs import copy_file, move, remove_tree, write_json, write_text
 from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import TrainingOptions
 from rectrain.settings import Settings
@@ -99,7 +98,7 @@ def write_failure(paths: MLPaths, exc: BaseException, log_file: Optional[Path] =
                  and "s/it]" not in line]
         tail = "\n".join(lines[-15:])
     text = failure_text(exc, tail)
-    write_text_atomic(paths.failure, text)
+    write_text(paths.failure, text)
     return text
 
 
@@ -139,7 +138,7 @@ def prepare_channel(channel_dir: Path, work_dir: Path) -> Path:
     for item in channel_dir.iterdir():
         loose = item.is_file() and not item.name.endswith(ARCHIVE_SUFFIXES)
         if loose and not (work_dir / item.name).exists():
-            shutil.copy2(item, work_dir / item.name)
+            copy_file(item, work_dir / item.name, metadata=True)
     log.info("unpacked %d archive(s) of %s in %.1f s", len(archives), channel_dir.name,
              time.monotonic() - started)
     return work_dir
@@ -227,7 +226,7 @@ def write_model_dir(paths: MLPaths, run_dir: Path, checkpoints: List[str],
                         "train for at least one epoch (or one evaluation) before the job ends.")
     staging = scratch_dir(paths, scratch) / ".model-export"
     if staging.exists():
-        shutil.rmtree(staging)
+        remove_tree(staging)
     last_error: Optional[Exception] = None
     for checkpoint in checkpoints:
         try:
@@ -243,12 +242,12 @@ def write_model_dir(paths: MLPaths, run_dir: Path, checkpoints: List[str],
     for item in staging.iterdir():
         target = paths.model / item.name
         if target.is_dir():
-            shutil.rmtree(target)
-        shutil.move(str(item), str(target))
-    shutil.rmtree(staging, ignore_errors=True)
+            remove_tree(target)
+        move(item, target)
+    remove_tree(staging, ignore_errors=True)
     for name in ("metrics.jsonl", "curves.png", "problem-log.md"):
         if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, paths.model / name)
+            copy_file(run_dir / name, paths.model / name, metadata=True)
     return paths.model
 
 
@@ -438,7 +437,7 @@ def _run(paths: MLPaths, run_dir: Path, paddleocr_dir: Optional[str], max_steps:
                         settings.scratch)
         report_shipped_metrics(paths.model)  # the tuning objective's last value
         attach_to_run(run_dir, [paths.model], subdir="model")  # MLflow, when the run is tracked
-        write_json_atomic(paths.output_data / "job.json", {
+        write_json(paths.output_data / "job.json", {
             "host": resource.current_host, "hosts": resource.sorted_hosts, "device": device,
             "gpus": gpu_count, "resumed": resume, "seconds": round(time.monotonic() - started, 1),
             "global_step": getattr(result, "global_step", None), "epoch": getattr(result, "epoch", None)})

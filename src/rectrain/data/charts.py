@@ -17,10 +17,11 @@ from typing import List, Optional, Sequence, Tuple, Union
 
 from rectrain.data.fonts import packaged_font_files
 from rectrain.data.images import BOMB_PIXELS
-from rectrain.data.labels import iter_label_file
+from rectrain.data.labels import iter_labels_reporting
 from rectrain.errors import DataError
+from rectrain.fsutil import special_kind
 from rectrain.logs import get_logger
-from rectrain.outputs import claim_output_dir
+from rectrain.outputs import claim_output_dir, save_with
 from rectrain.plotting import save_png, subplots
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -70,7 +71,7 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
     seen = 0
     for f in files:
         root = Path(images_root) if images_root else Path(f).resolve().parent
-        for rec in iter_label_file(f):
+        for rec in iter_labels_reporting(f):
             if rec.path is None or rec.label is None:
                 continue
             lengths[len(rec.label)] += 1
@@ -86,6 +87,12 @@ def dataset_report(labels: Union[PathLike, Sequence[PathLike]], out_dir: PathLik
     if not seen:
         raise DataError("no sample lines (image_path<TAB>label) found.", "run `rectrain data validate` "
                         "on the file.", path=str(files[0]))
+    for p, _ in list(reservoir):
+        kind = special_kind(p)
+        if kind:  # never opened: a named pipe would wait forever
+            log.warning("%s is %s, not a regular file: left out of the report. Fix: replace it with "
+                        "the image file (`rectrain data validate` lists such lines).", p, kind)
+            reservoir.remove((p, _))
     sizes: List[Tuple[int, int]] = []
     for p, _ in reservoir:
         try:
@@ -168,7 +175,5 @@ def _sample_grid(picks: List[Tuple[str, str]], path: Path, font_path: Optional[s
             draw.text((x + 5, y + 4), "(unreadable image)", fill="red", font=font)
         draw.text((x + 5, y + img_h + 8), label[:40], fill="black", font=font)
         draw.rectangle((x, y, x + cell_w - 1, y + cell_h - 1), outline="#dddddd")
-    tmp = path.with_name(f".{path.name}.part.png")
-    grid.save(tmp)
-    os.replace(tmp, path)
+    save_with(path, lambda fh: grid.save(fh, format="PNG"))
     return path

@@ -34,6 +34,11 @@ CODES: Dict[str, Tuple[str, str]] = {
                             "fix the label; the engine silently drops characters it does not know."),
     "too-long": (ERROR, "raise max_text_length, shorten the label, or remove the line; the engine "
                         "silently skips longer samples."),
+    "dropped-as-written": (ERROR, "train on the --write-clean output (it writes the composed form, which "
+                                  "the dictionary holds), or add the character to the dictionary."),
+    "invisible-char": (WARNING, "delete the invisible character(s) from the label (zero-width, word "
+                                "joiner, BOM, bidi control, soft hyphen); the image does not show them, "
+                                "yet the model would learn to output them."),
     "not-nfc": (WARNING, "normalize the label (--write-clean does it) and the dictionary alike."),
     "space-not-in-dict": (ERROR, "set --use-space-char (use_space_char: True in the config) or remove "
                                  "the spaces; the engine silently drops them."),
@@ -41,6 +46,10 @@ CODES: Dict[str, Tuple[str, str]] = {
 
 ORDER = list(CODES) + ["dict-multi-char", "dict-empty-line", "dict-duplicate", "dict-crlf",
                        "dict-whitespace"]
+
+
+# errors that --write-clean fixes: the line is written (fixed), not left out
+CLEANABLE = {"dropped-as-written"}
 
 
 def severity(code: str) -> str:

@@ -8,11 +8,15 @@ as ``config check``, before the engine starts (where it would be exit 4 with a s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
+from rectrain.data.dictionary import read_dictionary
+from rectrain.data.labels import iter_label_file
 from rectrain.data.sniff import check_dictionary_file, check_label_file, refuse_bom
-from rectrain.errors import ConfigError
+from rectrain.errors import ConfigError, DataError
+from rectrain.fsutil import special_kind
 
 # rectrain.engine.datasets.LABEL_DATASETS (a sibling layer: not imported here)
 _LABEL_DATASETS = (None, "SimpleDataSet", "MultiScaleDataSet", "TextRecDataset", "MSTextRecDataset")
@@ -26,6 +30,18 @@ def _walk(node: Any, path: Tuple[Any, ...] = ()) -> Iterator[Tuple[Tuple[Any, ..
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _walk(value, path + (i,))
+
+
+def refuse_special_images(label_file: str, data_dir: str) -> None:
+    """No image the engine will open is a named pipe or a device (one would stop training
+    forever at its first epoch): checked by type, never opened."""
+    for rec in iter_label_file(label_file):
+        for rel in rec.image_paths() if rec.path is not None else []:
+            kind = special_kind(os.path.join(data_dir, rel))
+            if kind:
+                raise DataError(f"the image {rel} is {kind}, not a regular file: the engine would "
+                                "wait on it forever.", "replace it with the image file (or remove "
+                                "the line).", path=label_file, line=rec.line)
 
 
 def check_config_files(cfg: Dict[str, Any], *, contents: bool = True) -> None:
@@ -44,6 +60,7 @@ def check_config_files(cfg: Dict[str, Any], *, contents: bool = True) -> None:
             seen.add(str(value))
             check_dictionary_file(str(value))
             refuse_bom(str(value), what="dictionary")
+            read_dictionary(str(value))  # invisible characters: an error (rectrain.data.text)
     for mode in ("Train", "Eval"):
         ds = ((cfg.get(mode) or {}).get("dataset")) or {}
         if ds.get("data_dir") and not Path(str(ds["data_dir"])).is_dir():
@@ -58,6 +75,7 @@ def check_config_files(cfg: Dict[str, Any], *, contents: bool = True) -> None:
                 what = f"{mode}.dataset.label_file_list file"
                 check_label_file(str(f), what=what)
                 refuse_bom(str(f), what=what)
+                refuse_special_images(str(f), str(ds.get("data_dir") or Path(str(f)).parent))
     g = cfg.get("Global") or {}
     for key in ("pretrained_model", "checkpoints"):
         cur = g.get(key)

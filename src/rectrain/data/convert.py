@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import atomic_open
+from rectrain.fsutil import refuse_special, special_kind
 from rectrain.logs import get_logger
-from rectrain.outputs import claim_output_dir
+from rectrain.outputs import atomic_open, claim_output_dir
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.convert")
@@ -69,6 +69,7 @@ def _ppocrlabel(src: Path, problems: List[str], skipped: Counter) -> Iterator[Tu
 
 def _icdar_file(gt: Path, problems: List[str], skipped: Counter) -> List[Box]:
     boxes: List[Box] = []
+    refuse_special(gt, what="ground-truth file")
     text = gt.read_bytes().decode("utf-8-sig", errors="replace")
     for no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -160,6 +161,7 @@ def convert_detection_to_recognition_format(src: PathLike, out_dir: PathLike, *,
     source = Path(src)
     if fmt not in ("ppocrlabel", "icdar2015"):
         raise UserError(f"unknown format {fmt!r}.", "use ppocrlabel or icdar2015.")
+    refuse_special(source, what="annotation file")
     if not source.exists():
         raise DataError("not found.", "pass the PPOCRLabel Label.txt or the ICDAR 2015 gt folder.",
                         path=str(source))
@@ -190,6 +192,10 @@ def convert_detection_to_recognition_format(src: PathLike, out_dir: PathLike, *,
         boxes_total += len(boxes)
         path = _find_image(rel, roots)
         img = None
+        if path is not None and special_kind(path):  # never opened: a FIFO would wait forever
+            problems.append(f"{rel}: the image is {special_kind(path)}, not a regular file; skipped")
+            skipped["image-unreadable"] += len(boxes)
+            continue
         if path is not None:
             img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
         if img is None:

@@ -22,15 +22,19 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Union
 
 from rectrain.data.findings import WARNING, Finding, codepoints, describe_char, show_value
-from rectrain.data.labels import iter_label_file
+from rectrain.data.labels import iter_labels_reporting
 from rectrain.data.sniff import check_dictionary_file, check_label_file
+from rectrain.data.text import invisible_chars, is_invisible, name_chars
 from rectrain.errors import DataError
-from rectrain.fsutil import write_text_atomic
-from rectrain.outputs import refuse_output_over_inputs, refuse_replacing_data
+from rectrain.fsutil import refuse_special
+from rectrain.logs import get_logger
+from rectrain.outputs import claim_output_file, record_output, write_text
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 CTC_BLANK = "blank"
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -77,6 +81,7 @@ class Dictionary:
 
 
 def _read_raw_lines(path: Path) -> List[bytes]:
+    refuse_special(path, what="dictionary")
     try:
         with open(path, "rb") as fh:
             return fh.readlines()
@@ -123,6 +128,12 @@ def read_dictionary(path: PathLike, use_space_char: bool = False) -> Dictionary:
                 "convert the file to LF line ends (`dos2unix`) if nothing depends on its bytes.",
                 WARNING))
         entry = text.strip("\n").strip("\r\n")
+        hidden = invisible_chars(entry[1:] if no == 1 and entry.startswith("\ufeff") else entry)
+        if hidden:
+            raise DataError(f"line {no} holds {name_chars(hidden)}: an invisible (zero-width or format) "
+                            "character would become a class the model learns to output, for nothing "
+                            "an image shows.", f"delete line {no} (or that character) from the "
+                            "dictionary, and the character from the labels.", path=name, line=no)
         chars.append(entry)
         if no == 1 and entry.startswith("\ufeff"):
             findings.append(Finding(
@@ -217,17 +228,18 @@ def build_dictionary(labels: Iterable[PathLike], base: Optional[PathLike] = None
     Writes ``out`` (atomically) when given.
     """
     labels = [str(lf) for lf in labels]
-    refuse_output_over_inputs(out, [("label file", lf) for lf in labels] + [("base dictionary", base)])
-    refuse_replacing_data(out, what="dictionary")
+    if out is not None:
+        claim_output_file(out, command="data dict", inputs=[("label file", lf) for lf in labels]
+                          + [("base dictionary", base)])
     for lf in labels:
         check_label_file(lf)
     seen: set = set()
     has_space = False
     for lf in labels:
-        for rec in iter_label_file(lf):
-            if rec.label is None:
-                continue
-            seen.update(rec.label)
+        for rec in iter_labels_reporting(lf):
+            if rec.label is not None:
+                seen.update(rec.label)
+    seen = {c for c in seen if not is_invisible(c)}  # reported above, never made a class
     if " " in seen:
         has_space = True
     seen -= {" ", "\t", "\r", "\n", "\ufeff"}
@@ -240,10 +252,11 @@ def build_dictionary(labels: Iterable[PathLike], base: Optional[PathLike] = None
     result = DictBuild(chars=chars, added=added, base_count=len(base_chars), has_space=has_space)
     if out is not None:
         write_dictionary(chars, out)
+        record_output(out, command="data dict")
         result.path = str(out)
     return result
 
 
 def write_dictionary(chars: List[str], out: PathLike) -> None:
     """One entry per line, LF, UTF-8 without BOM, a final newline."""
-    write_text_atomic(out, "".join(c + "\n" for c in chars))
+    write_text(out, "".join(c + "\n" for c in chars))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import FrozenSet, Iterable, List, Optional, Sequence, Union
 
 from rectrain.errors import EnvironmentProblem, UserError
+from rectrain.fsutil import refuse_special
 from rectrain.logs import get_logger
 
 log = get_logger("data.fonts")
@@ -47,6 +48,7 @@ class Font:
 def load_font(path: str) -> Font:
     from fontTools.ttLib import TTFont
 
+    refuse_special(path, what="font file")
     try:
         tt = TTFont(path, lazy=True, fontNumber=0)
         cmap = tt.getBestCmap() or {}

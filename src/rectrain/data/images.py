@@ -13,6 +13,8 @@ import io
 import os
 from typing import Any, List, Optional, Sequence, Tuple
 
+from rectrain.fsutil import special_kind
+
 MIN_HEIGHT = 8
 MIN_WIDTH = 4
 
@@ -129,6 +131,9 @@ def check_image(path: str, min_height: int = MIN_HEIGHT, min_width: int = MIN_WI
     """(code, detail, width, height); code is None when the image is fine. The header is read
     first: an image past the decompression-bomb limit is never decoded (memory per worker
     stays bounded); a large one (``large-image``, a warning) is decoded and checked."""
+    special = special_kind(path)
+    if special:  # never opened: a named pipe would wait forever, /dev/zero never end
+        return "unreadable-image", f"is {special}, not a regular file (an image must be one)", 0, 0
     try:
         with open(path, "rb") as fh:
             size_bytes = os.fstat(fh.fileno()).st_size

@@ -12,7 +12,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Iterator, List, Optional, Tuple, Union
 
+from rectrain.data.text import invisible_chars, invisible_in_labels
+from rectrain.fsutil import refuse_special
+from rectrain.logs import get_logger
+
 PathLike = Union[str, "os.PathLike[str]"]
+log = get_logger(__name__)
 
 BOM = b"\xef\xbb\xbf"
 
@@ -76,8 +81,22 @@ def parse_line(raw: bytes, line_no: int) -> LabelLine:
     return rec
 
 
+def iter_labels_reporting(path: PathLike) -> Iterator[LabelLine]:
+    """:func:`iter_label_file`, then one warning per label holding invisible characters
+    (zero-width, word joiner, BOM, bidi controls: :mod:`rectrain.data.text`), naming the file,
+    the line and the code points: what every command that reads labels reports."""
+    hidden = []
+    for rec in iter_label_file(path):
+        if rec.label and invisible_chars(rec.label):
+            hidden.append((rec.line, rec.label))
+        yield rec
+    for message in invisible_in_labels(str(path), hidden):
+        log.warning("%s", message)
+
+
 def iter_label_file(path: PathLike) -> Iterator[LabelLine]:
     """Yield every line of ``path`` parsed, streaming (constant memory)."""
+    refuse_special(path, what="label file")
     with open(path, "rb") as fh:
         for no, raw in enumerate(fh, start=1):
             yield parse_line(raw, no)

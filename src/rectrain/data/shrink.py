@@ -18,7 +18,6 @@ the model sees and removes most of that work (and of the bytes moved to S3).
 from __future__ import annotations
 
 import os
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from rectrain.errors import DataError, UserError
 from rectrain.logs import get_logger
+from rectrain.outputs import link_or_copy, write_bytes
 
 log = get_logger("data.shrink")
 
@@ -98,10 +98,7 @@ def shrink_bytes(data: bytes, suffix: str, max_height: int) -> Optional[Tuple[by
 
 def _place(src: Path, dst: Path) -> None:
     """An unchanged file in the staging tree: a hard link where possible, else a copy."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    link_or_copy(src, dst)
 
 
 def shrink_tree(src_dir: Union[str, Path], out_dir: Union[str, Path], max_height: int, *,
@@ -141,7 +138,7 @@ def shrink_tree(src_dir: Union[str, Path], out_dir: Union[str, Path], max_height
         if shrunk is None:
             _place(path, target)
             return "kept", size, size, None
-        target.write_bytes(shrunk[0])
+        write_bytes(target, shrunk[0])
         return "resized", size, len(shrunk[0]), None
 
     n = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")

@@ -11,6 +11,7 @@ import re
 from typing import Optional, Union
 
 from rectrain.errors import DataError
+from rectrain.fsutil import refuse_special
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -42,6 +43,7 @@ _MAGIC = (
 
 
 def _head(path: PathLike) -> bytes:
+    refuse_special(path)
     with open(path, "rb") as fh:
         return fh.read(HEAD_BYTES)
 
@@ -77,7 +79,24 @@ def encoding_problem(head: bytes) -> Optional[str]:
     if b"\x00" in head:
         return ("is a binary file (it has NUL bytes), not a text file|"
                 "pass the UTF-8 text file instead.")
+    if _thai_legacy(head):
+        return ("is encoded as TIS-620 (Thai; Windows calls it cp874 / windows-874), not UTF-8: "
+                "the engine would drop or misread every Thai character|"
+                "re-save it as UTF-8, e.g. `iconv -f TIS-620 -t UTF-8 IN > OUT`.")
     return None
+
+
+def _thai_legacy(head: bytes) -> bool:
+    """Not UTF-8 anywhere, and every high byte a TIS-620 Thai letter: a Thai file in TIS-620."""
+    cut = head[:len(head) - 4] if len(head) >= 4096 else head  # a character split at the end
+    try:
+        cut.decode("utf-8")
+        return False
+    except UnicodeDecodeError:
+        pass
+    high = [b for b in cut if b >= 0x80]
+    return bool(high) and all(0xA1 <= b <= 0xFB for b in high) and not any(
+        0xDB <= b <= 0xDE or b == 0xFC for b in high) and "\ufffd" not in cut.decode("tis-620", "replace")
 
 
 def _first_text_lines(head: bytes, n: int = 5) -> list:

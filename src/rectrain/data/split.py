@@ -9,12 +9,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Optional, Pattern, Union
 
-from rectrain.data.labels import iter_label_file
+from rectrain.data.labels import iter_label_file, iter_labels_reporting
 from rectrain.data.sniff import check_label_file
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import atomic_open
+from rectrain.fsutil import refuse_special
 from rectrain.logs import get_logger
-from rectrain.outputs import refuse_outputs_over_inputs
+from rectrain.outputs import atomic_open, claim_output_dir
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.split")
@@ -41,13 +41,13 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
     if not 0.0 < val < 1.0:
         raise UserError(f"--val must be between 0 and 1 (a fraction), got {val}.", "e.g. --val 0.1.")
     src = Path(labels)
+    refuse_special(src, what="label file")
     if not src.is_file():
         raise DataError("label file not found.", "check the path.", path=str(src))
     check_label_file(src)
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"-o {out} is a file, not a folder.", "pass the folder for train.txt and val.txt.")
-    refuse_outputs_over_inputs([out / "train.txt", out / "val.txt"], [("label file", src)])
+    claim_output_dir(out, command="data split", writes=["train.txt", "val.txt"], inputs=[("label file", src)],
+                     create=False)
     pattern: Optional[Pattern[str]] = None
     if group_by:
         try:
@@ -58,7 +58,7 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
     sizes: Counter = Counter()
     skipped = 0
     unmatched = 0
-    for rec in iter_label_file(src):
+    for rec in iter_labels_reporting(src):
         if rec.path is None or rec.label is None:
             skipped += 1 if not any(c == "blank-line" for c, _ in rec.issues) else 0
             continue
@@ -82,7 +82,7 @@ def split_labels(labels: PathLike, out_dir: PathLike, *, val: float = 0.1, seed:
             break  # keep at least one group for training
         val_groups.add(g)
         n_val += sizes[g]
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, command="data split", writes=["train.txt", "val.txt"], inputs=[("label file", src)])
     n_train = 0
     with atomic_open(out / "train.txt") as ftrain, atomic_open(out / "val.txt") as fval:
         for rec in iter_label_file(src):

@@ -25,9 +25,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from rectrain.data.fonts import Font, resolve_fonts
 from rectrain.data.text import normalize_label
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import atomic_open
+from rectrain.fsutil import refuse_special
 from rectrain.logs import get_logger
-from rectrain.outputs import claim_output_dir
+from rectrain.outputs import atomic_open, claim_output_dir
 
 log = get_logger("data.synth")
 
@@ -98,6 +98,7 @@ def thai_words(limit: Optional[int] = None, max_len: Optional[int] = None, seed:
 
 def read_words(path: PathLike) -> List[str]:
     """One word or short line per line, UTF-8; normalized (NFC, Thai SARA AM/mark order)."""
+    refuse_special(path, what="words file")
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:

@@ -79,3 +79,47 @@ def label_form(text: str) -> str:
     if unicodedata.is_normalized("NFC", text):
         return "NFC"
     return "NFD" if unicodedata.is_normalized("NFD", text) else "neither"
+
+
+# -- invisible and format characters ------------------------------------------------------------
+# Zero-width characters, the word joiner, a BOM inside text, bidi controls, the soft hyphen and
+# the line/paragraph separators: nothing a word image shows, yet each is a class the model must
+# learn to output (U+200B is common in Thai text copied from the web: it marks word breaks).
+_LINE_SEPARATORS = {"\u2028", "\u2029"}
+
+INVISIBLE_FIX = ("delete the invisible character(s) (a text editor that shows them, or "
+                 "`sed -i 's/\\xe2\\x80\\x8b//g' FILE` for U+200B); an image never shows them")
+
+
+def is_invisible(ch: str) -> bool:
+    """A format (Cf) character or a line/paragraph separator: zero-width, word joiner, BOM,
+    bidi controls, soft hyphen, U+2028/U+2029."""
+    return unicodedata.category(ch) == "Cf" or ch in _LINE_SEPARATORS
+
+
+@lru_cache(maxsize=1)
+def _invisible_re() -> re.Pattern[str]:
+    chars = [chr(cp) for cp in range(0x110000) if cp < 0xD800 or cp > 0xDFFF if is_invisible(chr(cp))]
+    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]")
+
+
+def invisible_chars(text: str) -> List[str]:
+    """The invisible characters of ``text`` (see :func:`is_invisible`), first occurrence order."""
+    return list(dict.fromkeys(_invisible_re().findall(text)))
+
+
+def name_chars(chars: Iterable[str]) -> str:
+    """``U+200B ZERO WIDTH SPACE, U+2060 WORD JOINER``."""
+    return ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in chars)
+
+
+def invisible_in_labels(path: str, lines: Iterable[tuple]) -> List[str]:
+    """One message per label of ``lines`` (``(line number, label)``) that holds invisible
+    characters: ``labels.txt:3: the label holds U+200B ZERO WIDTH SPACE (invisible) ...``."""
+    out = []
+    for line, label in lines:
+        found = invisible_chars(label or "") if label else []
+        if found:
+            out.append(f"{path}:{line}: the label holds {name_chars(found)}, an invisible (zero-width "
+                       f"or format) character the model would learn to output. Fix: {INVISIBLE_FIX}.")
+    return out

@@ -24,11 +24,19 @@ from rectrain.data.images import MIN_HEIGHT, MIN_WIDTH, check_image, load_decode
 from rectrain.data.labels import LabelLine, iter_label_file, parse_line
 from rectrain.data.official_dicts import official_findings, official_name
 from rectrain.data.sniff import check_label_file
-from rectrain.data.text import is_normalized, label_form, normalize_label, thai_issues, unicode_form
+from rectrain.data.text import (
+    invisible_chars,
+    is_normalized,
+    label_form,
+    name_chars,
+    normalize_label,
+    thai_issues,
+    unicode_form,
+)
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import atomic_open, write_json_atomic
+from rectrain.fsutil import refuse_special, special_kind
 from rectrain.logs import get_logger
-from rectrain.outputs import refuse_output_over_inputs, refuse_replacing_foreign_file, same_file
+from rectrain.outputs import atomic_open, claim_output_file, record_output, same_file, write_json
 
 PathLike = Union[str, "os.PathLike[str]"]
 log = get_logger("data.validate")
@@ -144,7 +152,7 @@ class _Collector:
             value: Optional[str] = None, key: Optional[int] = None) -> None:
         self.counts[code] += 1
         sev = codes.severity(code)
-        if sev == ERROR and key is not None:
+        if sev == ERROR and key is not None and code not in codes.CLEANABLE:
             self.error_keys.append(key)
         if self.counts[code] > self.max_per_code:
             self.omitted += 1
@@ -238,6 +246,10 @@ def _check_label(label: str, line: int, add: AddFn, encodable: Optional[frozense
         return
     if label != label.strip():
         add("whitespace-edge", line, f"label {show_value(label)} starts or ends with whitespace.", label)
+    hidden = invisible_chars(label)
+    if hidden:
+        add("invisible-char", line, f"label {show_value(label)} holds {name_chars(hidden)}: invisible "
+            "(zero-width or format) characters.", label)
     if not is_normalized(label):
         # checked below in its normalized form, which --write-clean writes, unless the
         # dictionary holds the label's code points as written (a dictionary in the same form)
@@ -252,9 +264,12 @@ def _check_label(label: str, line: int, add: AddFn, encodable: Optional[frozense
                         "label as written; keep one form for both (NFC labels from --write-clean "
                         "with a dictionary rebuilt from them by `rectrain data dict`).")
                 label = raw
-            elif lost:
+            elif lost:  # the engine reads the file as written: these are dropped
                 note = (f" As written, the engine drops {describe_chars(lost)} (not in the "
                         "dictionary); train on the --write-clean output.")
+                add("dropped-as-written", line, f"{describe_chars(lost)} not in the dictionary, in "
+                    f"label {show_value(raw)} as written: the engine reads the file as written and "
+                    "drops them.", raw)
         add("not-nfc", line, f"label {show_value(raw)}: {'; '.join(why)}; normalized: "
             f"{show_value(normalize_label(raw))}.{note}", raw)
     if encodable is not None:
@@ -349,6 +364,11 @@ def _process_chunk(file_idx: int, root: str, start_line: int, raws: List[bytes])
                 add("missing-image", line, "the image path is empty.", p)
                 continue
             full = _resolve(root, p)
+            special = special_kind(os.path.join(root, p))
+            if special:  # never opened (a FIFO waits forever, /dev/zero never ends)
+                add("unreadable-image", line, f"image path {p!r} is {special}, not a regular file; it "
+                    "was not opened.", p)
+                continue
             if full is None:
                 add("path-escape", line, f"image path {p!r} is absolute or leaves the images root; it "
                     "was not opened.", p)
@@ -475,8 +495,10 @@ def validate_recognition_annotation_format(
         report.clean_path = str(write_clean)
         report.clean_lines, report.clean_images_root = _write_clean(files, images_root, col.error_keys,
                                                                     write_clean)
+        record_output(write_clean, command="data validate")
     if json_out is not None:
-        write_json_atomic(json_out, report.to_dict())
+        write_json(json_out, report.to_dict())
+        record_output(json_out, command="data validate")
     return report
 
 
@@ -627,6 +649,7 @@ def _check_arguments(label_files: Union[PathLike, Sequence[PathLike]], images_ro
     if not files:
         raise UserError("no label file given.", "pass at least one label file.")
     for f in files:
+        refuse_special(f, what="label file")
         if not os.path.isfile(f):
             raise DataError("label file not found." if not os.path.exists(f) else "not a file.",
                             "check the path.", path=f)
@@ -634,9 +657,10 @@ def _check_arguments(label_files: Union[PathLike, Sequence[PathLike]], images_ro
             raise DataError("label file is not readable.", "check its permissions.", path=f)
         check_label_file(f)
     inputs = [("label file", f) for f in files] + [("dictionary", dict_path)]
-    refuse_output_over_inputs(json_out, inputs, flag="--json")
-    refuse_output_over_inputs(write_clean, inputs, flag="--write-clean")
-    refuse_replacing_foreign_file(json_out, flag="--json", kind="json")
+    if json_out is not None:
+        claim_output_file(json_out, command="data validate", flag="--json", inputs=inputs, kind="json")
+    if write_clean is not None:
+        claim_output_file(write_clean, command="data validate", flag="--write-clean", inputs=inputs)
     if json_out is not None and write_clean is not None and same_file(json_out, write_clean):
         raise UserError(f"--json and --write-clean name the same file ({json_out}).",
                         "write the report and the clean label file to two different paths.")

@@ -18,7 +18,6 @@ whose marker is written (and so uploaded) after its files and deleted first.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from rectrain.logs import get_logger
+from rectrain.outputs import remove_empty_dir, remove_file, write_bytes
 from rectrain.storage.objects import list_objects
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
@@ -83,7 +83,7 @@ class SageMakerCheckpointSync:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
             body = self.s3.read_bytes(S3Uri(self.base.bucket, key))
-            target.write_bytes(body)  # a new modification time, as on SageMaker
+            write_bytes(target, body)  # a new modification time, as on SageMaker
             st = target.stat()
             self._sent[rel] = (st.st_size, st.st_mtime_ns)
             self.restored += 1
@@ -178,9 +178,9 @@ def restore_and_start(s3: S3Service, folder: Path, uri: S3Uri, *, every: float =
     if folder.exists():
         for path in sorted(folder.rglob("*"), reverse=True):
             if path.is_file() or path.is_symlink():
-                path.unlink()
+                remove_file(path)
             else:
-                os.rmdir(path)
+                remove_empty_dir(path)
     folder.mkdir(parents=True, exist_ok=True)
     sync = SageMakerCheckpointSync(s3, folder, uri, every=every,
                                    rng=random.Random(seed) if seed is not None else None)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from rectrain.emulator.checkpoint_agent import SageMakerCheckpointSync
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK
 from rectrain.logs import get_logger
+from rectrain.outputs import remove_tree
 from rectrain.paths import MLPaths
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
@@ -75,7 +75,7 @@ def _prepare_host(local: Any, s3: S3Service, request: Dict[str, Any], root: Path
     checkpoint agent with the checkpoints restored from S3 (random order, new mtimes). Returns
     the paths, the agent (not started yet) and the number of checkpoint files restored."""
     if root.exists():
-        shutil.rmtree(root)
+        remove_tree(root)
     paths = MLPaths.resolve(str(root))
     local.write_contract(paths, request, host=host, hosts=hosts, interface=interface)
     local.download_channels(paths, request, s3)

@@ -26,6 +26,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 from rectrain.errors import EnvironmentProblem
 from rectrain.logs import get_logger
 from rectrain.machine.processes import pid_alive
+from rectrain.outputs import remove_tree, write_text
 
 log = get_logger("sagemaker.netns")
 PREFIX = "rectrain-"
@@ -75,7 +76,7 @@ def remove_namespace(name: str) -> None:
     if Path(f"/run/netns/{name}").exists():
         _kill_namespace_processes(name)
         _ip("netns", "del", name, check=False)
-    shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
+    remove_tree(NETNS_ETC / name, ignore_errors=True)
 
 
 def remove_stale() -> List[str]:
@@ -138,8 +139,8 @@ class HostNetwork:
                 _ip("-n", ns, "link", "set", "lo", "up")
                 etc = NETNS_ETC / ns
                 etc.mkdir(parents=True, exist_ok=True)
-                (etc / "hosts").write_text(hosts_file(self.addresses), encoding="utf-8")
-                (etc / "hostname").write_text(host + "\n", encoding="utf-8")
+                write_text(etc / "hosts", hosts_file(self.addresses))
+                write_text(etc / "hostname", host + "\n")
         except BaseException:
             self.close()
             raise

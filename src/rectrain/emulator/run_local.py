@@ -20,11 +20,9 @@ What SageMaker does around the container, done here against S3 (AWS or a local s
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -35,7 +33,7 @@ from rectrain.emulator.channels import download_channel
 from rectrain.emulator.checkpoint_agent import SageMakerCheckpointSync
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, EnvironmentProblem
 from rectrain.logs import get_logger
-from rectrain.outputs import claim_output_dir
+from rectrain.outputs import claim_output_dir, remove_file, remove_tree, tar_writer
 from rectrain.paths import MLPaths
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JobConfig
@@ -182,23 +180,23 @@ def write_contract(paths: MLPaths, request: Dict[str, Any], *, host: str = "algo
     ``checkpointconfig.json`` (the request's ``CheckpointConfig``: ``LocalPath``, ``S3Uri``;
     read by AWS's smdebug), ``tensorboardoutputconfig.json`` and ``trainingjobconfig.json``
     (the request). See docs/sagemaker.md for what is not emulated."""
-    from rectrain.fsutil import write_json_atomic
+    from rectrain.outputs import write_json
 
     config = paths.hyperparameters.parent
     if request.get("CheckpointConfig"):
-        write_json_atomic(config / "checkpointconfig.json", dict(request["CheckpointConfig"]))
+        write_json(config / "checkpointconfig.json", dict(request["CheckpointConfig"]))
     if request.get("TensorBoardOutputConfig"):
-        write_json_atomic(config / "tensorboardoutputconfig.json", dict(request["TensorBoardOutputConfig"]))
-    write_json_atomic(config / "trainingjobconfig.json", request)
-    write_json_atomic(paths.hyperparameters, {k: str(v) for k, v in request["HyperParameters"].items()})
-    write_json_atomic(paths.resource_config, {
+        write_json(config / "tensorboardoutputconfig.json", dict(request["TensorBoardOutputConfig"]))
+    write_json(config / "trainingjobconfig.json", request)
+    write_json(paths.hyperparameters, {k: str(v) for k, v in request["HyperParameters"].items()})
+    write_json(paths.resource_config, {
         "current_host": host, "current_instance_type": request["ResourceConfig"]["InstanceType"],
         "current_group_name": "homogeneousCluster", "hosts": list(hosts),
         "instance_groups": [{"instance_group_name": "homogeneousCluster",
                              "instance_type": request["ResourceConfig"]["InstanceType"],
                              "hosts": list(hosts)}],
         "network_interface_name": interface})
-    write_json_atomic(paths.input_data_config, {
+    write_json(paths.input_data_config, {
         c["ChannelName"]: {"TrainingInputMode": c.get("InputMode", "File"),
                            "S3DistributionType": c["DataSource"]["S3DataSource"]["S3DataDistributionType"],
                            "RecordWrapperType": "None"}
@@ -215,7 +213,7 @@ def download_channels(paths: MLPaths, request: Dict[str, Any], s3: S3Service) ->
         uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
         dest = paths.channel(channel["ChannelName"])
         if dest.exists():
-            shutil.rmtree(dest)
+            remove_tree(dest)
         n = download_channel(s3, S3Uri.parse(uri), dest)
         log.info("run-local: channel %s: %d file(s) from %s", channel["ChannelName"], n, uri)
 
@@ -365,13 +363,12 @@ def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[st
     checkpoint_uri = request["CheckpointConfig"]["S3Uri"]
     trial = trial_folder(request)
     if paths.checkpoints.exists():
-        shutil.rmtree(paths.checkpoints)
+        remove_tree(paths.checkpoints)
     paths.checkpoints.mkdir(parents=True)
     sync = SageMakerCheckpointSync(s3, paths.checkpoints, S3Uri.parse(checkpoint_uri),
                                    every=SYNC_EVERY_SECONDS)
     restored = sync.restore()  # random order, new mtimes (see checkpoint_agent)
-    if paths.failure.exists():
-        paths.failure.unlink()
+    remove_file(paths.failure)
     log.info("run-local: start %d (%s), %d checkpoint file(s) restored from %s", number,
              f"interrupt after {after:.0f} s" if after is not None else "to the end", restored,
              checkpoint_uri)
@@ -383,7 +380,7 @@ def _start(number: int, after: Optional[float], paths: MLPaths, request: Dict[st
     if request.get("TensorBoardOutputConfig"):  # SageMaker uploads the events; a new instance has none
         tb_local = paths.output / "tensorboard"
         upload_tensorboard(s3, tb_local, S3Uri.parse(request["TensorBoardOutputConfig"]["S3OutputPath"]))
-        shutil.rmtree(tb_local, ignore_errors=True)
+        remove_tree(tb_local, ignore_errors=True)
     return attempt
 
 
@@ -402,7 +399,7 @@ def _finish_job(job: JobConfig, s3: S3Service, paths: MLPaths, result: LocalRunR
 def _upload_tar(s3: S3Service, folder: Path, uri: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / Path(uri).name
-        with tarfile.open(archive, "w:gz") as tar:
+        with tar_writer(archive, "w:gz") as tar:
             for item in sorted(folder.iterdir()):
                 tar.add(item, arcname=item.name)
         upload_file(s3, archive, S3Uri.parse(uri))

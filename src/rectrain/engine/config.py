@@ -22,9 +22,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Union
 
-import yaml
-
 from rectrain.errors import ConfigError
+from rectrain.outputs import refuse_special
+from rectrain.yamlfile import parse_yaml
 
 BUILD_FIX = "create one with `rectrain config build`."
 
@@ -88,17 +88,13 @@ def parse_engine_config(text: str, source: str, *, require: Sequence[str] = ()) 
     """The config in ``text`` (from ``source``, for the messages). ``require``: sections that
     must be there (``("Global", "Train")`` for training)."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        if "\t" in text[:2000]:  # image path, TAB, label: a label file, not a config
-            raise ConfigError(f"{where}: not valid YAML; it looks like a label file (image path, "
-                              f"TAB, label) ({getattr(exc, 'problem', exc)}).",
+        data = parse_yaml(text, source)
+    except ConfigError as exc:
+        if "\t" in text[:2000] and "not valid YAML" in str(exc):  # image path, TAB, label
+            raise ConfigError(f"{exc.message} It looks like a label file (image path, TAB, label).",
                               "pass the training config (from `rectrain config build`), not a "
-                              "label file.") from exc
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}).",
-                          "fix the YAML syntax at that line (indentation, a missing ':').") from exc
+                              "label file.") from None
+        raise
     if not isinstance(data, dict):
         hint = " (it looks like a label file: image path, TAB, label)" if "\t" in text[:2000] else ""
         raise ConfigError(f"{source}: a training config must be a YAML mapping with sections "
@@ -116,6 +112,7 @@ def parse_engine_config(text: str, source: str, *, require: Sequence[str] = ()) 
 def load_engine_config(path: Union[str, Path], *, require: Sequence[str] = ()) -> EngineConfig:
     """The one reader of a PaddleOCR config file (see the module docstring)."""
     path = Path(path).expanduser()
+    refuse_special(path, what="training config")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found.",
                           "check the path, or " + BUILD_FIX)

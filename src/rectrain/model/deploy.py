@@ -40,8 +40,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import yaml
 
-from rectrain.fsutil import write_text_atomic
 from rectrain.logs import get_logger
+from rectrain.outputs import write_text
+from rectrain.yamlfile import read_yaml
 
 log = get_logger("model.deploy")
 
@@ -116,7 +117,7 @@ def make_deployable(model_dir: Path, *, algorithm: str, postprocess: Optional[st
     (``loadable`` False with ``why`` when PaddleOCR 3.x cannot read this model the way the
     engine does; the engine's file is then left as it was)."""
     path = Path(model_dir) / INFERENCE_YML
-    written = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    written = read_yaml(path, what="inference.yml") or {}
     transforms = ((written.get("PreProcess") or {}).get("transform_ops")) or []
     resize_name, shape = _resize_op(transforms)
     why = None
@@ -146,7 +147,7 @@ def make_deployable(model_dir: Path, *, algorithm: str, postprocess: Optional[st
     config = {"Global": {"model_name": name},
               "PreProcess": {"transform_ops": ops},
               "PostProcess": {"name": "CTCLabelDecode", "character_dict": list(chars)}}
-    write_text_atomic(path, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    write_text(path, yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
     fixed = algorithm in FIXED_SHAPE
     return {"loadable": True, "model_name": name, "model_name_why": reason,
             "input_shape": shape if fixed else None,

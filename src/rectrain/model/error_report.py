@@ -18,10 +18,10 @@ import html
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple, Union
 
-from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.model.error_analysis import CLASSES, ErrorAnalysis, analyse_errors, char_class
 from rectrain.model.grid import thai_font_path, worst_samples_grid
 from rectrain.model.scores import DEL, INS, describe_char
+from rectrain.outputs import claim_output_dir, write_json, write_text
 from rectrain.plotting import save_png, subplots
 
 TOP = 30
@@ -190,13 +190,17 @@ def render_html(report: Any, analysis: ErrorAnalysis, top: int = TOP) -> str:
     return "\n".join(parts)
 
 
+# What ``evaluate --report DIR`` writes.
+REPORT_FILES = ("index.md", "index.html", "evaluation.json", "confusions.png", "errors_by_class.png",
+                "cer_by_length.png", "worst.png")
+
+
 def write_error_report(report: Any, out_dir: Union[str, Path], *, top: int = TOP,
                        worst: int = 24) -> Dict[str, Path]:
     """Write the report of an :class:`~rectrain.model.evaluate.EvalReport` into ``out_dir``;
     returns ``{name: path}``."""
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out_dir, command="evaluate", flag="--report", writes=list(REPORT_FILES))
     pairs: Sequence[Tuple[str, str]] = [(s.label, s.prediction) for s in report.samples]
     analysis = analyse_errors(pairs, ignore_space=report.ignore_space)
     files = {
@@ -207,10 +211,10 @@ def write_error_report(report: Any, out_dir: Union[str, Path], *, top: int = TOP
     }
     data = report.as_dict()
     data["errors"] = analysis.as_dict(top=max(top, 50))
-    write_json_atomic(out / "evaluation.json", data)
+    write_json(out / "evaluation.json", data)
     files["json"] = out / "evaluation.json"
-    write_text_atomic(out / "index.md", render_markdown(report, analysis, top))
+    write_text(out / "index.md", render_markdown(report, analysis, top))
     files["markdown"] = out / "index.md"
-    write_text_atomic(out / "index.html", render_html(report, analysis, top))
+    write_text(out / "index.html", render_html(report, analysis, top))
     files["html"] = out / "index.html"
     return files

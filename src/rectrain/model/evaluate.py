@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from rectrain.data.labels import iter_label_file
+from rectrain.data.labels import iter_labels_reporting
 from rectrain.errors import DataError, UserError
-from rectrain.fsutil import write_json_atomic
 from rectrain.logs import get_logger
+from rectrain.model.error_report import REPORT_FILES
 from rectrain.model.grid import worst_samples_grid
 from rectrain.model.info import dictionary_chars, dictionary_path
 from rectrain.model.predict import Recognizer, read_image
@@ -41,7 +41,13 @@ from rectrain.model.scores import (
     normalized_edit_distance,
     text_metrics,
 )
-from rectrain.outputs import refuse_output_over_inputs, refuse_replacing_foreign_file
+from rectrain.outputs import (
+    claim_output_dir,
+    claim_output_file,
+    record_output,
+    refuse_output_over_inputs,
+    write_json,
+)
 
 log = get_logger("model.evaluate")
 
@@ -151,7 +157,7 @@ def read_labelled_samples(labels: Path, images_root: Path) -> List[Tuple[Path, s
         raise UserError(f"label file {labels} does not exist.", "check --labels.")
     samples: List[Tuple[Path, str]] = []
     missing: List[str] = []
-    for rec in iter_label_file(labels):
+    for rec in iter_labels_reporting(labels):
         codes = {code for code, _ in rec.issues}
         if "blank-line" in codes:
             continue
@@ -189,19 +195,24 @@ def evaluate_model(model_dir: str, labels: str, images_root: Optional[str] = Non
                    paddleocr_dir: Optional[str] = None, *, batch_size: int = 1,
                    ignore_space: bool = True, top_confusions: int = 20, worst: int = 24,
                    use_gpu: Optional[bool] = None, chunk: int = 256,
-                   backend: str = "paddle") -> EvalReport:
+                   backend: str = "paddle", report_dir: Optional[str] = None) -> EvalReport:
     """Evaluate an exported model on ``labels`` (paths relative to ``images_root``, by
     default the label file's folder). Writes ``json_out`` and ``grid_png`` when given.
     ``backend``: ``paddle`` (Paddle Inference) or ``onnx`` (ONNX Runtime on inference.onnx);
-    ``batch_size`` changes the speed, not the readings (:class:`Recognizer`)."""
+    ``batch_size`` changes the speed, not the readings (:class:`Recognizer`). ``report_dir``:
+    the folder :func:`~rectrain.model.error_report.write_error_report` will write, claimed
+    here, before any work."""
     labels_path = Path(labels).resolve()
     root = Path(images_root).resolve() if images_root else labels_path.parent
     model_files = [p for p in Path(model_dir).glob("*") if p.is_file()] if Path(model_dir).is_dir() else []
     inputs = [("label file", labels_path)] + [("model file", p) for p in model_files]
-    refuse_output_over_inputs(json_out, inputs, flag="--json")
-    refuse_output_over_inputs(grid_png, inputs, flag="--grid")
-    refuse_replacing_foreign_file(json_out, flag="--json", kind="json")
-    refuse_replacing_foreign_file(grid_png, flag="--grid", kind="png")
+    if json_out:
+        claim_output_file(json_out, command="evaluate", flag="--json", inputs=inputs, kind="json")
+    if grid_png:
+        claim_output_file(grid_png, command="evaluate", flag="--grid", inputs=inputs, kind="png")
+    if report_dir:
+        claim_output_dir(report_dir, command="evaluate", flag="--report", writes=list(REPORT_FILES),
+                         inputs=inputs, create=False)
     samples = read_labelled_samples(labels_path, root)
     refuse_output_over_inputs(grid_png, [("image", p) for p, _ in samples], flag="--grid")
     recognizer = Recognizer(model_dir, paddleocr_dir=paddleocr_dir, batch_size=batch_size,
@@ -255,7 +266,9 @@ def evaluate_model(model_dir: str, labels: str, images_root: Optional[str] = Non
     )
     if grid_png:
         report.grid_path = str(worst_samples_grid(results, grid_png, limit=worst))
+        record_output(grid_png, command="evaluate")
     if json_out:
         report.json_path = str(Path(json_out).resolve())
-        write_json_atomic(json_out, report.as_dict())
+        write_json(json_out, report.as_dict())
+        record_output(json_out, command="evaluate")
     return report

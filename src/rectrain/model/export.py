@@ -20,7 +20,6 @@ import datetime as _dt
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,11 +28,11 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from rectrain._version import __version__
 from rectrain.checkpoints import pickles
-from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer, read_states
+from rectrain.checkpoints.local import engine_prefix, pointers, read_pointer, read_states, verify_snapshot
 from rectrain.engine import Engine, engine_command, find_engine
 from rectrain.engine.config import load_engine_config
 from rectrain.errors import ConfigError, EngineFailure, UserError
-from rectrain.fsutil import sha256_file, write_json_atomic
+from rectrain.fsutil import sha256_file
 from rectrain.logs import get_logger
 from rectrain.model.card import dataset_card
 from rectrain.model.deploy import FIXED_SHAPE, make_deployable, onednn_breakers
@@ -45,7 +44,16 @@ from rectrain.model.info import (
     program_file,
 )
 from rectrain.model.onnx_export import convert_to_onnx
-from rectrain.outputs import check_replaceable_dir
+from rectrain.outputs import (
+    check_replaceable_dir,
+    copy_file,
+    move,
+    open_stream,
+    remove_empty_dir,
+    remove_file,
+    remove_tree,
+    write_json,
+)
 
 log = get_logger("model.export")
 
@@ -103,6 +111,7 @@ def resolve_checkpoint(checkpoint: str, run_dir: Optional[Path], config: Dict[st
         for d in dirs:  # a named snapshot kept by `rectrain train` (snapshots/<name>.json)
             pointed = read_pointer(d / "snapshots", checkpoint)
             if pointed is not None:
+                verify_snapshot(pointed[0])  # a file changed since it was sealed: refused by name
                 prefix = engine_prefix(pointed[0])
                 if prefix.with_name(prefix.name + ".pdparams").is_file():
                     return prefix.resolve()
@@ -242,7 +251,7 @@ def _run_exporter(engine: Engine, config_path: Path, overrides: Dict[str, object
     script_at = argv.index(str(engine.script("export_model")))
     argv = argv[:script_at] + [str(Path(__file__).with_name("export_shim.py"))] + argv[script_at:]
     log.debug("command: %s", " ".join(argv))
-    with open(log_path, "w", encoding="utf-8") as fh:
+    with open_stream(log_path, "w") as fh:
         proc = subprocess.run(argv, env=env, stdout=fh, stderr=subprocess.STDOUT)
     output = log_path.read_text(encoding="utf-8", errors="replace")
     if proc.returncode != 0:
@@ -257,7 +266,7 @@ def _run_exporter(engine: Engine, config_path: Path, overrides: Dict[str, object
 def _keep_log(log_path: Path, failed_log: Path) -> Path:
     """Keep the exporter's log where the user can read it after the temp folder is gone."""
     try:
-        shutil.copyfile(log_path, failed_log)
+        copy_file(log_path, failed_log)
         return failed_log
     except OSError:
         return log_path
@@ -302,17 +311,17 @@ def check_output_dir(out_dir: Path, overwrite: bool, inputs: Sequence[Tuple[str,
 def _place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists():
         if out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
+            remove_empty_dir(out_dir)
         elif not overwrite:
             raise UserError(f"{out_dir} already exists and is not empty.",
                             "choose another -o folder, or pass --force to replace it.")
         else:
             old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
+            move(out_dir, old)
+            move(tmp, out_dir)
+            remove_tree(old, ignore_errors=True)
             return
-    os.replace(tmp, out_dir)
+    move(tmp, out_dir)
 
 
 def _copy_dictionary(dict_path: Optional[Path], tmp: Path, use_space_char: bool) -> Dict[str, Any]:
@@ -323,7 +332,7 @@ def _copy_dictionary(dict_path: Optional[Path], tmp: Path, use_space_char: bool)
     if (tmp / dict_path.name).exists() or dict_path.name in (MODEL_JSON, "config.yml"):
         raise ConfigError(f"the dictionary's file name {dict_path.name} clashes with a file "
                           "of the model folder.", "rename the dictionary (e.g. dict.txt).")
-    shutil.copyfile(dict_path, tmp / dict_path.name)
+    copy_file(dict_path, tmp / dict_path.name)
     chars = dictionary_chars(dict_path, use_space_char)
     return {"file": dict_path.name, "sha256": sha256_file(dict_path),
             "source": str(dict_path), "lines": len(chars) - int(use_space_char),
@@ -354,7 +363,7 @@ def _deploy(tmp: Path, cfg: Dict[str, Any], dict_path: Optional[Path], image_sha
         log_path = out.with_name(out.name + ".onnx-failed.log")
         deploy["onnx"] = convert_to_onnx(tmp, prog, tmp / PARAMS_FILE, image_shape,
                                          str(arch.get("algorithm")) in FIXED_SHAPE, log_path)
-        os.replace(log_path, tmp / "onnx-export.log")
+        move(log_path, tmp / "onnx-export.log")
     return deploy
 
 
@@ -456,7 +465,7 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
             overrides["Global.export_with_pir"] = True
         failed_log = out.with_name(out.name + ".export-failed.log")
         output = _run_exporter(engine, config_path, overrides, tmp / "export.log", failed_log)
-        shutil.rmtree(safe.parent)
+        remove_tree(safe.parent)
         mismatch = [line for line in output.splitlines() if _SHAPE_MISMATCH.search(line)]
         if mismatch:
             _keep_log(tmp / "export.log", failed_log)
@@ -469,7 +478,7 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
             raise EngineFailure(f"the exporter wrote no inference model into {tmp} "
                                 f"(found: {', '.join(sorted(p.name for p in tmp.iterdir()))}).",
                                 f"read {_keep_log(tmp / 'export.log', failed_log)}.", kind="export")
-        shutil.copyfile(config_path, tmp / "config.yml")
+        copy_file(config_path, tmp / "config.yml")
         dictionary = _copy_dictionary(dict_path, tmp, use_space_char)
         deploy = _deploy(tmp, cfg, dict_path, image_shape, onnx, out)
         state = _checkpoint_state(prefix)
@@ -479,14 +488,13 @@ def export_model(run_dir: Optional[str] = None, *, checkpoint: str = "best",
         info["metrics"] = state.get("metrics")
         info["dataset"] = dataset_card(cfg, config_path, run_path)
         info["written"] = sorted({p.name for p in tmp.iterdir()} | {MODEL_JSON})  # what --force may replace
-        write_json_atomic(tmp / MODEL_JSON, info)
+        write_json(tmp / MODEL_JSON, info)
         _make_readable(tmp)
         _place(tmp, out, overwrite)
         for stale in (failed_log, out.with_name(out.name + ".onnx-failed.log")):
-            if stale.exists():
-                stale.unlink()  # from an earlier attempt
+            remove_file(stale)  # from an earlier attempt
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp, ignore_errors=True)
         raise
     log.debug("exported %s -> %s (%s, dictionary %s classes)", prefix, out, info["model_format"],
              dictionary.get("classes", "built-in"))

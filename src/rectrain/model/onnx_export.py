@@ -19,6 +19,7 @@ from typing import Any, Dict, List
 
 from rectrain.errors import EnvironmentProblem, InternalError
 from rectrain.logs import get_logger
+from rectrain.outputs import open_stream
 
 log = get_logger("model.onnx")
 
@@ -52,7 +53,7 @@ def convert_to_onnx(model_dir: Path, program: Path, params: Path, image_shape: L
                    [str(Path(__file__).resolve().parents[2])] +
                    ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])))
     log.debug("command: %s", " ".join(argv))
-    with open(log_path, "w", encoding="utf-8") as fh:
+    with open_stream(log_path, "w") as fh:
         proc = subprocess.run(argv, env=env, stdout=fh, stderr=subprocess.STDOUT)
     output = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     lines = [line for line in output if line.startswith('{"opset"')]

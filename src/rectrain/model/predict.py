@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from rectrain.engine import Engine, find_engine
 from rectrain.errors import DataError, EnvironmentProblem, UserError
+from rectrain.fsutil import refuse_special
 from rectrain.logs import get_logger
 from rectrain.model.deploy import DYNAMIC_WIDTH, onednn_breakers
 from rectrain.model.info import check_compatible, dictionary_path, program_file, read_model_info
@@ -138,6 +139,7 @@ def read_image(path: Path, decode: Optional[Dict[str, Any]] = None) -> Any:
     import numpy as np
 
     decode = decode or {}
+    refuse_special(path, what="image")
     try:
         data = np.frombuffer(Path(path).read_bytes(), dtype="uint8")
     except OSError as exc:

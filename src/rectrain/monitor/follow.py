@@ -19,7 +19,7 @@ from rectrain.checkpoints.owner import RunLock
 from rectrain.checkpoints.remote import is_not_found
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import StorageError, UserError
-from rectrain.outputs import refuse_replacing_foreign_file
+from rectrain.outputs import claim_output_file, record_output
 from rectrain.runlog.display import make_display
 from rectrain.runlog.plots import continuous, plot_curves
 from rectrain.storage.s3 import S3Uri
@@ -145,7 +145,9 @@ def monitor_recognition_training_progress(
     until the run ends (run-state.json says completed/interrupted/failed) or ``timeout_s``;
     ``plot`` writes the loss/accuracy/lr curves as PNG."""
     text = str(source)
-    refuse_replacing_foreign_file(plot, flag="--plot", kind="png")
+    if plot is not None:
+        own = [] if text.startswith("s3://") else [text]
+        claim_output_file(plot, command="monitor", flag="--plot", kind="png", own=own)
     if not text.startswith("s3://") and not Path(text).exists():
         for job_source in _JOB_SOURCES:
             job = job_source(text, follow=follow)
@@ -185,5 +187,6 @@ def monitor_recognition_training_progress(
         out = Path(plot)
         if records:
             plot_curves(records, out)
+            record_output(out, command="monitor")
             summary["plot"] = str(out)
     return summary

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
 from rectrain.engine.log import parse_line, strip_line
+from rectrain.outputs import open_append
 
 __all__ = ["MetricsTracker", "MetricsWriter", "iter_metrics", "parse_line", "parse_log", "read_metrics",
            "strip_line"]
@@ -95,7 +96,7 @@ class MetricsWriter:
     def __init__(self, path: Union[str, Path]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("a", encoding="utf-8")
+        self._fh = open_append(self.path)
         if self.path.stat().st_size and not self.path.read_bytes().endswith(b"\n"):
             self._fh.write("\n")  # a line torn by a full disk or a kill stays a line of its own
 

@@ -21,8 +21,8 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from rectrain.engine.config import parse_engine_config
 from rectrain.errors import ConfigError, RectrainError, UserError
-from rectrain.fsutil import write_json_atomic, write_text_atomic
 from rectrain.monitor.follow import RunSource
+from rectrain.outputs import claim_output_dir, claim_output_file, record_output, write_json, write_text
 from rectrain.plotting import finish_axes, save_png, subplots
 from rectrain.runlog.plots import continuous
 from rectrain.sagemaker import aws
@@ -254,15 +254,36 @@ def plot_overlay(runs: Sequence[RunData], out: Union[str, Path]) -> Path:
     return save_png(fig, out)
 
 
+COMPARE_FILES = ("compare.md", "compare.json", "compare.png")
+
+
+def claim_compare_outputs(sources: Sequence[str], *, out_dir: Optional[Union[str, Path]],
+                          plot: Optional[Union[str, Path]]) -> None:
+    """Before any run is read: ``--out`` is a folder whose compare.* files rectrain wrote (or
+    none), ``--plot`` a new file or one rectrain wrote, neither inside a compared run."""
+    inputs = [("run", s) for s in sources if not s.startswith("s3://") and Path(s).exists()]
+    if out_dir is not None:
+        claim_output_dir(out_dir, command="runs compare", flag="--out", writes=list(COMPARE_FILES),
+                         inputs=inputs, create=False)
+    if plot is not None:
+        claim_output_file(plot, command="runs compare", flag="--plot", inputs=inputs, kind="png")
+
+
+def write_figure(comparison: Dict[str, Any], plot: Union[str, Path]) -> Path:
+    """``--plot``: the overlay figure, recorded as rectrain's (a rerun may replace it)."""
+    path = plot_overlay(comparison["_runs"], plot)
+    record_output(path, command="runs compare")
+    return path
+
+
 def write_comparison(comparison: Dict[str, Any], out_dir: Union[str, Path]) -> Dict[str, Path]:
     """``compare.md`` (the tables and the figure), ``compare.json`` and ``compare.png``."""
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = claim_output_dir(out_dir, command="runs compare", flag="--out", writes=list(COMPARE_FILES))
     png = plot_overlay(comparison["_runs"], out / "compare.png")
     md = out / "compare.md"
-    write_text_atomic(md, "# Run comparison\n\n" + format_comparison(comparison)
+    write_text(md, "# Run comparison\n\n" + format_comparison(comparison)
                       + f"\n## Curves\n\n![curves]({png.name})\n")
     js = out / "compare.json"
-    write_json_atomic(js, {k: v for k, v in comparison.items() if not k.startswith("_")})
+    write_json(js, {k: v for k, v in comparison.items() if not k.startswith("_")})
     return {"markdown": md, "json": js, "figure": png}

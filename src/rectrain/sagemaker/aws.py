@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from rectrain.errors import EnvironmentProblem, RectrainError, UserError
 from rectrain.storage.aws_errors import error_code, translate_error
-from rectrain.storage.service import S3Service
+from rectrain.storage.service import S3Service, bounded_config
 
 GUIDE = "docs/sagemaker.md"
 
@@ -40,7 +40,7 @@ def client(service: str, region: Optional[str] = None, profile: Optional[str] = 
         raise EnvironmentProblem(f"no AWS region set for {service}.",
                                  "pass --region us-east-1 (or set region: in the job config, or "
                                  "AWS_DEFAULT_REGION).")
-    return sess.client(service, endpoint_url=endpoint_url)
+    return sess.client(service, endpoint_url=endpoint_url, config=bounded_config())
 
 
 def aws_error(exc: Exception, action: str, resource: str = "") -> RectrainError:

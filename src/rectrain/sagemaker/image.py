@@ -18,6 +18,7 @@ from rectrain.errors import ConfigError, EngineFailure, EnvironmentProblem, User
 from rectrain.logs import get_logger
 from rectrain.machine.instances import DEFAULT_VARIANT, IMAGE_VARIANTS, runnable_problems, variant_for
 from rectrain.sagemaker.aws import call
+from rectrain.storage.service import bounded_config
 
 log = get_logger("sagemaker.image")
 DEFAULT_REPOSITORY = "rectrain"
@@ -126,7 +127,7 @@ def plan_image(*, account: Optional[str] = None, region: Optional[str] = None,
             if sts_client is None:
                 import boto3
 
-                sts_client = boto3.client("sts", region_name=region)
+                sts_client = boto3.client("sts", region_name=region, config=bounded_config())
             account = sts_client.get_caller_identity()["Account"]
         except Exception:  # noqa: BLE001 - printing works without credentials
             account = "<account>"
@@ -166,7 +167,7 @@ def build_and_push(plan: ImagePlan, *, build: bool = True, push: bool = True, ec
 
         import boto3
 
-        ecr = ecr_client or boto3.client("ecr", region_name=plan.region)
+        ecr = ecr_client or boto3.client("ecr", region_name=plan.region, config=bounded_config())
         try:
             ecr.describe_repositories(repositoryNames=[plan.repository])
         except ecr.exceptions.RepositoryNotFoundException:

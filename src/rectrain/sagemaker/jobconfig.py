@@ -30,8 +30,10 @@ from typing import Any, Dict, List, Optional
 from rectrain.errors import ConfigError
 from rectrain.logs import get_logger
 from rectrain.machine.instances import parse_image_cuda
+from rectrain.outputs import refuse_special
 from rectrain.redaction import has_credentials, redact, secret_looking
 from rectrain.sagemaker.metric_definitions import metric_definitions
+from rectrain.yamlfile import read_yaml
 
 log = get_logger("sagemaker")
 
@@ -249,19 +251,12 @@ def training_options_from_dict(data: Dict[str, Any], source: str = "job config")
 
 def load_job_config(path: str) -> JobConfig:
     """Read ``job.yaml``. Raises :class:`ConfigError` for a missing file, bad YAML or bad keys."""
-    import yaml
-
     p = Path(path)
+    refuse_special(p, what="job config")
     if not p.is_file():
         raise ConfigError(f"job config {p} does not exist.",
                           "check the path, or start from the example in docs/sagemaker.md.")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"job config {p}{line}: not valid YAML ({getattr(exc, 'problem', exc)}).",
-                          "fix the YAML syntax (indentation, colons, quotes).") from exc
+    data = read_yaml(p, what="job config")
     return job_config_from_dict(data or {}, str(p))
 
 
@@ -276,6 +271,9 @@ def merge_overrides(job: JobConfig, overrides: Dict[str, Any]) -> JobConfig:
             data["training"][key.split(".", 1)[1]] = value
         else:
             data[key] = value
+    on_demand = overrides.get("spot") is False and overrides.get("max_wait") is None
+    if on_demand and data.get("max_wait") is not None:
+        data.pop("max_wait")  # --on-demand over a spot job config: no waiting for spot capacity
     return job_config_from_dict(data, "command line")
 
 

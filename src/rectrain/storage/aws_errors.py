@@ -87,6 +87,45 @@ def permission_fix(action: str, resource: str) -> str:
     )
 
 
+def _endpoint_of(exc: BaseException) -> str:
+    """``scheme://host:port`` of the request that failed (botocore keeps its URL)."""
+    url = getattr(exc, "kwargs", {}).get("endpoint_url", "") or ""
+    if url:
+        parts = urlsplit(url)
+        url = f"{parts.scheme}://{parts.netloc}"
+    return url
+
+
+def _network_error(exc: BaseException, service: str, where: str, s3: bool, setup: Type[UserError],
+                   failed: Type[UserError]) -> Optional[UserError]:
+    """An endpoint that cannot be reached, or that accepted the connection and never answered
+    (the bounded waits of S3Options ran out), naming the endpoint; None for other errors."""
+    import botocore.exceptions as bex
+
+    if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError)):
+        return setup(
+            f"Cannot reach the {service} endpoint {_endpoint_of(exc)} ({where}).",
+            "check AWS_ENDPOINT_URL / --endpoint-url and the network; for the embedded server run "
+            "`rectrain s3 serve` first."
+            if s3
+            else "check the network, the region and --endpoint-url.",
+        )
+    if isinstance(exc, bex.ReadTimeoutError):
+        return failed(
+            f"The {service} endpoint {_endpoint_of(exc)} accepted the connection but did not answer "
+            f"({where}); rectrain gave up after its bounded retries.",
+            "check that AWS_ENDPOINT_URL / --endpoint-url points at a working S3 server (a proxy or "
+            "firewall may swallow replies), then rerun: finished transfers are kept and skipped."
+            if s3 else "check the network and the endpoint, then rerun.",
+        )
+    if isinstance(exc, (bex.ConnectionClosedError, bex.ResponseStreamingError)):
+        return failed(
+            f"The connection to {service} broke during {where}.",
+            "rerun the command: finished transfers are kept and skipped.",
+        )
+    return None
+
+
 def translate_error(
     exc: BaseException, action: str, resource: str, *, guide: str = "the rectrain docs"
 ) -> RectrainError:
@@ -152,23 +191,9 @@ def translate_error(
             "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, use --profile, or run `aws configure`"
             + (" (for the embedded server: `rectrain s3 serve` prints them)." if s3 else "."),
         )
-    if isinstance(exc, (bex.EndpointConnectionError, bex.ConnectTimeoutError)):
-        url = getattr(exc, "kwargs", {}).get("endpoint_url", "") or ""
-        if url:
-            parts = urlsplit(url)
-            url = f"{parts.scheme}://{parts.netloc}"
-        return setup(
-            f"Cannot reach the {service} endpoint {url} ({where}).",
-            "check AWS_ENDPOINT_URL / --endpoint-url and the network; for the embedded server run "
-            "`rectrain s3 serve` first."
-            if s3
-            else "check the network, the region and --endpoint-url.",
-        )
-    if isinstance(exc, (bex.ReadTimeoutError, bex.ConnectionClosedError, bex.ResponseStreamingError)):
-        return failed(
-            f"The connection to {service} broke during {where}.",
-            "rerun the command: finished transfers are kept and skipped.",
-        )
+    network = _network_error(exc, service, where, s3, setup, failed)
+    if network is not None:
+        return network
     if isinstance(exc, bex.ClientError):
         message = getattr(exc, "response", {}).get("Error", {}).get("Message", "") or str(exc)
         if s3:

@@ -101,8 +101,8 @@ def _fail(
 def check_s3_access(s3: S3Service, uri: S3Uri) -> CheckReport:
     """Run every check and return the report (``report.ok`` is False when training would fail).
     The requests use ``s3``'s endpoint and credentials with short timeouts and two attempts: a
-    preflight answers in seconds."""
-    quick = s3.with_options(max_attempts=2, connect_timeout=5, read_timeout=20, retry_budget_s=30)
+    preflight answers in seconds (S3Options' bounded waits, never longer ones)."""
+    quick = s3.with_options(max_attempts=2, retry_budget_s=30)
     client = quick.client
     retry = quick.retry.run  # a cut connection or a 503 is retried, a refusal is not
     endpoint = quick.resolved_endpoint

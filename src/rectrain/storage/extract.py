@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from rectrain.errors import DataError, IntegrityError, RectrainError
-from rectrain.fsutil import remove_quietly
+from rectrain.outputs import move, open_stream, remove_quietly, write_new_file
 from rectrain.storage.manifest import (
     PART_SUFFIX,
     ManifestEntry,
@@ -234,34 +234,9 @@ def _check(size: int, sha: str, want_size: int, want_sha: str) -> str:
             f"bytes, {want_sha[:16]}...). The file was discarded")
 
 
-_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
 def _write_small(target: str, data: bytes, mtime: float) -> None:
-    try:
-        fd = os.open(target, _CREATE, 0o666)
-    except FileExistsError:  # replaced by rename: never written through a link or a shared inode
-        tmp = f"{target}.{secrets.token_hex(4)}{PART_SUFFIX}"
-        try:
-            _write_small(tmp, data, mtime)
-            os.replace(tmp, target)
-        except BaseException:
-            remove_quietly(tmp)
-            raise
-        return
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if os.utime in os.supports_fd:
-            os.utime(fd, (mtime, mtime))
-    except BaseException:
-        os.close(fd)
-        remove_quietly(target)  # a half-written file is never left under its name
-        raise
-    os.close(fd)
-    if os.utime not in os.supports_fd:
-        os.utime(target, (mtime, mtime))
+    # O_EXCL | O_NOFOLLOW; an existing file is replaced by rename, never written through
+    write_new_file(target, data, mtime, part_suffix=PART_SUFFIX)
 
 
 def _write_large(fd: int, target: str, offset: int, size: int, sha: str, mtime: float) -> str:
@@ -269,7 +244,7 @@ def _write_large(fd: int, target: str, offset: int, size: int, sha: str, mtime: 
     digest = hashlib.sha256()
     got = 0
     try:
-        with open(tmp, "wb") as out:
+        with open_stream(tmp, new=True) as out:  # O_EXCL | O_NOFOLLOW
             while got < size:
                 chunk = os.pread(fd, min(1 << 20, size - got), offset + got)
                 if not chunk:
@@ -282,7 +257,7 @@ def _write_large(fd: int, target: str, offset: int, size: int, sha: str, mtime: 
             remove_quietly(tmp)
             return problem
         os.utime(tmp, (mtime, mtime))
-        os.replace(tmp, target)
+        move(tmp, target)
     except BaseException:
         remove_quietly(tmp)
         raise

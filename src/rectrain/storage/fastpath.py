@@ -236,7 +236,7 @@ class FastPath:
         self.enabled = True
         self.local = threading.local()
         config = client.meta.config
-        self.timeout = float(max(config.connect_timeout or 10, config.read_timeout or 60))
+        self.timeout = float(max(config.connect_timeout, config.read_timeout))  # S3Options' bounds
         self.ssl_context: Optional[ssl.SSLContext] = None
         self.refusals = 0  # 400/403 answers: after a few, this endpoint does not take our requests
         self.net_failures = 0  # requests that failed on the network every attempt

@@ -17,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from rectrain.errors import DataError
+from rectrain.outputs import atomic_open, open_stream, refuse_special, remove_tree
 from rectrain.storage.spool import RUN, SortedSpool
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -273,7 +273,7 @@ class ManifestFile:
             folder = Path(tempfile.mkdtemp(prefix="rectrain-manifest-"))
             self._copy = folder / MANIFEST_NAME
             previous: Optional[Sequence[Any]] = None
-            with open(self._copy, "w", encoding="utf-8") as out:
+            with open_stream(self._copy, "w") as out:  # a private temporary copy
                 out.write(header_line(self.header.kind, spool.count, 0, self.header.shards, self.header.dirs,
                                       self.header.shrink))
                 for rec in spool:
@@ -302,7 +302,7 @@ class ManifestFile:
 
     def close(self) -> None:
         if self._copy is not None:
-            shutil.rmtree(self._copy.parent, ignore_errors=True)
+            remove_tree(self._copy.parent, ignore_errors=True)
             self._copy = None
 
     def __enter__(self) -> ManifestFile:
@@ -345,8 +345,6 @@ def read_shard_entries(path: Path, span: Tuple[int, int], shard: str,
 def write_manifest(path: Path, header: str, entries: Iterable[ManifestEntry]) -> None:
     """Write a manifest atomically: ``header`` (:func:`header_line`), then the entries as given
     (sorted by the caller)."""
-    from rectrain.fsutil import atomic_open
-
     with atomic_open(path, "w") as fh:
         fh.write(header)
         fh.writelines(entry_line(e) for e in entries)
@@ -422,7 +420,8 @@ def local_files(root: Path, *, skip_top: Iterable[str] = (), run: int = RUN) -> 
     """``(relative POSIX path, size)`` of every regular file under ``root`` (files reached
     through a link count; folders reached through a link are not entered, as ``os.walk``),
     sorted by path, skipping rectrain's temporary download names and the top-level names in
-    ``skip_top``."""
+    ``skip_top``. A named pipe, device or socket in the folder is refused (never read: it could
+    wait forever), not skipped."""
     skip = set(skip_top)
     spool = SortedSpool(run)
     stack: List[Tuple[str, str]] = [(str(root), "")]
@@ -438,6 +437,7 @@ def local_files(root: Path, *, skip_top: Iterable[str] = (), run: int = RUN) -> 
                     continue
                 try:
                     if not entry.is_file():
+                        refuse_special(entry.path, what="file in the folder")
                         continue
                     size = entry.stat().st_size
                 except OSError:  # a link to nothing, or gone meanwhile

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -30,8 +29,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
 from rectrain.errors import DataError, IntegrityError, PermissionProblem, StorageError
-from rectrain.fsutil import remove_quietly, sha256_file
+from rectrain.fsutil import sha256_file
 from rectrain.logs import get_logger
+from rectrain.outputs import move, open_stream, remove_quietly
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.fastpath import FastPath
 from rectrain.storage.manifest import CHUNK, PART_SUFFIX
@@ -280,7 +280,7 @@ def _download_once(
     size = 0
     try:
         try:
-            with open(tmp, "wb") as fh:
+            with open_stream(tmp) as fh:
                 for chunk in body.iter_chunks(CHUNK):
                     fh.write(chunk)
                     sha.update(chunk)
@@ -313,7 +313,7 @@ def _download_once(
                 f"The download was discarded ({dest} not written).",
                 "upload the file again from the original copy (rectrain s3 push), then pull again.",
             )
-        os.replace(tmp, dest)
+        move(tmp, dest)
     except BaseException:
         remove_quietly(tmp)
         raise

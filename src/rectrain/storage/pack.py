@@ -15,21 +15,31 @@ unpacking a whole dataset, from S3 (``pull(..., unpack=True)``) or from local di
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import secrets
 import shutil
 import tarfile
 import tempfile
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from rectrain.data.shrink import ShrinkResult, shrink_tree
-from rectrain.errors import ConfigError, DataError
-from rectrain.fsutil import atomic_open, format_size, remove_quietly, sha256_file
+from rectrain.errors import ConfigError, DataError, RectrainError, UserError
+from rectrain.fsutil import format_size, sha256_file
 from rectrain.logs import get_logger
+from rectrain.outputs import (
+    atomic_open,
+    claim_output_dir,
+    move,
+    open_stream,
+    remove_file,
+    remove_quietly,
+    remove_tree,
+    tar_writer,
+)
 from rectrain.storage.manifest import (
     CHUNK,
     MANIFEST_NAME,
@@ -39,6 +49,7 @@ from rectrain.storage.manifest import (
     entry_line,
     header_line,
     local_files,
+    read_header,
 )
 from rectrain.storage.progress import TransferProgress
 
@@ -136,18 +147,20 @@ def _write_shards(src: Path, out: Path, files: Iterable[Sequence[Any]], limit: i
     manifest line goes to ``entries`` as it is packed. Returns the shards' entries."""
     shards: List[ManifestEntry] = []
     tar: Optional[tarfile.TarFile] = None
+    shard = ExitStack()  # the open shard (rectrain.outputs.tar_writer), closed when it is full
     tmp = out / "unused"
     current = 0
     try:
         for rel, size in files:
             cost = _tar_cost(rel, size)
             if tar is not None and current + cost > limit - 2 * _TAR_BLOCK * 2:
-                tar.close()
+                shard.close()
                 shards.append(_finish_shard(tmp, out, len(shards)))
                 tar = None
             if tar is None:
                 tmp = out / f".{SHARD_PATTERN.format(len(shards))}.{secrets.token_hex(4)}{PART_SUFFIX}"
-                tar = tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT, encoding="utf-8")  # noqa: SIM115
+                shard = ExitStack()
+                tar = shard.enter_context(tar_writer(tmp, "w", format=tarfile.PAX_FORMAT, encoding="utf-8"))
                 current = 0
             path = src / rel
             with open(path, "rb") as fh:
@@ -162,12 +175,11 @@ def _write_shards(src: Path, out: Path, files: Iterable[Sequence[Any]], limit: i
             bar.advance(size)
             current += cost
         if tar is not None:
-            tar.close()
+            shard.close()
             shards.append(_finish_shard(tmp, out, len(shards)))
             tar = None
     except BaseException:
-        if tar is not None:
-            tar.close()
+        shard.close()
         remove_quietly(tmp)
         raise
     return shards
@@ -176,8 +188,25 @@ def _write_shards(src: Path, out: Path, files: Iterable[Sequence[Any]], limit: i
 def _finish_shard(tmp: Path, out: Path, index: int) -> ManifestEntry:
     name = SHARD_PATTERN.format(index)
     sha, size = sha256_file(tmp), tmp.stat().st_size
-    os.replace(tmp, out / name)
+    move(tmp, out / name)
     return ManifestEntry(name, size, sha)
+
+
+def claim_pack_dir(out: Path, src: Path) -> None:
+    """``data pack -o OUT``: a new folder, or one holding a packed dataset's manifest (a pack
+    rectrain wrote, replaced whole); never a manifest.jsonl of something else. The packed folder
+    itself stays exact (shards and manifest, no marker)."""
+    claim_output_dir(out, command="data pack", writes=[], inputs=[("dataset folder", src)], create=False)
+    old = out / MANIFEST_NAME
+    if old.exists() or old.is_symlink():
+        try:
+            ours = read_header(old).kind == "packed"  # the header line alone: flat memory
+        except (OSError, ValueError, RectrainError):
+            ours = False
+        if not ours:
+            raise UserError(f"-o {out} already holds {MANIFEST_NAME}, which is not the manifest of a "
+                            "packed dataset rectrain wrote: packing there would replace it.",
+                            f"choose a new or empty folder, e.g. -o {out.parent / (out.name + '-packed')}.")
 
 
 def pack_dataset(
@@ -198,23 +227,21 @@ def pack_dataset(
             "choose an output folder outside the dataset, e.g. a sibling folder.",
             path=str(src),
         )
+    claim_pack_dir(out, src)
     with local_files(src, skip_top={MANIFEST_NAME}) as files:
         if not files.count:
             raise DataError("no files to pack.", "check the dataset folder.", path=str(src))
         out.mkdir(parents=True, exist_ok=True)
-        try:
-            (out / MANIFEST_NAME).unlink()  # an old manifest must not vouch for half-written shards
-        except FileNotFoundError:
-            pass
+        remove_file(out / MANIFEST_NAME)  # an old manifest must not vouch for half-written shards
         with tempfile.TemporaryDirectory(prefix="rectrain-pack-") as tmp:
             entries_path = Path(tmp) / "entries.jsonl"
-            with open(entries_path, "w", encoding="utf-8") as entries, TransferProgress(
+            with open_stream(entries_path, "w") as entries, TransferProgress(
                     f"pack {src.name}", files.count, files.size_total, progress) as bar:
                 shards = _write_shards(src, out, files, limit, entries, bar)
             keep = {s.path for s in shards}
             for stale in out.iterdir():
                 if _SHARD_RE.match(stale.name) and stale.name not in keep:
-                    stale.unlink()
+                    remove_file(stale)
             total = files.size_total
             header = header_line("packed", files.count, total, shards, empty_dirs(src), shrink)
             with atomic_open(out / MANIFEST_NAME, "w") as fh, open(entries_path, encoding="utf-8") as body:
@@ -275,11 +302,12 @@ def pack_shrunk_dataset(src_dir: Union[str, Path], out_dir: Union[str, Path], ma
         raise DataError(f"the output folder {out} is inside the dataset folder.",
                         "choose an output folder outside the dataset, e.g. a sibling folder.",
                         path=str(src))
+    claim_pack_dir(out, src)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.shrink-{secrets.token_hex(4)}"
     try:
         result = shrink_tree(src, staging, max_height)
         packed = pack_dataset(staging, out, shard_size, progress=progress, shrink=result.record())
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging, ignore_errors=True)
     return packed, result

@@ -25,12 +25,21 @@ import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from rectrain.errors import DataError, IntegrityError, RectrainError, StorageError, UserError
-from rectrain.fsutil import atomic_open
+from rectrain.fsutil import sha256_file
 from rectrain.logs import get_logger
-from rectrain.outputs import is_within, refuse_delete_in
+from rectrain.outputs import (
+    atomic_open,
+    claim_output_dir,
+    is_within,
+    refuse_delete_in,
+    refuse_replacing,
+    remove_file,
+    remove_quietly,
+    remove_tree,
+)
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.extract import IN_PROCESS_BELOW, Extractor, Targets, usable_cpus
 from rectrain.storage.manifest import (
@@ -68,6 +77,54 @@ def _plan_pull(uri: S3Uri, remote: Iterable[Sequence[Any]]) -> Tuple[int, Option
         if rec[0] == MANIFEST_NAME:
             manifest = rec
     return total, manifest
+
+
+def _refuse_without_manifest(s3: S3Service, uri: S3Uri, remote: SortedSpool) -> None:
+    """No manifest at ``uri``: fine for a prefix rectrain did not push as a dataset (a
+    checkpoint's folder has its markers instead), but an upload by rectrain without its
+    manifest (written last) stopped before its end: refused."""
+    first: Optional[Sequence[Any]] = None
+    for rec in remote:
+        first = first or rec
+        if str(rec[0]).rsplit("/", 1)[-1] == "_COMPLETE.json":
+            break  # a checkpoint prefix: markers, no manifest
+    else:
+        if first is not None and _pushed_by_rectrain(s3, uri, first):
+            raise StorageError(
+                f"no {MANIFEST_NAME} at {uri}: rectrain writes it last, so this upload may have been "
+                "interrupted (files missing or half there), and nothing says which files belong.",
+                "push the dataset again (`rectrain s3 push`), or pass --no-verify-manifest to pull the "
+                "files that are there (each checked against its own checksum).")
+    log.info("no %s at %s: each file is checked against its own checksum only", MANIFEST_NAME, uri)
+
+
+def _pushed_by_rectrain(s3: S3Service, uri: S3Uri, rec: Sequence[Any]) -> bool:
+    """Whether the objects were uploaded by rectrain (its SHA-256 in their metadata): one HEAD."""
+    try:
+        head = s3.call("head_object", "s3:GetObject", uri.join(rec[0]), Bucket=uri.bucket, Key=rec[3])
+    except RectrainError:
+        return False
+    return bool((head.get("Metadata") or {}).get("sha256"))
+
+
+def _claim_destination(dst: Path, uri: S3Uri, replaced: Iterable[Sequence[Any]]) -> None:
+    """Before any byte lands: a local file the pull would replace (``replaced``: sorted records
+    whose first field is the path; each differs from S3's) must be one an earlier pull wrote
+    there, unchanged since (the local manifest.jsonl vouches for it); a file of the user's is
+    never replaced."""
+    foreign: List[str] = []
+    try:
+        with ManifestFile(dst / MANIFEST_NAME) as ours:
+            vouched = ((e.path, e.sha256) for e in ours.entries())
+            for rel, here, entry in merge_join(replaced, vouched):
+                if here is None:
+                    continue
+                path = dst / rel
+                if entry is None or not path.is_file() or sha256_file(path) != entry[1]:
+                    foreign.append(rel)
+    except (OSError, RectrainError):  # no manifest of an earlier pull (or a damaged one)
+        foreign = [rec[0] for rec in replaced]
+    refuse_replacing(dst, foreign, command="s3 pull", source=str(uri))
 
 
 def _local_matches(path: Path, size: int, sha256: Optional[str], etag_md5: Optional[str]) -> bool:
@@ -124,7 +181,7 @@ def pull(
             dataset = stack.enter_context(_fetch_manifest(client, uri, manifest_rec, stack))
             result.manifest = str(uri.join(MANIFEST_NAME))
         elif verify_manifest:
-            log.info("no %s at %s: each file is checked against its own checksum only", MANIFEST_NAME, uri)
+            _refuse_without_manifest(s3, uri, remote)
         if dataset is not None and dataset.kind == "packed" and unpack:
             _pull_unpack(s3, uri, remote, dataset, dst, workers=workers, delete=delete, dry_run=dry_run,
                          progress=progress, result=result)
@@ -190,14 +247,19 @@ def _pull_files(s3: S3Service, uri: S3Uri, remote: SortedSpool, dataset: Optiona
     client, fast = s3.client, s3.fast_path(workers + 4)
     lock = threading.Lock()
 
-    def fetch(item: _Want, bar: TransferProgress) -> None:
-        rel, key, size, sha, etag = item
+    def needed(item: Sequence[Any], bar: TransferProgress) -> bool:
+        """False (counted as skipped) when the local file already matches."""
+        rel, _, size, sha, etag = item
         md5 = etag.lower() if (len(etag) == 32 and "-" not in etag) else None
         if existed and _local_matches(dst / rel, size, sha, md5):
             with lock:
                 result.skipped += 1
             bar.advance(size)
-            return
+            return False
+        return True
+
+    def download(item: Sequence[Any], bar: TransferProgress) -> None:
+        rel, key, size, sha, _ = item
         with lock:
             result.plan(str(dst / rel))
         if not dry_run:
@@ -209,9 +271,17 @@ def _pull_files(s3: S3Service, uri: S3Uri, remote: SortedSpool, dataset: Optiona
             result.bytes_transferred += size
         bar.advance(size)
 
+    def fetch(item: Sequence[Any], bar: TransferProgress) -> None:
+        if needed(item, bar):
+            download(item, bar)
+
     with TransferProgress(f"pull {uri}", count, total, progress) as bar:
         try:
-            run_parallel(_wanted(uri, remote, dataset), lambda item: fetch(item, bar), workers)
+            if existed and not dry_run:  # local files may be replaced: claimed before any byte lands
+                _pull_into_existing(dst, uri, _wanted(uri, remote, dataset), lambda i: needed(i, bar),
+                                    lambda i: download(i, bar), workers)
+            else:
+                run_parallel(_wanted(uri, remote, dataset), lambda item: fetch(item, bar), workers)
         except RectrainError as exc:
             raise note_partial(exc, result, "pull", count) from exc.__cause__
     keep = (rec[0] for rec in _wanted(uri, remote, dataset))
@@ -219,6 +289,29 @@ def _pull_files(s3: S3Service, uri: S3Uri, remote: SortedSpool, dataset: Optiona
     if dataset is not None and not dry_run:
         with atomic_open(dst / MANIFEST_NAME, "wb") as fh, open(dataset.path, "rb") as src:
             shutil.copyfileobj(src, fh, 1 << 20)
+
+
+def _pull_into_existing(dst: Path, uri: S3Uri, wanted: Iterable[Sequence[Any]],
+                        needed: Callable[[Sequence[Any]], bool], download: Callable[[Sequence[Any]], None],
+                        workers: int) -> None:
+    """A pull into a folder that exists: every local file is compared first (in parallel), what
+    must be downloaded is kept sorted on disk, and the local files it would replace are claimed
+    (:func:`_claim_destination`) before the first download starts."""
+    lock = threading.Lock()
+    with SortedSpool() as todo, SortedSpool() as replaced:
+
+        def sort_out(item: Sequence[Any]) -> None:
+            if needed(item):
+                here = os.path.lexists(dst / item[0])
+                with lock:
+                    todo.add(list(item))
+                    if here:
+                        replaced.add((item[0],))
+
+        run_parallel(wanted, sort_out, workers)
+        if replaced.count:
+            _claim_destination(dst, uri, replaced)
+        run_parallel(iter(todo), download, workers)
 
 
 def _delete_extra(dst: Path, keep: Iterable[str], also_keep: set, delete: bool, dry_run: bool,
@@ -234,7 +327,7 @@ def _delete_extra(dst: Path, keep: Iterable[str], also_keep: set, delete: bool, 
             if dry_run:
                 continue
             try:
-                (dst / rel).unlink()
+                remove_file(dst / rel, missing_ok=False)
                 result.deleted += 1
             except OSError as exc:
                 raise StorageError(f"Cannot delete {dst / rel}: {exc}.",
@@ -264,10 +357,7 @@ def _clean_partials(dst: Path) -> None:
     for dirpath, _, filenames in os.walk(dst):
         for name in filenames:
             if name.endswith(PART_SUFFIX):
-                try:
-                    os.unlink(os.path.join(dirpath, name))
-                except OSError:
-                    pass
+                remove_quietly(os.path.join(dirpath, name))
 
 
 # ----------------------------------------------------------------------------- packed datasets
@@ -343,7 +433,7 @@ def _pull_unpack(s3: S3Service, uri: S3Uri, remote: SortedSpool, manifest: Manif
                     result.bytes_transferred += item[2]
                     result.transferred += written
                     ex.drain()
-                    (staging / item[0]).unlink()
+                    remove_file(staging / item[0])
             except RectrainError as exc:
                 raise note_partial(exc, result, "pull --unpack", files_todo) from exc.__cause__
             except OSError as exc:
@@ -352,7 +442,7 @@ def _pull_unpack(s3: S3Service, uri: S3Uri, remote: SortedSpool, manifest: Manif
             finally:
                 thread.join(timeout=60)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        remove_tree(staging, ignore_errors=True)
     result.deleted = _finish_tree(dst, manifest, delete)
 
 
@@ -387,7 +477,14 @@ def unpack_dataset(
                 path=str(src / MANIFEST_NAME),
             )
         _check_shard_names(manifest)
+        claim_output_dir(dst, command="data unpack", writes=[], inputs=[("packed dataset", src)],
+                         create=False)
         todo = _shards_to_do(manifest, dst)
+        # a file of the user's that differs from the packed one is never replaced
+        if dst.is_dir():
+            refuse_replacing(dst, [e.path for s in todo for e in manifest.shard_entries(s.path)
+                                   if os.path.lexists(dst / e.path) and not shard_extracted(dst, [e])],
+                             command="data unpack", source=str(src))
         for shard in todo:
             if not (src / shard.path).is_file():
                 raise DataError("shard missing.", "copy or download the whole packed dataset.",

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
 
 from rectrain.errors import DataError, IntegrityError, RectrainError
-from rectrain.fsutil import remove_quietly, sha256_file
+from rectrain.fsutil import sha256_file
 from rectrain.logs import get_logger
+from rectrain.outputs import remove_quietly
 from rectrain.storage import objects
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
@@ -258,14 +259,16 @@ class _Push:
             write_manifest(manifest_path, header, entries)
         md5 = _md5_file(manifest_path)
         remote = self.remote_manifest
-        same = remote is not None and not self.manifest_removed and str(remote[2]).lower() == md5
+        deleting = self.delete and self.extra.count > 0  # removes the remote manifest first
+        same = remote is not None and not self.manifest_removed and not deleting and \
+            str(remote[2]).lower() == md5
         if not same:
             result.plan(result.manifest)
         if self.dry_run:
             return
         if self.delete:
             self._delete_extra()
-        if not same:
+        if not same or self.manifest_removed:  # a manifest deleted here is written again
             self._before_change()
             try:
                 put_object(self.client, self.uri.bucket, self.uri.join(MANIFEST_NAME).key, path=manifest_path,

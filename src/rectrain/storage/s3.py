@@ -38,6 +38,12 @@ class S3Uri:
                 f"'{bucket}' in '{raw}' is not a valid bucket name.",
                 "bucket names are 3-63 characters: lowercase letters, digits, '.' and '-'.",
             )
+        if any(part in (".", "..") for part in key.split("/")):
+            raise StorageError(
+                f"'{raw}' has a '.' or '..' segment: S3 keys are names, not paths, so it would "
+                "name a folder literally called '..' (or be refused by the server).",
+                "write the prefix without '.' and '..' segments, e.g. s3://bucket/runs/exp1.",
+            )
         return cls(bucket, key.lstrip("/"))
 
     def join(self, *parts: str) -> S3Uri:

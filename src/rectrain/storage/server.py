@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from rectrain.errors import EnvironmentProblem, StorageError
-from rectrain.fsutil import write_json_atomic
 from rectrain.logs import get_logger
+from rectrain.outputs import open_append, write_json, write_text
+from rectrain.storage.service import bounded_config
 
 log = get_logger("storage.server")
 
@@ -197,11 +198,8 @@ class SeaweedServer:
     def client(self, read_only: bool = False, **kwargs: Any) -> Any:
         """A boto3 S3 client for this server (admin identity unless ``read_only``)."""
         import boto3
-        from botocore.config import Config
 
-        kwargs.setdefault(
-            "config", Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=64)
-        )
+        kwargs.setdefault("config", bounded_config(max_pool_connections=64))
         return boto3.session.Session().client(
             "s3",
             endpoint_url=self.endpoint_url,
@@ -233,7 +231,7 @@ class SeaweedServer:
         return data if isinstance(data, dict) else {}
 
     def _save_state(self) -> None:
-        write_json_atomic(
+        write_json(
             self.data_dir / STATE_FILE,
             {
                 "endpoint_url": self.endpoint_url,
@@ -243,8 +241,8 @@ class SeaweedServer:
                 "read_only_secret_key": self.read_only_secret_key,
                 "ports": self.ports,
             },
+            perm=0o600,
         )
-        os.chmod(self.data_dir / STATE_FILE, 0o600)
 
     def _write_identities(self) -> Path:
         identities = [
@@ -265,8 +263,7 @@ class SeaweedServer:
                 }
             )
         path = self.data_dir / IDENTITIES_FILE
-        write_json_atomic(path, {"identities": identities})
-        os.chmod(path, 0o600)
+        write_json(path, {"identities": identities}, perm=0o600)
         return path
 
     def _write_security(self) -> Path:
@@ -281,10 +278,7 @@ class SeaweedServer:
                        for name, key in self.jwt_keys.items())
         text += "[filer.expose_directory_metadata]\nenabled = false\n"
         path = self.data_dir / SECURITY_FILE
-        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(path, 0o600)
+        write_text(path, text, perm=0o600)
         return path
 
     def filer_headers(self) -> Dict[str, str]:
@@ -391,8 +385,7 @@ class SeaweedServer:
         identities = self._write_identities()
         self._write_security()
         argv = self.command(weed, identities)
-        fd = os.open(str(self.log_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._log_fh = os.fdopen(fd, "ab")  # kept open for the child
+        self._log_fh = open_append(self.log_path, "ab", perm=0o600)  # kept open for the child
         self._log_fh.write(f"\n==== rectrain: starting {' '.join(argv)}\n".encode())
         self._log_fh.flush()
         log_start = self._log_fh.tell()

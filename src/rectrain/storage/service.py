@@ -139,7 +139,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class S3Options:
-    """What an S3 client is built from (one place for timeouts and retries)."""
+    """What an S3 client is built from: the one place for timeouts and retries (boto3's attempts,
+    rectrain's :class:`RetryPolicy` budget, and :func:`bounded_config` for other AWS clients)."""
 
     endpoint_url: Optional[str] = None
     profile: Optional[str] = None
@@ -148,9 +149,15 @@ class S3Options:
     secret_key: Optional[str] = None
     verify: Union[None, bool, str] = None  # TLS: None = boto3's default (AWS_CA_BUNDLE ...)
     fastpath: bool = True  # small GETs/PUTs on presigned URLs (storage.fastpath)
+    # Bounded waits, for every request (the client and the fast path): a server that accepts
+    # the connection and never answers fails in about max_attempts x read_timeout (under a
+    # minute), naming the endpoint; RetryPolicy starts no retry that would run past
+    # retry_budget_s, so the whole operation stays within it. read_timeout is the longest
+    # silence within one response, not a limit on a transfer's length. The other AWS clients
+    # take the same bounds (bounded_config).
     max_attempts: int = 3  # boto3's own quick retries; RetryPolicy waits out longer trouble
-    connect_timeout: float = 10
-    read_timeout: float = 60
+    connect_timeout: float = 5
+    read_timeout: float = 15
     max_pool_connections: int = 64
     retry_mode: str = "adaptive"
     retry_budget_s: float = RETRY_BUDGET_S  # rectrain's own retries of transient failures
@@ -219,7 +226,7 @@ class S3Service:
     def fast_path(self, maxsize: int = 16) -> Optional[FastPath]:
         """The small-object fast path for ``maxsize`` threads, or None when switched off
         (``--no-fastpath``, ``RECTRAIN_NO_FASTPATH=1``)."""
-        return FastPath(self.client, maxsize=maxsize) if self.fastpath else None
+        return FastPath(self.client, maxsize=maxsize, attempts=1) if self.fastpath else None
 
     def call(self, operation: str, action: str, resource: Union[str, S3Uri], **params: Any) -> Any:
         """``client.<operation>(**params)``, transient failures retried (:class:`RetryPolicy`), a
@@ -269,6 +276,17 @@ class S3Service:
         return f"S3Service({self.endpoint_url or 'AWS default'})"
 
 
+def bounded_config(**changes: Any) -> Any:
+    """A botocore ``Config`` with S3Options' bounded waits (connect and read timeouts, retries):
+    for the other AWS clients rectrain builds (SageMaker, CloudWatch Logs), so that no AWS call
+    waits longer than an S3 one."""
+    from botocore.config import Config
+
+    o = S3Options()
+    return Config(connect_timeout=o.connect_timeout, read_timeout=o.read_timeout,
+                  retries={"total_max_attempts": o.max_attempts, "mode": "standard"}, **changes)
+
+
 def make_client(options: S3Options) -> Any:
     """A boto3 S3 client (called by :class:`S3Service` only).
 
@@ -298,7 +316,7 @@ def make_client(options: S3Options) -> Any:
         # botocore's default CRC32 on top would only cost CPU
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"max_attempts": options.max_attempts, "mode": options.retry_mode},
+        retries={"total_max_attempts": options.max_attempts, "mode": options.retry_mode},
         connect_timeout=options.connect_timeout,
         read_timeout=options.read_timeout,
         max_pool_connections=options.max_pool_connections,

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import heapq
 import json
-import shutil
 import tempfile
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from rectrain.outputs import open_stream, remove_file, remove_tree
 
 RUN = 4_096  # records sorted in memory before they go to disk as one run
 MAX_RUNS = 32  # runs of one level merged into one run of the next (files open at once, at most)
@@ -56,7 +57,7 @@ class SortedSpool:
         self._buf.sort(key=_KEY)
         self._serial += 1
         path = self._folder() / f"run-{self._serial:08d}.jsonl"
-        with open(path, "w", encoding="utf-8") as fh:
+        with open_stream(path, "w") as fh:  # a run in the spool's private temporary folder
             fh.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in self._buf)
         self._buf = []
         self._runs.append((0, path))
@@ -73,14 +74,14 @@ class SortedSpool:
         merging = [p for lv, p in self._runs if lv == level]
         handles = [open(p, encoding="utf-8") for p in merging]  # noqa: SIM115 - closed below
         try:
-            with open(path, "w", encoding="utf-8") as out:
+            with open_stream(path, "w") as out:
                 for rec in heapq.merge(*(_read_run(h) for h in handles), key=_KEY):
                     out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         finally:
             for h in handles:
                 h.close()
         for p in merging:
-            p.unlink()
+            remove_file(p)
         self._runs = [(lv, p) for lv, p in self._runs if lv != level] + [(level + 1, path)]
 
     def __iter__(self) -> Iterator[Sequence[Any]]:
@@ -103,7 +104,7 @@ class SortedSpool:
         self._buf = []
         self._runs = []
         if self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            remove_tree(self._dir, ignore_errors=True)
             self._dir = None
 
     def __enter__(self) -> SortedSpool:

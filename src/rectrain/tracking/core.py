@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from rectrain.logs import get_logger
+from rectrain.outputs import open_append
 from rectrain.redaction import redact, redact_mapping
 from rectrain.tracking.mlflow_sink import MlflowSink, mlflow_available
 from rectrain.tracking.params import run_params, run_tags
@@ -230,5 +231,5 @@ def write_problems(path: Path, problems: List[str]) -> None:
              f"- Fix: check the tracking server (MLFLOW_TRACKING_URI) and `{INSTALL_HINT}`; "
              f"every value is in the run's metrics.jsonl and curves.png.\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
+    with open_append(path) as fh:
         fh.write(redact(entry))

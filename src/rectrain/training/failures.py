@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Deque, List, Optional, Pattern, Sequence, Tuple, Union
 
 from rectrain.machine.cgroups import own_cgroups
+from rectrain.outputs import open_append
 from rectrain.redaction import redact
 from rectrain.runlog.records import strip_line
 
@@ -175,7 +176,7 @@ def append_problem_log(path: Union[str, Path], failure: Failure, *, context: str
              f"- Cause: {failure.message}\n"
              f"- Fix: {failure.fix}\n"
              + (f"- Context: {context}\n" if context else ""))
-    with p.open("a", encoding="utf-8") as fh:
+    with open_append(p) as fh:
         fh.write(redact(entry))
 
 

@@ -10,7 +10,7 @@ from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.data.configfiles import check_config_files
 from rectrain.errors import EnvironmentProblem, UserError
 from rectrain.machine.gpu import paddle_build, query_gpus
-from rectrain.outputs import claim_output_dir, same_file
+from rectrain.outputs import claim_output_dir, is_within, same_file, special_place
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
 
@@ -79,6 +79,16 @@ def check_train_inputs(cfg: Dict[str, Any]) -> None:
     check_config_files(cfg)
 
 
+def _dataset_inputs(cfg: Dict[str, Any]) -> list:
+    """``(what, path)`` of the label files and the dictionary a config names."""
+    ds_files = []
+    for mode in ("Train", "Eval"):
+        files = (((cfg.get(mode) or {}).get("dataset")) or {}).get("label_file_list") or []
+        ds_files += [files] if isinstance(files, str) else list(files)
+    return [("label file", str(f)) for f in ds_files] + [
+        ("dictionary", str((cfg.get("Global") or {}).get("character_dict_path") or "") or None)]
+
+
 def claim_run_dir(run: Path, config: Union[str, Path], cfg: Dict[str, Any]) -> None:
     """A run folder is new, empty, or one rectrain wrote (run-state.json or its marker); a
     folder holding other files of the names a run writes (a config.yml of the user's, a
@@ -86,10 +96,38 @@ def claim_run_dir(run: Path, config: Union[str, Path], cfg: Dict[str, Any]) -> N
     if (run / STATE_FILE).is_file():
         return
     writes = [n for n in RUN_FILES if not (n == "config.yml" and same_file(config, run / n))]
-    ds_files = []
-    for mode in ("Train", "Eval"):
-        files = (((cfg.get(mode) or {}).get("dataset")) or {}).get("label_file_list") or []
-        ds_files += [files] if isinstance(files, str) else list(files)
-    inputs = [("config", str(config))] + [("label file", str(f)) for f in ds_files] + [
-        ("dictionary", str((cfg.get("Global") or {}).get("character_dict_path") or "") or None)]
+    inputs = [("config", str(config))] + _dataset_inputs(cfg)
     claim_output_dir(run, command="train", flag="--run-dir", writes=writes, inputs=inputs)
+
+
+# what the engine writes into Global.save_model_dir (PaddleOCR's program.py and save_model)
+ENGINE_CHECKPOINT_FILES = ("config.yml", "train.log", "latest.pdparams", "latest.pdopt", "latest.states",
+                           "best_accuracy.pdparams", "best_accuracy.pdopt", "best_accuracy.states",
+                           "best_model/", "snapshots/")
+
+
+def claim_checkpoint_dir(ckdir: Path, run: Path, config: Union[str, Path], cfg: Dict[str, Any],
+                         new_run: bool = True) -> None:
+    """``--checkpoint-dir`` outside the run folder: never the current folder, its parents, home
+    or root, never a folder holding the run's inputs (the dataset), never another run's
+    checkpoints, never over files of the names the engine writes that rectrain did not write."""
+    if ckdir == run / "checkpoints":
+        return
+    where = special_place(ckdir.resolve())
+    if where:
+        raise UserError(f"--checkpoint-dir {ckdir} is {where}: the engine writes and --restart "
+                        "deletes checkpoints there.",
+                        f"pass a new folder, e.g. --checkpoint-dir {run / 'checkpoints'} (the default).")
+    inputs = [("config", str(config))] + _dataset_inputs(cfg)
+    for what, path in inputs:
+        if path and is_within(path, ckdir):
+            raise UserError(f"--checkpoint-dir {ckdir} holds the {what} ({path}): the engine's "
+                            "files would be written among them.",
+                            f"pass a new folder, e.g. --checkpoint-dir {run / 'checkpoints'} (the default).")
+    # checks only, no marker: SageMaker syncs this folder to S3 as it is. A folder that already
+    # holds the engine's checkpoints is a run's (resume, restart: their own refusals apply).
+    engine_files = not new_run or (ckdir.is_dir() and (any(ckdir.glob("*.states"))
+                                                        or (ckdir / "snapshots").is_dir()))
+    claim_output_dir(ckdir, command="train", flag="--checkpoint-dir",
+                     writes=[] if engine_files else list(ENGINE_CHECKPOINT_FILES), inputs=inputs, own=[run],
+                     create=False)

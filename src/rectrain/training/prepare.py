@@ -11,7 +11,6 @@ save).
 from __future__ import annotations
 
 import os
-import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,8 +25,9 @@ from rectrain.config.modules import refuse_code_in_names
 from rectrain.config.pretrained import check_pretrained_head, pretrained_file
 from rectrain.engine import Engine, find_engine
 from rectrain.engine.config import EngineConfig, load_engine_config
-from rectrain.errors import UserError
+from rectrain.errors import ConfigError, RectrainError, UserError
 from rectrain.logs import get_logger
+from rectrain.outputs import copy_file, move, remove_tree, symlink
 from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
 from rectrain.training.agreement import agree_on_resume_step
@@ -37,6 +37,7 @@ from rectrain.training.preflight import (
     check_checkpoint_prefix,
     check_device,
     check_train_inputs,
+    claim_checkpoint_dir,
     claim_run_dir,
 )
 from rectrain.training.request import TrainRequest, TrainResult
@@ -92,6 +93,18 @@ def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings,
     engine, cfg = _check_inputs(request)
     run, ckdir = request.run, request.checkpoints
     owner = owner if owner is not None else Ownership()
+    fresh = [p for p in (run, ckdir) if not p.exists()]
+    try:
+        return _prepare(request, s3, settings, engine, cfg, owner)
+    except RectrainError:  # refused before training: a new run folder is not left behind
+        for folder in fresh:  # (removed while its lock is still held; the caller releases it)
+            remove_tree(folder, ignore_errors=True)
+        raise
+
+
+def _prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings, engine: Engine,
+             cfg: EngineConfig, owner: Ownership) -> Tuple[Optional[Prepared], Optional[TrainResult]]:
+    run, ckdir = request.run, request.checkpoints
     owner.lock_run(run)  # before anything is read or written: one process per run folder
     if request.checkpoint_s3 is not None:
         if s3 is None:
@@ -101,6 +114,7 @@ def prepare(request: TrainRequest, s3: Optional[S3Service], settings: Settings,
             owner.lease_prefix(s3, request.checkpoint_s3, settings.lease_ttl_s, settings.lease_settle_s)
     claim_run_dir(run, request.config, cfg.data)
     owner.lock_run(run)  # a run folder made just now
+    claim_checkpoint_dir(ckdir, run, request.config, cfg.data, new_run=request.mode == "new")
     ckdir.mkdir(parents=True, exist_ok=True)
     if request.resume:
         restore_run_files(run, ckdir, request.checkpoint_s3, s3)
@@ -131,6 +145,11 @@ def _check_inputs(request: TrainRequest) -> Tuple[Engine, EngineConfig]:
     check_device(request.placement.device, list(request.placement.gpus), engine.python)
     cfg = load_engine_config(request.config, require=("Global", "Train"))
     refuse_code_in_names(cfg.data, str(request.config))  # the engine eval()s them
+    epochs = cfg.global_section.get("epoch_num")
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+        raise ConfigError(f"{request.config}: Global.epoch_num is {epochs!r}; the engine would train "
+                          "nothing (or its whole default schedule).",
+                          "set Global.epoch_num to 1 or more (rectrain config build --epochs N).")
     check_train_inputs(cfg.data)
     if not request.resume:
         check_pretrained_head(cfg.data, str(request.config))
@@ -160,6 +179,11 @@ def _find_state(request: TrainRequest, s3: Optional[S3Service], cfg: EngineConfi
             plan = _make_plan(request, cfg, adopted.sub_epochs or request.sub_epochs,
                               request.stop.max_steps)
             state = _new_state(request, cfg, plan, adopted.run_id)
+    if request.resume and state is None and not found and not any(p.is_file() for p in ckdir.rglob("*")):
+        where = f" or under {request.checkpoint_s3}" if request.checkpoint_s3 is not None else ""
+        raise UserError(f"--resume: {run} holds no run to continue (no {STATE_FILE}, no checkpoint in "
+                        f"{ckdir}{where}).", "drop --resume to start a new run there, or pass the "
+                        "--run-dir of the run to continue.")
     return state, found
 
 
@@ -272,7 +296,7 @@ def _command(request: TrainRequest, engine: Engine, cfg: EngineConfig, run: Path
     """The config's copy in the run folder, and the engine's command as data."""
     config = Path(request.config)
     if config.resolve() != run / "config.yml":
-        shutil.copyfile(config, run / "config.yml")
+        copy_file(config, run / "config.yml")
     if request.placement.node_rank == 0:  # the engine logs to a file on the first host only
         _engine_log_out_of(ckdir)
     p = request.placement
@@ -311,17 +335,29 @@ def _engine_log_out_of(ckdir: Path) -> None:
     try:
         if log_file.is_symlink() and os.readlink(log_file) == os.devnull:
             return
-        if log_file.is_file() or log_file.is_symlink():
-            log_file.unlink()
-        os.symlink(os.devnull, log_file)
+        symlink(os.devnull, log_file)
     except OSError as exc:  # only bytes: the engine then writes its own copy
         log.debug("could not point the engine's log at %s: %s", os.devnull, exc)
+
+
+def archive_records(run: Path) -> None:
+    """--restart: a new run's metrics history; the old one kept beside it (never appended to)."""
+    old = run / "metrics.jsonl"
+    if not old.is_file():
+        return
+    n = 1
+    while (run / f"metrics-before-restart-{n}.jsonl").exists():
+        n += 1
+    move(old, run / f"metrics-before-restart-{n}.jsonl")
+    log.info("--restart: the earlier metrics history is kept as %s", f"metrics-before-restart-{n}.jsonl")
 
 
 def _begin_segment(prepared: Prepared, settings: Settings) -> None:
     """A new attempt in the run's history, its trackers opened, the state saved."""
     state, request = prepared.state, prepared.request
     info = prepared.resume_info
+    if request.restart:
+        archive_records(prepared.run)
     state.segments += 1
     state.status = "running"
     state.history.append({"segment": state.segments - 1, "started": time.time(),

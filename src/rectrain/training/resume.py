@@ -9,8 +9,6 @@ Where the history lives between attempts:
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
@@ -42,6 +40,7 @@ from rectrain.checkpoints.remote import (
 from rectrain.checkpoints.run_state import STATE_FILE
 from rectrain.errors import IntegrityError, StorageError, UserError
 from rectrain.logs import get_logger
+from rectrain.outputs import copy_file
 from rectrain.storage.objects import download_file
 from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
@@ -279,7 +278,7 @@ def restore_run_files(run: Path, checkpoint_dir: Path, checkpoint_s3: Optional[S
     for name in MIRRORED:
         src = checkpoint_dir / "run" / name
         if src.is_file() and not (run / name).exists():
-            shutil.copyfile(src, run / name)
+            copy_file(src, run / name)
     if checkpoint_s3 is not None:
         assert s3 is not None
         _restore_from_s3(run, checkpoint_dir, checkpoint_s3, s3)
@@ -318,6 +317,4 @@ def mirror_run_files(run: Path, checkpoint_dir: Path, node_rank: int = 0) -> Non
     dest.mkdir(parents=True, exist_ok=True)
     for name in MIRRORED:
         if (run / name).is_file():
-            tmp = dest / f".{name}.part"
-            shutil.copyfile(run / name, tmp)
-            os.replace(tmp, dest / name)
+            copy_file(run / name, dest / name)

@@ -12,7 +12,6 @@ engine at a checkpoint. A signal from here on stops the engine the normal way: t
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Dict, Optional
 
 from rectrain.checkpoints.local import ENGINE_NAME_RE, CheckpointInfo
 from rectrain.checkpoints.sync import CheckpointSync
+from rectrain.outputs import remove_tree
 from rectrain.runlog.display import make_display
 from rectrain.runlog.records import MetricsTracker, MetricsWriter
 from rectrain.settings import Settings
@@ -227,4 +227,4 @@ def _drop_resume_copy(prepared: Prepared) -> None:
     checkpoint itself stays in its snapshot folder."""
     copy = prepared.run / RESUME_COPY
     if prepared.resume_from is not None and prepared.resume_from.parent == copy:
-        shutil.rmtree(copy, ignore_errors=True)
+        remove_tree(copy, ignore_errors=True)

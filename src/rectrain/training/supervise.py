@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Type
 
 from rectrain.errors import EnvironmentProblem, Interrupted
+from rectrain.outputs import open_append
 
 ENGINE_STOP_S = 30.0  # grace after SIGTERM before SIGKILL
 
@@ -93,7 +94,7 @@ class EngineProcess:
         self.log_error: Optional[OSError] = None  # train.log could not be written (a full disk)
 
     def __enter__(self) -> EngineProcess:
-        self._log = self.log_path.open("ab")
+        self._log = open_append(self.log_path, "ab")
         try:
             self._log.write(self.header.encode())
             self._log.flush()

@@ -1,9 +1,12 @@
-"""Guards for what a command writes: never over one of its own inputs, and ``--force`` only
-ever over what rectrain itself wrote before.
+"""The rules of the write gateway: may a command write there at all.
 
-Every command that takes an output path calls :func:`refuse_output_over_inputs` before it
-reads anything; commands that replace a whole folder call :func:`check_replaceable_dir`.
-Both raise :class:`~rectrain.errors.UserError` (exit 2) naming the paths and the fix.
+Never over one of its own inputs, never over a file rectrain did not write (``--force`` only
+over a file of the same kind, never over data), never a training run's records or a file
+inside a verified checkpoint snapshot, never the current folder, its parents, home or root.
+A command claims each output before it does any work: a file with :func:`claim_output_file`
+(and :func:`record_output` once written), a folder with :func:`claim_output_dir`, a folder
+it replaces whole with :func:`check_replaceable_dir`. Each raises
+:class:`~rectrain.errors.UserError` (exit 2) naming the paths and the fix.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Set, Tuple, Union
 
 from rectrain.errors import UserError
+from rectrain.fsutil import sha256_file
+from rectrain.logs import get_logger
+from rectrain.outputs.files import open_append, refuse_special, special_place, write_json, write_text
 
 PathLike = Union[str, "os.PathLike[str]"]
+log = get_logger(__name__)
 
 
 def _resolve(path: PathLike) -> Path:
@@ -110,14 +117,7 @@ OUTPUT_MARKER = ".rectrain-output"
 
 
 def _special_place(target: Path) -> str:
-    cwd = _resolve(os.getcwd())
-    if target == cwd:
-        return "the current folder"
-    if target in cwd.parents:
-        return "a parent of the current folder"
-    if target in {Path(target.anchor), _resolve(Path.home())}:
-        return "the root or home folder"
-    return ""
+    return special_place(target)
 
 
 def refuse_delete_in(folder: PathLike, *, flag: str = "--delete") -> None:
@@ -142,7 +142,7 @@ def _recorded(target: Path) -> Set[str]:
 
 def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
                      inputs: Iterable[Tuple[str, Optional[PathLike]]] = (), flag: str = "-o",
-                     create: bool = True) -> Path:
+                     create: bool = True, own: Iterable[PathLike] = ()) -> Path:
     """Prepare a folder that ``command`` writes the names ``writes`` into (files, or folders
     ending with "/"), refusing to replace what rectrain did not write there.
 
@@ -151,9 +151,14 @@ def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
     names every rectrain command wrote there). An input that one of the written names would
     replace is refused in every case. The marker is updated with ``writes``."""
     target = _resolve(out)
+    refuse_special(out, what=f"{flag} folder")
     if target.exists() and not target.is_dir():
         raise UserError(f"{flag} {out} is a file, not a folder.",
                         f"pass a folder path for the output of {command} (it is created).")
+    why = protected_reason(target, own=own)
+    if why:
+        raise UserError(f"{flag} {out} is {why}: {command} never writes there.",
+                        f"write into a new folder, e.g. {flag} {target.parent / (target.name + '-out')}.")
     for what, path in inputs:
         if path is None:
             continue
@@ -180,14 +185,29 @@ def claim_output_dir(out: PathLike, *, command: str, writes: Sequence[str],
             f"there ({command} would replace {'them' if len(taken) > 1 else 'it'}).",
             "choose a new or empty folder, or move those files away yourself.")
     if create:
-        target.mkdir(parents=True, exist_ok=True)
-        record = sorted(ours | set(writes))
-        if record != sorted(ours):
-            tmp = target / f"{OUTPUT_MARKER}.part"
-            tmp.write_text(json.dumps({"written": record, "last_command": command}) + "\n",
-                           encoding="utf-8")
-            os.replace(tmp, target / OUTPUT_MARKER)
+        record_names(target, writes, command=command)
     return target
+
+
+def record_names(folder: PathLike, names: Iterable[str], *, command: str) -> None:
+    """Create ``folder`` and note in its :data:`OUTPUT_MARKER` that ``command`` writes ``names``
+    there (files, or folders ending with "/"): a later rectrain command may replace them."""
+    target = _resolve(folder)
+    target.mkdir(parents=True, exist_ok=True)
+    ours = _recorded(target)
+    record = sorted(ours | set(names))
+    if record != sorted(ours):
+        write_json(target / OUTPUT_MARKER, {"written": record, "last_command": command})
+
+
+def refuse_replacing(folder: PathLike, foreign: Sequence[str], *, command: str, source: str) -> None:
+    """``command`` would replace the files ``foreign`` (relative to ``folder``, each differing
+    from what ``source`` holds and not written there by rectrain): refused, listed, with the fix."""
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise UserError(f"{folder} holds {len(foreign)} file(s) that differ from {source} and that rectrain "
+                        f"did not write there ({shown}): {command} would replace them.",
+                        "write into a new folder, or move those files away yourself.")
 
 
 def refuse_replacing_foreign_file(path: Optional[PathLike], *, flag: str, kind: str) -> None:
@@ -246,3 +266,111 @@ def refuse_replacing_data(path: Optional[PathLike], *, flag: str = "-o", what: s
     if kind:
         raise UserError(f"{flag} {path} exists and is {kind}: writing the {what} there would "
                         "replace it.", f"choose a new file name, e.g. {flag} {_suggest(path)}.")
+
+
+# What no command writes over, whatever its flags: a training run's records, and anything inside
+# a verified checkpoint snapshot (its files are what `_COMPLETE.json` vouches for).
+RUN_RECORDS = ("run-state.json", "metrics.jsonl", "train.log")
+RUN_DIR_SIGN = "run-state.json"
+SNAPSHOT_MARKER = "_COMPLETE.json"
+
+
+def _run_dir_of(target: Path) -> Optional[Path]:
+    """The training run folder ``target`` lies in (a folder holding run-state.json), if any."""
+    for folder in [target, *target.parents]:
+        if (folder / RUN_DIR_SIGN).is_file():
+            return folder
+    return None
+
+
+def protected_reason(target: PathLike, *, own: Iterable[PathLike] = ()) -> str:
+    """Why ``target`` (a file or folder to write) must not be written, or "": inside a
+    verified checkpoint snapshot, a run's records (run-state.json, metrics.jsonl, train.log),
+    or inside a training run's folder that is not one of the command's ``own`` runs."""
+    p = _resolve(target)
+    for folder in [p, *p.parents]:
+        if (folder / SNAPSHOT_MARKER).is_file() or \
+                (folder.parent.name == "snapshots" and folder.name.startswith("s")):
+            return f"inside a verified checkpoint snapshot ({folder})"
+    if p.name in RUN_RECORDS and p.parent.is_dir() and (p.parent / RUN_DIR_SIGN).exists():
+        return f"the training run's record {p.name}"
+    run = _run_dir_of(p)
+    if run is not None and not any(same_file(run, o) or is_within(run, o) for o in own):
+        return f"inside the training run {run} (another run's files)"
+    return ""
+
+
+def claim_output_file(path: PathLike, *, command: str, flag: str = "-o",
+                      inputs: Iterable[Tuple[str, Optional[PathLike]]] = (), force: bool = False,
+                      kind: Optional[str] = None, own: Iterable[PathLike] = ()) -> Path:
+    """Check that ``command`` may write the file ``path`` (before any work): never a special
+    file or a folder, never one of its ``inputs``, never a run's records or a snapshot's file
+    (:func:`protected_reason`), and an existing file only when rectrain recorded it as its own
+    output there (:func:`record_output`) or, with ``force``, when it is of the same ``kind``
+    ("png", "json") and not data. Returns the resolved path."""
+    p = _resolve(path)
+    refuse_special(path, what=f"{flag} output")
+    if p.is_dir():
+        raise UserError(f"{flag} {path} is a folder.",
+                        f"pass a file path, e.g. {flag} {Path(str(path)) / ('out.' + (kind or 'txt'))}.")
+    refuse_output_over_inputs(path, inputs, flag=flag)
+    why = protected_reason(p, own=own)
+    if why:
+        raise UserError(f"{flag} {path} is {why}: {command} never writes there.",
+                        f"write to a new file outside it, e.g. {flag} {Path.cwd() / p.name}.")
+    if not (p.exists() or p.is_symlink()):
+        return p
+    refuse_replacing_data(path, flag=flag)  # what it is, when it is data: named in the message
+    if kind:
+        refuse_replacing_foreign_file(path, flag=flag, kind=kind)
+    if force or p.name in _recorded(p.parent) or written_by_rectrain(p):
+        return p
+    raise UserError(f"{flag} {path} exists and rectrain did not write it: {command} would "
+                    "replace it.", f"choose a new file name (e.g. {flag} {_suggest(path)}), or move "
+                    "that file away yourself.")
+
+
+def _registry() -> Path:
+    """Where rectrain notes the files it wrote (path, SHA-256): outside the user's folders, so
+    an output leaves nothing else behind."""
+    return Path.home() / ".cache" / "rectrain" / "written-files.jsonl"
+
+
+REGISTRY_MAX = 4 << 20  # bytes; then the older half is dropped
+
+
+def record_output(path: PathLike, *, command: str) -> None:
+    """Note that ``command`` wrote ``path`` as it is now (its SHA-256): a later run may replace
+    it, as long as nobody changed it since (then it is the user's)."""
+    p = _resolve(path)
+    line = json.dumps({"path": str(p), "sha256": sha256_file(p), "command": command}) + "\n"
+    try:
+        registry = _registry()
+    except RuntimeError:  # no home folder: the output stays; a rerun then asks for --force
+        return
+    try:
+        if registry.is_file() and registry.stat().st_size > REGISTRY_MAX:
+            lines = registry.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+            write_text(registry, "".join(lines[len(lines) // 2:]))
+        with open_append(registry) as fh:
+            fh.write(line)
+    except OSError as exc:  # a read-only home: the output stays; a rerun then asks for --force
+        log.debug("could not note %s in %s: %s", p, registry, exc)
+
+
+def written_by_rectrain(path: PathLike) -> bool:
+    """Whether rectrain wrote ``path`` with exactly its present content (:func:`record_output`)."""
+    p = _resolve(path)
+    try:
+        text = _registry().read_text(encoding="utf-8", errors="replace")
+    except (OSError, RuntimeError):
+        return False
+    key = json.dumps(str(p))
+    digests = set()
+    for line in text.splitlines():
+        if key in line:
+            try:
+                digests.add(json.loads(line).get("sha256"))
+            except ValueError:
+                continue
+    return bool(digests) and p.is_file() and sha256_file(p) in digests
