@@ -12,25 +12,12 @@ from typing import Dict
 import pytest
 
 from rectrain.cli import ranges
-from rectrain.cli.main import build_parser
+from tests.cli_actions import every_action
 
 
 def numeric_options() -> Dict[str, argparse.Action]:
-    found: Dict[str, argparse.Action] = {}
-    seen = set()
-
-    def walk(parser: argparse.ArgumentParser, path: tuple) -> None:
-        if id(parser) in seen:
-            return
-        seen.add(id(parser))
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, sub in action.choices.items():
-                    walk(sub, path + (name,))
-            elif action.type is not None:
-                found[" ".join(path + tuple((action.option_strings or [action.dest])[:1]))] = action
-    walk(build_parser(), ())
-    return found
+    return {" ".join(path + tuple((action.option_strings or [action.dest])[:1])): action
+            for path, action in every_action() if action.type is not None}
 
 
 def test_no_numeric_option_without_a_range() -> None:

@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 
+from tests.cli_actions import every_action
 from tests.hostile import world
 from tests.hostile.harness import Case, raise_failure
 
@@ -35,26 +36,12 @@ FAKE_AWS = world.CLOSED_PORT
 def cli_options() -> Dict[str, argparse.Action]:
     """{"data validate --json": action, "ckpt pull dest": action, ...}: every option and
     positional of every command that takes a value (flags without one are skipped)."""
-    from rectrain.cli.main import build_parser
-
     found: Dict[str, argparse.Action] = {}
-    seen = set()
-
-    def walk(parser: argparse.ArgumentParser, path: Tuple[str, ...]) -> None:
-        if id(parser) in seen:  # `sagemaker train` is `sagemaker entrypoint` again
-            return
-        seen.add(id(parser))
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, sub in action.choices.items():
-                    walk(sub, path + (name,))
-            elif isinstance(action, (argparse._HelpAction, argparse._VersionAction)) or action.nargs == 0:
-                continue
-            else:
-                longs = [o for o in action.option_strings if o.startswith("--")]
-                longs = longs or list(action.option_strings)
-                found[" ".join(path + ((longs[0] if longs else action.dest),))] = action
-    walk(build_parser(), ())
+    for path, action in every_action():
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)) or action.nargs == 0:
+            continue
+        longs = [o for o in action.option_strings if o.startswith("--")] or list(action.option_strings)
+        found[" ".join(path + ((longs[0] if longs else action.dest),))] = action
     return found
 
 
