@@ -28,7 +28,7 @@ from rectrain.errors import DataError, UserError
 from rectrain.logs import get_logger
 from rectrain.model.evaluate import evaluate_model
 from rectrain.model.export import export_model
-from rectrain.outputs import claim_output_dir, copy_file, remove_tree, write_json, write_text
+from rectrain.outputs import claim_output_dir, copy_file, remove_file, remove_tree, write_json, write_text
 from rectrain.settings import Settings
 from rectrain.storage.api import download_recognition_data_from_s3, upload_recognition_data_to_s3
 from rectrain.storage.objects import delete_prefix, list_objects
@@ -262,5 +262,7 @@ def _export_and_evaluate(work: Path, run_dir: Path, data: Path) -> Any:
     model_dir = work / "model"
     export_model(str(run_dir), out_dir=str(model_dir), overwrite=True)
     log.info("[6/7] exported the inference model to %s", model_dir)
+    for previous in ("evaluation.json", "worst.png"):  # a rerun's: the demo owns its (claimed) workdir
+        remove_file(work / previous)
     return evaluate_model(str(model_dir), str(data / "val" / "labels.txt"),
                           json_out=str(work / "evaluation.json"), grid_png=str(work / "worst.png"))

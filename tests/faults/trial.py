@@ -372,8 +372,15 @@ class Trial:
         before = self.checker.check(self.s3)
         engine_before = self._engine_saved
         log = self.dir / f"attempt{i}.log"
+        # --resume as a user would pass it: when there is something to continue (S3 as the oracle
+        # reads it, or the machine's run folder); with nothing anywhere, --resume is refused (exit 2)
+        local = (run_dir / "run-state.json").exists() or any((run_dir / "checkpoints").glob("*"))
+        listed = self.env.client.list_objects_v2(Bucket=self.env.bucket, Prefix=f"trial-{self.seed}/")
+        remote = before.newest_resume_step() > 0 or any(
+            o["Key"].endswith("run-state.json") for o in listed.get("Contents", []))
+        resume = bool(i) and (remote or local)
         argv = train_argv(self.env.config_for(self.plan.epochs), run_dir, self.s3, proxy.endpoint_url,
-                          *(["--resume"] if i else []))
+                          *(["--resume"] if resume else []))
         stats0, started = proxy.stats(), time.monotonic()
         with ExitStack() as stack:
             faults = _Faults(self, ap, run_dir, stack)

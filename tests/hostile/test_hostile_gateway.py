@@ -121,7 +121,9 @@ CASES = [
     R("download-into-folder-over-user-file", DOWNLOAD + ["--sha256", SRC_SHA, "-o", "weights/"],
       _both(_download_source, _write("weights/w.pdparams", b"my weights of the same name")),
       ("w.pdparams",)),
-    R("download-sidecar-over-user-file", DOWNLOAD + ["--trust-unpinned", "-o", "dl/"],
+    # unpinned: only https or a loopback mirror (issue 25); the sidecar is claimed before connecting
+    R("download-sidecar-over-user-file", DOWNLOAD[:-1] + ["http://127.0.0.1:9/w.pdparams", "--trust-unpinned",
+                                                          "-o", "dl/"],
       _both(_download_source, _write("dl/w.pdparams.sha256",
                                      b"my checksum notes\n")), ("w.pdparams.sha256",)),
     # evaluate --report: a folder of the user's

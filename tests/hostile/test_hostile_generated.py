@@ -216,6 +216,9 @@ NOT_OUTPUTS: Dict[str, str] = {
     "sagemaker launch --output": "an s3:// prefix for SageMaker's model.tar.gz (no local write)",
     "sagemaker run-local --output": "an s3:// prefix",
     "sagemaker tune --output": "an s3:// prefix",
+    "sagemaker policy --output": "an s3:// prefix the printed IAM policy scopes (no local write)",
+    "ckpt push --run-id": "a run id written into S3 markers, not a path",
+    "train --adopt-run": "a run id to continue (checked against the S3 markers), not a path",
     "sagemaker tune --strategy": "a choice of search strategy",
     "sagemaker download --out": "what it writes comes from DescribeTrainingJob (the SageMaker control "
                                 "plane, which cannot run here); its writes go through the same gateway",

@@ -117,6 +117,12 @@ def engine_copy(prefix: Path, dest_dir: Path, *, states: Optional[Dict[str, Any]
                                  "use a checkpoint or weights file written by PaddleOCR.")
         if dst.exists() or dst.is_symlink():
             remove_file(dst)
-        protocol = 2 if suffix == ".states" else 4
-        save_with(dst, lambda fh, data=data, protocol=protocol: pickle.dump(data, fh, protocol=protocol))
+        save_with(dst, _pickler(data, 2 if suffix == ".states" else 4))
     return target
+
+
+def _pickler(data: Any, protocol: int) -> Callable[[IO[bytes]], None]:
+    """What ``save_with`` runs on the open file: the plain data, pickled again."""
+    def dump(fh: IO[bytes]) -> None:
+        pickle.dump(data, fh, protocol=protocol)
+    return dump

@@ -80,10 +80,8 @@ def push(
     elif not src.is_dir():
         raise DataError("folder not found.", "check the path you want to upload.", path=str(src))
     else:
-        if preflight and not dry_run:
-            write_probe(client, uri, need_delete=delete)
         with _Push(s3, uri, src, result, workers=workers, manifest=manifest, delete=delete,
-                   dry_run=dry_run) as job:
+                   dry_run=dry_run, probe=preflight and not dry_run) as job:
             job.run(progress)
     result.seconds = time.monotonic() - started
     log.debug("%s", result.summary())
@@ -105,8 +103,9 @@ class _Push:
     workers, then deletions and the manifest."""
 
     def __init__(self, s3: S3Service, uri: S3Uri, src: Path, result: TransferResult, *, workers: int,
-                 manifest: bool, delete: bool, dry_run: bool) -> None:
+                 manifest: bool, delete: bool, dry_run: bool, probe: bool = False) -> None:
         self.client, self.uri, self.src, self.result = s3.client, uri, src, result
+        self.probe = probe  # the write probe, after the local walk (a FIFO is named before any request)
         self.s3 = s3
         self.workers, self.manifest, self.delete, self.dry_run = workers, manifest, delete, dry_run
         self.stack = ExitStack()
@@ -217,6 +216,8 @@ class _Push:
         skip_top = {MANIFEST_NAME} if self.manifest else set()
         local = self.stack.enter_context(local_files(self.src, skip_top=skip_top))
         self._check_packed(local)
+        if self.probe:
+            write_probe(self.client, self.uri, need_delete=self.delete)
         remote = self.stack.enter_context(remote_files(self.s3, self.uri))
         result.files_total = local.count
         log.info("checking %d local file(s) against %s ...", local.count, self.uri)
