@@ -115,7 +115,8 @@ def _s3(endpoint_url: Optional[str]) -> Check:
     from rectrain.storage.aws_errors import error_code
     from rectrain.storage.service import S3Service
 
-    s3 = S3Service(endpoint_url, max_attempts=1, connect_timeout=3, read_timeout=5)
+    # a health check answers in seconds: one attempt, no retry budget to spend on a dead endpoint
+    s3 = S3Service(endpoint_url, max_attempts=1, connect_timeout=3, read_timeout=5, retry_budget_s=0)
     if not s3.has_credentials():
         return Check("s3", WARN, "no AWS credentials configured",
                      "export AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or set a profile; for a local "
