@@ -205,7 +205,8 @@ def test_wrong_credentials_and_unreachable_endpoint(s3_server, s3_env, s3_bucket
     assert "secret key" in str(info.value)
     from rectrain.storage.server import free_ports
 
-    nowhere = S3Service(f"http://127.0.0.1:{free_ports(1)[0]}", max_attempts=1, connect_timeout=1)
+    nowhere = S3Service(f"http://127.0.0.1:{free_ports(1)[0]}", max_attempts=1, connect_timeout=1,
+                        retry_budget_s=2)  # the retry policy has its own test (test_retry.py)
     with pytest.raises(StorageError) as info:
         list_objects(nowhere, S3Uri.parse(f"s3://{s3_bucket}/x"))
     assert "Cannot reach" in str(info.value)
