@@ -56,7 +56,6 @@ WHAT: Dict[str, str] = {
     "outputs": "the write gateway: rules + the only writes",
     "yamlfile": "the one strict YAML reader",
     "plotting": "off-screen figures",
-    "archives": "the one safe extractor",
     "errors": "user vs internal errors, exit codes",
     "paths": "the /opt/ml layout",
     "fsutil": "atomic primitive, special files, sha256",

@@ -264,7 +264,7 @@ def archive_extractors(source: str) -> list:
 
 def test_one_safe_extractor_unpacks_archives() -> None:
     """Archives rectrain did not write (model.tar.gz, channel tars) are unpacked by
-    rectrain.archives.safe_extract alone, whose writing part is the write gateway's
+    rectrain.outputs.files.safe_extract alone, whose writing part is the write gateway's
     outputs/files.py extract_tar (the member checks of rectrain.outputs.archives, the data
     filter, no modes from the archive); packed datasets' shards go through storage/extract.py's
     own checked reader."""

@@ -113,7 +113,7 @@ def test_log_lines_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
 
 # ----------------------------------------------------------------------------- archives
 def test_extracted_files_get_no_mode_from_the_archive(tmp_path: Path) -> None:
-    from rectrain.archives import safe_extract
+    from rectrain.outputs.files import safe_extract
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -26,7 +26,6 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from rectrain.archives import safe_extract
 from rectrain.container.contract import (
     DistributedPlan,
     ResourceConfig,
@@ -47,6 +46,7 @@ from rectrain.errors import (
 )
 from rectrain.logs import get_logger
 from rectrain.outputs import copy_file, move, remove_tree, write_json, write_text
+from rectrain.outputs.files import safe_extract
 from rectrain.paths import MLPaths
 from rectrain.sagemaker.jobconfig import TrainingOptions
 from rectrain.settings import Settings

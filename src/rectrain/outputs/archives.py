@@ -1,7 +1,7 @@
 """The rules for unpacking an archive rectrain did not write (a job's ``model.tar.gz``, a tar in
 a training channel), checked by :func:`rectrain.outputs.files.extract_tar` before it writes
-anything; also the one rule for the modes of unpacked files. :mod:`rectrain.archives` is the
-public face (``safe_extract``).
+anything; also the one rule for the modes of unpacked files. Callers unpack with
+:func:`rectrain.outputs.files.safe_extract`.
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from rectrain.archives import safe_extract
 from rectrain.errors import EXIT_ENGINE_FAILED, EXIT_INTERRUPTED, EXIT_OK, RectrainError, UserError
 from rectrain.logs import get_logger
 from rectrain.outputs import claim_output_dir
+from rectrain.outputs.files import safe_extract
 from rectrain.sagemaker import aws
 from rectrain.sagemaker.jobconfig import JOB_NAME_RE
 from rectrain.sagemaker.pricing import CostEstimate, estimate_cost
