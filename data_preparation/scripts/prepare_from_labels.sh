@@ -3,7 +3,8 @@
 #
 # Usage: prepare_from_labels.sh DATASET_DIR S3_URI
 #   DATASET_DIR holds the label file (image_path<TAB>label, paths relative to DATASET_DIR)
-#   and the images. The script writes dict.txt, train.txt and val.txt into it, then pushes it.
+#   and the images. The script writes dict.txt (unless there is one), train.txt and val.txt into
+#   it, then pushes it.
 # Options (environment variables):
 #   LABELS=labels.txt   label file name inside DATASET_DIR
 #   BASE_DICT=FILE      fine-tuning: keep this dictionary's order, only append new characters
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 if [ "$#" -ne 2 ]; then
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 DATASET_DIR=${1%/}
@@ -34,7 +35,13 @@ step "1/6 validate the labels and images"
 $RECTRAIN data validate "$DATASET_DIR/$LABELS" --json "$REPORTS/labels.json"
 
 step "2/6 dictionary"
-if [ -n "${BASE_DICT:-}" ]; then
+if [ -e "$DATASET_DIR/dict.txt" ] && [ -n "${BASE_DICT:-}" ]; then
+    echo "error: $DATASET_DIR/dict.txt exists and BASE_DICT is set: which one is meant? Fix: move $DATASET_DIR/dict.txt away to build on $BASE_DICT, or unset BASE_DICT to keep it." >&2
+    exit 2
+elif [ -e "$DATASET_DIR/dict.txt" ]; then
+    # rectrain never replaces a file it did not write; step 4 checks the labels against this one.
+    echo "$DATASET_DIR/dict.txt exists: kept (remove it to build a new one from $LABELS)"
+elif [ -n "${BASE_DICT:-}" ]; then
     $RECTRAIN data dict "$DATASET_DIR/$LABELS" -o "$DATASET_DIR/dict.txt" --base "$BASE_DICT"
 else
     $RECTRAIN data dict "$DATASET_DIR/$LABELS" -o "$DATASET_DIR/dict.txt"
