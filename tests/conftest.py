@@ -20,6 +20,7 @@ Every server is stopped at the end of the session, whatever happens.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
@@ -93,6 +94,45 @@ def seaweed_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
     yield factory
     for server in started:
         server.stop()
+
+
+# Parallel runs (pytest-xdist, `-n auto --dist loadgroup` in pyproject.toml): each group runs on
+# one worker. A folder whose tests share an expensive session fixture (a trained model, the
+# PaddleOCR 3.x environment, the hostile world, the security base run) is one group, so the
+# fixture is built once; elsewhere each file is a group (its module fixtures built once). The
+# groups known to be long go first, so that no worker is left with a long one at the end.
+SHARED_FIXTURE_GROUPS = {
+    "model": "model", "security": "security", "hostile": "hostile",
+    "docs/test_docs_deploy.py": "model",  # the PaddleOCR 3.x environment, built once
+}
+LONG_FIRST = ["hostile", "model", "security", "faults/test_campaign.py", "sagemaker/test_sm_local.py",
+              "sagemaker/test_sm_cluster.py", "checkpoints/test_extend_dict_real.py", "e2e/test_demo.py",
+              "sagemaker/test_sm_trials.py", "sagemaker/test_sm_ckpt_sync.py", "storage/test_retry.py"]
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: one worker per core, at most 4 (each may train a model and start S3 servers)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 4))
+
+
+def xdist_group_of(path: Path) -> str:
+    rel = path.resolve().relative_to(Path(__file__).resolve().parent).as_posix()
+    for prefix, group in SHARED_FIXTURE_GROUPS.items():
+        if rel == prefix or rel.startswith(prefix + "/"):
+            return group
+    return rel
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    rank = {group: i for i, group in enumerate(LONG_FIRST)}
+    groups = {}
+    for item in items:
+        groups[item.nodeid] = group = xdist_group_of(Path(str(item.fspath)))
+        item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))  # stable: file order kept
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

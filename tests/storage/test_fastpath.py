@@ -13,6 +13,7 @@ import pytest
 
 from rectrain.storage.fastpath import NET_FAILURES_OFF, FastPath, client_ssl_context
 from rectrain.storage.s3 import S3Uri
+from rectrain.storage.service import RetryPolicy
 
 
 def _client(endpoint: str, **kwargs) -> object:  # noqa: ANN003
@@ -151,7 +152,7 @@ def test_the_server_refuses_a_corrupted_upload(s3_client, s3_bucket, tmp_path: P
     path.write_bytes(bad)
     with pytest.raises(IntegrityError):  # the regular client then gets BadDigest: not stored
         put_object(s3_client, s3_bucket, "bad-both", path=path, data=bad, sha=sha, size=len(bad),
-                   fast=fast)
+                   fast=fast, retry=RetryPolicy(5))
     listed = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
     assert listed == []
 

@@ -25,7 +25,8 @@ def _slow_service(server, delay: float, event: str = "provide-client-params.s3.P
     ``provide-client-params`` fires for a botocore call; the small-object fast path, which
     signs its own requests, is slowed by :func:`_slow_fastpath`. ``service.hook_calls`` counts
     the delays."""
-    service = server.service(max_attempts=2, retry_mode="standard", connect_timeout=2, read_timeout=10)
+    service = server.service(max_attempts=2, retry_mode="standard", connect_timeout=2, read_timeout=10,
+                             retry_budget_s=2)  # a dead server: fail fast (the policy has its own test)
     service.hook_calls = 0
     service.delay = delay
     service.client.slowed_by = service
@@ -83,7 +84,7 @@ def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path, 
             break
         time.sleep(0.05)
     server.kill()  # SIGKILL: a crash, in the middle of the push
-    thread.join(120)
+    thread.join(40)  # the service's 2 s retry budget holds for push too (it once used a fixed 60 s)
     assert client.hook_calls >= 30  # the uploads really were slowed (the hook is on their path)
     assert not thread.is_alive()
     assert errors and isinstance(errors[0], StorageError), errors
@@ -131,7 +132,7 @@ def test_server_killed_mid_push_then_rerun_completes(seaweed_factory, tmp_path, 
     while time.monotonic() < deadline and len([p for p in out.rglob("*") if p.is_file()]) < 30:
         time.sleep(0.05)
     server.kill()
-    thread.join(120)
+    thread.join(40)  # likewise for pull
     assert slow.hook_calls >= 30
     assert errors and isinstance(errors[0], StorageError), errors
     assert not list(out.rglob("*.rectrain-part"))  # no half-written file under any name

@@ -39,8 +39,6 @@ from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import RetryPolicy, S3Service, TransferCutShort
 from rectrain.storage.spool import SortedSpool
 
-DEFAULT_RETRY = RetryPolicy()  # for callers that pass a bare client (push, pull)
-
 log = get_logger("storage.objects")
 
 SMALL_FILE = 8 * 1024 * 1024  # read into memory and sent in one request
@@ -138,7 +136,7 @@ def put_object(
     sha: Optional[str] = None,
     size: Optional[int] = None,
     fast: Optional[FastPath] = None,
-    retry: Optional[RetryPolicy] = None,
+    retry: RetryPolicy,
     md5: Optional[str] = None,
     stream: bool = False,
 ) -> None:
@@ -148,7 +146,7 @@ def put_object(
     the file goes up in parallel parts (each part's SHA-256 checked by the server), or with
     ``stream`` in one PUT read from the file as it is sent (memory stays flat). Transient
     failures are retried as a whole (``retry``)."""
-    (retry or DEFAULT_RETRY).run(
+    retry.run(
         lambda: _put_once(client, bucket, key, path=path, data=data, sha=sha, size=size, fast=fast,
                           md5=md5, stream=stream),
         f"s3:PutObject s3://{bucket}/{key}")
@@ -236,7 +234,7 @@ def download_object(
     expected_sha256: Optional[str] = None,
     expected_size: Optional[int] = None,
     fast: Optional[FastPath] = None,
-    retry: Optional[RetryPolicy] = None,
+    retry: RetryPolicy,
 ) -> int:
     """Stream ``key`` to a temporary name beside ``dest``, verify it, rename it. Returns its size.
     Transient failures (a cut connection, a body cut short) are retried (``retry``); the fast
@@ -248,7 +246,7 @@ def download_object(
         return _download_once(client, bucket, key, dest, expected_sha256, expected_size,
                               fast if tries[0] == 1 else None)
 
-    return (retry or DEFAULT_RETRY).run(once, f"s3:GetObject s3://{bucket}/{key}")
+    return retry.run(once, f"s3:GetObject s3://{bucket}/{key}")
 
 
 def _download_once(
@@ -326,7 +324,7 @@ def download_file(s3: S3Service, uri: S3Uri, path: Any, *, expected_sha256: Opti
                     retry=s3.retry)
 
 
-def read_object(client: Any, bucket: str, key: str, retry: Optional[RetryPolicy] = None) -> bytes:
+def read_object(client: Any, bucket: str, key: str, *, retry: RetryPolicy) -> bytes:
     """The bytes of a small object (a manifest), unverified."""
     def once() -> bytes:
         try:
@@ -334,10 +332,10 @@ def read_object(client: Any, bucket: str, key: str, retry: Optional[RetryPolicy]
         except Exception as exc:
             raise translate_error(exc, "s3:GetObject", f"s3://{bucket}/{key}") from exc
 
-    return (retry or DEFAULT_RETRY).run(once, f"s3:GetObject s3://{bucket}/{key}")
+    return retry.run(once, f"s3:GetObject s3://{bucket}/{key}")
 
 
-def delete_keys(client: Any, bucket: str, keys: List[str], retry: Optional[RetryPolicy] = None) -> None:
+def delete_keys(client: Any, bucket: str, keys: List[str], *, retry: RetryPolicy) -> None:
     for start in range(0, len(keys), 1000):
         batch = keys[start : start + 1000]
 
@@ -349,7 +347,7 @@ def delete_keys(client: Any, bucket: str, keys: List[str], retry: Optional[Retry
             except Exception as exc:
                 raise translate_error(exc, "s3:DeleteObject", f"s3://{bucket}/{batch[0]}") from exc
 
-        response = (retry or DEFAULT_RETRY).run(once, f"s3:DeleteObject s3://{bucket}/{batch[0]}")
+        response = retry.run(once, f"s3:DeleteObject s3://{bucket}/{batch[0]}")
         errors = response.get("Errors") or []
         if errors:
             from botocore.exceptions import ClientError  # boto stays out of `rectrain --help`'s start-up

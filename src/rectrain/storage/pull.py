@@ -165,20 +165,19 @@ def pull(
     dst = Path(dst_dir).expanduser()
     if delete:
         refuse_delete_in(dst)
-    client = s3.client
     result = TransferResult("pull", str(uri), str(dst), dry_run=dry_run)
     with ExitStack() as stack:
         remote = stack.enter_context(remote_files(s3, uri))
         if not remote.count and not empty_ok:
             target = dst / uri.name if dst.is_dir() or str(dst_dir).endswith(("/", os.sep)) else dst
-            _pull_object(client, uri, target, result, dry_run)
+            _pull_object(s3, uri, target, result, dry_run)
         if not remote.count:
             result.seconds = time.monotonic() - started
             return result
         total, manifest_rec = _plan_pull(uri, remote)
         dataset: Optional[ManifestFile] = None
         if verify_manifest and manifest_rec is not None:
-            dataset = stack.enter_context(_fetch_manifest(client, uri, manifest_rec, stack))
+            dataset = stack.enter_context(_fetch_manifest(s3, uri, manifest_rec, stack))
             result.manifest = str(uri.join(MANIFEST_NAME))
         elif verify_manifest:
             _refuse_without_manifest(s3, uri, remote)
@@ -193,11 +192,11 @@ def pull(
     return result
 
 
-def _fetch_manifest(client: Any, uri: S3Uri, rec: Sequence[Any], stack: ExitStack) -> ManifestFile:
+def _fetch_manifest(s3: S3Service, uri: S3Uri, rec: Sequence[Any], stack: ExitStack) -> ManifestFile:
     """The dataset's manifest, downloaded (checked against its own sha256 metadata) to a
     temporary file and read from there as a stream."""
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rectrain-pull-")))
-    download_object(client, uri.bucket, rec[3], folder / MANIFEST_NAME)
+    download_object(s3.client, uri.bucket, rec[3], folder / MANIFEST_NAME, retry=s3.retry)
     return ManifestFile(folder / MANIFEST_NAME, str(uri.join(MANIFEST_NAME)))
 
 
@@ -265,7 +264,8 @@ def _pull_files(s3: S3Service, uri: S3Uri, remote: SortedSpool, dataset: Optiona
         if not dry_run:
             assert targets is not None
             size = download_object(client, uri.bucket, key, targets.target(rel, str(uri.join(rel))),
-                                   expected_sha256=sha, expected_size=size if sha else None, fast=fast)
+                                   expected_sha256=sha, expected_size=size if sha else None, fast=fast,
+                                   retry=s3.retry)
         with lock:
             result.transferred += 1
             result.bytes_transferred += size
@@ -334,13 +334,13 @@ def _delete_extra(dst: Path, keep: Iterable[str], also_keep: set, delete: bool, 
                                    "check the folder's permissions.") from exc
 
 
-def _pull_object(client: Any, uri: S3Uri, target: Path, result: TransferResult, dry_run: bool) -> None:
+def _pull_object(s3: S3Service, uri: S3Uri, target: Path, result: TransferResult, dry_run: bool) -> None:
     """``uri`` is no folder: download it as one object, or say that nothing is there."""
     nothing = StorageError(f"Nothing found at {uri}.", "check the address with `rectrain s3 ls`.")
     if not uri.key or uri.key.endswith("/"):
         raise nothing
     try:
-        head = client.head_object(Bucket=uri.bucket, Key=uri.key)
+        head = s3.client.head_object(Bucket=uri.bucket, Key=uri.key)
     except Exception as exc:
         if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             raise nothing from exc
@@ -348,7 +348,7 @@ def _pull_object(client: Any, uri: S3Uri, target: Path, result: TransferResult, 
     result.files_total, result.bytes_total = 1, int(head.get("ContentLength", 0))
     result.plan(str(target))
     if not dry_run:
-        download_object(client, uri.bucket, uri.key, target)
+        download_object(s3.client, uri.bucket, uri.key, target, retry=s3.retry)
         result.transferred, result.bytes_transferred = 1, result.bytes_total
 
 
@@ -408,7 +408,7 @@ def _pull_unpack(s3: S3Service, uri: S3Uri, remote: SortedSpool, manifest: Manif
             def fetch(item: _Want) -> None:
                 rel, key, size, sha, _ = item
                 download_object(client, uri.bucket, key, staging / rel, expected_sha256=sha,
-                                expected_size=size, fast=fast)
+                                expected_size=size, fast=fast, retry=s3.retry)
                 bar.advance(size, 0)
                 arrived.put(item)
 

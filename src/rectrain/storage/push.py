@@ -73,10 +73,9 @@ def push(
     """
     started = time.monotonic()
     src = Path(src_dir).expanduser()
-    client = s3.client
     result = TransferResult("push", str(src), str(uri), dry_run=dry_run)
     if src.is_file():
-        _push_one(client, src, uri, result, dry_run)
+        _push_one(s3, src, uri, result, dry_run)
     elif not src.is_dir():
         raise DataError("folder not found.", "check the path you want to upload.", path=str(src))
     else:
@@ -88,13 +87,13 @@ def push(
     return result
 
 
-def _push_one(client: Any, src: Path, uri: S3Uri, result: TransferResult, dry_run: bool) -> None:
+def _push_one(s3: S3Service, src: Path, uri: S3Uri, result: TransferResult, dry_run: bool) -> None:
     target = uri.join(src.name) if (not uri.key or uri.key.endswith("/")) else uri
     sha, size = sha256_file(src), src.stat().st_size
     result.files_total, result.bytes_total = 1, size
     result.plan(str(target))
     if not dry_run:
-        put_object(client, target.bucket, target.key, path=src, sha=sha, size=size)
+        put_object(s3.client, target.bucket, target.key, path=src, sha=sha, size=size, retry=s3.retry)
         result.transferred, result.bytes_transferred = 1, size
 
 
@@ -105,6 +104,7 @@ class _Push:
     def __init__(self, s3: S3Service, uri: S3Uri, src: Path, result: TransferResult, *, workers: int,
                  manifest: bool, delete: bool, dry_run: bool, probe: bool = False) -> None:
         self.client, self.uri, self.src, self.result = s3.client, uri, src, result
+        self.retry = s3.retry  # the service's policy: RECTRAIN_S3_RETRY_S holds for every request
         self.probe = probe  # the write probe, after the local walk (a FIFO is named before any request)
         self.s3 = s3
         self.workers, self.manifest, self.delete, self.dry_run = workers, manifest, delete, dry_run
@@ -159,7 +159,7 @@ class _Push:
         """The dataset is about to change: it must not look complete until the new manifest lands."""
         with self.lock:
             if self.remote_manifest is not None and not self.manifest_removed:
-                delete_keys(self.client, self.uri.bucket, [self.remote_manifest[3]])
+                delete_keys(self.client, self.uri.bucket, [self.remote_manifest[3]], retry=self.retry)
                 self.manifest_removed = True
 
     def _same_remote(self, rrec: Optional[Sequence[Any]], size: int, sha: str, md5: str) -> bool:
@@ -204,7 +204,7 @@ class _Push:
             self._before_change()
             with self.large if size > objects.SMALL_FILE else nullcontext():
                 put_object(self.client, self.uri.bucket, self.uri.join(rel).key, path=path, sha=sha,
-                           size=size, data=data, fast=self.fast, md5=md5)
+                           size=size, data=data, fast=self.fast, md5=md5, retry=self.retry)
         with self.lock:
             self.result.transferred += 1
             self.result.bytes_transferred += size
@@ -239,12 +239,12 @@ class _Push:
             batch.append(key)
             if len(batch) == 1000:
                 self._before_change()
-                delete_keys(self.client, self.uri.bucket, batch)
+                delete_keys(self.client, self.uri.bucket, batch, retry=self.retry)
                 self.result.deleted += len(batch)
                 batch = []
         if batch:
             self._before_change()
-            delete_keys(self.client, self.uri.bucket, batch)
+            delete_keys(self.client, self.uri.bucket, batch, retry=self.retry)
             self.result.deleted += len(batch)
 
     def _finish_with_manifest(self) -> None:
@@ -273,7 +273,7 @@ class _Push:
             self._before_change()
             try:
                 put_object(self.client, self.uri.bucket, self.uri.join(MANIFEST_NAME).key, path=manifest_path,
-                           stream=True)
+                           stream=True, retry=self.retry)
             finally:
                 if manifest_path.parent == folder:
                     remove_quietly(manifest_path)
