@@ -189,20 +189,47 @@ def test_two_trainings_started_together(s3_server: Any, hostile_world: Path,
     assert "Traceback" not in out and not (tmp_path / ("one", "two")[loser]).exists()
 
 
+def _descendants(pid: int) -> List[int]:
+    """Every process below ``pid`` (Linux /proc), children first."""
+    found: List[int] = []
+    todo = [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                kids = [int(k) for k in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
 def test_killed_run_does_not_block_its_resume(hostile_world: Path, tmp_path: Path) -> None:  # noqa: ARG001
     """kill -9 of a training (no clean-up at all): `monitor --follow` of the run ends (the run is
-    not running any more), and `train --resume` continues it (the stale lock is recovered)."""
+    not running any more), the engine dies with it (it writes into the run no longer), and
+    `train --resume` continues it (the stale lock is recovered)."""
     world.place(tmp_path, "data", "cfg")
     _long_config(tmp_path)
     env = cli_env()
     proc = _start(_argv("runC"), tmp_path, env)
+    children: List[int] = []
     try:
         _wait_training(proc, tmp_path / "runC")
         time.sleep(2)
+        children = _descendants(proc.pid)  # the engine runs in its own session: killpg misses it
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     problems = []
+    assert children, "no engine process found under the training"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    survivors = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    if survivors:
+        problems.append(f"the engine outlived a kill -9 of rectrain (pids {survivors}), still writing the run")
     started = time.monotonic()
     try:
         mon = subprocess.run([sys.executable, "-m", "rectrain", "monitor", "runC", "--follow", "--interval",

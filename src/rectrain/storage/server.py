@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional
 
 from rectrain.errors import EnvironmentProblem, StorageError
 from rectrain.logs import get_logger
+from rectrain.machine.processes import die_with_parent
 from rectrain.outputs import open_append, write_json, write_text
 from rectrain.storage.service import bounded_config
 
@@ -111,16 +112,6 @@ def free_ports(count: int, host: str = HOST, avoid: Optional[set] = None) -> Lis
 
 def _new_key(prefix: str, n: int) -> str:
     return prefix + secrets.token_hex(n)
-
-
-def _pdeathsig() -> None:  # runs in the child before exec (Linux only)
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # type: ignore[attr-defined]  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort
-        pass
 
 
 class SeaweedServer:
@@ -389,14 +380,13 @@ class SeaweedServer:
         self._log_fh.write(f"\n==== rectrain: starting {' '.join(argv)}\n".encode())
         self._log_fh.flush()
         log_start = self._log_fh.tell()
-        main_thread = threading.current_thread() is threading.main_thread()
         if _WINDOWS:
             extra: Dict[str, Any] = {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
         else:
             extra = {
                 "start_new_session": True,
                 "umask": 0o077,  # weed's files and sockets: the owner's only
-                "preexec_fn": _pdeathsig if (sys.platform.startswith("linux") and main_thread) else None,
+                "preexec_fn": die_with_parent(),
             }
         self.process = subprocess.Popen(
             argv,

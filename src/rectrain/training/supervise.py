@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Type
 
 from rectrain.errors import EnvironmentProblem, Interrupted
+from rectrain.machine.processes import die_with_parent
 from rectrain.outputs import open_append
 
 ENGINE_STOP_S = 30.0  # grace after SIGTERM before SIGKILL
@@ -101,7 +102,7 @@ class EngineProcess:
             try:
                 self.proc = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.PIPE,
                                              stderr=subprocess.STDOUT, start_new_session=True,
-                                             bufsize=0)
+                                             bufsize=0, preexec_fn=die_with_parent())
             except OSError as exc:
                 raise EnvironmentProblem(f"cannot start the engine ({self.argv[0]}): {exc}.",
                                          "run ./setup.sh or `rectrain doctor`.") from exc
