@@ -62,18 +62,17 @@ def test_the_emulation_is_no_kinder_than_sagemaker(s3: Any, tmp_path: Path, s3_c
 
 def _newest_complete(s3: Any, uri: str, tmp: Path) -> int:
     """The step of the newest resume point (latest / iter_epoch_N) in S3 whose every file
-    matches its marker: what a restart must continue from (0: none)."""
-    best = 0
-    for folder in scan_remote(s3, S3Uri.parse(uri + "/snapshots")):
-        info = folder.info
-        if info is None or info.name.startswith("best_") or info.global_step <= best:
-            continue
+    matches its marker: what a restart must continue from (0: none). Newest first, so only
+    the folders down to the first complete one are downloaded."""
+    folders = [(f.info.global_step, f.name) for f in scan_remote(s3, S3Uri.parse(uri + "/snapshots"))
+               if f.info is not None and not f.info.name.startswith("best_")]
+    for step, name in sorted(folders, reverse=True):
         try:
-            download_snapshot(s3, S3Uri.parse(uri + "/snapshots"), folder.name, tmp)
+            download_snapshot(s3, S3Uri.parse(uri + "/snapshots"), name, tmp)
         except (IntegrityError, StorageError):
             continue
-        best = info.global_step
-    return best
+        return step
+    return 0
 
 
 def _train_records(run: Path) -> List[Dict[str, Any]]:
