@@ -96,7 +96,11 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(s3, tmp_path: Path, s3_
         find_engine()
     except EnvironmentProblem as exc:
         pytest.skip(f"no PaddleOCR engine: {exc}")
-    seed = int(os.environ.get("RECTRAIN_TEST_SEED", random.randrange(1 << 30)))
+    # the draws (strike moments, restore orders) are the same in every run; what S3 holds at
+    # each strike still depends on the machine's speed, and every expectation is read from S3.
+    # RECTRAIN_TEST_SEED=N explores other draws (seed 1 showed the restored-engine-files bug
+    # here: its first strike came before anything was sealed in S3; docs/problem-log.md)
+    seed = int(os.environ.get("RECTRAIN_TEST_SEED", "1"))
     rng = random.Random(seed)
     print(f"RECTRAIN_TEST_SEED={seed}")
     # enough steps that the fifth strike always lands before the end: an attempt trains 5-9
@@ -156,10 +160,10 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(s3, tmp_path: Path, s3_
         if attempt and expected[-1]:
             resume = next(r for r in mine if r["type"] == "resume")
             # always the newest complete checkpoint S3 held, the step continuing from it
-            assert resume["global_step"] == expected[-1], (attempt, resume, expected)
+            assert resume["global_step"] == expected[-1], (attempt, resume, expected, err.decode()[-2000:])
             assert first["global_step"] == expected[-1] + 1, (attempt, first, expected)
-        else:
-            assert first["global_step"] == 1
+        else:  # nothing sealed in S3: the engine's restored files are no resume point
+            assert first["global_step"] == 1, (attempt, first, expected, err.decode()[-2000:])
         if proc.returncode == 0 and kills >= kills_wanted:
             break
         attempt += 1
