@@ -321,9 +321,14 @@ def test_the_engines_own_files_are_a_checkpoint_never_thrown_away(tmp_path: Path
     assert err.value.exit_code == 2 and "latest" in str(err.value)
 
 
-def test_restored_engine_files_come_after_verified_checkpoints(tmp_path: Path) -> None:
-    """In a folder SageMaker's agent restored (any order, each file of whichever save it last
-    uploaded) the engine's files are not preferred to an older verified snapshot."""
+def test_restored_engine_files_are_never_a_resume_point(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """In a folder SageMaker's agent restored (any order, new times, each file of whichever
+    save it last uploaded) the engine's files prove nothing: S3 can hold the weights of one
+    save beside the state of another, all whole pickles, the state's time the newest. Such a
+    mix is never resumed from (it was, whenever the restore happened to write the .states
+    last), one save whose .states was restored first never stops the run (it did: exit 2),
+    and an older verified snapshot is preferred to either."""
     from rectrain.training.resume import find_resume_checkpoint
 
     ck = tmp_path / "ck"
@@ -334,6 +339,24 @@ def test_restored_engine_files_come_after_verified_checkpoints(tmp_path: Path) -
     assert find_resume_checkpoint(ck, None, run_id="r1", engine_trusted=False) == verified / "latest"
     got = find_resume_checkpoint(ck, None, run_id="r1")  # this machine's own disk: the newest
     assert got is not None and verify_snapshot(got.parent).global_step == 30
+
+    # nothing sealed reached S3: the weights of step 30 beside the state of step 20, the state
+    # restored last (the old rule's "nothing newer than .states" holds)
+    shutil.rmtree(ck / "snapshots")
+    weights = (ck / "latest.pdparams").read_bytes()
+    save(ck, "latest", epoch=2, step=20, acc=0.5)
+    (ck / "latest.pdparams").write_bytes(weights)
+    now = time.time()
+    for i, suffix in enumerate((".pdparams", ".pdopt", ".states")):
+        os.utime(ck / f"latest{suffix}", (now + i, now + i))
+    caplog.set_level("WARNING")
+    assert find_resume_checkpoint(ck, None, run_id="r1", engine_trusted=False) is None
+    assert "starting from the beginning" in caplog.text and "outside sync" in caplog.text
+    assert not (ck / "snapshots").exists()  # nothing snapshotted from them either
+    # one whole save, restored .states first: not a reason to stop the job
+    save(ck, "latest", epoch=3, step=30, acc=0.5)
+    os.utime(ck / "latest.states", (now - 5, now - 5))
+    assert find_resume_checkpoint(ck, None, run_id="r1", engine_trusted=False) is None
 
 
 def test_each_checkpoints_bytes_go_up_once(s3_server: Any, s3_bucket: str, tmp_path: Path,

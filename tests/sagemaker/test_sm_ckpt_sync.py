@@ -6,6 +6,7 @@ CPU, real SeaweedFS."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -62,23 +63,48 @@ def test_the_emulation_is_no_kinder_than_sagemaker(s3: Any, tmp_path: Path, s3_c
 
 def _newest_complete(s3: Any, uri: str, tmp: Path) -> int:
     """The step of the newest resume point (latest / iter_epoch_N) in S3 whose every file
-    matches its marker: what a restart must continue from (0: none)."""
-    best = 0
-    for folder in scan_remote(s3, S3Uri.parse(uri + "/snapshots")):
-        info = folder.info
-        if info is None or info.name.startswith("best_") or info.global_step <= best:
-            continue
+    matches its marker: what a restart must continue from (0: none). Newest first, so only
+    the folders down to the first complete one are downloaded."""
+    folders = [(f.info.global_step, f.name) for f in scan_remote(s3, S3Uri.parse(uri + "/snapshots"))
+               if f.info is not None and not f.info.name.startswith("best_")]
+    for step, name in sorted(folders, reverse=True):
         try:
-            download_snapshot(s3, S3Uri.parse(uri + "/snapshots"), folder.name, tmp)
+            download_snapshot(s3, S3Uri.parse(uri + "/snapshots"), name, tmp)
         except (IntegrityError, StorageError):
             continue
-        best = info.global_step
-    return best
+        return step
+    return 0
 
 
 def _train_records(run: Path) -> List[Dict[str, Any]]:
     path = run / "metrics.jsonl"
     return read_metrics(path) if path.exists() else []
+
+
+class _Growing:
+    """A metrics.jsonl read as it grows: each poll parses only the lines added since the last
+    (re-reading the whole history every 10 ms cost ~1.5 ms a time, beside the engine on 2
+    cores). A torn last line waits for the next poll."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+        self.records: List[Dict[str, Any]] = []
+
+    def read(self) -> List[Dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return self.records
+        end = data.rfind(b"\n") + 1
+        for line in data[:end].splitlines():
+            try:
+                self.records.append(json.loads(line))
+            except ValueError:
+                continue  # blank
+        self.offset += end
+        return self.records
 
 
 def _restored_records(machine: Path) -> int:
@@ -97,7 +123,11 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(s3, tmp_path: Path, s3_
         find_engine()
     except EnvironmentProblem as exc:
         pytest.skip(f"no PaddleOCR engine: {exc}")
-    seed = int(os.environ.get("RECTRAIN_TEST_SEED", random.randrange(1 << 30)))
+    # the draws (strike moments, restore orders) are the same in every run; what S3 holds at
+    # each strike still depends on the machine's speed, and every expectation is read from S3.
+    # RECTRAIN_TEST_SEED=N explores other draws (seed 1 showed the restored-engine-files bug
+    # here: its first strike came before anything was sealed in S3; docs/problem-log.md)
+    seed = int(os.environ.get("RECTRAIN_TEST_SEED", "1"))
     rng = random.Random(seed)
     print(f"RECTRAIN_TEST_SEED={seed}")
     # enough steps that the fifth strike always lands before the end: an attempt trains 5-9
@@ -133,9 +163,10 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(s3, tmp_path: Path, s3_
             delay = {0: 0.0, 1: rng.uniform(0.02, 0.5), 2: rng.uniform(0.5, 1.5)}[kills % 3]
             steps_wanted = rng.randint(5, 9)  # progress first (a few saves), then strike
             deadline = time.monotonic() + 240
+            growing = _Growing(machine / "run" / "metrics.jsonl")
             while time.monotonic() < deadline:
                 assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-                mine = _train_records(machine / "run")[n0:]
+                mine = growing.read()[n0:]
                 trained = sum(r["type"] == "train" for r in mine)
                 if trained >= steps_wanted and mine[-1]["type"] == "save":
                     break  # right after a save: the snapshot, its seal and upload are due
@@ -157,10 +188,10 @@ def test_sigterm_at_random_moments_under_sagemakers_sync(s3, tmp_path: Path, s3_
         if attempt and expected[-1]:
             resume = next(r for r in mine if r["type"] == "resume")
             # always the newest complete checkpoint S3 held, the step continuing from it
-            assert resume["global_step"] == expected[-1], (attempt, resume, expected)
+            assert resume["global_step"] == expected[-1], (attempt, resume, expected, err.decode()[-2000:])
             assert first["global_step"] == expected[-1] + 1, (attempt, first, expected)
-        else:
-            assert first["global_step"] == 1
+        else:  # nothing sealed in S3: the engine's restored files are no resume point
+            assert first["global_step"] == 1, (attempt, first, expected, err.decode()[-2000:])
         if proc.returncode == 0 and kills >= kills_wanted:
             break
         attempt += 1

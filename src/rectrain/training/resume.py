@@ -136,10 +136,20 @@ def run_ids(found: List[Found]) -> List[str]:
     return list(dict.fromkeys(i.run_id for i in infos))
 
 
-def _was_complete(item: Found) -> bool:
+# Why the engine's own files are not resumed from in a folder an outside sync restored.
+RESTORED_ENGINE_FILES = ("restored by an outside sync (SageMaker's agent uploads each file as it "
+                         "changes and restores them in any order with new times: these may be "
+                         "files of different saves); only snapshots with a verified marker are "
+                         "resumed from here")
+
+
+def _was_complete(item: Found, engine_trusted: bool = True) -> bool:
     """A checkpoint that was complete once: a rectrain marker exists (maybe damaged), or the
-    engine's own files are there (the engine logged a save; never start over over them)."""
-    return item.kind == "engine" or item.info is not None or "damaged" in item.problem
+    engine's own files are there on this machine's disk (the engine logged a save; never start
+    over over them). Restored engine files prove no save was ever whole in S3."""
+    if item.kind == "engine":
+        return engine_trusted
+    return item.info is not None or "damaged" in item.problem
 
 
 def _is_resume_point(item: Found) -> bool:
@@ -156,10 +166,18 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
     ``best_accuracy`` / ``best_of_run`` are never resume points (saved mid-epoch). The engine's
     own files are a checkpoint too: when they are the newest, they are snapshotted (marker and
     checksums) and resumed from; when they are there but unusable, this refuses. In a folder
-    an outside sync restored (``engine_trusted=False``: SageMaker's agent restores files in
-    any order, each of whichever save it last uploaded) they come after every verified
-    checkpoint, whatever their step."""
+    an outside sync restored (``engine_trusted=False``) they are never resumed from and never
+    block a start: SageMaker's agent uploads each file whenever it changes and stops at any
+    moment, so S3 can hold the ``.pdparams`` of one save beside the ``.states`` of another,
+    all whole pickles, and the restore gives them new times in any order. Nothing in the
+    files tells such a mix from one save (the weights carry no step), and no bytes of them
+    were ever sealed: the snapshots (marker written once the sync had copied the files) are
+    the resume points there."""
     relevant = [f for f in found if _is_resume_point(f) or f.info is None]
+    if not engine_trusted:
+        for item in relevant:
+            if item.kind == "engine":
+                item.problem = RESTORED_ENGINE_FILES
     for item in relevant:
         if not item.problem and item.info is not None and run_id and item.info.run_id \
                 and item.info.run_id != run_id:
@@ -167,8 +185,8 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
     usable = [f for f in relevant if not f.problem and f.info is not None]
     # the highest step; at a tie a local copy, then `latest`, then the newest written
     rank = {"snapshot": 2, "engine": 1, "s3": 0}  # at a tie, what needs no download
-    usable.sort(key=lambda f: (engine_trusted or f.kind != "engine", f.step, rank[f.kind],
-                               f.name == "latest", f.info.time if f.info else 0.0), reverse=True)
+    usable.sort(key=lambda f: (f.step, rank[f.kind], f.name == "latest",
+                               f.info.time if f.info else 0.0), reverse=True)
     for item in usable:
         try:
             if item.kind == "snapshot":
@@ -196,10 +214,10 @@ def choose_resume(found: List[Found], *, run_id: str, snap_root: Path,
     if not relevant:
         return None
     listing = "\n".join(f.line() for f in sorted(relevant, key=lambda f: f.step, reverse=True))
-    if not any(_was_complete(f) for f in relevant):
+    if not any(_was_complete(f, engine_trusted) for f in relevant):
         # only copies that never completed (no marker was ever written: a snapshot or upload
-        # cut short before the first checkpoint was complete): nothing complete ever existed,
-        # so starting over loses nothing
+        # cut short before the first checkpoint was complete; restored engine files, which
+        # nothing sealed): nothing complete ever existed, so starting over loses nothing
         log.warning("no complete checkpoint, only incomplete copies; starting from the "
                     "beginning:\n%s", listing)
         return None
