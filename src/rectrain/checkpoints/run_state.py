@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from rectrain.errors import DataError
-from rectrain.outputs import write_json
+from rectrain.outputs import write_json_reserved
 from rectrain.redaction import redact_data
 
 STATE_FILE = "run-state.json"
@@ -64,4 +64,5 @@ class RunState:
 
     def save(self, path: Union[str, Path]) -> None:
         self.updated = time.time()
-        write_json(path, redact_data(asdict(self)))  # no credential in a state file
+        # room reserved in the file: its final status is written even on a full disk
+        write_json_reserved(path, redact_data(asdict(self)))  # no credential in a state file
