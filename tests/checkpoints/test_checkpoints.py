@@ -403,3 +403,30 @@ def test_each_checkpoints_bytes_go_up_once(s3_server: Any, s3_bucket: str, tmp_p
     report = Checker(s3_server.client()).check(f"s3://{s3_bucket}/bytes")
     assert not report.anomalies and report.pointer_step("latest") == 16, report.summary()
     assert report.pointer_step("best_of_run") == 8 and report.pointer_step("iter_epoch_2") == 8
+
+
+def test_run_state_final_status_lands_in_its_reserved_room_on_a_full_disk(tmp_path, monkeypatch) -> None:
+    """The atomic write of run-state.json failing with ENOSPC: the state is rewritten in place
+    into the blocks its padding reserved (readers skip the whitespace); a state larger than the
+    file still raises the disk-full error."""
+    import errno
+    from contextlib import contextmanager
+
+    from rectrain.checkpoints.run_state import RunState
+    from rectrain.outputs import files
+
+    path = tmp_path / "run-state.json"
+    RunState(run_id="r1", status="running").save(path)
+    size = path.stat().st_size
+
+    @contextmanager
+    def full(*_a, **_k):  # noqa: ANN202
+        raise OSError(errno.ENOSPC, "No space left on device")
+        yield
+
+    monkeypatch.setattr(files, "atomic_open", full)
+    RunState(run_id="r1", status="failed").save(path)
+    assert RunState.load(path).status == "failed" and path.stat().st_size == size
+    with pytest.raises(OSError) as err:
+        RunState(run_id="r1", status="failed", history=["x" * size]).save(path)
+    assert err.value.errno == errno.ENOSPC and RunState.load(path).status == "failed"

@@ -127,9 +127,6 @@ def _train(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known defect, open: on a full disk the engine's own traceback still reaches the "
-                          "console and run-state.json (on the same full disk) keeps 'running' "
-                          "(docs/problem-log.md 2026-12-05)", strict=False)
 def test_disk_full_during_training(tmp_path: Path, hostile_world: Path) -> None:  # noqa: ARG001
     world.place(tmp_path, "data", "cfg")
     disk = tmp_path / "disk"

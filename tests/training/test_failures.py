@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from rectrain.errors import ConfigError, EngineFailure
-from rectrain.training.failures import FailureClassifier
+from rectrain.training.failures import FailureClassifier, TracebackHold
 from rectrain.training.runner import start_recognition_training
 
 
@@ -33,6 +33,26 @@ def test_known_failures_from_output() -> None:
     assert _classify(["all good"], rc=0) is None
     killed = _classify(["[2026/11/25 20:00:00] ppocr INFO: epoch: [1/1], global_step: 1"], rc=-9)
     assert killed.kind == "killed"
+
+
+def _shown(lines: list) -> list:
+    hold = TracebackHold()
+    out = [s for line in lines for s in hold.feed(line + "\n")]
+    return [s.rstrip("\n") for s in out + hold.end()]
+
+
+def test_a_full_disks_traceback_stays_off_the_console_other_lines_pass() -> None:
+    loss = "[2026/12/05 16:00:33] ppocr INFO: epoch: [1/2], global_step: 4, loss: 76.157822"
+    enospc = ["Traceback (most recent call last):", '  File "x.py", line 1, in <module>',
+              "    pickle.dump(saved_obj, f)", "OSError: [Errno 28] No space left on device"]
+    assert _shown([loss] + enospc) == [loss]  # dropped even when the output ends in the block
+    chained = enospc + ["", "During handling of the above exception, another exception occurred:",
+                        ""] + enospc[:2] + ["ValueError: x"]
+    assert _shown(chained + [loss]) == [loss]
+    other = ["Traceback (most recent call last):", '  File "x.py", line 1, in <module>',
+             "KeyError: 'Head'"]
+    assert _shown(other + ["", loss]) == other + ["", loss]  # any other traceback is shown, in order
+    assert _shown(other) == other
 
 
 def test_nan_loss_stops_the_run() -> None:

@@ -6,7 +6,8 @@ the segment count, and the best metric of the WHOLE run (the engine forgets it o
 ``load_model`` sets ``acc`` to 0, so the first eval after a resume overwrites ``best_accuracy``
 even when worse; rectrain keeps ``best_of_run`` (``snapshots/best_of_run.json``) and only
 replaces it when a new best beats it). It lives with the checkpoints because they are read
-with it; the runner writes it.
+with it; the runner writes it. It ends with a few KiB of whitespace (JSON allows it; readers
+skip it): room for its final status on a full disk (:func:`rectrain.outputs.write_json_reserved`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from rectrain.errors import DataError
-from rectrain.outputs import write_json
+from rectrain.outputs import write_json_reserved
 from rectrain.redaction import redact_data
 
 STATE_FILE = "run-state.json"
@@ -64,4 +65,5 @@ class RunState:
 
     def save(self, path: Union[str, Path]) -> None:
         self.updated = time.time()
-        write_json(path, redact_data(asdict(self)))  # no credential in a state file
+        # room reserved in the file: its final status is written even on a full disk
+        write_json_reserved(path, redact_data(asdict(self)))  # no credential in a state file

@@ -31,6 +31,7 @@ from rectrain.outputs.files import (
     tar_writer,
     write_bytes,
     write_json,
+    write_json_reserved,
     write_new_file,
     write_text,
 )
@@ -60,6 +61,6 @@ __all__ = [
     "refuse_replacing_data", "refuse_replacing_foreign_file", "refuse_special",
     "remove_empty_dir", "remove_file", "remove_quietly", "remove_tree", "same_file",
     "save_figure", "save_with", "special_place", "tar_writer", "write_bytes", "write_json",
-    "write_new_file", "write_text",
+    "write_json_reserved", "write_new_file", "write_text",
     "open_lock", "symlink",
 ]

@@ -16,6 +16,8 @@ write) is decided before, by :mod:`rectrain.outputs.rules`.
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import secrets
 import shutil
@@ -36,7 +38,7 @@ __all__ = [
     "atomic_open", "write_text", "write_bytes", "write_json", "open_append", "open_stream",
     "remove_file", "remove_quietly", "remove_tree", "remove_empty_dir", "copy_file", "link_or_copy",
     "move", "save_figure", "save_with", "tar_writer", "extract_tar", "safe_extract", "write_new_file",
-    "refuse_special",
+    "refuse_special", "write_json_reserved",
     "special_place", "open_lock", "symlink",
 ]
 
@@ -57,6 +59,49 @@ def write_json(path: PathLike, data: Any, *, perm: Optional[int] = None) -> None
     """``perm=0o600``: a secret (keys, tokens), owner-only from its first byte."""
     refuse_special(path)
     write_json_atomic(path, data, perm=perm)
+
+
+RESERVE_BYTES = 4096  # room kept at the end of a reserved file for its final rewrite
+
+
+def write_json_reserved(path: PathLike, data: Any, *, reserve: int = RESERVE_BYTES) -> None:
+    """``data`` as JSON written atomically, followed by ``reserve`` bytes of whitespace (JSON
+    allows it after the value; every JSON reader skips it), so the file keeps disk blocks for
+    a later, slightly longer state. When the atomic write finds the disk full (ENOSPC,
+    EDQUOT), the new JSON is written in place over the file's own blocks instead, padded to its
+    old size (nothing new to allocate: a run's final status still lands on a full disk); when
+    it does not fit there, the disk-full error is raised. The in-place write is not atomic (a
+    crash in it leaves a file readers refuse as damaged): used only when the alternative is
+    keeping a stale state."""
+    refuse_special(path)
+    body = (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    try:
+        with atomic_open(path, "wb") as fh:
+            fh.write(body + b" " * max(reserve - 1, 0) + b"\n")
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not _rewrite_in_place(path, body):
+            raise
+
+
+def _rewrite_in_place(path: PathLike, body: bytes) -> bool:
+    """``body`` over the start of the existing file ``path``, whitespace up to its old size (no
+    new block, no change of size); False when there is no such file or ``body`` is larger."""
+    try:
+        fd = os.open(str(path), os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        if len(body) >= size:
+            return False
+        view = memoryview(body + b" " * (size - len(body) - 1) + b"\n")
+        offset = 0
+        while offset < len(view):
+            offset += os.pwrite(fd, view[offset:], offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
 
 
 def save_with(path: PathLike, writer: Callable[[IO[Any]], None], mode: str = "wb") -> None:

@@ -157,6 +157,47 @@ class FailureClassifier:
                        "fixed.", evidence)
 
 
+QUIET_KINDS = ("disk_full",)  # failures whose engine traceback stays in train.log only
+_CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+
+
+class TracebackHold:
+    """The engine's Python tracebacks, held back from the console until each block ends (its
+    exception line, chained ones included): a block that shows a failure rectrain explains
+    itself (:data:`QUIET_KINDS`: a full disk) is dropped, the message names train.log, which
+    has it; any other block is shown as it was. Every other line passes at once (the loss
+    lines users watch). ``feed`` and ``end`` return the lines to show now."""
+
+    MAX_LINES = 1000  # a longer block is shown (and no longer held)
+
+    def __init__(self) -> None:
+        self.held: List[str] = []
+        self.closing = False  # the exception line was seen; blank lines or a chained block may follow
+        self.patterns = [pattern for kind, pattern, _, _ in RULES if kind in QUIET_KINDS]
+
+    def feed(self, raw: str) -> List[str]:
+        text = raw.rstrip("\r\n")
+        if not self.held:
+            if not text.startswith("Traceback (most recent call last)"):
+                return [raw]
+            self.held.append(raw)
+            return []
+        chain = text.startswith(_CHAINED + ("Traceback",))
+        if self.closing and text.strip() and not chain:
+            return self.end() + self.feed(raw)  # the block ended before this line
+        self.held.append(raw)
+        if text.strip():  # ``OSError: [Errno 28] ...`` closes it; a chained block reopens it
+            self.closing = not chain and not text[0].isspace()
+        return self.end() if len(self.held) > self.MAX_LINES else []
+
+    def end(self) -> List[str]:
+        """The held block's lines to show (none when it is one to keep quiet); call it at the
+        end of the output too."""
+        block, self.held, self.closing = self.held, [], False
+        quiet = any(p.search(line) for line in block for p in self.patterns)
+        return [] if quiet else block
+
+
 def _benign(kind: str, text: str) -> bool:
     # lines that mention these words but are not failures
     if kind == "missing_file" and "Skipping import of the encryption module" in text:

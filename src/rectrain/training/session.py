@@ -26,7 +26,7 @@ from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
 from rectrain.training.checkpoint_lookup import best_kept
 from rectrain.training.early_stop import EarlyStop
-from rectrain.training.failures import Failure, FailureClassifier, OomWatch, disk_full
+from rectrain.training.failures import Failure, FailureClassifier, OomWatch, TracebackHold, disk_full
 from rectrain.training.prepare import RESUME_COPY, Prepared
 from rectrain.training.resume import mirror_run_files
 from rectrain.training.supervise import EngineProcess, Stopper
@@ -65,6 +65,7 @@ class _Session:
                                       global_step=info.global_step if info else 0,
                                       engine_epoch=info.engine_epoch if info else 0)
         self.classifier = FailureClassifier()
+        self.tracebacks = TracebackHold()  # a full disk's traceback stays in train.log
         indicator = prepared.cfg.main_indicator
         rules = self.request.stop
         self.early = EarlyStop(rules.early_stop, indicator, best=self.state.best_metric) \
@@ -130,7 +131,8 @@ class _Session:
             self.stopper.stop("failed")
 
     def _line(self, raw: str) -> None:
-        self.display.line(raw)
+        for shown in self.tracebacks.feed(raw):
+            self.display.line(shown)
         iters = ITERS_RE.search(raw)
         if iters:
             self.display.update(total_steps=int(iters.group(1)) * self.p.plan.engine_epochs)
@@ -176,6 +178,8 @@ class _Session:
             self.stopper.stop("stopped")  # the demo's fixed step count, checkpointed
 
     def close(self) -> None:
+        for shown in self.tracebacks.end():
+            self.display.line(shown)
         last = self.tracker.flush()
         self.metrics.write(last)
         assert self.p.tracking is not None
