@@ -229,7 +229,8 @@ def test_killed_run_does_not_block_its_resume(hostile_world: Path, tmp_path: Pat
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
     if survivors:
-        problems.append(f"the engine outlived a kill -9 of rectrain (pids {survivors}), still writing the run")
+        problems.append(f"the engine outlived a kill -9 of rectrain (pids {survivors}), "
+                        "still writing the run")
     started = time.monotonic()
     try:
         mon = subprocess.run([sys.executable, "-m", "rectrain", "monitor", "runC", "--follow", "--interval",
