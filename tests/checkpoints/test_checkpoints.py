@@ -218,11 +218,14 @@ def test_a_sync_uploads_the_snapshots_it_finds_or_names_them_missing(s3_server: 
                                                                     s3_bucket: str) -> None:
     """Snapshots made before a sync starts (a resume's copy of the engine's own files, an upload
     an earlier attempt never finished) are the sync's too: a resume with nothing left to train
-    exits 0 only with them in S3 (campaign seed 20), else they are missing (exit 5)."""
+    exits 0 only with them in S3 (campaign seed 20), else they are missing (exit 5). Another
+    run's snapshots stay where they are."""
     ck, run = tmp_path / "run" / "checkpoints", tmp_path / "run"
     prefix = S3Uri.parse(f"s3://{s3_bucket}/inherit")
     save(ck, "latest", epoch=4, step=8, acc=0.5)
     snapshot(ck, "latest", ck / "snapshots", run_id="r1")
+    save(ck, "iter_epoch_9", epoch=9, step=18, acc=0.5)  # a run before a --restart: not r1's
+    snapshot(ck, "iter_epoch_9", ck / "snapshots", run_id="r0")
     denied = CheckpointSync(ck, run, s3_prefix=prefix, s3=s3_server.service(read_only=True), run_id="r1")
     assert denied.close(timeout=30)
     assert [m for m in denied.missing() if "(latest)" in m], denied.missing()

@@ -114,10 +114,12 @@ class CheckpointSync:
             self._sealer.start()
 
     def _inherit(self) -> None:
-        """Queue the snapshots already here (see the module's docstring). ``best_accuracy`` is
-        left out: its local pointer also moves to a worse save, which is never published."""
-        for name, folder, _info in pointers(self.snap_root):
-            if name != "best_accuracy":
+        """Queue this run's snapshots already here (see the module's docstring); another run's
+        (before a ``--restart``) are not this run's to upload. ``best_accuracy`` is left out:
+        its local pointer also moves to a worse save, which is never published."""
+        for name, folder, info in pointers(self.snap_root):
+            other_run = bool(self.run_id and info.run_id and info.run_id != self.run_id)
+            if name != "best_accuracy" and not other_run:
                 self._inherited[name] = self._wanted[name] = folder.name
                 self.enqueue(name)
 

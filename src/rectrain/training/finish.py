@@ -55,7 +55,8 @@ def _result(prepared: Prepared, outcome: Outcome) -> TrainResult:
     result = TrainResult(status="completed", exit_code=EXIT_OK, run_dir=run,
                          checkpoint_dir=prepared.ckdir, global_step=tracker.global_step,
                          epoch=tracker.last_train.get("epoch", 0) if tracker.last_train else 0,
-                         metrics_path=run / "metrics.jsonl", plan=prepared.plan)
+                         metrics_path=run / "metrics.jsonl", plan=prepared.plan,
+                         run_id=prepared.state.run_id)
     checkpoint_paths(result, prepared.ckdir)
     return result
 
@@ -148,7 +149,7 @@ def finish_untrained(request: TrainRequest, result: TrainResult, s3: Optional[S3
     snapshot of the engine's own files, an upload an earlier attempt never finished)."""
     if request.checkpoint_s3 is not None and request.placement.uploads:
         sync = CheckpointSync(result.checkpoint_dir, result.run_dir, s3_prefix=request.checkpoint_s3,
-                              s3=s3, seal_after_s=settings.seal_after_s)
+                              s3=s3, run_id=result.run_id, seal_after_s=settings.seal_after_s)
         _all_in_s3(result, sync, request.checkpoint_s3, s3, settings)
     return result
 
