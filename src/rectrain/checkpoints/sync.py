@@ -130,23 +130,23 @@ class CheckpointSync:
             return False
         prefix, s3 = self.s3_prefix, self.s3
         assert prefix is not None and s3 is not None
-        if self._verified(folder) is None:
-            log.warning("%s does not match its marker; it is not uploaded (the next save of %s "
-                        "replaces it)", folder, name)
-            if self._wanted.get(name) == folder.name:  # (unless a newer save replaced it)
-                self._wanted.pop(name, None)
-            self._inherited.pop(name, None)
-            return True
         try:
             there = read_remote_pointer(s3, prefix, name)
         except IntegrityError:  # S3's pointer is damaged: ours replaces it
             there = None
-        self._inherited.pop(name, None)
-        if there is None or (there[0] != folder.name and there[1].global_step < info.global_step):
+        if there is not None and (there[0] == folder.name or there[1].global_step >= info.global_step):
+            if there[0] == folder.name:
+                self._uploaded.add(folder.name)
+            self._done[name] = folder.name
+        elif self._verified(folder) is None:
+            log.warning("%s does not match its marker; it is not uploaded (the next save of %s "
+                        "replaces it)", folder, name)
+            if self._wanted.get(name) == folder.name:  # (unless a newer save replaced it)
+                self._wanted.pop(name, None)
+        else:
+            self._inherited.pop(name, None)
             return False
-        if there[0] == folder.name:
-            self._uploaded.add(folder.name)
-        self._done[name] = folder.name
+        self._inherited.pop(name, None)
         return True
 
     # called on the output thread --------------------------------------------------------
