@@ -22,7 +22,6 @@ from rectrain.checkpoints.api import (
 )
 from rectrain.checkpoints.local import (
     MARKER,
-    is_complete,
     read_pointer,
     read_states,
     scan_local,
@@ -56,16 +55,15 @@ def folder(root: Path, name: str) -> Path:
     return got[0]
 
 
-def test_complete_only_when_states_written_last_and_settled(tmp_path: Path) -> None:
+def test_engine_files_are_complete_by_their_content_not_their_age(tmp_path: Path) -> None:
     save(tmp_path, "latest", epoch=2, step=20, acc=0.5)
-    assert is_complete(tmp_path, "latest")
+    save(tmp_path, "iter_epoch_3", epoch=3, step=30, acc=0.5, old=False)  # written just now
+    assert [i.name for i in scan_local(tmp_path)] == ["iter_epoch_3", "latest"]
     # a new save in progress: .pdopt rewritten, .states still the old one
-    (tmp_path / "latest.pdopt").write_bytes(b"new")
-    assert not is_complete(tmp_path, "latest", settle_s=0)
-    save(tmp_path, "iter_epoch_3", epoch=3, step=30, acc=0.5, old=False)
-    assert not is_complete(tmp_path, "iter_epoch_3", settle_s=5)  # just written
+    (tmp_path / "latest.pdopt").write_bytes(b"new.")
+    (tmp_path / "iter_epoch_3.pdparams").write_bytes(b"cut short")
     (tmp_path / "best_accuracy.pdparams").write_bytes(b"x")  # no .states: never complete
-    assert [i.name for i in scan_local(tmp_path, settle_s=5)] == []
+    assert [i.name for i in scan_local(tmp_path)] == []
 
 
 def test_snapshot_marker_and_tamper_detection(tmp_path: Path) -> None:
@@ -199,6 +197,43 @@ def test_ckpt_cli_list_push_pull(tmp_path: Path, s3_client: Any, s3_bucket: str,
     assert capsys.readouterr().out.strip().endswith("latest/latest")
     assert main(["ckpt", "prune", prefix, "--keep-last", "0", "--dry-run"]) == 0
     assert "would remove 1: iter_epoch_2" in capsys.readouterr().out
+
+
+def test_push_right_after_the_run_uploads_its_newest_save(s3, tmp_path: Path, s3_bucket: str) -> None:
+    """A run whose last snapshots failed (read-only folder, full disk) exits 5 naming `ckpt
+    push`; run at once, the push snapshots and uploads the engine's newest save however new its
+    files are (campaign seed 1: files under 2 s old were left out and the push exited 0)."""
+    ck = tmp_path / "run" / "checkpoints"
+    prefix = f"s3://{s3_bucket}/fresh"
+    save(ck, "latest", epoch=3, step=6, acc=0.5)
+    snapshot(ck, "latest", ck / "snapshots", run_id="r1")
+    sync_recognition_checkpoints_to_s3(ck, prefix, s3=s3)
+    save(ck, "latest", epoch=4, step=8, acc=0.6, old=False)  # its snapshot failed a moment ago
+    sync_recognition_checkpoints_to_s3(ck, prefix, s3=s3)
+    remote = {i.name: i for i in list_remote(s3, S3Uri.parse(prefix))}
+    assert remote["latest"].global_step == 8 and remote["latest"].run_id == "r1"
+
+
+def test_a_sync_uploads_the_snapshots_it_finds_or_names_them_missing(s3_server: Any, tmp_path: Path,
+                                                                    s3_bucket: str) -> None:
+    """Snapshots made before a sync starts (a resume's copy of the engine's own files, an upload
+    an earlier attempt never finished) are the sync's too: a resume with nothing left to train
+    exits 0 only with them in S3 (campaign seed 20), else they are missing (exit 5). Another
+    run's snapshots stay where they are."""
+    ck, run = tmp_path / "run" / "checkpoints", tmp_path / "run"
+    prefix = S3Uri.parse(f"s3://{s3_bucket}/inherit")
+    save(ck, "latest", epoch=4, step=8, acc=0.5)
+    snapshot(ck, "latest", ck / "snapshots", run_id="r1")
+    save(ck, "iter_epoch_9", epoch=9, step=18, acc=0.5)  # a run before a --restart: not r1's
+    snapshot(ck, "iter_epoch_9", ck / "snapshots", run_id="r0")
+    denied = CheckpointSync(ck, run, s3_prefix=prefix, s3=s3_server.service(read_only=True), run_id="r1")
+    assert denied.close(timeout=30)
+    assert [m for m in denied.missing() if "(latest)" in m], denied.missing()
+    sync = CheckpointSync(ck, run, s3_prefix=prefix, s3=s3_server.service(), run_id="r1")
+    assert sync.close(timeout=30) and sync.missing() == [], sync.errors
+    assert {i.name: i.global_step for i in list_remote(s3_server.service(), prefix)} == {"latest": 8}
+    again = CheckpointSync(ck, run, s3_prefix=prefix, s3=s3_server.service(), run_id="r1")
+    assert again.close(timeout=30) and again.missing() == [] and again.uploaded_keys == []
 
 
 def test_resume_picks_the_newest_complete_checkpoint_of_this_run(s3, tmp_path: Path, s3_client: Any,

@@ -174,7 +174,8 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     assert not (tmp_path / "e" / "train.log").exists()  # the engine never started
 
     # 6) S3 gone before the last upload: the run finishes, keeps everything locally, exits 5
-    #    naming what is missing and the command that uploads it; that command then works
+    #    naming what is missing and the command that uploads it; S3 back, a resume with nothing
+    #    left to train uploads it (exit 0), and that command then works
     s3y = f"s3://{bucket}/runs/y"
     proc = _start(_argv(config, tmp_path / "f", s3y, "--max-steps", "12"), env)
     _wait_for_step(proc, tmp_path / "f", 3)
@@ -189,6 +190,12 @@ def test_train_checkpoint_s3_fails_closed(tmp_path: Path, seaweed_factory) -> No
     kept = read_pointer(tmp_path / "f" / "checkpoints" / "snapshots", "latest")
     assert kept is not None and verify_snapshot(kept[0]).global_step == kept[1].global_step
     server.start()
+    # a resume with nothing left to train uploads what only this machine holds: its exit 0 means
+    # the final checkpoint is in S3 (campaign seed 20 exited 0 with S3 behind); push then agrees
+    again = _run(_argv(config, tmp_path / "f", s3y, "--resume"), env)
+    assert again.returncode == 0 and "nothing is left to train" in again.stderr, again.stderr[-3000:]
+    remote = {i.name: i for i in list_remote(server.service(), S3Uri.parse(s3y))}
+    assert remote["latest"].global_step == kept[1].global_step and "best_of_run" in remote, sorted(remote)
     push = re.search(r"`rectrain (ckpt push [^`]+)`", err)
     assert push is not None
     pushed = _run([sys.executable, "-m", "rectrain", *push.group(1).split()], env)
@@ -210,8 +217,9 @@ def test_ctrl_c_in_the_middle_of_ckpt_push(s3, tmp_path: Path, s3_server, s3_cli
     (tmp_path / "run" / "run-state.json").write_text('{"run_id": "r8", "sub_epochs": 1}', encoding="utf-8")
     for epoch in range(1, 9):
         name = f"iter_epoch_{epoch}"
-        (ck / f"{name}.pdopt").write_bytes(os.urandom(3 * 1024 * 1024))
-        (ck / f"{name}.pdparams").write_bytes(os.urandom(3 * 1024 * 1024))
+        # (a pickle ends with its STOP opcode "."; a file without it is a save cut short)
+        (ck / f"{name}.pdopt").write_bytes(os.urandom(3 * 1024 * 1024) + b".")
+        (ck / f"{name}.pdparams").write_bytes(os.urandom(3 * 1024 * 1024) + b".")
         with open(ck / f"{name}.states", "wb") as fh:
             pickle.dump({"best_model_dict": {"acc": 0.1 * epoch}, "epoch": epoch,
                          "global_step": 10 * epoch}, fh, protocol=2)

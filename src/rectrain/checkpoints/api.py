@@ -7,12 +7,14 @@ These are entry points of the Python API: a source or destination is a local fol
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 from rectrain.checkpoints.local import (
+    ENGINE_NAME_RE,
     MARKER,
     PROTECTED,
     CheckpointInfo,
+    engine_files_problem,
     engine_prefix,
     pointer_path,
     pointers,
@@ -32,7 +34,7 @@ from rectrain.checkpoints.remote import (
     upload_snapshot,
 )
 from rectrain.checkpoints.run_state import STATE_FILE, RunState
-from rectrain.errors import UserError
+from rectrain.errors import StorageError, UserError
 from rectrain.logs import get_logger
 from rectrain.outputs import remove_file
 from rectrain.storage.s3 import S3Uri
@@ -107,22 +109,18 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
                                        s3: Optional[S3Service] = None, run_id: str = "") -> List[str]:
     """Upload every named checkpoint of ``checkpoint_dir`` (``latest``, ``best_accuracy``,
     ``best_of_run``, ``iter_epoch_N``) that S3 does not already hold: its folder (marker
-    last), then its pointer. The engine's files that were never snapshotted are snapshotted
-    first, with the run's id (its run-state.json, or ``run_id``: required, a marker without
-    one could be taken for any run's). Returns the keys written."""
+    last), then its pointer. The engine's files newer than their snapshot (or never
+    snapshotted) are snapshotted first, with the run's id (its run-state.json, or ``run_id``:
+    required, a marker without one could be taken for any run's). Fail-closed: afterwards each
+    pointer in S3 is read back and must name the folder pushed, else :class:`StorageError`.
+    Returns the keys written."""
     s3 = s3 or S3Service(endpoint_url)
     prefix = S3Uri.parse(s3_uri)
     base = _checkpoint_dir(checkpoint_dir)
     snaps = base / SNAPSHOTS
-    k = _sub_epochs(base)
     refuse_unusable_pointers(snaps)
     PrefixLease(s3, prefix).check_free("`ckpt push`")  # a training owns it: never beside it
-    named = {name: (folder, info) for name, folder, info in pointers(snaps)}
-    for info in scan_local(base, sub_epochs=k):
-        have = named.get(info.name)
-        if have is None or have[1].global_step != info.global_step:
-            snapshot(base, info.name, snaps, sub_epochs=k,
-                     run_id=_run_id(base, have[1].run_id if have else "", run_id))
+    _snapshot_engine_files(base, snaps, run_id)
     local = {name: (folder, info) for name, folder, info in pointers(snaps)}
     remote = {name: read_remote_pointer(s3, prefix, name) for name in local}
     newer = [(local[n][1], r[1]) for n, r in remote.items()
@@ -142,7 +140,44 @@ def sync_recognition_checkpoints_to_s3(checkpoint_dir: Union[str, Path], s3_uri:
             continue
         keys += upload_snapshot(s3, folder, prefix)
         keys.append(upload_pointer(s3, snaps, name, prefix))
+    _check_pushed(s3, prefix, {name: folder.name for name, (folder, _) in local.items()})
     return keys
+
+
+def _snapshot_engine_files(base: Path, snaps: Path, run_id: str) -> None:
+    """Snapshot the engine's checkpoints that are newer than their snapshot (or have none):
+    the newest save of a run whose snapshots failed (a full disk, a read-only folder). A save
+    the engine did not finish is left out, saying so."""
+    k = _sub_epochs(base)
+    named = {name: info for name, _folder, info in pointers(snaps)}
+    for info in scan_local(base, sub_epochs=k):
+        have = named.get(info.name)
+        if have is None or info.global_step > have.global_step:
+            snapshot(base, info.name, snaps, sub_epochs=k,
+                     run_id=_run_id(base, have.run_id if have else "", run_id))
+    complete = {info.name for info in scan_local(base, sub_epochs=k)}
+    for states in sorted(base.glob("*.states")):
+        name = states.name[: -len(".states")]
+        if ENGINE_NAME_RE.match(name) and name not in complete:
+            log.warning("%s: not pushed, the engine's save is not complete (%s); %s", base / name,
+                        engine_files_problem(base, name) or "unreadable",
+                        f"the snapshot of step {named[name].global_step} is pushed instead"
+                        if name in named else "no complete copy of it exists")
+
+
+def _check_pushed(s3: S3Service, prefix: S3Uri, wanted: Dict[str, str]) -> None:
+    """Each pointer read back from S3 names the folder pushed (a push that reports success has
+    made S3 hold the newest complete local checkpoints)."""
+    wrong = []
+    for name, folder in sorted(wanted.items()):
+        got = read_remote_pointer(s3, prefix, name)
+        if got is None or got[0] != folder:
+            wrong.append(f"{name}: {prefix.join(name + '.json')} names "
+                         f"{got[0] if got else 'nothing'}, not {folder}")
+    if wrong:
+        raise StorageError(f"after the push, S3 does not hold the local checkpoints: {'; '.join(wrong)}.",
+                           f"check that nothing else writes to {prefix} (`rectrain ckpt list "
+                           f"{prefix}`), then push again.")
 
 
 def download_recognition_checkpoints_from_s3(s3_uri: Union[str, S3Uri], checkpoint_dir: Union[str, Path], *,

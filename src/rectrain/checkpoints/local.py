@@ -11,8 +11,8 @@ is copied at once into a NEW snapshot folder ``snapshots/s<step>-<name>-<id>/`` 
 moved to it. Snapshot folders are never renamed or rewritten; an older one is deleted only
 after a newer one of the same name is complete (see ``sync``). Completeness is decided by the
 marker's checksums, never by modification times (a SageMaker restore gives every file a new
-one). (``scan_local`` still reads the engine's own files for listings: there the mtimes only
-say whether the engine is still writing.)
+one). The engine's own files (``scan_local``, a resume) are judged by their content: all three
+there, each a whole pickle, none newer than the ``.states`` (``engine_files_problem``).
 """
 
 from __future__ import annotations
@@ -84,20 +84,6 @@ def real_epoch(engine_epoch: int, sub_epochs: int) -> int:
     return -(-int(engine_epoch) // k)
 
 
-def is_complete(checkpoint_dir: Union[str, Path], name: str, settle_s: float = 2.0) -> bool:
-    """All files present, ``.states`` written last, nothing modified for ``settle_s``."""
-    base = Path(checkpoint_dir)
-    paths = [base / f"{name}{s}" for s in SUFFIXES]
-    try:
-        stats = [p.stat() for p in paths]
-    except OSError:
-        return False
-    states_mtime = stats[-1].st_mtime
-    if any(s.st_mtime > states_mtime + 1e-6 for s in stats[:-1]):
-        return False  # a newer .pdparams/.pdopt: a save is in progress
-    return time.time() - max(s.st_mtime for s in stats) >= settle_s
-
-
 def engine_files_problem(checkpoint_dir: Union[str, Path], name: str) -> str:
     """Why the engine's own checkpoint ``name`` cannot be resumed from ("" when it can).
 
@@ -137,19 +123,21 @@ def info_from_states(checkpoint_dir: Union[str, Path], name: str, sub_epochs: in
         files=files)
 
 
-def scan_local(checkpoint_dir: Union[str, Path], sub_epochs: int = 1,
-               settle_s: float = 2.0) -> List[CheckpointInfo]:
-    """Complete checkpoints in an engine save dir, newest step first."""
+def scan_local(checkpoint_dir: Union[str, Path], sub_epochs: int = 1) -> List[CheckpointInfo]:
+    """Complete checkpoints in an engine save dir, newest step first: judged by their content
+    (:func:`engine_files_problem`), never by how long ago they were written (a push right after
+    the run ended would otherwise leave out its newest save and report success)."""
     base = Path(checkpoint_dir)
     if not base.is_dir():
         return []
     out: List[CheckpointInfo] = []
     for states in base.glob("*.states"):
         name = states.name[: -len(".states")]
-        if not NAME_RE.match(name) or not is_complete(base, name, settle_s):
+        if not NAME_RE.match(name):
             continue
         try:
-            out.append(info_from_states(base, name, sub_epochs))
+            if not engine_files_problem(base, name):
+                out.append(info_from_states(base, name, sub_epochs))
         except (IntegrityError, OSError):
             continue
     out.sort(key=lambda i: (i.global_step, i.time), reverse=True)

@@ -8,6 +8,11 @@ folder (marker last) and the pointer. An older folder of the same name is delete
 and locally, only after a newer one is complete in both. Without ``s3_prefix`` (SageMaker,
 whose own sync copies the folder to S3) the two newest folders of each name are kept.
 ``best_of_run`` keeps the best ``best_accuracy`` of the whole run across resumes.
+
+With ``s3_prefix`` the sync owns every checkpoint the folder already holds, not only this
+attempt's saves: a snapshot made before it started (the resume's copy of the engine's own
+files, an earlier attempt's save whose upload never finished) is uploaded too, unless S3
+already holds it or a newer one, so :meth:`missing` (the run's exit code) covers them.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from rectrain.checkpoints.local import (
     copy_snapshot,
     folder_name_of,
     pointer_path,
+    pointers,
     read_pointer,
     remove_snapshot,
     seal,
@@ -35,11 +41,12 @@ from rectrain.checkpoints.local import (
 )
 from rectrain.checkpoints.remote import (
     delete_remote_folder,
+    read_remote_pointer,
     remote_folders_of,
     upload_snapshot,
 )
 from rectrain.checkpoints.run_state import STATE_FILE
-from rectrain.errors import IntegrityError
+from rectrain.errors import IntegrityError, RectrainError
 from rectrain.logs import get_logger
 from rectrain.outputs import copy_file, remove_file
 from rectrain.storage.objects import upload_file
@@ -96,12 +103,51 @@ class CheckpointSync:
         self._deferred = not self.s3_prefix
         self._closing = False
         self._stopping = False  # a stop (SIGTERM): nothing is rotated any more
+        # name -> folder: snapshots here before this sync started, not yet compared with S3
+        self._inherited: Dict[str, str] = {}
         if self.s3_prefix:
+            self._inherit()
             self._thread = threading.Thread(target=self._worker, name="ckpt-upload", daemon=True)
             self._thread.start()
         else:
             self._sealer = threading.Thread(target=self._seal_loop, name="ckpt-seal", daemon=True)
             self._sealer.start()
+
+    def _inherit(self) -> None:
+        """Queue this run's snapshots already here (see the module's docstring); another run's
+        (before a ``--restart``) are not this run's to upload. ``best_accuracy`` is left out:
+        its local pointer also moves to a worse save, which is never published."""
+        for name, folder, info in pointers(self.snap_root):
+            other_run = bool(self.run_id and info.run_id and info.run_id != self.run_id)
+            if name != "best_accuracy" and not other_run:
+                self._inherited[name] = self._wanted[name] = folder.name
+                self.enqueue(name)
+
+    def _settled_before(self, name: str, folder: Path, info: CheckpointInfo) -> bool:
+        """For a snapshot inherited from before this sync: True when nothing is to upload (S3
+        holds it or a newer one; or it is damaged here, said and left out: never uploaded)."""
+        if self._inherited.get(name) != folder.name:
+            return False
+        prefix, s3 = self.s3_prefix, self.s3
+        assert prefix is not None and s3 is not None
+        try:
+            there = read_remote_pointer(s3, prefix, name)
+        except IntegrityError:  # S3's pointer is damaged: ours replaces it
+            there = None
+        if there is not None and (there[0] == folder.name or there[1].global_step >= info.global_step):
+            if there[0] == folder.name:
+                self._uploaded.add(folder.name)
+            self._done[name] = folder.name
+        elif self._verified(folder) is None:
+            log.warning("%s does not match its marker; it is not uploaded (the next save of %s "
+                        "replaces it)", folder, name)
+            if self._wanted.get(name) == folder.name:  # (unless a newer save replaced it)
+                self._wanted.pop(name, None)
+        else:
+            self._inherited.pop(name, None)
+            return False
+        self._inherited.pop(name, None)
+        return True
 
     # called on the output thread --------------------------------------------------------
     def on_save(self, name: str) -> Optional[CheckpointInfo]:
@@ -290,8 +336,10 @@ class CheckpointSync:
         try:
             if got is None:
                 raise FileNotFoundError(f"no pointer {pointer_path(self.snap_root, name)}")
-            self._state_first(prefix, s3)
             folder = got[0]
+            if self._settled_before(name, folder, got[1]):
+                return
+            self._state_first(prefix, s3)
             if folder.name not in self._uploaded:  # folders never change: once is enough
                 self.uploaded_keys.extend(upload_snapshot(s3, folder, prefix, self._copies))
                 self._uploaded.add(folder.name)
@@ -302,7 +350,11 @@ class CheckpointSync:
             remove_file(pointer_copy)
         self._done[name] = folder.name
         log.debug("uploaded checkpoint %s (%s) to %s", name, folder.name, prefix)
-        self._retire(name, folder)
+        try:
+            self._retire(name, folder)
+        except (OSError, RectrainError) as exc:  # uploaded: only older copies stay a while
+            log.warning("checkpoint %s is in S3, but its older copies could not be deleted yet "
+                        "(the next save retries): %s", name, exc)
         if self._queue.qsize() == 0:  # the run files once the backlog is uploaded
             self.upload_run_files()
 

@@ -7,22 +7,24 @@ writes its own result:
   ``problem-log.md``, :class:`EngineFailure` (exit 4) with the fix;
 - **completed** or **stopped** (a stop rule): the curves drawn, every checkpoint uploaded, or
   :class:`CheckpointsNotUploaded` (exit 5) naming what did not reach S3 and the command that
-  uploads it.
+  uploads it; a resume with nothing left to train (:func:`finish_untrained`) ends the same way.
 """
 
 from __future__ import annotations
 
 from typing import Callable, Optional
 
+from rectrain.checkpoints.sync import CheckpointSync
 from rectrain.errors import EXIT_INTERRUPTED, EXIT_OK, CheckpointsNotUploaded, EngineFailure
 from rectrain.logs import get_logger
 from rectrain.runlog.plots import plot_curves
 from rectrain.settings import Settings
+from rectrain.storage.s3 import S3Uri
 from rectrain.storage.service import S3Service
 from rectrain.training.checkpoint_lookup import checkpoint_paths, push_command
 from rectrain.training.failures import Failure, append_problem_log
 from rectrain.training.prepare import Prepared
-from rectrain.training.request import TrainResult
+from rectrain.training.request import TrainRequest, TrainResult
 from rectrain.training.resume import mirror_run_files
 from rectrain.training.session import Outcome
 from rectrain.training.supervise import Stopper
@@ -53,7 +55,8 @@ def _result(prepared: Prepared, outcome: Outcome) -> TrainResult:
     result = TrainResult(status="completed", exit_code=EXIT_OK, run_dir=run,
                          checkpoint_dir=prepared.ckdir, global_step=tracker.global_step,
                          epoch=tracker.last_train.get("epoch", 0) if tracker.last_train else 0,
-                         metrics_path=run / "metrics.jsonl", plan=prepared.plan)
+                         metrics_path=run / "metrics.jsonl", plan=prepared.plan,
+                         run_id=prepared.state.run_id)
     checkpoint_paths(result, prepared.ckdir)
     return result
 
@@ -122,7 +125,7 @@ def _failed(prepared: Prepared, outcome: Outcome, failure: Failure, settings: Se
 
 def _completed(prepared: Prepared, outcome: Outcome, result: TrainResult, stopper: Stopper,
                s3: Optional[S3Service], settings: Settings) -> TrainResult:
-    run, ckdir, sync = prepared.run, prepared.ckdir, outcome.sync
+    run, sync = prepared.run, outcome.sync
     for warning in outcome.classifier.warnings:
         append_problem_log(run / "problem-log.md", warning, context=f"segment {prepared.segment}")
     if stopper.reason == "stopped":
@@ -135,11 +138,31 @@ def _completed(prepared: Prepared, outcome: Outcome, result: TrainResult, stoppe
     assert prepared.tracking is not None
     prepared.tracking.finish(result.status,
                              [run / "curves.png", run / "metrics.jsonl", run / "problem-log.md"])
+    _all_in_s3(result, sync, prepared.request.checkpoint_s3, s3, settings)
+    return result
+
+
+def finish_untrained(request: TrainRequest, result: TrainResult, s3: Optional[S3Service],
+                     settings: Settings) -> TrainResult:
+    """A resume with nothing left to train (the engine not started): exit 0 still means S3
+    holds the run's newest checkpoints, which this machine may alone have (the resume's
+    snapshot of the engine's own files, an upload an earlier attempt never finished)."""
+    if request.checkpoint_s3 is not None and request.placement.uploads:
+        sync = CheckpointSync(result.checkpoint_dir, result.run_dir, s3_prefix=request.checkpoint_s3,
+                              s3=s3, run_id=result.run_id, seal_after_s=settings.seal_after_s)
+        _all_in_s3(result, sync, request.checkpoint_s3, s3, settings)
+    return result
+
+
+def _all_in_s3(result: TrainResult, sync: CheckpointSync, prefix: Optional[S3Uri],
+               s3: Optional[S3Service], settings: Settings) -> None:
+    """The last uploads of a run that ended by itself; :class:`CheckpointsNotUploaded` (exit 5)
+    naming what S3 lacks (a checkpoint not snapshotted, or not uploaded) and the fix."""
+    ckdir = result.checkpoint_dir
     sync.close(timeout=max(settings.interrupt_upload_s, FINAL_UPLOAD_S))
     result.uploaded_keys = list(sync.uploaded_keys)
     checkpoint_paths(result, ckdir)  # the snapshots are all complete now
     missing = sync.missing()
-    prefix = prepared.request.checkpoint_s3
     failed = sync.failed_snapshots()
     if failed:  # the engine's files are there; the verified copy (and S3's) is not
         raise CheckpointsNotUploaded(
@@ -160,5 +183,3 @@ def _completed(prepared: Prepared, outcome: Outcome, result: TrainResult, stoppe
             f"{push_command(ckdir, prefix, s3)}.")
     if sync.errors:
         log.warning("some uploads failed: %s", "; ".join(sync.errors[:3]))
-    return result
-

@@ -266,7 +266,8 @@ def _nothing_left(request: TrainRequest, run: Path, ckdir: Path, plan: TrainPlan
     nothing_left = past_max_steps_message(info.global_step, max_steps, state.plan_max_steps)
     if nothing_left:
         log.warning("%s", nothing_left)
-        return TrainResult.stopped_before_start(run, ckdir, info.global_step, info.epoch, plan)
+        return TrainResult.stopped_before_start(run, ckdir, info.global_step, info.epoch, plan,
+                                                state.run_id)
     if max_steps:
         log.info("--resume --max-steps %d: continuing the run's schedule from step %d and "
                  "stopping at step %d (the last checkpoint before it is kept).", max_steps,

@@ -165,9 +165,12 @@ class TrainResult:
     metrics_path: Optional[Path] = None
     uploaded_keys: List[str] = field(default_factory=list)
     plan: Any = None  # the TrainPlan the run followed
+    run_id: str = ""  # the run's id (run-state.json, every checkpoint's marker)
 
     @classmethod
-    def stopped_before_start(cls, run: Path, ckdir: Path, step: int, epoch: int, plan: Any) -> TrainResult:
+    def stopped_before_start(cls, run: Path, ckdir: Path, step: int, epoch: int, plan: Any,
+                             run_id: str = "") -> TrainResult:
         """A resume at or past ``--max-steps``: nothing trained."""
         return cls(status="stopped", exit_code=EXIT_OK, run_dir=run, checkpoint_dir=ckdir,
-                   global_step=step, epoch=epoch, metrics_path=run / "metrics.jsonl", plan=plan)
+                   global_step=step, epoch=epoch, metrics_path=run / "metrics.jsonl", plan=plan,
+                   run_id=run_id)

@@ -31,7 +31,7 @@ from rectrain.checkpoints.owner import Ownership
 from rectrain.settings import Settings
 from rectrain.storage.service import S3Service
 from rectrain.tracking import TrackingOptions
-from rectrain.training.finish import finish
+from rectrain.training.finish import finish, finish_untrained
 from rectrain.training.prepare import prepare
 from rectrain.training.request import Placement, StopRules, TrainRequest, TrainResult
 from rectrain.training.session import run_engine
@@ -58,9 +58,9 @@ def train(request: TrainRequest, s3: Optional[S3Service] = None,
     owner = Ownership()  # the run folder's lock and the prefix's lease, for the whole run
     try:
         prepared, done = prepare(request, s3, settings, owner)
-        if prepared is None:
+        if prepared is None:  # a resume with nothing left to train
             assert done is not None
-            return done
+            return finish_untrained(request, done, s3, settings)
         outcome = run_engine(prepared, s3, settings, stopper)
         return finish(prepared, outcome, stopper, s3, settings)
     finally:
