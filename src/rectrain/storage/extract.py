@@ -54,6 +54,7 @@ _REGULAR = (b"0", b"\0", b"7")
 _KINDS = {b"1": "a hard link", b"2": "a symbolic link", b"3": "a character device",
           b"4": "a block device", b"6": "a FIFO", b"5": "a folder"}
 _Task = Tuple[str, int, int, str, float]  # (path, data offset, size, sha256, mtime)
+_FOLDER = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Member:
     size: int
     offset: int  # where its data starts
     mtime: float
+    data: Optional[bytes] = None  # its bytes, read with its header when size <= IN_MEMORY
 
 
 def _damaged(where: str, what: str) -> IntegrityError:
@@ -139,24 +141,68 @@ def skip_members(fh: IO[bytes], count: int, where: str) -> None:
             count -= 1
 
 
+class _Blocks:
+    """A tar file read forward from ``pos`` in 1 MiB reads (as ``tar`` reads its records): the
+    headers and the small members' bytes are sliced out of one buffer, so a member costs no
+    system call of its own (no ``pread``, no ``lseek``)."""
+
+    READ = 1 << 20
+
+    def __init__(self, fd: int, pos: int) -> None:
+        self.fd = fd
+        self.buf = b""
+        self.at = 0  # position in buf
+        self.pos = pos  # file position of buf[0]
+
+    def tell(self) -> int:
+        return self.pos + self.at
+
+    def take(self, n: int) -> bytes:
+        """The next ``n`` bytes (fewer at the end of the file)."""
+        at = self.at
+        if at + n > len(self.buf):
+            self.pos += at
+            rest = self.buf[at:]
+            self.buf = rest + os.pread(self.fd, max(self.READ, n - len(rest)), self.pos + len(rest))
+            at = 0
+        self.at = at + n
+        return self.buf[at:at + n]
+
+    def skip(self, n: int) -> None:
+        at = self.at + n
+        if at > len(self.buf):  # past the buffer: start afresh there
+            self.pos, self.buf, at = self.pos + at, b"", 0
+        self.at = at
+
+
+def _octal(field: bytes, where: str) -> int:
+    try:  # the common case: digits, then NUL or space
+        return int(field.rstrip(b"\0 ") or b"0", 8)
+    except ValueError:
+        return _number(field, where)
+
+
 def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
-    """The members of the tar file ``fh`` (seekable), their data skipped. POSIX ustar, PAX
-    (``path``, ``size``, ``mtime``) and GNU long names; a header with a bad checksum is an error."""
+    """The members of the tar file ``fh`` from its current position (``fh`` itself is not moved):
+    POSIX ustar, PAX (``path``, ``size``, ``mtime``) and GNU long names; a header with a bad
+    checksum is an error. A member of up to IN_MEMORY bytes comes with its ``data``."""
+    blocks = _Blocks(fh.fileno(), fh.tell())
+    take, skip = blocks.take, blocks.skip
     pax: Dict[str, str] = {}
     glob: Dict[str, str] = {}
     long_name: Optional[str] = None
     while True:
-        head = fh.read(BLOCK)
+        head = take(BLOCK)
         if not head or head == _ZERO:
             return
         if len(head) < BLOCK:
             raise _damaged(where, "truncated header")
         _check_header(head, where)
         kind = head[156:157]
-        size = _number(head[124:136], where)
+        size = _octal(head[124:136], where)
         if kind in (b"x", b"g", b"L", b"K"):
-            data = fh.read(size)
-            fh.seek(-size % BLOCK, 1)
+            data = take(size)
+            skip(-size % BLOCK)
             if len(data) < size:
                 raise _damaged(where, "truncated header")
             if kind == b"x":
@@ -166,17 +212,28 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
             elif kind == b"L":
                 long_name = data.split(b"\0", 1)[0].decode("utf-8")
             continue
-        fields = {**glob, **pax}
-        name = fields.get("path", long_name)  # the header's own field may be cut mid-character
+        if pax or glob or long_name is not None:
+            fields = {**glob, **pax}
+            name = fields.get("path", long_name)  # the header's own field may be cut mid-character
+            if "size" in fields:
+                size = int(fields["size"])
+            mtime = float(fields.get("mtime", _octal(head[136:148], where)))
+        else:
+            name, mtime = None, float(_octal(head[136:148], where))
         if name is None:
             name = _text(head[:100], where)
             if head[257:262] == b"ustar" and head[345:346] != b"\0":
                 name = _text(head[345:500], where) + "/" + name
-        if "size" in fields:
-            size = int(fields["size"])
-        mtime = float(fields.get("mtime", _number(head[136:148], where)))
-        yield Member(name, kind, size, fh.tell(), mtime)
-        fh.seek(size + (-size % BLOCK), 1)
+        offset = blocks.tell()
+        if size <= IN_MEMORY and kind in _REGULAR:
+            data = take(size)
+            if len(data) < size:
+                raise _damaged(where, "truncated member")
+            skip(-size % BLOCK)
+            yield Member(name, kind, size, offset, mtime, data)
+        else:
+            skip(size + (-size % BLOCK))
+            yield Member(name, kind, size, offset, mtime)
         pax, long_name = {}, None
 
 
@@ -189,6 +246,8 @@ class Targets:
         self.dst.mkdir(parents=True, exist_ok=True)
         self.dst_real = os.path.realpath(dst)
         self.checked: Dict[str, str] = {}
+        self.open_parent = ""
+        self.open_fd = -1
 
     def folder(self, rel: str, where: str) -> str:
         parent = posixpath.dirname(rel)
@@ -208,6 +267,23 @@ class Targets:
 
     def target(self, rel: str, where: str) -> Path:
         return Path(self.folder(rel, where)) / posixpath.basename(rel)
+
+    def place(self, rel: str, where: str) -> Tuple[int, str]:
+        """(an open descriptor of ``rel``'s checked folder, the file's name in it). Files come
+        sorted by path, so one folder's stay open while its files are written: the folder is
+        resolved and checked once, and a link swapped in later cannot redirect them."""
+        parent, _, name = rel.rpartition("/")
+        if parent != self.open_parent or self.open_fd < 0:
+            real = self.folder(rel, where)
+            self.close()
+            self.open_fd = os.open(real, _FOLDER)
+            self.open_parent = parent
+        return self.open_fd, name
+
+    def close(self) -> None:
+        if self.open_fd >= 0:
+            os.close(self.open_fd)
+            self.open_fd = -1
 
 
 # ----------------------------------------------------------------------------- the workers' part
@@ -303,9 +379,7 @@ def _extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int],
             entry = next(entries, None)
             if entry is None or entry.path != member.name:
                 return done, "order", ""
-            check_relpath(member.name, where)
-            target = targets.folder(member.name, where) + "/" + posixpath.basename(member.name)
-            problem = _write_one(fd, (target, member.offset, member.size, entry.sha256, member.mtime))
+            problem = _write_member(fd, targets, member, entry, where)
             if problem:
                 return done, "refused", f"{where}:{member.name}: {problem}."
             index += 1
@@ -313,6 +387,24 @@ def _extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int],
     if index < last:
         return done, "order", ""
     return done, "ok", ""
+
+
+def _write_member(fd: int, targets: Targets, member: Member, entry: ManifestEntry, where: str) -> str:
+    """Check one regular member (read with its header, or streamed from the shard ``fd`` when
+    large) against its manifest ``entry``, then write it; returns the problem, if any."""
+    check_relpath(member.name, where)
+    data = member.data
+    if data is None:
+        if member.size != entry.size:
+            return _check(member.size, "?" * 64, entry.size, entry.sha256)
+        target = targets.folder(member.name, where) + "/" + posixpath.basename(member.name)
+        return _write_large(fd, target, member.offset, member.size, entry.sha256, member.mtime)
+    sha = hashlib.sha256(data).hexdigest()
+    if len(data) != entry.size or sha != entry.sha256:
+        return _check(len(data), sha, entry.size, entry.sha256)
+    dir_fd, base = targets.place(member.name, where)
+    write_new_file(base, data, member.mtime, part_suffix=PART_SUFFIX, dir_fd=dir_fd)
+    return ""
 
 
 def _write_one(fd: int, item: _Task) -> str:
@@ -381,6 +473,7 @@ class Extractor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.targets.close()
         if self.pool is not None:
             for future, _ in self.inflight:
                 future.cancel()
@@ -441,8 +534,9 @@ class Extractor:
         else IntegrityError)."""
         expected = _Expected(entries)
         items: List[_Task] = []
-        size = count = 0
+        size = count = written = 0
         shard = str(shard_path)
+        here = self.pool is None  # checked and written in this process, as they are read
         with open(shard_path, "rb") as fh:
             for member in iter_members(fh, name):
                 if member.kind == b"5":
@@ -456,16 +550,27 @@ class Extractor:
                     raise IntegrityError(
                         f"{name} holds '{member.name}', which its manifest does not list for it; refused.",
                         "pack the dataset again with rectrain data pack.")
+                count += 1
+                if here:
+                    problem = _write_member(fh.fileno(), self.targets, member, entry, name)
+                    if problem:
+                        where = f"{self.targets.dst_real}/{member.name}"
+                        self._settle((count - 1 - written, f"{where}: {problem}"), name)
+                    if count - written >= CHUNK_FILES:
+                        self._settle((count - written, None), name)
+                        written = count
+                    continue
                 check_relpath(member.name, name)
                 target = self.targets.folder(member.name, name) + "/" + posixpath.basename(member.name)
                 items.append((target, member.offset, member.size, entry.sha256, member.mtime))
-                count += 1
                 size += member.size
                 if len(items) >= CHUNK_FILES or size >= CHUNK_BYTES:
                     self._run(shard, items, name)
                     items, size = [], 0
         if items:
             self._run(shard, items, name)
+        if count > written and here:
+            self._settle((count - written, None), name)
         absent = expected.left()
         if absent:
             raise IntegrityError(f"{name} lacks file(s) its manifest lists (e.g. {absent[0]}).",
