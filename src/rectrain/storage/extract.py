@@ -110,7 +110,7 @@ def _check_header(head: bytes, where: str) -> None:
     """The header's checksum: the sum of its bytes with the checksum field read as spaces
     (unsigned, else signed as some old tars wrote it). Zero bytes add nothing, so they are
     dropped first (a header is mostly zeros: summing the rest is 3x faster)."""
-    stored = _number(head[148:156], where)
+    stored = _octal(head[148:156], where)
     total = sum(head.translate(None, b"\0")) - sum(head[148:156]) + 256
     if stored != total:
         blanked = head[:148] + b"        " + head[156:]
@@ -141,38 +141,15 @@ def skip_members(fh: IO[bytes], count: int, where: str) -> None:
             count -= 1
 
 
-class _Blocks:
-    """A tar file read forward from ``pos`` in 1 MiB reads (as ``tar`` reads its records): the
-    headers and the small members' bytes are sliced out of one buffer, so a member costs no
-    system call of its own (no ``pread``, no ``lseek``)."""
+READ = 1 << 20  # the shard is read forward in reads of this size (tar reads 10 KiB records)
 
-    READ = 1 << 20
 
-    def __init__(self, fd: int, pos: int) -> None:
-        self.fd = fd
-        self.buf = b""
-        self.at = 0  # position in buf
-        self.pos = pos  # file position of buf[0]
-
-    def tell(self) -> int:
-        return self.pos + self.at
-
-    def take(self, n: int) -> bytes:
-        """The next ``n`` bytes (fewer at the end of the file)."""
-        at = self.at
-        if at + n > len(self.buf):
-            self.pos += at
-            rest = self.buf[at:]
-            self.buf = rest + os.pread(self.fd, max(self.READ, n - len(rest)), self.pos + len(rest))
-            at = 0
-        self.at = at + n
-        return self.buf[at:at + n]
-
-    def skip(self, n: int) -> None:
-        at = self.at + n
-        if at > len(self.buf):  # past the buffer: start afresh there
-            self.pos, self.buf, at = self.pos + at, b"", 0
-        self.at = at
+def _refill(fd: int, buf: bytes, at: int, pos: int, need: int) -> Tuple[bytes, int]:
+    """The buffer from ``buf[at:]`` on, holding at least ``need`` bytes unless the file ends,
+    and the file position of its first byte."""
+    pos += at
+    rest = buf[at:]
+    return rest + os.pread(fd, max(READ, need - len(rest)), pos + len(rest)), pos
 
 
 def _octal(field: bytes, where: str) -> int:
@@ -185,26 +162,42 @@ def _octal(field: bytes, where: str) -> int:
 def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
     """The members of the tar file ``fh`` from its current position (``fh`` itself is not moved):
     POSIX ustar, PAX (``path``, ``size``, ``mtime``) and GNU long names; a header with a bad
-    checksum is an error. A member of up to IN_MEMORY bytes comes with its ``data``."""
-    blocks = _Blocks(fh.fileno(), fh.tell())
-    take, skip = blocks.take, blocks.skip
+    checksum is an error. A regular member of up to IN_MEMORY bytes comes with its ``data``:
+    headers and small members are sliced out of 1 MiB reads, so a member costs no system call
+    of its own (no ``pread``, no ``lseek``)."""
+    fd, pos = fh.fileno(), fh.tell()  # pos: the file position of buf[0]
+    buf, at = b"", 0
     pax: Dict[str, str] = {}
     glob: Dict[str, str] = {}
     long_name: Optional[str] = None
+    limit = IN_MEMORY
     while True:
-        head = take(BLOCK)
-        if not head or head == _ZERO:
-            return
+        if at + BLOCK > len(buf):
+            buf, pos = _refill(fd, buf, at, pos, BLOCK)
+            at = 0
+        head = buf[at:at + BLOCK]
+        at += BLOCK
         if len(head) < BLOCK:
+            if not head:
+                return
             raise _damaged(where, "truncated header")
+        if head == _ZERO:
+            return
         _check_header(head, where)
         kind = head[156:157]
         size = _octal(head[124:136], where)
-        if kind in (b"x", b"g", b"L", b"K"):
-            data = take(size)
-            skip(-size % BLOCK)
+        padded = size + (-size % BLOCK)
+        if kind in (b"x", b"g", b"L", b"K") or (size <= limit and kind in _REGULAR):
+            if at + padded > len(buf):
+                buf, pos = _refill(fd, buf, at, pos, padded)
+                at = 0
+            data = buf[at:at + size]
             if len(data) < size:
-                raise _damaged(where, "truncated header")
+                raise _damaged(where, "truncated member")
+        else:
+            data = None
+        if kind in (b"x", b"g", b"L", b"K"):
+            at += padded
             if kind == b"x":
                 pax = _pax_records(data, where)
             elif kind == b"g":
@@ -215,8 +208,9 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
         if pax or glob or long_name is not None:
             fields = {**glob, **pax}
             name = fields.get("path", long_name)  # the header's own field may be cut mid-character
-            if "size" in fields:
+            if "size" in fields and int(fields["size"]) != size:
                 size = int(fields["size"])
+                padded, data = size + (-size % BLOCK), None
             mtime = float(fields.get("mtime", _octal(head[136:148], where)))
         else:
             name, mtime = None, float(_octal(head[136:148], where))
@@ -224,16 +218,8 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
             name = _text(head[:100], where)
             if head[257:262] == b"ustar" and head[345:346] != b"\0":
                 name = _text(head[345:500], where) + "/" + name
-        offset = blocks.tell()
-        if size <= IN_MEMORY and kind in _REGULAR:
-            data = take(size)
-            if len(data) < size:
-                raise _damaged(where, "truncated member")
-            skip(-size % BLOCK)
-            yield Member(name, kind, size, offset, mtime, data)
-        else:
-            skip(size + (-size % BLOCK))
-            yield Member(name, kind, size, offset, mtime)
+        yield Member(name, kind, size, pos + at, mtime, data)
+        at += padded
         pax, long_name = {}, None
 
 
