@@ -1,12 +1,15 @@
-"""Extracting tar shards at the disk's speed: members read with ``pread``, checked against the
-manifest and written by worker processes, on every core, in flat memory.
+"""Extracting tar shards at the disk's speed: members checked against the manifest and written
+by worker processes, on every core, in flat memory.
 
-The parent reads only the 512-byte headers (:func:`iter_members`, a strict reader of the POSIX
-ustar/PAX and GNU long-name formats), matches each member to its manifest entry and hands
-chunks of ``(path, offset, size, sha256, mtime)`` to the workers; a worker reads each member's
-bytes, checks their size and sha256, and only then writes the file. A shard's members and its
-manifest entries come in the same order (both sorted by path), so matching them keeps nothing
-in memory; a shard packed in another order costs memory in proportion to the disorder only.
+A shard is read forward in 1 MiB reads (:func:`iter_members`, a strict reader of the POSIX
+ustar/PAX and GNU long-name formats): a header and a small member's bytes are sliced out of the
+same buffer, so a file costs the system calls ``tar -x`` makes for it and no more (``openat``
+in its folder's descriptor, ``write``, ``utimensat``, ``close``; tar adds ``fchown`` and
+``fchmod``). Each worker takes a share of a shard and the same share of its manifest lines (both
+sorted by path, so matching them keeps nothing in memory), checks each member's size and sha256,
+and only then writes the file. A shard packed in another order is matched in the parent, which
+hands chunks of ``(path, offset, size, sha256, mtime)`` to the workers (they ``pread`` those);
+memory then grows with the disorder only.
 
 The safety rules of the unpacker live here, and hold in every worker:
 
