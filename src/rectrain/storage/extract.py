@@ -194,19 +194,21 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
             if at + padded > len(buf):
                 buf, pos = _refill(fd, buf, at, pos, padded)
                 at = 0
-            data = buf[at:at + size]
-            if len(data) < size:
+            chunk = buf[at:at + size]
+            if len(chunk) < size:
                 raise _damaged(where, "truncated member")
+            data: Optional[bytes] = chunk
         else:
             data = None
         if kind in (b"x", b"g", b"L", b"K"):
             at += padded
+            ext = data or b""
             if kind == b"x":
-                pax = _pax_records(data, where)
+                pax = _pax_records(ext, where)
             elif kind == b"g":
-                glob.update(_pax_records(data, where))
+                glob.update(_pax_records(ext, where))
             elif kind == b"L":
-                long_name = data.split(b"\0", 1)[0].decode("utf-8")
+                long_name = ext.split(b"\0", 1)[0].decode("utf-8")
             continue
         if pax or glob or long_name is not None:
             fields = {**glob, **pax}
