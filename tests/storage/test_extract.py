@@ -30,6 +30,7 @@ def test_skipping_lands_where_a_full_read_does(tmp_path: Path, fmt: int) -> None
     with open(shard, "rb") as fh:
         files = [m for m in iter_members(fh, "s.tar") if m.kind != b"5"]
     assert [m.name for m in files] == names
+    assert [m.data for m in files] == [bytes([i]) * (700 * i + 1) for i in range(len(names))]
     for k in range(len(names)):
         with open(shard, "rb") as fh:
             skip_members(fh, k, "s.tar")
@@ -50,3 +51,29 @@ def test_a_damaged_header_is_refused(tmp_path: Path) -> None:
     shard.write_bytes(bytes(raw))
     with open(shard, "rb") as fh, pytest.raises(IntegrityError, match="checksum"):
         list(iter_members(fh, "s.tar"))
+
+
+def test_large_members_are_streamed_checked_and_refused_when_damaged(tmp_path: Path, monkeypatch) -> None:
+    """Members over IN_MEMORY are not read with their header but streamed from the shard (in this
+    process), checked all the same; a damaged one is never written."""
+    from rectrain.storage import extract
+    from rectrain.storage.pack import pack_dataset
+    from rectrain.storage.pull import unpack_dataset
+
+    monkeypatch.setattr(extract, "IN_MEMORY", 16)
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    for i in range(3):
+        (src / "d" / f"f{i}.bin").write_bytes(bytes([i]) * (10 + 20 * i))
+    pack_dataset(src, tmp_path / "packed", progress=False)
+    unpack_dataset(tmp_path / "packed", tmp_path / "out", progress=False, workers=1)
+    assert [(tmp_path / "out" / "d" / f"f{i}.bin").read_bytes() for i in range(3)] == \
+        [bytes([i]) * (10 + 20 * i) for i in range(3)]
+    shard = next((tmp_path / "packed").glob("shard-*.tar"))
+    raw = bytearray(shard.read_bytes())
+    raw[raw.index(bytes([2]) * 50) + 5] ^= 0xFF  # the largest member's data
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(IntegrityError, match="f2.bin"):
+        unpack_dataset(tmp_path / "packed", tmp_path / "out2", progress=False, workers=1)
+    assert not (tmp_path / "out2" / "d" / "f2.bin").exists()
+    assert not list((tmp_path / "out2").rglob("*part*"))

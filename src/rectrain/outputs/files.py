@@ -16,6 +16,7 @@ write) is decided before, by :mod:`rectrain.outputs.rules`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -33,6 +34,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 # a new file: never opened through a link already there, never written into an existing inode
 _CREATE_NEW = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
                | getattr(os, "O_CLOEXEC", 0))
+_UTIME_FD = os.utime in os.supports_fd
 
 __all__ = [
     "atomic_open", "write_text", "write_bytes", "write_json", "open_append", "open_stream",
@@ -264,36 +266,42 @@ def safe_extract(archive: PathLike, dest: PathLike) -> List[Path]:
 
 
 def write_new_file(path: str, data: bytes, mtime: Optional[float] = None, *,
-                   part_suffix: str = ".part") -> None:
+                   part_suffix: str = ".part", dir_fd: Optional[int] = None) -> None:
     """``data`` as the file ``path``, created with ``O_EXCL | O_NOFOLLOW`` (never written through
     a link or into an inode shared with another name); when something is already there, written
     under a temporary name beside it and renamed over it. A half-written file is never left
-    under its name. ``mtime``: the modification time it gets. Raw ``os`` calls, no file object:
-    the unpacker writes millions of small files with it, in forked workers."""
+    under its name. ``mtime``: the modification time it gets. ``dir_fd``: ``path`` is a name in
+    that open folder (the unpacker checks a folder once and creates its files in it, without
+    the kernel walking the whole path again for each). Raw ``os`` calls, no file object: the
+    unpacker writes millions of small files with it, in forked workers."""
     try:
-        fd = os.open(path, _CREATE_NEW, 0o666)
+        fd = os.open(path, _CREATE_NEW, 0o666, dir_fd=dir_fd)
     except FileExistsError:
         tmp = f"{path}.{secrets.token_hex(4)}{part_suffix}"
         try:
-            write_new_file(tmp, data, mtime, part_suffix=part_suffix)
-            os.replace(tmp, path)
+            write_new_file(tmp, data, mtime, part_suffix=part_suffix, dir_fd=dir_fd)
+            os.replace(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
-            remove_quietly(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
             raise
         return
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        if mtime is not None and os.utime in os.supports_fd:
+        written = os.write(fd, data)  # one call for a small file; the loop for a short write
+        if written < len(data):
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(fd, view):]
+        if mtime is not None and _UTIME_FD:
             os.utime(fd, (mtime, mtime))
     except BaseException:
         os.close(fd)
-        remove_quietly(path)
+        with contextlib.suppress(OSError):
+            os.unlink(path, dir_fd=dir_fd)
         raise
     os.close(fd)
-    if mtime is not None and os.utime not in os.supports_fd:
-        os.utime(path, (mtime, mtime))
+    if mtime is not None and not _UTIME_FD:
+        os.utime(path, (mtime, mtime), dir_fd=dir_fd)
 
 
 def open_lock(path: PathLike, perm: int = 0o644) -> int:

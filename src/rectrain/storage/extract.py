@@ -1,12 +1,15 @@
-"""Extracting tar shards at the disk's speed: members read with ``pread``, checked against the
-manifest and written by worker processes, on every core, in flat memory.
+"""Extracting tar shards at the disk's speed: members checked against the manifest and written
+by worker processes, on every core, in flat memory.
 
-The parent reads only the 512-byte headers (:func:`iter_members`, a strict reader of the POSIX
-ustar/PAX and GNU long-name formats), matches each member to its manifest entry and hands
-chunks of ``(path, offset, size, sha256, mtime)`` to the workers; a worker reads each member's
-bytes, checks their size and sha256, and only then writes the file. A shard's members and its
-manifest entries come in the same order (both sorted by path), so matching them keeps nothing
-in memory; a shard packed in another order costs memory in proportion to the disorder only.
+A shard is read forward in 1 MiB reads (:func:`iter_members`, a strict reader of the POSIX
+ustar/PAX and GNU long-name formats): a header and a small member's bytes are sliced out of the
+same buffer, so a file costs the system calls ``tar -x`` makes for it and no more (``openat``
+in its folder's descriptor, ``write``, ``utimensat``, ``close``; tar adds ``fchown`` and
+``fchmod``). Each worker takes a share of a shard and the same share of its manifest lines (both
+sorted by path, so matching them keeps nothing in memory), checks each member's size and sha256,
+and only then writes the file. A shard packed in another order is matched in the parent, which
+hands chunks of ``(path, offset, size, sha256, mtime)`` to the workers (they ``pread`` those);
+memory then grows with the disorder only.
 
 The safety rules of the unpacker live here, and hold in every worker:
 
@@ -54,6 +57,7 @@ _REGULAR = (b"0", b"\0", b"7")
 _KINDS = {b"1": "a hard link", b"2": "a symbolic link", b"3": "a character device",
           b"4": "a block device", b"6": "a FIFO", b"5": "a folder"}
 _Task = Tuple[str, int, int, str, float]  # (path, data offset, size, sha256, mtime)
+_FOLDER = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass
@@ -63,6 +67,7 @@ class Member:
     size: int
     offset: int  # where its data starts
     mtime: float
+    data: Optional[bytes] = None  # its bytes, read with its header when size <= IN_MEMORY
 
 
 def _damaged(where: str, what: str) -> IntegrityError:
@@ -108,7 +113,7 @@ def _check_header(head: bytes, where: str) -> None:
     """The header's checksum: the sum of its bytes with the checksum field read as spaces
     (unsigned, else signed as some old tars wrote it). Zero bytes add nothing, so they are
     dropped first (a header is mostly zeros: summing the rest is 3x faster)."""
-    stored = _number(head[148:156], where)
+    stored = _octal(head[148:156], where)
     total = sum(head.translate(None, b"\0")) - sum(head[148:156]) + 256
     if stored != total:
         blanked = head[:148] + b"        " + head[156:]
@@ -139,44 +144,87 @@ def skip_members(fh: IO[bytes], count: int, where: str) -> None:
             count -= 1
 
 
+READ = 1 << 20  # the shard is read forward in reads of this size (tar reads 10 KiB records)
+
+
+def _refill(fd: int, buf: bytes, at: int, pos: int, need: int) -> Tuple[bytes, int]:
+    """The buffer from ``buf[at:]`` on, holding at least ``need`` bytes unless the file ends,
+    and the file position of its first byte."""
+    pos += at
+    rest = buf[at:]
+    return rest + os.pread(fd, max(READ, need - len(rest)), pos + len(rest)), pos
+
+
+def _octal(field: bytes, where: str) -> int:
+    try:  # the common case: digits, then NUL or space
+        return int(field.rstrip(b"\0 ") or b"0", 8)
+    except ValueError:
+        return _number(field, where)
+
+
 def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
-    """The members of the tar file ``fh`` (seekable), their data skipped. POSIX ustar, PAX
-    (``path``, ``size``, ``mtime``) and GNU long names; a header with a bad checksum is an error."""
+    """The members of the tar file ``fh`` from its current position (``fh`` itself is not moved):
+    POSIX ustar, PAX (``path``, ``size``, ``mtime``) and GNU long names; a header with a bad
+    checksum is an error. A regular member of up to IN_MEMORY bytes comes with its ``data``:
+    headers and small members are sliced out of 1 MiB reads, so a member costs no system call
+    of its own (no ``pread``, no ``lseek``)."""
+    fd, pos = fh.fileno(), fh.tell()  # pos: the file position of buf[0]
+    buf, at = b"", 0
     pax: Dict[str, str] = {}
     glob: Dict[str, str] = {}
     long_name: Optional[str] = None
+    limit = IN_MEMORY
     while True:
-        head = fh.read(BLOCK)
-        if not head or head == _ZERO:
-            return
+        if at + BLOCK > len(buf):
+            buf, pos = _refill(fd, buf, at, pos, BLOCK)
+            at = 0
+        head = buf[at:at + BLOCK]
+        at += BLOCK
         if len(head) < BLOCK:
+            if not head:
+                return
             raise _damaged(where, "truncated header")
+        if head == _ZERO:
+            return
         _check_header(head, where)
         kind = head[156:157]
-        size = _number(head[124:136], where)
+        size = _octal(head[124:136], where)
+        padded = size + (-size % BLOCK)
+        if kind in (b"x", b"g", b"L", b"K") or (size <= limit and kind in _REGULAR):
+            if at + padded > len(buf):
+                buf, pos = _refill(fd, buf, at, pos, padded)
+                at = 0
+            chunk = buf[at:at + size]
+            if len(chunk) < size:
+                raise _damaged(where, "truncated member")
+            data: Optional[bytes] = chunk
+        else:
+            data = None
         if kind in (b"x", b"g", b"L", b"K"):
-            data = fh.read(size)
-            fh.seek(-size % BLOCK, 1)
-            if len(data) < size:
-                raise _damaged(where, "truncated header")
+            at += padded
+            ext = data or b""
             if kind == b"x":
-                pax = _pax_records(data, where)
+                pax = _pax_records(ext, where)
             elif kind == b"g":
-                glob.update(_pax_records(data, where))
+                glob.update(_pax_records(ext, where))
             elif kind == b"L":
-                long_name = data.split(b"\0", 1)[0].decode("utf-8")
+                long_name = ext.split(b"\0", 1)[0].decode("utf-8")
             continue
-        fields = {**glob, **pax}
-        name = fields.get("path", long_name)  # the header's own field may be cut mid-character
+        if pax or glob or long_name is not None:
+            fields = {**glob, **pax}
+            name = fields.get("path", long_name)  # the header's own field may be cut mid-character
+            if "size" in fields and int(fields["size"]) != size:
+                size = int(fields["size"])
+                padded, data = size + (-size % BLOCK), None
+            mtime = float(fields.get("mtime", _octal(head[136:148], where)))
+        else:
+            name, mtime = None, float(_octal(head[136:148], where))
         if name is None:
             name = _text(head[:100], where)
             if head[257:262] == b"ustar" and head[345:346] != b"\0":
                 name = _text(head[345:500], where) + "/" + name
-        if "size" in fields:
-            size = int(fields["size"])
-        mtime = float(fields.get("mtime", _number(head[136:148], where)))
-        yield Member(name, kind, size, fh.tell(), mtime)
-        fh.seek(size + (-size % BLOCK), 1)
+        yield Member(name, kind, size, pos + at, mtime, data)
+        at += padded
         pax, long_name = {}, None
 
 
@@ -189,6 +237,8 @@ class Targets:
         self.dst.mkdir(parents=True, exist_ok=True)
         self.dst_real = os.path.realpath(dst)
         self.checked: Dict[str, str] = {}
+        self.open_parent = ""
+        self.open_fd = -1
 
     def folder(self, rel: str, where: str) -> str:
         parent = posixpath.dirname(rel)
@@ -208,6 +258,23 @@ class Targets:
 
     def target(self, rel: str, where: str) -> Path:
         return Path(self.folder(rel, where)) / posixpath.basename(rel)
+
+    def place(self, rel: str, where: str) -> Tuple[int, str]:
+        """(an open descriptor of ``rel``'s checked folder, the file's name in it). Files come
+        sorted by path, so one folder's stay open while its files are written: the folder is
+        resolved and checked once, and a link swapped in later cannot redirect them."""
+        parent, _, name = rel.rpartition("/")
+        if parent != self.open_parent or self.open_fd < 0:
+            real = self.folder(rel, where)
+            self.close()
+            self.open_fd = os.open(real, _FOLDER)
+            self.open_parent = parent
+        return self.open_fd, name
+
+    def close(self) -> None:
+        if self.open_fd >= 0:
+            os.close(self.open_fd)
+            self.open_fd = -1
 
 
 # ----------------------------------------------------------------------------- the workers' part
@@ -303,9 +370,7 @@ def _extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int],
             entry = next(entries, None)
             if entry is None or entry.path != member.name:
                 return done, "order", ""
-            check_relpath(member.name, where)
-            target = targets.folder(member.name, where) + "/" + posixpath.basename(member.name)
-            problem = _write_one(fd, (target, member.offset, member.size, entry.sha256, member.mtime))
+            problem = _write_member(fd, targets, member, entry, where)
             if problem:
                 return done, "refused", f"{where}:{member.name}: {problem}."
             index += 1
@@ -313,6 +378,24 @@ def _extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int],
     if index < last:
         return done, "order", ""
     return done, "ok", ""
+
+
+def _write_member(fd: int, targets: Targets, member: Member, entry: ManifestEntry, where: str) -> str:
+    """Check one regular member (read with its header, or streamed from the shard ``fd`` when
+    large) against its manifest ``entry``, then write it; returns the problem, if any."""
+    check_relpath(member.name, where)
+    data = member.data
+    if data is None:
+        if member.size != entry.size:
+            return _check(member.size, "?" * 64, entry.size, entry.sha256)
+        target = targets.folder(member.name, where) + "/" + posixpath.basename(member.name)
+        return _write_large(fd, target, member.offset, member.size, entry.sha256, member.mtime)
+    sha = hashlib.sha256(data).hexdigest()
+    if len(data) != entry.size or sha != entry.sha256:
+        return _check(len(data), sha, entry.size, entry.sha256)
+    dir_fd, base = targets.place(member.name, where)
+    write_new_file(base, data, member.mtime, part_suffix=PART_SUFFIX, dir_fd=dir_fd)
+    return ""
 
 
 def _write_one(fd: int, item: _Task) -> str:
@@ -381,6 +464,7 @@ class Extractor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.targets.close()
         if self.pool is not None:
             for future, _ in self.inflight:
                 future.cancel()
@@ -441,8 +525,9 @@ class Extractor:
         else IntegrityError)."""
         expected = _Expected(entries)
         items: List[_Task] = []
-        size = count = 0
+        size = count = written = 0
         shard = str(shard_path)
+        here = self.pool is None  # checked and written in this process, as they are read
         with open(shard_path, "rb") as fh:
             for member in iter_members(fh, name):
                 if member.kind == b"5":
@@ -456,16 +541,27 @@ class Extractor:
                     raise IntegrityError(
                         f"{name} holds '{member.name}', which its manifest does not list for it; refused.",
                         "pack the dataset again with rectrain data pack.")
+                count += 1
+                if here:
+                    problem = _write_member(fh.fileno(), self.targets, member, entry, name)
+                    if problem:
+                        where = f"{self.targets.dst_real}/{member.name}"
+                        self._settle((count - 1 - written, f"{where}: {problem}"), name)
+                    if count - written >= CHUNK_FILES:
+                        self._settle((count - written, None), name)
+                        written = count
+                    continue
                 check_relpath(member.name, name)
                 target = self.targets.folder(member.name, name) + "/" + posixpath.basename(member.name)
                 items.append((target, member.offset, member.size, entry.sha256, member.mtime))
-                count += 1
                 size += member.size
                 if len(items) >= CHUNK_FILES or size >= CHUNK_BYTES:
                     self._run(shard, items, name)
                     items, size = [], 0
         if items:
             self._run(shard, items, name)
+        if count > written and here:
+            self._settle((count - written, None), name)
         absent = expected.left()
         if absent:
             raise IntegrityError(f"{name} lacks file(s) its manifest lists (e.g. {absent[0]}).",
