@@ -124,12 +124,17 @@ class Settings:
         return cls(**values)
 
 
+TEST_SUITE_PREFIX = "RECTRAIN_TEST_"  # the tests' own variables (tests/paddleocr3_env.py, ...)
+
+
 def unknown_names(environ: Mapping[str, str]) -> list:
-    """One line per ``RECTRAIN_*`` name that rectrain does not read, with the closest valid one."""
+    """One line per ``RECTRAIN_*`` name that rectrain does not read, with the closest valid one.
+    ``RECTRAIN_TEST_*`` belong to the test suite (README: ``RECTRAIN_TEST_CACHE``), not to rectrain."""
     known = [name for name, _, _ in VARIABLES.values()]
     tails = {name[len("RECTRAIN_"):]: name for name in known}
     out = []
-    for name in sorted(k for k in environ if k.startswith("RECTRAIN_") and k not in known):
+    for name in sorted(k for k in environ if k.startswith("RECTRAIN_") and k not in known
+                       and not k.startswith(TEST_SUITE_PREFIX)):
         close = difflib.get_close_matches(name[len("RECTRAIN_"):], list(tails), n=1, cutoff=0.6)
         hint = (f"did you mean {tails[close[0]]}?" if close
                 else "known: " + ", ".join(sorted(known)) + ".")
