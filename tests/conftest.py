@@ -130,7 +130,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
     rank = {group: i for i, group in enumerate(LONG_FIRST)}
     groups = {}
     for item in items:
-        groups[item.nodeid] = group = xdist_group_of(Path(str(item.fspath)))
+        groups[item.nodeid] = group = xdist_group_of(item.path)
         item.add_marker(pytest.mark.xdist_group(group))
     items.sort(key=lambda item: rank.get(groups[item.nodeid], len(rank)))  # stable: file order kept
 

@@ -150,12 +150,13 @@ def _snapshot_engine_files(base: Path, snaps: Path, run_id: str) -> None:
     the engine did not finish is left out, saying so."""
     k = _sub_epochs(base)
     named = {name: info for name, _folder, info in pointers(snaps)}
-    for info in scan_local(base, sub_epochs=k):
+    found = scan_local(base, sub_epochs=k)
+    for info in found:
         have = named.get(info.name)
         if have is None or info.global_step > have.global_step:
             snapshot(base, info.name, snaps, sub_epochs=k,
                      run_id=_run_id(base, have.run_id if have else "", run_id))
-    complete = {info.name for info in scan_local(base, sub_epochs=k)}
+    complete = {info.name for info in found}
     for states in sorted(base.glob("*.states")):
         name = states.name[: -len(".states")]
         if ENGINE_NAME_RE.match(name) and name not in complete:
