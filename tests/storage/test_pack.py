@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from rectrain.errors import ConfigError, DataError, IntegrityError
+from rectrain.errors import ConfigError, DataError, IntegrityError, RectrainError
 from rectrain.storage.manifest import MANIFEST_NAME, Manifest
 from rectrain.storage.objects import list_objects
 from rectrain.storage.pack import pack_dataset, parse_size
@@ -221,3 +221,30 @@ def test_parallel_unpack_of_many_files_any_member_order(tmp_path):
     out2 = tmp_path / "out2"
     unpack_dataset(packed, out2, progress=False, workers=2)
     assert tree_digest(out2) == tree_digest(src)
+
+
+def test_parallel_unpack_of_several_shards_and_a_full_disk_in_a_worker(tmp_path, monkeypatch):
+    """Several shards go to the workers at once (no wait between shards) and the tree is exact;
+    a worker that cannot write (a full disk) surfaces as that OSError, not as a damaged dataset."""
+    import errno
+
+    from rectrain.storage import extract
+
+    src = tmp_path / "src"
+    for i in range(extract.IN_PROCESS_BELOW + 500):
+        path = src / f"d{i % 3}" / f"f-{i:05d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(i.to_bytes(4, "big") * 3)
+    packed = tmp_path / "packed"
+    pack_dataset(src, packed, "1300KB", progress=False)
+    assert len(list(packed.glob("shard-*.tar"))) == 2
+    unpack_dataset(packed, tmp_path / "out", progress=False, workers=2)
+    assert tree_digest(tmp_path / "out") == tree_digest(src)
+
+    def full(name, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", name)
+
+    monkeypatch.setattr(extract, "write_new_file", full)  # the workers are forked after this
+    with pytest.raises(OSError) as caught:
+        unpack_dataset(packed, tmp_path / "out2", progress=False, workers=2)
+    assert caught.value.errno == errno.ENOSPC and not isinstance(caught.value, RectrainError)

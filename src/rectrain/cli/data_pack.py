@@ -90,9 +90,11 @@ def cmd_unpack(args: Any) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
+        done, shards = result["shards_extracted"], result["shards"]
+        which = "" if done == shards else f"{done} extracted, the rest already there; "
         print(
-            f"unpacked {result['files']} files ({result['bytes'] / 1e6:.1f} MB) from {result['shards']} "
-            f"shard(s) into {result['dst']} ({result['shards_extracted']} extracted, the rest already there; "
-            f"{result['seconds']:.1f} s); every file matches the manifest"
+            f"unpacked {result['files']} files ({result['bytes'] / 1e6:.1f} MB) from {shards} "
+            f"shard(s) into {result['dst']} ({which}{result['seconds']:.1f} s); "
+            "every file matches the manifest"
         )
     return EXIT_OK

@@ -44,7 +44,7 @@ from rectrain.storage.manifest import (
     ManifestEntry,
     ManifestFile,
     check_relpath,
-    read_shard_entries,
+    shard_records,
 )
 
 BLOCK = 512
@@ -54,6 +54,7 @@ CHUNK_BYTES = 16 * 1024 * 1024  # ... or fewer, when they are large
 IN_MEMORY = 4 * 1024 * 1024  # members up to this size are checked in memory, then written
 IN_PROCESS_BELOW = 2_000  # fewer files than this: no worker processes (starting them costs more)
 _REGULAR = (b"0", b"\0", b"7")
+_EXTENDED = (b"x", b"g", b"L", b"K")  # PAX, global PAX, GNU long name and long link name
 _KINDS = {b"1": "a hard link", b"2": "a symbolic link", b"3": "a character device",
           b"4": "a block device", b"6": "a FIFO", b"5": "a folder"}
 _Task = Tuple[str, int, int, str, float]  # (path, data offset, size, sha256, mtime)
@@ -162,6 +163,17 @@ def _octal(field: bytes, where: str) -> int:
         return _number(field, where)
 
 
+def _fields(head: bytes, where: str) -> Tuple[int, int, float]:
+    """(size, stored checksum, mtime) of a header: the common case (octal digits, then NUL or
+    space) in one go, anything else (base-256, damage) through the strict reader."""
+    try:
+        return (int(head[124:136].rstrip(b"\0 ") or b"0", 8), int(head[148:156].rstrip(b"\0 ") or b"0", 8),
+                float(int(head[136:148].rstrip(b"\0 ") or b"0", 8)))
+    except ValueError:
+        mtime = float(_number(head[136:148], where))
+        return _number(head[124:136], where), _number(head[148:156], where), mtime
+
+
 def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
     """The members of the tar file ``fh`` from its current position (``fh`` itself is not moved):
     POSIX ustar, PAX (``path``, ``size``, ``mtime``) and GNU long names; a header with a bad
@@ -173,7 +185,6 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
     pax: Dict[str, str] = {}
     glob: Dict[str, str] = {}
     long_name: Optional[str] = None
-    limit = IN_MEMORY
     while True:
         if at + BLOCK > len(buf):
             buf, pos = _refill(fd, buf, at, pos, BLOCK)
@@ -186,46 +197,46 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
             raise _damaged(where, "truncated header")
         if head == _ZERO:
             return
-        _check_header(head, where)
+        size, stored, mtime = _fields(head, where)
+        if stored != sum(head.translate(None, b"\0")) - sum(head[148:156]) + 256:
+            _check_header(head, where)  # the signed sum some old tars wrote, else refused
         kind = head[156:157]
-        size = _octal(head[124:136], where)
         padded = size + (-size % BLOCK)
-        if kind in (b"x", b"g", b"L", b"K") or (size <= limit and kind in _REGULAR):
+        data: Optional[bytes] = None
+        if size <= IN_MEMORY and (kind in _REGULAR or kind in _EXTENDED):
             if at + padded > len(buf):
                 buf, pos = _refill(fd, buf, at, pos, padded)
                 at = 0
-            chunk = buf[at:at + size]
-            if len(chunk) < size:
+            data = buf[at:at + size]
+            if len(data) < size:
                 raise _damaged(where, "truncated member")
-            data: Optional[bytes] = chunk
-        else:
-            data = None
-        if kind in (b"x", b"g", b"L", b"K"):
+        elif kind in _EXTENDED:
+            raise _damaged(where, f"a {size}-byte extended header")
+        if kind in _EXTENDED:
             at += padded
-            ext = data or b""
             if kind == b"x":
-                pax = _pax_records(ext, where)
+                pax = _pax_records(data or b"", where)
             elif kind == b"g":
-                glob.update(_pax_records(ext, where))
+                glob.update(_pax_records(data or b"", where))
             elif kind == b"L":
-                long_name = ext.split(b"\0", 1)[0].decode("utf-8")
+                long_name = (data or b"").split(b"\0", 1)[0].decode("utf-8")
             continue
+        name: Optional[str] = None
         if pax or glob or long_name is not None:
             fields = {**glob, **pax}
             name = fields.get("path", long_name)  # the header's own field may be cut mid-character
             if "size" in fields and int(fields["size"]) != size:
                 size = int(fields["size"])
                 padded, data = size + (-size % BLOCK), None
-            mtime = float(fields.get("mtime", _octal(head[136:148], where)))
-        else:
-            name, mtime = None, float(_octal(head[136:148], where))
+            if "mtime" in fields:
+                mtime = float(fields["mtime"])
+            pax, long_name = {}, None
         if name is None:
             name = _text(head[:100], where)
             if head[257:262] == b"ustar" and head[345:346] != b"\0":
                 name = _text(head[345:500], where) + "/" + name
         yield Member(name, kind, size, pos + at, mtime, data)
         at += padded
-        pax, long_name = {}, None
 
 
 class Targets:
@@ -335,31 +346,34 @@ _TARGETS: Dict[str, Targets] = {}  # per worker process: folders already made an
 
 
 def extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int], name: str, first: int,
-                  last: int, final: bool, dst: str) -> Tuple[int, str, str]:
+                  last: int, final: bool, dst: str) -> Tuple[int, str, Any]:
     """A worker's share of one shard: its regular members ``first`` to ``last - 1`` and the same
     entries of the manifest (both in path order), matched, checked and written; the ``final``
     share also makes sure nothing follows. Returns (files written, outcome, detail): outcome
-    "ok", "refused" (detail says why), or "order" (members and entries are not in the same
-    order: the parent extracts that shard itself, matching in any order)."""
+    "ok", "refused" (detail says why), "oserror" (detail: errno, text, file name), or "order"
+    (members and entries are not in the same order: the parent extracts that shard itself,
+    matching in any order)."""
     try:
         return _extract_range(shard, where, manifest, span, name, first, last, final, dst)
-    except (RectrainError, OSError) as exc:  # handed back as text: rectrain's errors do not pickle
+    except RectrainError as exc:  # handed back as text: rectrain's errors do not pickle
         return 0, "refused", str(exc)
+    except OSError as exc:  # re-raised by the parent (a full disk is not a damaged dataset)
+        return 0, "oserror", (exc.errno, exc.strerror or str(exc), exc.filename)
 
 
 def _extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int], name: str, first: int,
                    last: int, final: bool, dst: str) -> Tuple[int, str, str]:
     targets = _TARGETS.get(dst) or _TARGETS.setdefault(dst, Targets(Path(dst)))
-    entries = read_shard_entries(Path(manifest), span, name, first)
+    records = shard_records(Path(manifest), span, name, first)
     index = done = 0
     with open(shard, "rb") as fh:
         fd = fh.fileno()
         skip_members(fh, first, where)
         index = first
         for member in iter_members(fh, where):
-            if member.kind == b"5":
-                continue
             if member.kind not in _REGULAR:
+                if member.kind == b"5":
+                    continue
                 return done, "refused", f"{where} holds '{member.name}', which is " \
                     f"{_KINDS.get(member.kind, 'not a regular file')}; refused."
             if index >= last:
@@ -367,10 +381,10 @@ def _extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int],
                     return done, "refused", f"{where} holds '{member.name}', which its manifest does not " \
                         "list for it; refused."
                 break
-            entry = next(entries, None)
-            if entry is None or entry.path != member.name:
+            record = next(records, None)
+            if record is None or record[0] != member.name:
                 return done, "order", ""
-            problem = _write_member(fd, targets, member, entry, where)
+            problem = _write_member(fd, targets, member, record[1], record[2], where)
             if problem:
                 return done, "refused", f"{where}:{member.name}: {problem}."
             index += 1
@@ -380,19 +394,19 @@ def _extract_range(shard: str, where: str, manifest: str, span: Tuple[int, int],
     return done, "ok", ""
 
 
-def _write_member(fd: int, targets: Targets, member: Member, entry: ManifestEntry, where: str) -> str:
+def _write_member(fd: int, targets: Targets, member: Member, size: int, sha256: str, where: str) -> str:
     """Check one regular member (read with its header, or streamed from the shard ``fd`` when
-    large) against its manifest ``entry``, then write it; returns the problem, if any."""
-    check_relpath(member.name, where)
+    large) against the ``size`` and ``sha256`` its manifest lists, then write it; returns the
+    problem, if any. (Its name is one the manifest lists: checked when the manifest was opened.)"""
     data = member.data
     if data is None:
-        if member.size != entry.size:
-            return _check(member.size, "?" * 64, entry.size, entry.sha256)
+        if member.size != size:
+            return _check(member.size, "?" * 64, size, sha256)
         target = targets.folder(member.name, where) + "/" + posixpath.basename(member.name)
-        return _write_large(fd, target, member.offset, member.size, entry.sha256, member.mtime)
-    sha = hashlib.sha256(data).hexdigest()
-    if len(data) != entry.size or sha != entry.sha256:
-        return _check(len(data), sha, entry.size, entry.sha256)
+        return _write_large(fd, target, member.offset, member.size, sha256, member.mtime)
+    got = hashlib.sha256(data).hexdigest()
+    if len(data) != size or got != sha256:
+        return _check(len(data), got, size, sha256)
     dir_fd, base = targets.place(member.name, where)
     write_new_file(base, data, member.mtime, part_suffix=PART_SUFFIX, dir_fd=dir_fd)
     return ""
@@ -453,6 +467,8 @@ class Extractor:
         self.on_files = on_files
         self.pool: Optional[ProcessPoolExecutor] = None
         self.inflight: Deque[Tuple[Future, str]] = deque()
+        # shards handed to the workers by extract_shard(wait=False), settled by drain()
+        self.shards: Deque[Tuple[Path, str, str, ManifestFile, List[Future]]] = deque()
         self.limit = max(2, processes * 3)
         self.processes = processes
         if processes > 0 and "fork" in multiprocessing.get_all_start_methods():
@@ -466,7 +482,7 @@ class Extractor:
     def __exit__(self, *exc: Any) -> None:
         self.targets.close()
         if self.pool is not None:
-            for future, _ in self.inflight:
+            for future in [f for f, _ in self.inflight] + [f for s in self.shards for f in s[4]]:
                 future.cancel()
             self.pool.shutdown(wait=True)
             self.pool = None
@@ -492,32 +508,46 @@ class Extractor:
                                  "pack and upload the dataset again from the original copy.")
 
     def drain(self) -> None:
+        """Wait for everything handed to the workers; raises the first problem they met."""
         while self.inflight:
             self._wait_one()
+        while self.shards:
+            self._settle_shard(*self.shards.popleft())
 
-    def extract_shard(self, shard_path: Path, name: str, where: str, manifest: ManifestFile) -> int:
-        """Extract one shard of ``manifest``: split among the workers (each reads its own headers
-        and manifest lines, so this process does almost nothing), or, when the shard's members
-        are not in its manifest's order, matched here (:meth:`extract_here`)."""
+    def extract_shard(self, shard_path: Path, name: str, where: str, manifest: ManifestFile,
+                      wait: bool = True) -> int:
+        """Extract one shard of ``manifest`` (returns how many files it holds): split among the
+        workers, each taking one contiguous share (each reads its own headers and manifest lines,
+        so this process does almost nothing), or, when the shard's members are not in its
+        manifest's order, matched here (:meth:`extract_here`). ``wait=False``: return at once;
+        :meth:`drain` waits for it (the next shards keep the workers busy meanwhile)."""
         count = manifest.counts.get(name, 0)
         if self.pool is None or count < 2 * CHUNK_FILES or name not in manifest.spans:
             return self.extract_here(shard_path, where, manifest.shard_entries(name))
-        self.drain()
-        parts = max(1, min(self.processes * 2, count // CHUNK_FILES))
+        parts = max(1, min(self.processes, count // CHUNK_FILES))
         bounds = [count * i // parts for i in range(parts + 1)]
         span, path = manifest.spans[name], str(manifest.path)
         futures = [self.pool.submit(extract_range, str(shard_path), where, path, span, name, bounds[i],
                                     bounds[i + 1], i == parts - 1, self.targets.dst_real)
                    for i in range(parts)]
+        self.shards.append((shard_path, name, where, manifest, futures))
+        if wait:
+            self.drain()
+        return count
+
+    def _settle_shard(self, shard_path: Path, name: str, where: str, manifest: ManifestFile,
+                      futures: List[Future]) -> None:
         outcomes = [f.result() for f in futures]
         for done, outcome, detail in outcomes:
             if self.on_files is not None and done:
                 self.on_files(done)
             if outcome == "refused":
                 raise IntegrityError(detail, "pack the dataset again with rectrain data pack.")
+            if outcome == "oserror":
+                number, text, filename = detail
+                raise OSError(number, text, filename)
         if any(outcome == "order" for _, outcome, _ in outcomes):
-            return self.extract_here(shard_path, where, manifest.shard_entries(name))
-        return count
+            self.extract_here(shard_path, where, manifest.shard_entries(name))
 
     def extract_here(self, shard_path: Path, name: str, entries: Iterator[ManifestEntry]) -> int:
         """Check the members of one shard against its manifest ``entries`` and hand them to the
@@ -543,7 +573,7 @@ class Extractor:
                         "pack the dataset again with rectrain data pack.")
                 count += 1
                 if here:
-                    problem = _write_member(fh.fileno(), self.targets, member, entry, name)
+                    problem = _write_member(fh.fileno(), self.targets, member, entry.size, entry.sha256, name)
                     if problem:
                         where = f"{self.targets.dst_real}/{member.name}"
                         self._settle((count - 1 - written, f"{where}: {problem}"), name)

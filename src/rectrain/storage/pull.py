@@ -481,7 +481,7 @@ def unpack_dataset(
                          create=False)
         todo = _shards_to_do(manifest, dst)
         # a file of the user's that differs from the packed one is never replaced
-        if dst.is_dir():
+        if dst.is_dir() and not _empty_folder(dst):
             refuse_replacing(dst, [e.path for s in todo for e in manifest.shard_entries(s.path)
                                    if os.path.lexists(dst / e.path) and not shard_extracted(dst, [e])],
                              command="data unpack", source=str(src))
@@ -493,7 +493,7 @@ def unpack_dataset(
         with Extractor(dst, processes, on_files=lambda n: bar.advance(0, n)) as ex, TransferProgress(
                 f"unpack {src.name}", manifest.files, 0, progress) as bar:
             for shard in todo:
-                ex.extract_shard(src / shard.path, shard.path, shard.path, manifest)
+                ex.extract_shard(src / shard.path, shard.path, shard.path, manifest, wait=False)
             ex.drain()
         deleted = _finish_tree(dst, manifest, delete)
         return {
@@ -505,6 +505,11 @@ def unpack_dataset(
             "deleted": deleted,
             "seconds": time.monotonic() - started,
         }
+
+
+def _empty_folder(path: Path) -> bool:
+    with os.scandir(path) as entries:
+        return next(entries, None) is None
 
 
 def _check_shard_names(manifest: ManifestFile) -> None:
