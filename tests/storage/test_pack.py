@@ -248,3 +248,35 @@ def test_parallel_unpack_of_several_shards_and_a_full_disk_in_a_worker(tmp_path,
     with pytest.raises(OSError) as caught:
         unpack_dataset(packed, tmp_path / "out2", progress=False, workers=2)
     assert caught.value.errno == errno.ENOSPC and not isinstance(caught.value, RectrainError)
+
+
+def test_shards_depend_on_contents_only_and_a_recorded_time_is_kept(tmp_path):
+    """Touching the files does not change the shards (pack records no time; a push after a copy
+    sends nothing); unpack sets no time for them, but keeps one another packer recorded."""
+    import os
+    import time
+
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "a.png").write_bytes(b"a" * 100)
+    (src / "b.png").write_bytes(b"b" * 10)
+    pack_dataset(src, tmp_path / "p1", "128MB", progress=False)
+    for path in (src / "d" / "a.png", src / "b.png"):
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    pack_dataset(src, tmp_path / "p2", "128MB", progress=False)
+    for name in ("manifest.jsonl", "shard-00000.tar"):
+        assert (tmp_path / "p1" / name).read_bytes() == (tmp_path / "p2" / name).read_bytes()
+    with tarfile.open(tmp_path / "p1" / "shard-00000.tar") as tar:
+        assert {m.mtime for m in tar.getmembers()} == {0}
+    before = time.time() - 5
+    unpack_dataset(tmp_path / "p1", tmp_path / "out", progress=False, workers=1)
+    assert (tmp_path / "out" / "d" / "a.png").stat().st_mtime >= before
+    shard = tmp_path / "p1" / "shard-00000.tar"  # the same members, with times (another packer)
+    with tarfile.open(shard) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    with tarfile.open(shard, "w", format=tarfile.PAX_FORMAT) as tar:
+        for member, data in members:
+            member.mtime = 1_234_567_890
+            tar.addfile(member, io.BytesIO(data))
+    unpack_dataset(tmp_path / "p1", tmp_path / "out2", progress=False, workers=1)
+    assert (tmp_path / "out2" / "d" / "a.png").stat().st_mtime == 1_234_567_890

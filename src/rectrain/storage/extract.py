@@ -3,9 +3,10 @@ by worker processes, on every core, in flat memory.
 
 A shard is read forward in 1 MiB reads (:func:`iter_members`, a strict reader of the POSIX
 ustar/PAX and GNU long-name formats): a header and a small member's bytes are sliced out of the
-same buffer, so a file costs the system calls ``tar -x`` makes for it and no more (``openat``
-in its folder's descriptor, ``write``, ``utimensat``, ``close``; tar adds ``fchown`` and
-``fchmod``). Each worker takes a share of a shard and the same share of its manifest lines (both
+same buffer, so a file costs three system calls (``openat`` in its folder's descriptor,
+``write``, ``close``; tar adds ``utimensat``, ``fchown`` and ``fchmod``; rectrain sets a time
+only when the archive records one: its own pack records none). Each worker takes one contiguous
+share of a shard and the same share of its manifest lines (both
 sorted by path, so matching them keeps nothing in memory), checks each member's size and sha256,
 and only then writes the file. A shard packed in another order is matched in the parent, which
 hands chunks of ``(path, offset, size, sha256, mtime)`` to the workers (they ``pread`` those);
@@ -15,12 +16,14 @@ The safety rules of the unpacker live here, and hold in every worker:
 
 - only regular files are written: a link (hard or symbolic), a device, a FIFO or any other
   member type is refused, and so is a member its manifest does not list for that shard, or one
-  whose path is absolute or has ``..`` (:func:`rectrain.storage.manifest.check_relpath`);
+  whose path is absolute or has ``..`` (every manifest path passes
+  :func:`rectrain.storage.manifest.check_relpath` when the manifest is opened, and a member is
+  written only under the name of its manifest entry);
 - a folder that resolves outside the destination (through a link already there) is refused;
   a file is created with ``O_EXCL | O_NOFOLLOW`` (an existing one is replaced by rename, never
   written through);
-- no mode, owner or setuid bit is taken from the archive (files get the default mode); only the
-  modification time is kept;
+- no mode, owner or setuid bit is taken from the archive (files get the default mode); only a
+  recorded modification time is kept;
 - a file whose bytes do not match the manifest is never written.
 """
 
@@ -57,7 +60,7 @@ _REGULAR = (b"0", b"\0", b"7")
 _EXTENDED = (b"x", b"g", b"L", b"K")  # PAX, global PAX, GNU long name and long link name
 _KINDS = {b"1": "a hard link", b"2": "a symbolic link", b"3": "a character device",
           b"4": "a block device", b"6": "a FIFO", b"5": "a folder"}
-_Task = Tuple[str, int, int, str, float]  # (path, data offset, size, sha256, mtime)
+_Task = Tuple[str, int, int, str, Optional[float]]  # (path, data offset, size, sha256, mtime)
 _FOLDER = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -67,7 +70,7 @@ class Member:
     kind: bytes  # the type flag
     size: int
     offset: int  # where its data starts
-    mtime: float
+    mtime: Optional[float]  # None: the archive records no time (0; rectrain's pack records none)
     data: Optional[bytes] = None  # its bytes, read with its header when size <= IN_MEMORY
 
 
@@ -235,7 +238,7 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
             name = _text(head[:100], where)
             if head[257:262] == b"ustar" and head[345:346] != b"\0":
                 name = _text(head[345:500], where) + "/" + name
-        yield Member(name, kind, size, pos + at, mtime, data)
+        yield Member(name, kind, size, pos + at, mtime or None, data)
         at += padded
 
 
@@ -312,12 +315,12 @@ def _check(size: int, sha: str, want_size: int, want_sha: str) -> str:
             f"bytes, {want_sha[:16]}...). The file was discarded")
 
 
-def _write_small(target: str, data: bytes, mtime: float) -> None:
+def _write_small(target: str, data: bytes, mtime: Optional[float]) -> None:
     # O_EXCL | O_NOFOLLOW; an existing file is replaced by rename, never written through
     write_new_file(target, data, mtime, part_suffix=PART_SUFFIX)
 
 
-def _write_large(fd: int, target: str, offset: int, size: int, sha: str, mtime: float) -> str:
+def _write_large(fd: int, target: str, offset: int, size: int, sha: str, mtime: Optional[float]) -> str:
     tmp = f"{target}.{secrets.token_hex(4)}{PART_SUFFIX}"
     digest = hashlib.sha256()
     got = 0
@@ -334,7 +337,8 @@ def _write_large(fd: int, target: str, offset: int, size: int, sha: str, mtime: 
         if problem:
             remove_quietly(tmp)
             return problem
-        os.utime(tmp, (mtime, mtime))
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
         move(tmp, target)
     except BaseException:
         remove_quietly(tmp)

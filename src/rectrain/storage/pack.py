@@ -125,11 +125,17 @@ class _HashingReader:
             pass
 
 
+NO_TIME = 0  # the modification time written into shards (rectrain.storage.extract keeps any other)
+
+
 def _tarinfo(rel: str, path: Path, size: int) -> tarfile.TarInfo:
     st = path.stat()
     info = tarfile.TarInfo(rel)
     info.size = size
-    info.mtime = int(st.st_mtime)
+    # no time recorded: a shard depends on its files' contents only (an unchanged dataset packs
+    # into the same bytes after a copy or a checkout touched its files, so a push sends nothing),
+    # and the unpacker sets none (one system call per file fewer)
+    info.mtime = NO_TIME
     info.mode = st.st_mode & 0o777
     info.uid = info.gid = 0
     info.uname = info.gname = ""
