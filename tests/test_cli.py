@@ -27,6 +27,29 @@ def test_help_lists_every_family(capsys: pytest.CaptureFixture) -> None:
     assert len(COMMAND_MODULES) == len(set(COMMAND_MODULES))
 
 
+def test_a_family_alone_parses_as_in_the_whole_parser() -> None:
+    """`rectrain data ...` builds only the data family's parser (a faster start); its help and
+    options are those of the whole parser, and a word that is no family's own command name
+    (`model`, whose commands are export/evaluate/predict) gets the whole parser's answer."""
+    from rectrain.cli.main import _command, build_parser
+
+    def families(parser):  # noqa: ANN001, ANN202
+        return next(a for a in parser._actions if a.dest == "command").choices
+
+    whole = families(build_parser())
+    for name in COMMAND_MODULES:
+        alone = families(build_parser(name))
+        if name in whole:
+            assert list(alone) == [name]
+            assert alone[name].format_help() == whole[name].format_help()
+        else:  # model: export, evaluate, predict
+            assert list(alone) == list(whole)
+    assert _command(["--log-level", "debug", "data", "unpack"]) == "data"
+    assert _command(["--version"]) is None
+    model = run_cli("model")
+    assert model.returncode == 2 and "'export'" in model.stderr and "'doctor'" in model.stderr
+
+
 def test_help_loads_no_library_stage() -> None:
     """`rectrain --help` stays quick because the CLI imports the library in its handlers: no
     feature package, no boto3, numpy, YAML, matplotlib or rich at start-up (no timed test:
