@@ -78,8 +78,8 @@ def flat_heap(arenas: int = 2) -> None:
 
 def release_free_heap() -> None:
     """Give the memory this process has freed back to the kernel (glibc's ``malloc_trim(0)``,
-    which also releases whole free pages inside its heaps; nothing elsewhere). About a
-    millisecond: call it every few thousand files, not per file."""
+    which also releases whole free pages inside its heaps; nothing elsewhere). ~0.2 ms with a
+    transfer's heap here: call it every few thousand files, not per file."""
     libc = _glibc()
     if libc:
         libc.malloc_trim(0)
