@@ -260,3 +260,41 @@ def test_large_files_upload_a_few_at_a_time(s3, s3_bucket, tmp_path, monkeypatch
     result = push(s3, src, S3Uri.parse(f"s3://{s3_bucket}/large"), workers=64, progress=False, manifest=False)
     assert result.transferred == 40
     assert 1 <= now["max"] <= push_module.LARGE_AT_ONCE
+
+
+def test_files_over_the_in_memory_size_stream_and_stay_verified(s3, s3_client, s3_bucket, tmp_path,
+                                                                monkeypatch):
+    """Files over objects.IN_MEMORY go up in one PUT read from the file (never read whole: a
+    label file of millions of crops would be the push's peak memory), with the SHA-256 checked
+    by the server: a file that changes after it was hashed is refused, nothing is stored."""
+    import hashlib
+    from pathlib import Path
+
+    from rectrain.storage import objects
+    from rectrain.storage import push as push_module
+
+    monkeypatch.setattr(objects, "IN_MEMORY", 1000)  # 5 KB counts as "over", as 300 KB would
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "labels.txt").write_bytes(b"images/a.png\tx\n" * 400)
+    (src / "small.png").write_bytes(b"p" * 100)
+    read_whole = []
+    real_read = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read_whole.append(self.name) or real_read(self))
+    push(s3, src, S3Uri.parse(f"s3://{s3_bucket}/medium"), progress=False, manifest=False)
+    assert read_whole == ["small.png"]
+    got = s3_client.get_object(Bucket=s3_bucket, Key="medium/labels.txt")
+    body = got["Body"].read()
+    assert body == (src / "labels.txt").read_bytes()
+    assert got["Metadata"]["sha256"] == hashlib.sha256(body).hexdigest()
+
+    real_put = push_module.put_object
+
+    def altered_after_hashing(*args, **kwargs):
+        (src / "labels.txt").write_bytes(b"images/b.png\ty\n" * 400)  # same size, other bytes
+        return real_put(*args, **kwargs)
+
+    monkeypatch.setattr(push_module, "put_object", altered_after_hashing)
+    with pytest.raises(IntegrityError, match="changed while"):
+        push(s3, src, S3Uri.parse(f"s3://{s3_bucket}/medium2"), progress=False, manifest=False)
+    assert "Contents" not in s3_client.list_objects_v2(Bucket=s3_bucket, Prefix="medium2/labels.txt")

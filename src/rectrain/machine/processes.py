@@ -21,6 +21,7 @@ def pid_alive(pid: int) -> bool:
 
 
 _LIBC: Any = None
+_HEAP: Any = None  # glibc (for its heap), False where there is none
 
 
 def _set_pdeathsig() -> None:  # runs in the child between fork and exec: no imports, no locks
@@ -44,3 +45,41 @@ def die_with_parent() -> Optional[Callable[[], None]]:
         except OSError:
             return None
     return _set_pdeathsig
+
+
+def _glibc() -> Any:
+    """glibc through ctypes, or False where this is not Linux with glibc (musl has no libc.so.6)."""
+    global _HEAP
+    if _HEAP is None:
+        _HEAP = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                libc = ctypes.CDLL("libc.so.6")
+                if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt"):
+                    _HEAP = libc
+            except OSError:
+                pass
+    return _HEAP
+
+
+def flat_heap(arenas: int = 2) -> None:
+    """Keep this process's C heap from growing with the work done by many threads, before they
+    start: at most ``arenas`` glibc malloc arenas (``mallopt(M_ARENA_MAX)``; glibc's default is
+    8 per core), and :func:`release_free_heap` now and then. Measured (docs/performance.md, "Ten
+    million crops in flat memory"): a 64-thread pull's resident size grew by ~100 bytes per file
+    while the memory in use, Python's and the C heap's, stayed flat: freed memory kept in 16
+    arenas in holes below live blocks. Nothing happens elsewhere than glibc."""
+    libc = _glibc()
+    if libc:
+        libc.mallopt(-8, max(1, arenas))  # M_ARENA_MAX
+
+
+def release_free_heap() -> None:
+    """Give the memory this process has freed back to the kernel (glibc's ``malloc_trim(0)``,
+    which also releases whole free pages inside its heaps; nothing elsewhere). ~0.2 ms with a
+    transfer's heap here: call it every few thousand files, not per file."""
+    libc = _glibc()
+    if libc:
+        libc.malloc_trim(0)

@@ -41,7 +41,8 @@ from rectrain.storage.spool import SortedSpool
 
 log = get_logger("storage.objects")
 
-SMALL_FILE = 8 * 1024 * 1024  # read into memory and sent in one request
+IN_MEMORY = 256 * 1024  # files up to this are read into memory: hashed and sent from there
+SMALL_FILE = 8 * 1024 * 1024  # up to this one PUT (streamed from the file above IN_MEMORY)
 SINGLE_PUT_LIMIT = 5 * 1024**3  # S3's limit for one PUT
 PART_SIZE = 8 * 1024 * 1024  # above SMALL_FILE: multipart, parts of at least this, in parallel
 PART_WORKERS = 8
@@ -142,10 +143,10 @@ def put_object(
 ) -> None:
     """PUT the file ``path`` (or the bytes ``data``) as ``key``, with its SHA-256 checked by the
     server and kept in the object's metadata (``sha``/``size`` when the caller knows them). The
-    object appears only when complete (an S3 PUT, or a multipart upload, is atomic). Above 8 MB
-    the file goes up in parallel parts (each part's SHA-256 checked by the server), or with
-    ``stream`` in one PUT read from the file as it is sent (memory stays flat). Transient
-    failures are retried as a whole (``retry``)."""
+    object appears only when complete (an S3 PUT, or a multipart upload, is atomic). Files up to
+    256 KB are sent from memory (the fast path), up to 8 MB (or any size with ``stream``) in one
+    PUT read from the file as it is sent (memory stays flat), larger ones in parallel parts (each
+    part's SHA-256 checked by the server). Transient failures are retried as a whole (``retry``)."""
     retry.run(
         lambda: _put_once(client, bucket, key, path=path, data=data, sha=sha, size=size, fast=fast,
                           md5=md5, stream=stream),
@@ -170,14 +171,16 @@ def _put_once(client: Any, bucket: str, key: str, *, path: Optional[Path], data:
         "ChecksumSHA256": checksum,
         "Metadata": {"sha256": sha},
     }
-    if size <= SMALL_FILE and data is None and path is not None and not stream:
+    if size <= IN_MEMORY and data is None and path is not None and not stream:
         data = path.read_bytes()
     if data is not None and fast is not None and fast.put(bucket, key, data, sha, checksum, md5):
         return
     try:
         if data is not None:
             client.put_object(Body=data, **args)
-        elif stream and size <= SINGLE_PUT_LIMIT:  # one PUT read from the file (a manifest): flat memory
+        elif (stream or size <= SMALL_FILE) and size <= SINGLE_PUT_LIMIT:
+            # one PUT read from the file as it is sent: a 5 MB label file of 100,000 crops read
+            # whole was the peak of a push (64 threads could hold 64 such files)
             assert path is not None
             with open(path, "rb") as fh:
                 client.put_object(Body=fh, **args)

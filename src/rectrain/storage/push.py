@@ -48,7 +48,6 @@ from rectrain.storage.spool import SortedSpool, merge_join
 
 log = get_logger("storage.push")
 
-KEEP_SMALL = 256 * 1024  # files up to this size are read once: hashed and sent from memory
 LARGE_AT_ONCE = 8  # files sent in parallel parts (objects.SMALL_FILE and up) uploading at once
 _Item = Tuple[str, int, Optional[Sequence[Any]]]  # (relative path, local size, remote record)
 
@@ -178,7 +177,7 @@ class _Push:
         path = self.src / rel
         data: Optional[bytes] = None
         try:
-            if os.stat(path).st_size <= KEEP_SMALL:
+            if os.stat(path).st_size <= objects.IN_MEMORY:  # read once: hashed and sent from memory
                 data = path.read_bytes()
         except OSError as exc:
             raise DataError(f"cannot read: {exc}.", "check the file's permissions.", path=str(path)) from exc
