@@ -462,6 +462,22 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+SKIP_COST = 0.05  # moving past a member (skip_members) against checking and writing one, measured
+
+
+def shares(count: int, parts: int) -> List[int]:
+    """Where each worker's contiguous share of ``count`` members starts (and the end): each
+    worker first moves past the members before its share, so later shares are a little smaller
+    and all end together."""
+    weights = [(1 - SKIP_COST) ** i for i in range(parts)]
+    bounds, start = [0], 0.0
+    for weight in weights:
+        start += count * weight / sum(weights)
+        bounds.append(min(count, round(start)))
+    bounds[-1] = count
+    return bounds
+
+
 class Extractor:
     """Extracts shards into ``dst`` with ``processes`` worker processes (0: in this process).
     Use as a context manager; create it before starting threads (the workers are forked)."""
@@ -529,7 +545,7 @@ class Extractor:
         if self.pool is None or count < 2 * CHUNK_FILES or name not in manifest.spans:
             return self.extract_here(shard_path, where, manifest.shard_entries(name))
         parts = max(1, min(self.processes, count // CHUNK_FILES))
-        bounds = [count * i // parts for i in range(parts + 1)]
+        bounds = shares(count, parts)
         span, path = manifest.spans[name], str(manifest.path)
         futures = [self.pool.submit(extract_range, str(shard_path), where, path, span, name, bounds[i],
                                     bounds[i + 1], i == parts - 1, self.targets.dst_real)
