@@ -77,3 +77,14 @@ def test_large_members_are_streamed_checked_and_refused_when_damaged(tmp_path: P
         unpack_dataset(tmp_path / "packed", tmp_path / "out2", progress=False, workers=1)
     assert not (tmp_path / "out2" / "d" / "f2.bin").exists()
     assert not list((tmp_path / "out2").rglob("*part*"))
+
+
+@pytest.mark.parametrize("count,parts", [(100_001, 2), (1024, 2), (50_000, 8), (7, 3), (5, 1)])
+def test_shares_cover_every_member_once_later_ones_smaller(count: int, parts: int) -> None:
+    from rectrain.storage.extract import shares
+
+    bounds = shares(count, parts)
+    sizes = [b - a for a, b in zip(bounds, bounds[1:])]
+    assert bounds[0] == 0 and bounds[-1] == count and len(sizes) == parts
+    assert all(s >= 0 for s in sizes)
+    assert count < 1000 or sizes == sorted(sizes, reverse=True)  # (rounding aside, for tiny counts)
