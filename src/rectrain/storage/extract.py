@@ -500,6 +500,13 @@ class Extractor:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        try:
+            if exc[0] is None:
+                self.drain()  # nothing handed to the workers is left unfinished on a normal exit
+        finally:
+            self._close()
+
+    def _close(self) -> None:
         self.targets.close()
         if self.pool is not None:
             for future in [f for f, _ in self.inflight] + [f for s in self.shards for f in s[4]]:
@@ -528,11 +535,13 @@ class Extractor:
                                  "pack and upload the dataset again from the original copy.")
 
     def drain(self) -> None:
-        """Wait for everything handed to the workers; raises the first problem they met."""
-        while self.inflight:
-            self._wait_one()
-        while self.shards:
-            self._settle_shard(*self.shards.popleft())
+        """Wait for everything handed to the workers; raises the first problem they met. (A shard
+        whose members came in another order is extracted again here, handing the workers more.)"""
+        while self.inflight or self.shards:
+            if self.inflight:
+                self._wait_one()
+            else:
+                self._settle_shard(*self.shards.popleft())
 
     def extract_shard(self, shard_path: Path, name: str, where: str, manifest: ManifestFile,
                       wait: bool = True) -> int:
