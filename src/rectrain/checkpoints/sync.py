@@ -421,10 +421,11 @@ class CheckpointSync:
         True when everything queued was attempted in time; :meth:`missing` says what is not
         in S3.
 
-        Without S3 (an outside sync copies the folder): at the run's own end every copied
-        folder is sealed; at a stop (``stopping``: SIGTERM, SageMaker's agent may still be
-        copying, or may have stopped) only those old enough, and nothing is rotated: the
-        folders already complete stay, whatever the agent does during the grace period."""
+        Without S3 (an outside sync may copy the folder): at the run's own end, and at a stop
+        where nothing copies it (outside a SageMaker job), every copied folder is sealed; at a
+        stop in a SageMaker job (``stopping``: SIGTERM, its agent may still be copying, or may
+        have stopped) only those old enough, and nothing is rotated: the folders already
+        complete stay, whatever the agent does during the grace period."""
         deadline = time.monotonic() + timeout
         self._closing = True
         if self._deferred:

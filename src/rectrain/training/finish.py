@@ -75,7 +75,10 @@ def _interrupted(prepared: Prepared, outcome: Outcome, result: TrainResult, stop
     sync = outcome.sync
     outcome.display.message(f"interrupted by signal {stopper.signum}; uploading what is new "
                             f"(at most {grace:.0f} s)")
-    if not sync.close(timeout=grace, stopping=True):
+    # only in a SageMaker job can an outside sync (its agent) still be copying the folder; on any
+    # other machine nothing copies it, so every snapshot already copied is complete and sealed now
+    # (a stop that tore the engine's save of step N then resumes from the copy of step N-1)
+    if not sync.close(timeout=grace, stopping=settings.sagemaker_job is not None):
         log.warning("uploads did not finish within %.0f s; the previous complete checkpoint "
                     "stays valid in S3", grace)
     if sync.missing():
