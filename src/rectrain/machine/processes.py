@@ -20,12 +20,26 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-_LIBC: Any = None
-_HEAP: Any = None  # glibc (for its heap), False where there is none
+_LIBC: Any = None  # libc.so.6 through ctypes once loaded; False where there is none
+
+
+def _libc() -> Any:
+    """The C library (one handle for every use here), or False off Linux or without glibc."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = False
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+
+                _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+            except OSError:
+                pass
+    return _LIBC
 
 
 def _set_pdeathsig() -> None:  # runs in the child between fork and exec: no imports, no locks
-    if _LIBC is not None:
+    if _LIBC:
         _LIBC.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
@@ -34,34 +48,15 @@ def die_with_parent() -> Optional[Callable[[], None]]:
     started it ends (Linux ``PR_SET_PDEATHSIG``), so a rectrain killed with SIGKILL leaves no
     engine or server running on (writing into a run another command may then resume). None
     elsewhere, and outside the main thread (a thread that ends before its child would kill it)."""
-    global _LIBC
-    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or not _libc():
         return None
-    if _LIBC is None:
-        try:
-            import ctypes
-
-            _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
-        except OSError:
-            return None
     return _set_pdeathsig
 
 
 def _glibc() -> Any:
-    """glibc through ctypes, or False where this is not Linux with glibc (musl has no libc.so.6)."""
-    global _HEAP
-    if _HEAP is None:
-        _HEAP = False
-        if sys.platform.startswith("linux"):
-            try:
-                import ctypes
-
-                libc = ctypes.CDLL("libc.so.6")
-                if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt"):
-                    _HEAP = libc
-            except OSError:
-                pass
-    return _HEAP
+    """glibc (for its heap), or False where there is none (musl has no libc.so.6)."""
+    libc = _libc()
+    return libc if libc and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else False
 
 
 def flat_heap(arenas: int = 2) -> None:

@@ -113,11 +113,11 @@ def _pax_records(data: bytes, where: str) -> Dict[str, str]:
     return out
 
 
-def _check_header(head: bytes, where: str) -> None:
-    """The header's checksum: the sum of its bytes with the checksum field read as spaces
-    (unsigned, else signed as some old tars wrote it). Zero bytes add nothing, so they are
-    dropped first (a header is mostly zeros: summing the rest is 3x faster)."""
-    stored = _octal(head[148:156], where)
+def _check_header(head: bytes, stored: int, where: str) -> None:
+    """The header's checksum (``stored``, read by :func:`_fields`): the sum of its bytes with the
+    checksum field read as spaces (unsigned, else signed as some old tars wrote it). Zero bytes
+    add nothing, so they are dropped first (a header is mostly zeros: summing the rest is 3x
+    faster)."""
     total = sum(head.translate(None, b"\0")) - sum(head[148:156]) + 256
     if stored != total:
         blanked = head[:148] + b"        " + head[156:]
@@ -159,13 +159,6 @@ def _refill(fd: int, buf: bytes, at: int, pos: int, need: int) -> Tuple[bytes, i
     return rest + os.pread(fd, max(READ, need - len(rest)), pos + len(rest)), pos
 
 
-def _octal(field: bytes, where: str) -> int:
-    try:  # the common case: digits, then NUL or space
-        return int(field.rstrip(b"\0 ") or b"0", 8)
-    except ValueError:
-        return _number(field, where)
-
-
 def _fields(head: bytes, where: str) -> Tuple[int, int, float]:
     """(size, stored checksum, mtime) of a header: the common case (octal digits, then NUL or
     space) in one go, anything else (base-256, damage) through the strict reader."""
@@ -201,8 +194,7 @@ def iter_members(fh: IO[bytes], where: str) -> Iterator[Member]:
         if head == _ZERO:
             return
         size, stored, mtime = _fields(head, where)
-        if stored != sum(head.translate(None, b"\0")) - sum(head[148:156]) + 256:
-            _check_header(head, where)  # the signed sum some old tars wrote, else refused
+        _check_header(head, stored, where)
         kind = head[156:157]
         padded = size + (-size % BLOCK)
         data: Optional[bytes] = None
@@ -470,9 +462,10 @@ def shares(count: int, parts: int) -> List[int]:
     worker first moves past the members before its share, so later shares are a little smaller
     and all end together."""
     weights = [(1 - SKIP_COST) ** i for i in range(parts)]
+    total = sum(weights)
     bounds, start = [0], 0.0
     for weight in weights:
-        start += count * weight / sum(weights)
+        start += count * weight / total
         bounds.append(min(count, round(start)))
     bounds[-1] = count
     return bounds
