@@ -465,3 +465,53 @@ def test_run_state_final_status_lands_in_its_reserved_room_on_a_full_disk(tmp_pa
     with pytest.raises(OSError) as err:
         RunState(run_id="r1", status="failed", history=["x" * size]).save(path)
     assert err.value.errno == errno.ENOSPC and RunState.load(path).status == "failed"
+
+
+def test_without_s3_an_older_folder_stays_until_a_newer_marker_is_surely_copied(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """An outside sync (SageMaker's) copies a marker within ``seal_after_s`` of its writing:
+    until then the folder it replaces is S3's only complete one and stays, however fast the
+    engine saves (epochs of a second rotated every marker out before the sync saw it)."""
+    import rectrain.checkpoints.sync as sync_module
+
+    class Clock:
+        now = 1000.0
+        sleep = staticmethod(time.sleep)
+        time = staticmethod(time.time)
+
+        @classmethod
+        def monotonic(cls) -> float:
+            return cls.now
+
+    monkeypatch.setattr(sync_module, "time", Clock)
+    ck = tmp_path / "ck"
+    sync = CheckpointSync(ck, tmp_path / "run", seal_after_s=60)
+    for step in (10, 20, 30):
+        save(ck, "latest", epoch=step, step=step, acc=0.1)
+        assert sync.on_save("latest") is not None
+    snaps = ck / "snapshots"
+
+    def complete() -> List[int]:
+        return sorted(verify_snapshot(f).global_step for f in snaps.iterdir()
+                      if f.is_dir() and (f / MARKER).exists())
+
+    Clock.now += 61  # old enough: the three are sealed together; their markers are young
+    assert len(sync.seal_due()) == 3
+    assert complete() == [10, 20, 30]
+    Clock.now += 59
+    sync.seal_due()
+    assert complete() == [10, 20, 30]
+    Clock.now += 1  # now the sync has surely copied step 30's marker: 10 goes, the two newest stay
+    sync.seal_due()
+    assert complete() == [20, 30]
+    assert read_pointer(snaps, "latest")[1].global_step == 30
+    sync._closing = True  # noqa: SLF001 - the seal thread ends
+
+    # a new attempt: the folders found (restored from S3, or an earlier attempt's) are copied
+    again = CheckpointSync(ck, tmp_path / "run", seal_after_s=60)
+    save(ck, "latest", epoch=40, step=40, acc=0.1)
+    again.on_save("latest")
+    Clock.now += 61
+    again.seal_due()
+    assert complete() == [30, 40]  # 20 older than the newest copied one (30), beyond the two newest
+    assert again.close(timeout=5)

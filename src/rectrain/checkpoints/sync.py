@@ -6,7 +6,8 @@ immutable folder ``<checkpoint_dir>/snapshots/s<step>-<name>-<id>/`` (marker las
 ``snapshots/<name>.json`` points at it (see ``local``); then a worker thread uploads the
 folder (marker last) and the pointer. An older folder of the same name is deleted, in S3
 and locally, only after a newer one is complete in both. Without ``s3_prefix`` (SageMaker,
-whose own sync copies the folder to S3) the two newest folders of each name are kept.
+whose own sync copies the folder to S3) an older folder is deleted only once a newer one's
+marker is ``seal_after_s`` old (the sync has surely copied it), and never the two newest.
 ``best_of_run`` keeps the best ``best_accuracy`` of the whole run across resumes.
 
 With ``s3_prefix`` the sync owns every checkpoint the folder already holds, not only this
@@ -57,7 +58,7 @@ log = get_logger("checkpoints")
 
 RUN_FILES = ("metrics.jsonl", "problem-log.md", STATE_FILE, "config.yml", "train.log", "curves.png")
 
-KEEP_LOCAL = 2  # folders per name kept when no S3 upload says which one is safe
+KEEP_LOCAL = 2  # at least these folders per name are kept when no S3 upload says which is safe
 # Without --checkpoint-s3 an outside sync (SageMaker's) may copy the folder in any order and
 # stop at any moment: a marker is written only once the folder's files are this old, so the
 # sync has copied them before it can copy the marker (``seal_after_s``, RECTRAIN_SEAL_AFTER_S).
@@ -97,6 +98,7 @@ class CheckpointSync:
         self._ok: Dict[str, CheckpointInfo] = {}  # folders verified against their marker
         # folder -> (info, engine name, when copied): copied, marker not written yet
         self._unsealed: Dict[Path, Tuple[CheckpointInfo, str, float]] = {}
+        self._sealed_at: Dict[str, float] = {}  # folder -> when this sync wrote its marker
         self._failed: Dict[str, str] = {}  # name -> why its newest save has no snapshot
         self._copies: Dict[str, str] = {}  # sha256 -> a key in S3 with those bytes (no re-upload)
         self._state_sent = False  # run-state.json uploaded in this attempt (before any checkpoint)
@@ -230,12 +232,14 @@ class CheckpointSync:
                 info, engine_name, _ = self._unsealed.pop(folder)
                 if folder.is_dir():
                     seal(folder, info, engine_name, self.snap_root)
+                    self._sealed_at[folder.name] = time.monotonic()
                     done.append(folder.name)
                     if engine_name == info.name:
                         self._drop_engine_copy(engine_name)
-        for name in dict.fromkeys(n for n in (folder_name_of(f) for f in done) if n):
-            if rotate and not self._stopping:
-                self._rotate_local(name[1])
+            names = dict.fromkeys(n[1] for n in map(folder_name_of, self._sealed_at) if n)
+        if rotate and not self._stopping:  # every round: a marker becomes old enough later
+            for name in names:
+                self._rotate_local(name)
         return done
 
     def _verified(self, folder: Path) -> Optional[CheckpointInfo]:
@@ -249,8 +253,11 @@ class CheckpointSync:
         return self._ok[folder.name]
 
     def _rotate_local(self, name: str) -> None:
-        """Without S3 knowledge: keep the ``KEEP_LOCAL`` newest verified folders of ``name``
-        (SageMaker's sync has surely copied the older of them before the next save)."""
+        """Without S3 knowledge: delete the verified folders of ``name`` older than the newest
+        one the outside sync has surely copied, marker included (sealed ``seal_after_s`` ago, or
+        before this sync started: restored, or an earlier attempt's), never the ``KEEP_LOCAL``
+        newest. Deleting on the newest marker alone would leave S3 without a complete folder
+        until the sync copies that marker; a stop then leaves nothing to resume (fast epochs)."""
         with self._lock:
             dated: List[Tuple[Tuple[int, float], Path]] = []
             for folder in self.snap_root.iterdir():
@@ -260,13 +267,18 @@ class CheckpointSync:
                 if info is not None:
                     dated.append(((info.global_step, info.time), folder))
             dated.sort(reverse=True)
-            if len(dated) < KEEP_LOCAL:
+            now = time.monotonic()
+            copied = [i for i, (_, f) in enumerate(dated)
+                      if now - self._sealed_at.get(f.name, now - self.seal_after_s) >= self.seal_after_s]
+            if len(dated) < KEEP_LOCAL or not copied:
                 return
-            keep = {f for _, f in dated[:KEEP_LOCAL]}
-            for folder in stale_folders(self.snap_root, name, dated[KEEP_LOCAL - 1][1]):
+            anchor = max(copied[0], KEEP_LOCAL - 1)
+            keep = {f for _, f in dated[:anchor + 1]}
+            for folder in stale_folders(self.snap_root, name, dated[anchor][1]):
                 if folder not in keep:
                     remove_snapshot(folder)
                     self._ok.pop(folder.name, None)
+                    self._sealed_at.pop(folder.name, None)
 
     def _maybe_best_of_run(self, info: CheckpointInfo) -> bool:
         value = info.metric.get(self.main_indicator)
