@@ -171,15 +171,23 @@ def main() -> int:
     parser.add_argument("--shard-size", default="128MB", help="packed shard size (default 128MB)")
     parser.add_argument("--work-dir", default=str(HERE / "_work"), help="scratch folder (deleted first)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    parser.add_argument("--settle", type=float, default=35.0,
+                        help="seconds to wait after deleting an old scratch folder (default 35)")
     args = parser.parse_args()
 
     work = Path(args.work_dir)
+    deleted = work.exists()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     src = work / "src"
     print(f"making {args.files} files of ~{args.size} bytes ...", flush=True)
     total_bytes = make_files(src, args.files, args.size)
     source_digest = digest_tree(src)
+    if deleted and args.settle > 0:
+        # on ext4 without a journal, every file created within 30 s of a large deletion scans
+        # the freed inodes (recently_deleted): pulls paid 2-5x the kernel time (docs/performance.md)
+        print(f"waiting {args.settle:.0f} s after deleting the old scratch folder ...", flush=True)
+        time.sleep(args.settle)
 
     server = SeaweedServer(work / "seaweed").start()
     rows: List[tuple] = []

@@ -41,7 +41,7 @@ def _slow_service(server, delay: float, event: str = "provide-client-params.s3.P
 
 def _slow_fastpath(monkeypatch):
     """Every fast-path request of a slowed service waits its ``delay`` first (counted in its
-    ``hook_calls``)."""
+    ``hook_calls``), those of the request loop too."""
     from rectrain.storage.fastpath import FastPath
 
     real = FastPath._send
@@ -54,6 +54,19 @@ def _slow_fastpath(monkeypatch):
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(FastPath, "_send", send)
+
+    from rectrain.storage.fastloop import RequestLoop
+
+    real_begin = RequestLoop._begin
+
+    def begin(self, *args, **kwargs):  # the one-thread loop of small files: each request waits too
+        owner = getattr(self.fast.client, "slowed_by", None)
+        if owner is not None:
+            owner.hook_calls += 1
+            time.sleep(owner.delay)
+        return real_begin(self, *args, **kwargs)
+
+    monkeypatch.setattr(RequestLoop, "_begin", begin)
 
 
 @pytest.mark.slow

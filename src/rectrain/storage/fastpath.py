@@ -41,15 +41,16 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Dict, Iterator, Optional, Tuple
-from urllib.parse import quote, urlsplit
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import quote, unquote_plus, urlsplit
+from xml.etree import ElementTree
 
 from rectrain.errors import IntegrityError
 
 _PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
-class _ProtocolError(Exception):
+class _ProtocolError(ValueError):
     """An answer that is not the plain HTTP/1.1 this path speaks (the client takes over)."""
 
 
@@ -57,6 +58,7 @@ _NET_ERRORS = (OSError, ValueError, _ProtocolError)
 NET_FAILURES_OFF = 3  # requests whose every attempt failed on the network: then off
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _MAX_HEAD = 64 * 1024  # response headers larger than this are not S3's: give up on the path
+_MAX_BODY = 32 * 1024 * 1024  # a listing page (1,000 keys of up to 1,024 bytes, URL-encoded) fits
 
 
 def client_ssl_context(client: Any) -> ssl.SSLContext:
@@ -83,6 +85,12 @@ def quote_key(key: str) -> str:
     return quote(key, safe="/~")
 
 
+def canonical_query(params: Dict[str, str]) -> str:
+    """The query string as SigV4 signs it (sorted, every name and value percent-encoded but
+    ``-_.~``); sent as is, so the server reads back the string that was signed."""
+    return "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(params.items()))
+
+
 class SigV4:
     """AWS Signature Version 4 in the Authorization header, for service ``s3``. The canonical
     request is the one botocore's ``S3SigV4Auth`` builds (no double-encoded path, every header
@@ -104,8 +112,9 @@ class SigV4:
         return key
 
     def sign(self, method: str, host: str, path: str, headers: Dict[str, str], payload_sha256: str,
-             now: Optional[float] = None) -> Dict[str, str]:
-        """``headers`` (lower-case names) plus host, date, payload hash, token and Authorization."""
+             now: Optional[float] = None, query: str = "") -> Dict[str, str]:
+        """``headers`` (lower-case names) plus host, date, payload hash, token and Authorization;
+        ``query``: the request's query string, already canonical (:func:`canonical_query`)."""
         frozen = self.credentials.get_frozen_credentials()
         amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
         day = amz_date[:8]
@@ -117,7 +126,7 @@ class SigV4:
         names = sorted(headers)
         signed = ";".join(names)
         lines = "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names)
-        canonical = "\n".join((method, path, "", lines, signed, payload_sha256))
+        canonical = "\n".join((method, path, query, lines, signed, payload_sha256))
         scope = f"{day}/{self.region}/s3/aws4_request"
         to_sign = "\n".join(("AWS4-HMAC-SHA256", amz_date, scope,
                              hashlib.sha256(canonical.encode("utf-8")).hexdigest()))
@@ -135,7 +144,8 @@ class _Response:
         self.conn = conn
         self.status = status
         self.headers = headers
-        self.length = int(headers.get("content-length", "0") or 0)
+        self.chunked = "chunked" in headers.get("transfer-encoding", "").lower()
+        self.length = -1 if self.chunked else int(headers.get("content-length", "0") or 0)
         self.will_close = headers.get("connection", "").lower() == "close"
 
     def chunks(self, size: int) -> Iterator[bytes]:
@@ -153,8 +163,31 @@ class _Response:
             if not complete or self.will_close:
                 self.conn.close()
 
-    def read(self) -> bytes:
-        return b"".join(self.chunks(1 << 20))
+    def read(self, limit: int = _MAX_BODY) -> bytes:
+        """The whole body (at most ``limit`` bytes, else _ProtocolError), sized or chunked."""
+        if not self.chunked:
+            if self.length > limit:
+                raise _ProtocolError(f"a body of {self.length} bytes")
+            return b"".join(self.chunks(1 << 20))
+        parts, total, complete = [], 0, False
+        try:
+            while True:
+                size = int(self.conn.read_line().split(b";", 1)[0].strip() or b"x", 16)
+                if size == 0:
+                    while self.conn.read_line():  # trailers, up to the empty line
+                        pass
+                    break
+                total += size
+                if total > limit:
+                    raise _ProtocolError(f"a chunked body of more than {limit} bytes")
+                parts.append(self.conn.read_exact(size))
+                if self.conn.read_line():
+                    raise _ProtocolError("a chunk longer than announced")
+            complete = True
+        finally:
+            if not complete or self.will_close:
+                self.conn.close()
+        return b"".join(parts)
 
 
 class _Connection:
@@ -194,6 +227,29 @@ class _Connection:
             raise _ProtocolError("the server closed the connection")
         return data
 
+    def read_line(self) -> bytes:
+        """One CRLF-ended line of a chunked body, without its CRLF."""
+        while True:
+            end = self.buf.find(b"\r\n")
+            if end >= 0:
+                line, self.buf = self.buf[:end], self.buf[end + 2:]
+                return line
+            if len(self.buf) > _MAX_HEAD:
+                raise _ProtocolError("a line too long in a chunked body")
+            assert self.sock is not None
+            data = self.sock.recv(65536)
+            if not data:
+                raise _ProtocolError("the server closed the connection")
+            self.buf += data
+
+    def read_exact(self, size: int) -> bytes:
+        parts = []
+        while size > 0:
+            data = self.read_some(size)
+            parts.append(data)
+            size -= len(data)
+        return b"".join(parts)
+
     def request(self, head: bytes, body: Optional[bytes]) -> _Response:
         if self.sock is None:
             self.sock = self._open()
@@ -213,18 +269,9 @@ class _Connection:
             if not data:
                 raise _ProtocolError("the server closed the connection")
             self.buf += data
-        lines = self.buf[:end].decode("latin-1").split("\r\n")
+        status, headers = parse_head(self.buf[:end])
         self.buf = self.buf[end + 4:]
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/1."):
-            raise _ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-        headers: Dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            raise _ProtocolError("chunked responses are left to the regular client")
-        return _Response(self, int(parts[1]), headers)
+        return _Response(self, status, headers)
 
 
 class FastPath:
@@ -250,7 +297,7 @@ class FastPath:
             self.enabled = False
 
     # ------------------------------------------------------------------ plumbing
-    def _base(self, bucket: str) -> Optional[Tuple[str, str, str]]:
+    def base(self, bucket: str) -> Optional[Tuple[str, str, str]]:
         """(scheme, host[:port], path prefix) of the bucket's objects, as the client addresses them."""
         if bucket not in self.bases:
             base = None
@@ -290,18 +337,16 @@ class FastPath:
         self.local.conn = None
 
     def _send(self, method: str, bucket: str, key: str, headers: Dict[str, str], payload_sha256: str,
-              body: Optional[bytes] = None) -> Optional[_Response]:
-        """The response (200 or not), or None when the network kept failing."""
-        base = self._base(bucket)
+              body: Optional[bytes] = None, query: str = "") -> Optional[_Response]:
+        """The response (200 or not), or None when the network kept failing. ``key`` "": the
+        bucket itself (``/bucket`` path style, ``/`` virtual-host style, as botocore sends it)."""
+        base = self.base(bucket)
         if base is None or self.signer is None:
             return None
         scheme, netloc, prefix = base
-        path = prefix + quote_key(key)
+        path = prefix + quote_key(key) if key else (prefix.rstrip("/") or "/")
         for attempt in range(self.attempts):
-            signed = self.signer.sign(method, netloc, path, dict(headers), payload_sha256)
-            head = (f"{method} {path} HTTP/1.1\r\n"
-                    + "".join(f"{name}: {value}\r\n" for name, value in signed.items())
-                    + "\r\n").encode("utf-8")
+            head = self.head(method, netloc, path, headers, payload_sha256, query)
             conn = self._connection(scheme, netloc)
             reused = conn.sock is not None
             try:
@@ -320,6 +365,15 @@ class FastPath:
         if self.net_failures >= NET_FAILURES_OFF:
             self.enabled = False  # the network keeps failing here: the client's retries decide
         return None
+
+    def head(self, method: str, netloc: str, path: str, headers: Dict[str, str], payload_sha256: str,
+             query: str = "") -> bytes:
+        """A signed request's head (signed now: a retry is signed again)."""
+        assert self.signer is not None
+        signed = self.signer.sign(method, netloc, path, dict(headers), payload_sha256, query=query)
+        return (f"{method} {path}{'?' + query if query else ''} HTTP/1.1\r\n"
+                + "".join(f"{name}: {value}\r\n" for name, value in signed.items())
+                + "\r\n").encode("utf-8")
 
     def _refused(self, status: int) -> None:
         if status in (400, 401, 403, 405, 501):
@@ -350,16 +404,31 @@ class FastPath:
             self._finish(response)
             self._refused(response.status)
             return None
-        headers = response.headers
-        meta = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
-        fields = {
-            "Metadata": meta,
-            "ETag": headers.get("etag", ""),
-            "ServerSideEncryption": headers.get("x-amz-server-side-encryption"),
-            "SSECustomerAlgorithm": headers.get("x-amz-server-side-encryption-customer-algorithm"),
-            "ContentLength": response.length,
-        }
-        return fields, _Body(response)
+        return response_fields(response.headers, response.length), _Body(response)
+
+    def list_page(self, bucket: str, prefix: str, token: Optional[str] = None,
+                  max_keys: int = 1000) -> Optional[Tuple[List[Tuple[str, int, str]], Optional[str]]]:
+        """One page of ListObjectsV2 under ``prefix`` (after ``token``): its ``(key, size,
+        etag)`` and the token of the next page (None: the last), or None (use the client: it
+        gives the real error). Keys are URL-encoded by the server and decoded here, as
+        botocore asks for and decodes them."""
+        if not self.enabled:
+            return None
+        params = {"list-type": "2", "encoding-type": "url", "prefix": prefix, "max-keys": str(max_keys)}
+        if token:
+            params["continuation-token"] = token
+        response = self._send("GET", bucket, "", {}, EMPTY_SHA256, query=canonical_query(params))
+        if response is None:
+            return None
+        if response.status != 200:
+            self._finish(response)
+            self._refused(response.status)
+            return None
+        try:
+            return parse_listing(response.read())
+        except _NET_ERRORS:
+            self._drop()
+            return None
 
     def put(self, bucket: str, key: str, data: bytes, sha256_hex: str, sha256_b64: str,
             md5_hex: Optional[str] = None) -> bool:
@@ -370,12 +439,7 @@ class FastPath:
             return False
         if md5_hex is None:
             md5_hex = hashlib.md5(data).hexdigest()  # noqa: S324 - Content-MD5, the ETag
-        headers = {
-            "content-length": str(len(data)),
-            "content-md5": base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii"),
-            "x-amz-checksum-sha256": sha256_b64,
-            "x-amz-meta-sha256": sha256_hex,
-        }
+        headers = put_headers(len(data), md5_hex, sha256_hex, sha256_b64)
         response = self._send("PUT", bucket, key, headers, sha256_hex, body=data)
         if response is None:
             return False
@@ -383,14 +447,55 @@ class FastPath:
         if response.status != 200:
             self._refused(response.status)
             return False
-        etag = response.headers.get("etag", "").strip('"').lower()
-        encrypted = response.headers.get("x-amz-server-side-encryption", "") in ("aws:kms", "aws:kms:dsse")
-        if len(etag) == 32 and "-" not in etag and not encrypted and etag != md5_hex:
-            raise IntegrityError(
-                f"s3://{bucket}/{key}: the server stored other bytes than were sent (ETag {etag}, "
-                f"MD5 sent {md5_hex}).", "rerun the push; if it happens again, check the S3 endpoint "
-                "or any proxy between this machine and it.")
+        check_put_answer(bucket, key, response.headers, md5_hex)
         return True
+
+
+def put_headers(length: int, md5_hex: str, sha256_hex: str, sha256_b64: str) -> Dict[str, str]:
+    """A small PUT's checksums (the server refuses a body that does not match them) and the
+    ``sha256`` metadata later reads check against."""
+    return {
+        "content-length": str(length),
+        "content-md5": base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii"),
+        "x-amz-checksum-sha256": sha256_b64,
+        "x-amz-meta-sha256": sha256_hex,
+    }
+
+
+def check_put_answer(bucket: str, key: str, headers: Dict[str, str], md5_hex: str) -> None:
+    """After a PUT's 200: the ETag the server computed must be the MD5 sent (unless KMS
+    encryption or a multipart ETag makes it something else), else IntegrityError."""
+    etag = headers.get("etag", "").strip('"').lower()
+    encrypted = headers.get("x-amz-server-side-encryption", "") in ("aws:kms", "aws:kms:dsse")
+    if len(etag) == 32 and "-" not in etag and not encrypted and etag != md5_hex:
+        raise IntegrityError(
+            f"s3://{bucket}/{key}: the server stored other bytes than were sent (ETag {etag}, "
+            f"MD5 sent {md5_hex}).", "rerun the push; if it happens again, check the S3 endpoint "
+            "or any proxy between this machine and it.")
+
+
+def response_fields(headers: Dict[str, str], length: int) -> Dict[str, Any]:
+    """A GET's answer as boto3 names its fields (what the download's checks read)."""
+    return {
+        "Metadata": {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")},
+        "ETag": headers.get("etag", ""),
+        "ServerSideEncryption": headers.get("x-amz-server-side-encryption"),
+        "SSECustomerAlgorithm": headers.get("x-amz-server-side-encryption-customer-algorithm"),
+        "ContentLength": length,
+    }
+
+
+def parse_head(head: bytes) -> Tuple[int, Dict[str, str]]:
+    """The status and lower-case headers of a response's head (without its blank line)."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise _ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
+    headers: Dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers
 
 
 class _Body:
@@ -401,3 +506,29 @@ class _Body:
 
     def iter_chunks(self, size: int) -> Iterator[bytes]:
         return self.response.chunks(size)
+
+
+def parse_listing(body: bytes) -> Tuple[List[Tuple[str, int, str]], Optional[str]]:
+    """``(key, size, etag)`` of a ListObjectsV2 answer and its next token (None: the last
+    page); _ProtocolError for anything else (the client takes over and says what it is)."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError as exc:
+        raise _ProtocolError(f"not a listing: {exc}") from exc
+    ns = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    if root.tag != ns + "ListBucketResult":
+        raise _ProtocolError(f"not a listing: <{root.tag}>")
+    decode = unquote_plus if root.findtext(ns + "EncodingType") == "url" else str
+    found: List[Tuple[str, int, str]] = []
+    for item in root.iterfind(ns + "Contents"):
+        key = item.findtext(ns + "Key")
+        if key is None:
+            raise _ProtocolError("a listed object without a key")
+        found.append((decode(key), int(item.findtext(ns + "Size") or 0),
+                      (item.findtext(ns + "ETag") or "").strip('"')))
+    token = root.findtext(ns + "NextContinuationToken") or None
+    if (root.findtext(ns + "IsTruncated") or "").strip().lower() != "true":
+        return found, None
+    if token is None:
+        raise _ProtocolError("a truncated listing without a continuation token")
+    return found, token

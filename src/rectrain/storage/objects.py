@@ -26,7 +26,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import IO, Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from rectrain.errors import DataError, IntegrityError, PermissionProblem, StorageError
 from rectrain.fsutil import sha256_file
@@ -69,20 +69,44 @@ class ObjectInfo:
 
 
 # ----------------------------------------------------------------------------- listing
-def iter_objects(client: Any, uri: S3Uri, *, folder: bool = True,
-                 limit: Optional[int] = None) -> Iterator[ObjectInfo]:
-    """Every object under ``uri``, page by page as S3 lists them (sorted by key), never all at
-    once in memory."""
+def iter_objects(client: Any, uri: S3Uri, *, folder: bool = True, limit: Optional[int] = None,
+                 fast: Optional[FastPath] = None) -> Iterator[ObjectInfo]:
+    """Every object under ``uri`` (at most ``limit``), page by page as S3 lists them (sorted by
+    key), never all at once in memory. ``fast``: pages through the fast path where it answers
+    (without ``last_modified``), through the client where it does not (which then names the
+    error)."""
     prefix = uri.prefix if folder else uri.key
-    paging = {"MaxItems": limit, "PageSize": min(limit, 1000)} if limit else {}
+    token: Optional[str] = None
+    left = limit if limit is not None else -1
+    while left != 0:
+        page_size = 1000 if left < 0 else min(left, 1000)
+        fast_page = None if fast is None else fast.list_page(uri.bucket, prefix, token, max_keys=page_size)
+        if fast_page is not None:
+            page = ([ObjectInfo(key, size, etag) for key, size, etag in fast_page[0]], fast_page[1])
+        else:
+            page = _client_page(client, uri, prefix, token, page_size)
+        for info in page[0]:  # (unlimited: left stays negative)
+            if left == 0:
+                return
+            yield info
+            left -= 1
+        token = page[1]
+        if not token:
+            return
+
+
+def _client_page(client: Any, uri: S3Uri, prefix: str, token: Optional[str],
+                 page_size: int) -> Tuple[List[ObjectInfo], Optional[str]]:
+    params: Dict[str, Any] = {"Bucket": uri.bucket, "Prefix": prefix, "MaxKeys": page_size}
+    if token:
+        params["ContinuationToken"] = token
     try:
-        paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=uri.bucket, Prefix=prefix, PaginationConfig=paging):
-            for obj in page.get("Contents", []) or []:
-                yield ObjectInfo(obj["Key"], int(obj.get("Size", 0)), str(obj.get("ETag", "")).strip('"'),
-                                 obj.get("LastModified"))
+        got = client.list_objects_v2(**params)
     except Exception as exc:
         raise translate_error(exc, "s3:ListBucket", str(uri)) from exc
+    found = [ObjectInfo(o["Key"], int(o.get("Size", 0)), str(o.get("ETag", "")).strip('"'),
+                        o.get("LastModified")) for o in got.get("Contents", []) or []]
+    return found, (got.get("NextContinuationToken") if got.get("IsTruncated") else None)
 
 
 def list_objects(
@@ -111,7 +135,7 @@ def _spool_listing(s3: S3Service, uri: S3Uri) -> SortedSpool:
     prefix = uri.prefix
     spool = SortedSpool()
     try:
-        for obj in iter_objects(s3.client, uri):
+        for obj in iter_objects(s3.client, uri, fast=s3.fast_path(1)):
             rel = obj.key[len(prefix):]
             if not rel or rel.endswith("/") or rel.split("/")[-1].startswith(PROBE_PREFIX):
                 continue
@@ -123,7 +147,7 @@ def _spool_listing(s3: S3Service, uri: S3Uri) -> SortedSpool:
 
 
 # ----------------------------------------------------------------------------- single objects
-def _b64(sha_hex: str) -> str:
+def b64(sha_hex: str) -> str:
     return base64.b64encode(bytes.fromhex(sha_hex)).decode("ascii")
 
 
@@ -164,7 +188,7 @@ def _put_once(client: Any, bucket: str, key: str, *, path: Optional[Path], data:
             sha, size = sha256_file(path), path.stat().st_size
         else:
             raise ValueError("put_object needs path or data")
-    checksum = _b64(sha)
+    checksum = b64(sha)
     args: Dict[str, Any] = {
         "Bucket": bucket,
         "Key": key,
@@ -252,6 +276,16 @@ def download_object(
     return retry.run(once, f"s3:GetObject s3://{bucket}/{key}")
 
 
+def _new_part(tmp: Path) -> IO[bytes]:
+    """The download's temporary file, new (never through a link planted there); its folder
+    is made the first time it is missing."""
+    try:
+        return open_stream(tmp, new=True)
+    except FileNotFoundError:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        return open_stream(tmp, new=True)
+
+
 def _download_once(
     client: Any,
     bucket: str,
@@ -271,8 +305,13 @@ def _download_once(
         except Exception as exc:
             raise translate_error(exc, "s3:GetObject", resource) from exc
         body = response["Body"]
-    if not dest.parent.is_dir():
-        dest.parent.mkdir(parents=True, exist_ok=True)
+    return store_download(resource, response, body.iter_chunks(CHUNK), dest, expected_sha256, expected_size)
+
+
+def store_download(resource: str, response: Dict[str, Any], chunks: Iterable[bytes], dest: Path,
+                   expected_sha256: Optional[str], expected_size: Optional[int]) -> int:
+    """Write a GET's body (``response``: its fields as boto3 names them) to a temporary name
+    beside ``dest``, verify it (size, sha256, else the MD5 ETag), rename it. Returns its size."""
     tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}{PART_SUFFIX}"
     sha = hashlib.sha256()
     need_md5 = not expected_sha256 and not (response.get("Metadata") or {}).get("sha256")
@@ -281,8 +320,8 @@ def _download_once(
     size = 0
     try:
         try:
-            with open_stream(tmp) as fh:
-                for chunk in body.iter_chunks(CHUNK):
+            with _new_part(tmp) as fh:
+                for chunk in chunks:
                     fh.write(chunk)
                     sha.update(chunk)
                     if md5 is not None:
@@ -297,28 +336,33 @@ def _download_once(
         if isinstance(announced, int) and size < announced:
             raise TransferCutShort(f"the download of {resource} was cut short ({size} of {announced} "
                                    "bytes arrived).", "check the network, then rerun.")
-        want = expected_sha256 or (response.get("Metadata") or {}).get("sha256")
-        got = sha.hexdigest()
-        problem = ""
-        if expected_size is not None and size != expected_size:
-            problem = f"{size} bytes arrived, {expected_size} expected"
-        elif want and got != want.lower():
-            problem = f"sha256 {got[:16]}... but {want[:16]}... expected"
-        elif not want:
-            md5_want = _expected_from_etag(str(response.get("ETag", "")), response)
-            if md5_want and md5 is not None and md5.hexdigest() != md5_want:
-                problem = f"MD5 {md5.hexdigest()} does not match the ETag {md5_want}"
-        if problem:
-            raise IntegrityError(
-                f"{resource} is damaged or was changed after upload: {problem}. "
-                f"The download was discarded ({dest} not written).",
-                "upload the file again from the original copy (rectrain s3 push), then pull again.",
-            )
+        _verify(resource, dest, response, size, sha, md5, expected_sha256, expected_size)
         move(tmp, dest)
     except BaseException:
         remove_quietly(tmp)
         raise
     return size
+
+
+def _verify(resource: str, dest: Path, response: Dict[str, Any], size: int, sha: Any, md5: Any,
+            expected_sha256: Optional[str], expected_size: Optional[int]) -> None:
+    want = expected_sha256 or (response.get("Metadata") or {}).get("sha256")
+    got = sha.hexdigest()
+    problem = ""
+    if expected_size is not None and size != expected_size:
+        problem = f"{size} bytes arrived, {expected_size} expected"
+    elif want and got != want.lower():
+        problem = f"sha256 {got[:16]}... but {want[:16]}... expected"
+    elif not want:
+        md5_want = _expected_from_etag(str(response.get("ETag", "")), response)
+        if md5_want and md5 is not None and md5.hexdigest() != md5_want:
+            problem = f"MD5 {md5.hexdigest()} does not match the ETag {md5_want}"
+    if problem:
+        raise IntegrityError(
+            f"{resource} is damaged or was changed after upload: {problem}. "
+            f"The download was discarded ({dest} not written).",
+            "upload the file again from the original copy (rectrain s3 push), then pull again.",
+        )
 
 
 def download_file(s3: S3Service, uri: S3Uri, path: Any, *, expected_sha256: Optional[str] = None) -> None:

@@ -17,6 +17,7 @@ local disk.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import shutil
@@ -42,6 +43,8 @@ from rectrain.outputs import (
 )
 from rectrain.storage.aws_errors import error_code, translate_error
 from rectrain.storage.extract import IN_PROCESS_BELOW, Extractor, Targets, usable_cpus
+from rectrain.storage.fastloop import Request, RequestLoop
+from rectrain.storage.fastpath import EMPTY_SHA256, FastPath, response_fields
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
     PART_SUFFIX,
@@ -51,7 +54,7 @@ from rectrain.storage.manifest import (
     file_digests,
     local_files,
 )
-from rectrain.storage.objects import download_object, remote_files
+from rectrain.storage.objects import IN_MEMORY, download_object, remote_files, store_download
 from rectrain.storage.pack import shard_extracted
 from rectrain.storage.parallel import TRANSFER_WORKERS, run_parallel
 from rectrain.storage.progress import TransferProgress
@@ -266,6 +269,19 @@ def _pull_files(s3: S3Service, uri: S3Uri, remote: SortedSpool, dataset: Optiona
             size = download_object(client, uri.bucket, key, targets.target(rel, str(uri.join(rel))),
                                    expected_sha256=sha, expected_size=size if sha else None, fast=fast,
                                    retry=s3.retry)
+        done(size, bar)
+
+    def deliver(item: Sequence[Any], headers: Dict[str, str], body: bytes, bar: TransferProgress) -> None:
+        rel, key, size, sha, _ = item  # a GET the event loop received: checked and stored here
+        with lock:
+            result.plan(str(dst / rel))
+        assert targets is not None
+        target = targets.target(rel, str(uri.join(rel)))
+        fields = response_fields(headers, len(body))
+        size = store_download(f"s3://{uri.bucket}/{key}", fields, (body,), target, sha, size if sha else None)
+        done(size, bar)
+
+    def done(size: int, bar: TransferProgress) -> None:
         with lock:
             result.transferred += 1
             result.bytes_transferred += size
@@ -276,12 +292,18 @@ def _pull_files(s3: S3Service, uri: S3Uri, remote: SortedSpool, dataset: Optiona
             download(item, bar)
 
     with TransferProgress(f"pull {uri}", count, total, progress) as bar:
+        def download_all(items: Callable[[], Iterable[Sequence[Any]]]) -> None:
+            _download_all(items, lambda i: download(i, bar), lambda i, f, b: deliver(i, f, b, bar),
+                          fast, uri.bucket, workers)
+
         try:
             if existed and not dry_run:  # local files may be replaced: claimed before any byte lands
                 _pull_into_existing(dst, uri, _wanted(uri, remote, dataset), lambda i: needed(i, bar),
-                                    lambda i: download(i, bar), workers)
-            else:
+                                    download_all, workers)
+            elif dry_run:
                 run_parallel(_wanted(uri, remote, dataset), lambda item: fetch(item, bar), workers)
+            else:  # a new folder: nothing here to compare
+                download_all(lambda: _wanted(uri, remote, dataset))
         except RectrainError as exc:
             raise note_partial(exc, result, "pull", count) from exc.__cause__
     keep = (rec[0] for rec in _wanted(uri, remote, dataset))
@@ -291,8 +313,33 @@ def _pull_files(s3: S3Service, uri: S3Uri, remote: SortedSpool, dataset: Optiona
             shutil.copyfileobj(src, fh, 1 << 20)
 
 
+def _download_all(items: Callable[[], Iterable[Sequence[Any]]], download: Callable[[Sequence[Any]], None],
+                  deliver: Callable[[Sequence[Any], Dict[str, str], bytes], None], fast: Optional[FastPath],
+                  bucket: str, workers: int) -> None:
+    """Every item of ``items()`` (re-iterable, sorted) downloaded: the small ones from a
+    plain-HTTP endpoint on ``workers`` connections of one event loop
+    (:mod:`rectrain.storage.fastloop`: a thread per connection costs more CPU than the GETs),
+    the others, and any the loop hands back, on ``workers`` threads."""
+    loop = RequestLoop(fast, bucket, workers, IN_MEMORY) if fast is not None else None
+    if loop is None or not loop.usable():
+        run_parallel(items(), download, workers)
+        return
+    taken = [-1]
+
+    def small() -> Iterator[Sequence[Any]]:
+        for index, item in enumerate(items()):
+            if int(item[2]) <= IN_MEMORY:
+                taken[0] = index
+                yield item
+
+    back = loop.run(small(), lambda item: Request("GET", str(item[1]), {}, EMPTY_SHA256), deliver)
+    rest = (item for index, item in enumerate(items()) if index > taken[0] or int(item[2]) > IN_MEMORY)
+    run_parallel(itertools.chain(back, rest), download, workers)
+
+
 def _pull_into_existing(dst: Path, uri: S3Uri, wanted: Iterable[Sequence[Any]],
-                        needed: Callable[[Sequence[Any]], bool], download: Callable[[Sequence[Any]], None],
+                        needed: Callable[[Sequence[Any]], bool],
+                        download_all: Callable[[Callable[[], Iterable[Sequence[Any]]]], None],
                         workers: int) -> None:
     """A pull into a folder that exists: every local file is compared first (in parallel), what
     must be downloaded is kept sorted on disk, and the local files it would replace are claimed
@@ -311,7 +358,7 @@ def _pull_into_existing(dst: Path, uri: S3Uri, wanted: Iterable[Sequence[Any]],
         run_parallel(wanted, sort_out, workers)
         if replaced.count:
             _claim_destination(dst, uri, replaced)
-        run_parallel(iter(todo), download, workers)
+        download_all(lambda: iter(todo))
 
 
 def _delete_extra(dst: Path, keep: Iterable[str], also_keep: set, delete: bool, dry_run: bool,

@@ -16,19 +16,22 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import tempfile
 import threading
 import time
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, NamedTuple, Optional, Sequence, Tuple
 
 from rectrain.errors import DataError, IntegrityError, RectrainError
 from rectrain.fsutil import sha256_file
 from rectrain.logs import get_logger
 from rectrain.outputs import remove_quietly
 from rectrain.storage import objects
+from rectrain.storage.fastloop import Request, RequestLoop
+from rectrain.storage.fastpath import check_put_answer, put_headers
 from rectrain.storage.manifest import (
     MANIFEST_NAME,
     ManifestEntry,
@@ -50,6 +53,23 @@ log = get_logger("storage.push")
 
 LARGE_AT_ONCE = 8  # files sent in parallel parts (objects.SMALL_FILE and up) uploading at once
 _Item = Tuple[str, int, Optional[Sequence[Any]]]  # (relative path, local size, remote record)
+
+
+class _Plan(NamedTuple):
+    """A file to upload: its key, path, size, digests, and bytes when small."""
+
+    key: str
+    path: Path
+    size: int
+    sha: str
+    md5: Optional[str]
+    data: Optional[bytes]
+
+
+def _put_request(plan: _Plan) -> Request:
+    assert plan.data is not None and plan.md5 is not None
+    return Request("PUT", plan.key, put_headers(plan.size, plan.md5, plan.sha, objects.b64(plan.sha)),
+                   plan.sha, plan.data)
 
 
 def push(
@@ -173,6 +193,13 @@ class _Push:
         return (head.get("Metadata") or {}).get("sha256") == sha
 
     def _one(self, item: _Item, bar: TransferProgress) -> None:
+        plan = self._prepare(item, bar)
+        if plan is not None:
+            self._upload(plan, bar)
+
+    def _prepare(self, item: _Item, bar: TransferProgress) -> Optional[_Plan]:
+        """Read and hash the file, record it for the manifest; None when S3 holds it already
+        (counted as skipped), else what to upload."""
         rel, _, rrec = item
         path = self.src / rel
         data: Optional[bytes] = None
@@ -196,18 +223,58 @@ class _Push:
             with self.lock:
                 self.result.skipped += 1
             bar.advance(size)
-            return
+            return None
         with self.lock:
             self.result.plan(str(self.uri.join(rel)))
         if not self.dry_run:
             self._before_change()
-            with self.large if size > objects.SMALL_FILE else nullcontext():
-                put_object(self.client, self.uri.bucket, self.uri.join(rel).key, path=path, sha=sha,
-                           size=size, data=data, fast=self.fast, md5=md5, retry=self.retry)
+        return _Plan(self.uri.join(rel).key, path, size, sha, md5, data)
+
+    def _upload(self, plan: _Plan, bar: TransferProgress) -> None:
+        if not self.dry_run:
+            with self.large if plan.size > objects.SMALL_FILE else nullcontext():
+                put_object(self.client, self.uri.bucket, plan.key, path=plan.path, sha=plan.sha,
+                           size=plan.size, data=plan.data, fast=self.fast, md5=plan.md5, retry=self.retry)
+        self._done(plan.size, bar)
+
+    def _done(self, size: int, bar: TransferProgress) -> None:
         with self.lock:
             self.result.transferred += 1
             self.result.bytes_transferred += size
         bar.advance(size)
+
+    def _send_all(self, items: Iterator[_Item], bar: TransferProgress) -> None:
+        """Every item uploaded: the small files to a plain-HTTP endpoint through one event loop
+        (:mod:`rectrain.storage.fastloop`: a thread per connection costs more CPU than the
+        PUTs), the others, and what the loop hands back, on the workers' threads."""
+        loop = RequestLoop(self.fast, self.uri.bucket, self.workers, 64 * 1024) \
+            if self.fast is not None and not self.dry_run else None
+        if loop is None or not loop.usable():
+            run_parallel(items, lambda item: self._one(item, bar), self.workers)
+            return
+        with SortedSpool() as large:
+
+            limit = min(objects.IN_MEMORY, objects.SMALL_FILE)
+
+            def small() -> Iterator[_Plan]:
+                for item in items:
+                    if item[1] > limit:
+                        large.add(item)
+                        continue
+                    plan = self._prepare(item, bar)
+                    if plan is not None:
+                        yield plan
+
+            def delivered(plan: _Plan, headers: Dict[str, str], _: bytes) -> None:
+                assert plan.md5 is not None
+                check_put_answer(self.uri.bucket, plan.key, headers, plan.md5)
+                self._done(plan.size, bar)
+
+            back = loop.run(small(), _put_request, delivered)
+            # what the loop handed back, then what it did not take, then the large files
+            run_parallel(back, lambda plan: self._upload(plan, bar), self.workers)
+            rest = itertools.chain(items, (tuple(item) for item in large))
+            run_parallel(rest, lambda item: self._one(item, bar), self.workers)
 
     # ------------------------------------------------------------------ the whole push
     def run(self, progress: bool) -> None:
@@ -222,7 +289,7 @@ class _Push:
         log.info("checking %d local file(s) against %s ...", local.count, self.uri)
         with TransferProgress(f"push {self.uri}", local.count, local.size_total, progress) as bar:
             try:
-                run_parallel(self._items(local, remote), lambda item: self._one(item, bar), self.workers)
+                self._send_all(self._items(local, remote), bar)
             except RectrainError as exc:
                 raise note_partial(exc, result, "push", local.count) from exc.__cause__
         if self.dry_run:
