@@ -25,5 +25,7 @@ venv\Scripts\python.exe -m pip install --quiet --upgrade pip >nul 2>&1
 venv\Scripts\python.exe -m pip install --quiet -r requirements.txt || (echo setup: error: installing requirements.txt failed. Fix: check the network and rerun setup.bat. 1>&2 & exit /b 1)
 venv\Scripts\python.exe -m pip install --quiet --no-deps -e . || (echo setup: error: installing rectrain failed. Fix: rerun setup.bat. 1>&2 & exit /b 1)
 venv\Scripts\rectrain.exe --version >nul || (echo setup: error: rectrain does not start. Fix: delete venv and rerun setup.bat. 1>&2 & exit /b 1)
+rem bytecode for rectrain's own modules (an editable install compiles nothing)
+venv\Scripts\python.exe -m compileall -q src\rectrain >nul 2>&1
 echo setup: done. Try: venv\Scripts\rectrain doctor --device cpu
 endlocal
