@@ -221,3 +221,52 @@ def test_a_push_sends_small_files_through_the_loop_and_boto3_reads_them_back(
         push(s3_server.service(read_only=True), src, uri, progress=False, preflight=False)
     assert info.value.action == "s3:PutObject"
     assert delivered[-1] == 0  # the loop's first PUT was refused: handed back, none counted
+
+
+def test_ctrl_c_in_the_middle_of_a_file_leaves_only_whole_files_and_a_rerun_finishes(
+        s3: Any, s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the loop writes the 50th file: the half-written temporary file is removed,
+    every file under its own name is complete, and the rerun fetches only what is missing."""
+    from rectrain.storage import objects
+    from rectrain.storage.push import push
+
+    from .helpers import make_tree
+
+    files = make_tree(tmp_path / "src", files=120, size=2000)
+    uri = S3Uri.parse(f"s3://{s3_bucket}/ctrlc")
+    push(s3, tmp_path / "src", uri, progress=False)
+    real_part = objects._new_part
+    opened = [0]
+
+    class Torn:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def __enter__(self) -> Any:
+            return self
+
+        def __exit__(self, *exc: Any) -> Any:
+            return self.fh.__exit__(*exc)
+
+        def write(self, data: bytes) -> int:
+            self.fh.write(data[: len(data) // 2])
+            self.fh.flush()
+            raise KeyboardInterrupt
+
+    def new_part(tmp: Path) -> Any:
+        opened[0] += 1
+        fh = real_part(tmp)
+        return Torn(fh) if opened[0] == 50 else fh
+
+    monkeypatch.setattr(objects, "_new_part", new_part)
+    dst = tmp_path / "dst"
+    with pytest.raises(KeyboardInterrupt):
+        pull(s3, uri, dst, progress=False)
+    monkeypatch.setattr(objects, "_new_part", real_part)
+    landed = {p.relative_to(dst).as_posix(): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    assert not [rel for rel in landed if rel.endswith(".rectrain-part")]
+    assert 0 < len(landed) < len(files) and all(files[rel] == data for rel, data in landed.items())
+    again = pull(s3, uri, dst, progress=False)
+    assert again.skipped == len(landed) and again.transferred == len(files) - len(landed)
+    final = {p.relative_to(dst).as_posix(): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+    assert final.pop("manifest.jsonl") and final == files
