@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from rectrain.checkpoints.local import (
+    MARKER,
     SUFFIXES,
     CheckpointInfo,
     copy_snapshot,
@@ -99,6 +100,8 @@ class CheckpointSync:
         # folder -> (info, engine name, when copied): copied, marker not written yet
         self._unsealed: Dict[Path, Tuple[CheckpointInfo, str, float]] = {}
         self._sealed_at: Dict[str, float] = {}  # folder -> when this sync wrote its marker
+        self._to_rotate: Set[str] = set()  # names whose older folders may still be deleted
+        self._damaged: Set[str] = set()  # folders with a marker their files do not match
         self._failed: Dict[str, str] = {}  # name -> why its newest save has no snapshot
         self._copies: Dict[str, str] = {}  # sha256 -> a key in S3 with those bytes (no re-upload)
         self._state_sent = False  # run-state.json uploaded in this attempt (before any checkpoint)
@@ -233,31 +236,39 @@ class CheckpointSync:
                 if folder.is_dir():
                     seal(folder, info, engine_name, self.snap_root)
                     self._sealed_at[folder.name] = time.monotonic()
+                    self._to_rotate.add((folder_name_of(folder.name) or (0, info.name))[1])
                     done.append(folder.name)
                     if engine_name == info.name:
                         self._drop_engine_copy(engine_name)
-            names = dict.fromkeys(n[1] for n in map(folder_name_of, self._sealed_at) if n)
-        if rotate and not self._stopping:  # every round: a marker becomes old enough later
+            names = sorted(self._to_rotate)
+        if rotate and not self._stopping:  # until settled: a marker becomes old enough later
             for name in names:
-                self._rotate_local(name)
+                if self._rotate_local(name):
+                    with self._lock:
+                        self._to_rotate.discard(name)
         return done
 
     def _verified(self, folder: Path) -> Optional[CheckpointInfo]:
         """The folder's marker when every file matches it (folders never change: checked once).
         A restored folder can hold a marker beside a file cut short by a stopped sync."""
+        if folder.name in self._damaged:
+            return None
         if folder.name not in self._ok:
             try:
                 self._ok[folder.name] = verify_snapshot(folder)
             except IntegrityError:
+                if (folder / MARKER).is_file():  # sealed: its files never change (not re-hashed)
+                    self._damaged.add(folder.name)
                 return None
         return self._ok[folder.name]
 
-    def _rotate_local(self, name: str) -> None:
+    def _rotate_local(self, name: str) -> bool:
         """Without S3 knowledge: delete the verified folders of ``name`` older than the newest
         one the outside sync has surely copied, marker included (sealed ``seal_after_s`` ago, or
         before this sync started: restored, or an earlier attempt's), never the ``KEEP_LOCAL``
         newest. Deleting on the newest marker alone would leave S3 without a complete folder
-        until the sync copies that marker; a stop then leaves nothing to resume (fast epochs)."""
+        until the sync copies that marker; a stop then leaves nothing to resume (fast epochs).
+        True once settled (the newest folder is copied: nothing more to delete until a new seal)."""
         with self._lock:
             dated: List[Tuple[Tuple[int, float], Path]] = []
             for folder in self.snap_root.iterdir():
@@ -270,8 +281,10 @@ class CheckpointSync:
             now = time.monotonic()
             copied = [i for i, (_, f) in enumerate(dated)
                       if now - self._sealed_at.get(f.name, now - self.seal_after_s) >= self.seal_after_s]
-            if len(dated) < KEEP_LOCAL or not copied:
-                return
+            if not copied:
+                return False
+            if len(dated) < KEEP_LOCAL:
+                return True
             anchor = max(copied[0], KEEP_LOCAL - 1)
             keep = {f for _, f in dated[:anchor + 1]}
             for folder in stale_folders(self.snap_root, name, dated[anchor][1]):
@@ -279,6 +292,7 @@ class CheckpointSync:
                     remove_snapshot(folder)
                     self._ok.pop(folder.name, None)
                     self._sealed_at.pop(folder.name, None)
+            return copied[0] == 0
 
     def _maybe_best_of_run(self, info: CheckpointInfo) -> bool:
         value = info.metric.get(self.main_indicator)

@@ -22,10 +22,9 @@ import socket
 import time
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, TypeVar
 
-from rectrain.storage.fastpath import FastPath, parse_head, quote_key
+from rectrain.storage.fastpath import FastPath, host_port, parse_head, quote_key
 
 T = TypeVar("T")
-_END = object()
 _RECV = 256 * 1024
 
 
@@ -52,7 +51,7 @@ class _Conn:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.item: Any = _END
+        self.item: Any = None
         self.head = b""
         self.out = b""
         self.buf = bytearray()
@@ -131,7 +130,7 @@ class RequestLoop:
                 selector.unregister(conn.sock)
                 item, headers = conn.item, conn.headers
                 body = bytes(conn.buf[conn.end:])
-                conn.item = _END
+                conn.item = None
                 if conn.close_after:
                     conn.sock.close()
                 else:
@@ -146,9 +145,8 @@ class RequestLoop:
         """A new connection: the first one blocking (it finds the address that answers), the
         others non-blocking to that address (connected once writable)."""
         if self.address is None:
-            host, _, port = netloc.rpartition(":") if ":" in netloc.rsplit("]", 1)[-1] else (netloc, "", "")
             try:
-                sock = socket.create_connection((host.strip("[]"), int(port or 80)), timeout=self.timeout)
+                sock = socket.create_connection(host_port("http", netloc), timeout=self.timeout)
             except (OSError, ValueError) as exc:
                 raise _Stop(f"cannot connect: {exc}") from exc
             self.address = (sock.family, sock.getpeername())

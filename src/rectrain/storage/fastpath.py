@@ -54,7 +54,7 @@ class _ProtocolError(ValueError):
     """An answer that is not the plain HTTP/1.1 this path speaks (the client takes over)."""
 
 
-_NET_ERRORS = (OSError, ValueError, _ProtocolError)
+_NET_ERRORS = (OSError, ValueError)  # _ProtocolError is a ValueError
 NET_FAILURES_OFF = 3  # requests whose every attempt failed on the network: then off
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _MAX_HEAD = 64 * 1024  # response headers larger than this are not S3's: give up on the path
@@ -83,6 +83,12 @@ def client_ssl_context(client: Any) -> ssl.SSLContext:
 def quote_key(key: str) -> str:
     """The key as botocore puts it in the URL path (``percent_encode(key, safe='/~')``)."""
     return quote(key, safe="/~")
+
+
+def host_port(scheme: str, netloc: str) -> Tuple[str, int]:
+    """The host (IPv6 without brackets) and port of ``scheme://netloc``."""
+    parts = urlsplit(f"{scheme}://{netloc}")
+    return str(parts.hostname), parts.port or (443 if scheme == "https" else 80)
 
 
 def canonical_query(params: Dict[str, str]) -> str:
@@ -318,15 +324,13 @@ class FastPath:
         if conn is not None and self.local.key == (scheme, netloc):
             return conn
         self._drop()
-        parts = urlsplit(f"{scheme}://{netloc}")
         context = None
         if scheme == "https":
             with self._lock:
                 if self.ssl_context is None:
                     self.ssl_context = client_ssl_context(self.client)
                 context = self.ssl_context
-        conn = _Connection(scheme, str(parts.hostname), parts.port or (443 if scheme == "https" else 80),
-                           self.timeout, context)
+        conn = _Connection(scheme, *host_port(scheme, netloc), self.timeout, context)
         self.local.conn, self.local.key = conn, (scheme, netloc)
         return conn
 
